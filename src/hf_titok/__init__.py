@@ -1,0 +1,27 @@
+"""hf_titok: TiTok 1-D image tokenizers and MaskGIT generators for transformers and diffusers."""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_maskgit_vqgan import MaskGITVQGANConfig
+from .configuration_titok import TITOK_PRESETS, TiTokConfig
+from .modeling_maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANEncoderOutput, MaskGITVQGANOutput
+from .modeling_titok import TiTokEncoderOutput, TiTokOutput, TiTokTokenizer
+
+__version__ = "0.1.0"
+
+AutoConfig.register(TiTokConfig.model_type, TiTokConfig, exist_ok=True)
+AutoConfig.register(MaskGITVQGANConfig.model_type, MaskGITVQGANConfig, exist_ok=True)
+AutoModel.register(TiTokConfig, TiTokTokenizer, exist_ok=True)
+AutoModel.register(MaskGITVQGANConfig, MaskGITVQGAN, exist_ok=True)
+
+__all__ = [
+    "MaskGITVQGAN",
+    "MaskGITVQGANConfig",
+    "MaskGITVQGANEncoderOutput",
+    "MaskGITVQGANOutput",
+    "TITOK_PRESETS",
+    "TiTokConfig",
+    "TiTokEncoderOutput",
+    "TiTokOutput",
+    "TiTokTokenizer",
+]

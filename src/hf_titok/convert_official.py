@@ -1,0 +1,329 @@
+"""Conversion of the official TiTok releases (bytedance/1d-tokenizer) into hf_titok models.
+
+Everything specific to the official checkpoint format lives here: its nested OmegaConf config (with
+unresolved `${...}` interpolations in the Hub `config.json`), its defaults (`is_legacy` and
+`finetune_decoder` are True when absent), its size names, and its state-dict key names and layouts
+(`[C, 1, N]` token tensors, 1x1 convs where we use linears). Every key is mapped strictly: a key that
+maps nowhere, a parameter left without a value or a shape mismatch is an error naming the keys.
+
+The official test harness extends two hard-coded tables; configs carrying them are read as well:
+`_harness.vit_size_table` (extra ViT size names), `_harness.pixel_decoder` (the channel config of the
+MaskGIT-VQGAN pixel decoder) and `pixel_vqgan` (a VQGAN's own channel config).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from .configuration_maskgit_vqgan import MaskGITVQGANConfig
+from .configuration_titok import VIT_SIZES, TiTokConfig
+from .image_processing_titok import TiTokImageProcessor
+from .modeling_maskgit_vqgan import MaskGITVQGAN
+from .modeling_titok import TiTokTokenizer
+
+# The MaskGIT-VQGAN that official TiTok hard-codes (maskgit-vqgan-imagenet-f16-256).
+OFFICIAL_VQGAN = dict(hidden_channels=128, channel_mult=[1, 1, 2, 2, 4], num_res_blocks=2, z_channels=256, codebook_size=1024)
+
+_INTERPOLATION = re.compile(r"\$\{([^}]+)\}")
+
+
+class ConversionError(ValueError):
+    """An official config or checkpoint does not match what the converter expects."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Official configs
+# --------------------------------------------------------------------------------------------------
+
+
+def load_official_config(path: str | Path) -> dict:
+    """Read an official config (Hub `config.json` or infer/training yaml) and resolve `${a.b.c}` references."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ConversionError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {error}") from None
+    if not isinstance(config, dict):
+        raise ConversionError(f"{path} does not hold a config mapping")
+    return _resolve(config, config)
+
+
+def _lookup(root: dict, dotted: str):
+    node = root
+    for part in dotted.strip().split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConversionError(f"config interpolation ${{{dotted}}} refers to a missing entry")
+        node = node[part]
+    return node
+
+
+def _resolve(node, root: dict, depth: int = 0):
+    if depth > 32:
+        raise ConversionError("config interpolations nest too deeply (a cycle?)")
+    if isinstance(node, dict):
+        return {key: _resolve(value, root, depth) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve(value, root, depth) for value in node]
+    if isinstance(node, str) and "${" in node:
+        whole = _INTERPOLATION.fullmatch(node)
+        if whole:  # a bare reference keeps the referenced value's type
+            return _resolve(_lookup(root, whole.group(1)), root, depth + 1)
+        return _INTERPOLATION.sub(lambda m: str(_resolve(_lookup(root, m.group(1)), root, depth + 1)), node)
+    return node
+
+
+def _vit_size(name: str, harness: dict) -> dict:
+    table = {**VIT_SIZES}
+    for size_name, spec in harness.get("vit_size_table", {}).items():
+        table[size_name] = dict(hidden_size=spec["width"], num_layers=spec["num_layers"], num_heads=spec["num_heads"])
+    if name not in table:
+        raise ConversionError(f"unknown ViT size {name!r}; known sizes: {', '.join(table)}")
+    return table[name]
+
+
+def _vqgan_kwargs(spec: Mapping, image_size: int) -> dict:
+    kwargs = {key: spec[key] for key in ("hidden_channels", "channel_mult", "num_res_blocks", "z_channels", "codebook_size") if key in spec}
+    kwargs["image_size"] = spec.get("resolution", image_size)
+    if "dropout" in spec:
+        kwargs["dropout"] = spec["dropout"]
+    if "num_resolutions" in spec and spec["num_resolutions"] != len(kwargs.get("channel_mult", OFFICIAL_VQGAN["channel_mult"])):
+        raise ConversionError(f"num_resolutions={spec['num_resolutions']} disagrees with channel_mult={spec.get('channel_mult')}")
+    return kwargs
+
+
+def titok_config_from_official(official: Mapping) -> TiTokConfig:
+    """Map an official (resolved) config dict to a [`TiTokConfig`]."""
+    try:
+        vq = official["model"]["vq_model"]
+    except (KeyError, TypeError):
+        raise ConversionError("not an official TiTok config: it has no model.vq_model section") from None
+    harness = official.get("_harness", {})
+    image_size = official.get("dataset", {}).get("preprocessing", {}).get("crop_size", 256)
+    quantize_mode = vq.get("quantize_mode", "vq")
+    # Official defaults when absent (the two-stage Hub configs omit both).
+    is_legacy = vq.get("is_legacy", True)
+    finetune_decoder = vq.get("finetune_decoder", True)
+    if quantize_mode == "vae" and finetune_decoder:
+        raise ConversionError("official VAE tokenizers cannot have finetune_decoder=True (the official code rejects it)")
+    if finetune_decoder and not is_legacy:
+        raise ConversionError("finetune_decoder=True needs the legacy proxy-code decoder head (is_legacy=True)")
+    encoder, decoder = _vit_size(vq["vit_enc_model_size"], harness), _vit_size(vq["vit_dec_model_size"], harness)
+    kwargs = dict(
+        image_size=image_size,
+        encoder_patch_size=vq.get("vit_enc_patch_size", 16),
+        decoder_patch_size=vq.get("vit_dec_patch_size", 16),
+        **{f"encoder_{key}": value for key, value in encoder.items()},
+        **{f"decoder_{key}": value for key, value in decoder.items()},
+        num_latent_tokens=vq["num_latent_tokens"],
+        token_size=vq["token_size"],
+        quantize_mode=quantize_mode,
+        legacy_encoder_layout=is_legacy,
+        decoder_head="proxy_codes" if is_legacy else "pixels",
+    )
+    if quantize_mode == "vq":
+        kwargs.update(
+            codebook_size=vq["codebook_size"],
+            use_l2_norm=vq.get("use_l2_norm", False),
+            commitment_cost=vq.get("commitment_cost", 0.25),
+        )
+    if is_legacy:
+        kwargs["include_pixel_decoder"] = finetune_decoder
+        kwargs["pixel_decoder_config"] = _vqgan_kwargs(harness.get("pixel_decoder", OFFICIAL_VQGAN), image_size)
+    return TiTokConfig(**kwargs)
+
+
+def vqgan_config_from_official(official: Mapping | None) -> MaskGITVQGANConfig:
+    """The MaskGIT-VQGAN config: the `pixel_vqgan` (or `_harness.pixel_decoder`) channel config when the
+    given config has one, the released f16-256 model otherwise."""
+    official = official or {}
+    spec = official.get("pixel_vqgan") or official.get("_harness", {}).get("pixel_decoder") or OFFICIAL_VQGAN
+    image_size = official.get("dataset", {}).get("preprocessing", {}).get("crop_size", 256)
+    return MaskGITVQGANConfig(**_vqgan_kwargs(spec, image_size))
+
+
+# --------------------------------------------------------------------------------------------------
+# State dicts
+# --------------------------------------------------------------------------------------------------
+
+_VIT_RULES = [
+    (r"transformer\.(\d+)\.ln_1\.", r"layers.\1.layer_norm1."),
+    (r"transformer\.(\d+)\.ln_2\.", r"layers.\1.layer_norm2."),
+    (r"transformer\.(\d+)\.attn\.in_proj_(weight|bias)$", r"layers.\1.self_attn.qkv_proj.\2"),
+    (r"transformer\.(\d+)\.attn\.out_proj\.", r"layers.\1.self_attn.out_proj."),
+    (r"transformer\.(\d+)\.mlp\.c_fc\.", r"layers.\1.mlp.fc1."),
+    (r"transformer\.(\d+)\.mlp\.c_proj\.", r"layers.\1.mlp.fc2."),
+    (r"ln_pre\.", "pre_layernorm."),
+    (r"ln_post\.", "post_layernorm."),
+    (r"class_embedding$", "class_embedding"),
+    (r"positional_embedding$", "position_embedding"),
+    (r"latent_token_positional_embedding$", "latent_position_embedding"),
+]
+
+def _tokenizer_rules(config: TiTokConfig) -> list[tuple[str, str]]:
+    rules = [
+        (r"^latent_tokens$", "encoder.latent_tokens"),
+        (r"^encoder\.patch_embed\.", "encoder.patch_embedding."),
+        (r"^encoder\.conv_out\.", "encoder.projection."),
+        (r"^decoder\.mask_token$", "decoder.mask_token"),
+        (r"^decoder\.decoder_embed\.", "decoder.latent_projection."),
+        # ffn.0 is the first 1x1 conv of the proxy-code head, or the patch conv of the pixel head.
+        (r"^decoder\.ffn\.0\.", "decoder.head.fc1." if config.decoder_head == "proxy_codes" else "decoder.head.to_patches."),
+        (r"^decoder\.ffn\.2\.", "decoder.head.fc2."),
+        (r"^decoder\.conv_out\.", "decoder.head.conv_out."),
+        (r"^quantize\.embedding\.weight$", "quantizer.embedding.weight"),
+        (r"^pixel_quantize\.embedding\.weight$", "pixel_quantizer.embedding.weight"),
+        (r"^pixel_decoder\.", "pixel_decoder."),
+    ]
+    for part in ("encoder", "decoder"):
+        rules += [(rf"^{part}\.{pattern}", f"{part}." + target) for pattern, target in _VIT_RULES]
+    return rules
+
+
+VQGAN_RULES = [
+    (r"^quantize\.embedding\.weight$", "quantizer.embedding.weight"),
+    (r"^(encoder|decoder)\.", r"\1."),
+]
+
+
+def _fit(tensor: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
+    """The tensor in `shape` if the two differ only by singleton dims (1x1 conv -> linear, [1, W] -> [W])."""
+    if tensor.shape == shape:
+        return tensor
+    if [d for d in tensor.shape if d != 1] == [d for d in shape if d != 1]:
+        return tensor.reshape(shape)
+    return None
+
+
+def convert_state_dict(
+    official: Mapping[str, torch.Tensor],
+    rules: list[tuple[str, str]],
+    expected: Mapping[str, torch.Tensor],
+    what: str = "checkpoint",
+) -> dict[str, torch.Tensor]:
+    """Rename `official` keys with the first matching `(pattern, replacement)` rule and fit them to the
+    shapes of `expected` (our model's state dict). Raises [`ConversionError`] listing every unmapped,
+    missing, unexpected or mis-shaped key."""
+    converted, unmapped, unexpected, mismatched = {}, [], [], []
+    for key, tensor in official.items():
+        for pattern, replacement in rules:
+            if re.search(pattern, key):
+                new_key = re.sub(pattern, replacement, key, count=1)
+                break
+        else:
+            unmapped.append(key)
+            continue
+        if new_key not in expected:
+            unexpected.append(f"{key} -> {new_key}")
+            continue
+        fitted = _fit(tensor, expected[new_key].shape)
+        if fitted is None:
+            mismatched.append(f"{key}: {list(tensor.shape)} vs expected {list(expected[new_key].shape)} ({new_key})")
+            continue
+        converted[new_key] = fitted
+    missing = [key for key in expected if key not in converted]
+    problems = []
+    for title, keys in (("keys with no mapping", unmapped), ("keys the model does not have", unexpected),
+                        ("shape mismatches", mismatched), ("parameters missing from the checkpoint", missing)):
+        if keys:
+            shown = ", ".join(keys[:12]) + (f", ... ({len(keys)} in all)" if len(keys) > 12 else "")
+            problems.append(f"{title}: {shown}")
+    if problems:
+        raise ConversionError(f"the {what} does not match the model built from its config; " + "; ".join(problems))
+    return converted
+
+
+def load_official_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read an official state dict: `.safetensors`, or a `.bin`/`.pt`/`.pth` pickle loaded with
+    `weights_only=True` (no code from the file is run)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    try:
+        state_dict = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:  # corrupted files or pickles with non-tensor objects
+        raise ConversionError(f"could not read {path} as a weights-only torch state dict: {error}") from None
+    if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise ConversionError(f"{path} does not hold a flat state dict of tensors")
+    # Checkpoints written by older transformers carry this non-persistent BERT buffer.
+    return {k: v for k, v in state_dict.items() if not k.endswith("embeddings.position_ids")}
+
+
+def _build_and_load(model_class, config, official, rules, what):
+    with torch.device("meta"):
+        model = model_class(config)
+    converted = convert_state_dict(official, rules, model.state_dict(), what=what)
+    model.load_state_dict(converted, strict=True, assign=True)
+    return model.eval()
+
+
+def convert_tokenizer(official_config: Mapping, official_weights: Mapping[str, torch.Tensor]) -> TiTokTokenizer:
+    """An official TiTok config + state dict -> [`TiTokTokenizer`] (in eval mode)."""
+    config = titok_config_from_official(official_config)
+    return _build_and_load(TiTokTokenizer, config, official_weights, _tokenizer_rules(config), "tokenizer checkpoint")
+
+
+def convert_vqgan(official_config: Mapping | None, official_weights: Mapping[str, torch.Tensor]) -> MaskGITVQGAN:
+    """An official MaskGIT-VQGAN state dict (PretrainedTokenizer layout) -> [`MaskGITVQGAN`]."""
+    config = vqgan_config_from_official(official_config)
+    return _build_and_load(MaskGITVQGAN, config, official_weights, VQGAN_RULES, "MaskGIT-VQGAN checkpoint")
+
+
+def convert(kind: str, config_path: str | Path | None, weights_path: str | Path, output_dir: str | Path):
+    """Convert official files and write the model (safetensors) and its image processor to `output_dir`."""
+    if kind not in CONVERTERS:
+        raise ConversionError(f"unknown kind {kind!r}; choose one of {', '.join(CONVERTERS)}")
+    if config_path is None and kind != "vqgan":
+        raise ConversionError(f"--config is required for --kind {kind}")
+    official_config = load_official_config(config_path) if config_path is not None else None
+    model = CONVERTERS[kind](official_config, load_official_weights(weights_path))
+    model.save_pretrained(output_dir)
+    TiTokImageProcessor.for_image_size(model.config.image_size).save_pretrained(output_dir)
+    return model
+
+
+CONVERTERS: dict[str, Callable] = {"tokenizer": convert_tokenizer, "vqgan": convert_vqgan}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Convert an official TiTok checkpoint (bytedance/1d-tokenizer) to an hf_titok model directory."
+    )
+    parser.add_argument("--kind", required=True, choices=sorted(CONVERTERS), help="what the checkpoint holds")
+    parser.add_argument("--config", help="official config: Hub config.json or infer yaml (optional for vqgan)")
+    parser.add_argument("--weights", required=True, help="official state dict (.safetensors or .bin)")
+    parser.add_argument("--output-dir", required=True, help="where to write the converted model")
+    args = parser.parse_args(argv)
+    try:
+        model = convert(args.kind, args.config, args.weights, args.output_dir)
+    except (ConversionError, FileNotFoundError) as error:
+        parser.exit(2, f"error: {error}\n")
+    count = sum(p.numel() for p in model.parameters())
+    print(f"wrote {type(model).__name__} ({count / 1e6:.2f} M parameters) to {args.output_dir}")
+    return 0
+
+
+__all__ = [
+    "ConversionError",
+    "convert",
+    "convert_state_dict",
+    "convert_tokenizer",
+    "convert_vqgan",
+    "load_official_config",
+    "load_official_weights",
+    "titok_config_from_official",
+    "vqgan_config_from_official",
+]

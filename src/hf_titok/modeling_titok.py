@@ -1,0 +1,491 @@
+"""TiTok: a 1-D image tokenizer (Yu et al., "An Image is Worth 32 Tokens for Reconstruction and
+Generation", NeurIPS 2024), as a transformers `PreTrainedModel`.
+
+Encoder: ViT over [class, patches, latent tokens]; the latent-token outputs are projected to
+`token_size` channels and vector-quantized (or kept as a Gaussian posterior in the VAE variant).
+Decoder: ViT over [class, one mask token per patch, projected tokens]; its head predicts pixels, or the
+proxy codes of a MaskGIT-VQGAN whose convolutional decoder renders them.
+
+Tensor layout: tokens are always `[B, N, C]` (token-major). The released checkpoints' layout
+(`[B, C, 1, N]`) is handled once, in the converter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+
+from .configuration_titok import TiTokConfig
+from .input_checks import check_latents, check_pixel_values, check_token_ids
+from .modeling_maskgit_vqgan import MaskGITVectorQuantizer, MaskGITVQGANDecoder
+
+
+# --------------------------------------------------------------------------------------------------
+# Transformer building blocks (shared with the MaskGIT generator)
+# --------------------------------------------------------------------------------------------------
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+):
+    """Reference (non-fused) attention; `attn_implementation="eager"` selects it."""
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    return torch.matmul(attn_weights, value).transpose(1, 2).contiguous(), attn_weights
+
+
+class TiTokAttention(nn.Module):
+    """Bidirectional multi-head self-attention with a fused q/k/v projection (rows stacked q, k, v).
+
+    Runs through transformers' attention interface: SDPA by default, `eager` on request.
+    """
+
+    def __init__(self, config, hidden_size: int, num_heads: int, qkv_bias: bool = True, dropout: float = 0.0):
+        super().__init__()
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = dropout
+        # Without this the SDPA interface falls back to `is_causal=True`.
+        self.is_causal = False
+        self.qkv_proj = nn.Linear(hidden_size, 3 * hidden_size, bias=qkv_bias)
+        self.out_proj = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        batch_size, seq_len, _ = hidden_states.shape
+        qkv = self.qkv_proj(hidden_states).view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, _ = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            None,
+            scaling=self.scaling,
+            dropout=self.dropout if self.training else 0.0,
+            is_causal=False,
+        )
+        return self.out_proj(attn_output.reshape(batch_size, seq_len, -1))
+
+
+class TiTokMLP(nn.Module):
+    def __init__(self, hidden_size: int, intermediate_size: int):
+        super().__init__()
+        self.fc1 = nn.Linear(hidden_size, intermediate_size)
+        self.fc2 = nn.Linear(intermediate_size, hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(hidden_states)))
+
+
+class TiTokLayer(GradientCheckpointingLayer):
+    """Pre-norm transformer block: x += attn(ln1(x)); x += mlp(ln2(x))."""
+
+    def __init__(self, config, hidden_size: int, num_heads: int, intermediate_size: int, eps: float, qkv_bias: bool = True):
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(hidden_size, eps=eps)
+        self.self_attn = TiTokAttention(config, hidden_size, num_heads, qkv_bias=qkv_bias)
+        self.layer_norm2 = nn.LayerNorm(hidden_size, eps=eps)
+        self.mlp = TiTokMLP(hidden_size, intermediate_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + self.self_attn(self.layer_norm1(hidden_states))
+        return hidden_states + self.mlp(self.layer_norm2(hidden_states))
+
+
+def _vit_layers(config: TiTokConfig, prefix: str) -> nn.ModuleList:
+    width = getattr(config, f"{prefix}_hidden_size")
+    return nn.ModuleList(
+        TiTokLayer(config, width, getattr(config, f"{prefix}_num_heads"), int(width * config.mlp_ratio), config.layer_norm_eps)
+        for _ in range(getattr(config, f"{prefix}_num_layers"))
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Encoder, quantizers, decoder
+# --------------------------------------------------------------------------------------------------
+
+
+class TiTokEncoder(nn.Module):
+    """pixels [B, 3, H, W] -> token latents [B, N, token_size] (VQ) or [B, N, 2 * token_size] (VAE moments)."""
+
+    def __init__(self, config: TiTokConfig):
+        super().__init__()
+        width = config.encoder_hidden_size
+        self.legacy_layout = config.legacy_encoder_layout
+        self.patch_embedding = nn.Conv2d(
+            config.num_channels, width, kernel_size=config.encoder_patch_size, stride=config.encoder_patch_size
+        )
+        self.class_embedding = nn.Parameter(torch.empty(width))
+        self.position_embedding = nn.Parameter(torch.empty(config.encoder_grid_size**2 + 1, width))
+        self.latent_tokens = nn.Parameter(torch.empty(config.num_latent_tokens, width))
+        self.latent_position_embedding = nn.Parameter(torch.empty(config.num_latent_tokens, width))
+        self.pre_layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.layers = _vit_layers(config, "encoder")
+        self.post_layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        out_channels = config.token_size * (2 if config.quantize_mode == "vae" else 1)
+        self.projection = nn.Linear(width, out_channels)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        batch_size = pixel_values.shape[0]
+        patches = self.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
+        image = torch.cat([self.class_embedding.expand(batch_size, 1, -1), patches], dim=1) + self.position_embedding
+        latents = (self.latent_tokens + self.latent_position_embedding).expand(batch_size, -1, -1)
+        hidden_states = self.pre_layernorm(torch.cat([image, latents], dim=1))
+        for layer in self.layers:
+            hidden_states = layer(hidden_states)
+        num_tokens = self.latent_tokens.shape[0]
+        hidden_states = self.post_layernorm(hidden_states[:, -num_tokens:])
+        if self.legacy_layout:
+            # Released two-stage checkpoints reshape (not transpose) [B, N, W] -> [B, W, N] before the
+            # 1x1 output conv; reproduce that scramble exactly (see TiTokConfig.legacy_encoder_layout).
+            hidden_states = hidden_states.reshape(batch_size, -1, num_tokens).transpose(1, 2)
+        return self.projection(hidden_states)
+
+
+class TiTokVectorQuantizer(nn.Module):
+    """Nearest-neighbour codebook lookup, optionally on L2-normalised vectors, computed in fp32."""
+
+    def __init__(self, config: TiTokConfig):
+        super().__init__()
+        self.use_l2_norm = config.use_l2_norm
+        self.commitment_cost = config.commitment_cost
+        self.embedding = nn.Embedding(config.codebook_size, config.token_size)
+
+    def codebook(self) -> torch.Tensor:
+        weight = self.embedding.weight.float()
+        return F.normalize(weight, dim=-1) if self.use_l2_norm else weight
+
+    def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """ids [B, N] -> the (normalised) code vectors [B, N, C] the decoder consumes."""
+        return F.embedding(token_ids, self.codebook())
+
+    def forward(self, latents: torch.Tensor):
+        latents = latents.float()
+        if self.use_l2_norm:
+            latents = F.normalize(latents, dim=-1)
+        codebook = self.codebook()
+        flat = latents.reshape(-1, latents.shape[-1])
+        distances = flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * flat @ codebook.t()
+        token_ids = distances.argmin(dim=1).view(latents.shape[:-1])
+        quantized = F.embedding(token_ids, codebook)
+        commitment_loss = self.commitment_cost * F.mse_loss(latents, quantized.detach())
+        codebook_loss = F.mse_loss(quantized, latents.detach())
+        # Straight-through estimator: values of `quantized`, gradients to `latents`.
+        quantized = latents + (quantized - latents).detach()
+        return token_ids, quantized, commitment_loss, codebook_loss
+
+
+class TiTokProxyCodeHead(nn.Module):
+    """Two-stage head: per decoder patch, logits over the MaskGIT-VQGAN codebook (Linear, Tanh, Linear)."""
+
+    def __init__(self, config: TiTokConfig):
+        super().__init__()
+        width = config.decoder_hidden_size
+        self.fc1 = nn.Linear(width, 2 * width)
+        self.fc2 = nn.Linear(2 * width, config.num_proxy_codes)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """[B, g*g, W] -> proxy-code logits [B, g*g, num_proxy_codes]."""
+        return self.fc2(torch.tanh(self.fc1(hidden_states)))
+
+
+class TiTokPixelHead(nn.Module):
+    """Single-stage head: per decoder patch, p*p RGB values (depth-to-space), then a 3x3 conv."""
+
+    def __init__(self, config: TiTokConfig):
+        super().__init__()
+        self.patch_size = config.decoder_patch_size
+        self.num_channels = config.num_channels
+        self.to_patches = nn.Linear(config.decoder_hidden_size, self.patch_size**2 * config.num_channels)
+        self.conv_out = nn.Conv2d(config.num_channels, config.num_channels, kernel_size=3, padding=1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """[B, g*g, W] -> pixels [B, 3, g*p, g*p]."""
+        batch_size, num_patches, _ = hidden_states.shape
+        grid, patch = int(num_patches**0.5), self.patch_size
+        # Output channel (p1 * p + p2) * 3 + c is pixel (h * p + p1, w * p + p2), colour c.
+        patches = self.to_patches(hidden_states).view(batch_size, grid, grid, patch, patch, self.num_channels)
+        pixels = patches.permute(0, 5, 1, 3, 2, 4).reshape(batch_size, self.num_channels, grid * patch, grid * patch)
+        return self.conv_out(pixels)
+
+
+class TiTokDecoder(nn.Module):
+    """token latents [B, N, token_size] -> proxy-code logits [B, g*g, K] or pixels [B, 3, H, W]."""
+
+    def __init__(self, config: TiTokConfig):
+        super().__init__()
+        width = config.decoder_hidden_size
+        self.num_patches = config.decoder_grid_size**2
+        self.latent_projection = nn.Linear(config.token_size, width)
+        self.class_embedding = nn.Parameter(torch.empty(width))
+        self.position_embedding = nn.Parameter(torch.empty(self.num_patches + 1, width))
+        self.mask_token = nn.Parameter(torch.empty(width))
+        self.latent_position_embedding = nn.Parameter(torch.empty(config.num_latent_tokens, width))
+        self.pre_layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.layers = _vit_layers(config, "decoder")
+        self.post_layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.head = TiTokProxyCodeHead(config) if config.decoder_head == "proxy_codes" else TiTokPixelHead(config)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        batch_size, num_tokens, _ = latents.shape
+        tokens = self.latent_projection(latents) + self.latent_position_embedding[:num_tokens]
+        queries = torch.cat(
+            [self.class_embedding.expand(batch_size, 1, -1), self.mask_token.expand(batch_size, self.num_patches, -1)],
+            dim=1,
+        )
+        hidden_states = self.pre_layernorm(torch.cat([queries + self.position_embedding, tokens], dim=1))
+        for layer in self.layers:
+            hidden_states = layer(hidden_states)
+        return self.head(self.post_layernorm(hidden_states[:, 1 : 1 + self.num_patches]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TiTokEncoderOutput(ModelOutput):
+    """
+    Output of [`TiTokTokenizer.encode`].
+
+    Args:
+        token_ids (`torch.LongTensor` of shape `(batch_size, num_latent_tokens)`):
+            The discrete tokens (VQ models; `None` for VAE models).
+        latents (`torch.FloatTensor` of shape `(batch_size, num_latent_tokens, token_size)`):
+            What the decoder consumes: the quantized latents of VQ models (unit vectors when
+            `use_l2_norm`; straight-through gradients), the posterior mean of VAE models, or a posterior
+            sample when `sample_posterior=True`.
+        unquantized_latents (`torch.FloatTensor` of shape `(batch_size, num_latent_tokens, token_size)`):
+            VQ: the encoder output before normalisation and quantization. VAE: `None`.
+        posterior_logvar (`torch.FloatTensor` of shape `(batch_size, num_latent_tokens, token_size)`):
+            VAE: log-variance of the posterior, clamped to [-30, 20]. VQ: `None`.
+        quantizer_loss, commitment_loss, codebook_loss (`torch.FloatTensor` of shape `()`):
+            VQ losses; `quantizer_loss = commitment_loss + codebook_loss` (commitment already weighted by
+            `commitment_cost`).
+        kl_loss (`torch.FloatTensor` of shape `()`):
+            VAE: KL divergence to N(0, I), summed over tokens and channels and averaged over the batch
+            (unweighted; the official recipe multiplies it by `kl_weight`).
+    """
+
+    token_ids: torch.LongTensor | None = None
+    latents: torch.FloatTensor | None = None
+    unquantized_latents: torch.FloatTensor | None = None
+    posterior_logvar: torch.FloatTensor | None = None
+    quantizer_loss: torch.FloatTensor | None = None
+    commitment_loss: torch.FloatTensor | None = None
+    codebook_loss: torch.FloatTensor | None = None
+    kl_loss: torch.FloatTensor | None = None
+
+
+@dataclass
+class TiTokOutput(TiTokEncoderOutput):
+    """
+    Output of [`TiTokTokenizer.forward`]: the fields of [`TiTokEncoderOutput`] plus
+
+    Args:
+        reconstruction (`torch.FloatTensor` of shape `(batch_size, 3, image_size, image_size)`):
+            Decoded pixels, nominally in [0, 1], not clamped. `None` for the stage-1 layout.
+        proxy_logits (`torch.FloatTensor` of shape `(batch_size, decoder_grid_size**2, num_proxy_codes)`):
+            Two-stage models: the decoder's logits over the MaskGIT-VQGAN codebook per decoder patch
+            (row-major), the stage-1 training target being the VQGAN's codes of the same image.
+    """
+
+    reconstruction: torch.FloatTensor | None = None
+    proxy_logits: torch.FloatTensor | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------------
+
+
+class TiTokPreTrainedModel(PreTrainedModel):
+    config: TiTokConfig
+    config_class = TiTokConfig
+    base_model_prefix = "titok"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _no_split_modules = ["TiTokLayer", "MaskGITResnetBlock"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, (TiTokVectorQuantizer, MaskGITVectorQuantizer)):
+            size = module.embedding.num_embeddings
+            init.uniform_(module.embedding.weight, -1.0 / size, 1.0 / size)
+        elif isinstance(module, (TiTokEncoder, TiTokDecoder)):
+            width = module.class_embedding.shape[-1]
+            names = ["class_embedding", "position_embedding", "latent_position_embedding"]
+            names += ["latent_tokens"] if isinstance(module, TiTokEncoder) else ["mask_token"]
+            for name in names:
+                init.normal_(getattr(module, name), std=width**-0.5)
+
+
+class TiTokTokenizer(TiTokPreTrainedModel):
+    """The TiTok image tokenizer.
+
+    - `encode(pixel_values)`: RGB `[B, 3, H, W]` in [0, 1] -> `token_ids` `[B, N]` (VQ) or `latents`
+      `[B, N, C]` (VAE, the posterior mean unless `sample_posterior=True`).
+    - `decode(token_ids)` (VQ) / `decode(latents)` (VAE) -> pixels `[B, 3, H, W]`, nominally in [0, 1],
+      not clamped.
+    - `forward(pixel_values)`: encode + decode with the training losses.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_titok import TiTokConfig, TiTokTokenizer
+    >>> model = TiTokTokenizer(TiTokConfig.from_preset("titok_s128")).eval()
+    >>> ids = model.encode(torch.rand(1, 3, 256, 256)).token_ids  # [1, 128]
+    >>> images = model.decode(ids)  # [1, 3, 256, 256]
+    ```
+    """
+
+    def __init__(self, config: TiTokConfig):
+        super().__init__(config)
+        self.encoder = TiTokEncoder(config)
+        self.quantizer = TiTokVectorQuantizer(config) if config.quantize_mode == "vq" else None
+        self.decoder = TiTokDecoder(config)
+        if config.decoder_head == "proxy_codes" and config.include_pixel_decoder:
+            self.pixel_quantizer = MaskGITVectorQuantizer(config.pixel_decoder_config)
+            self.pixel_decoder = MaskGITVQGANDecoder(config.pixel_decoder_config)
+        else:
+            self.pixel_quantizer = self.pixel_decoder = None
+        self.post_init()
+
+    @property
+    def is_vq(self) -> bool:
+        return self.config.quantize_mode == "vq"
+
+    def encode(
+        self,
+        pixel_values: torch.Tensor,
+        sample_posterior: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> TiTokEncoderOutput:
+        """Tokenize images (RGB, `[B, 3, image_size, image_size]`, values in [0, 1]).
+
+        Args:
+            sample_posterior: VAE only; draw `mean + std * noise` instead of returning the mean.
+            generator: RNG for the VAE sample (the noise is drawn in the released `[B, C, N]` order, so a
+                seeded generator reproduces the official sample).
+        """
+        check_pixel_values(pixel_values, self.config.image_size, self.config.num_channels)
+        encoded = self.encoder(pixel_values)
+        if self.is_vq:
+            token_ids, quantized, commitment_loss, codebook_loss = self.quantizer(encoded)
+            return TiTokEncoderOutput(
+                token_ids=token_ids,
+                latents=quantized,
+                unquantized_latents=encoded,
+                quantizer_loss=commitment_loss + codebook_loss,
+                commitment_loss=commitment_loss,
+                codebook_loss=codebook_loss,
+            )
+        mean, logvar = encoded.float().chunk(2, dim=-1)
+        logvar = logvar.clamp(-30.0, 20.0)
+        latents = mean
+        if sample_posterior:
+            batch_size, num_tokens, channels = mean.shape
+            noise = torch.randn(
+                (batch_size, channels, num_tokens), generator=generator, device=mean.device, dtype=mean.dtype
+            ).transpose(1, 2)
+            latents = mean + torch.exp(0.5 * logvar) * noise
+        kl_per_token = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
+        return TiTokEncoderOutput(
+            latents=latents, posterior_logvar=logvar, kl_loss=kl_per_token.sum() / mean.shape[0]
+        )
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids `[B, N]` (VQ models) or latents `[B, N, token_size]` (VAE models) -> pixels `[B, 3, H, W]`."""
+        if self.is_vq:
+            if isinstance(tokens, torch.Tensor) and tokens.is_floating_point():
+                raise TypeError(
+                    "this is a VQ tokenizer: decode() takes integer token ids [B, "
+                    f"{self.config.num_latent_tokens}]; got a float tensor (use decode_latents() for continuous latents)"
+                )
+            check_token_ids(tokens, self.config.num_latent_tokens, self.config.codebook_size)
+            return self.decode_latents(self.quantizer.embed(tokens))
+        if isinstance(tokens, torch.Tensor) and not tokens.is_floating_point():
+            raise TypeError(
+                "this is a VAE tokenizer: decode() takes continuous latents [B, "
+                f"{self.config.num_latent_tokens}, {self.config.token_size}]; got an integer tensor of dtype {tokens.dtype}"
+            )
+        return self.decode_latents(tokens)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Continuous token latents `[B, N, token_size]` (quantized for VQ models) -> pixels `[B, 3, H, W]`."""
+        check_latents(latents, self.config.num_latent_tokens, self.config.token_size)
+        if self.config.decoder_head == "pixels":
+            return self.decoder(latents)
+        return self._render_proxy_logits(self.decoder(latents))
+
+    def _render_proxy_logits(self, proxy_logits: torch.Tensor) -> torch.Tensor:
+        if self.pixel_decoder is None:
+            raise ValueError(
+                "this tokenizer has the stage-1 layout (include_pixel_decoder=False): it predicts MaskGIT-VQGAN "
+                "proxy codes and has no pixel decoder; render them with MaskGITVQGAN.decode(proxy_logits.argmax(-1))"
+            )
+        # Soft proxy codes: the softmax mixture of the VQGAN codebook, not the argmax code.
+        grid = self.config.decoder_grid_size
+        mixture = proxy_logits.softmax(dim=-1) @ self.pixel_quantizer.embedding.weight
+        return self.pixel_decoder(mixture.transpose(1, 2).reshape(mixture.shape[0], -1, grid, grid))
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        sample_posterior: bool | None = None,
+        generator: torch.Generator | None = None,
+        return_dict: bool = True,
+    ) -> TiTokOutput | tuple:
+        """Encode and decode with the training losses. VAE models sample the posterior in training mode
+        (`sample_posterior=None`) and use the mean in eval mode."""
+        if sample_posterior is None:
+            sample_posterior = self.training
+        encoded = self.encode(pixel_values, sample_posterior=sample_posterior, generator=generator)
+        decoded = self.decoder(encoded.latents.to(self.decoder.latent_projection.weight.dtype))
+        if self.config.decoder_head == "pixels":
+            reconstruction, proxy_logits = decoded, None
+        else:
+            proxy_logits = decoded
+            reconstruction = self._render_proxy_logits(decoded) if self.pixel_decoder is not None else None
+        output = TiTokOutput(**encoded, reconstruction=reconstruction, proxy_logits=proxy_logits)
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = ["TiTokTokenizer", "TiTokPreTrainedModel", "TiTokEncoderOutput", "TiTokOutput"]
