@@ -1,9 +1,10 @@
 """hf_titok: TiTok 1-D image tokenizers and MaskGIT generators for transformers and diffusers."""
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
 from .configuration_titok import TITOK_PRESETS, TiTokConfig
+from .image_processing_titok import TiTokImageProcessor
 from .modeling_maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANEncoderOutput, MaskGITVQGANOutput
 from .modeling_titok import TiTokEncoderOutput, TiTokOutput, TiTokTokenizer
 
@@ -13,6 +14,8 @@ AutoConfig.register(TiTokConfig.model_type, TiTokConfig, exist_ok=True)
 AutoConfig.register(MaskGITVQGANConfig.model_type, MaskGITVQGANConfig, exist_ok=True)
 AutoModel.register(TiTokConfig, TiTokTokenizer, exist_ok=True)
 AutoModel.register(MaskGITVQGANConfig, MaskGITVQGAN, exist_ok=True)
+AutoImageProcessor.register(TiTokConfig, slow_image_processor_class=TiTokImageProcessor, exist_ok=True)
+AutoImageProcessor.register(MaskGITVQGANConfig, slow_image_processor_class=TiTokImageProcessor, exist_ok=True)
 
 __all__ = [
     "MaskGITVQGAN",
@@ -22,6 +25,7 @@ __all__ = [
     "TITOK_PRESETS",
     "TiTokConfig",
     "TiTokEncoderOutput",
+    "TiTokImageProcessor",
     "TiTokOutput",
     "TiTokTokenizer",
 ]

@@ -213,7 +213,7 @@ def convert_state_dict(
     """Rename `official` keys with the first matching `(pattern, replacement)` rule and fit them to the
     shapes of `expected` (our model's state dict). Raises [`ConversionError`] listing every unmapped,
     missing, unexpected or mis-shaped key."""
-    converted, unmapped, unexpected, mismatched = {}, [], [], []
+    converted, unmapped, unexpected, mismatched, seen = {}, [], [], [], set()
     for key, tensor in official.items():
         for pattern, replacement in rules:
             if re.search(pattern, key):
@@ -225,12 +225,13 @@ def convert_state_dict(
         if new_key not in expected:
             unexpected.append(f"{key} -> {new_key}")
             continue
+        seen.add(new_key)
         fitted = _fit(tensor, expected[new_key].shape)
         if fitted is None:
             mismatched.append(f"{key}: {list(tensor.shape)} vs expected {list(expected[new_key].shape)} ({new_key})")
             continue
         converted[new_key] = fitted
-    missing = [key for key in expected if key not in converted]
+    missing = [key for key in expected if key not in seen]
     problems = []
     for title, keys in (("keys with no mapping", unmapped), ("keys the model does not have", unexpected),
                         ("shape mismatches", mismatched), ("parameters missing from the checkpoint", missing)):

@@ -16,6 +16,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
+from .loading import StrictLoadingMixin
 from .input_checks import check_pixel_values, check_token_ids
 
 
@@ -172,7 +173,7 @@ class MaskGITVQGANOutput(ModelOutput):
     quantizer_loss: torch.FloatTensor | None = None
 
 
-class MaskGITVQGANPreTrainedModel(PreTrainedModel):
+class MaskGITVQGANPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     config: MaskGITVQGANConfig
     config_class = MaskGITVQGANConfig
     base_model_prefix = "maskgit_vqgan"

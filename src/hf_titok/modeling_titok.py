@@ -25,6 +25,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
 from .configuration_titok import TiTokConfig
+from .loading import StrictLoadingMixin
 from .input_checks import check_latents, check_pixel_values, check_token_ids
 from .modeling_maskgit_vqgan import MaskGITVectorQuantizer, MaskGITVQGANDecoder
 
@@ -324,7 +325,7 @@ class TiTokOutput(TiTokEncoderOutput):
 # --------------------------------------------------------------------------------------------------
 
 
-class TiTokPreTrainedModel(PreTrainedModel):
+class TiTokPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     config: TiTokConfig
     config_class = TiTokConfig
     base_model_prefix = "titok"

@@ -1,0 +1,37 @@
+# hf_titok developer commands. Everything runs inside .venv (created on first use).
+# torch is installed first and pinned: a looser requirement pulls a multi-GB CUDA build.
+
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+TORCH_PIN ?= torch==2.13.0
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install test test-all bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PIN)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## The test suite (fast tests; CI runs exactly this).
+test: install
+	$(PY) -m pytest -q -m "not slow"
+
+## Every test, including the slow ones.
+test-all: install
+	$(PY) -m pytest -q
+
+## Tokenizer throughput vs. this machine's matmul peak (one JSON line; PRESET=titok_l32 by default).
+PRESET ?= titok_l32
+bench: install
+	$(PY) benchmarks/bench_tokenizer.py --preset $(PRESET)
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

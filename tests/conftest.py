@@ -1,0 +1,100 @@
+"""Shared test setup: offline Hub, one torch process, and the official golden fixtures."""
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+TESTS_DIR = Path(__file__).parent
+SHARED_REFERENCE = TESTS_DIR.parent.parent / "shared" / "reference"
+
+
+def _fixtures_dir() -> Path:
+    """The official fixtures: $TITOK_FIXTURES_DIR, else ../shared/reference/fixtures beside the project,
+    else the copy in tests/fixtures."""
+    for candidate in (os.environ.get("TITOK_FIXTURES_DIR"), SHARED_REFERENCE / "fixtures", TESTS_DIR / "fixtures"):
+        if candidate and (Path(candidate) / "manifest.json").is_file():
+            return Path(candidate)
+    raise RuntimeError("official TiTok fixtures not found (set TITOK_FIXTURES_DIR)")
+
+
+def _official_keys_dir() -> Path:
+    for candidate in (os.environ.get("TITOK_OFFICIAL_KEYS_DIR"), SHARED_REFERENCE / "official_keys", TESTS_DIR / "official_keys"):
+        if candidate and (Path(candidate) / "index.json").is_file():
+            return Path(candidate)
+    raise RuntimeError("official key listings not found (set TITOK_OFFICIAL_KEYS_DIR)")
+
+
+FIXTURES = _fixtures_dir()
+OFFICIAL_KEYS = _official_keys_dir()
+
+
+class Fixtures:
+    """Access to the golden fixture files by model name."""
+
+    dir = FIXTURES
+
+    def __init__(self):
+        self.manifest = json.loads((FIXTURES / "manifest.json").read_text())
+
+    def path(self, name: str) -> Path:
+        return FIXTURES / name
+
+    def io(self, name: str) -> dict[str, torch.Tensor]:
+        return load_file(str(FIXTURES / f"{name}.io.safetensors"))
+
+    def weights(self, name: str) -> dict[str, torch.Tensor]:
+        return load_file(str(FIXTURES / f"{name}.weights.safetensors"))
+
+    def config_path(self, name: str) -> Path:
+        return FIXTURES / f"{name}.config.json"
+
+    @property
+    def pixel_values(self) -> torch.Tensor:
+        return self.io("inputs")["pixel_values"]
+
+    def vqgan_weights(self) -> dict[str, torch.Tensor]:
+        """The full tiny MaskGIT-VQGAN state dict: the fixture stores its encoder and codebook, and its
+        decoder only once, as the `pixel_decoder.*` entries of the two-stage tokenizer."""
+        weights = self.weights("maskgit_vqgan")
+        for key, value in self.weights("titok_vq_legacy").items():
+            if key.startswith("pixel_decoder."):
+                weights["decoder." + key[len("pixel_decoder."):]] = value
+        return weights
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Fixtures:
+    return Fixtures()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def tiny_titok_config(kind: str = "two_stage", **overrides):
+    """Small random-weight TiTok configs of each kind: `two_stage` (proxy codes + pixel decoder),
+    `stage1`, `single_vq` and `vae`."""
+    from hf_titok import TiTokConfig
+
+    base = dict(image_size=32, encoder_patch_size=8, decoder_patch_size=8, encoder_hidden_size=32,
+                encoder_num_layers=2, encoder_num_heads=2, decoder_hidden_size=48, decoder_num_layers=2,
+                decoder_num_heads=3, num_latent_tokens=8, token_size=8, codebook_size=64)
+    pixel = dict(image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=16,
+                 codebook_size=128)
+    kinds = {
+        "two_stage": dict(decoder_head="proxy_codes", legacy_encoder_layout=True, use_l2_norm=True, pixel_decoder_config=pixel),
+        "stage1": dict(decoder_head="proxy_codes", legacy_encoder_layout=True, use_l2_norm=True,
+                       include_pixel_decoder=False, pixel_decoder_config=pixel),
+        "single_vq": dict(decoder_head="pixels", legacy_encoder_layout=False, use_l2_norm=False),
+        "vae": dict(decoder_head="pixels", legacy_encoder_layout=False, quantize_mode="vae"),
+    }
+    return TiTokConfig(**{**base, **kinds[kind], **overrides})

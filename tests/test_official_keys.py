@@ -1,0 +1,60 @@
+"""Every released checkpoint layout (official_keys/*.txt) converts completely, with the official
+parameter counts. Tensors live on the meta device, so the 2.5 GB checkpoints cost nothing."""
+
+import json
+
+import pytest
+import torch
+
+from hf_titok import TITOK_PRESETS, TiTokConfig, TiTokTokenizer
+from hf_titok.convert_official import convert_tokenizer, convert_vqgan, titok_config_from_official
+from conftest import OFFICIAL_KEYS
+from official_release_configs import official_tokenizer_config
+
+INDEX = json.loads((OFFICIAL_KEYS / "index.json").read_text())["models"]
+TOKENIZER_LISTINGS = sorted(name for name, entry in INDEX.items() if entry["kind"].startswith("tokenizer"))
+
+
+def meta_state_dict(name: str) -> dict[str, torch.Tensor]:
+    state = {}
+    for line in (OFFICIAL_KEYS / f"{name}.txt").read_text().splitlines():
+        key, shape, dtype = line.split("\t")
+        state[key] = torch.empty(json.loads(shape), dtype=getattr(torch, dtype), device="meta")
+    return state
+
+
+def test_listings_cover_every_release():
+    assert len(TOKENIZER_LISTINGS) == 12  # 9 releases + 3 stage-1 layouts
+    assert {n for n in TOKENIZER_LISTINGS if not n.endswith("_stage1")} == set(TITOK_PRESETS)
+
+
+@pytest.mark.parametrize("name", TOKENIZER_LISTINGS)
+def test_tokenizer_listing_converts_completely(name):
+    official = meta_state_dict(name)
+    model = convert_tokenizer(official_tokenizer_config(name), official)
+    assert sum(p.numel() for p in model.parameters()) == INDEX[name]["num_parameters"]
+    assert len(model.state_dict()) == INDEX[name]["num_state_dict_tensors"] == len(official)
+    if not name.endswith("_stage1"):
+        # The converted config is exactly the named preset.
+        assert model.config.to_dict() == TiTokConfig.from_preset(name).to_dict()
+
+
+def test_vqgan_listing_converts_completely():
+    official = meta_state_dict("maskgit_vqgan_f16_256")
+    model = convert_vqgan(None, official)
+    assert sum(p.numel() for p in model.parameters()) == INDEX["maskgit_vqgan_f16_256"]["num_parameters"]
+    assert model.config.grid_size == 16 and model.config.codebook_size == 1024
+
+
+@pytest.mark.parametrize("name", sorted(TITOK_PRESETS))
+def test_preset_parameter_counts(name):
+    with torch.device("meta"):
+        model = TiTokTokenizer(TiTokConfig.from_preset(name))
+    assert sum(p.numel() for p in model.parameters()) == INDEX[name]["num_parameters"]
+
+
+def test_l32_is_641_05_million_parameters():
+    config = titok_config_from_official(official_tokenizer_config("titok_l32"))
+    with torch.device("meta"):
+        model = TiTokTokenizer(config)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == 641.05
