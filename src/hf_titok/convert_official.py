@@ -24,9 +24,11 @@ from safetensors.torch import load_file
 
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
 from .configuration_titok import VIT_SIZES, TiTokConfig
+from .configuration_titok_maskgit import TiTokMaskGITConfig
 from .image_processing_titok import TiTokImageProcessor
 from .modeling_maskgit_vqgan import MaskGITVQGAN
 from .modeling_titok import TiTokTokenizer
+from .modeling_titok_maskgit import TiTokMaskGIT
 
 # The MaskGIT-VQGAN that official TiTok hard-codes (maskgit-vqgan-imagenet-f16-256).
 OFFICIAL_VQGAN = dict(hidden_channels=128, channel_mult=[1, 1, 2, 2, 4], num_res_blocks=2, z_channels=256, codebook_size=1024)
@@ -142,6 +144,39 @@ def titok_config_from_official(official: Mapping) -> TiTokConfig:
     return TiTokConfig(**kwargs)
 
 
+def maskgit_config_from_official(official: Mapping) -> TiTokMaskGITConfig:
+    """Map an official (resolved) config with a `model.generator` section to a [`TiTokMaskGITConfig`], with
+    the sampling settings of the official gFID protocol (which adds softmax temperature annealing)."""
+    try:
+        generator, vq = official["model"]["generator"], official["model"]["vq_model"]
+    except (KeyError, TypeError):
+        raise ConversionError("not an official TiTok generator config: it needs model.generator and model.vq_model") from None
+    kinds = {"ViT": "bert", "UViT": "uvit"}
+    if generator.get("model_type", "ViT") not in kinds:
+        raise ConversionError(f"unknown generator model_type {generator.get('model_type')!r}; expected ViT or UViT")
+    architecture = kinds[generator.get("model_type", "ViT")]
+    return TiTokMaskGITConfig(
+        architecture=architecture,
+        codebook_size=vq["codebook_size"],
+        num_latent_tokens=int(generator.get("image_seq_len", vq["num_latent_tokens"])),
+        num_classes=generator.get("condition_num_classes", 1000),
+        hidden_size=generator["hidden_size"],
+        num_hidden_layers=generator["num_hidden_layers"],
+        num_attention_heads=generator["num_attention_heads"],
+        intermediate_size=generator["intermediate_size"],
+        hidden_dropout_prob=generator.get("dropout", 0.1),
+        attention_dropout_prob=generator.get("attn_drop", 0.1),
+        layer_norm_eps=1e-12 if architecture == "bert" else 1e-5,
+        class_dropout_prob=generator.get("class_label_dropout", 0.1),
+        num_inference_steps=generator.get("num_steps", 8),
+        guidance_scale=generator.get("guidance_scale", 3.0),
+        guidance_schedule=generator.get("guidance_decay", "constant"),
+        guidance_scale_pow=generator.get("guidance_scale_pow", 3.0),
+        temperature=generator.get("randomize_temperature", 4.5),
+        softmax_temperature_annealing=True,
+    )
+
+
 def vqgan_config_from_official(official: Mapping | None) -> MaskGITVQGANConfig:
     """The MaskGIT-VQGAN config: the `pixel_vqgan` (or `_harness.pixel_decoder`) channel config when the
     given config has one, the released f16-256 model otherwise."""
@@ -187,6 +222,56 @@ def _tokenizer_rules(config: TiTokConfig) -> list[tuple[str, str]]:
     for part in ("encoder", "decoder"):
         rules += [(rf"^{part}\.{pattern}", f"{part}." + target) for pattern, target in _VIT_RULES]
     return rules
+
+
+_BERT_LAYER = r"^model\.encoder\.layer\.(\d+)\."
+BERT_RULES = [
+    (r"^model\.embeddings\.word_embeddings\.weight$", "embed_tokens.weight"),
+    (r"^model\.embeddings\.position_embeddings\.weight$", "position_embedding"),
+    (r"^model\.embeddings\.LayerNorm\.", "encoder.embedding_layernorm."),
+    (_BERT_LAYER + r"attention\.qkv\.", r"encoder.layers.\1.self_attn.qkv_proj."),
+    (_BERT_LAYER + r"attention\.output\.dense\.", r"encoder.layers.\1.self_attn.out_proj."),
+    (_BERT_LAYER + r"attention\.output\.LayerNorm\.", r"encoder.layers.\1.layer_norm1."),
+    (_BERT_LAYER + r"intermediate\.dense\.", r"encoder.layers.\1.mlp.fc1."),
+    (_BERT_LAYER + r"output\.dense\.", r"encoder.layers.\1.mlp.fc2."),
+    (_BERT_LAYER + r"output\.LayerNorm\.", r"encoder.layers.\1.layer_norm2."),
+    (r"^model\.lm_head\.", "lm_head."),
+]
+
+_UVIT_BLOCK = [
+    (r"norm1\.", "layer_norm1."), (r"norm2\.", "layer_norm2."), (r"attn\.qkv\.", "self_attn.qkv_proj."),
+    (r"attn\.proj\.", "self_attn.out_proj."), (r"mlp\.fc1\.", "mlp.fc1."), (r"mlp\.fc2\.", "mlp.fc2."),
+    (r"skip_linear\.", "skip_linear."),
+]
+UVIT_RULES = [
+    (r"^embeddings\.weight$", "embed_tokens.weight"),
+    (r"^pos_embed$", "position_embedding"),
+    (r"^norm\.", "encoder.final_layernorm."),
+    (r"^lm_head\.", "lm_head."),
+    *[(r"^(in_blocks|out_blocks)\.(\d+)\." + pattern, r"encoder.\1.\2." + target) for pattern, target in _UVIT_BLOCK],
+    *[(r"^mid_block\." + pattern, "encoder.mid_block." + target) for pattern, target in _UVIT_BLOCK],
+]
+
+
+def _prepare_bert_weights(official: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The BERT layout's two quirks: separate q/k/v projections (fused here, rows q, k, v) and a token-type
+    table whose row 0 is added to every position (folded into the position embeddings; row 1 is unused)."""
+    weights = dict(official)
+    token_type = weights.pop("model.embeddings.token_type_embeddings.weight", None)
+    positions = "model.embeddings.position_embeddings.weight"
+    if token_type is None or positions not in weights:
+        raise ConversionError(
+            "not an official BERT (ImageBert) generator checkpoint: it needs model.embeddings.position_embeddings "
+            "and model.embeddings.token_type_embeddings"
+        )
+    weights[positions] = weights[positions] + token_type[0]
+    for key in [k for k in weights if re.search(r"attention\.self\.query\.(weight|bias)$", k)]:
+        prefix, suffix = key.split(".attention.self.query.")
+        parts = [weights.pop(f"{prefix}.attention.self.{name}.{suffix}", None) for name in ("query", "key", "value")]
+        if any(part is None for part in parts):
+            raise ConversionError(f"{prefix}.attention.self is missing its key or value {suffix}")
+        weights[f"{prefix}.attention.qkv.{suffix}"] = torch.cat(parts, dim=0)
+    return weights
 
 
 VQGAN_RULES = [
@@ -275,6 +360,14 @@ def convert_tokenizer(official_config: Mapping, official_weights: Mapping[str, t
     return _build_and_load(TiTokTokenizer, config, official_weights, _tokenizer_rules(config), "tokenizer checkpoint")
 
 
+def convert_generator(official_config: Mapping, official_weights: Mapping[str, torch.Tensor]) -> TiTokMaskGIT:
+    """An official generator config + state dict (ImageBert or UViTBert) -> [`TiTokMaskGIT`]."""
+    config = maskgit_config_from_official(official_config)
+    if config.architecture == "bert":
+        return _build_and_load(TiTokMaskGIT, config, _prepare_bert_weights(official_weights), BERT_RULES, "generator checkpoint")
+    return _build_and_load(TiTokMaskGIT, config, official_weights, UVIT_RULES, "generator checkpoint")
+
+
 def convert_vqgan(official_config: Mapping | None, official_weights: Mapping[str, torch.Tensor]) -> MaskGITVQGAN:
     """An official MaskGIT-VQGAN state dict (PretrainedTokenizer layout) -> [`MaskGITVQGAN`]."""
     config = vqgan_config_from_official(official_config)
@@ -290,11 +383,12 @@ def convert(kind: str, config_path: str | Path | None, weights_path: str | Path,
     official_config = load_official_config(config_path) if config_path is not None else None
     model = CONVERTERS[kind](official_config, load_official_weights(weights_path))
     model.save_pretrained(output_dir)
-    TiTokImageProcessor.for_image_size(model.config.image_size).save_pretrained(output_dir)
+    if kind != "generator":
+        TiTokImageProcessor.for_image_size(model.config.image_size).save_pretrained(output_dir)
     return model
 
 
-CONVERTERS: dict[str, Callable] = {"tokenizer": convert_tokenizer, "vqgan": convert_vqgan}
+CONVERTERS: dict[str, Callable] = {"tokenizer": convert_tokenizer, "generator": convert_generator, "vqgan": convert_vqgan}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,11 +414,13 @@ def main(argv: list[str] | None = None) -> int:
 __all__ = [
     "ConversionError",
     "convert",
+    "convert_generator",
     "convert_state_dict",
     "convert_tokenizer",
     "convert_vqgan",
     "load_official_config",
     "load_official_weights",
+    "maskgit_config_from_official",
     "titok_config_from_official",
     "vqgan_config_from_official",
 ]

@@ -1,0 +1,253 @@
+"""MaskGIT over TiTok tokens: a class-conditional bidirectional transformer predicting masked image ids.
+
+Two released architectures share the embedding/head layout: a post-LN BERT encoder (TiTok-L-32 and B-64
+generators) and a U-ViT with long skips (TiTok-S-128 generator). The sequence is `[class token, N image
+ids]`; the logits of the N image positions over the K image ids are returned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .configuration_titok_maskgit import TiTokMaskGITConfig
+from .input_checks import check_token_ids
+from .loading import StrictLoadingMixin
+from .modeling_titok import TiTokAttention, TiTokLayer, TiTokMLP
+
+
+def mask_tokens(
+    token_ids: torch.Tensor, mask_token_id: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MaskGIT training-time masking with the arccos schedule.
+
+    Per sample, t ~ U(0, 1), the masked fraction is arccos(t) / (pi / 2) (clamped to [1e-6, 1]), the number
+    masked is round(N * fraction) (at least 1) and the positions are chosen by random scores. Draws
+    `rand(B)` then `rand(B, N)` from `generator` (the order of the official implementation, so the same seed
+    masks the same positions). Returns `(masked_ids, mask)` with `mask` True where masked.
+    """
+    batch_size, num_tokens = token_ids.shape
+    timesteps = torch.rand(batch_size, generator=generator, device=token_ids.device)
+    mask_ratio = (torch.acos(timesteps) / (math.pi * 0.5)).clamp(1e-6, 1.0)
+    num_masked = (num_tokens * mask_ratio).round().clamp(min=1)
+    scores = torch.rand(batch_size, num_tokens, generator=generator, device=token_ids.device)
+    mask = scores.argsort(dim=-1) < num_masked.unsqueeze(-1)
+    return torch.where(mask, torch.full_like(token_ids, mask_token_id), token_ids), mask
+
+
+def masked_token_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    label_smoothing: float = 0.1,
+    unmasked_weight: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official MaskGIT loss: label-smoothed cross-entropy at every position, weighted 1 where masked and
+    `unmasked_weight` elsewhere, normalised by the weight sum. Also returns the accuracy on masked positions
+    (per-sample, averaged)."""
+    losses = F.cross_entropy(logits.transpose(1, 2), targets, label_smoothing=label_smoothing, reduction="none")
+    mask = mask.to(losses.dtype)
+    weights = (1.0 - mask) * unmasked_weight + mask
+    loss = (losses * weights).sum() / (weights.sum() + 1e-8)
+    correct = ((logits.argmax(dim=-1) == targets) * mask).sum(dim=1) / (mask.sum(dim=1) + 1e-8)
+    return loss, correct.mean()
+
+
+class TiTokMaskGITBertLayer(GradientCheckpointingLayer):
+    """Post-LN BERT layer: x = LN(x + drop(attn(x))); x = LN(x + drop(mlp(x)))."""
+
+    def __init__(self, config: TiTokMaskGITConfig):
+        super().__init__()
+        self.self_attn = TiTokAttention(
+            config, config.hidden_size, config.num_attention_heads, dropout=config.attention_dropout_prob
+        )
+        self.layer_norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = TiTokMLP(config.hidden_size, config.intermediate_size)
+        self.layer_norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.layer_norm1(hidden_states + self.dropout(self.self_attn(hidden_states)))
+        return self.layer_norm2(hidden_states + self.dropout(self.mlp(hidden_states)))
+
+
+class TiTokMaskGITBertEncoder(nn.Module):
+    """Embedding LayerNorm + dropout, then post-LN layers."""
+
+    def __init__(self, config: TiTokMaskGITConfig):
+        super().__init__()
+        self.embedding_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.embedding_dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.layers = nn.ModuleList(TiTokMaskGITBertLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.embedding_dropout(self.embedding_layernorm(embeddings))
+        for layer in self.layers:
+            hidden_states = layer(hidden_states)
+        return hidden_states
+
+
+class TiTokMaskGITUViTLayer(TiTokLayer):
+    """Pre-norm U-ViT block (no q/k/v bias); blocks of the second half first fuse the long skip:
+    x = skip_linear(concat([x, skip]))."""
+
+    def __init__(self, config: TiTokMaskGITConfig, with_skip: bool = False):
+        super().__init__(
+            config, config.hidden_size, config.num_attention_heads, config.intermediate_size, config.layer_norm_eps,
+            qkv_bias=False,
+        )
+        self.skip_linear = nn.Linear(2 * config.hidden_size, config.hidden_size) if with_skip else None
+
+    def forward(self, hidden_states: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        if self.skip_linear is not None:
+            hidden_states = self.skip_linear(torch.cat([hidden_states, skip], dim=-1))
+        return super().forward(hidden_states)
+
+
+class TiTokMaskGITUViTEncoder(nn.Module):
+    """`num_hidden_layers // 2` in-blocks, a middle block, as many out-blocks (out-block i takes the skip of
+    in-block `n - 1 - i`), then a final LayerNorm."""
+
+    def __init__(self, config: TiTokMaskGITConfig):
+        super().__init__()
+        half = config.num_hidden_layers // 2
+        self.in_blocks = nn.ModuleList(TiTokMaskGITUViTLayer(config) for _ in range(half))
+        self.mid_block = TiTokMaskGITUViTLayer(config)
+        self.out_blocks = nn.ModuleList(TiTokMaskGITUViTLayer(config, with_skip=True) for _ in range(half))
+        self.final_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        hidden_states, skips = embeddings, []
+        for block in self.in_blocks:
+            hidden_states = block(hidden_states)
+            skips.append(hidden_states)
+        hidden_states = self.mid_block(hidden_states)
+        for block in self.out_blocks:
+            hidden_states = block(hidden_states, skips.pop())
+        return self.final_layernorm(hidden_states)
+
+
+@dataclass
+class TiTokMaskGITOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, returned with `labels`):
+            The MaskGIT loss (label-smoothed cross-entropy, unmasked positions down-weighted).
+        logits (`torch.FloatTensor` of shape `(batch_size, num_latent_tokens, codebook_size)`):
+            Scores over the K image ids at each image position (the class position is dropped).
+        masked_token_accuracy (`torch.FloatTensor` of shape `()`, returned with `labels`):
+            Accuracy of the argmax at masked positions.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    masked_token_accuracy: torch.FloatTensor | None = None
+
+
+class TiTokMaskGITPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
+    config: TiTokMaskGITConfig
+    config_class = TiTokMaskGITConfig
+    base_model_prefix = "maskgit"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _no_split_modules = ["TiTokMaskGITBertLayer", "TiTokMaskGITUViTLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            init.trunc_normal_(module.weight, std=std)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, TiTokMaskGIT):
+            init.trunc_normal_(module.position_embedding, std=std)
+
+
+class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
+    """Class-conditional MaskGIT generator over TiTok token ids.
+
+    `forward(input_ids, class_labels)` -> logits `[B, N, K]`; with `labels` (the unmasked target ids) also the
+    training loss. `input_ids` hold image ids and `config.mask_token_id` at masked positions; class labels are
+    in `[0, num_classes]`, `num_classes` meaning "no class" (the null token of classifier-free guidance).
+    Sampling lives in [`TiTokMaskGITScheduler`] / [`TiTokPipeline`].
+    """
+
+    def __init__(self, config: TiTokMaskGITConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embedding = nn.Parameter(torch.empty(config.num_latent_tokens + 1, config.hidden_size))
+        self.encoder = TiTokMaskGITBertEncoder(config) if config.architecture == "bert" else TiTokMaskGITUViTEncoder(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.codebook_size)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        class_labels: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        class_dropout_prob: float | None = None,
+        generator: torch.Generator | None = None,
+        return_dict: bool = True,
+    ) -> TiTokMaskGITOutput | tuple:
+        """
+        Args:
+            input_ids: `[B, N]` image ids in `[0, K]` (K = mask).
+            class_labels: `[B]` classes in `[0, num_classes]` (`num_classes` = unconditional).
+            labels: `[B, N]` target image ids; positions where `input_ids` is the mask id count fully in the
+                loss, the others with `config.unmasked_token_loss_weight`.
+            class_dropout_prob: probability of replacing each class by the null class (classifier-free
+                guidance training). Defaults to `config.class_dropout_prob` in training mode and 0 in eval mode.
+            generator: RNG of the class dropout.
+        """
+        config = self.config
+        check_token_ids(input_ids, config.num_latent_tokens, config.codebook_size + 1, what="input_ids")
+        class_labels = self._check_class_labels(class_labels, input_ids.shape[0])
+        if class_dropout_prob is None:
+            class_dropout_prob = config.class_dropout_prob if self.training else 0.0
+        class_tokens = class_labels + config.class_token_offset
+        if class_dropout_prob > 0:
+            drop = torch.rand(class_tokens.shape, generator=generator, device=class_tokens.device) < class_dropout_prob
+            class_tokens = torch.where(drop, torch.full_like(class_tokens, config.null_class_id), class_tokens)
+        tokens = torch.cat([class_tokens.unsqueeze(1), input_ids], dim=1)
+        hidden_states = self.encoder(self.embed_tokens(tokens) + self.position_embedding)
+        logits = self.lm_head(hidden_states[:, 1:])
+        loss = accuracy = None
+        if labels is not None:
+            check_token_ids(labels, config.num_latent_tokens, config.codebook_size, what="labels")
+            loss, accuracy = masked_token_loss(
+                logits, labels, input_ids == config.mask_token_id, config.label_smoothing,
+                config.unmasked_token_loss_weight,
+            )
+        output = TiTokMaskGITOutput(loss=loss, logits=logits, masked_token_accuracy=accuracy)
+        return output if return_dict else output.to_tuple()
+
+    def _check_class_labels(self, class_labels, batch_size: int) -> torch.Tensor:
+        if not isinstance(class_labels, torch.Tensor) or class_labels.is_floating_point() or class_labels.dtype == torch.bool:
+            raise TypeError(f"class_labels must be an integer tensor of shape [{batch_size}], got {getattr(class_labels, 'dtype', type(class_labels).__name__)}")
+        if class_labels.shape != (batch_size,):
+            raise ValueError(f"class_labels must have shape [{batch_size}] (one per row of input_ids), got {tuple(class_labels.shape)}")
+        if class_labels.numel() and (class_labels.min() < 0 or class_labels.max() > self.config.num_classes):
+            raise ValueError(
+                f"class_labels must lie in [0, {self.config.num_classes}] ({self.config.num_classes} = unconditional), "
+                f"got values in [{class_labels.min().item()}, {class_labels.max().item()}]"
+            )
+        return class_labels.long()
+
+
+__all__ = ["TiTokMaskGIT", "TiTokMaskGITPreTrainedModel", "TiTokMaskGITOutput", "mask_tokens", "masked_token_loss"]

@@ -1,0 +1,255 @@
+"""Class-conditional image generation with TiTok: MaskGIT over 1-D tokens, decoded by the TiTok tokenizer."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Sequence
+from importlib import resources
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput
+from diffusers.utils import replace_example_docstring
+from huggingface_hub import snapshot_download
+
+from .image_processing_titok import TiTokImageProcessor
+from .modeling_titok import TiTokTokenizer
+from .modeling_titok_maskgit import TiTokMaskGIT
+from .scheduling_titok_maskgit import TiTokMaskGITScheduler
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```python
+        >>> import torch
+        >>> from hf_titok import TiTokPipeline
+
+        >>> pipe = TiTokPipeline.from_pretrained("path/or/hub-id/of/titok_l32_pipeline")
+        >>> images = pipe(class_labels=["tiger", 207], generator=torch.Generator().manual_seed(0)).images
+        >>> images[0].save("tiger.png")
+        ```
+"""
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+def imagenet_id2label() -> dict[int, str]:
+    """The 1000 ImageNet-1k class names (comma-separated synonyms) in the canonical index order."""
+    rows = json.loads(resources.files("hf_titok").joinpath("data/imagenet_classes.json").read_text())
+    return {index: names for index, (_, names) in enumerate(rows)}
+
+
+class TiTokPipeline(DiffusionPipeline):
+    r"""
+    Class-conditional generation with a TiTok MaskGIT generator and a TiTok tokenizer.
+
+    Components:
+        vqvae ([`TiTokTokenizer`]): a VQ TiTok tokenizer; decodes the generated ids to pixels.
+        transformer ([`TiTokMaskGIT`]): the class-conditional MaskGIT over the tokenizer's ids.
+        scheduler ([`TiTokMaskGITScheduler`]): the official confidence-based unmasking sampler.
+        id2label (`dict[int, str]`, *optional*): class names ("name, synonym, ..."); defaults to the ImageNet
+            classes for 1000-class generators. Stored in `model_index.json`.
+
+    Sampling defaults (steps, guidance, temperature, annealing) are the loaded generator's
+    (`transformer.config`), i.e. the official gFID protocol for converted releases.
+    """
+
+    model_cpu_offload_seq = "transformer->vqvae"
+
+    def __init__(
+        self,
+        vqvae: TiTokTokenizer,
+        transformer: TiTokMaskGIT,
+        scheduler: TiTokMaskGITScheduler,
+        id2label: dict[int | str, str] | None = None,
+    ):
+        super().__init__()
+        for name, component, expected in (
+            ("vqvae", vqvae, TiTokTokenizer),
+            ("transformer", transformer, TiTokMaskGIT),
+            ("scheduler", scheduler, TiTokMaskGITScheduler),
+        ):
+            if not isinstance(component, expected):
+                raise TypeError(f"{name} must be a {expected.__name__}, got {type(component).__name__}")
+        if vqvae.config.quantize_mode != "vq":
+            raise ValueError("the TiTok pipeline generates discrete ids: vqvae must be a VQ tokenizer, not a VAE")
+        for field in ("codebook_size", "num_latent_tokens"):
+            if getattr(vqvae.config, field) != getattr(transformer.config, field):
+                raise ValueError(
+                    f"vqvae and transformer disagree on {field}: {getattr(vqvae.config, field)} vs "
+                    f"{getattr(transformer.config, field)}"
+                )
+        if scheduler.config.mask_token_id != transformer.config.mask_token_id:
+            raise ValueError(
+                f"scheduler.mask_token_id={scheduler.config.mask_token_id} differs from the transformer's mask id "
+                f"{transformer.config.mask_token_id}"
+            )
+        num_classes = transformer.config.num_classes
+        if id2label is None:
+            id2label = imagenet_id2label() if num_classes == 1000 else {i: f"class {i}" for i in range(num_classes)}
+        id2label = {int(key): str(value) for key, value in id2label.items()}  # JSON turns keys into strings
+        if sorted(id2label) != list(range(num_classes)):
+            raise ValueError(f"id2label must name every class 0..{num_classes - 1} exactly once")
+        self.register_modules(vqvae=vqvae, transformer=transformer, scheduler=scheduler)
+        self.register_to_config(id2label=id2label)
+        self.labels: dict[str, list[int]] = {}
+        for index, names in sorted(id2label.items()):
+            for name in names.split(","):
+                if name.strip():
+                    self.labels.setdefault(name.strip().lower(), []).append(index)
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(key): value for key, value in self.config.id2label.items()}
+
+    @classmethod
+    def download(cls, pretrained_model_name, **kwargs) -> str:
+        """Resolve a Hub repo id to a local snapshot. diffusers' own `download` refuses components from
+        libraries other than diffusers/transformers; the repo is plain files, so a snapshot is all we need."""
+        return snapshot_download(
+            pretrained_model_name,
+            revision=kwargs.get("revision"),
+            cache_dir=kwargs.get("cache_dir"),
+            token=kwargs.get("token"),
+            local_files_only=kwargs.get("local_files_only", False),
+            force_download=kwargs.get("force_download", False),
+        )
+
+    def get_label_ids(self, labels: int | str | None | Sequence[int | str | None]) -> list[int]:
+        """Class ids for labels given as ids, class names (any comma-separated synonym, case-insensitive) or
+        `None` (unconditional). Unknown names raise a `ValueError` listing close matches."""
+        if isinstance(labels, (str, int, np.integer)) or labels is None:
+            labels = [labels]
+        elif isinstance(labels, torch.Tensor):
+            labels = labels.flatten().tolist()
+        num_classes = self.transformer.config.num_classes
+        ids = []
+        for label in labels:
+            if label is None:
+                ids.append(num_classes)  # the null class: unconditional sample
+            elif isinstance(label, str):
+                ids.append(self._label_id(label))
+            elif isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+                if not 0 <= label < num_classes:
+                    raise ValueError(f"class id {label} is out of range: this generator has classes 0..{num_classes - 1}")
+                ids.append(int(label))
+            else:
+                raise TypeError(f"class labels must be ints, class names or None, got {type(label).__name__}: {label!r}")
+        if not ids:
+            raise ValueError("class_labels is empty: give at least one class id or name")
+        return ids
+
+    def _label_id(self, name: str) -> int:
+        key = name.strip().lower()
+        if key in self.labels:
+            matches = self.labels[key]
+            if len(matches) > 1:
+                options = "; ".join(f"{i}: {self.id2label[i]}" for i in matches)
+                raise ValueError(f"class name {name!r} is ambiguous ({options}); use the class id or another synonym")
+            return matches[0]
+        close = difflib.get_close_matches(key, self.labels, n=5, cutoff=0.6)
+        hint = f"; close matches: {', '.join(repr(c) for c in close)}" if close else ""
+        raise ValueError(f"unknown class name {name!r}{hint}")
+
+    def check_inputs(self, num_images_per_label, output_type, callback_on_step_end) -> None:
+        if isinstance(num_images_per_label, bool) or not isinstance(num_images_per_label, int) or num_images_per_label < 1:
+            raise ValueError(f"num_images_per_label must be an integer >= 1, got {num_images_per_label!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise TypeError("callback_on_step_end must be callable(pipeline, step, timestep, callback_kwargs) -> dict")
+
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(
+        self,
+        class_labels: int | str | None | Sequence[int | str | None],
+        num_images_per_label: int = 1,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        guidance_schedule: str | None = None,
+        guidance_scale_pow: float | None = None,
+        temperature: float | None = None,
+        softmax_temperature_annealing: bool | None = None,
+        generator: torch.Generator | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable | None = None,
+    ) -> ImagePipelineOutput | tuple:
+        r"""
+        Generate images of the given classes.
+
+        Args:
+            class_labels: class ids, class names (any synonym of `id2label`, case-insensitive), or `None` for an
+                unconditional sample; one or a list.
+            num_images_per_label: images per label (rows are grouped by label).
+            num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature,
+            softmax_temperature_annealing: sampler settings (see [`TiTokMaskGITScheduler`]); `None` takes the
+                generator's defaults (`transformer.config`).
+            generator: a `torch.Generator` for reproducible samples (`None`: torch's global RNG).
+            output_type: `"pil"` (uint8 by truncation, as the official sampler), `"np"` (float32 `[B, H, W, 3]`
+                in [0, 1]), `"pt"` (float32 `[B, 3, H, W]` in [0, 1]) or `"latent"` (the token ids `[B, N]`).
+            return_dict: return an [`ImagePipelineOutput`] rather than a tuple.
+            callback_on_step_end: `fn(pipeline, step, timestep, {"latents": ids}) -> dict`, called after every
+                step; a returned `"latents"` entry replaces the ids.
+
+        Examples:
+        """
+        config = self.transformer.config
+        num_inference_steps = config.num_inference_steps if num_inference_steps is None else num_inference_steps
+        guidance_scale = config.guidance_scale if guidance_scale is None else guidance_scale
+        guidance_schedule = config.guidance_schedule if guidance_schedule is None else guidance_schedule
+        guidance_scale_pow = config.guidance_scale_pow if guidance_scale_pow is None else guidance_scale_pow
+        temperature = config.temperature if temperature is None else temperature
+        if softmax_temperature_annealing is None:
+            softmax_temperature_annealing = config.softmax_temperature_annealing
+
+        # 1. Check inputs and resolve the labels.
+        self.check_inputs(num_images_per_label, output_type, callback_on_step_end)
+        device = self._execution_device
+        labels = torch.tensor(self.get_label_ids(class_labels), device=device)
+        labels = labels.repeat_interleave(num_images_per_label)
+        null_labels = torch.full_like(labels, config.num_classes)
+
+        # 2. Prepare the sampler and the all-mask start.
+        self.scheduler.set_timesteps(
+            num_inference_steps,
+            guidance_scale=guidance_scale,
+            guidance_schedule=guidance_schedule,
+            guidance_scale_pow=guidance_scale_pow,
+            temperature=temperature,
+            softmax_temperature_annealing=softmax_temperature_annealing,
+            device=device,
+        )
+        token_ids = torch.full((labels.shape[0], config.num_latent_tokens), config.mask_token_id, device=device)
+
+        # 3. Unmask step by step; conditional and unconditional rows share one forward pass.
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+            if self.scheduler.guidance_scale_at(t) != 0:
+                logits = self.transformer(torch.cat([token_ids, token_ids]), torch.cat([labels, null_labels])).logits
+                logits = self.scheduler.apply_guidance(*logits.chunk(2), t)
+            else:
+                logits = self.transformer(token_ids, labels).logits
+            token_ids = self.scheduler.step(logits, t, token_ids, generator=generator).prev_sample
+            if callback_on_step_end is not None:
+                token_ids = callback_on_step_end(self, i, t, {"latents": token_ids}).pop("latents", token_ids)
+
+        # 4. Decode.
+        if output_type == "latent":
+            images = token_ids
+        else:
+            pixels = self.vqvae.decode(token_ids)
+            if output_type == "pil":
+                images = TiTokImageProcessor.postprocess(pixels, output_type="pil")
+            else:
+                images = pixels.clamp(0, 1)
+                if output_type == "np":
+                    images = images.permute(0, 2, 3, 1).float().cpu().numpy()
+
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return ImagePipelineOutput(images=images)
+
+
+__all__ = ["TiTokPipeline", "imagenet_id2label"]

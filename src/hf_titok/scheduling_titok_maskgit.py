@@ -1,0 +1,169 @@
+"""The MaskGIT sampler of official TiTok as a diffusers scheduler.
+
+Sampling starts from all-mask ids and, over T steps, predicts every masked position, keeps the most
+confident predictions and re-masks the rest, following an arccos schedule. Per step s (r = (s + 1) / T):
+
+1. guidance scale: `constant` -> g; `linear` -> g * s / T; `power-cosine` -> (g - 1) * (1 - cos(pi * (s/T)^p)) / 2 + 1;
+   the pipeline combines conditional and unconditional logits with [`~TiTokMaskGITScheduler.apply_guidance`]:
+   `cond + g_s * (cond - uncond)` for `constant`/`linear`, `uncond + g_s * (cond - uncond)` for `power-cosine`
+   (the official formulas), and skips the unconditional pass when g_s = 0;
+2. optional softmax-temperature annealing: logits / (0.5 + 0.8 * (1 - r));
+3. candidates: argmax(logits + t_s * Gumbel) with t_s = temperature * (1 - r); confidence = the candidate's
+   logit + t_s * fresh Gumbel noise; already decoded positions are kept with infinite confidence;
+4. floor(N * arccos(r) / (pi / 2)) positions (clamped to [1, masked - 1], counted on the first row) with the
+   lowest confidence are re-masked; the last step accepts every candidate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput
+
+from .configuration_titok_maskgit import GUIDANCE_SCHEDULES
+
+
+@dataclass
+class TiTokMaskGITSchedulerOutput(BaseOutput):
+    """
+    Args:
+        prev_sample (`torch.LongTensor` of shape `(batch_size, num_tokens)`):
+            Ids after this step: decoded ids, and the mask id where positions stay or become masked.
+        pred_original_sample (`torch.LongTensor` of shape `(batch_size, num_tokens)`):
+            This step's prediction for every position (the candidates, before re-masking).
+    """
+
+    prev_sample: torch.LongTensor
+    pred_original_sample: torch.LongTensor
+
+
+def _gumbel(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+    uniform = torch.rand(shape, generator=generator, device=device)
+    return -torch.log((-torch.log(uniform.clamp(min=1e-20))).clamp(min=1e-20))
+
+
+class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
+    """Confidence-based iterative unmasking with the arccos schedule, Gumbel temperature annealing and the
+    three classifier-free guidance schedules of official TiTok (see the module docstring).
+
+    Args:
+        mask_token_id (`int`): id of the mask token (= the codebook size).
+        match_official_rng (`bool`, defaults to `True`): also draw (and discard) the `B` uniform numbers per
+            model pass that the official model spends on class dropout, so that a generator seeded like the
+            official `torch.manual_seed` reproduces official samples token for token.
+    """
+
+    order = 1
+
+    @register_to_config
+    def __init__(self, mask_token_id: int = 4096, match_official_rng: bool = True):
+        self.timesteps = None
+        self.num_inference_steps = None
+
+    def set_timesteps(
+        self,
+        num_inference_steps: int,
+        guidance_scale: float = 0.0,
+        guidance_schedule: str = "constant",
+        guidance_scale_pow: float = 3.0,
+        temperature: float = 0.0,
+        softmax_temperature_annealing: bool = False,
+        device: str | torch.device | None = None,
+    ) -> None:
+        """Set the number of steps and the sampling settings; `timesteps` are the step indices 0..T-1."""
+        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0 (0 disables guidance), got {guidance_scale}")
+        if guidance_schedule not in GUIDANCE_SCHEDULES:
+            raise ValueError(f"guidance_schedule must be one of {GUIDANCE_SCHEDULES}, got {guidance_schedule!r}")
+        if guidance_scale_pow <= 0:
+            raise ValueError(f"guidance_scale_pow must be > 0, got {guidance_scale_pow}")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        self.num_inference_steps = num_inference_steps
+        self.guidance_scale = float(guidance_scale)
+        self.guidance_schedule = guidance_schedule
+        self.guidance_scale_pow = float(guidance_scale_pow)
+        self.temperature = float(temperature)
+        self.softmax_temperature_annealing = bool(softmax_temperature_annealing)
+        self.timesteps = torch.arange(num_inference_steps, device=device)
+
+    def _check_ready(self) -> None:
+        if self.num_inference_steps is None:
+            raise RuntimeError("call set_timesteps(...) before sampling")
+
+    def guidance_scale_at(self, timestep: int | torch.Tensor) -> float:
+        """The guidance scale of step `timestep`; 0 means the step needs no unconditional pass."""
+        self._check_ready()
+        step, steps = int(timestep), self.num_inference_steps
+        if self.guidance_schedule == "constant":
+            return self.guidance_scale
+        if self.guidance_schedule == "linear":
+            return step / steps * self.guidance_scale
+        # power-cosine, computed in float32 as officially
+        progress = torch.tensor(step / steps, dtype=torch.float32) ** torch.tensor(self.guidance_scale_pow)
+        scale_step = (1 - torch.cos(progress * torch.pi)) * 0.5
+        return float((self.guidance_scale - 1) * scale_step + 1)
+
+    def apply_guidance(self, cond_logits: torch.Tensor, uncond_logits: torch.Tensor, timestep: int | torch.Tensor) -> torch.Tensor:
+        """Classifier-free guidance with the official formula of the schedule."""
+        scale = self.guidance_scale_at(timestep)
+        if self.guidance_schedule == "power-cosine":
+            return uncond_logits + (cond_logits - uncond_logits) * scale
+        return cond_logits + (cond_logits - uncond_logits) * scale
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: int | torch.Tensor,
+        sample: torch.LongTensor,
+        generator: torch.Generator | None = None,
+        return_dict: bool = True,
+    ) -> TiTokMaskGITSchedulerOutput | tuple:
+        """One unmasking step.
+
+        Args:
+            model_output: guided logits `[B, N, K]` over the image ids.
+            timestep: the step index (an element of `self.timesteps`).
+            sample: current ids `[B, N]` (mask id at masked positions).
+            generator: RNG of the Gumbel noise (`None`: torch's global RNG, as the official sampler).
+        """
+        self._check_ready()
+        step, steps = int(timestep), self.num_inference_steps
+        ratio = (step + 1) / steps
+        batch_size, num_tokens = sample.shape
+        if self.config.match_official_rng:
+            passes = 2 if self.guidance_scale_at(step) != 0 else 1
+            for _ in range(passes):
+                torch.rand(batch_size, generator=generator, device=sample.device)
+
+        logits = model_output.float()
+        if self.softmax_temperature_annealing:
+            logits = logits / (0.5 + 0.8 * (1 - ratio))
+        gumbel_temperature = self.temperature * (1.0 - ratio)
+        is_masked = sample == self.config.mask_token_id
+        candidates = (logits + gumbel_temperature * _gumbel(logits.shape, generator, logits.device)).argmax(dim=-1)
+        candidate_logits = logits.gather(-1, candidates.unsqueeze(-1)).squeeze(-1)
+        candidates = torch.where(is_masked, candidates, sample)
+        candidate_logits = torch.where(is_masked, candidate_logits, torch.full_like(candidate_logits, math.inf))
+
+        confidence = candidate_logits + gumbel_temperature * _gumbel(candidate_logits.shape, generator, logits.device)
+        if step == steps - 1:
+            prev_sample = candidates
+        else:
+            num_to_mask = math.floor(num_tokens * (math.acos(ratio) / (math.pi * 0.5)))
+            # Clamped to [1, masked - 1] with the first row's mask count, as officially.
+            num_to_mask = max(1, min(int(is_masked[0].sum()) - 1, num_to_mask))
+            cut_off = confidence.sort(dim=-1).values[:, num_to_mask - 1 : num_to_mask]
+            prev_sample = torch.where(confidence <= cut_off, torch.full_like(candidates, self.config.mask_token_id), candidates)
+        if not return_dict:
+            return (prev_sample, candidates)
+        return TiTokMaskGITSchedulerOutput(prev_sample=prev_sample, pred_original_sample=candidates)
+
+
+__all__ = ["TiTokMaskGITScheduler", "TiTokMaskGITSchedulerOutput"]
