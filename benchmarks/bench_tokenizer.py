@@ -48,15 +48,19 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def count_flops(model: TiTokTokenizer, fn) -> int:
-    # torch's FLOP counter does not see the fused CPU SDPA kernel; count with the eager matmuls.
-    implementation = model.config._attn_implementation
-    model.config._attn_implementation = "eager"
+def count_flops(models, fn) -> int:
+    """FLOPs of `fn()`. torch's FLOP counter does not see the fused CPU SDPA kernel, so the models run
+    with eager attention (the same matmuls, counted) while counting."""
+    models = models if isinstance(models, (list, tuple)) else [models]
+    implementations = [model.config._attn_implementation for model in models]
+    for model in models:
+        model.config._attn_implementation = "eager"
     try:
         with FlopCounterMode(display=False) as counter:
             fn()
     finally:
-        model.config._attn_implementation = implementation
+        for model, implementation in zip(models, implementations):
+            model.config._attn_implementation = implementation
     return counter.get_total_flops()
 
 

@@ -98,3 +98,39 @@ def tiny_titok_config(kind: str = "two_stage", **overrides):
         "vae": dict(decoder_head="pixels", legacy_encoder_layout=False, quantize_mode="vae"),
     }
     return TiTokConfig(**{**base, **kinds[kind], **overrides})
+
+
+def tiny_maskgit_config(architecture: str = "bert", **overrides):
+    """A small generator over the ids of `tiny_titok_config()` (K=64, N=8)."""
+    from hf_titok import TiTokMaskGITConfig
+
+    base = dict(architecture=architecture, codebook_size=64, num_latent_tokens=8, num_classes=10, hidden_size=32,
+                num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                layer_norm_eps=1e-12 if architecture == "bert" else 1e-5, num_inference_steps=4, guidance_scale=2.0,
+                guidance_schedule="linear", temperature=2.0)
+    return TiTokMaskGITConfig(**{**base, **overrides})
+
+
+def tiny_pipeline(architecture: str = "bert", id2label=None, **overrides):
+    from hf_titok import TiTokMaskGIT, TiTokMaskGITScheduler, TiTokPipeline, TiTokTokenizer
+
+    torch.manual_seed(0)
+    vqvae = TiTokTokenizer(tiny_titok_config("two_stage")).eval()
+    transformer = TiTokMaskGIT(tiny_maskgit_config(architecture, **overrides)).eval()
+    scheduler = TiTokMaskGITScheduler(mask_token_id=transformer.config.mask_token_id)
+    pipe = TiTokPipeline(vqvae=vqvae, transformer=transformer, scheduler=scheduler, id2label=id2label)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def populate_hub_cache(cache_dir, repo_id: str, folder) -> None:
+    """Lay out `folder` as the Hub cache snapshot of `repo_id` (what a download would have left), so that
+    `from_pretrained(repo_id)` resolves offline."""
+    import hashlib
+    import shutil
+
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    repo = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)

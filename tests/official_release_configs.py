@@ -30,3 +30,24 @@ def official_tokenizer_config(name: str) -> dict:
     if stage1:
         vq_model["finetune_decoder"] = False
     return {"experiment": {}, "model": {"vq_model": vq_model}, "dataset": {"preprocessing": {"crop_size": 256}}}
+
+_BERT = dict(model_type="ViT", hidden_size=768, num_hidden_layers=24, num_attention_heads=16, intermediate_size=3072)
+_GENERATOR_COMMON = dict(condition_num_classes=1000, dropout=0.1, attn_drop=0.1, class_label_dropout=0.1,
+                         image_seq_len="${model.vq_model.num_latent_tokens}")
+GENERATORS = {
+    "titok_l32": dict(_GENERATOR_COMMON, **_BERT, num_steps=8, guidance_scale=4.5, guidance_decay="linear",
+                      randomize_temperature=9.5),
+    "titok_b64": dict(_GENERATOR_COMMON, **_BERT, num_steps=8, guidance_scale=3.0, guidance_decay="linear",
+                      randomize_temperature=11.0),
+    "titok_s128": dict(_GENERATOR_COMMON, model_type="UViT", hidden_size=1024, num_hidden_layers=20,
+                       num_attention_heads=16, intermediate_size=4096, num_steps=64, guidance_scale=6.9,
+                       guidance_decay="power-cosine", randomize_temperature=2.8),
+}
+
+
+def official_generator_config(name: str) -> dict:
+    """The Hub config.json of a released generator (tokenizer section + generator section, with the
+    unresolved `image_seq_len` interpolation as released)."""
+    config = official_tokenizer_config(name)
+    config["model"]["generator"] = copy.deepcopy(GENERATORS[name])
+    return config

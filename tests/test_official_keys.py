@@ -6,13 +6,20 @@ import json
 import pytest
 import torch
 
-from hf_titok import TITOK_PRESETS, TiTokConfig, TiTokTokenizer
-from hf_titok.convert_official import convert_tokenizer, convert_vqgan, titok_config_from_official
+from hf_titok import TITOK_MASKGIT_PRESETS, TITOK_PRESETS, TiTokConfig, TiTokMaskGIT, TiTokMaskGITConfig, TiTokTokenizer
+from hf_titok.convert_official import (
+    convert_generator,
+    convert_tokenizer,
+    convert_vqgan,
+    load_official_config,
+    titok_config_from_official,
+)
 from conftest import OFFICIAL_KEYS
-from official_release_configs import official_tokenizer_config
+from official_release_configs import official_generator_config, official_tokenizer_config
 
 INDEX = json.loads((OFFICIAL_KEYS / "index.json").read_text())["models"]
 TOKENIZER_LISTINGS = sorted(name for name, entry in INDEX.items() if entry["kind"].startswith("tokenizer"))
+GENERATOR_LISTINGS = sorted(name for name, entry in INDEX.items() if entry["kind"] == "generator")
 
 
 def meta_state_dict(name: str) -> dict[str, torch.Tensor]:
@@ -58,3 +65,35 @@ def test_l32_is_641_05_million_parameters():
     with torch.device("meta"):
         model = TiTokTokenizer(config)
     assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == 641.05
+
+
+def folded_parameters(config: TiTokMaskGITConfig) -> int:
+    """Parameters the converter folds away: BERT's 2-row token-type table (row 0 is added to every
+    position embedding, row 1 is never used)."""
+    return 2 * config.hidden_size if config.architecture == "bert" else 0
+
+
+@pytest.mark.parametrize("name", GENERATOR_LISTINGS)
+def test_generator_listing_converts_completely(name, tmp_path):
+    release = name.removesuffix("_generator")
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(official_generator_config(release)))  # with the ${...} interpolation
+    official = meta_state_dict(name)
+    if "model.embeddings.word_embeddings.weight" in official:  # BERT: old transformers also saved this buffer
+        official["model.embeddings.position_ids"] = torch.empty(1, 33, dtype=torch.int64, device="meta")
+    model = convert_generator(load_official_config(config_file), official)
+    count = sum(p.numel() for p in model.parameters())
+    assert count + folded_parameters(model.config) == INDEX[name]["num_parameters"]
+    assert model.lm_head.out_features == 4096 and model.embed_tokens.num_embeddings == 4096 + 1000 + 2
+    # The converted config is the named preset, sampling defaults included.
+    expected = TiTokMaskGITConfig.from_preset(release).to_dict()
+    assert model.config.to_dict() == expected
+
+
+@pytest.mark.parametrize("name", sorted(TITOK_MASKGIT_PRESETS))
+def test_generator_preset_parameter_counts(name):
+    config = TiTokMaskGITConfig.from_preset(name)
+    with torch.device("meta"):
+        model = TiTokMaskGIT(config)
+    count = sum(p.numel() for p in model.parameters())
+    assert count + folded_parameters(config) == INDEX[f"{name}_generator"]["num_parameters"]

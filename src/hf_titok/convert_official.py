@@ -256,7 +256,8 @@ UVIT_RULES = [
 def _prepare_bert_weights(official: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The BERT layout's two quirks: separate q/k/v projections (fused here, rows q, k, v) and a token-type
     table whose row 0 is added to every position (folded into the position embeddings; row 1 is unused)."""
-    weights = dict(official)
+    # Checkpoints written by older transformers also carry BERT's non-persistent position_ids buffer.
+    weights = {k: v for k, v in official.items() if k != "model.embeddings.position_ids"}
     token_type = weights.pop("model.embeddings.token_type_embeddings.weight", None)
     positions = "model.embeddings.position_embeddings.weight"
     if token_type is None or positions not in weights:
@@ -342,8 +343,7 @@ def load_official_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise ConversionError(f"could not read {path} as a weights-only torch state dict: {error}") from None
     if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ConversionError(f"{path} does not hold a flat state dict of tensors")
-    # Checkpoints written by older transformers carry this non-persistent BERT buffer.
-    return {k: v for k, v in state_dict.items() if not k.endswith("embeddings.position_ids")}
+    return dict(state_dict)
 
 
 def _build_and_load(model_class, config, official, rules, what):

@@ -61,7 +61,7 @@ class TiTokPipeline(DiffusionPipeline):
         vqvae: TiTokTokenizer,
         transformer: TiTokMaskGIT,
         scheduler: TiTokMaskGITScheduler,
-        id2label: dict[int | str, str] | None = None,
+        id2label: dict | None = None,
     ):
         super().__init__()
         for name, component, expected in (
