@@ -15,7 +15,7 @@ from hf_titok.convert_official import (
     titok_config_from_official,
 )
 from conftest import OFFICIAL_KEYS
-from official_release_configs import official_generator_config, official_tokenizer_config
+from hf_titok.releases import official_config
 
 INDEX = json.loads((OFFICIAL_KEYS / "index.json").read_text())["models"]
 TOKENIZER_LISTINGS = sorted(name for name, entry in INDEX.items() if entry["kind"].startswith("tokenizer"))
@@ -38,7 +38,7 @@ def test_listings_cover_every_release():
 @pytest.mark.parametrize("name", TOKENIZER_LISTINGS)
 def test_tokenizer_listing_converts_completely(name):
     official = meta_state_dict(name)
-    model = convert_tokenizer(official_tokenizer_config(name), official)
+    model = convert_tokenizer(official_config(name), official)
     assert sum(p.numel() for p in model.parameters()) == INDEX[name]["num_parameters"]
     assert len(model.state_dict()) == INDEX[name]["num_state_dict_tensors"] == len(official)
     if not name.endswith("_stage1"):
@@ -61,7 +61,7 @@ def test_preset_parameter_counts(name):
 
 
 def test_l32_is_641_05_million_parameters():
-    config = titok_config_from_official(official_tokenizer_config("titok_l32"))
+    config = titok_config_from_official(official_config("titok_l32"))
     with torch.device("meta"):
         model = TiTokTokenizer(config)
     assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == 641.05
@@ -77,7 +77,7 @@ def folded_parameters(config: TiTokMaskGITConfig) -> int:
 def test_generator_listing_converts_completely(name, tmp_path):
     release = name.removesuffix("_generator")
     config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(official_generator_config(release)))  # with the ${...} interpolation
+    config_file.write_text(json.dumps(official_config(release)))  # with the ${...} interpolation
     official = meta_state_dict(name)
     if "model.embeddings.word_embeddings.weight" in official:  # BERT: old transformers also saved this buffer
         official["model.embeddings.position_ids"] = torch.empty(1, 33, dtype=torch.int64, device="meta")

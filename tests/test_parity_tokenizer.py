@@ -191,7 +191,7 @@ def test_converter_script_writes_a_loadable_model(fixtures, tmp_path):
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert "TiTokTokenizer" in result.stdout
+    assert "wrote TiTokTokenizer" in result.stdout
     assert (out / "model.safetensors").is_file() and (out / "preprocessor_config.json").is_file()
     model = TiTokTokenizer.from_pretrained(out)
     io = fixtures.io("titok_vq_single")
@@ -205,7 +205,8 @@ def test_converter_script_writes_a_loadable_model(fixtures, tmp_path):
         capture_output=True, text=True,
     )
     assert bad.returncode == 2
-    assert bad.stderr.startswith("error: the tokenizer checkpoint does not match") and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("hf-titok convert: error: the tokenizer checkpoint does not match")
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_converter_rejects_mismatched_checkpoints(fixtures, tmp_path):

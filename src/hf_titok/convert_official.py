@@ -104,7 +104,8 @@ def _vqgan_kwargs(spec: Mapping, image_size: int) -> dict:
 
 
 def titok_config_from_official(official: Mapping) -> TiTokConfig:
-    """Map an official (resolved) config dict to a [`TiTokConfig`]."""
+    """Map an official config dict (interpolations resolved or not) to a [`TiTokConfig`]."""
+    official = _resolve(official, official)
     try:
         vq = official["model"]["vq_model"]
     except (KeyError, TypeError):
@@ -147,6 +148,7 @@ def titok_config_from_official(official: Mapping) -> TiTokConfig:
 def maskgit_config_from_official(official: Mapping) -> TiTokMaskGITConfig:
     """Map an official (resolved) config with a `model.generator` section to a [`TiTokMaskGITConfig`], with
     the sampling settings of the official gFID protocol (which adds softmax temperature annealing)."""
+    official = _resolve(official, official)
     try:
         generator, vq = official["model"]["generator"], official["model"]["vq_model"]
     except (KeyError, TypeError):
@@ -389,26 +391,6 @@ def convert(kind: str, config_path: str | Path | None, weights_path: str | Path,
 
 
 CONVERTERS: dict[str, Callable] = {"tokenizer": convert_tokenizer, "generator": convert_generator, "vqgan": convert_vqgan}
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        description="Convert an official TiTok checkpoint (bytedance/1d-tokenizer) to an hf_titok model directory."
-    )
-    parser.add_argument("--kind", required=True, choices=sorted(CONVERTERS), help="what the checkpoint holds")
-    parser.add_argument("--config", help="official config: Hub config.json or infer yaml (optional for vqgan)")
-    parser.add_argument("--weights", required=True, help="official state dict (.safetensors or .bin)")
-    parser.add_argument("--output-dir", required=True, help="where to write the converted model")
-    args = parser.parse_args(argv)
-    try:
-        model = convert(args.kind, args.config, args.weights, args.output_dir)
-    except (ConversionError, FileNotFoundError) as error:
-        parser.exit(2, f"error: {error}\n")
-    count = sum(p.numel() for p in model.parameters())
-    print(f"wrote {type(model).__name__} ({count / 1e6:.2f} M parameters) to {args.output_dir}")
-    return 0
 
 
 __all__ = [

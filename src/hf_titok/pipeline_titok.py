@@ -115,6 +115,25 @@ class TiTokPipeline(DiffusionPipeline):
             force_download=kwargs.get("force_download", False),
         )
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str = "Upload TiTokPipeline",
+        private: bool | None = None,
+        token: str | None = None,
+    ) -> str:
+        """Save the pipeline with a model card and upload it to `repo_id` (created if missing; the token
+        defaults to the environment's). Returns the commit URL."""
+        import tempfile
+        from pathlib import Path
+
+        from .hub import pipeline_card, push_folder_to_hub
+
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            pipeline_card(self, repo_id).save(Path(folder) / "README.md")
+            return push_folder_to_hub(folder, repo_id, private=private, token=token, commit_message=commit_message)
+
     def get_label_ids(self, labels: int | str | None | Sequence[int | str | None]) -> list[int]:
         """Class ids for labels given as ids, class names (any comma-separated synonym, case-insensitive) or
         `None` (unconditional). Unknown names raise a `ValueError` listing close matches."""

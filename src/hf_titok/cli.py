@@ -1,0 +1,384 @@
+"""`hf-titok`: generate, reconstruct, encode, decode and convert from the shell.
+
+Every command takes a local directory or a Hub repo id (`--model`), shows a progress bar on long work,
+and reports bad arguments, missing files or unreadable images in one line (exit status 2). Set
+`HF_TITOK_DEBUG=1` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DESCRIPTION = "TiTok 1-D image tokenizers and MaskGIT generators (hf_titok)."
+
+
+class CommandError(Exception):
+    """A user-facing error: printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+
+
+def _resolve_folder(model: str) -> Path:
+    """A local directory, or the snapshot of a Hub repo id (from the cache when offline)."""
+    path = Path(model)
+    if path.is_dir():
+        return path
+    if path.exists() or model.startswith((".", "/")) or model.count("/") > 1:
+        raise CommandError(f"model directory not found: {model}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model))
+    except Exception as error:  # offline without a cached copy, unknown repo, no network
+        raise CommandError(f"cannot load model {model!r}: not a local directory, and the Hub says: {error}") from None
+
+
+def load_tokenizer(model: str):
+    """(tokenizer, image processor) from a tokenizer folder or a pipeline folder (its `vqvae`)."""
+    from .image_processing_titok import TiTokImageProcessor
+    from .modeling_titok import TiTokTokenizer
+
+    folder = _resolve_folder(model)
+    if (folder / "model_index.json").is_file():
+        folder = folder / "vqvae"
+    if not (folder / "config.json").is_file():
+        raise CommandError(f"{model} holds no TiTok tokenizer (no config.json{' in vqvae/' if folder.name == 'vqvae' else ''})")
+    tokenizer = TiTokTokenizer.from_pretrained(folder).eval()
+    if (folder / "preprocessor_config.json").is_file():
+        processor = TiTokImageProcessor.from_pretrained(folder)
+    else:
+        processor = TiTokImageProcessor.for_image_size(tokenizer.config.image_size)
+    return tokenizer, processor
+
+
+def load_pipeline(model: str):
+    from .pipeline_titok import TiTokPipeline
+
+    folder = _resolve_folder(model)
+    if not (folder / "model_index.json").is_file():
+        raise CommandError(f"{model} is not a TiTokPipeline (no model_index.json); generation needs a generator")
+    pipe = TiTokPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def read_images(paths: list[str]):
+    import PIL.Image
+
+    images = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise CommandError(f"image not found: {path}")
+        try:
+            with PIL.Image.open(path) as image:
+                image.load()
+                images.append(image.copy())
+        except (PIL.UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise CommandError(f"cannot read image {path}: {error}") from None
+    return images
+
+
+def _batches(items, size: int):
+    for start in range(0, len(items), size):
+        yield start, items[start : start + size]
+
+
+def _progress(total: int, description: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="img", disable=total < 2 or None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_label(text: str):
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if text.lower() in ("none", "unconditional"):
+        return None
+    return text
+
+
+def cmd_generate(args) -> None:
+    import torch
+
+    from .visualization import image_grid
+
+    pipe = load_pipeline(args.model)
+    labels = [parse_label(label) for label in args.labels]
+    class_ids = pipe.get_label_ids(labels)  # validates names and ids before any work
+    requests = [class_id for class_id in class_ids for _ in range(args.num_per_label)]
+    generator = torch.Generator().manual_seed(args.seed)
+    settings = dict(
+        num_inference_steps=args.steps, guidance_scale=args.guidance_scale, guidance_schedule=args.guidance_schedule,
+        guidance_scale_pow=args.guidance_pow, temperature=args.temperature,
+    )
+    images = []
+    with _progress(len(requests), "generating") as bar:
+        for _, batch in _batches(requests, args.batch_size):
+            batch_labels = [None if c == pipe.transformer.config.num_classes else c for c in batch]
+            images += pipe(batch_labels, generator=generator, **settings).images
+            bar.update(len(batch))
+    names = [("unconditional" if c == pipe.transformer.config.num_classes else pipe.id2label[c].split(",")[0]) for c in class_ids]
+    rows = [images[i * args.num_per_label : (i + 1) * args.num_per_label] for i in range(len(class_ids))]
+    grid = image_grid(rows, row_labels=[f"{c}: {n}" if c != pipe.transformer.config.num_classes else n for c, n in zip(class_ids, names)])
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    grid.save(args.output)
+    print(f"wrote {args.output} ({len(images)} images, seed {args.seed})")
+    if args.out_dir:
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for index, (class_id, image) in enumerate(zip(requests, images)):
+            image.save(out / f"{index:04d}_class{class_id}.png")
+        print(f"wrote {len(images)} PNGs to {out}")
+
+
+def _encode_batches(tokenizer, processor, images, batch_size: int, description: str):
+    import torch
+
+    results = []
+    with _progress(len(images), description) as bar, torch.no_grad():
+        for _, batch in _batches(images, batch_size):
+            pixel_values = processor(batch, return_tensors="pt")["pixel_values"]
+            encoded = tokenizer.encode(pixel_values)
+            results.append((pixel_values, encoded.token_ids if tokenizer.is_vq else encoded.latents))
+            bar.update(len(batch))
+    return results
+
+
+def cmd_reconstruct(args) -> None:
+    import torch
+
+    from .image_processing_titok import TiTokImageProcessor
+    from .visualization import image_grid
+
+    images = read_images(args.images)
+    tokenizer, processor = load_tokenizer(args.model)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    index = 0
+    for pixel_values, tokens in _encode_batches(tokenizer, processor, images, args.batch_size, "reconstructing"):
+        with torch.no_grad():
+            reconstructions = TiTokImageProcessor.postprocess(tokenizer.decode(tokens))
+        originals = TiTokImageProcessor.postprocess(pixel_values, rounding="round")
+        for original, reconstruction, token in zip(originals, reconstructions, tokens):
+            path = Path(args.images[index])
+            count = tokens.shape[1]
+            grid = image_grid([[original, reconstruction]], column_labels=["input", f"{count} tokens"])
+            grid.save(out / f"{path.stem}_reconstruction.png")
+            if tokenizer.is_vq:
+                print(f"{path}: {count} tokens: {' '.join(str(int(t)) for t in token)}")
+            else:
+                print(f"{path}: {count} tokens x {tokens.shape[2]} channels (VAE latents)")
+            index += 1
+    print(f"wrote {index} side-by-side PNGs to {out}")
+
+
+def cmd_encode(args) -> None:
+    output = Path(args.output)
+    if output.suffix not in (".npy", ".json"):
+        raise CommandError(f"--output must end in .npy or .json, got {output.name}")
+    images = read_images(args.images)
+    tokenizer, processor = load_tokenizer(args.model)
+    tokens = np.concatenate([t.numpy() for _, t in _encode_batches(tokenizer, processor, images, args.batch_size, "encoding")])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".npy":
+        np.save(output, tokens)
+    else:
+        key = "token_ids" if tokenizer.is_vq else "latents"
+        output.write_text(json.dumps({"model": args.model, "images": args.images, key: tokens.tolist()}))
+    kind = "token ids" if tokenizer.is_vq else "latents"
+    print(f"wrote {kind} of shape {list(tokens.shape)} to {output}")
+
+
+def read_tokens(path: str, is_vq: bool) -> tuple[np.ndarray, list[str] | None]:
+    file = Path(path)
+    if not file.is_file():
+        raise CommandError(f"token file not found: {path}")
+    names = None
+    if file.suffix == ".npy":
+        try:
+            tokens = np.load(file, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise CommandError(f"cannot read {path} as a .npy array: {error}") from None
+    elif file.suffix == ".json":
+        try:
+            data = json.loads(file.read_text())
+        except json.JSONDecodeError as error:
+            raise CommandError(f"{path} is not valid JSON: {error}") from None
+        key = "token_ids" if is_vq else "latents"
+        if not isinstance(data, dict) or key not in data:
+            raise CommandError(f"{path} has no {key!r} entry (this model is a {'VQ' if is_vq else 'VAE'} tokenizer)")
+        tokens, names = np.asarray(data[key]), data.get("images")
+    else:
+        raise CommandError(f"token files are .npy or .json, got {file.name}")
+    if tokens.ndim == 1:
+        tokens = tokens[None]
+    return tokens, names
+
+
+def cmd_decode(args) -> None:
+    import torch
+
+    from .image_processing_titok import TiTokImageProcessor
+
+    tokenizer, _ = load_tokenizer(args.model)
+    tokens, names = read_tokens(args.tokens, tokenizer.is_vq)
+    if tokenizer.is_vq and not np.issubdtype(tokens.dtype, np.integer):
+        raise CommandError(f"{args.tokens} holds {tokens.dtype} values; this VQ tokenizer decodes integer token ids")
+    tensor = torch.from_numpy(tokens.astype(np.int64) if tokenizer.is_vq else tokens.astype(np.float32))
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with _progress(len(tensor), "decoding") as bar, torch.no_grad():
+        for start, batch in _batches(tensor, args.batch_size):
+            for offset, image in enumerate(TiTokImageProcessor.postprocess(tokenizer.decode(batch))):
+                index = start + offset
+                stem = Path(names[index]).stem if names and index < len(names) else f"decoded_{index:04d}"
+                image.save(out / f"{stem}.png")
+                written += 1
+            bar.update(len(batch))
+    print(f"wrote {written} PNGs to {out}")
+
+
+def cmd_convert(args) -> None:
+    from .convert_official import convert
+    from .hub import convert_and_push, describe_folder, push_folder_to_hub
+
+    if args.weights:
+        if args.repo_id or args.release:
+            raise CommandError("give either local files (--kind/--config/--weights) or a release/repo, not both")
+        if not args.kind:
+            raise CommandError("--kind is required with --weights")
+        convert(args.kind, args.config, args.weights, args.output_dir)
+        if args.push_to_hub:
+            push_folder_to_hub(args.output_dir, args.push_to_hub, private=args.private)
+    else:
+        if not (args.repo_id or args.release):
+            raise CommandError("give --release NAME, --repo-id REPO, or --kind/--config/--weights")
+        convert_and_push(
+            args.output_dir, args.push_to_hub, private=args.private, repo_id=args.repo_id, release=args.release,
+            tokenizer_repo_id=args.tokenizer_repo, config_path=args.config,
+        )
+    print(f"wrote {describe_folder(args.output_dir)} to {args.output_dir}")
+    if args.push_to_hub:
+        print(f"uploaded to https://huggingface.co/{args.push_to_hub}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------------------------------
+
+
+def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
+    from .releases import RELEASES
+
+    source = parser.add_argument_group("source (one of)")
+    source.add_argument("--release", choices=sorted(RELEASES), help="an official release (its yucornetto/* Hub repo by default)")
+    source.add_argument("--repo-id", help="an official-format Hub repo (yucornetto/*), or fun-research/TiTok with --release")
+    source.add_argument("--weights", help="a local official state dict (.safetensors or .bin), with --kind and --config")
+    parser.add_argument("--kind", choices=["tokenizer", "generator", "vqgan"], help="what --weights holds")
+    parser.add_argument("--config", help="official config (Hub config.json or infer yaml); optional for Hub sources")
+    parser.add_argument("--tokenizer-repo", help="generators: the tokenizer repo to build the pipeline with")
+    parser.add_argument("--output-dir", required=True, help="where to write the ready repo")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also upload the result (token from the environment)")
+    parser.add_argument("--private", action="store_true", default=None, help="create the pushed repo as private")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hf-titok", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    generate = commands.add_parser("generate", help="class ids or names -> PNG grid (and PNGs)")
+    generate.add_argument("--model", required=True, help="TiTokPipeline directory or Hub id")
+    generate.add_argument("--labels", nargs="+", required=True, help="class ids or names ('none' = unconditional)")
+    generate.add_argument("--num-per-label", type=int, default=4, help="images per label (default 4)")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
+    generate.add_argument("--guidance-scale", type=float, help="classifier-free guidance scale (default: the model's)")
+    generate.add_argument("--guidance-schedule", choices=["constant", "linear", "power-cosine"])
+    generate.add_argument("--guidance-pow", type=float, help="power of the power-cosine schedule")
+    generate.add_argument("--temperature", type=float, help="Gumbel temperature (default: the model's)")
+    generate.add_argument("--batch-size", type=int, default=8)
+    generate.add_argument("--output", default="samples.png", help="grid PNG (default samples.png)")
+    generate.add_argument("--out-dir", help="also write every image as its own PNG here")
+    generate.set_defaults(func=cmd_generate)
+
+    reconstruct = commands.add_parser("reconstruct", help="images -> reconstructions beside the inputs; prints ids")
+    reconstruct.add_argument("images", nargs="+")
+    reconstruct.add_argument("--model", required=True, help="tokenizer or pipeline directory, or Hub id")
+    reconstruct.add_argument("--output-dir", default="reconstructions")
+    reconstruct.add_argument("--batch-size", type=int, default=8)
+    reconstruct.set_defaults(func=cmd_reconstruct)
+
+    encode = commands.add_parser("encode", help="images -> token ids (.npy or .json)")
+    encode.add_argument("images", nargs="+")
+    encode.add_argument("--model", required=True, help="tokenizer or pipeline directory, or Hub id")
+    encode.add_argument("--output", required=True, help="ids.npy or ids.json")
+    encode.add_argument("--batch-size", type=int, default=8)
+    encode.set_defaults(func=cmd_encode)
+
+    decode = commands.add_parser("decode", help="token ids (.npy or .json) -> PNGs")
+    decode.add_argument("tokens", help="a file written by `hf-titok encode` (or any [B, N] id array)")
+    decode.add_argument("--model", required=True, help="tokenizer or pipeline directory, or Hub id")
+    decode.add_argument("--output-dir", default="decoded")
+    decode.add_argument("--batch-size", type=int, default=8)
+    decode.set_defaults(func=cmd_decode)
+
+    convert = commands.add_parser("convert", help="official checkpoint -> ready hf_titok repo (optionally pushed)")
+    add_convert_arguments(convert)
+    convert.set_defaults(func=cmd_convert)
+    return parser
+
+
+def _check_positive(parser, args) -> None:
+    for name in ("num_per_label", "batch_size", "steps"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
+def _quiet_libraries() -> None:
+    """Our progress bars show the long work; the libraries' per-file loading bars are noise here."""
+    import diffusers
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.disable_progress_bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_positive(parser, args)
+    _quiet_libraries()
+    try:
+        args.func(args)
+    except (CommandError, ValueError, TypeError, OSError) as error:  # user-facing: one line, no traceback
+        if os.environ.get("HF_TITOK_DEBUG"):
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"hf-titok {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
