@@ -210,6 +210,13 @@ def detect_kind(state_dict) -> str:
     raise ConversionError("the weights are neither an official TiTok tokenizer, generator nor MaskGIT-VQGAN state dict")
 
 
+def _fetch(repo_id: str, filename: str, **hub_kwargs) -> str:
+    try:
+        return hf_hub_download(repo_id, filename, **hub_kwargs)
+    except Exception as error:  # network, offline without a cached copy, gated or missing repo/file
+        raise ConversionError(f"cannot fetch {filename} from the Hub repo {repo_id}: {error}") from None
+
+
 def _download_official(repo_id: str, release: OfficialRelease | None, config_path: str | None, **hub_kwargs):
     """(official config dict, state dict) of an official repo: a `yucornetto/*`-style repo (config.json +
     model.safetensors) or `fun-research/TiTok` (`.bin` files named by the release + its infer config)."""
@@ -217,11 +224,12 @@ def _download_official(repo_id: str, release: OfficialRelease | None, config_pat
         if release is None or release.bin_filename is None:
             with_bin = ", ".join(r.name for r in RELEASES.values() if r.bin_filename)
             raise ConversionError(f"{FUN_RESEARCH_REPO} holds .bin files of several releases: pass --release (one of {with_bin})")
-        weights = load_official_weights(hf_hub_download(repo_id, release.bin_filename, **hub_kwargs))
-        config = load_official_config(config_path) if config_path else official_config(release.name)
-        return config, weights
-    config_file = config_path or hf_hub_download(repo_id, "config.json", **hub_kwargs)
-    weights = load_official_weights(hf_hub_download(repo_id, "model.safetensors", **hub_kwargs))
+        weights = load_official_weights(_fetch(repo_id, release.bin_filename, **hub_kwargs))
+        if config_path:
+            return load_official_config(config_path), weights
+        return (None if release.kind == "vqgan" else official_config(release.name)), weights
+    config_file = config_path or _fetch(repo_id, "config.json", **hub_kwargs)
+    weights = load_official_weights(_fetch(repo_id, "model.safetensors", **hub_kwargs))
     return load_official_config(config_file), weights
 
 

@@ -21,7 +21,7 @@ class OfficialRelease:
     """One released checkpoint."""
 
     name: str
-    kind: str  # "tokenizer" | "generator"
+    kind: str  # "tokenizer" | "generator" | "vqgan"
     repo_id: str
     title: str
     results: dict = field(default_factory=dict)  # what the official README reports (ImageNet 256x256)
@@ -58,14 +58,18 @@ RELEASES: dict[str, OfficialRelease] = {
         OfficialRelease("titok_s128_generator", "generator", "yucornetto/generator_titok_s128_imagenet",
                         "U-ViT MaskGIT generator for TiTok-S-128", {"gFID": 1.97, "sampling steps": 64},
                         "generator_titok_s128.bin", tokenizer="titok_s128"),
+        OfficialRelease("maskgit_vqgan", "vqgan", FUN_RESEARCH_REPO,
+                        "MaskGIT-VQGAN ImageNet f16 (TiTok's proxy-code teacher)", {},
+                        "maskgit-vqgan-imagenet-f16-256.bin"),
     ]
 }
 
-VQGAN_BIN_FILENAME = "maskgit-vqgan-imagenet-f16-256.bin"
-
 
 def release_for_repo(repo_id: str) -> OfficialRelease | None:
-    """The release published at `repo_id`, if it is one of the official ones."""
+    """The release published at `repo_id`, if it is one of the official single-release repos
+    (`fun-research/TiTok` holds several: name the release)."""
+    if repo_id == FUN_RESEARCH_REPO:
+        return None
     return next((r for r in RELEASES.values() if r.repo_id == repo_id), None)
 
 
