@@ -1,0 +1,182 @@
+"""Trainer callbacks of the TiTok recipes: stage freezing, GAN start, EMA, codebook statistics, PNG grids of
+reconstructions or samples, skipped-image counts, and the final export (save_pretrained / push_to_hub)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from .modules import TrainingModule
+
+logger = logging.getLogger(__name__)
+
+
+def _wrapper(kwargs) -> TrainingModule:
+    return kwargs["model"]
+
+
+class FreezeCallback(TrainerCallback):
+    """Freezes the parameters of `wrapper.model` under the given name prefixes (e.g. stage 2: `encoder`,
+    `quantizer`), before the optimizer is built and again when training (re)starts."""
+
+    def __init__(self, frozen_prefixes: list[str]):
+        self.frozen_prefixes = tuple(frozen_prefixes)
+
+    def apply(self, wrapper: TrainingModule) -> tuple[int, int]:
+        frozen = trainable = 0
+        for name, parameter in wrapper.model.named_parameters():
+            if name.startswith(self.frozen_prefixes):
+                parameter.requires_grad_(False)
+                frozen += parameter.numel()
+            elif parameter.requires_grad:
+                trainable += parameter.numel()
+        return frozen, trainable
+
+    def on_init_end(self, args, state, control, **kwargs):
+        frozen, trainable = self.apply(_wrapper(kwargs))
+        logger.info("frozen %s: %.2f M parameters; trainable: %.2f M", ", ".join(self.frozen_prefixes), frozen / 1e6, trainable / 1e6)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.apply(_wrapper(kwargs))
+
+
+class GANStartCallback(TrainerCallback):
+    """Switches the adversarial terms on at `start_step` (both the generator term and the discriminator
+    loss; the discriminator's learning-rate schedule is offset to the same step)."""
+
+    def __init__(self, start_step: int):
+        self.start_step = start_step
+        self.announced = False
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        wrapper = _wrapper(kwargs)
+        active = state.global_step >= self.start_step
+        wrapper.gan_factor = 1.0 if active else 0.0
+        if active and not self.announced:
+            logger.info("GAN losses active from step %d", state.global_step)
+            self.announced = True
+
+
+class EMACallback(TrainerCallback):
+    """Updates `wrapper.ema_model` after every optimizer step with the official decay
+    min(max_decay, (1 + t) / (10 + t)). The EMA weights live in the wrapper, so checkpoints hold them."""
+
+    def __init__(self, max_decay: float = 0.999):
+        self.max_decay = max_decay
+
+    @torch.no_grad()
+    def on_step_end(self, args, state, control, **kwargs):
+        wrapper = _wrapper(kwargs)
+        if wrapper.ema_model is None:
+            return
+        step = state.global_step
+        decay = min(self.max_decay, (1 + step) / (10 + step))
+        for ema, live in zip(wrapper.ema_model.parameters(), wrapper.model.parameters()):
+            ema.lerp_(live.detach(), 1.0 - decay)
+        for ema, live in zip(wrapper.ema_model.buffers(), wrapper.model.buffers()):
+            ema.copy_(live)
+
+
+class CodebookUsageCallback(TrainerCallback):
+    """Logs the fraction of codebook entries used and the perplexity of their distribution over each logging
+    window (token ids seen by this process)."""
+
+    def __init__(self, codebook_size: int):
+        self.codebook_size = codebook_size
+        self.counts = torch.zeros(codebook_size, dtype=torch.long)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        wrapper = _wrapper(kwargs)
+        if wrapper.last_token_ids is not None:
+            self.counts += torch.bincount(wrapper.last_token_ids.flatten().cpu(), minlength=self.codebook_size)[: self.codebook_size]
+        if args.logging_steps and state.global_step % args.logging_steps == 0 and self.counts.sum() > 0:
+            probabilities = self.counts.float() / self.counts.sum()
+            entropy = -(probabilities[probabilities > 0] * probabilities[probabilities > 0].log()).sum()
+            wrapper.extra_logs["codebook_usage"] = round(float((self.counts > 0).float().mean()), 4)
+            wrapper.extra_logs["codebook_perplexity"] = round(float(entropy.exp()), 2)
+            self.counts.zero_()
+
+
+class SkippedImagesCallback(TrainerCallback):
+    """Adds the number of unreadable images skipped so far to the logs."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if args.logging_steps and state.global_step % args.logging_steps == 0:
+            _wrapper(kwargs).extra_logs["skipped_images"] = getattr(self.dataset, "skipped", 0)
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(int(state.epoch or 0))
+
+
+class ImageGridCallback(TrainerCallback):
+    """Every `every_steps` steps (and at the end), writes `<output_dir>/images/step_XXXXXXX.png`: inputs beside
+    reconstructions (tokenizer and VQGAN recipes) or class-conditional samples (generator), made with the
+    model being exported (EMA when on)."""
+
+    def __init__(self, every_steps: int, render, name: str = "images"):
+        self.every_steps, self.render, self.name = every_steps, render, name
+        self.written: list[Path] = []
+
+    def _write(self, args, state, wrapper):
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step_{state.global_step:07d}.png"
+        model = wrapper.export_model()
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            self.render(model, wrapper, state.global_step).save(path)
+        model.train(was_training)
+        self.written.append(path)
+        logger.info("wrote %s", path)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.every_steps and state.global_step % self.every_steps == 0:
+            self._write(args, state, _wrapper(kwargs))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.every_steps and (not self.written or not self.written[-1].name.endswith(f"{state.global_step:07d}.png")):
+            self._write(args, state, _wrapper(kwargs))
+
+
+class ExportCallback(TrainerCallback):
+    """At the end of training, `save_pretrained` the exported model (EMA weights when on), or what `build`
+    makes of it (e.g. a full pipeline), with `extras` (e.g. the image processor) to `export_dir`, and upload
+    the folder when `push_to_hub` names a repo."""
+
+    def __init__(self, export_dir: str, push_to_hub: str | None = None, extras: tuple = (), build=None):
+        self.export_dir, self.push_to_hub, self.extras, self.build = export_dir, push_to_hub, extras, build
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        model = _wrapper(kwargs).export_model()
+        exported = self.build(model) if self.build is not None else model
+        exported.save_pretrained(self.export_dir)
+        for extra in self.extras:
+            extra.save_pretrained(self.export_dir)
+        logger.info("exported %s to %s", type(exported).__name__, self.export_dir)
+        if self.push_to_hub:
+            from ..hub import push_folder_to_hub
+
+            push_folder_to_hub(self.export_dir, self.push_to_hub, commit_message=f"hf_titok training, step {state.global_step}")
+
+
+__all__ = [
+    "CodebookUsageCallback",
+    "EMACallback",
+    "ExportCallback",
+    "FreezeCallback",
+    "GANStartCallback",
+    "ImageGridCallback",
+    "SkippedImagesCallback",
+]

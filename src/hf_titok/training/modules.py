@@ -1,0 +1,247 @@
+"""Training wrappers: one `nn.Module` per recipe, holding the HF model being trained, its EMA copy and the
+training-only parts (teacher, discriminator, perceptual network), and returning `{"loss": ...}` for the
+Trainer. The exported model is `export_model()` (the EMA weights when EMA is on).
+
+All randomness inside `forward` (VAE sampling, MaskGIT masking, class dropout) uses torch's global RNG,
+which the Trainer checkpoints, so resumed runs continue exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from ..modeling_maskgit_vqgan import MaskGITVQGAN
+from ..modeling_titok import TiTokTokenizer
+from ..modeling_titok_maskgit import TiTokMaskGIT, mask_tokens
+from .discriminator import LeCamRegularizer, hinge_discriminator_loss
+from .perceptual import PerceptualLoss
+
+
+class TrainingModule(nn.Module):
+    """Base of the recipe wrappers: `model` (trained), optional `ema_model`, log values and frozen helpers
+    that are deliberately *not* registered as sub-modules (not checkpointed, not wrapped by DDP)."""
+
+    discriminator: nn.Module | None = None
+
+    def __init__(self, model: nn.Module, use_ema: bool = True):
+        super().__init__()
+        self.model = model
+        self.ema_model = copy.deepcopy(model).requires_grad_(False).eval() if use_ema else None
+        self.extra_logs: dict[str, float] = {}
+        self._log_sums: dict[str, float] = {}
+        self._log_count = 0
+        self.last_token_ids: torch.Tensor | None = None
+        self.gan_factor = 0.0
+        self._helpers: dict[str, nn.Module] = {}
+
+    def set_helper(self, name: str, module: nn.Module | None) -> None:
+        """A frozen helper network (teacher, perceptual net, frozen tokenizer), kept out of the state dict."""
+        if module is not None:
+            module.requires_grad_(False).eval()
+        self._helpers[name] = module
+
+    def helper(self, name: str, device: torch.device) -> nn.Module | None:
+        module = self._helpers.get(name)
+        if module is not None and next(module.parameters(), torch.empty(0, device=device)).device != device:
+            module.to(device)
+        return module
+
+    def export_model(self) -> nn.Module:
+        return self.ema_model if self.ema_model is not None else self.model
+
+    def record(self, **values: torch.Tensor) -> None:
+        """Accumulate scalar values; the trainer logs their means at each logging step."""
+        for name, value in values.items():
+            self._log_sums[name] = self._log_sums.get(name, 0.0) + float(value.detach())
+        self._log_count += 1
+
+    def pop_logs(self) -> dict[str, float]:
+        logs = {name: round(total / max(self._log_count, 1), 6) for name, total in self._log_sums.items()}
+        logs.update(self.extra_logs)
+        self._log_sums, self._log_count, self.extra_logs = {}, 0, {}
+        return logs
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.ema_model is not None:
+            self.ema_model.eval()
+        return self
+
+
+class GANLoss(nn.Module):
+    """PatchGAN hinge loss with LeCam regularisation. The generator term sees the discriminator with
+    detached weights, the discriminator term sees detached images, so one backward trains both correctly."""
+
+    def __init__(self, discriminator: nn.Module, generator_weight: float = 0.01, lecam_weight: float = 0.001,
+                 lecam_decay: float = 0.999):
+        super().__init__()
+        self.discriminator = discriminator
+        self.lecam = LeCamRegularizer(lecam_decay)
+        self.generator_weight, self.lecam_weight = generator_weight, lecam_weight
+
+    def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
+        return -functional_call(self.discriminator, frozen, (fake,)).mean() * self.generator_weight
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        real_logits, fake_logits = self.discriminator(real.detach()), self.discriminator(fake.detach())
+        loss = hinge_discriminator_loss(real_logits, fake_logits)
+        if self.lecam_weight > 0:
+            loss = loss + self.lecam_weight * self.lecam(real_logits, fake_logits)
+        return loss, real_logits.mean(), fake_logits.mean()
+
+
+class PixelLossMixin:
+    """Reconstruction (L2) + perceptual + GAN terms shared by the VQGAN and pixel-space tokenizer recipes."""
+
+    @property
+    def discriminator(self) -> nn.Module:
+        return self.gan.discriminator
+
+    def _pixel_losses(self, reconstruction, target, perceptual_weight: float):
+        reconstruction_loss = F.mse_loss(reconstruction, target)
+        perceptual = self.helper("perceptual", target.device)
+        perceptual_loss = perceptual(reconstruction, target) * perceptual_weight if perceptual is not None and perceptual.enabled else reconstruction.new_zeros(())
+        generator_loss = self.gan.generator_loss(reconstruction) * self.gan_factor
+        discriminator_loss, real_logit, fake_logit = self.gan.discriminator_loss(target, reconstruction)
+        # Before the GAN starts the discriminator still runs with weight 0, so DDP sees every parameter used.
+        discriminator_loss = discriminator_loss * self.gan_factor
+        return reconstruction_loss, perceptual_loss, generator_loss, discriminator_loss, real_logit, fake_logit
+
+
+class VQGANTraining(PixelLossMixin, TrainingModule):
+    """Recipe 1: train the MaskGIT-VQGAN itself (L2 + perceptual + quantizer + PatchGAN/LeCam)."""
+
+    def __init__(self, model: MaskGITVQGAN, discriminator: nn.Module, perceptual: PerceptualLoss | None = None,
+                 perceptual_weight: float = 0.1, quantizer_weight: float = 1.0, gan_weight: float = 0.01,
+                 lecam_weight: float = 0.001, use_ema: bool = True):
+        super().__init__(model, use_ema)
+        self.gan = GANLoss(discriminator, gan_weight, lecam_weight)
+        self.set_helper("perceptual", perceptual)
+        self.perceptual_weight, self.quantizer_weight = perceptual_weight, quantizer_weight
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        out = self.model(pixel_values)
+        self.last_token_ids = out.codes
+        rec, perc, g, d, real, fake = self._pixel_losses(out.reconstruction, pixel_values, self.perceptual_weight)
+        quantizer = self.quantizer_weight * out.quantizer_loss
+        loss = rec + perc + quantizer + g + d
+        self.record(reconstruction_loss=rec, perceptual_loss=perc, quantizer_loss=out.quantizer_loss,
+                    generator_gan_loss=g, discriminator_loss=d, logits_real=real, logits_fake=fake)
+        return {"loss": loss}
+
+
+class Stage1Training(TrainingModule):
+    """Recipe 2: TiTok (stage-1 layout) predicts the proxy codes of a frozen MaskGIT-VQGAN teacher:
+    cross-entropy over the VQGAN codebook per decoder patch + `quantizer_weight` x quantizer loss."""
+
+    def __init__(self, model: TiTokTokenizer, teacher: MaskGITVQGAN, quantizer_weight: float = 1.0, use_ema: bool = True):
+        super().__init__(model, use_ema)
+        if model.config.decoder_head != "proxy_codes":
+            raise ValueError("stage-1 training needs a tokenizer with decoder_head='proxy_codes'")
+        if teacher.config.codebook_size != model.config.num_proxy_codes or teacher.config.grid_size != model.config.decoder_grid_size:
+            raise ValueError(
+                f"the teacher VQGAN ({teacher.config.codebook_size} codes on a {teacher.config.grid_size}^2 grid) does not "
+                f"match the tokenizer's proxy-code head ({model.config.num_proxy_codes} codes, {model.config.decoder_grid_size}^2)"
+            )
+        self.set_helper("teacher", teacher)
+        self.quantizer_weight = quantizer_weight
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        with torch.no_grad():
+            codes = self.helper("teacher", pixel_values.device).encode(pixel_values).codes
+        out = self.model(pixel_values)
+        self.last_token_ids = out.token_ids
+        cross_entropy = F.cross_entropy(out.proxy_logits.flatten(0, 1), codes.flatten())
+        loss = cross_entropy + self.quantizer_weight * out.quantizer_loss
+        accuracy = (out.proxy_logits.argmax(-1) == codes).float().mean()
+        self.record(proxy_code_loss=cross_entropy, quantizer_loss=out.quantizer_loss, proxy_code_accuracy=accuracy)
+        return {"loss": loss}
+
+
+class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
+    """Recipes 3 and 4: tokenizer trained on pixels (stage 2 = decoder fine-tuning with encoder and quantizer
+    frozen; single-stage VQ or VAE from scratch). L2 + perceptual + PatchGAN/LeCam (+ quantizer loss, or for
+    VAE: reconstruction / exp(logvar) + kl_weight x KL)."""
+
+    def __init__(self, model: TiTokTokenizer, discriminator: nn.Module, perceptual: PerceptualLoss | None = None,
+                 perceptual_weight: float = 0.1, quantizer_weight: float = 0.0, kl_weight: float = 1e-6,
+                 gan_weight: float = 0.01, lecam_weight: float = 0.001, use_ema: bool = True):
+        super().__init__(model, use_ema)
+        if model.config.decoder_head == "proxy_codes" and model.pixel_decoder is None:
+            raise ValueError("pixel-space training of a proxy-code tokenizer needs its pixel decoder (include_pixel_decoder=True)")
+        self.gan = GANLoss(discriminator, gan_weight, lecam_weight)
+        self.set_helper("perceptual", perceptual)
+        self.perceptual_weight, self.quantizer_weight, self.kl_weight = perceptual_weight, quantizer_weight, kl_weight
+        # The official VAE loss divides the reconstruction term by exp(logvar) of a fixed logvar (0).
+        self.register_buffer("logvar", torch.zeros(()))
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        out = self.model(pixel_values)
+        self.last_token_ids = out.token_ids
+        rec, perc, g, d, real, fake = self._pixel_losses(out.reconstruction, pixel_values, self.perceptual_weight)
+        if self.model.is_vq:
+            regulariser = self.quantizer_weight * out.quantizer_loss
+            self.record(quantizer_loss=out.quantizer_loss)
+        else:
+            rec = rec / torch.exp(self.logvar)
+            regulariser = self.kl_weight * out.kl_loss
+            self.record(kl_loss=out.kl_loss)
+        loss = rec + perc + regulariser + g + d
+        self.record(reconstruction_loss=rec, perceptual_loss=perc, generator_gan_loss=g, discriminator_loss=d,
+                    logits_real=real, logits_fake=fake, psnr=-10 * torch.log10(F.mse_loss(out.reconstruction.clamp(0, 1), pixel_values)))
+        return {"loss": loss}
+
+
+class GeneratorTraining(TrainingModule):
+    """Recipe 5: MaskGIT training on token ids (pre-tokenized, or from a frozen tokenizer on the fly):
+    arccos masking, class dropout, label-smoothed loss with unmasked positions down-weighted."""
+
+    def __init__(self, model: TiTokMaskGIT, tokenizer: TiTokTokenizer | None = None, use_ema: bool = True):
+        super().__init__(model, use_ema)
+        if tokenizer is not None:
+            if tokenizer.config.quantize_mode != "vq":
+                raise ValueError("MaskGIT generators are trained on the ids of a VQ tokenizer, not a VAE")
+            for field in ("codebook_size", "num_latent_tokens"):
+                if getattr(tokenizer.config, field) != getattr(model.config, field):
+                    raise ValueError(f"tokenizer and generator disagree on {field}")
+        self.set_helper("tokenizer", tokenizer)
+
+    def forward(self, labels: torch.Tensor, token_ids: torch.Tensor | None = None,
+                pixel_values: torch.Tensor | None = None) -> dict:
+        if token_ids is None:
+            tokenizer = self.helper("tokenizer", labels.device)
+            if tokenizer is None or pixel_values is None:
+                raise ValueError("generator training needs token_ids, or pixel_values and a frozen tokenizer")
+            with torch.no_grad():
+                token_ids = tokenizer.encode(pixel_values).token_ids
+        self.last_token_ids = token_ids
+        masked, _ = mask_tokens(token_ids, self.model.config.mask_token_id)
+        out = self.model(masked, labels, labels=token_ids)
+        self.record(mlm_loss=out.loss, masked_token_accuracy=out.masked_token_accuracy)
+        return {"loss": out.loss}
+
+
+def cosine_with_warmup(step: int, total: int, warmup: int, end_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine decay to `end_ratio` at `total` (the official schedule)."""
+    if step < warmup:
+        return (step + 1) / max(warmup, 1) if warmup > 0 else 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return end_ratio + (1.0 - end_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+__all__ = [
+    "GANLoss",
+    "GeneratorTraining",
+    "PixelTokenizerTraining",
+    "Stage1Training",
+    "TrainingModule",
+    "VQGANTraining",
+    "cosine_with_warmup",
+]
