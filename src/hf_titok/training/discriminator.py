@@ -66,8 +66,13 @@ class LeCamRegularizer(nn.Module):
     def forward(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         if self.training:
             with torch.no_grad():
-                self.real_ema.mul_(self.decay).add_(real_logits.mean().float(), alpha=1 - self.decay)
-                self.fake_ema.mul_(self.decay).add_(fake_logits.mean().float(), alpha=1 - self.decay)
+                means = torch.stack([real_logits.mean(), fake_logits.mean()]).float()
+                if torch.distributed.is_available() and torch.distributed.is_initialized():
+                    # anchors of the global batch, so every data-parallel process keeps the same buffers
+                    torch.distributed.all_reduce(means)
+                    means /= torch.distributed.get_world_size()
+                self.real_ema.mul_(self.decay).add_(means[0], alpha=1 - self.decay)
+                self.fake_ema.mul_(self.decay).add_(means[1], alpha=1 - self.decay)
         return F.relu(real_logits - self.fake_ema).pow(2).mean() + F.relu(self.real_ema - fake_logits).pow(2).mean()
 
 

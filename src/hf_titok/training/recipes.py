@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from transformers import set_seed
 
 from ..configuration_maskgit_vqgan import MaskGITVQGANConfig
 from ..configuration_titok import TiTokConfig
@@ -296,6 +297,7 @@ def build_trainer(config: dict, output_dir: str | None = None) -> TiTokTrainer:
         training["output_dir"] = output_dir
     training.setdefault("output_dir", f"outputs/{recipe}")
     args = TiTokTrainingArguments(**training)
+    set_seed(args.seed)  # new weights (model, discriminator) are drawn from the seeded RNG
     loss = config["loss"]
     callbacks, extras = [EMACallback(args.ema_decay)] if args.use_ema else [], ()
     teacher = None
@@ -366,9 +368,19 @@ def _generator_export(tokenizer, dataset, config):
 
 
 def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    """The newest *complete* checkpoint in `output_dir`. The Trainer writes `trainer_state.json` last, so a
+    checkpoint folder without it was being written when the run was killed and is skipped."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return None
+    checkpoints = sorted(
+        (int(path.name.split("-")[1]), path) for path in folder.glob("checkpoint-*") if path.name.split("-")[1].isdigit()
+    )
+    for step, path in reversed(checkpoints):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        logger.warning("ignoring incomplete checkpoint %s (the run was stopped while writing it)", path)
+    return None
 
 
 def run(config: dict, output_dir: str | None = None, resume: str | bool = "auto") -> TiTokTrainer:

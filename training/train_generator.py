@@ -1,0 +1,13 @@
+#!/usr/bin/env python
+"""Train a MaskGIT generator on TiTok tokens with the HF Trainer.
+
+    accelerate launch training/train_generator.py --config training/configs/titok_l32_generator.yaml
+
+Token ids come from a frozen tokenizer on the fly (`tokenizer:` + `data.source`) or from a dataset written
+by training/pretokenize.py (`data.pretokenized`). A killed run resumes from its last checkpoint.
+"""
+
+from hf_titok.training.recipes import main
+
+if __name__ == "__main__":
+    main(default_recipes=("generator",))
