@@ -360,6 +360,8 @@ def test_two_cpu_processes_hold_identical_weights(workspace, tmp_path):
     ranks = [json.loads(line.split(" ", 1)[1]) for line in result.stdout.splitlines() if line.startswith("RANK_RESULT ")]
     assert sorted(r["rank"] for r in ranks) == [0, 1] and all(r["world_size"] == 2 for r in ranks)
     a, b = (load_file(tmp_path / "out" / f"rank{r}.safetensors") for r in (0, 1))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a.keys() == b.keys()
+    different = {k: float((a[k] - b[k]).abs().max()) for k in a if not torch.equal(a[k], b[k])}
+    assert not different, (different, result.stdout[-3000:])
     # Each process saw different samples (the data was split), yet the weights agree.
     assert ranks[0]["first_batch_checksum"] != ranks[1]["first_batch_checksum"]

@@ -304,7 +304,8 @@ def build_trainer(config: dict, output_dir: str | None = None) -> TiTokTrainer:
 
     if recipe == "generator":
         tokenizer = TiTokTokenizer.from_pretrained(config["tokenizer"]) if config.get("tokenizer") else None
-        dataset, collator = build_dataset(config, tokenizer.config.image_size if tokenizer else 256, args.seed, generator=True)
+        with args.main_process_first(desc="loading the dataset"):
+            dataset, collator = build_dataset(config, tokenizer.config.image_size if tokenizer else 256, args.seed, generator=True)
         if tokenizer is None and not config["data"].get("pretokenized"):
             raise ValueError("generator training needs `tokenizer:` (ids on the fly) or data.pretokenized (ids on disk)")
         num_classes = _num_classes(dataset, config)
@@ -324,7 +325,8 @@ def build_trainer(config: dict, output_dir: str | None = None) -> TiTokTrainer:
         else:
             model = build_tokenizer(config["model"], recipe)
             image_size, codebook_size = model.config.image_size, model.config.codebook_size
-        dataset, collator = build_dataset(config, image_size, args.seed)
+        with args.main_process_first(desc="loading the dataset"):
+            dataset, collator = build_dataset(config, image_size, args.seed)
         if recipe == "vqgan":
             wrapper = VQGANTraining(model, _discriminator(config), _perceptual(loss), loss["perceptual_weight"],
                                     loss["quantizer_weight"], loss["gan_weight"], loss["lecam_weight"], args.use_ema)
