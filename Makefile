@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all bench clean
+.PHONY: install demo test test-all bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+## The main job: samples.png and reconstructions.png from the built-in Fashion-MNIST TiTok (offline).
+demo: install
+	$(PY) -m hf_titok.demo --output-dir .
 
 ## The test suite (fast tests; CI runs exactly this).
 test: install

@@ -5,6 +5,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
 from .configuration_titok import TITOK_PRESETS, TiTokConfig
 from .configuration_titok_maskgit import TITOK_MASKGIT_PRESETS, TiTokMaskGITConfig
+from .fashion_mnist import FASHION_MNIST_PIPELINE
 from .image_processing_titok import TiTokImageProcessor
 from .modeling_maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANEncoderOutput, MaskGITVQGANOutput
 from .modeling_titok import TiTokEncoderOutput, TiTokOutput, TiTokTokenizer
@@ -24,6 +25,7 @@ AutoImageProcessor.register(TiTokConfig, slow_image_processor_class=TiTokImagePr
 AutoImageProcessor.register(MaskGITVQGANConfig, slow_image_processor_class=TiTokImageProcessor, exist_ok=True)
 
 __all__ = [
+    "FASHION_MNIST_PIPELINE",
     "MaskGITVQGAN",
     "MaskGITVQGANConfig",
     "MaskGITVQGANEncoderOutput",

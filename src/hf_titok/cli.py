@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .fashion_mnist import FASHION_MNIST_PIPELINE
+
 DESCRIPTION = "TiTok 1-D image tokenizers and MaskGIT generators (hf_titok)."
+MODEL_HELP = "{what} directory or Hub id (default: the built-in Fashion-MNIST model)"
 
 
 class CommandError(Exception):
@@ -122,7 +125,12 @@ def cmd_generate(args) -> None:
     from .visualization import image_grid
 
     pipe = load_pipeline(args.model)
-    labels = [parse_label(label) for label in args.labels]
+    if args.labels:
+        labels = [parse_label(label) for label in args.labels]
+    elif pipe.transformer.config.num_classes <= 20:
+        labels = sorted(pipe.id2label)
+    else:
+        raise CommandError(f"this model has {pipe.transformer.config.num_classes} classes: choose some with --labels")
     class_ids = pipe.get_label_ids(labels)  # validates names and ids before any work
     requests = [class_id for class_id in class_ids for _ in range(args.num_per_label)]
     generator = torch.Generator().manual_seed(args.seed)
@@ -307,8 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     generate = commands.add_parser("generate", help="class ids or names -> PNG grid (and PNGs)")
-    generate.add_argument("--model", required=True, help="TiTokPipeline directory or Hub id")
-    generate.add_argument("--labels", nargs="+", required=True, help="class ids or names ('none' = unconditional)")
+    generate.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="TiTokPipeline"))
+    generate.add_argument("--labels", nargs="+", help="class ids or names ('none' = unconditional); default: every class (up to 20)")
     generate.add_argument("--num-per-label", type=int, default=4, help="images per label (default 4)")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
@@ -323,21 +331,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     reconstruct = commands.add_parser("reconstruct", help="images -> reconstructions beside the inputs; prints ids")
     reconstruct.add_argument("images", nargs="+")
-    reconstruct.add_argument("--model", required=True, help="tokenizer or pipeline directory, or Hub id")
+    reconstruct.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline"))
     reconstruct.add_argument("--output-dir", default="reconstructions")
     reconstruct.add_argument("--batch-size", type=int, default=8)
     reconstruct.set_defaults(func=cmd_reconstruct)
 
     encode = commands.add_parser("encode", help="images -> token ids (.npy or .json)")
     encode.add_argument("images", nargs="+")
-    encode.add_argument("--model", required=True, help="tokenizer or pipeline directory, or Hub id")
+    encode.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline"))
     encode.add_argument("--output", required=True, help="ids.npy or ids.json")
     encode.add_argument("--batch-size", type=int, default=8)
     encode.set_defaults(func=cmd_encode)
 
     decode = commands.add_parser("decode", help="token ids (.npy or .json) -> PNGs")
     decode.add_argument("tokens", help="a file written by `hf-titok encode` (or any [B, N] id array)")
-    decode.add_argument("--model", required=True, help="tokenizer or pipeline directory, or Hub id")
+    decode.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline"))
     decode.add_argument("--output-dir", default="decoded")
     decode.add_argument("--batch-size", type=int, default=8)
     decode.set_defaults(func=cmd_decode)

@@ -161,13 +161,18 @@ def load_image_dataset(
     """A training dataset of augmented images.
 
     `source` is a local folder (`imagefolder`: `ROOT/<split>/<class>/*` or `ROOT/<class>/*`, labels from
-    the sub-folders), a local folder of webdataset `.tar` shards, or a Hub dataset id (default ImageNet:
-    `timm/imagenet-1k-wds`, streamed, columns `jpg`/`cls`)."""
+    the sub-folders), a local folder of webdataset `.tar` shards, a dataset written with `save_to_disk`,
+    or a Hub dataset id (default ImageNet: `timm/imagenet-1k-wds`, streamed, columns `jpg`/`cls`)."""
     import datasets
 
     augmentation = augmentation or Augmentation()
     path = Path(source)
-    if path.is_dir():
+    if path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file()):
+        dataset = datasets.load_from_disk(str(path))  # a `save_to_disk` dataset
+        if isinstance(dataset, datasets.DatasetDict):
+            dataset = dataset[split]
+        image_column, label_column = image_column or "image", label_column or "label"
+    elif path.is_dir():
         tars = sorted(path.glob(f"*{split}*.tar")) or sorted(path.glob("*.tar"))
         if tars:
             dataset = datasets.load_dataset("webdataset", data_files={split: [str(t) for t in tars]}, split=split, streaming=bool(streaming))

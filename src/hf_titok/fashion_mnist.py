@@ -1,0 +1,63 @@
+"""Fashion-MNIST (Zalando, MIT licence) for the built-in model: read from the Debian package
+`dataset-fashion-mnist` (IDX files in /usr/share/datasets/fashion-mnist), padded to 32x32 RGB."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+# The built-in TiTok pipeline trained on Fashion-MNIST with this package (training/fashion_mnist/).
+FASHION_MNIST_PIPELINE = str(Path(__file__).resolve().parent / "pretrained" / "fashion_mnist")
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+DEFAULT_ROOT = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+          "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as file:
+        data = file.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_fashion_mnist(split: str = "train", root: str | Path = DEFAULT_ROOT) -> tuple[np.ndarray, np.ndarray]:
+    """`(images uint8 [N, 28, 28], labels int64 [N])` of the `train` (60k) or `test` (10k) split."""
+    if split not in _FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    root = Path(root)
+    paths = [root / name for name in _FILES[split]]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"Fashion-MNIST not found ({', '.join(missing)}): install it with `apt-get install dataset-fashion-mnist` "
+            "or set FASHION_MNIST_DIR to a folder with the IDX .gz files"
+        )
+    return _read_idx(paths[0]), _read_idx(paths[1]).astype(np.int64)
+
+
+def to_rgb32(images: np.ndarray) -> np.ndarray:
+    """28x28 grey -> 32x32x3 uint8 (2 black pixels of padding on each side, grey copied to RGB)."""
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))
+    return np.repeat(padded[..., None], 3, axis=-1)
+
+
+def fashion_mnist_dataset(split: str = "train", root: str | Path = DEFAULT_ROOT, limit: int | None = None):
+    """A `datasets.Dataset` with an `image` (32x32 RGB PNG) and a `label` (`ClassLabel` with the class names)."""
+    import datasets
+    import PIL.Image
+
+    images, labels = load_fashion_mnist(split, root)
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES)})
+    return datasets.Dataset.from_dict(
+        {"image": [PIL.Image.fromarray(image) for image in to_rgb32(images)], "label": labels.tolist()}, features=features
+    )
+
+
+__all__ = ["FASHION_MNIST_CLASSES", "FASHION_MNIST_PIPELINE", "fashion_mnist_dataset", "load_fashion_mnist", "to_rgb32"]

@@ -1,0 +1,170 @@
+#!/usr/bin/env python
+"""Quality of a Fashion-MNIST TiTok pipeline (the built-in one by default).
+
+    python training/fashion_mnist/evaluate.py [--pipeline DIR] [--sweep] [--report report.json]
+
+- Reconstruction on the 10k test split: PSNR and SSIM of the uint8 reconstructions, codebook usage/entropy.
+- Class consistency: a small CNN trained on the real training split (cached in --classifier) labels
+  `--per-class` generated images of each class; per-class and mean accuracy, beside the same classifier's
+  accuracy on the real test images. Also the Frechet distance between classifier features of generated
+  and real test images (lower = closer to the data distribution; a diversity check).
+- `--sweep` tries sampling settings and reports each (used to pick the shipped defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from hf_titok import FASHION_MNIST_PIPELINE, TiTokPipeline
+from hf_titok.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, to_rgb32
+from hf_titok.metrics import codebook_statistics, psnr, ssim
+
+
+class Classifier(nn.Module):
+    """A small CNN on 32x32 grey images (the mean of RGB)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 8 * 8, 256), nn.ReLU(),
+        )
+        self.head = nn.Linear(256, 10)
+
+    def forward(self, images):  # [B, 3, 32, 32] in [0, 1]
+        return self.head(self.features(images.mean(1, keepdim=True)))
+
+    def embed(self, images):
+        return self.features(images.mean(1, keepdim=True))
+
+
+def to_tensor(uint8_images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(uint8_images).permute(0, 3, 1, 2).float() / 255
+
+
+def train_classifier(path: Path, epochs: int = 3, seed: int = 0) -> Classifier:
+    torch.manual_seed(seed)
+    model = Classifier()
+    if path.is_file():
+        model.load_state_dict(load_file(str(path)))
+        return model.eval()
+    images, labels = load_fashion_mnist("train")
+    x, y = to_tensor(to_rgb32(images)), torch.from_numpy(labels)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in tqdm(range(epochs), desc="training the classifier"):
+        for batch in torch.randperm(len(x), generator=generator).split(256):
+            images_batch = x[batch]
+            flip = torch.rand(len(batch), generator=generator) < 0.5
+            images_batch = torch.where(flip[:, None, None, None], images_batch.flip(-1), images_batch)
+            loss = F.cross_entropy(model(images_batch), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(model.state_dict(), str(path))
+    return model.eval()
+
+
+def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    return [float((predictions[labels == c] == c).float().mean()) for c in range(10)]
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """|mu_a - mu_b|^2 + tr(A + B - 2 (A^1/2 B A^1/2)^1/2), with symmetric eigendecompositions."""
+    a, b = a.double().numpy(), b.double().numpy()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
+    cross = np.sqrt(np.linalg.eigvalsh(root_a @ cov_b @ root_a).clip(min=0)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
+
+
+@torch.no_grad()
+def reconstruction_metrics(pipe: TiTokPipeline, images: torch.Tensor, batch_size: int = 500) -> dict:
+    tokenizer = pipe.vqvae
+    psnrs, ssims, ids = [], [], []
+    for batch in tqdm(images.split(batch_size), desc="reconstructing the test split"):
+        encoded = tokenizer.encode(batch)
+        reconstruction = (tokenizer.decode(encoded.token_ids).clamp(0, 1) * 255).round() / 255  # uint8, as evaluated officially
+        psnrs.append(psnr(reconstruction, batch))
+        ssims.append(ssim(reconstruction, batch))
+        ids.append(encoded.token_ids)
+    stats = codebook_statistics(torch.cat(ids), tokenizer.config.codebook_size)
+    return {"psnr_db": float(torch.cat(psnrs).mean()), "ssim": float(torch.cat(ssims).mean()),
+            "num_tokens": tokenizer.config.num_latent_tokens, **{k: round(v, 4) for k, v in stats.items()}}
+
+
+@torch.no_grad()
+def generation_metrics(pipe: TiTokPipeline, classifier: Classifier, real_features: torch.Tensor, per_class: int,
+                       seed: int = 0, **settings) -> dict:
+    labels = torch.arange(10).repeat_interleave(per_class)
+    images = pipe(list(range(10)), num_images_per_label=per_class, generator=torch.Generator().manual_seed(seed),
+                  output_type="pt", **settings).images
+    images = (images * 255).floor() / 255  # what the PNGs hold
+    predictions = classifier(images).argmax(-1)
+    accuracy = per_class_accuracy(predictions, labels)
+    return {"settings": settings, "class_consistency_per_class": dict(zip(FASHION_MNIST_CLASSES, accuracy)),
+            "class_consistency_mean": float(np.mean(accuracy)),
+            "classifier_frechet_distance": frechet_distance(classifier.embed(images), real_features)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pipeline", default=FASHION_MNIST_PIPELINE)
+    parser.add_argument("--classifier", default="outputs/fashion_mnist/classifier.safetensors")
+    parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--report", default="outputs/fashion_mnist/report.json")
+    args = parser.parse_args()
+
+    pipe = TiTokPipeline.from_pretrained(args.pipeline)
+    pipe.set_progress_bar_config(disable=True)
+    classifier = train_classifier(Path(args.classifier))
+    test_images, test_labels = load_fashion_mnist("test")
+    test = to_tensor(to_rgb32(test_images))
+    with torch.no_grad():
+        real_predictions = torch.cat([classifier(b).argmax(-1) for b in test.split(1000)])
+        real_features = torch.cat([classifier.embed(b) for b in test.split(1000)])
+    real_accuracy = per_class_accuracy(real_predictions, torch.from_numpy(test_labels))
+    report = {
+        "pipeline": str(args.pipeline),
+        "per_class": args.per_class,
+        "reconstruction": reconstruction_metrics(pipe, test),
+        "classifier_test_accuracy_per_class": dict(zip(FASHION_MNIST_CLASSES, real_accuracy)),
+        "classifier_test_accuracy_mean": float(np.mean(real_accuracy)),
+        "real_test_frechet_distance_reference": frechet_distance(real_features[:5000], real_features[5000:]),
+        "generation": generation_metrics(pipe, classifier, real_features, args.per_class),
+    }
+    if args.sweep:
+        grid = itertools.product([8, 12], [0.0, 1.0, 2.0, 4.0], [1.0, 2.0, 4.0], ["linear", "constant"])
+        report["sweep"] = [
+            generation_metrics(pipe, classifier, real_features, args.per_class // 2, num_inference_steps=steps,
+                               guidance_scale=scale, temperature=temperature, guidance_schedule=schedule)
+            for steps, scale, temperature, schedule in tqdm(list(grid), desc="sweeping sampling settings")
+        ]
+        for row in sorted(report["sweep"], key=lambda r: r["classifier_frechet_distance"])[:10]:
+            print(f"{row['settings']}: consistency {row['class_consistency_mean']:.3f}, FD {row['classifier_frechet_distance']:.2f}")
+    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.report).write_text(json.dumps(report, indent=2))
+    rec, gen = report["reconstruction"], report["generation"]
+    print(f"reconstruction: PSNR {rec['psnr_db']:.2f} dB, SSIM {rec['ssim']:.4f}, codebook usage {rec['codebook_usage']:.3f}")
+    print(f"classifier on real test images: {report['classifier_test_accuracy_mean']:.4f}")
+    print(f"class consistency of samples: {gen['class_consistency_mean']:.4f}, FD {gen['classifier_frechet_distance']:.2f}")
+    print(f"wrote {args.report}")
+
+
+if __name__ == "__main__":
+    main()
