@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokMaskGIT, TiTokPipeline, TiTokTokenizer
+from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokConfig, TiTokMaskGIT, TiTokPipeline, TiTokTokenizer
 from hf_titok.training import (
     Augmentation,
     ConvNeXtSmall,
@@ -112,6 +112,22 @@ def test_stage1_learns_the_proxy_codes(stage1, workspace):
     assert history(stage1, "codebook_usage")[-1] > 0 and history(stage1, "codebook_perplexity")[-1] >= 1
     exported = TiTokTokenizer.from_pretrained(workspace / "stage1" / "final")
     assert exported.pixel_decoder is None and (workspace / "stage1" / "final" / "preprocessor_config.json").is_file()
+
+
+def test_logged_values_are_the_step_means(workspace):
+    from hf_titok.training import PixelTokenizerTraining
+
+    torch.manual_seed(0)
+    model = TiTokTokenizer(TiTokConfig(**SINGLE_VQ))
+    wrapper = PixelTokenizerTraining(model, NLayerDiscriminator(16, channel_mult=(1, 2), num_groups=8, pool_size=4), use_ema=False)
+    images = [torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    with torch.no_grad():
+        expected = [torch.nn.functional.mse_loss(model(x).reconstruction, x).item() for x in images]
+        for x in images:
+            wrapper(x)
+    logs = wrapper.pop_logs()
+    assert logs["reconstruction_loss"] == pytest.approx(sum(expected) / 2, rel=1e-4)
+    assert wrapper.pop_logs() == {}
 
 
 def test_single_stage_vq_learns(single_vq):

@@ -329,26 +329,21 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out-dir", help="also write every image as its own PNG here")
     generate.set_defaults(func=cmd_generate)
 
-    reconstruct = commands.add_parser("reconstruct", help="images -> reconstructions beside the inputs; prints ids")
-    reconstruct.add_argument("images", nargs="+")
-    reconstruct.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline"))
-    reconstruct.add_argument("--output-dir", default="reconstructions")
-    reconstruct.add_argument("--batch-size", type=int, default=8)
-    reconstruct.set_defaults(func=cmd_reconstruct)
+    def tokenizer_command(name, help, func, inputs, input_help, outputs, output_help, output_default=None):
+        command = commands.add_parser(name, help=help)
+        command.add_argument(inputs, nargs="+" if inputs == "images" else None, help=input_help)
+        command.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline"))
+        command.add_argument(outputs, default=output_default, required=output_default is None, help=output_help)
+        command.add_argument("--batch-size", type=int, default=8)
+        command.set_defaults(func=func)
 
-    encode = commands.add_parser("encode", help="images -> token ids (.npy or .json)")
-    encode.add_argument("images", nargs="+")
-    encode.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline"))
-    encode.add_argument("--output", required=True, help="ids.npy or ids.json")
-    encode.add_argument("--batch-size", type=int, default=8)
-    encode.set_defaults(func=cmd_encode)
-
-    decode = commands.add_parser("decode", help="token ids (.npy or .json) -> PNGs")
-    decode.add_argument("tokens", help="a file written by `hf-titok encode` (or any [B, N] id array)")
-    decode.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline"))
-    decode.add_argument("--output-dir", default="decoded")
-    decode.add_argument("--batch-size", type=int, default=8)
-    decode.set_defaults(func=cmd_decode)
+    tokenizer_command("reconstruct", "images -> reconstructions beside the inputs; prints ids", cmd_reconstruct,
+                      "images", "image files", "--output-dir", "where to write the PNGs", "reconstructions")
+    tokenizer_command("encode", "images -> token ids (.npy or .json)", cmd_encode, "images", "image files",
+                      "--output", "ids.npy or ids.json")
+    tokenizer_command("decode", "token ids (.npy or .json) -> PNGs", cmd_decode, "tokens",
+                      "a file written by `hf-titok encode` (or any [B, N] id array)", "--output-dir",
+                      "where to write the PNGs", "decoded")
 
     convert = commands.add_parser("convert", help="official checkpoint -> ready hf_titok repo (optionally pushed)")
     add_convert_arguments(convert)

@@ -56,7 +56,8 @@ class TrainingModule(nn.Module):
         return self.ema_model if self.ema_model is not None else self.model
 
     def record(self, **values: torch.Tensor) -> None:
-        """Accumulate scalar values; the trainer logs their means at each logging step."""
+        """Accumulate this step's scalar values (one call per forward); the trainer logs their means at each
+        logging step."""
         for name, value in values.items():
             self._log_sums[name] = self._log_sums.get(name, 0.0) + float(value.detach())
         self._log_count += 1
@@ -187,15 +188,14 @@ class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
         self.last_token_ids = out.token_ids
         rec, perc, g, d, real, fake = self._pixel_losses(out.reconstruction, pixel_values, self.perceptual_weight)
         if self.model.is_vq:
-            regulariser = self.quantizer_weight * out.quantizer_loss
-            self.record(quantizer_loss=out.quantizer_loss)
+            regulariser, regulariser_log = self.quantizer_weight * out.quantizer_loss, {"quantizer_loss": out.quantizer_loss}
         else:
             rec = rec / torch.exp(self.logvar)
-            regulariser = self.kl_weight * out.kl_loss
-            self.record(kl_loss=out.kl_loss)
+            regulariser, regulariser_log = self.kl_weight * out.kl_loss, {"kl_loss": out.kl_loss}
         loss = rec + perc + regulariser + g + d
+        psnr = -10 * torch.log10(F.mse_loss(out.reconstruction.detach().clamp(0, 1), pixel_values))
         self.record(reconstruction_loss=rec, perceptual_loss=perc, generator_gan_loss=g, discriminator_loss=d,
-                    logits_real=real, logits_fake=fake, psnr=-10 * torch.log10(F.mse_loss(out.reconstruction.clamp(0, 1), pixel_values)))
+                    logits_real=real, logits_fake=fake, psnr=psnr, **regulariser_log)
         return {"loss": loss}
 
 
