@@ -119,7 +119,7 @@ def test_logged_values_are_the_step_means(workspace):
 
     torch.manual_seed(0)
     model = TiTokTokenizer(TiTokConfig(**SINGLE_VQ))
-    wrapper = PixelTokenizerTraining(model, NLayerDiscriminator(16, channel_mult=(1, 2), num_groups=8, pool_size=4), use_ema=False)
+    wrapper = PixelTokenizerTraining(model, NLayerDiscriminator(hidden_channels=16, channel_mult=(1, 2), num_groups=8, pool_size=4), use_ema=False)
     images = [torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
     with torch.no_grad():
         expected = [torch.nn.functional.mse_loss(model(x).reconstruction, x).item() for x in images]

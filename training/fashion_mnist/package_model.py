@@ -14,6 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
+import torch
+
 from hf_titok import FASHION_MNIST_PIPELINE, TiTokPipeline
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -25,6 +27,8 @@ parser.add_argument("--guidance-schedule", required=True)
 parser.add_argument("--temperature", type=float, required=True)
 parser.add_argument("--no-annealing", action="store_true")
 parser.add_argument("--report", help="evaluate.py report to put in the card")
+parser.add_argument("--fp32-generator", action="store_true",
+                    help="store the generator in fp32 (default fp16, to keep the package small; it loads as fp32)")
 args = parser.parse_args()
 
 pipe = TiTokPipeline.from_pretrained(args.pipeline)
@@ -37,7 +41,10 @@ config.softmax_temperature_annealing = not args.no_annealing
 output = Path(args.output_dir)
 if output.exists():
     shutil.rmtree(output)
+if not args.fp32_generator:
+    pipe.transformer.to(torch.float16)
 pipe.save_pretrained(output)
+pipe.transformer.to(torch.float32)
 
 vq, gen = pipe.vqvae.config, pipe.transformer.config
 sizes = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) / 1e6 for name in ("vqvae", "transformer")}
@@ -90,7 +97,7 @@ pipe = TiTokPipeline.from_pretrained(hf_titok.FASHION_MNIST_PIPELINE)
 images = pipe(["Sneaker", "Dress"], num_images_per_label=4, generator=torch.Generator().manual_seed(0)).images
 ```
 
-Default sampling: {gen.num_inference_steps} steps, guidance {gen.guidance_scale} ({gen.guidance_schedule}), temperature
+Weights: safetensors; the generator is stored in fp16 and loads as fp32. Default sampling: {gen.num_inference_steps} steps, guidance {gen.guidance_scale} ({gen.guidance_schedule}), temperature
 {gen.temperature}, softmax annealing {'on' if gen.softmax_temperature_annealing else 'off'}.
 {results}
 Data: Fashion-MNIST, (c) Zalando SE, MIT licence. Method: Yu et al., "An Image is Worth 32 Tokens for
