@@ -5,7 +5,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 
 from hf_titok.training import load_recipe_config

@@ -17,7 +17,7 @@ from hf_titok.cli import main
 from hf_titok.convert_official import convert_generator, convert_tokenizer
 from hf_titok.hub import pipeline_card, tokenizer_card
 from hf_titok.releases import RELEASES, official_config
-from conftest import populate_hub_cache, tiny_maskgit_config, tiny_pipeline, tiny_titok_config
+from conftest import populate_hub_cache, tiny_pipeline, tiny_titok_config
 from test_official_keys import meta_state_dict
 
 ATOL = 1e-4

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_titok import MaskGITVQGAN, TiTokTokenizer
+from hf_titok import TiTokTokenizer
 from hf_titok.convert_official import (
     convert_tokenizer,
     convert_vqgan,
