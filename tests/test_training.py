@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokConfig, TiTokMaskGIT, TiTokPipeline, TiTokTokenizer
 from hf_titok.training import (
     Augmentation,
+    CodebookRestartCallback,
     ConvNeXtSmall,
     LPIPS,
     NLayerDiscriminator,
@@ -30,6 +31,7 @@ from hf_titok.training import (
     run,
 )
 from hf_titok.training.data import sample_rng
+from hf_titok.training.modules import TrainingModule
 from hf_titok.training.pretokenize import pretokenize
 from hf_titok.training.recipes import build_trainer, last_checkpoint
 
@@ -112,6 +114,64 @@ def test_stage1_learns_the_proxy_codes(stage1, workspace):
     assert history(stage1, "codebook_usage")[-1] > 0 and history(stage1, "codebook_perplexity")[-1] >= 1
     exported = TiTokTokenizer.from_pretrained(workspace / "stage1" / "final")
     assert exported.pixel_decoder is None and (workspace / "stage1" / "final" / "preprocessor_config.json").is_file()
+
+
+def test_codebook_restart_reseeds_only_the_dead_entries():
+    torch.manual_seed(0)
+    wrapper = TrainingModule(TiTokTokenizer(TiTokConfig(**SINGLE_VQ)))
+    weight = wrapper.model.quantizer.embedding.weight
+    optimizer = torch.optim.AdamW([weight], lr=1e-3)
+    weight.grad = torch.ones_like(weight)
+    optimizer.step()
+    before = weight.detach().clone()
+    wrapper.last_token_ids = torch.tensor([[0, 1, 2, 3] * 2] * 4)  # 4 of 32 entries used
+    wrapper.last_unquantized_latents = torch.randn(4, 8, 8) * 3
+    callback = CodebookRestartCallback(codebook_size=32, restart_steps=5, seed=1)
+    state = type("State", (), {"global_step": 4})()
+    callback.on_step_end(None, state, None, model=wrapper, optimizer=optimizer)
+    assert torch.equal(weight, before) and int(callback.counts.sum()) == 32  # not a restart step: only counts
+
+    state.global_step = 5
+    callback.on_step_end(None, state, None, model=wrapper, optimizer=optimizer)
+    assert wrapper.extra_logs["codebook_restarted"] == 28 and int(callback.counts.sum()) == 0
+    assert torch.equal(weight[:4], before[:4])
+    pool = wrapper.last_unquantized_latents.flatten(0, 1)
+    nearest = torch.cdist(weight[4:].detach(), pool).min(dim=1).values
+    assert (nearest < 0.2).all() and (weight[4:] - before[4:]).abs().amax() > 1  # copies of encoder outputs (+ small noise)
+    assert torch.equal(wrapper.ema_model.quantizer.embedding.weight[4:], weight[4:])
+    moments = optimizer.state[weight]
+    assert not moments["exp_avg"][4:].any() and not moments["exp_avg_sq"][4:].any() and moments["exp_avg"][:4].all()
+
+    # The same seed and step make the same choice; the window counts survive a checkpoint round trip.
+    again = TrainingModule(TiTokTokenizer(TiTokConfig(**SINGLE_VQ)))
+    again.last_token_ids, again.last_unquantized_latents = wrapper.last_token_ids, wrapper.last_unquantized_latents
+    CodebookRestartCallback(32, 5, seed=1).on_step_end(None, state, None, model=again)
+    assert torch.equal(again.model.quantizer.embedding.weight[4:], weight[4:])
+    callback.counts[3] = 7
+    restored = CodebookRestartCallback(**callback.state()["args"])
+    restored.window_counts = json.loads(json.dumps(callback.state()["attributes"]))["window_counts"]
+    assert torch.equal(restored.counts, callback.counts)
+    with pytest.raises(ValueError, match="codebook_restart_steps must be positive"):
+        CodebookRestartCallback(32, 0)
+
+
+def test_codebook_restarts_resume_exactly(workspace, tmp_path):
+    """A run resumed from checkpoint-10 makes the same restarts (every 7 steps: the window spans the checkpoint)."""
+    config = {"recipe": "stage1", "model": {"config": TWO_STAGE}, "teacher": str(workspace / "teacher"),
+              "data": {"source": str(workspace / "images")},
+              "training": training(max_steps=20, save_steps=10, codebook_restart_steps=7, logging_steps=7)}
+    straight = train(config, tmp_path / "straight")
+    assert history(straight, "codebook_restarted")[0] > 0
+    import shutil
+
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed", ignore=shutil.ignore_patterns("checkpoint-20", "final"))
+    train(config, tmp_path / "resumed")
+    a, b = load_file(tmp_path / "straight" / "final" / "model.safetensors"), load_file(tmp_path / "resumed" / "final" / "model.safetensors")
+    assert not [k for k in a if not torch.equal(a[k], b[k])]
+    with pytest.raises(ValueError, match="codebook_restart_steps applies to VQ tokenizers"):
+        build_trainer(load_recipe_config({"recipe": "single_stage", "model": {"config": SINGLE_VAE}, "data": config["data"],
+                                          "discriminator": DISCRIMINATOR, "training": training(codebook_restart_steps=5)}),
+                      str(tmp_path / "bad"))
 
 
 def test_logged_values_are_the_step_means(workspace):

@@ -1,6 +1,7 @@
 """Training TiTok with the HF Trainer: data, losses, discriminator, callbacks, recipes."""
 
 from .callbacks import (
+    CodebookRestartCallback,
     CodebookUsageCallback,
     EMACallback,
     ExportCallback,
@@ -18,6 +19,7 @@ from .trainer import TiTokTrainer, TiTokTrainingArguments
 
 __all__ = [
     "Augmentation",
+    "CodebookRestartCallback",
     "CodebookUsageCallback",
     "ConvNeXtSmall",
     "EMACallback",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from .modules import TrainingModule
 
@@ -100,6 +101,69 @@ class CodebookUsageCallback(TrainerCallback):
             self.counts.zero_()
 
 
+class CodebookRestartCallback(TrainerCallback, ExportableState):
+    """Re-seeds dead codebook entries (not an official TiTok technique; off unless `codebook_restart_steps` is
+    set). Small datasets make the VQ codebook collapse: in the Fashion-MNIST stage 1 only ~7% of 1024 entries
+    were ever chosen, which caps reconstruction quality. Every `restart_steps` optimizer steps, each entry that
+    no token of any process chose during the window is replaced by a random encoder output of the last
+    batch (process 0's, broadcast), in the trained model and its EMA copy, and its Adam moments are zeroed.
+
+    The choice is drawn from a generator seeded by (seed, step) and the window's counts are part of the
+    checkpoint (trainer_state.json), so resumed and multi-process runs make the same restarts."""
+
+    def __init__(self, codebook_size: int, restart_steps: int, seed: int = 0):
+        if restart_steps <= 0:
+            raise ValueError(f"codebook_restart_steps must be positive, got {restart_steps}")
+        self.codebook_size, self.restart_steps, self.seed = codebook_size, restart_steps, seed
+        self.counts = torch.zeros(codebook_size, dtype=torch.long)
+
+    def state(self) -> dict:
+        return {"args": {"codebook_size": self.codebook_size, "restart_steps": self.restart_steps, "seed": self.seed},
+                "attributes": {"window_counts": self.counts.tolist()}}
+
+    @property
+    def window_counts(self) -> list[int]:
+        return self.counts.tolist()
+
+    @window_counts.setter
+    def window_counts(self, values: list[int]) -> None:  # restored from a checkpoint
+        self.counts = torch.tensor(values, dtype=torch.long)
+
+    def on_step_end(self, args, state, control, optimizer=None, **kwargs):
+        wrapper = _wrapper(kwargs)
+        if wrapper.last_token_ids is not None:
+            self.counts += torch.bincount(wrapper.last_token_ids.flatten().cpu(), minlength=self.codebook_size)[: self.codebook_size]
+        if state.global_step % self.restart_steps or wrapper.last_unquantized_latents is None:
+            return
+        counts, pool = self.counts, wrapper.last_unquantized_latents.detach().flatten(0, -2).float().cpu()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            counts = counts.to(wrapper.last_token_ids.device)
+            torch.distributed.all_reduce(counts)
+            shared = [pool]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            pool = shared[0]
+        dead = (counts.cpu() == 0).nonzero().flatten()
+        self.counts = torch.zeros_like(self.counts)
+        wrapper.extra_logs["codebook_restarted"] = int(dead.numel())
+        if dead.numel() == 0:
+            return
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + state.global_step)
+        picks = torch.randint(pool.shape[0], (dead.numel(),), generator=generator)
+        # A little noise keeps two entries re-seeded from the same latent apart.
+        new_rows = pool[picks] + 0.01 * pool.std() * torch.randn(dead.numel(), pool.shape[1], generator=generator)
+        weight = wrapper.model.quantizer.embedding.weight
+        with torch.no_grad():
+            for model in (wrapper.model, wrapper.ema_model):
+                if model is not None:
+                    rows = model.quantizer.embedding.weight
+                    rows[dead.to(rows.device)] = new_rows.to(rows.device, rows.dtype)
+        moments = getattr(optimizer, "optimizer", optimizer).state.get(weight, {}) if optimizer is not None else {}
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in moments:
+                moments[key][dead.to(weight.device)] = 0
+        logger.info("step %d: re-seeded %d dead codebook entries", state.global_step, dead.numel())
+
+
 class SkippedImagesCallback(TrainerCallback):
     """Adds the number of unreadable images skipped so far to the logs."""
 
@@ -172,6 +236,7 @@ class ExportCallback(TrainerCallback):
 
 
 __all__ = [
+    "CodebookRestartCallback",
     "CodebookUsageCallback",
     "EMACallback",
     "ExportCallback",

@@ -37,6 +37,9 @@ class TrainingModule(nn.Module):
         self._log_sums: dict[str, float] = {}
         self._log_count = 0
         self.last_token_ids: torch.Tensor | None = None
+        # Encoder outputs before quantization of the last batch (VQ tokenizer recipes): the pool dead codebook
+        # entries are re-seeded from (CodebookRestartCallback).
+        self.last_unquantized_latents: torch.Tensor | None = None
         self.gan_factor = 0.0
         self._helpers: dict[str, nn.Module] = {}
 
@@ -158,7 +161,7 @@ class Stage1Training(TrainingModule):
         with torch.no_grad():
             codes = self.helper("teacher", pixel_values.device).encode(pixel_values).codes
         out = self.model(pixel_values)
-        self.last_token_ids = out.token_ids
+        self.last_token_ids, self.last_unquantized_latents = out.token_ids, out.unquantized_latents
         cross_entropy = F.cross_entropy(out.proxy_logits.flatten(0, 1), codes.flatten())
         loss = cross_entropy + self.quantizer_weight * out.quantizer_loss
         accuracy = (out.proxy_logits.argmax(-1) == codes).float().mean()
@@ -185,7 +188,7 @@ class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
         out = self.model(pixel_values)
-        self.last_token_ids = out.token_ids
+        self.last_token_ids, self.last_unquantized_latents = out.token_ids, out.unquantized_latents
         rec, perc, g, d, real, fake = self._pixel_losses(out.reconstruction, pixel_values, self.perceptual_weight)
         if self.model.is_vq:
             regulariser, regulariser_log = self.quantizer_weight * out.quantizer_loss, {"quantizer_loss": out.quantizer_loss}

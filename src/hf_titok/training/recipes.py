@@ -26,6 +26,7 @@ from ..modeling_titok import TiTokTokenizer
 from ..modeling_titok_maskgit import TiTokMaskGIT
 from ..visualization import image_grid
 from .callbacks import (
+    CodebookRestartCallback,
     CodebookUsageCallback,
     EMACallback,
     ExportCallback,
@@ -345,6 +346,10 @@ def build_trainer(config: dict, output_dir: str | None = None) -> TiTokTrainer:
             callbacks.append(FreezeCallback(config["model"].get("frozen", ["encoder", "quantizer"])))
         if recipe == "vqgan" or model.is_vq:
             callbacks.append(CodebookUsageCallback(codebook_size))
+        if args.codebook_restart_steps:
+            if recipe not in ("stage1", "single_stage") or not model.is_vq:
+                raise ValueError(f"codebook_restart_steps applies to VQ tokenizers whose quantizer trains (stage1, single_stage), not to recipe {recipe!r}")
+            callbacks.append(CodebookRestartCallback(codebook_size, args.codebook_restart_steps, args.seed))
         if args.image_log_steps:
             callbacks.append(ImageGridCallback(args.image_log_steps, reconstruction_renderer(_first_images(dataset, 8, image_size), teacher)))
         extras = (TiTokImageProcessor.for_image_size(image_size),)

@@ -25,6 +25,8 @@ class TiTokTrainingArguments(TrainingArguments):
     discriminator_start: int = field(default=20_000, metadata={"help": "step at which the GAN terms start"})
     use_ema: bool = field(default=True, metadata={"help": "keep an EMA of the weights (exported at the end)"})
     ema_decay: float = field(default=0.999, metadata={"help": "maximum EMA decay (official: min(0.999, (1+t)/(10+t)))"})
+    codebook_restart_steps: int = field(default=0, metadata={"help": "VQ tokenizer recipes: every N steps re-seed codebook entries unused in the last N steps from encoder outputs (0: never, as officially)"})
+    restore_callback_states_from_checkpoint: bool = field(default=True, metadata={"help": "resume callback state (codebook-restart counts) from checkpoints"})
     image_log_steps: int = field(default=0, metadata={"help": "write a PNG grid of reconstructions/samples every N steps (0: never)"})
     export_dir: str | None = field(default=None, metadata={"help": "where to save_pretrained the final model (default: <output_dir>/final)"})
     export_push_to_hub: str | None = field(default=None, metadata={"help": "push the exported model to this Hub repo"})
