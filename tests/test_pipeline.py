@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModel
 
 from hf_titok import (
+    TiTokImageProcessor,
     TiTokMaskGIT,
     TiTokMaskGITConfig,
     TiTokMaskGITScheduler,
@@ -268,3 +269,56 @@ def test_generator_input_errors():
         TiTokMaskGITConfig.from_preset("titok_x")
     with pytest.raises(ValueError, match="guidance_schedule must be one of"):
         TiTokMaskGITConfig(guidance_schedule="cosine")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Variations: re-mask part of an image's tokens and re-sample them
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_variations_keep_the_unmasked_tokens_and_resample_the_rest():
+    pipe = tiny_pipeline()
+    torch.manual_seed(3)
+    images = torch.rand(2, 3, 32, 32)
+    original = pipe.vqvae.encode(images).token_ids
+    masked_counts = []
+
+    def count_masked(pipeline, step, timestep, kwargs):
+        masked_counts.append((kwargs["latents"] == pipe.transformer.config.mask_token_id).sum(1).tolist())
+        return kwargs
+
+    ids = pipe([1, 2], image=images, strength=0.5, num_images_per_label=3, num_inference_steps=4, generator=seeded(0),
+               output_type="latent", callback_on_step_end=count_masked).images
+    assert ids.shape == (6, 8) and not (ids == pipe.transformer.config.mask_token_id).any()
+    expected = original.repeat_interleave(3, dim=0)
+    # round(0.5 * 8) = 4 positions per row re-sampled: at least the other 4 are the image's own tokens.
+    assert ((ids == expected).sum(1) >= 4).all()
+    # The schedule runs over the 4 masked positions: after step 1 floor(4 * arccos(1/4) / (pi/2)) = 3 remain.
+    assert masked_counts[0] == [3] * 6 and masked_counts[-1] == [0] * 6 and len(masked_counts) == 4
+    assert len({tuple(row) for row in ids.tolist()}) > 1  # the variations differ
+    again = pipe([1, 2], image=images, strength=0.5, num_images_per_label=3, num_inference_steps=4, generator=seeded(0),
+                 output_type="latent").images
+    assert torch.equal(ids, again)
+
+
+def test_variations_from_pil_images_one_label_or_unconditional_and_few_tokens():
+    pipe = tiny_pipeline()
+    grey = PIL.Image.fromarray((np.arange(40 * 50) % 251).astype(np.uint8).reshape(40, 50), mode="L")
+    out = pipe("class 3", image=[grey, grey.convert("RGBA")], num_images_per_label=2, generator=seeded(1)).images
+    assert len(out) == 4 and out[0].size == (32, 32)
+    unconditional = pipe(None, image=grey, strength=0.01, num_inference_steps=12, generator=seeded(1), output_type="latent").images
+    # strength 0.01 still re-samples one token (in one step, not 12): the rest is the image's tokens.
+    pixel_values = TiTokImageProcessor.for_image_size(32)(grey, return_tensors="pt").pixel_values
+    assert unconditional.shape == (1, 8)
+    assert int((unconditional != pipe.vqvae.encode(pixel_values).token_ids).sum()) <= 1
+
+
+def test_variation_input_errors():
+    pipe = tiny_pipeline()
+    images = torch.rand(2, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"strength must be a number in \(0, 1\]"):
+        pipe([1], image=images, strength=0)
+    with pytest.raises(ValueError, match="one class label for all images or one per image: got 3 labels for 2 images"):
+        pipe([1, 2, 3], image=images)
+    with pytest.raises(ValueError, match="this model takes 32x32 images, got 16x16"):
+        pipe([1], image=torch.rand(1, 3, 16, 16))

@@ -170,19 +170,44 @@ class TiTokPipeline(DiffusionPipeline):
         hint = f"; close matches: {', '.join(repr(c) for c in close)}" if close else ""
         raise ValueError(f"unknown class name {name!r}{hint}")
 
-    def check_inputs(self, num_images_per_label, output_type, callback_on_step_end) -> None:
+    def check_inputs(self, num_images_per_label, output_type, callback_on_step_end, image=None, strength=None) -> None:
         if isinstance(num_images_per_label, bool) or not isinstance(num_images_per_label, int) or num_images_per_label < 1:
             raise ValueError(f"num_images_per_label must be an integer >= 1, got {num_images_per_label!r}")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         if callback_on_step_end is not None and not callable(callback_on_step_end):
             raise TypeError("callback_on_step_end must be callable(pipeline, step, timestep, callback_kwargs) -> dict")
+        if image is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1):
+            raise ValueError(f"strength must be a number in (0, 1] (the fraction of the image's tokens re-sampled), got {strength!r}")
+
+    def prepare_image_tokens(self, image, labels: torch.Tensor, strength: float, num_images_per_label: int,
+                             generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Variations: tokenize `image` (PIL image(s), NumPy array(s), or a float tensor `[B, 3, S, S]` in
+        [0, 1]), repeat each image's ids `num_images_per_label` times and re-mask `round(strength * N)` (>= 1)
+        random positions per row. Returns the ids, the labels matched to the images, and the masked count."""
+        if isinstance(image, torch.Tensor):
+            pixel_values = image if image.ndim == 4 else image.unsqueeze(0)
+        else:
+            processor = TiTokImageProcessor.for_image_size(self.vqvae.config.image_size)
+            pixel_values = processor(image, return_tensors="pt").pixel_values
+        pixel_values = pixel_values.to(self._execution_device, self.vqvae.dtype)
+        num_images = pixel_values.shape[0]
+        if labels.shape[0] not in (1, num_images):
+            raise ValueError(f"give one class label for all images or one per image: got {labels.shape[0]} labels for {num_images} images")
+        labels = labels.expand(num_images) if labels.shape[0] == 1 else labels
+        token_ids = self.vqvae.encode(pixel_values).token_ids.repeat_interleave(num_images_per_label, dim=0)
+        num_tokens = token_ids.shape[1]
+        num_masked = max(1, round(strength * num_tokens))
+        scores = torch.rand(token_ids.shape, generator=generator, device=generator.device if generator else None)
+        remasked = scores.to(token_ids.device).argsort(dim=1)[:, :num_masked]
+        token_ids = token_ids.scatter(1, remasked, self.transformer.config.mask_token_id)
+        return token_ids, labels.repeat_interleave(num_images_per_label), num_masked
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
-        class_labels: int | str | None | Sequence[int | str | None],
+        class_labels: int | str | None | Sequence[int | str | None] = None,
         num_images_per_label: int = 1,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
@@ -191,21 +216,30 @@ class TiTokPipeline(DiffusionPipeline):
         temperature: float | None = None,
         softmax_temperature_annealing: bool | None = None,
         generator: torch.Generator | None = None,
+        image=None,
+        strength: float = 0.5,
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
     ) -> ImagePipelineOutput | tuple:
         r"""
-        Generate images of the given classes.
+        Generate images of the given classes, or variations of given images.
 
         Args:
             class_labels: class ids, class names (any synonym of `id2label`, case-insensitive), or `None` for an
                 unconditional sample; one or a list.
-            num_images_per_label: images per label (rows are grouped by label).
+            num_images_per_label: images per label (rows are grouped by label), or variations per image.
             num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature,
             softmax_temperature_annealing: sampler settings (see [`TiTokMaskGITScheduler`]); `None` takes the
                 generator's defaults (`transformer.config`).
             generator: a `torch.Generator` for reproducible samples (`None`: torch's global RNG).
+            image: variations instead of samples from scratch: PIL image(s), NumPy array(s) or a float tensor
+                `[B, 3, S, S]` in [0, 1]. Each image is tokenized, a random `strength` fraction of its tokens is
+                re-masked and the generator re-samples them (the sampler's schedule runs over the masked
+                positions, in at most that many steps), conditioned on `class_labels` (one for all images or
+                one per image; `None`: unconditional).
+            strength: fraction of each image's tokens re-sampled, in (0, 1]; at least one token. 1 ignores
+                the image.
             output_type: `"pil"` (uint8 by truncation, as the official sampler), `"np"` (float32 `[B, H, W, 3]`
                 in [0, 1]), `"pt"` (float32 `[B, 3, H, W]` in [0, 1]) or `"latent"` (the token ids `[B, N]`).
             return_dict: return an [`ImagePipelineOutput`] rather than a tuple.
@@ -224,13 +258,20 @@ class TiTokPipeline(DiffusionPipeline):
             softmax_temperature_annealing = config.softmax_temperature_annealing
 
         # 1. Check inputs and resolve the labels.
-        self.check_inputs(num_images_per_label, output_type, callback_on_step_end)
+        self.check_inputs(num_images_per_label, output_type, callback_on_step_end, image, strength)
         device = self._execution_device
         labels = torch.tensor(self.get_label_ids(class_labels), device=device)
-        labels = labels.repeat_interleave(num_images_per_label)
-        null_labels = torch.full_like(labels, config.num_classes)
 
-        # 2. Prepare the sampler and the all-mask start.
+        # 2. Prepare the start: all-mask ids, or the ids of `image` with a `strength` fraction re-masked.
+        if image is None:
+            labels = labels.repeat_interleave(num_images_per_label)
+            token_ids = torch.full((labels.shape[0], config.num_latent_tokens), config.mask_token_id, device=device)
+            num_masked = None
+        else:
+            token_ids, labels, num_masked = self.prepare_image_tokens(image, labels, strength, num_images_per_label, generator)
+            # Each step decodes at least one token: more steps than masked tokens would re-mask finished rows.
+            num_inference_steps = min(num_inference_steps, num_masked)
+        null_labels = torch.full_like(labels, config.num_classes)
         self.scheduler.set_timesteps(
             num_inference_steps,
             guidance_scale=guidance_scale,
@@ -239,8 +280,8 @@ class TiTokPipeline(DiffusionPipeline):
             temperature=temperature,
             softmax_temperature_annealing=softmax_temperature_annealing,
             device=device,
+            num_masked_tokens=num_masked,
         )
-        token_ids = torch.full((labels.shape[0], config.num_latent_tokens), config.mask_token_id, device=device)
 
         # 3. Unmask step by step; conditional and unconditional rows share one forward pass.
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):

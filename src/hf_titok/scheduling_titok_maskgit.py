@@ -11,7 +11,9 @@ confident predictions and re-masks the rest, following an arccos schedule. Per s
 3. candidates: argmax(logits + t_s * Gumbel) with t_s = temperature * (1 - r); confidence = the candidate's
    logit + t_s * fresh Gumbel noise; already decoded positions are kept with infinite confidence;
 4. floor(N * arccos(r) / (pi / 2)) positions (clamped to [1, masked - 1], counted on the first row) with the
-   lowest confidence are re-masked; the last step accepts every candidate.
+   lowest confidence are re-masked; the last step accepts every candidate. N is the sequence length, or
+   `num_masked_tokens` when sampling starts from a partly masked sequence (image variations): the same
+   schedule then runs over the masked positions only.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
     def __init__(self, mask_token_id: int = 4096, match_official_rng: bool = True):
         self.timesteps = None
         self.num_inference_steps = None
+        self.num_masked_tokens = None
 
     def set_timesteps(
         self,
@@ -73,10 +76,14 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         temperature: float = 0.0,
         softmax_temperature_annealing: bool = False,
         device: str | torch.device | None = None,
+        num_masked_tokens: int | None = None,
     ) -> None:
-        """Set the number of steps and the sampling settings; `timesteps` are the step indices 0..T-1."""
+        """Set the number of steps and the sampling settings; `timesteps` are the step indices 0..T-1.
+        `num_masked_tokens`: how many positions the first step starts with masked (default: all of them)."""
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
+        if num_masked_tokens is not None and (isinstance(num_masked_tokens, bool) or not isinstance(num_masked_tokens, int) or num_masked_tokens < 1):
+            raise ValueError(f"num_masked_tokens must be an integer >= 1 or None, got {num_masked_tokens!r}")
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0 (0 disables guidance), got {guidance_scale}")
         if guidance_schedule not in GUIDANCE_SCHEDULES:
@@ -91,6 +98,7 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         self.guidance_scale_pow = float(guidance_scale_pow)
         self.temperature = float(temperature)
         self.softmax_temperature_annealing = bool(softmax_temperature_annealing)
+        self.num_masked_tokens = num_masked_tokens
         self.timesteps = torch.arange(num_inference_steps, device=device)
 
     def _check_ready(self) -> None:
@@ -156,7 +164,8 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         if step == steps - 1:
             prev_sample = candidates
         else:
-            num_to_mask = math.floor(num_tokens * (math.acos(ratio) / (math.pi * 0.5)))
+            scheduled_tokens = self.num_masked_tokens or num_tokens
+            num_to_mask = math.floor(scheduled_tokens * (math.acos(ratio) / (math.pi * 0.5)))
             # Clamped to [1, masked - 1] with the first row's mask count, as officially.
             num_to_mask = max(1, min(int(is_masked[0].sum()) - 1, num_to_mask))
             cut_off = confidence.sort(dim=-1).values[:, num_to_mask - 1 : num_to_mask]
