@@ -8,8 +8,9 @@ TORCH_PIN ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo space chromium test test-all bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,12 +25,22 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) -m hf_titok.demo --output-dir .
 
+## The Spaces demo on http://127.0.0.1:7860 (MODEL=dir-or-hub-id to serve another pipeline).
+space: install
+	$(PY) spaces/app.py $(if $(MODEL),--model $(MODEL))
+
+## Chromium for the demo's browser tests (Debian package; Playwright's own download does not work here).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || { echo "installing chromium (apt)" && $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
 ## The test suite (fast tests; CI runs exactly this).
-test: install
+test: install chromium
 	$(PY) -m pytest -q -m "not slow"
 
 ## Every test, including the slow ones.
-test-all: install
+test-all: install chromium
 	$(PY) -m pytest -q
 
 ## Tokenizer throughput vs. this machine's matmul peak (one JSON line; PRESET=titok_l32 by default).

@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------------------------------
 
 
-def _resolve_folder(model: str) -> Path:
+def resolve_model_folder(model: str) -> Path:
     """A local directory, or the snapshot of a Hub repo id (from the cache when offline)."""
     path = Path(model)
     if path.is_dir():
@@ -50,28 +50,32 @@ def _resolve_folder(model: str) -> Path:
         raise CommandError(f"cannot load model {model!r}: not a local directory, and the Hub says: {error}") from None
 
 
+def load_image_processor(folder: Path, image_size: int):
+    """The tokenizer folder's own preprocessing when it ships one, else the standard one for its size."""
+    from .image_processing_titok import TiTokImageProcessor
+
+    if (folder / "preprocessor_config.json").is_file():
+        return TiTokImageProcessor.from_pretrained(folder)
+    return TiTokImageProcessor.for_image_size(image_size)
+
+
 def load_tokenizer(model: str):
     """(tokenizer, image processor) from a tokenizer folder or a pipeline folder (its `vqvae`)."""
-    from .image_processing_titok import TiTokImageProcessor
     from .modeling_titok import TiTokTokenizer
 
-    folder = _resolve_folder(model)
+    folder = resolve_model_folder(model)
     if (folder / "model_index.json").is_file():
         folder = folder / "vqvae"
     if not (folder / "config.json").is_file():
         raise CommandError(f"{model} holds no TiTok tokenizer (no config.json{' in vqvae/' if folder.name == 'vqvae' else ''})")
     tokenizer = TiTokTokenizer.from_pretrained(folder).eval()
-    if (folder / "preprocessor_config.json").is_file():
-        processor = TiTokImageProcessor.from_pretrained(folder)
-    else:
-        processor = TiTokImageProcessor.for_image_size(tokenizer.config.image_size)
-    return tokenizer, processor
+    return tokenizer, load_image_processor(folder, tokenizer.config.image_size)
 
 
 def load_pipeline(model: str):
     from .pipeline_titok import TiTokPipeline
 
-    folder = _resolve_folder(model)
+    folder = resolve_model_folder(model)
     if not (folder / "model_index.json").is_file():
         raise CommandError(f"{model} is not a TiTokPipeline (no model_index.json); generation needs a generator")
     pipe = TiTokPipeline.from_pretrained(folder)

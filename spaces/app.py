@@ -1,0 +1,365 @@
+"""TiTok on Hugging Face Spaces: class-conditional generation, reconstruction from 1-D tokens, and image
+variations (re-mask some of an image's tokens and let the generator re-sample them).
+
+    python spaces/app.py [--model DIR_OR_HUB_ID] [--host 127.0.0.1] [--port 7860]
+
+The model defaults to the Fashion-MNIST TiTok built into `hf_titok` (works offline); `--model` or the
+`TITOK_MODEL` environment variable selects any TiTokPipeline (or a tokenizer alone: reconstruction only),
+as a local directory or a Hub repo id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import PIL.Image
+import torch
+
+from hf_titok import FASHION_MNIST_PIPELINE
+from hf_titok.cli import CommandError, load_image_processor, load_pipeline, load_tokenizer, resolve_model_folder
+from hf_titok.fashion_mnist import to_rgb32
+from hf_titok.image_processing_titok import TiTokImageProcessor
+from hf_titok.metrics import psnr
+from hf_titok.visualization import image_grid
+
+# Limits of what one request may ask for (a CPU Space serves everyone from 2 cores).
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 6000 * 6000
+MAX_IMAGES = 16
+MAX_STEPS = 64
+MAX_VARIATIONS = 8
+MAX_GUIDANCE = 20.0
+MAX_TEMPERATURE = 20.0
+MAX_SEED = 2**31 - 1
+UNCONDITIONAL = -1  # the class picker's value for "no class"
+DISPLAY_SIZE = 128  # small images are shown upscaled (nearest neighbour) so their pixels stay visible
+
+
+@dataclass
+class SpaceModel:
+    """What the app serves: a tokenizer (always) and, for pipelines, the generator around it."""
+
+    name: str
+    tokenizer: torch.nn.Module
+    processor: TiTokImageProcessor
+    pipeline: object | None = None
+
+    @property
+    def is_vq(self) -> bool:
+        return self.tokenizer.config.quantize_mode == "vq"
+
+    @property
+    def class_choices(self) -> list[tuple[str, int]]:
+        if self.pipeline is None:
+            return []
+        names = [(f"{index}: {name}" if len(self.pipeline.id2label) > 20 else name, index)
+                 for index, name in sorted(self.pipeline.id2label.items())]
+        return names + [("unconditional (no class)", UNCONDITIONAL)]
+
+
+def load_model(name: str) -> SpaceModel:
+    """A TiTokPipeline folder / Hub repo, or a tokenizer alone (reconstruction only)."""
+    folder = resolve_model_folder(name)
+    if (folder / "model_index.json").is_file():
+        pipeline = load_pipeline(str(folder))
+        processor = load_image_processor(folder / "vqvae", pipeline.vqvae.config.image_size)
+        return SpaceModel(name, pipeline.vqvae, processor, pipeline)
+    tokenizer, processor = load_tokenizer(str(folder))
+    return SpaceModel(name, tokenizer, processor)
+
+
+# --------------------------------------------------------------------------------------------------
+# Input checks: each returns the clean value or raises gr.Error with a message for a person
+# --------------------------------------------------------------------------------------------------
+
+
+def whole_number(value, what: str, low: int, high: int) -> int:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)) or float(value) != int(value):
+        raise gr.Error(f"{what} must be a whole number between {low} and {high}, got {value}.")
+    if not low <= int(value) <= high:
+        raise gr.Error(f"{what} must be between {low} and {high}, got {int(value)}.")
+    return int(value)
+
+
+def number_in_range(value, what: str, low: float, high: float) -> float:
+    if value is None or not np.isfinite(float(value)) or not low <= float(value) <= high:
+        raise gr.Error(f"{what} must be between {low:g} and {high:g}, got {value}.")
+    return float(value)
+
+
+def resolve_seed(seed, use_random: bool) -> int:
+    return random.randint(0, MAX_SEED) if use_random else whole_number(seed, "Seed", 0, MAX_SEED)
+
+
+def open_upload(path: str | None) -> PIL.Image.Image:
+    """The uploaded file as an RGB image, or a readable gr.Error (no file, too many bytes or pixels, not an
+    image). Grey, alpha (composited on white), palette and CMYK images are converted."""
+    if not path:
+        raise gr.Error("Upload an image or pick an example first.")
+    size = os.path.getsize(path)
+    if size > MAX_UPLOAD_BYTES:
+        raise gr.Error(f"The file is {size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB.")
+    try:
+        with PIL.Image.open(path) as image:
+            width, height = image.size  # read from the header, before decoding any pixels
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise gr.Error(f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); the limit is "
+                               f"{MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels.")
+            image.load()
+            return image.copy()  # any mode: the image processor converts to RGB
+    except gr.Error:
+        raise
+    except (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+        raise gr.Error(f"{Path(path).name} is not an image this app can read (PNG, JPEG, WebP, BMP, GIF, TIFF...).") from None
+
+
+def for_display(image: PIL.Image.Image) -> PIL.Image.Image:
+    if image.width >= DISPLAY_SIZE:
+        return image
+    return image.resize((DISPLAY_SIZE, DISPLAY_SIZE * image.height // image.width), PIL.Image.NEAREST)
+
+
+def save_grid(images: list[PIL.Image.Image], title: str) -> str:
+    """A PNG of all results, for one-click download."""
+    grid = image_grid([images[i : i + 8] for i in range(0, len(images), 8)], title=title, cell_size=max(images[0].width, 64))
+    file = tempfile.NamedTemporaryFile(prefix="titok_", suffix=".png", delete=False)
+    grid.save(file.name)
+    return file.name
+
+
+def class_label(model: SpaceModel, choice) -> int | None:
+    if choice is None or choice == "":
+        raise gr.Error("Pick a class (or 'unconditional').")
+    choice = int(choice)
+    if choice != UNCONDITIONAL and choice not in model.pipeline.id2label:
+        raise gr.Error(f"Unknown class id {choice}.")
+    return None if choice == UNCONDITIONAL else choice
+
+
+# --------------------------------------------------------------------------------------------------
+# The three actions
+# --------------------------------------------------------------------------------------------------
+
+
+def progress_callback(progress: gr.Progress, steps: int, what: str):
+    def callback(pipeline, step, timestep, kwargs):
+        progress((step + 1) / steps, desc=f"{what}: step {step + 1}/{steps}")
+        return kwargs
+
+    return callback
+
+
+def generate(model: SpaceModel, class_choice, num_images, steps, guidance_scale, guidance_schedule, temperature, seed,
+             random_seed, progress=gr.Progress()):
+    if model.pipeline is None:
+        raise gr.Error("This model is a tokenizer without a generator: generation needs a TiTokPipeline.")
+    label = class_label(model, class_choice)
+    num_images = whole_number(num_images, "Number of images", 1, MAX_IMAGES)
+    steps = whole_number(steps, "Steps", 1, MAX_STEPS)
+    guidance_scale = number_in_range(guidance_scale, "Guidance scale", 0.0, MAX_GUIDANCE)
+    temperature = number_in_range(temperature, "Temperature", 0.0, MAX_TEMPERATURE)
+    seed = resolve_seed(seed, random_seed)
+    images = model.pipeline(
+        label, num_images_per_label=num_images, num_inference_steps=steps, guidance_scale=guidance_scale,
+        guidance_schedule=guidance_schedule, temperature=temperature, generator=torch.Generator().manual_seed(seed),
+        callback_on_step_end=progress_callback(progress, steps, "sampling"),
+    ).images
+    name = "unconditional" if label is None else model.pipeline.id2label[label].split(",")[0]
+    gallery = [(for_display(image), f"{name} #{i + 1}") for i, image in enumerate(images)]
+    download = save_grid(images, f"{name}, {steps} steps, guidance {guidance_scale:g} ({guidance_schedule}), seed {seed}")
+    return gallery, f"Seed used: {seed}", download
+
+
+def model_input(model: SpaceModel, path) -> torch.Tensor:
+    """The upload as the tokenizer's input: RGB, shorter side resized (bicubic) and center-cropped, [1, 3, S, S]."""
+    return model.processor(open_upload(path), return_tensors="pt").pixel_values.to(model.tokenizer.dtype)
+
+
+def preview(model: SpaceModel, path):
+    """Shown as soon as a file is chosen, so a bad upload is reported before anything runs."""
+    if not path:
+        return None
+    return for_display(TiTokImageProcessor.postprocess(model_input(model, path), rounding="round")[0])
+
+
+@torch.no_grad()
+def reconstruct(model: SpaceModel, path):
+    pixel_values = model_input(model, path)
+    encoded = model.tokenizer.encode(pixel_values)
+    reconstruction = model.tokenizer.decode_latents(encoded.latents) if not model.is_vq else model.tokenizer.decode(encoded.token_ids)
+    original = TiTokImageProcessor.postprocess(pixel_values, rounding="round")[0]
+    reconstructed = TiTokImageProcessor.postprocess(reconstruction)[0]
+    shown = [torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255 for image in (reconstructed, original)]
+    value = float(psnr(*shown)[0])  # of the uint8 images shown
+    num_tokens = model.tokenizer.config.num_latent_tokens
+    if model.is_vq:
+        ids = encoded.token_ids[0].tolist()
+        columns = 8 if num_tokens <= 64 else 16
+        rows = [ids[i : i + columns] for i in range(0, len(ids), columns)]
+        table = [[f"{i * columns}"] + [str(v) for v in row] + [""] * (columns - len(row)) for i, row in enumerate(rows)]
+        headers = ["token"] + [f"+{j}" for j in range(columns)]
+        summary = f"**PSNR {value:.2f} dB** — {num_tokens} tokens from a codebook of {model.tokenizer.config.codebook_size}"
+    else:
+        latents = encoded.latents[0]
+        table = [[str(i)] + [f"{v:.2f}" for v in row.tolist()] for i, row in enumerate(latents)]
+        headers = ["token"] + [f"c{j}" for j in range(latents.shape[1])]
+        summary = f"**PSNR {value:.2f} dB** — {num_tokens} continuous tokens of {latents.shape[1]} channels (VAE)"
+    return for_display(original), for_display(reconstructed), summary, {"headers": headers, "data": table}
+
+
+@torch.no_grad()
+def variations(model: SpaceModel, path, num_remasked, num_variations, class_choice, seed, random_seed,
+               progress=gr.Progress()):
+    if model.pipeline is None:
+        raise gr.Error("Variations need a generator: this model is a tokenizer alone.")
+    image = open_upload(path)
+    num_tokens = model.tokenizer.config.num_latent_tokens
+    num_remasked = whole_number(num_remasked, "Tokens to re-sample", 1, num_tokens)
+    num_variations = whole_number(num_variations, "Number of variations", 1, MAX_VARIATIONS)
+    label = class_label(model, class_choice)
+    seed = resolve_seed(seed, random_seed)
+    steps = min(model.pipeline.transformer.config.num_inference_steps, num_remasked)
+    images = model.pipeline(
+        label, image=image, strength=num_remasked / num_tokens, num_images_per_label=num_variations,
+        generator=torch.Generator().manual_seed(seed), callback_on_step_end=progress_callback(progress, steps, "re-sampling"),
+    ).images
+    gallery = [(for_display(im), f"variation {i + 1}") for i, im in enumerate(images)]
+    return gallery, f"Seed used: {seed} — {num_remasked} of {num_tokens} tokens re-sampled"
+
+
+# --------------------------------------------------------------------------------------------------
+# The UI
+# --------------------------------------------------------------------------------------------------
+
+
+def example_images() -> list[str]:
+    """One Fashion-MNIST test image per class (shipped with hf_titok), written as PNG files; also a good
+    test of out-of-domain inputs for ImageNet models."""
+    with resources.files("hf_titok").joinpath("data/fashion_mnist_test_samples.npz").open("rb") as file:
+        data = np.load(file)
+        images, labels = to_rgb32(data["images"]), data["labels"]
+    folder = Path(tempfile.mkdtemp(prefix="titok_examples_"))
+    paths = []
+    for label in sorted(set(labels.tolist())):
+        path = folder / f"fashion_mnist_{label}.png"
+        PIL.Image.fromarray(images[labels.tolist().index(label)]).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def build_demo(model: SpaceModel) -> gr.Blocks:
+    config = model.pipeline.transformer.config if model.pipeline is not None else None
+    num_tokens = model.tokenizer.config.num_latent_tokens
+    with gr.Blocks(title="TiTok: an image is worth 32 tokens") as demo:
+        gr.Markdown(
+            f"# TiTok — an image is worth {num_tokens} tokens\n"
+            f"Model: `{Path(model.name).name if os.path.isdir(model.name) else model.name}` — "
+            f"{model.tokenizer.config.image_size}x{model.tokenizer.config.image_size} images as {num_tokens} 1-D tokens. "
+            "[Paper](https://arxiv.org/abs/2406.07550) · requests are queued: one runs at a time."
+        )
+        with gr.Tab("Generate", id="generate"):
+            if model.pipeline is None:
+                gr.Markdown("This model is a tokenizer alone: generation needs a TiTokPipeline (tokenizer + generator).")
+            else:
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        class_choice = gr.Dropdown(model.class_choices, value=model.class_choices[0][1], label="Class",
+                                                   filterable=True, elem_id="class-picker")
+                        num_images = gr.Number(4, label=f"Number of images (1-{MAX_IMAGES})", precision=0, elem_id="num-images")
+                        steps = gr.Number(config.num_inference_steps, label=f"Steps (1-{MAX_STEPS})", precision=0, elem_id="steps")
+                        guidance_scale = gr.Slider(0, MAX_GUIDANCE, value=config.guidance_scale, step=0.1, label="Guidance scale")
+                        guidance_schedule = gr.Radio(["constant", "linear", "power-cosine"], value=config.guidance_schedule,
+                                                     label="Guidance schedule")
+                        temperature = gr.Slider(0, MAX_TEMPERATURE, value=config.temperature, step=0.1, label="Temperature")
+                        with gr.Row():
+                            seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
+                            random_seed = gr.Checkbox(False, label="Random seed", elem_id="random-seed")
+                        generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                    with gr.Column(scale=2):
+                        gallery = gr.Gallery(label="Samples", columns=4, object_fit="contain", elem_id="samples",
+                                             buttons=["download", "fullscreen"])
+                        seed_used = gr.Markdown(elem_id="seed-used")
+                        download = gr.File(label="Download all (PNG grid)", elem_id="samples-download")
+                generate_button.click(
+                    lambda *args, progress=gr.Progress(): generate(model, *args, progress=progress),
+                    [class_choice, num_images, steps, guidance_scale, guidance_schedule, temperature, seed, random_seed],
+                    [gallery, seed_used, download], api_name="generate",
+                )
+        with gr.Tab("Reconstruct", id="reconstruct"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    # A file input, not gr.Image: gr.Image fails inside Gradio on a file it cannot decode, before
+                    # our handler could explain the problem.
+                    upload = gr.File(label=f"Image file (PNG, JPEG, WebP...; up to {MAX_UPLOAD_BYTES // 2**20} MB)",
+                                     file_types=["image"], type="filepath", elem_id="upload")
+                    examples = example_images()
+                    example_gallery = gr.Gallery(examples, label="Or click an example (Fashion-MNIST test images)", columns=4,
+                                                 object_fit="contain", allow_preview=False, elem_id="examples")
+                    reconstruct_button = gr.Button("Tokenize and reconstruct", variant="primary", elem_id="reconstruct-button")
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        model_input = gr.Image(label="Input (as the model sees it)", interactive=False, elem_id="model-input")
+                        reconstruction = gr.Image(label=f"Reconstruction from {num_tokens} tokens", interactive=False,
+                                                  elem_id="reconstruction")
+                    summary = gr.Markdown(elem_id="psnr")
+                    tokens = gr.Dataframe(value=[[""]], headers=["token"], label="Token ids" if model.is_vq else "Latent tokens", interactive=False,
+                                          elem_id="token-ids", max_height=260)
+            def pick_example(event: gr.SelectData) -> str:
+                return examples[event.index]
+
+            example_gallery.select(pick_example, None, upload, api_name=False)
+            upload.change(lambda path: preview(model, path), upload, model_input, api_name=False)
+            reconstruct_button.click(lambda path: reconstruct(model, path), upload, [model_input, reconstruction, summary, tokens],
+                                     api_name="reconstruct")
+            if model.pipeline is not None and model.is_vq:
+                with gr.Accordion("Variations: re-mask some tokens and let the generator re-sample them", open=True):
+                    with gr.Row():
+                        with gr.Column(scale=1):
+                            num_remasked = gr.Slider(1, num_tokens, value=max(1, num_tokens // 4), step=1,
+                                                     label="Tokens to re-sample", elem_id="num-remasked")
+                            num_variations = gr.Number(4, label=f"Variations (1-{MAX_VARIATIONS})", precision=0, elem_id="num-variations")
+                            variation_class = gr.Dropdown(model.class_choices, value=UNCONDITIONAL, label="Condition on class",
+                                                          filterable=True, elem_id="variation-class")
+                            with gr.Row():
+                                variation_seed = gr.Number(0, label="Seed", precision=0)
+                                variation_random = gr.Checkbox(False, label="Random seed")
+                            variations_button = gr.Button("Make variations", elem_id="variations-button")
+                        with gr.Column(scale=2):
+                            variation_gallery = gr.Gallery(label="Variations", columns=4, object_fit="contain",
+                                                           elem_id="variations", buttons=["download", "fullscreen"])
+                            variation_info = gr.Markdown(elem_id="variation-info")
+                    variations_button.click(
+                        lambda *args, progress=gr.Progress(): variations(model, *args, progress=progress),
+                        [upload, num_remasked, num_variations, variation_class, variation_seed, variation_random],
+                        [variation_gallery, variation_info], api_name="variations",
+                    )
+    # One request at a time: the CPU is shared by everyone; the rest wait in the queue (with their position shown).
+    demo.queue(default_concurrency_limit=1, max_size=32)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=os.environ.get("TITOK_MODEL", FASHION_MNIST_PIPELINE),
+                        help="TiTokPipeline or tokenizer: local directory or Hub repo id (default: $TITOK_MODEL, else the built-in Fashion-MNIST pipeline)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    args = parser.parse_args(argv)
+    try:
+        model = load_model(args.model)
+    except CommandError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    # Gradio refuses bigger uploads outright; open_upload() applies the tighter, explained limit.
+    build_demo(model).launch(server_name=args.host, server_port=args.port, max_file_size=5 * MAX_UPLOAD_BYTES)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,325 @@
+"""The Spaces demo (spaces/app.py): its handlers called directly, then the running app driven in a real
+browser (Playwright over the system Chromium), screenshots saved to $TITOK_TEST_ARTIFACTS (default
+test-artifacts/)."""
+
+import importlib.util
+import math
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+import gradio as gr
+from hf_titok import TiTokTokenizer
+from conftest import tiny_titok_config
+
+PROJECT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("TITOK_TEST_ARTIFACTS", PROJECT / "test-artifacts"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def load_app():
+    spec = importlib.util.spec_from_file_location("titok_space_app", PROJECT / "spaces" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+app = load_app()
+
+
+def no_progress(*args, **kwargs):
+    pass
+
+
+@pytest.fixture(scope="module")
+def model():
+    return app.load_model(app.FASHION_MNIST_PIPELINE)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("uploads")
+    (root / "fake.png").write_text("hello, I am text pretending to be a PNG")
+    (root / "huge_bytes.png").write_bytes(os.urandom(11 * 2**20))
+    PIL.Image.new("1", (7000, 7000)).save(root / "huge_pixels.png")  # 49 megapixels in a few kB
+    return root
+
+
+def pixels(image) -> np.ndarray:
+    return np.asarray(image[0] if isinstance(image, tuple) else image)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Handlers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_generate_gives_the_requested_images_and_the_seed(model):
+    gallery, seed_text, download = app.generate(model, 7, 3, 4, 2.0, "linear", 2.0, 11, False, progress=no_progress)
+    assert len(gallery) == 3 and seed_text == "Seed used: 11"
+    assert all(image.size == (128, 128) and image.mode == "RGB" for image, _ in gallery)
+    assert gallery[0][1] == "Sneaker #1"
+    assert PIL.Image.open(download).size[0] > 3 * 32
+    again, _, _ = app.generate(model, 7, 3, 4, 2.0, "linear", 2.0, 11, False, progress=no_progress)
+    assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(gallery, again))
+    drawn, seed_text, _ = app.generate(model, app.UNCONDITIONAL, 1, 4, 0.0, "constant", 1.0, 0, True, progress=no_progress)
+    seed = int(re.fullmatch(r"Seed used: (\d+)", seed_text).group(1))
+    replay, _, _ = app.generate(model, app.UNCONDITIONAL, 1, 4, 0.0, "constant", 1.0, seed, False, progress=no_progress)
+    assert np.array_equal(pixels(drawn[0]), pixels(replay[0])) and drawn[0][1] == "unconditional #1"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"num_images": 0}, "Number of images must be between 1 and 16, got 0."),
+    ({"num_images": None}, "Number of images must be a whole number between 1 and 16, got None."),
+    ({"steps": 100000}, "Steps must be between 1 and 64, got 100000."),
+    ({"steps": 2.5}, "Steps must be a whole number between 1 and 64, got 2.5."),
+    ({"guidance_scale": -1}, "Guidance scale must be between 0 and 20, got -1."),
+    ({"temperature": math.nan}, "Temperature must be between 0 and 20, got nan."),
+    ({"seed": -3}, "Seed must be between 0 and 2147483647, got -3."),
+    ({"class_choice": 99}, "Unknown class id 99."),
+])
+def test_generate_explains_bad_settings(model, change, message):
+    settings = dict(class_choice=0, num_images=2, steps=4, guidance_scale=2.0, guidance_schedule="linear", temperature=1.0,
+                    seed=0, random_seed=False)
+    with pytest.raises(gr.Error) as error:
+        app.generate(model, *{**settings, **change}.values(), progress=no_progress)
+    assert error.value.message == message
+
+
+def test_uploads_are_checked_before_decoding(bad_files):
+    cases = {None: "Upload an image or pick an example first.",
+             bad_files / "fake.png": "fake.png is not an image this app can read",
+             bad_files / "huge_bytes.png": "The file is 11.0 MB; the limit is 10 MB.",
+             bad_files / "huge_pixels.png": "The image is 7000x7000 (49.0 megapixels); the limit is 36 megapixels."}
+    for path, message in cases.items():
+        with pytest.raises(gr.Error) as error:
+            app.open_upload(str(path) if path else None)
+        assert error.value.message.startswith(message)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16"])
+def test_reconstruct_any_image_mode(model, tmp_path, mode):
+    rng = np.random.default_rng(0)
+    image = PIL.Image.fromarray((rng.random((40, 30, 3)) * 255).astype(np.uint8))
+    image = image.convert("I;16") if mode == "I;16" else image.convert(mode)
+    path = tmp_path / ("image.jpg" if mode == "CMYK" else "image.png")
+    image.save(path)
+    shown, reconstruction, summary, table = app.reconstruct(model, str(path))
+    assert shown.size == reconstruction.size == (128, 128)
+    assert re.fullmatch(r"\*\*PSNR \d+\.\d\d dB\*\* — 32 tokens from a codebook of 1024", summary)
+    ids = model.tokenizer.encode(app.model_input(model, str(path))).token_ids[0].tolist()
+    assert [int(v) for row in table["data"] for v in row[1:]] == ids and len(table["data"]) == 4
+
+
+def test_variations_resample_the_chosen_number_of_tokens(model):
+    example = app.example_images()[0]
+    gallery, info = app.variations(model, example, 8, 3, 0, 5, False, progress=no_progress)
+    assert len(gallery) == 3 and info == "Seed used: 5 — 8 of 32 tokens re-sampled"
+    assert len({pixels(item).tobytes() for item in gallery}) > 1
+    with pytest.raises(gr.Error, match="Tokens to re-sample must be between 1 and 32, got 0."):
+        app.variations(model, example, 0, 3, 0, 5, False, progress=no_progress)
+    with pytest.raises(gr.Error, match="Number of variations must be between 1 and 8, got 9."):
+        app.variations(model, example, 4, 9, 0, 5, False, progress=no_progress)
+
+
+def test_a_tokenizer_alone_reconstructs_but_does_not_generate(tmp_path):
+    TiTokTokenizer(tiny_titok_config("vae")).save_pretrained(tmp_path / "vae")
+    alone = app.load_model(str(tmp_path / "vae"))
+    assert alone.pipeline is None and not alone.is_vq
+    _, _, summary, table = app.reconstruct(alone, app.example_images()[0])
+    assert "8 continuous tokens of 8 channels (VAE)" in summary and len(table["data"]) == 8
+    with pytest.raises(gr.Error, match="tokenizer without a generator"):
+        app.generate(alone, 0, 1, 1, 0, "constant", 0, 0, False, progress=no_progress)
+    app.build_demo(alone)  # the UI builds without the generator parts
+    with pytest.raises(app.CommandError, match="model directory not found"):
+        app.load_model(str(tmp_path / "missing"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# In a browser
+# ---------------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    demo = app.build_demo(model)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        message = "the browser tests need Chromium (apt-get install chromium)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server, wait_until="networkidle")
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    page.close()
+
+
+def loaded_images(page, selector: str, count: int) -> list[dict]:
+    """Wait until `count` images under `selector` have loaded; their natural sizes and sources."""
+    page.wait_for_function(
+        "([selector, count]) => { const images = [...document.querySelectorAll(selector + ' img')];"
+        " return images.length >= count && images.slice(0, count).every(i => i.complete && i.naturalWidth > 0); }",
+        arg=[selector, count], timeout=120_000)
+    return page.eval_on_selector_all(f"{selector} img", "images => images.map(i => ({w: i.naturalWidth, h: i.naturalHeight, src: i.src}))")
+
+
+def fetched_image(page, source: str) -> PIL.Image.Image:
+    from io import BytesIO
+
+    response = page.request.get(source)
+    assert response.ok, source
+    return PIL.Image.open(BytesIO(response.body()))
+
+
+def set_number(page, element_id: str, value) -> None:
+    page.locator(f"#{element_id} input").fill(str(value))
+
+
+def expect_error(page, message: str, timeout: float = 30.0) -> None:
+    """Gradio shows a handler's gr.Error as a toast."""
+    deadline, toasts = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        toasts = page.locator(".toast-body").all_inner_texts()
+        if any(message in " ".join(toast.split()) for toast in toasts):
+            return
+        page.wait_for_timeout(200)
+    raise AssertionError(f"no error toast {message!r}; toasts: {toasts}")
+
+
+def test_browser_generate(page):
+    set_number(page, "num-images", 3)
+    page.click("#generate-button")
+    images = loaded_images(page, "#samples", 3)
+    assert len(images) == 3 and all(i["w"] == i["h"] == 128 for i in images)
+    assert fetched_image(page, images[0]["src"]).size == (128, 128)
+    page.get_by_text("Seed used: 0").wait_for(state="visible")
+    assert page.locator("#samples-download a").first.get_attribute("href")  # the PNG grid is downloadable
+
+
+def test_browser_reconstruct_and_variations(page):
+    page.get_by_role("tab", name="Reconstruct").click()
+    page.locator("#examples img").nth(1).click()
+    loaded_images(page, "#model-input", 1)
+    page.click("#reconstruct-button")
+    reconstruction = loaded_images(page, "#reconstruction", 1)[0]
+    assert fetched_image(page, reconstruction["src"]).size == (128, 128)
+    page.get_by_text(re.compile(r"PSNR \d+\.\d\d dB")).wait_for(state="visible", timeout=30_000)
+    page.get_by_text("+7").wait_for(state="visible")  # the token table's last column
+    numbers = re.findall(r"\b\d+\b", page.locator("#token-ids").inner_text().split("+7", 1)[1])
+    assert len(numbers) == 32 + 4 and all(0 <= int(n) < 1024 for n in numbers)  # 4 rows of 8 ids, with offsets
+    set_number(page, "num-variations", 3)
+    page.click("#variations-button")
+    variations = loaded_images(page, "#variations", 3)
+    assert all(v["w"] == 128 for v in variations[:3])
+    page.get_by_text("8 of 32 tokens re-sampled").wait_for(state="visible")
+
+
+def test_browser_bad_settings_get_messages_and_the_app_keeps_serving(page):
+    set_number(page, "num-images", 0)
+    page.click("#generate-button")
+    expect_error(page, "Number of images must be between 1 and 16, got 0.")
+    set_number(page, "num-images", 1)
+    set_number(page, "steps", 100000)
+    page.click("#generate-button")
+    expect_error(page, "Steps must be between 1 and 64, got 100000.")
+    set_number(page, "steps", 4)
+    page.click("#generate-button")
+    assert len(loaded_images(page, "#samples", 1)) >= 1
+
+
+@pytest.mark.parametrize("name, message", [("fake.png", "fake.png is not an image this app can read"),
+                                           ("huge_pixels.png", "(49.0 megapixels); the limit is 36 megapixels."),
+                                           ("huge_bytes.png", "The file is 11.0 MB; the limit is 10 MB.")],
+                         ids=["not_an_image", "too_many_pixels", "too_many_bytes"])
+def test_browser_bad_uploads_get_messages(page, bad_files, name, message):
+    page.get_by_role("tab", name="Reconstruct").click()
+    page.locator("#upload input[type=file]").set_input_files(str(bad_files / name))
+    expect_error(page, message)
+    page.click("#reconstruct-button")
+    expect_error(page, message)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The Space folder
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_space_folder_is_ready_to_push(tmp_path, monkeypatch):
+    import configparser
+    import subprocess
+
+    import huggingface_hub
+
+    card = huggingface_hub.SpaceCard.load(PROJECT / "spaces" / "README.md")
+    assert card.data.sdk == "gradio" and card.data.app_file == "app.py" and card.data.license == "apache-2.0"
+    assert card.data.title and card.data.sdk_version.split(".")[0] == gr.__version__.split(".")[0]
+    requirements = [line.strip() for line in (PROJECT / "spaces" / "requirements.txt").read_text().splitlines()
+                    if line.strip() and not line.startswith(("#", "--"))]
+    setup = configparser.ConfigParser()
+    setup.read(PROJECT / "setup.cfg")
+    package = [line.strip() for line in setup["options"]["install_requires"].splitlines() if line.strip()]
+    assert {r for r in requirements if not r.startswith(("torch", "gradio"))} == {r for r in package if not r.startswith("torch")}
+    assert "torch==2.13.0" in requirements and any(r.startswith("gradio") for r in requirements)
+
+    spec = importlib.util.spec_from_file_location("push_space", PROJECT / "spaces" / "push_space.py")
+    push_space = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(push_space)
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create", repo_id, kwargs))
+
+        def upload_folder(self, folder_path, repo_id, **kwargs):
+            calls.append(("upload", repo_id, sorted(p.name for p in Path(folder_path).iterdir())))
+            return "https://huggingface.co/spaces/me/titok/commit/1"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    push_space.main(["--repo-id", "me/titok", "--output-dir", str(tmp_path / "space")])
+    assert calls[0] == ("create", "me/titok", {"repo_type": "space", "space_sdk": "gradio", "private": False, "exist_ok": True})
+    assert calls[1] == ("upload", "me/titok", ["README.md", "app.py", "hf_titok", "requirements.txt"])
+    staged = tmp_path / "space"
+    assert (staged / "hf_titok" / "pretrained" / "fashion_mnist" / "model_index.json").is_file()
+    assert not list(staged.rglob("__pycache__"))
+    # On the Space, app.py's folder comes first on sys.path: the copied package is the one imported.
+    found = subprocess.run([sys.executable, "-c", "import hf_titok; print(hf_titok.__file__)"], cwd=staged,
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    assert found.stdout.strip() == str(staged / "hf_titok" / "__init__.py"), found.stderr[-2000:]
