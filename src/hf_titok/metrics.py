@@ -1,11 +1,18 @@
-"""Image-quality and tokenizer metrics: PSNR, SSIM, codebook usage and entropy."""
+"""Image-quality and tokenizer metrics: PSNR, SSIM, codebook usage and entropy, and `ImageMetrics`, which
+accumulates them with FID, Inception Score and LPIPS over batches (FID/IS through torchmetrics' metric
+classes with the FID Inception network injected, see `hf_titok.inception`)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+
+# The same metrics as a 🤗 Evaluate module: `evaluate.load(EVALUATE_METRIC_PATH)`.
+EVALUATE_METRIC_PATH = str(Path(__file__).parent / "evaluate_metric" / "titok_image_metrics.py")
 
 
 def psnr(reconstruction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -55,4 +62,109 @@ def codebook_statistics(token_ids: torch.Tensor, codebook_size: int) -> dict[str
     }
 
 
-__all__ = ["codebook_statistics", "psnr", "ssim"]
+def to_uint8(images: torch.Tensor, rounding: str = "floor") -> torch.Tensor:
+    """Float images (nominally [0, 1]) -> uint8, clamped. `"floor"` truncates, as the official evaluators do
+    with model outputs; `"round"` recovers input images that were uint8 / 255 exactly."""
+    if images.dtype == torch.uint8:
+        return images
+    scaled = images.float().clamp(0, 1) * 255
+    return (scaled.round() if rounding == "round" else scaled).to(torch.uint8)
+
+
+def set_reference_statistics(fid, mean, covariance, num_samples: int) -> None:
+    """Load precomputed reference statistics (e.g. the `mu`/`sigma` of an ADM reference batch) into a
+    torchmetrics `FrechetInceptionDistance` as its real-image state."""
+    mean = torch.as_tensor(mean, dtype=torch.float64)
+    covariance = torch.as_tensor(covariance, dtype=torch.float64)
+    if covariance.shape != (mean.numel(), mean.numel()) or mean.numel() != fid.real_features_sum.numel():
+        raise ValueError(f"reference statistics of shape {tuple(mean.shape)}/{tuple(covariance.shape)} do not match the "
+                         f"{fid.real_features_sum.numel()}-d features of the FID network")
+    # torchmetrics: mean = sum / n; covariance = (cov_sum - n * mean mean^T) / (n - 1)
+    fid.real_features_sum = (mean * num_samples).to(fid.real_features_sum.device)
+    fid.real_features_cov_sum = (covariance * (num_samples - 1) + num_samples * torch.outer(mean, mean)).to(fid.real_features_sum.device)
+    fid.real_features_num_samples = torch.tensor(num_samples, device=fid.real_features_sum.device)
+
+
+class ImageMetrics:
+    """Accumulates, over batches of real and generated/reconstructed images (uint8, or float in [0, 1]):
+
+    - `fid` (needs a feature extractor, e.g. `InceptionFeatureExtractor`), `inception_score` (+ `_std`, over
+      `inception_splits`; needs an extractor with a classifier),
+    - paired metrics when both sides of a pair are given: `psnr`, `ssim` (of the uint8 images), `lpips`
+      (when an `lpips` network is given),
+    - `codebook_usage`, `codebook_entropy_bits`, `codebook_perplexity` of the token ids seen.
+    """
+
+    def __init__(self, feature_extractor=None, compute_fid: bool = True, compute_inception_score: bool = False,
+                 lpips=None, codebook_size: int | None = None, inception_splits: int = 10):
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.inception import InceptionScore
+
+        from .inception import InceptionLogits
+
+        if (compute_fid or compute_inception_score) and feature_extractor is None:
+            from .inception import MISSING_WEIGHTS_HELP
+
+            raise ValueError(f"FID/IS need a feature extractor. {MISSING_WEIGHTS_HELP}")
+        self.fid = FrechetInceptionDistance(feature=feature_extractor, reset_real_features=False) if compute_fid else None
+        self.inception_score = (InceptionScore(feature=InceptionLogits(feature_extractor), splits=inception_splits)
+                                if compute_inception_score else None)
+        self.lpips, self.codebook_size = lpips, codebook_size
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.token_ids: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def update(self, real: torch.Tensor | None = None, fake: torch.Tensor | None = None,
+               token_ids: torch.Tensor | None = None) -> None:
+        """`real`/`fake`: `[B, 3, H, W]` images (uint8, or float in [0, 1] - quantised like the official
+        evaluators); when both are given they are pairs (reconstructions of the real images)."""
+        real = to_uint8(real) if real is not None else None
+        fake = to_uint8(fake) if fake is not None else None
+        if self.fid is not None:
+            if real is not None:
+                self.fid.update(real, real=True)
+            if fake is not None:
+                self.fid.update(fake, real=False)
+        if self.inception_score is not None and fake is not None:
+            self.inception_score.update(fake)
+        if real is not None and fake is not None:
+            x, y = fake.float() / 255, real.float() / 255
+            values = {"psnr": psnr(x, y), "ssim": ssim(x, y)}
+            if self.lpips is not None:
+                values["lpips"] = self.lpips(x, y)
+            for name, value in values.items():
+                self.sums[name] = self.sums.get(name, 0.0) + float(value.double().sum())
+            self.count += real.shape[0]
+        if token_ids is not None:
+            self.token_ids.append(token_ids.detach().cpu())
+
+    def compute(self) -> dict[str, float]:
+        results = {name: total / self.count for name, total in self.sums.items()} if self.count else {}
+        if self.fid is not None:
+            results["fid"] = float(self.fid.compute())
+        if self.inception_score is not None:
+            mean, std = self.inception_score.compute()
+            results["inception_score"], results["inception_score_std"] = float(mean), float(std)
+        if self.token_ids and self.codebook_size:
+            results.update(codebook_statistics(torch.cat(self.token_ids), self.codebook_size))
+        return results
+
+
+def make_compute_metrics(feature_extractor=None, compute_fid: bool = True, lpips=None, batch_size: int = 64):
+    """A `compute_metrics` for `Trainer.evaluate` of the pixel-space recipes (VQGAN, stage 2, single stage),
+    whose wrappers return `(reconstruction, target)` uint8 images as predictions in evaluation mode:
+    PSNR, SSIM, FID (with `feature_extractor`, e.g. `InceptionFeatureExtractor.from_file(...)`), LPIPS."""
+
+    def compute_metrics(eval_prediction) -> dict[str, float]:
+        reconstruction, target = (torch.as_tensor(array) for array in eval_prediction.predictions[:2])
+        metrics = ImageMetrics(feature_extractor, compute_fid=compute_fid, lpips=lpips)
+        for start in range(0, reconstruction.shape[0], batch_size):
+            metrics.update(real=target[start : start + batch_size].to(torch.uint8),
+                           fake=reconstruction[start : start + batch_size].to(torch.uint8))
+        return metrics.compute()
+
+    return compute_metrics
+
+
+__all__ = ["EVALUATE_METRIC_PATH", "ImageMetrics", "make_compute_metrics", "codebook_statistics", "psnr", "set_reference_statistics", "ssim", "to_uint8"]

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..metrics import to_uint8
 from ..modeling_maskgit_vqgan import MaskGITVQGAN
 from ..modeling_titok import TiTokTokenizer
 from ..modeling_titok_maskgit import TiTokMaskGIT, mask_tokens
@@ -59,8 +60,10 @@ class TrainingModule(nn.Module):
         return self.ema_model if self.ema_model is not None else self.model
 
     def record(self, **values: torch.Tensor) -> None:
-        """Accumulate this step's scalar values (one call per forward); the trainer logs their means at each
-        logging step."""
+        """Accumulate this step's scalar values (one call per training forward); the trainer logs their means
+        at each logging step. Evaluation forwards are not recorded."""
+        if not self.training:
+            return
         for name, value in values.items():
             self._log_sums[name] = self._log_sums.get(name, 0.0) + float(value.detach())
         self._log_count += 1
@@ -118,6 +121,13 @@ class PixelLossMixin:
         discriminator_loss = discriminator_loss * self.gan_factor
         return reconstruction_loss, perceptual_loss, generator_loss, discriminator_loss, real_logit, fake_logit
 
+    def _outputs(self, loss, reconstruction, target) -> dict:
+        """In evaluation (`Trainer.evaluate`) also the uint8 reconstructions and targets: the predictions that
+        `hf_titok.metrics.make_compute_metrics` scores."""
+        if self.training:
+            return {"loss": loss}
+        return {"loss": loss, "reconstruction": to_uint8(reconstruction.detach()), "target": to_uint8(target, "round")}
+
 
 class VQGANTraining(PixelLossMixin, TrainingModule):
     """Recipe 1: train the MaskGIT-VQGAN itself (L2 + perceptual + quantizer + PatchGAN/LeCam)."""
@@ -138,7 +148,7 @@ class VQGANTraining(PixelLossMixin, TrainingModule):
         loss = rec + perc + quantizer + g + d
         self.record(reconstruction_loss=rec, perceptual_loss=perc, quantizer_loss=out.quantizer_loss,
                     generator_gan_loss=g, discriminator_loss=d, logits_real=real, logits_fake=fake)
-        return {"loss": loss}
+        return self._outputs(loss, out.reconstruction, pixel_values)
 
 
 class Stage1Training(TrainingModule):
@@ -199,7 +209,7 @@ class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
         psnr = -10 * torch.log10(F.mse_loss(out.reconstruction.detach().clamp(0, 1), pixel_values))
         self.record(reconstruction_loss=rec, perceptual_loss=perc, generator_gan_loss=g, discriminator_loss=d,
                     logits_real=real, logits_fake=fake, psnr=psnr, **regulariser_log)
-        return {"loss": loss}
+        return self._outputs(loss, out.reconstruction, pixel_values)
 
 
 class GeneratorTraining(TrainingModule):

