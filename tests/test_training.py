@@ -371,6 +371,17 @@ def test_shipped_configs_parse():
         assert config["training"]["max_steps"] >= 500_000, path
 
 
+
+def test_config_floats_without_a_dot_are_numbers(tmp_path):
+    """PyYAML reads `3e-4` as a string (YAML 1.1); a learning rate written that way must still be a float."""
+    path = tmp_path / "recipe.yaml"
+    path.write_text("recipe: stage1\ntraining: {learning_rate: 3e-4, end_learning_rate: 1.0e-5, max_steps: 10, output_dir: out}\n")
+    config = load_recipe_config(path, ["training.weight_decay=2E-2", "training.adam_beta2=.99", "training.run_name=1e-3x"])
+    values = config["training"]
+    assert values["learning_rate"] == 3e-4 and values["end_learning_rate"] == 1e-5 and values["weight_decay"] == 0.02
+    assert values["adam_beta2"] == 0.99 and values["max_steps"] == 10 and values["run_name"] == "1e-3x"
+    assert all(isinstance(values[key], float) for key in ("learning_rate", "weight_decay", "adam_beta2"))
+
 # ---------------------------------------------------------------------------------------------------------
 # Reliability and scale
 # ---------------------------------------------------------------------------------------------------------

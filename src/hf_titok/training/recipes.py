@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -82,6 +83,23 @@ def _merge(base: dict, update: dict) -> dict:
     return merged
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML with YAML 1.2 floats: PyYAML (YAML 1.1) reads `3e-4` as the string "3e-4", which would reach the
+    optimizer as a string; here it is the float 3e-4 (as is `1.0e-3`, `.5`, `1_000.0`)."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+               r"|[0-9][0-9_]*[eE][-+]?[0-9]+|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def _load_yaml(text: str):
+    return yaml.load(text, Loader=_ConfigLoader)
+
+
 def load_recipe_config(path: str | Path | dict, overrides: list[str] | None = None) -> dict:
     """Read a recipe yaml, apply `key.sub=value` overrides (values parsed as yaml) and the recipe defaults."""
     if isinstance(path, dict):
@@ -90,7 +108,7 @@ def load_recipe_config(path: str | Path | dict, overrides: list[str] | None = No
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"training config not found: {path}")
-        config = yaml.safe_load(path.read_text()) or {}
+        config = _load_yaml(path.read_text()) or {}
     for override in overrides or []:
         if "=" not in override:
             raise ValueError(f"overrides look like section.key=value, got {override!r}")
@@ -99,7 +117,7 @@ def load_recipe_config(path: str | Path | dict, overrides: list[str] | None = No
         *parents, leaf = dotted.strip().split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = _load_yaml(raw)
     recipe = config.get("recipe")
     if recipe not in RECIPES:
         raise ValueError(f"the config's recipe must be one of {RECIPES}, got {recipe!r}")
