@@ -53,7 +53,7 @@ def to_tensor(uint8_images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(uint8_images).permute(0, 3, 1, 2).float() / 255
 
 
-def train_classifier(path: Path, epochs: int = 2, seed: int = 0) -> Classifier:
+def train_classifier(path: Path, epochs: int = 5, seed: int = 0) -> Classifier:
     torch.manual_seed(seed)
     model = Classifier()
     if path.is_file():
@@ -121,12 +121,14 @@ def generation_metrics(pipe: TiTokPipeline, classifier: Classifier, real_feature
             "classifier_frechet_distance": frechet_distance(classifier.embed(images), real_features)}
 
 
-def best_settings(sweep: list[dict], tolerance: float = 0.02) -> dict:
-    """The shipped defaults: the lowest classifier-feature Frechet distance (closest to the data, i.e. sharp
-    and diverse) among the settings whose class consistency is within `tolerance` of the best one."""
-    top = max(row["class_consistency_mean"] for row in sweep)
-    return min((row for row in sweep if row["class_consistency_mean"] >= top - tolerance),
-               key=lambda row: row["classifier_frechet_distance"])["settings"]
+def best_settings(sweep: list[dict], min_consistency: float) -> dict:
+    """The shipped defaults: the lowest classifier-feature Frechet distance (closest to the data: sharp and
+    diverse) among the settings whose class consistency reaches `min_consistency` (the issue's aim: within 5
+    points of the classifier's accuracy on real test images); the most consistent setting if none does."""
+    eligible = [row for row in sweep if row["class_consistency_mean"] >= min_consistency]
+    if not eligible:
+        return max(sweep, key=lambda row: row["class_consistency_mean"])["settings"]
+    return min(eligible, key=lambda row: row["classifier_frechet_distance"])["settings"]
 
 
 def main() -> None:
@@ -134,7 +136,11 @@ def main() -> None:
     parser.add_argument("--pipeline", default=FASHION_MNIST_PIPELINE)
     parser.add_argument("--classifier", default="outputs/fashion_mnist/classifier.safetensors")
     parser.add_argument("--per-class", type=int, default=100)
-    parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--sweep", action="store_true", help="score every combination of the --sweep-* values")
+    parser.add_argument("--sweep-steps", type=int, nargs="+", default=[6, 8, 12])
+    parser.add_argument("--sweep-guidance", type=float, nargs="+", default=[0.5, 1.5, 3.0])
+    parser.add_argument("--sweep-temperature", type=float, nargs="+", default=[1.0, 2.0, 3.0])
+    parser.add_argument("--sweep-schedule", nargs="+", default=["linear"], choices=["constant", "linear", "power-cosine"])
     parser.add_argument("--report", default="outputs/fashion_mnist/report.json")
     args = parser.parse_args()
 
@@ -157,7 +163,7 @@ def main() -> None:
         "generation": generation_metrics(pipe, classifier, real_features, args.per_class),
     }
     if args.sweep:
-        grid = itertools.product([8, 12], [0.5, 1.5, 3.0], [1.0, 2.0, 3.0], ["linear"])
+        grid = itertools.product(args.sweep_steps, args.sweep_guidance, args.sweep_temperature, args.sweep_schedule)
         report["sweep"] = [
             generation_metrics(pipe, classifier, real_features, args.per_class // 2, num_inference_steps=steps,
                                guidance_scale=scale, temperature=temperature, guidance_schedule=schedule)
@@ -165,8 +171,9 @@ def main() -> None:
         ]
         for row in sorted(report["sweep"], key=lambda r: r["classifier_frechet_distance"])[:10]:
             print(f"{row['settings']}: consistency {row['class_consistency_mean']:.3f}, FD {row['classifier_frechet_distance']:.2f}")
-        report["sweep_best"] = best_settings(report["sweep"])
-        print(f"best (lowest FD among settings within 2 points of the best consistency): {report['sweep_best']}")
+        floor = report["classifier_test_accuracy_mean"] - 0.05
+        report["sweep_best"] = best_settings(report["sweep"], floor)
+        print(f"best (lowest FD among the settings with class consistency >= {floor:.3f}): {report['sweep_best']}")
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2))
     rec, gen = report["reconstruction"], report["generation"]
