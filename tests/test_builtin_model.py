@@ -1,5 +1,7 @@
 """The built-in Fashion-MNIST pipeline: loads offline, is reproducible, reconstructs well, and the demo runs."""
 
+import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -51,9 +53,9 @@ def test_test_images_reconstruct_above_the_psnr_floor(pipe):
     ids = pipe.vqvae.encode(pixel_values).token_ids
     assert ids.shape == (30, pipe.vqvae.config.num_latent_tokens)
     reconstruction = pipe.vqvae.decode(ids).clamp(0, 1)
-    # Regression floor: the shipped model measures 19.2 dB on the whole test split (19.5 here); the issue's
-    # target of 22 dB is not reached yet.
-    assert float(psnr(reconstruction, pixel_values).mean()) > 20.0  # 20.84 dB when shipped
+    # The shipped model measures 22.71 dB on the whole 10k test split (uint8 outputs) and 22.66 dB on these 30
+    # images; the floor is the issue's aim of 22 dB.
+    assert float(psnr(reconstruction, pixel_values).mean()) > 22.0
 
 
 def test_demo_writes_both_images(tmp_path):
@@ -69,10 +71,52 @@ def test_demo_writes_both_images(tmp_path):
     assert "tokens each, PSNR" in result.stdout
 
 
-def test_cli_uses_the_builtin_model_by_default(tmp_path, capsys):
+def test_cli_uses_the_builtin_model_by_default(pipe, tmp_path, capsys):
     assert cli(["generate", "--num-per-label", "1", "--output", str(tmp_path / "grid.png")]) == 0
     assert "wrote" in capsys.readouterr().out and PIL.Image.open(tmp_path / "grid.png").size[1] > 10 * 32
     image = tmp_path / "shoe.png"
     PIL.Image.fromarray(demo_test_images()[0][21]).save(image)
     assert cli(["reconstruct", str(image), "--output-dir", str(tmp_path / "recon")]) == 0
-    assert ": 32 tokens:" in capsys.readouterr().out
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"{image}: "))
+    num_tokens = pipe.vqvae.config.num_latent_tokens
+    _, count, ids = line.split(": ")
+    assert count == f"{num_tokens} tokens" and len(ids.split()) == num_tokens
+
+
+def test_packaging_takes_the_sweep_best_settings_and_writes_the_card(tmp_path):
+    """training/fashion_mnist/package_model.py: the sweep's best settings become the shipped defaults."""
+    sweep = tmp_path / "sweep.json"
+    sweep.write_text(json.dumps({"sweep_best": {"num_inference_steps": 6, "guidance_scale": 1.5,
+                                                "guidance_schedule": "constant", "temperature": 3.0}}))
+    gfid = tmp_path / "gfid.json"
+    gfid.write_text(json.dumps({"protocol": "generation", "fid": 12.345, "num_images": 100, "per_class": 10, "seed": 0,
+                                "reference": "test_reference.npz (10000 images)"}))
+    script = [sys.executable, str(PROJECT / "training" / "fashion_mnist" / "package_model.py"),
+              "--pipeline", hf_titok.FASHION_MNIST_PIPELINE, "--output-dir", str(tmp_path / "shipped")]
+    result = subprocess.run(script + ["--settings", str(sweep), "--temperature", "2.5", "--fid-reports", str(gfid)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = json.loads((tmp_path / "shipped" / "transformer" / "config.json").read_text())
+    assert (config["num_inference_steps"], config["guidance_scale"], config["guidance_schedule"], config["temperature"]) == \
+        (6, 1.5, "constant", 2.5)  # a flag wins over the sweep
+    card = (tmp_path / "shipped" / "README.md").read_text()
+    assert "Default sampling: 6 steps, guidance 1.5 (constant), temperature\n2.5" in card and "**gFID 12.35**" in card
+    assert "no Inception Score" in card
+    shipped = TiTokPipeline.from_pretrained(tmp_path / "shipped")
+    assert shipped.transformer.dtype == torch.float32 and shipped.transformer.config.num_inference_steps == 6
+
+    result = subprocess.run(script, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "no value for num_inference_steps, guidance_scale, guidance_schedule, temperature" in result.stderr
+
+
+def test_sweep_rule_picks_the_closest_to_the_data_among_the_consistent_enough():
+    spec = importlib.util.spec_from_file_location("fmnist_evaluate", PROJECT / "training" / "fashion_mnist" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [{"settings": {"id": 1}, "class_consistency_mean": 0.95, "classifier_frechet_distance": 50.0},
+            {"settings": {"id": 2}, "class_consistency_mean": 0.90, "classifier_frechet_distance": 30.0},
+            {"settings": {"id": 3}, "class_consistency_mean": 0.80, "classifier_frechet_distance": 10.0}]
+    assert module.best_settings(rows, min_consistency=0.85) == {"id": 2}  # id 3 is closer to the data, not consistent enough
+    assert module.best_settings(rows, min_consistency=0.92) == {"id": 1}
+    assert module.best_settings(rows, min_consistency=0.99) == {"id": 1}  # none reaches it: the most consistent
