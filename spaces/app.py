@@ -258,7 +258,7 @@ def example_images() -> list[str]:
 def build_demo(model: SpaceModel) -> gr.Blocks:
     config = model.pipeline.transformer.config if model.pipeline is not None else None
     num_tokens = model.tokenizer.config.num_latent_tokens
-    with gr.Blocks(title="TiTok: an image is worth 32 tokens") as demo:
+    with gr.Blocks(title=f"TiTok: an image is worth {num_tokens} tokens") as demo:
         gr.Markdown(
             f"# TiTok — an image is worth {num_tokens} tokens\n"
             f"Model: `{Path(model.name).name if os.path.isdir(model.name) else model.name}` — "

@@ -117,17 +117,20 @@ def test_reconstruct_any_image_mode(model, tmp_path, mode):
     image.save(path)
     shown, reconstruction, summary, table = app.reconstruct(model, str(path))
     assert shown.size == reconstruction.size == (128, 128)
-    assert re.fullmatch(r"\*\*PSNR \d+\.\d\d dB\*\* — 32 tokens from a codebook of 1024", summary)
+    config = model.tokenizer.config
+    assert re.fullmatch(rf"\*\*PSNR \d+\.\d\d dB\*\* — {config.num_latent_tokens} tokens from a codebook of {config.codebook_size}",
+                        summary)
     ids = model.tokenizer.encode(app.model_input(model, str(path))).token_ids[0].tolist()
-    assert [int(v) for row in table["data"] for v in row[1:]] == ids and len(table["data"]) == 4
+    assert [int(v) for row in table["data"] for v in row[1:]] == ids and len(table["data"]) == config.num_latent_tokens // 8
 
 
 def test_variations_resample_the_chosen_number_of_tokens(model):
     example = app.example_images()[0]
     gallery, info = app.variations(model, example, 8, 3, 0, 5, False, progress=no_progress)
-    assert len(gallery) == 3 and info == "Seed used: 5 — 8 of 32 tokens re-sampled"
+    num_tokens = model.tokenizer.config.num_latent_tokens
+    assert len(gallery) == 3 and info == f"Seed used: 5 — 8 of {num_tokens} tokens re-sampled"
     assert len({pixels(item).tobytes() for item in gallery}) > 1
-    with pytest.raises(gr.Error, match="Tokens to re-sample must be between 1 and 32, got 0."):
+    with pytest.raises(gr.Error, match=f"Tokens to re-sample must be between 1 and {num_tokens}, got 0."):
         app.variations(model, example, 0, 3, 0, 5, False, progress=no_progress)
     with pytest.raises(gr.Error, match="Number of variations must be between 1 and 8, got 9."):
         app.variations(model, example, 4, 9, 0, 5, False, progress=no_progress)
@@ -242,7 +245,8 @@ def test_browser_generate(page):
     assert page.locator("#samples-download a").first.get_attribute("href")  # the PNG grid is downloadable
 
 
-def test_browser_reconstruct_and_variations(page):
+def test_browser_reconstruct_and_variations(page, model):
+    num_tokens, codebook_size = model.tokenizer.config.num_latent_tokens, model.tokenizer.config.codebook_size
     page.get_by_role("tab", name="Reconstruct").click()
     page.locator("#examples img").nth(1).click()
     loaded_images(page, "#model-input", 1)
@@ -252,12 +256,14 @@ def test_browser_reconstruct_and_variations(page):
     page.get_by_text(re.compile(r"PSNR \d+\.\d\d dB")).wait_for(state="visible", timeout=30_000)
     page.get_by_text("+7").wait_for(state="visible")  # the token table's last column
     numbers = re.findall(r"\b\d+\b", page.locator("#token-ids").inner_text().split("+7", 1)[1])
-    assert len(numbers) == 32 + 4 and all(0 <= int(n) < 1024 for n in numbers)  # 4 rows of 8 ids, with offsets
+    assert len(numbers) == num_tokens + num_tokens // 8  # rows of 8 ids, each after its offset
+    assert numbers[::9] == [str(8 * i) for i in range(num_tokens // 8)]
+    assert all(0 <= int(n) < codebook_size for i, n in enumerate(numbers) if i % 9)
     set_number(page, "num-variations", 3)
     page.click("#variations-button")
     variations = loaded_images(page, "#variations", 3)
     assert all(v["w"] == 128 for v in variations[:3])
-    page.get_by_text("8 of 32 tokens re-sampled").wait_for(state="visible")
+    page.get_by_text(f"8 of {num_tokens} tokens re-sampled").wait_for(state="visible")
 
 
 def test_browser_bad_settings_get_messages_and_the_app_keeps_serving(page):

@@ -3,7 +3,7 @@
     python -m hf_titok.demo [--output-dir .] [--samples-per-class 8] [--seed 0]
 
 Writes `samples.png` (every class x several class-conditional samples, labelled) and `reconstructions.png`
-(Fashion-MNIST test images beside their reconstructions from 32 tokens).
+(Fashion-MNIST test images beside their reconstructions from their tokens).
 """
 
 from __future__ import annotations
