@@ -81,6 +81,13 @@ def test_defaults_come_from_the_generator_config():
     args, kwargs = calls[0]
     assert args == (3,) and kwargs["guidance_schedule"] == "power-cosine" and kwargs["guidance_scale"] == 5.0
     assert kwargs["temperature"] == 1.5 and kwargs["softmax_temperature_annealing"] is True
+    # sampling_settings is what a call uses: the given values, the config's for the rest.
+    assert pipe.sampling_settings(temperature=None, guidance_scale=1.0) == {
+        "num_inference_steps": 3, "guidance_scale": 1.0, "guidance_schedule": "power-cosine",
+        "guidance_scale_pow": pipe.transformer.config.guidance_scale_pow, "temperature": 1.5,
+        "softmax_temperature_annealing": True}
+    with pytest.raises(TypeError, match=r"unknown sampling settings \['steps'\]"):
+        pipe.sampling_settings(steps=3)
 
 
 def test_callback_on_step_end_sees_every_step_and_can_edit_ids():

@@ -39,6 +39,11 @@ def imagenet_id2label() -> dict[int, str]:
     return {index: names for index, (_, names) in enumerate(rows)}
 
 
+# The sampler settings of `TiTokPipeline.__call__`; each defaults to the generator config's value of that name.
+SAMPLING_SETTINGS = ("num_inference_steps", "guidance_scale", "guidance_schedule", "guidance_scale_pow", "temperature",
+                     "softmax_temperature_annealing")
+
+
 class TiTokPipeline(DiffusionPipeline):
     r"""
     Class-conditional generation with a TiTok MaskGIT generator and a TiTok tokenizer.
@@ -170,6 +175,15 @@ class TiTokPipeline(DiffusionPipeline):
         hint = f"; close matches: {', '.join(repr(c) for c in close)}" if close else ""
         raise ValueError(f"unknown class name {name!r}{hint}")
 
+    def sampling_settings(self, **overrides) -> dict:
+        """The sampler settings a call uses: each given (not `None`) value of `overrides`, else the generator's
+        default from `transformer.config` - e.g. to record exactly how a set of samples was made."""
+        unknown = sorted(set(overrides) - set(SAMPLING_SETTINGS))
+        if unknown:
+            raise TypeError(f"unknown sampling settings {unknown}; the settings are {list(SAMPLING_SETTINGS)}")
+        config = self.transformer.config
+        return {name: getattr(config, name) if overrides.get(name) is None else overrides[name] for name in SAMPLING_SETTINGS}
+
     def check_inputs(self, num_images_per_label, output_type, callback_on_step_end, image=None, strength=None) -> None:
         if isinstance(num_images_per_label, bool) or not isinstance(num_images_per_label, int) or num_images_per_label < 1:
             raise ValueError(f"num_images_per_label must be an integer >= 1, got {num_images_per_label!r}")
@@ -249,13 +263,12 @@ class TiTokPipeline(DiffusionPipeline):
         Examples:
         """
         config = self.transformer.config
-        num_inference_steps = config.num_inference_steps if num_inference_steps is None else num_inference_steps
-        guidance_scale = config.guidance_scale if guidance_scale is None else guidance_scale
-        guidance_schedule = config.guidance_schedule if guidance_schedule is None else guidance_schedule
-        guidance_scale_pow = config.guidance_scale_pow if guidance_scale_pow is None else guidance_scale_pow
-        temperature = config.temperature if temperature is None else temperature
-        if softmax_temperature_annealing is None:
-            softmax_temperature_annealing = config.softmax_temperature_annealing
+        settings = self.sampling_settings(
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, guidance_schedule=guidance_schedule,
+            guidance_scale_pow=guidance_scale_pow, temperature=temperature,
+            softmax_temperature_annealing=softmax_temperature_annealing,
+        )
+        num_inference_steps = settings.pop("num_inference_steps")
 
         # 1. Check inputs and resolve the labels.
         self.check_inputs(num_images_per_label, output_type, callback_on_step_end, image, strength)
@@ -272,16 +285,7 @@ class TiTokPipeline(DiffusionPipeline):
             # Each step decodes at least one token: more steps than masked tokens would re-mask finished rows.
             num_inference_steps = min(num_inference_steps, num_masked)
         null_labels = torch.full_like(labels, config.num_classes)
-        self.scheduler.set_timesteps(
-            num_inference_steps,
-            guidance_scale=guidance_scale,
-            guidance_schedule=guidance_schedule,
-            guidance_scale_pow=guidance_scale_pow,
-            temperature=temperature,
-            softmax_temperature_annealing=softmax_temperature_annealing,
-            device=device,
-            num_masked_tokens=num_masked,
-        )
+        self.scheduler.set_timesteps(num_inference_steps, **settings, device=device, num_masked_tokens=num_masked)
 
         # 3. Unmask step by step; conditional and unconditional rows share one forward pass.
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
