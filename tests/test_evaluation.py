@@ -20,7 +20,8 @@ from hf_titok import TiTokTokenizer
 from hf_titok.cli import main as cli
 from hf_titok.evaluation import add_reference, evaluate_samples, merge_shards, sample_shards
 from hf_titok.inception import InceptionFeatureExtractor
-from hf_titok.metrics import EVALUATE_METRIC_PATH, ImageMetrics, make_compute_metrics, set_reference_statistics
+from hf_titok.metrics import (EVALUATE_METRIC_PATH, ImageMetrics, make_compute_metrics, reference_statistics,
+                             set_reference_statistics)
 from conftest import tiny_pipeline, tiny_titok_config
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -124,6 +125,11 @@ def test_precomputed_reference_statistics_give_the_same_fid():
     assert from_statistics.compute()["fid"] == pytest.approx(direct.compute()["fid"], rel=1e-6)
     with pytest.raises(ValueError, match="do not match the 16-d features"):
         set_reference_statistics(from_statistics.fid, np.zeros(8), np.eye(8), 10)
+    # reference_statistics reads them back: numpy's mean and covariance of the features.
+    mean, covariance, count = reference_statistics(direct.fid)
+    assert count == 40 and np.allclose(mean, features.mean(0), atol=1e-9) and np.allclose(covariance, np.cov(features, rowvar=False), atol=1e-9)
+    with pytest.raises(ValueError, match="at least 2 images, got 0"):
+        reference_statistics(ImageMetrics(extractor).fid)
 
 
 def test_missing_or_wrong_inception_weights_say_where_to_get_them(tmp_path, monkeypatch):
@@ -239,6 +245,30 @@ def test_samples_npz_is_the_adm_layout_and_sampling_resumes(tmp_path):
         merge_shards(tmp_path / "run", tmp_path / "bad.npz", expected=12)
 
 
+def test_resuming_refuses_shards_of_another_run(tmp_path):
+    """Shards are reused only for the run that made them (run.json): same model, classes, seed and settings."""
+    pipe = tiny_pipeline()
+    run = dict(class_ids=[3, 5], per_class=2, batch_size=2, seed=1, progress=False)
+    sample_shards(pipe, tmp_path / "run", **run, num_inference_steps=2)
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert recorded["sampling"] == pipe.sampling_settings(num_inference_steps=2) and recorded["sampling"]["num_inference_steps"] == 2
+    assert recorded["class_ids"] == [3, 5] and recorded["seed"] == 1
+    # The same run written through the defaults (steps=2 is the default now) is the same run.
+    pipe.transformer.config.num_inference_steps = 2
+    sample_shards(pipe, tmp_path / "run", **run)
+    with pytest.raises(ValueError, match=r"holds samples of another run \(sampling: .*'num_inference_steps': 2.* -> .*'num_inference_steps': 3"):
+        sample_shards(pipe, tmp_path / "run", **run, num_inference_steps=3)
+    with pytest.raises(ValueError, match=r"another run \(seed: 1 -> 2\)"):
+        sample_shards(pipe, tmp_path / "run", **{**run, "seed": 2}, num_inference_steps=2)
+    with torch.no_grad():
+        next(pipe.transformer.parameters()).add_(1e-3)  # a retrained model, same settings
+    with pytest.raises(ValueError, match=r"another run \(model: "):
+        sample_shards(pipe, tmp_path / "run", **run, num_inference_steps=2)
+    (tmp_path / "run" / "run.json").unlink()  # shards of unknown origin
+    with pytest.raises(ValueError, match="holds sample shards but no run.json"):
+        sample_shards(pipe, tmp_path / "run", **run, num_inference_steps=2)
+
+
 def test_generation_fid_against_an_adm_reference_batch(tmp_path):
     samples = make_images("blobs", 20, 9).permute(0, 2, 3, 1).numpy()
     np.savez(tmp_path / "samples.npz", arr_0=samples)
@@ -299,6 +329,23 @@ def test_cli_evaluate_generation_with_reference_and_inception_score(saved_models
     assert "12 images" in report["reference"]
     with np.load(tmp_path / "gen" / "samples.npz") as data:
         assert data["arr_0"].shape == (6, 32, 32, 3) and data["arr_1"].tolist() == [1, 1, 1, 2, 2, 2]
+    assert report["sampling"]["num_inference_steps"] == 2 and "temperature" in report["sampling"]  # resolved settings
+    assert cli(["evaluate", "generation", "--model", str(saved_models / "pipeline"), "--output-dir", str(tmp_path / "gen"),
+                "--per-class", "3", "--classes", "1", "2", "--batch-size", "4", "--steps", "3"]) == 2
+    assert "holds samples of another run" in capsys.readouterr().err
+    # A reference batch precomputed once gives the same gFID as the reference images themselves.
+    statistics = tmp_path / "reference_stats.npz"
+    assert cli(["evaluate", "reference", "--reference", str(saved_models / "images"), "--image-size", "32",
+                "--statistics", str(statistics), "--inception", str(inception_files / "nvidia_like.pt")]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["num_images"] == 12 and written["statistics"] == str(statistics) and "inception_score" not in written["notes"]
+    with np.load(statistics) as data:
+        assert data["mu"].shape == (24,) and data["sigma"].shape == (24, 24) and int(data["num_images"]) == 12
+    assert cli(["evaluate", "generation", "--model", str(saved_models / "pipeline"), "--output-dir", str(tmp_path / "gen"),
+                "--per-class", "3", "--classes", "1", "2", "--batch-size", "4", "--steps", "2",
+                "--reference", str(statistics), "--inception", str(inception_files / "nvidia_like.pt")]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["fid"] == pytest.approx(report["fid"], rel=1e-6) and "precomputed statistics of 12 images" in again["reference"]
 
 
 def test_two_processes_sample_the_same_images_as_one(saved_models, tmp_path):

@@ -340,6 +340,17 @@ def cmd_evaluate_reconstruction(args) -> None:
                    "image_size": size, "num_tokens": tokenizer.config.num_latent_tokens, **results, "notes": notes}, args.output)
 
 
+def cmd_evaluate_reference(args) -> None:
+    from .evaluation import add_reference, save_reference_statistics
+
+    metrics, notes = _metrics_for(args, None, True)
+    description = add_reference(metrics, args.reference, args.image_size, args.batch_size)
+    path = save_reference_statistics(metrics, args.statistics)
+    notes.pop("inception_score", None)  # a reference batch holds no score
+    _write_report({"protocol": "reference", "reference": description, "statistics": str(path),
+                   "num_images": int(metrics.fid.real_features_num_samples), "notes": notes}, args.output)
+
+
 def cmd_evaluate_generation(args) -> None:
     from accelerate import PartialState
 
@@ -362,7 +373,7 @@ def cmd_evaluate_generation(args) -> None:
     total = len(class_ids) * args.per_class
     npz = merge_shards(args.output_dir, Path(args.output_dir) / "samples.npz", expected=total)
     report = {"protocol": "generation", "model": args.model, "samples": str(npz), "per_class": args.per_class,
-              "num_classes": len(class_ids), "seed": args.seed, "sampling": settings or "the model's defaults"}
+              "num_classes": len(class_ids), "seed": args.seed, "sampling": pipe.sampling_settings(**settings)}
     if args.reference:
         metrics, notes = _metrics_for(args, None, True)
         report["reference"] = add_reference(metrics, args.reference, pipe.vqvae.config.image_size, args.batch_size)
@@ -458,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     generation = protocols.add_parser("generation", help="sample N per class into an ADM .npz (resumable; accelerate "
                                       "launch for many processes) and score gFID/IS against a reference")
     generation.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="TiTokPipeline"))
-    generation.add_argument("--output-dir", required=True, help="shards and samples.npz go here (rerun to resume)")
+    generation.add_argument("--output-dir", required=True, help="shards and samples.npz go here (rerun to resume: "
+                            "run.json makes sure a rerun is the same run)")
     generation.add_argument("--per-class", type=int, default=50, help="images per class (default 50: 50k for ImageNet)")
     generation.add_argument("--classes", nargs="+", help="class ids or names (default: every class)")
     generation.add_argument("--reference", help="ADM reference batch .npz (mu/sigma or arr_0), or an image folder")
@@ -469,11 +481,20 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--temperature", type=float)
     metric_arguments(generation)
     generation.set_defaults(func=cmd_evaluate_generation)
+
+    reference = protocols.add_parser("reference", help="precompute a gFID reference batch (Inception mu/sigma) once, "
+                                     "for any number of `evaluate generation --reference` runs")
+    reference.add_argument("--reference", required=True, help="an .npz with arr_0 images, or an image folder")
+    reference.add_argument("--image-size", type=int, required=True, help="the generated images' size (folders are "
+                           "resized and center-cropped to it; .npz images are used as they are)")
+    reference.add_argument("--statistics", required=True, help="the .npz to write (mu, sigma, num_images)")
+    metric_arguments(reference)
+    reference.set_defaults(func=cmd_evaluate_reference)
     return parser
 
 
 def _check_positive(parser, args) -> None:
-    for name in ("num_per_label", "batch_size", "steps", "per_class", "max_images"):
+    for name in ("num_per_label", "batch_size", "steps", "per_class", "max_images", "image_size"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")

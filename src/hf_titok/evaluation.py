@@ -13,6 +13,8 @@ evaluators run them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -22,11 +24,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .metrics import ImageMetrics, set_reference_statistics, to_uint8
+from .metrics import ImageMetrics, reference_statistics, set_reference_statistics, to_uint8
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RECONSTRUCTION_DATA = "timm/imagenet-1k-wds"
+RUN_FILE = "run.json"  # what made the shards of a generation run
 
 
 # --------------------------------------------------------------------------------------------------
@@ -90,14 +93,50 @@ def shard_path(output_dir: str | Path, shard: int) -> Path:
     return Path(output_dir) / f"shard_{shard:06d}.npz"
 
 
+def model_fingerprint(*models: torch.nn.Module) -> str:
+    """A short digest of the models' weights (names, shapes and two sums per tensor): cheap even for the
+    largest generators, and different for any retrained or re-converted model."""
+    digest = hashlib.sha256()
+    for model in models:
+        for name, tensor in model.state_dict().items():
+            values = tensor.detach().double()
+            digest.update(f"{name}{tuple(tensor.shape)}{values.sum().item():.10e}{values.abs().sum().item():.10e}".encode())
+    return digest.hexdigest()[:16]
+
+
+def check_run(output_dir: Path, run: dict) -> None:
+    """Resuming is only sound when the shards on disk come from the same run: record the run in `run.json`
+    (written atomically; every process writes the same content) or check it against the recorded one."""
+    record = output_dir / RUN_FILE
+    # Shards first: the record is written before any shard, so a shard seen here means the record exists below.
+    has_shards = any(output_dir.glob("shard_*[0-9].npz"))
+    if not record.is_file():
+        if has_shards:
+            raise ValueError(f"{output_dir} holds sample shards but no {RUN_FILE}, so they cannot be resumed safely: "
+                             "delete them or choose another output directory")
+        temporary = record.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(run, indent=2))
+        os.replace(temporary, record)
+        return
+    recorded = json.loads(record.read_text())
+    changed = [f"{key}: {recorded.get(key)!r} -> {run[key]!r}" for key in run if recorded.get(key) != run[key]]
+    if changed:
+        raise ValueError(f"{output_dir} holds samples of another run ({'; '.join(changed)}): choose another output "
+                         "directory, or delete it to sample again")
+
+
 def sample_shards(pipeline, output_dir: str | Path, class_ids: Sequence[int | None], per_class: int, batch_size: int = 32,
                   seed: int = 0, process_index: int = 0, num_processes: int = 1, progress: bool = True,
                   **sampling_kwargs) -> list[Path]:
     """Sample `per_class` images of every class (grouped by class) in shards of `batch_size`; this process
-    writes shards `process_index`, `process_index + num_processes`, ... and skips those already on disk.
+    writes shards `process_index`, `process_index + num_processes`, ... and skips those already on disk
+    (after checking, through `run.json`, that they come from the same model, classes, seed and settings).
     Shard k uses `torch.Generator().manual_seed(seed * 1_000_003 + k)`. Returns this process's shards."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    check_run(output_dir, {"model": model_fingerprint(pipeline.transformer, pipeline.vqvae),
+                           "class_ids": list(class_ids), "per_class": per_class, "batch_size": batch_size, "seed": seed,
+                           "sampling": pipeline.sampling_settings(**sampling_kwargs)})
     labels = [class_id for class_id in class_ids for _ in range(per_class)]
     num_shards = -(-len(labels) // batch_size)
     mine = list(range(process_index, num_shards, num_processes))
@@ -155,7 +194,8 @@ def add_reference(metrics: ImageMetrics, reference: str | Path, image_size: int,
     if reference.suffix == ".npz":
         with np.load(reference) as data:
             if "mu" in data and "sigma" in data:
-                num_samples = len(data["arr_0"]) if "arr_0" in data else 50_000
+                # The ADM batches hold their images beside the statistics; ours (`save_reference_statistics`) the count.
+                num_samples = int(data["num_images"]) if "num_images" in data else len(data["arr_0"]) if "arr_0" in data else 50_000
                 set_reference_statistics(metrics.fid, data["mu"], data["sigma"], num_samples)
                 return f"{reference.name} (precomputed statistics of {num_samples} images)"
         images = load_npz_images(reference)
@@ -167,6 +207,14 @@ def add_reference(metrics: ImageMetrics, reference: str | Path, image_size: int,
         metrics.fid.update(to_uint8(torch.stack([pixels for pixels, _ in batch]), "round"), real=True)
         count += len(batch)
     return f"{reference} ({count} images)"
+
+
+def save_reference_statistics(metrics: ImageMetrics, path: str | Path) -> Path:
+    """Write the reference added to `metrics` as a reference batch of precomputed statistics (`mu`, `sigma`,
+    `num_images`), so that repeated gFID runs against it skip the reference's Inception pass."""
+    mean, covariance, num_images = reference_statistics(metrics.fid)
+    np.savez(path, mu=mean, sigma=covariance, num_images=np.int64(num_images))
+    return Path(path)
 
 
 def evaluate_samples(npz_path: str | Path, metrics: ImageMetrics, batch_size: int = 64, progress: bool = True) -> dict[str, float]:
@@ -186,5 +234,6 @@ __all__ = [
     "load_npz_images",
     "merge_shards",
     "sample_shards",
+    "save_reference_statistics",
     "shard_path",
 ]

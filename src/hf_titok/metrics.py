@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -83,6 +84,18 @@ def set_reference_statistics(fid, mean, covariance, num_samples: int) -> None:
     fid.real_features_sum = (mean * num_samples).to(fid.real_features_sum.device)
     fid.real_features_cov_sum = (covariance * (num_samples - 1) + num_samples * torch.outer(mean, mean)).to(fid.real_features_sum.device)
     fid.real_features_num_samples = torch.tensor(num_samples, device=fid.real_features_sum.device)
+
+
+def reference_statistics(fid) -> tuple[np.ndarray, np.ndarray, int]:
+    """The real-image state of a torchmetrics `FrechetInceptionDistance` as `(mu, sigma, num_images)` - what an
+    ADM reference batch stores; the inverse of `set_reference_statistics`."""
+    num_samples = int(fid.real_features_num_samples)
+    if num_samples < 2:
+        raise ValueError(f"reference statistics need at least 2 images, got {num_samples}")
+    total, cov_sum = fid.real_features_sum.double().cpu(), fid.real_features_cov_sum.double().cpu()
+    mean = total / num_samples
+    covariance = (cov_sum - num_samples * torch.outer(mean, mean)) / (num_samples - 1)
+    return mean.numpy(), covariance.numpy(), num_samples
 
 
 class ImageMetrics:
@@ -167,4 +180,4 @@ def make_compute_metrics(feature_extractor=None, compute_fid: bool = True, lpips
     return compute_metrics
 
 
-__all__ = ["EVALUATE_METRIC_PATH", "ImageMetrics", "make_compute_metrics", "codebook_statistics", "psnr", "set_reference_statistics", "ssim", "to_uint8"]
+__all__ = ["EVALUATE_METRIC_PATH", "ImageMetrics", "make_compute_metrics", "codebook_statistics", "psnr", "reference_statistics", "set_reference_statistics", "ssim", "to_uint8"]
