@@ -1,5 +1,6 @@
 """The built-in Fashion-MNIST pipeline: loads offline, is reproducible, reconstructs well, and the demo runs."""
 
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -88,9 +89,13 @@ def test_packaging_takes_the_sweep_best_settings_and_writes_the_card(tmp_path):
     sweep = tmp_path / "sweep.json"
     sweep.write_text(json.dumps({"sweep_best": {"num_inference_steps": 6, "guidance_scale": 1.5,
                                                 "guidance_schedule": "constant", "temperature": 3.0}}))
+    builtin = json.loads((Path(hf_titok.FASHION_MNIST_PIPELINE) / "transformer" / "config.json").read_text())
+    shipped_settings = {"num_inference_steps": 6, "guidance_scale": 1.5, "guidance_schedule": "constant",
+                        "guidance_scale_pow": builtin["guidance_scale_pow"], "temperature": 2.5,
+                        "softmax_temperature_annealing": True}
     gfid = tmp_path / "gfid.json"
     gfid.write_text(json.dumps({"protocol": "generation", "fid": 12.345, "num_images": 100, "per_class": 10, "seed": 0,
-                                "reference": "test_reference.npz (10000 images)"}))
+                                "reference": "test_reference.npz (10000 images)", "sampling": shipped_settings}))
     script = [sys.executable, str(PROJECT / "training" / "fashion_mnist" / "package_model.py"),
               "--pipeline", hf_titok.FASHION_MNIST_PIPELINE, "--output-dir", str(tmp_path / "shipped")]
     result = subprocess.run(script + ["--settings", str(sweep), "--temperature", "2.5", "--fid-reports", str(gfid)],
@@ -108,15 +113,50 @@ def test_packaging_takes_the_sweep_best_settings_and_writes_the_card(tmp_path):
     result = subprocess.run(script, capture_output=True, text=True)
     assert result.returncode == 2
     assert "no value for num_inference_steps, guidance_scale, guidance_schedule, temperature" in result.stderr
+    # A report of samples made with other settings than the shipped defaults would mislabel the card.
+    result = subprocess.run(script + ["--settings", str(sweep), "--fid-reports", str(gfid)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"{gfid} was measured with sampling settings" in result.stderr and "'temperature': 3.0" in result.stderr
+    assert (tmp_path / "shipped" / "README.md").read_text() == card  # the refused run left the packaged model alone
 
 
-def test_sweep_rule_picks_the_closest_to_the_data_among_the_consistent_enough():
+def fashion_mnist_evaluate():
+    """training/fashion_mnist/evaluate.py as a module (not importable by name: `evaluate` is 🤗 Evaluate's)."""
     spec = importlib.util.spec_from_file_location("fmnist_evaluate", PROJECT / "training" / "fashion_mnist" / "evaluate.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    rows = [{"settings": {"id": 1}, "class_consistency_mean": 0.95, "classifier_frechet_distance": 50.0},
-            {"settings": {"id": 2}, "class_consistency_mean": 0.90, "classifier_frechet_distance": 30.0},
-            {"settings": {"id": 3}, "class_consistency_mean": 0.80, "classifier_frechet_distance": 10.0}]
-    assert module.best_settings(rows, min_consistency=0.85) == {"id": 2}  # id 3 is closer to the data, not consistent enough
-    assert module.best_settings(rows, min_consistency=0.92) == {"id": 1}
-    assert module.best_settings(rows, min_consistency=0.99) == {"id": 1}  # none reaches it: the most consistent
+    return module
+
+
+def test_sweep_rule_picks_the_closest_to_the_data_among_those_as_recognisable_as_real_images():
+    module = fashion_mnist_evaluate()
+    rows = [{"settings": {"id": 1}, "class_consistency_mean": 0.99, "classifier_frechet_distance": 20.0},
+            {"settings": {"id": 2}, "class_consistency_mean": 0.92, "classifier_frechet_distance": 50.0},
+            {"settings": {"id": 3}, "class_consistency_mean": 0.86, "classifier_frechet_distance": 40.0},
+            {"settings": {"id": 4}, "class_consistency_mean": 0.70, "classifier_frechet_distance": 10.0}]
+    # Real test images: 0.88. id 1 is far more recognisable than real images (less varied), id 4 far less.
+    assert module.best_settings(rows, target=0.88) == {"id": 3}
+    assert module.best_settings(rows, target=0.95) == {"id": 1}
+    assert module.best_settings(rows, target=0.95, tolerance=0.01) == {"id": 2}  # none within it: the closest
+
+
+def test_a_sweep_extends_earlier_comparable_sweeps_only(tmp_path, capsys):
+    module = fashion_mnist_evaluate()
+    header = {"pipeline": "gen/final", "per_class": 100, "classifier_test_accuracy_mean": 0.88}
+    row = lambda steps: {"settings": {"num_inference_steps": steps}, "class_consistency_mean": 0.9, "classifier_frechet_distance": 1.0}
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({**header, "sweep": [row(2), row(3)]}))
+    second.write_text(json.dumps({**header, "sweep": [row(3), row(4)]}))
+    parser = argparse.ArgumentParser()
+    rows = module.earlier_sweep_rows(parser, argparse.Namespace(sweep_from=[first, second]), header)
+    assert [r["settings"]["num_inference_steps"] for r in rows] == [2, 3, 4]  # each setting once
+    for change, message in [({"per_class": 50}, "per_class 50 (here 100)"), ({"pipeline": "other"}, "pipeline 'other'"),
+                            ({"classifier_test_accuracy_mean": 0.9}, "classifier_test_accuracy_mean 0.9 (here 0.88)")]:
+        first.write_text(json.dumps({**header, **change, "sweep": [row(2)]}))
+        with pytest.raises(SystemExit):
+            module.earlier_sweep_rows(parser, argparse.Namespace(sweep_from=[first]), header)
+        assert f"--sweep-from {first} is not comparable with this run: {message}" in capsys.readouterr().err
+    first.write_text(json.dumps(header))
+    with pytest.raises(SystemExit):
+        module.earlier_sweep_rows(parser, argparse.Namespace(sweep_from=[first]), header)
+    assert "has no sweep rows" in capsys.readouterr().err

@@ -51,13 +51,15 @@ config = pipe.transformer.config
 for key, value in settings.items():
     setattr(config, key, value)
 config.softmax_temperature_annealing = not args.no_annealing
-output = Path(args.output_dir)
-if output.exists():
-    shutil.rmtree(output)
-if not args.fp32_generator:
-    pipe.transformer.to(torch.float16)
-pipe.save_pretrained(output)
-pipe.transformer.to(torch.float32)
+shipped = pipe.sampling_settings()
+
+
+def check_measured_with_the_defaults(path: str, measured: dict) -> None:
+    """The card says its sample numbers are of the default settings: refuse reports measured otherwise."""
+    if measured != shipped:
+        parser.error(f"{path} was measured with sampling settings {measured}, but the shipped defaults are {shipped}: "
+                     "package without reports, evaluate the packaged model, then package with the new reports")
+
 
 vq, gen = pipe.vqvae.config, pipe.transformer.config
 sizes = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) / 1e6 for name in ("vqvae", "transformer")}
@@ -65,6 +67,7 @@ results = ""
 if args.report:
     report = json.loads(Path(args.report).read_text())
     rec, sample = report["reconstruction"], report["generation"]
+    check_measured_with_the_defaults(args.report, sample["settings"])
     rows = "\n".join(
         f"| {name} | {sample['class_consistency_per_class'][name]:.3f} | {report['classifier_test_accuracy_per_class'][name]:.3f} |"
         for name in sample["class_consistency_per_class"]
@@ -92,6 +95,7 @@ for path in args.fid_reports:
         line = (f"- **rFID {fid['fid']:.2f}** (`hf-titok evaluate reconstruction`): the first {fid['num_images']} test images "
                 f"vs. their reconstructions; PSNR {fid['psnr']:.2f} dB, SSIM {fid['ssim']:.4f} on the same images")
     else:
+        check_measured_with_the_defaults(path, fid["sampling"])
         line = (f"- **gFID {fid['fid']:.2f}** (`hf-titok evaluate generation`): {fid['num_images']} samples "
                 f"({fid['per_class']} per class, default settings, seed {fid['seed']}) vs. {fid['reference']}")
     if "inception_score" in fid:
@@ -131,6 +135,13 @@ Weights: safetensors; the generator is stored in fp16 and loads as fp32. Default
 Data: Fashion-MNIST, (c) Zalando SE, MIT licence. Method: Yu et al., "An Image is Worth 32 Tokens for
 Reconstruction and Generation", NeurIPS 2024.
 """
+# Replace the output only now: every report has been checked, so a refused one leaves the old model in place.
+output = Path(args.output_dir)
+if output.exists():
+    shutil.rmtree(output)
+if not args.fp32_generator:
+    pipe.transformer.to(torch.float16)
+pipe.save_pretrained(output)
 (output / "README.md").write_text(card)
 size = sum(f.stat().st_size for f in output.rglob("*") if f.is_file()) / 1e6
 print(f"wrote {output} ({size:.1f} MB)")
