@@ -355,9 +355,11 @@ def test_two_processes_sample_the_same_images_as_one(saved_models, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PROJECT / "training" / "accelerate" / "cpu_2proc.yaml"),
-         "--main_process_port", str(29900 + os.getpid() % 90), "-m", "hf_titok.cli", *arguments, "--output-dir", str(tmp_path / "two")],
+         "--main_process_port", str(29900 + os.getpid() % 90), "-m", "hf_titok.cli", *arguments, "--output-dir", str(tmp_path / "two"),
+         "--output", str(tmp_path / "two.json")],
         capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "two.json").read_text())["num_processes"] == 2  # the work was really split
     with np.load(tmp_path / "one" / "samples.npz") as one, np.load(tmp_path / "two" / "samples.npz") as two:
         assert np.array_equal(one["arr_0"], two["arr_0"]) and np.array_equal(one["arr_1"], two["arr_1"])
 

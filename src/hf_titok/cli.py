@@ -352,11 +352,13 @@ def cmd_evaluate_reference(args) -> None:
 
 
 def cmd_evaluate_generation(args) -> None:
+    import torch
     from accelerate import PartialState
 
     from .evaluation import add_reference, evaluate_samples, merge_shards, sample_shards
 
-    state = PartialState()
+    # Without an accelerator PartialState would ignore the launcher's processes unless told to use the CPU.
+    state = PartialState(cpu=torch.accelerator.current_accelerator() is None)
     pipe = load_pipeline(args.model)
     num_classes = pipe.transformer.config.num_classes
     labels = [parse_label(label) for label in args.classes] if args.classes else list(range(num_classes))
@@ -373,7 +375,7 @@ def cmd_evaluate_generation(args) -> None:
     total = len(class_ids) * args.per_class
     npz = merge_shards(args.output_dir, Path(args.output_dir) / "samples.npz", expected=total)
     report = {"protocol": "generation", "model": args.model, "samples": str(npz), "per_class": args.per_class,
-              "num_classes": len(class_ids), "seed": args.seed, "sampling": pipe.sampling_settings(**settings)}
+              "num_classes": len(class_ids), "seed": args.seed, "num_processes": state.num_processes, "sampling": pipe.sampling_settings(**settings)}
     if args.reference:
         metrics, notes = _metrics_for(args, None, True)
         report["reference"] = add_reference(metrics, args.reference, pipe.vqvae.config.image_size, args.batch_size)
