@@ -375,7 +375,8 @@ def cmd_evaluate_generation(args) -> None:
     total = len(class_ids) * args.per_class
     npz = merge_shards(args.output_dir, Path(args.output_dir) / "samples.npz", expected=total)
     report = {"protocol": "generation", "model": args.model, "samples": str(npz), "per_class": args.per_class,
-              "num_classes": len(class_ids), "seed": args.seed, "num_processes": state.num_processes, "sampling": pipe.sampling_settings(**settings)}
+              "num_classes": len(class_ids), "seed": args.seed, "num_processes": state.num_processes,
+              "sampling": pipe.sampling_settings(**settings)}
     if args.reference:
         metrics, notes = _metrics_for(args, None, True)
         report["reference"] = add_reference(metrics, args.reference, pipe.vqvae.config.image_size, args.batch_size)

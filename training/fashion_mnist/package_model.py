@@ -43,6 +43,8 @@ given = {"num_inference_steps": args.steps, "guidance_scale": args.guidance_scal
          "guidance_schedule": args.guidance_schedule, "temperature": args.temperature}
 settings.update({key: value for key, value in given.items() if value is not None})
 missing = [key for key in given if key not in settings]
+if args.no_annealing:  # otherwise the sweep's choice, or the trained generator's config
+    settings["softmax_temperature_annealing"] = False
 if missing:
     parser.error(f"no value for {', '.join(missing)}: pass --settings SWEEP.json or the flags")
 
@@ -50,7 +52,6 @@ pipe = TiTokPipeline.from_pretrained(args.pipeline)
 config = pipe.transformer.config
 for key, value in settings.items():
     setattr(config, key, value)
-config.softmax_temperature_annealing = not args.no_annealing
 shipped = pipe.sampling_settings()
 
 
