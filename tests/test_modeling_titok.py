@@ -154,8 +154,8 @@ def test_attention_is_bidirectional():
         x = torch.randn(1, 6, 32)
         changed = x.clone()
         changed[0, -1] += 1.0
-        difference = (attention(x)[0, 0] - attention(changed)[0, 0]).abs().max()
-        unchanged = (attention(x)[0, 0] - attention(x.clone())[0, 0]).abs().max()
+        difference = (attention(x)[0][0, 0] - attention(changed)[0][0, 0]).abs().max()
+        unchanged = (attention(x)[0][0, 0] - attention(x.clone())[0][0, 0]).abs().max()
     assert difference > 1e-2 and unchanged == 0
 
 

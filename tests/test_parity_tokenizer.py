@@ -40,7 +40,8 @@ def assert_ids_equal(ours: torch.Tensor, official: torch.Tensor, margin: torch.T
 
 def capture(module: torch.nn.Module, store: dict, name: str, inputs: bool = False):
     def hook(_, args, output):
-        store[name] = args[0] if inputs else output
+        # Encoders and decoders return (last_hidden_state, hidden_states, ...): capture the tensor.
+        store[name] = args[0] if inputs else (output[0] if isinstance(output, tuple) else output)
 
     return module.register_forward_hook(hook)
 

@@ -102,6 +102,9 @@ class TiTokConfig(PreTrainedConfig):
             L2-normalise the latents and the codebook before the nearest-neighbour search (VQ only).
         commitment_cost (`float`, *optional*, defaults to 0.25):
             Weight of the commitment term of the quantizer loss (VQ only).
+        kl_weight (`float`, *optional*, defaults to 1e-6):
+            Weight of the KL term in the `loss` that `forward` returns (VAE only; the official single-stage
+            recipe's value).
         decoder_head (`str`, *optional*, defaults to `"proxy_codes"`):
             `"proxy_codes"`: the two-stage recipe, whose decoder predicts logits over the MaskGIT-VQGAN
             codebook per decoder patch; the softmax mixture of the VQGAN codebook is rendered by the VQGAN
@@ -151,6 +154,7 @@ class TiTokConfig(PreTrainedConfig):
     codebook_size: int = 4096
     use_l2_norm: bool = True
     commitment_cost: float | int = 0.25
+    kl_weight: float | int = 1e-6
     decoder_head: Literal["proxy_codes", "pixels"] = "proxy_codes"
     legacy_encoder_layout: bool = True
     include_pixel_decoder: bool = True

@@ -1,4 +1,9 @@
-"""Checks of user-facing tensors, shared by the models so every entry point fails the same clear way."""
+"""Checks of user-facing tensors, shared by the models so every entry point fails the same clear way.
+
+Types, shapes and dtypes are always checked. Value checks (ranges, finiteness) read the tensor back to the
+host: they run in eager mode only when asked (`check_values`), and never inside a `torch.compile` or
+`torch.export` graph, where Python cannot branch on tensor values.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,14 @@ import torch
 _RANGE_SLACK = 1e-4
 
 
-def check_pixel_values(pixel_values, image_size: int, num_channels: int = 3) -> None:
+def values_checkable(check_values: bool = True) -> bool:
+    """Whether value checks can run here: asked for, and not while tracing a compiled or exported graph."""
+    return check_values and not (torch.compiler.is_compiling() or torch.compiler.is_exporting())
+
+
+def check_pixel_values(pixel_values, image_size: int, num_channels: int = 3, check_values: bool = True) -> None:
     """Raise a `TypeError`/`ValueError` naming the problem unless `pixel_values` is a float
-    `[B, num_channels, image_size, image_size]` tensor with values in [0, 1]."""
+    `[B, num_channels, image_size, image_size]` tensor with finite values in [0, 1]."""
     if not isinstance(pixel_values, torch.Tensor):
         raise TypeError(
             f"pixel_values must be a torch.Tensor of shape [B, {num_channels}, {image_size}, {image_size}], "
@@ -35,18 +45,19 @@ def check_pixel_values(pixel_values, image_size: int, num_channels: int = 3) -> 
             f"this model takes {image_size}x{image_size} images, got {pixel_values.shape[-2]}x{pixel_values.shape[-1]}; "
             "resize and center-crop with TiTokImageProcessor"
         )
-    if pixel_values.numel():
-        low, high = pixel_values.aminmax()
-        if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
+    if values_checkable(check_values) and pixel_values.numel():
+        low, high = (value.item() for value in pixel_values.aminmax())
+        # Written so that NaN (which compares false with everything) fails too.
+        if not (low >= -_RANGE_SLACK and high <= 1 + _RANGE_SLACK):
+            if not torch.isfinite(pixel_values).all():
+                raise ValueError("pixel_values contain NaN or infinite values")
             hint = " (values look like [0, 255]: divide by 255)" if high > 2 else (
                 " (values look like [-1, 1]: map them with (x + 1) / 2)" if low < -0.5 else ""
             )
-            raise ValueError(
-                f"pixel_values must lie in [0, 1], got values in [{low.item():.4g}, {high.item():.4g}]{hint}"
-            )
+            raise ValueError(f"pixel_values must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]{hint}")
 
 
-def check_token_ids(token_ids, num_tokens: int, vocab_size: int, what: str = "token_ids") -> None:
+def check_token_ids(token_ids, num_tokens: int, vocab_size: int, what: str = "token_ids", check_values: bool = True) -> None:
     """Raise unless `token_ids` is an integer `[B, num_tokens]` tensor with values in [0, vocab_size)."""
     if not isinstance(token_ids, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor of shape [B, {num_tokens}], got {type(token_ids).__name__}")
@@ -54,20 +65,39 @@ def check_token_ids(token_ids, num_tokens: int, vocab_size: int, what: str = "to
         raise TypeError(f"{what} must be an integer tensor, got dtype {token_ids.dtype}")
     if token_ids.ndim != 2 or token_ids.shape[1] != num_tokens:
         raise ValueError(f"{what} must have shape [B, {num_tokens}], got {tuple(token_ids.shape)}")
-    if token_ids.numel():
-        low, high = token_ids.aminmax()
+    if values_checkable(check_values) and token_ids.numel():
+        low, high = (value.item() for value in token_ids.aminmax())
         if low < 0 or high >= vocab_size:
             raise ValueError(
-                f"{what} must lie in [0, {vocab_size - 1}] (codebook size {vocab_size}), "
-                f"got values in [{low.item()}, {high.item()}]"
+                f"{what} must lie in [0, {vocab_size - 1}] (codebook size {vocab_size}), got values in [{low}, {high}]"
             )
 
 
-def check_latents(latents, num_tokens: int, channels: int) -> None:
-    """Raise unless `latents` is a float `[B, num_tokens, channels]` tensor."""
+def check_class_labels(class_labels, batch_size: int, num_classes: int, check_values: bool = True) -> None:
+    """Raise unless `class_labels` is an integer `[batch_size]` tensor with values in [0, num_classes]
+    (`num_classes` being the unconditional class)."""
+    if not isinstance(class_labels, torch.Tensor) or class_labels.is_floating_point() or class_labels.dtype == torch.bool:
+        given = getattr(class_labels, "dtype", type(class_labels).__name__)
+        raise TypeError(f"class_labels must be an integer tensor of shape [{batch_size}], got {given}")
+    if class_labels.shape != (batch_size,):
+        raise ValueError(
+            f"class_labels must have shape [{batch_size}] (one per row of input_ids), got {tuple(class_labels.shape)}"
+        )
+    if values_checkable(check_values) and class_labels.numel():
+        low, high = (value.item() for value in class_labels.aminmax())
+        if low < 0 or high > num_classes:
+            raise ValueError(
+                f"class_labels must lie in [0, {num_classes}] ({num_classes} = unconditional), got values in [{low}, {high}]"
+            )
+
+
+def check_latents(latents, num_tokens: int, channels: int, check_values: bool = True) -> None:
+    """Raise unless `latents` is a float `[B, num_tokens, channels]` tensor of finite values."""
     if not isinstance(latents, torch.Tensor):
         raise TypeError(f"latents must be a torch.Tensor of shape [B, {num_tokens}, {channels}], got {type(latents).__name__}")
     if not latents.is_floating_point():
         raise TypeError(f"latents must be a floating-point tensor, got dtype {latents.dtype}")
     if latents.ndim != 3 or tuple(latents.shape[1:]) != (num_tokens, channels):
         raise ValueError(f"latents must have shape [B, {num_tokens}, {channels}], got {tuple(latents.shape)}")
+    if values_checkable(check_values) and latents.numel() and not torch.isfinite(latents).all():
+        raise ValueError("latents contain NaN or infinite values")

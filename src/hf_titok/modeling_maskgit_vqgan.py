@@ -8,16 +8,18 @@ Module names follow the released checkpoint (`conv_in`, `down.{i}.block.{j}`, `m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
-from .loading import StrictLoadingMixin
 from .input_checks import check_pixel_values, check_token_ids
+from .loading import StrictLoadingMixin
 
 
 class MaskGITResnetBlock(nn.Module):
@@ -79,16 +81,23 @@ class MaskGITVQGANEncoder(nn.Module):
         self.norm_out = nn.GroupNorm(config.norm_num_groups, widths[-1], eps=config.norm_eps)
         self.conv_out = nn.Conv2d(widths[-1], config.z_channels, 1)
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        # channels-last activations make the CPU (oneDNN) convolutions ~1.2x faster
-        hidden_states = self.conv_in(pixel_values.contiguous(memory_format=torch.channels_last))
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> FeatureMaps:
+        """Returns the latent grid as `last_hidden_state` and, on request, the feature maps after `conv_in`,
+        each resolution level and the middle blocks."""
+        # channels-last activations make the CPU (oneDNN) convolutions ~1.2x faster; inputs take the model's dtype
+        pixel_values = pixel_values.to(self.conv_in.weight.dtype).contiguous(memory_format=torch.channels_last)
+        hidden_states = self.conv_in(pixel_values)
+        features = [hidden_states]
         for i, level in enumerate(self.down):
             hidden_states = level(hidden_states)
             if i < len(self.down) - 1:
                 hidden_states = F.avg_pool2d(hidden_states, kernel_size=2, stride=2)
+            features.append(hidden_states)
         for block in self.mid:
             hidden_states = block(hidden_states)
-        return self.conv_out(F.silu(self.norm_out(hidden_states))).contiguous()
+        features.append(hidden_states)
+        latents = self.conv_out(F.silu(self.norm_out(hidden_states))).contiguous()
+        return FeatureMaps(latents, tuple(f.contiguous() for f in features) if output_hidden_states else None)
 
 
 class MaskGITVQGANDecoder(nn.Module):
@@ -107,14 +116,46 @@ class MaskGITVQGANDecoder(nn.Module):
         self.norm_out = nn.GroupNorm(config.norm_num_groups, widths[0], eps=config.norm_eps)
         self.conv_out = nn.Conv2d(widths[0], config.num_channels, 3, padding=1)
 
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        # channels-last activations make the CPU (oneDNN) convolutions ~1.2x faster
-        hidden_states = self.conv_in(latents.contiguous(memory_format=torch.channels_last))
+    def forward(self, latents: torch.Tensor, output_hidden_states: bool = False) -> FeatureMaps:
+        """Returns the image as `last_hidden_state` and, on request, the feature maps after `conv_in`, the
+        middle blocks and each resolution level."""
+        # channels-last activations make the CPU (oneDNN) convolutions ~1.2x faster; codebook vectors are
+        # float32 (VQCodebook), the convolutions run in the model's dtype
+        latents = latents.to(self.conv_in.weight.dtype).contiguous(memory_format=torch.channels_last)
+        hidden_states = self.conv_in(latents)
+        features = [hidden_states]
         for block in self.mid:
             hidden_states = block(hidden_states)
+        features.append(hidden_states)
         for level in reversed(self.up):
             hidden_states = level(hidden_states)
-        return self.conv_out(F.silu(self.norm_out(hidden_states))).contiguous()
+            features.append(hidden_states)
+        image = self.conv_out(F.silu(self.norm_out(hidden_states))).contiguous()
+        return FeatureMaps(image, tuple(f.contiguous() for f in features) if output_hidden_states else None)
+
+
+class VQCodebook(nn.Embedding):
+    """The code vectors of a vector quantizer, returned in float32 (nearest-neighbour distances and soft
+    mixtures need that precision whatever the model's dtype), L2-normalised when `use_l2_norm`.
+
+    Every read of the weight happens inside `forward`: accelerate's offload hooks wrap `forward`, so with
+    sequential CPU offload or offloaded `device_map` weights the codebook is loaded when it is used.
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, use_l2_norm: bool = False):
+        super().__init__(num_embeddings, embedding_dim)
+        self.use_l2_norm = use_l2_norm
+
+    def forward(self, token_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The vectors of `token_ids` (`[..., C]`), or the whole codebook `[K, C]` when `None`."""
+        if token_ids is None:
+            # A view, not the Parameter itself: module outputs that are leaf parameters break autograd-based
+            # hooks (torch's FlopCounterMode, for one).
+            vectors = self.weight.view_as(self.weight)
+        else:
+            vectors = F.embedding(token_ids, self.weight)
+        vectors = vectors.float()
+        return F.normalize(vectors, dim=-1) if self.use_l2_norm else vectors
 
 
 class MaskGITVectorQuantizer(nn.Module):
@@ -122,22 +163,30 @@ class MaskGITVectorQuantizer(nn.Module):
 
     def __init__(self, config: MaskGITVQGANConfig):
         super().__init__()
-        self.embedding = nn.Embedding(config.codebook_size, config.z_channels)
+        self.embedding = VQCodebook(config.codebook_size, config.z_channels)
 
     def nearest_codes(self, latents: torch.Tensor) -> torch.Tensor:
-        """[B, C, h, w] -> codes [B, h*w] (row-major over h, w)."""
-        flat = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
-        codebook = self.embedding.weight
+        """[B, C, h, w] -> codes [B, h*w] (row-major over h, w), searched in float32."""
+        flat = latents.float().permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
+        codebook = self.embedding()
         distances = flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * flat @ codebook.t()
         return distances.argmin(dim=1).view(latents.shape[0], -1)
 
     def embed_codes(self, codes: torch.Tensor, grid_size: int) -> torch.Tensor:
-        """codes [B, h*w] -> latent grid [B, C, h, w]."""
+        """codes [B, h*w] -> float32 latent grid [B, C, h, w]."""
         return self.embedding(codes).view(codes.shape[0], grid_size, grid_size, -1).permute(0, 3, 1, 2)
 
-    def embed_soft(self, probabilities: torch.Tensor) -> torch.Tensor:
-        """Soft mixture of code vectors: probabilities [B, K, h, w] -> latent grid [B, C, h, w]."""
-        return torch.einsum("bkhw,kc->bchw", probabilities, self.embedding.weight)
+    def soft_embed(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """Soft codes: probabilities over the codebook `[..., K]` -> the mixtures of code vectors `[..., C]`
+        (float32), what two-stage TiTok feeds the VQGAN decoder."""
+        return probabilities.float() @ self.embedding()
+
+
+class FeatureMaps(NamedTuple):
+    """A VQGAN encoder's or decoder's output (`last_hidden_state`) and, on request, its feature maps."""
+
+    last_hidden_state: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None
 
 
 @dataclass
@@ -147,32 +196,44 @@ class MaskGITVQGANEncoderOutput(ModelOutput):
         codes (`torch.LongTensor` of shape `(batch_size, grid_size**2)`):
             Nearest codebook entry per latent position, row-major over the grid.
         latents (`torch.FloatTensor` of shape `(batch_size, z_channels, grid_size, grid_size)`):
-            The continuous encoder output before quantization.
+            The continuous encoder output before quantization (the model's dtype).
         quantized_latents (`torch.FloatTensor` of shape `(batch_size, z_channels, grid_size, grid_size)`):
-            Codebook vectors of `codes`, with the straight-through gradient to `latents`.
+            Codebook vectors of `codes` (float32), with the straight-through gradient to `latents`.
         quantizer_loss (`torch.FloatTensor` of shape `()`):
             `commitment_cost * commitment + codebook` loss, for training the VQGAN.
+        hidden_states (`tuple(torch.FloatTensor)`, returned with `output_hidden_states=True`):
+            The encoder's feature maps after `conv_in`, each resolution level and the middle blocks.
     """
 
     codes: torch.LongTensor | None = None
     latents: torch.FloatTensor | None = None
     quantized_latents: torch.FloatTensor | None = None
     quantizer_loss: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
 class MaskGITVQGANOutput(ModelOutput):
     """
     Args:
+        loss (`torch.FloatTensor` of shape `()`):
+            Mean squared error of `reconstruction` against the input plus `quantizer_loss`, so that a plain
+            `Trainer` can train or fine-tune the VQGAN (the `vqgan` recipe adds perceptual and GAN terms).
         reconstruction (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
             Decoded pixels, nominally in [0, 1] and not clamped.
         codes (`torch.LongTensor` of shape `(batch_size, grid_size**2)`): the codes of the input.
         quantizer_loss (`torch.FloatTensor` of shape `()`): see [`MaskGITVQGANEncoderOutput`].
+        encoder_hidden_states, decoder_hidden_states (`tuple(torch.FloatTensor)`, with `output_hidden_states`):
+            The feature maps of the encoder (after `conv_in`, each level, the middle blocks) and of the decoder
+            (after `conv_in`, the middle blocks, each level). The VQGAN has no attention layers.
     """
 
+    loss: torch.FloatTensor | None = None
     reconstruction: torch.FloatTensor | None = None
     codes: torch.LongTensor | None = None
     quantizer_loss: torch.FloatTensor | None = None
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 class MaskGITVQGANPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
@@ -181,6 +242,7 @@ class MaskGITVQGANPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     base_model_prefix = "maskgit_vqgan"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+    _can_compile_fullgraph = True
     _no_split_modules = ["MaskGITResnetBlock"]
 
 
@@ -188,7 +250,8 @@ class MaskGITVQGAN(MaskGITVQGANPreTrainedModel):
     """The MaskGIT-VQGAN: `encode(pixel_values)` -> codes `[B, (H/16)*(W/16)]`, `decode(codes)` -> pixels.
 
     Inputs are RGB in [0, 1]; outputs are on the same scale and not clamped (clamp when converting to
-    images, e.g. with [`TiTokImageProcessor.postprocess`]).
+    images, e.g. with [`TiTokImageProcessor.postprocess`]). Any dtype works; the codebook search runs in
+    float32. `encode`/`decode` go through accelerate's hooks like `forward` (CPU offload, `device_map`).
     """
 
     def __init__(self, config: MaskGITVQGANConfig):
@@ -198,30 +261,49 @@ class MaskGITVQGAN(MaskGITVQGANPreTrainedModel):
         self.decoder = MaskGITVQGANDecoder(config)
         self.post_init()
 
-    def encode(self, pixel_values: torch.Tensor) -> MaskGITVQGANEncoderOutput:
+    @apply_forward_hook
+    def encode(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None) -> MaskGITVQGANEncoderOutput:
         check_pixel_values(pixel_values, self.config.image_size, self.config.num_channels)
-        latents = self.encoder(pixel_values)
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        encoded = self.encoder(pixel_values, output_hidden_states)
+        latents = encoded.last_hidden_state
         codes = self.quantizer.nearest_codes(latents)
         quantized = self.quantizer.embed_codes(codes, latents.shape[-1])
-        commitment = F.mse_loss(latents, quantized.detach())
-        codebook = F.mse_loss(quantized, latents.detach())
+        # The losses and the straight-through latents in float32, like the codebook vectors.
+        latents_fp32 = latents.float()
+        commitment = F.mse_loss(latents_fp32, quantized.detach())
+        codebook = F.mse_loss(quantized, latents_fp32.detach())
         return MaskGITVQGANEncoderOutput(
             codes=codes,
             latents=latents,
-            quantized_latents=latents + (quantized - latents).detach(),
+            quantized_latents=latents_fp32 + (quantized - latents_fp32).detach(),
             quantizer_loss=self.config.commitment_cost * commitment + codebook,
+            hidden_states=encoded.hidden_states,
         )
 
+    @apply_forward_hook
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes `[B, grid_size**2]` (int) -> pixels `[B, 3, H, W]`."""
+        """codes `[B, grid_size**2]` (int) -> pixels `[B, 3, H, W]` in the model's dtype."""
         check_token_ids(codes, self.config.grid_size**2, self.config.codebook_size, what="codes")
-        return self.decoder(self.quantizer.embed_codes(codes, self.config.grid_size))
+        return self.decoder(self.quantizer.embed_codes(codes, self.config.grid_size)).last_hidden_state
 
-    def forward(self, pixel_values: torch.Tensor, return_dict: bool = True) -> MaskGITVQGANOutput | tuple:
-        encoded = self.encode(pixel_values)
-        reconstruction = self.decoder(encoded.quantized_latents)
+    def forward(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None, return_dict: bool | None = None
+    ) -> MaskGITVQGANOutput | tuple:
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        encoded = self.encode(pixel_values, output_hidden_states)
+        decoded = self.decoder(encoded.quantized_latents, output_hidden_states)
+        reconstruction = decoded.last_hidden_state
         output = MaskGITVQGANOutput(
-            reconstruction=reconstruction, codes=encoded.codes, quantizer_loss=encoded.quantizer_loss
+            loss=F.mse_loss(reconstruction.float(), pixel_values.float()) + encoded.quantizer_loss,
+            reconstruction=reconstruction,
+            codes=encoded.codes,
+            quantizer_loss=encoded.quantizer_loss,
+            encoder_hidden_states=encoded.hidden_states,
+            decoder_hidden_states=decoded.hidden_states,
         )
         return output if return_dict else output.to_tuple()
 

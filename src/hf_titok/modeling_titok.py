@@ -13,11 +13,13 @@ Tensor layout: tokens are always `[B, N, C]` (token-major). The released checkpo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -25,9 +27,10 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
 from .configuration_titok import TiTokConfig
-from .loading import StrictLoadingMixin
 from .input_checks import check_latents, check_pixel_values, check_token_ids
-from .modeling_maskgit_vqgan import MaskGITVectorQuantizer, MaskGITVQGANDecoder
+from .loading import StrictLoadingMixin
+from .modeling_maskgit_vqgan import MaskGITVectorQuantizer, MaskGITVQGANDecoder, VQCodebook
+from .torch_utils import GeneratorType, check_generator, randn_tensor
 
 
 # --------------------------------------------------------------------------------------------------
@@ -57,7 +60,8 @@ def eager_attention_forward(
 class TiTokAttention(nn.Module):
     """Bidirectional multi-head self-attention with a fused q/k/v projection (rows stacked q, k, v).
 
-    Runs through transformers' attention interface: SDPA by default, `eager` on request.
+    Runs through transformers' attention interface: SDPA by default, `eager` on request, and eager for a call
+    that returns the attention weights (SDPA does not compute them).
     """
 
     def __init__(self, config, hidden_size: int, num_heads: int, qkv_bias: bool = True, dropout: float = 0.0):
@@ -72,14 +76,20 @@ class TiTokAttention(nn.Module):
         self.qkv_proj = nn.Linear(hidden_size, 3 * hidden_size, bias=qkv_bias)
         self.out_proj = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[B, L, W] -> (output [B, L, W], attention weights [B, heads, L, L] when `output_attentions`)."""
         batch_size, seq_len, _ = hidden_states.shape
         qkv = self.qkv_proj(hidden_states).view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
-        attn_output, _ = attention_interface(
+        if output_attentions:
+            attention_interface: Callable = eager_attention_forward
+        else:
+            attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+                self.config._attn_implementation, eager_attention_forward
+            )
+        attn_output, attn_weights = attention_interface(
             self,
             query,
             key,
@@ -89,7 +99,7 @@ class TiTokAttention(nn.Module):
             dropout=self.dropout if self.training else 0.0,
             is_causal=False,
         )
-        return self.out_proj(attn_output.reshape(batch_size, seq_len, -1))
+        return self.out_proj(attn_output.reshape(batch_size, seq_len, -1)), attn_weights
 
 
 class TiTokMLP(nn.Module):
@@ -112,9 +122,36 @@ class TiTokLayer(GradientCheckpointingLayer):
         self.layer_norm2 = nn.LayerNorm(hidden_size, eps=eps)
         self.mlp = TiTokMLP(hidden_size, intermediate_size)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = hidden_states + self.self_attn(self.layer_norm1(hidden_states))
-        return hidden_states + self.mlp(self.layer_norm2(hidden_states))
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn_output, attn_weights = self.self_attn(self.layer_norm1(hidden_states), output_attentions)
+        hidden_states = hidden_states + attn_output
+        return hidden_states + self.mlp(self.layer_norm2(hidden_states)), attn_weights
+
+
+class LayerStackOutput(NamedTuple):
+    """What a stack of transformer layers returns: the last hidden states and, on request, every layer's
+    input/output hidden states (`(input, after layer 1, ...)`) and attention weights."""
+
+    last_hidden_state: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None
+    attentions: tuple[torch.Tensor, ...] | None
+
+
+def run_layers(
+    layers: nn.ModuleList, hidden_states: torch.Tensor, output_hidden_states: bool, output_attentions: bool
+) -> LayerStackOutput:
+    """Apply `layers` in order, collecting hidden states and attention weights as transformers models do."""
+    all_hidden_states = (hidden_states,) if output_hidden_states else None
+    all_attentions = () if output_attentions else None
+    for layer in layers:
+        hidden_states, attn_weights = layer(hidden_states, output_attentions)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+        if output_attentions:
+            all_attentions += (attn_weights,)
+    return LayerStackOutput(hidden_states, all_hidden_states, all_attentions)
 
 
 def _vit_layers(config: TiTokConfig, prefix: str) -> nn.ModuleList:
@@ -150,45 +187,48 @@ class TiTokEncoder(nn.Module):
         out_channels = config.token_size * (2 if config.quantize_mode == "vae" else 1)
         self.projection = nn.Linear(width, out_channels)
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> LayerStackOutput:
+        """Returns the projected latent-token outputs as `last_hidden_state`."""
         batch_size = pixel_values.shape[0]
+        # Images usually arrive in float32; a half-precision model computes in its own dtype.
+        pixel_values = pixel_values.to(self.patch_embedding.weight.dtype)
         patches = self.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
         image = torch.cat([self.class_embedding.expand(batch_size, 1, -1), patches], dim=1) + self.position_embedding
         latents = (self.latent_tokens + self.latent_position_embedding).expand(batch_size, -1, -1)
         hidden_states = self.pre_layernorm(torch.cat([image, latents], dim=1))
-        for layer in self.layers:
-            hidden_states = layer(hidden_states)
+        stack = run_layers(self.layers, hidden_states, output_hidden_states, output_attentions)
         num_tokens = self.latent_tokens.shape[0]
-        hidden_states = self.post_layernorm(hidden_states[:, -num_tokens:])
+        hidden_states = self.post_layernorm(stack.last_hidden_state[:, -num_tokens:])
         if self.legacy_layout:
             # Released two-stage checkpoints reshape (not transpose) [B, N, W] -> [B, W, N] before the
             # 1x1 output conv; reproduce that scramble exactly (see TiTokConfig.legacy_encoder_layout).
             hidden_states = hidden_states.reshape(batch_size, -1, num_tokens).transpose(1, 2)
-        return self.projection(hidden_states)
+        return stack._replace(last_hidden_state=self.projection(hidden_states))
 
 
 class TiTokVectorQuantizer(nn.Module):
-    """Nearest-neighbour codebook lookup, optionally on L2-normalised vectors, computed in fp32."""
+    """Nearest-neighbour codebook lookup, optionally on L2-normalised vectors, computed in float32."""
 
     def __init__(self, config: TiTokConfig):
         super().__init__()
-        self.use_l2_norm = config.use_l2_norm
         self.commitment_cost = config.commitment_cost
-        self.embedding = nn.Embedding(config.codebook_size, config.token_size)
-
-    def codebook(self) -> torch.Tensor:
-        weight = self.embedding.weight.float()
-        return F.normalize(weight, dim=-1) if self.use_l2_norm else weight
+        self.embedding = VQCodebook(config.codebook_size, config.token_size, use_l2_norm=config.use_l2_norm)
 
     def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
-        """ids [B, N] -> the (normalised) code vectors [B, N, C] the decoder consumes."""
-        return F.embedding(token_ids, self.codebook())
+        """ids [B, N] -> the (normalised) float32 code vectors [B, N, C] the decoder consumes."""
+        return self.embedding(token_ids)
 
     def forward(self, latents: torch.Tensor):
+        """latents [B, N, C] -> (ids [B, N], quantized float32 latents with straight-through gradients,
+        commitment loss, codebook loss)."""
+        # float32 whatever the model's dtype: in half precision the distances to near-equal codes would tie
+        # or swap, changing ids.
         latents = latents.float()
-        if self.use_l2_norm:
+        if self.embedding.use_l2_norm:
             latents = F.normalize(latents, dim=-1)
-        codebook = self.codebook()
+        codebook = self.embedding()
         flat = latents.reshape(-1, latents.shape[-1])
         distances = flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2 * flat @ codebook.t()
         token_ids = distances.argmin(dim=1).view(latents.shape[:-1])
@@ -251,17 +291,22 @@ class TiTokDecoder(nn.Module):
         self.post_layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.head = TiTokProxyCodeHead(config) if config.decoder_head == "proxy_codes" else TiTokPixelHead(config)
 
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, latents: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> LayerStackOutput:
+        """Returns the head's output (proxy-code logits or pixels) as `last_hidden_state`."""
         batch_size, num_tokens, _ = latents.shape
+        # Quantized latents are float32 (see TiTokVectorQuantizer); compute in the model's dtype from here.
+        latents = latents.to(self.latent_projection.weight.dtype)
         tokens = self.latent_projection(latents) + self.latent_position_embedding[:num_tokens]
         queries = torch.cat(
             [self.class_embedding.expand(batch_size, 1, -1), self.mask_token.expand(batch_size, self.num_patches, -1)],
             dim=1,
         )
         hidden_states = self.pre_layernorm(torch.cat([queries + self.position_embedding, tokens], dim=1))
-        for layer in self.layers:
-            hidden_states = layer(hidden_states)
-        return self.head(self.post_layernorm(hidden_states[:, 1 : 1 + self.num_patches]))
+        stack = run_layers(self.layers, hidden_states, output_hidden_states, output_attentions)
+        output = self.head(self.post_layernorm(stack.last_hidden_state[:, 1 : 1 + self.num_patches]))
+        return stack._replace(last_hidden_state=output)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -270,21 +315,22 @@ class TiTokDecoder(nn.Module):
 
 
 @dataclass
-class TiTokEncoderOutput(ModelOutput):
+class TiTokTokens(ModelOutput):
     """
-    Output of [`TiTokTokenizer.encode`].
+    The tokens of a batch of images and the losses of their quantizer or posterior: the fields
+    [`TiTokEncoderOutput`] and [`TiTokOutput`] share.
 
     Args:
         token_ids (`torch.LongTensor` of shape `(batch_size, num_latent_tokens)`):
             The discrete tokens (VQ models; `None` for VAE models).
         latents (`torch.FloatTensor` of shape `(batch_size, num_latent_tokens, token_size)`):
-            What the decoder consumes: the quantized latents of VQ models (unit vectors when
-            `use_l2_norm`; straight-through gradients), the posterior mean of VAE models, or a posterior
-            sample when `sample_posterior=True`.
+            What the decoder consumes, in float32 whatever the model's dtype: the quantized latents of VQ
+            models (unit vectors when `use_l2_norm`; straight-through gradients), the posterior mean of VAE
+            models, or a posterior sample when `sample_posterior=True`.
         unquantized_latents (`torch.FloatTensor` of shape `(batch_size, num_latent_tokens, token_size)`):
-            VQ: the encoder output before normalisation and quantization. VAE: `None`.
+            VQ: the encoder output before normalisation and quantization (the model's dtype). VAE: `None`.
         posterior_logvar (`torch.FloatTensor` of shape `(batch_size, num_latent_tokens, token_size)`):
-            VAE: log-variance of the posterior, clamped to [-30, 20]. VQ: `None`.
+            VAE: log-variance of the posterior, clamped to [-30, 20] (float32). VQ: `None`.
         quantizer_loss, commitment_loss, codebook_loss (`torch.FloatTensor` of shape `()`):
             VQ losses; `quantizer_loss = commitment_loss + codebook_loss` (commitment already weighted by
             `commitment_cost`).
@@ -302,22 +348,58 @@ class TiTokEncoderOutput(ModelOutput):
     codebook_loss: torch.FloatTensor | None = None
     kl_loss: torch.FloatTensor | None = None
 
+    def tokens(self) -> dict:
+        """The [`TiTokTokens`] fields that are set."""
+        return {field.name: self[field.name] for field in fields(TiTokTokens) if field.name in self}
+
 
 @dataclass
-class TiTokOutput(TiTokEncoderOutput):
+class TiTokEncoderOutput(TiTokTokens):
     """
-    Output of [`TiTokTokenizer.forward`]: the fields of [`TiTokEncoderOutput`] plus
+    Output of [`TiTokTokenizer.encode`]: the fields of [`TiTokTokens`] plus
 
     Args:
+        hidden_states (`tuple(torch.FloatTensor)`, returned with `output_hidden_states=True`):
+            The encoder's hidden states `[B, 1 + patches + num_latent_tokens, width]`: its input and the
+            output of each layer.
+        attentions (`tuple(torch.FloatTensor)`, returned with `output_attentions=True`):
+            The encoder's attention weights `[B, heads, L, L]`, one per layer.
+    """
+
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class TiTokOutput(TiTokTokens):
+    """
+    Output of [`TiTokTokenizer.forward`]: the fields of [`TiTokTokens`] plus
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`):
+            The autoencoder objective, so that a plain `Trainer` can train or fine-tune the model: with
+            `labels` (proxy codes), the proxy-code cross-entropy (stage 1); otherwise the mean squared error
+            of `reconstruction` against the input. Plus `quantizer_loss` (VQ) or `kl_weight * kl_loss` (VAE).
+            `None` for the stage-1 layout called without `labels`. The recipes in `hf_titok.training` add
+            perceptual and adversarial terms.
         reconstruction (`torch.FloatTensor` of shape `(batch_size, 3, image_size, image_size)`):
             Decoded pixels, nominally in [0, 1], not clamped. `None` for the stage-1 layout.
         proxy_logits (`torch.FloatTensor` of shape `(batch_size, decoder_grid_size**2, num_proxy_codes)`):
             Two-stage models: the decoder's logits over the MaskGIT-VQGAN codebook per decoder patch
             (row-major), the stage-1 training target being the VQGAN's codes of the same image.
+        encoder_hidden_states, decoder_hidden_states (`tuple(torch.FloatTensor)`, with `output_hidden_states`):
+            Each ViT's input and the output of each of its layers.
+        encoder_attentions, decoder_attentions (`tuple(torch.FloatTensor)`, with `output_attentions`):
+            Each ViT's attention weights, one per layer.
     """
 
+    loss: torch.FloatTensor | None = None
     reconstruction: torch.FloatTensor | None = None
     proxy_logits: torch.FloatTensor | None = None
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -334,6 +416,7 @@ class TiTokPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = False
+    _can_compile_fullgraph = True
     _no_split_modules = ["TiTokLayer", "MaskGITResnetBlock"]
 
     @torch.no_grad()
@@ -366,6 +449,11 @@ class TiTokTokenizer(TiTokPreTrainedModel):
       not clamped.
     - `forward(pixel_values)`: encode + decode with the training losses.
 
+    Any dtype works (`from_pretrained(..., dtype=torch.bfloat16)` or `.to(dtype)`): inputs are cast to the
+    model's dtype, and the codebook search, the VAE posterior and the proxy-code softmax run in float32.
+    `encode`/`decode` go through accelerate's hooks like `forward`, so model and sequential CPU offload and
+    `device_map` loading with offloaded weights work.
+
     Example:
 
     ```python
@@ -393,47 +481,62 @@ class TiTokTokenizer(TiTokPreTrainedModel):
     def is_vq(self) -> bool:
         return self.config.quantize_mode == "vq"
 
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.patch_embedding
+
+    @apply_forward_hook
     def encode(
         self,
         pixel_values: torch.Tensor,
         sample_posterior: bool = False,
-        generator: torch.Generator | None = None,
+        generator: GeneratorType = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> TiTokEncoderOutput:
         """Tokenize images (RGB, `[B, 3, image_size, image_size]`, values in [0, 1]).
 
         Args:
             sample_posterior: VAE only; draw `mean + std * noise` instead of returning the mean.
-            generator: RNG for the VAE sample (the noise is drawn in the released `[B, C, N]` order, so a
-                seeded generator reproduces the official sample).
+            generator: RNG of the VAE sample: a `torch.Generator` or one per image (the noise is drawn in the
+                released `[B, C, N]` order, so a seeded generator reproduces the official sample).
+            output_hidden_states, output_attentions: also return the encoder's hidden states / attention
+                weights (defaults: the config's).
         """
         check_pixel_values(pixel_values, self.config.image_size, self.config.num_channels)
-        encoded = self.encoder(pixel_values)
+        output_hidden_states, output_attentions = self._output_flags(output_hidden_states, output_attentions)
+        stack = self.encoder(pixel_values, output_hidden_states, output_attentions)
+        extras = dict(hidden_states=stack.hidden_states, attentions=stack.attentions)
         if self.is_vq:
-            token_ids, quantized, commitment_loss, codebook_loss = self.quantizer(encoded)
+            token_ids, quantized, commitment_loss, codebook_loss = self.quantizer(stack.last_hidden_state)
             return TiTokEncoderOutput(
                 token_ids=token_ids,
                 latents=quantized,
-                unquantized_latents=encoded,
+                unquantized_latents=stack.last_hidden_state,
                 quantizer_loss=commitment_loss + codebook_loss,
                 commitment_loss=commitment_loss,
                 codebook_loss=codebook_loss,
+                **extras,
             )
-        mean, logvar = encoded.float().chunk(2, dim=-1)
+        # float32 on purpose: exp(logvar) and the KL overflow or lose precision in half precision.
+        mean, logvar = stack.last_hidden_state.float().chunk(2, dim=-1)
         logvar = logvar.clamp(-30.0, 20.0)
         latents = mean
         if sample_posterior:
             batch_size, num_tokens, channels = mean.shape
-            noise = torch.randn(
+            check_generator(generator, batch_size)
+            noise = randn_tensor(
                 (batch_size, channels, num_tokens), generator=generator, device=mean.device, dtype=mean.dtype
             ).transpose(1, 2)
             latents = mean + torch.exp(0.5 * logvar) * noise
         kl_per_token = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
         return TiTokEncoderOutput(
-            latents=latents, posterior_logvar=logvar, kl_loss=kl_per_token.sum() / mean.shape[0]
+            latents=latents, posterior_logvar=logvar, kl_loss=kl_per_token.sum() / mean.shape[0], **extras
         )
 
+    @apply_forward_hook
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token ids `[B, N]` (VQ models) or latents `[B, N, token_size]` (VAE models) -> pixels `[B, 3, H, W]`."""
+        """Token ids `[B, N]` (VQ models) or latents `[B, N, token_size]` (VAE models) -> pixels `[B, 3, H, W]`
+        in the model's dtype."""
         if self.is_vq:
             if isinstance(tokens, torch.Tensor) and tokens.is_floating_point():
                 raise TypeError(
@@ -441,7 +544,7 @@ class TiTokTokenizer(TiTokPreTrainedModel):
                     f"{self.config.num_latent_tokens}]; got a float tensor (use decode_latents() for continuous latents)"
                 )
             check_token_ids(tokens, self.config.num_latent_tokens, self.config.codebook_size)
-            return self.decode_latents(self.quantizer.embed(tokens))
+            return self._decode_latents(self.quantizer.embed(tokens))
         if isinstance(tokens, torch.Tensor) and not tokens.is_floating_point():
             raise TypeError(
                 "this is a VAE tokenizer: decode() takes continuous latents [B, "
@@ -449,12 +552,15 @@ class TiTokTokenizer(TiTokPreTrainedModel):
             )
         return self.decode_latents(tokens)
 
+    @apply_forward_hook
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Continuous token latents `[B, N, token_size]` (quantized for VQ models) -> pixels `[B, 3, H, W]`."""
         check_latents(latents, self.config.num_latent_tokens, self.config.token_size)
-        if self.config.decoder_head == "pixels":
-            return self.decoder(latents)
-        return self._render_proxy_logits(self.decoder(latents))
+        return self._decode_latents(latents)
+
+    def _decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        decoded = self.decoder(latents).last_hidden_state
+        return decoded if self.config.decoder_head == "pixels" else self._render_proxy_logits(decoded)
 
     def _render_proxy_logits(self, proxy_logits: torch.Tensor) -> torch.Tensor:
         if self.pixel_decoder is None:
@@ -462,31 +568,72 @@ class TiTokTokenizer(TiTokPreTrainedModel):
                 "this tokenizer has the stage-1 layout (include_pixel_decoder=False): it predicts MaskGIT-VQGAN "
                 "proxy codes and has no pixel decoder; render them with MaskGITVQGAN.decode(proxy_logits.argmax(-1))"
             )
-        # Soft proxy codes: the softmax mixture of the VQGAN codebook, not the argmax code.
+        # Soft proxy codes: the softmax mixture of the VQGAN codebook, not the argmax code. The softmax runs in
+        # float32: over ~1k codes a half-precision softmax rounds away the small probabilities the mixture sums.
+        mixture = self.pixel_quantizer.soft_embed(proxy_logits.float().softmax(dim=-1))
         grid = self.config.decoder_grid_size
-        mixture = proxy_logits.softmax(dim=-1) @ self.pixel_quantizer.embedding.weight
-        return self.pixel_decoder(mixture.transpose(1, 2).reshape(mixture.shape[0], -1, grid, grid))
+        return self.pixel_decoder(mixture.transpose(1, 2).reshape(mixture.shape[0], -1, grid, grid)).last_hidden_state
+
+    def _output_flags(self, output_hidden_states: bool | None, output_attentions: bool | None) -> tuple[bool, bool]:
+        config = self.config
+        return (
+            config.output_hidden_states if output_hidden_states is None else output_hidden_states,
+            config.output_attentions if output_attentions is None else output_attentions,
+        )
 
     def forward(
         self,
         pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
         sample_posterior: bool | None = None,
-        generator: torch.Generator | None = None,
-        return_dict: bool = True,
+        generator: GeneratorType = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
     ) -> TiTokOutput | tuple:
-        """Encode and decode with the training losses. VAE models sample the posterior in training mode
-        (`sample_posterior=None`) and use the mean in eval mode."""
+        """Encode and decode with the training losses (see [`TiTokOutput.loss`]).
+
+        Args:
+            labels: proxy-code models only: the MaskGIT-VQGAN codes of the images `[B, decoder_grid_size**2]`
+                (stage 1); `loss` is then their cross-entropy instead of the pixel error.
+            sample_posterior: VAE models sample the posterior in training mode (`None`) and use the mean in
+                eval mode.
+        """
+        config = self.config
+        return_dict = config.return_dict if return_dict is None else return_dict
+        output_hidden_states, output_attentions = self._output_flags(output_hidden_states, output_attentions)
         if sample_posterior is None:
             sample_posterior = self.training
-        encoded = self.encode(pixel_values, sample_posterior=sample_posterior, generator=generator)
-        decoded = self.decoder(encoded.latents.to(self.decoder.latent_projection.weight.dtype))
-        if self.config.decoder_head == "pixels":
-            reconstruction, proxy_logits = decoded, None
+        encoded = self.encode(pixel_values, sample_posterior, generator, output_hidden_states, output_attentions)
+        decoder = self.decoder(encoded.latents, output_hidden_states, output_attentions)
+        if config.decoder_head == "pixels":
+            reconstruction, proxy_logits = decoder.last_hidden_state, None
         else:
-            proxy_logits = decoded
-            reconstruction = self._render_proxy_logits(decoded) if self.pixel_decoder is not None else None
-        output = TiTokOutput(**encoded, reconstruction=reconstruction, proxy_logits=proxy_logits)
+            proxy_logits = decoder.last_hidden_state
+            reconstruction = self._render_proxy_logits(proxy_logits) if self.pixel_decoder is not None else None
+
+        loss = None
+        if labels is not None:
+            if proxy_logits is None:
+                raise ValueError("labels are the proxy codes of two-stage training; this tokenizer has a pixel head")
+            check_token_ids(labels, config.decoder_grid_size**2, config.num_proxy_codes, what="labels")
+            loss = F.cross_entropy(proxy_logits.flatten(0, 1).float(), labels.flatten())
+        elif reconstruction is not None:
+            loss = F.mse_loss(reconstruction.float(), pixel_values.float())
+        if loss is not None:
+            loss = loss + (encoded.quantizer_loss if self.is_vq else config.kl_weight * encoded.kl_loss)
+
+        output = TiTokOutput(
+            **encoded.tokens(),
+            loss=loss,
+            reconstruction=reconstruction,
+            proxy_logits=proxy_logits,
+            encoder_hidden_states=encoded.hidden_states,
+            encoder_attentions=encoded.attentions,
+            decoder_hidden_states=decoder.hidden_states,
+            decoder_attentions=decoder.attentions,
+        )
         return output if return_dict else output.to_tuple()
 
 
-__all__ = ["TiTokTokenizer", "TiTokPreTrainedModel", "TiTokEncoderOutput", "TiTokOutput"]
+__all__ = ["TiTokTokenizer", "TiTokPreTrainedModel", "TiTokTokens", "TiTokEncoderOutput", "TiTokOutput"]

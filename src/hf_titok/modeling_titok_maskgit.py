@@ -19,9 +19,9 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from .configuration_titok_maskgit import TiTokMaskGITConfig
-from .input_checks import check_token_ids
+from .input_checks import check_class_labels, check_token_ids
 from .loading import StrictLoadingMixin
-from .modeling_titok import TiTokAttention, TiTokLayer, TiTokMLP
+from .modeling_titok import LayerStackOutput, TiTokAttention, TiTokLayer, TiTokMLP, run_layers
 
 
 def mask_tokens(
@@ -53,7 +53,8 @@ def masked_token_loss(
     """The official MaskGIT loss: label-smoothed cross-entropy at every position, weighted 1 where masked and
     `unmasked_weight` elsewhere, normalised by the weight sum. Also returns the accuracy on masked positions
     (per-sample, averaged)."""
-    losses = F.cross_entropy(logits.transpose(1, 2), targets, label_smoothing=label_smoothing, reduction="none")
+    # float32: a half-precision log-softmax over K ids loses the small probabilities label smoothing needs
+    losses = F.cross_entropy(logits.float().transpose(1, 2), targets, label_smoothing=label_smoothing, reduction="none")
     mask = mask.to(losses.dtype)
     weights = (1.0 - mask) * unmasked_weight + mask
     loss = (losses * weights).sum() / (weights.sum() + 1e-8)
@@ -74,9 +75,12 @@ class TiTokMaskGITBertLayer(GradientCheckpointingLayer):
         self.layer_norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.layer_norm1(hidden_states + self.dropout(self.self_attn(hidden_states)))
-        return self.layer_norm2(hidden_states + self.dropout(self.mlp(hidden_states)))
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn_output, attn_weights = self.self_attn(hidden_states, output_attentions)
+        hidden_states = self.layer_norm1(hidden_states + self.dropout(attn_output))
+        return self.layer_norm2(hidden_states + self.dropout(self.mlp(hidden_states))), attn_weights
 
 
 class TiTokMaskGITBertEncoder(nn.Module):
@@ -88,11 +92,11 @@ class TiTokMaskGITBertEncoder(nn.Module):
         self.embedding_dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layers = nn.ModuleList(TiTokMaskGITBertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, embeddings: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> LayerStackOutput:
         hidden_states = self.embedding_dropout(self.embedding_layernorm(embeddings))
-        for layer in self.layers:
-            hidden_states = layer(hidden_states)
-        return hidden_states
+        return run_layers(self.layers, hidden_states, output_hidden_states, output_attentions)
 
 
 class TiTokMaskGITUViTLayer(TiTokLayer):
@@ -106,10 +110,12 @@ class TiTokMaskGITUViTLayer(TiTokLayer):
         )
         self.skip_linear = nn.Linear(2 * config.hidden_size, config.hidden_size) if with_skip else None
 
-    def forward(self, hidden_states: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False, skip: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.skip_linear is not None:
             hidden_states = self.skip_linear(torch.cat([hidden_states, skip], dim=-1))
-        return super().forward(hidden_states)
+        return super().forward(hidden_states, output_attentions)
 
 
 class TiTokMaskGITUViTEncoder(nn.Module):
@@ -124,15 +130,25 @@ class TiTokMaskGITUViTEncoder(nn.Module):
         self.out_blocks = nn.ModuleList(TiTokMaskGITUViTLayer(config, with_skip=True) for _ in range(half))
         self.final_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, embeddings: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> LayerStackOutput:
+        """`hidden_states` are the input and each block's output (in-blocks, middle, out-blocks)."""
         hidden_states, skips = embeddings, []
-        for block in self.in_blocks:
-            hidden_states = block(hidden_states)
-            skips.append(hidden_states)
-        hidden_states = self.mid_block(hidden_states)
-        for block in self.out_blocks:
-            hidden_states = block(hidden_states, skips.pop())
-        return self.final_layernorm(hidden_states)
+        all_hidden_states, all_attentions = [embeddings], []
+        for index, block in enumerate([*self.in_blocks, self.mid_block, *self.out_blocks]):
+            skip = skips.pop() if index > len(self.in_blocks) else None
+            hidden_states, attn_weights = block(hidden_states, output_attentions, skip)
+            if index < len(self.in_blocks):
+                skips.append(hidden_states)
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
+            all_attentions.append(attn_weights)
+        return LayerStackOutput(
+            self.final_layernorm(hidden_states),
+            tuple(all_hidden_states) if output_hidden_states else None,
+            tuple(all_attentions) if output_attentions else None,
+        )
 
 
 @dataclass
@@ -145,11 +161,18 @@ class TiTokMaskGITOutput(ModelOutput):
             Scores over the K image ids at each image position (the class position is dropped).
         masked_token_accuracy (`torch.FloatTensor` of shape `()`, returned with `labels`):
             Accuracy of the argmax at masked positions.
+        hidden_states (`tuple(torch.FloatTensor)`, returned with `output_hidden_states=True`):
+            `[B, 1 + num_latent_tokens, hidden_size]`: the transformer's input (embeddings + positions) and the
+            output of each layer (U-ViT: each in-block, the middle block, each out-block).
+        attentions (`tuple(torch.FloatTensor)`, returned with `output_attentions=True`):
+            The attention weights `[B, heads, L, L]` of each layer.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     masked_token_accuracy: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class TiTokMaskGITPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
@@ -160,6 +183,7 @@ class TiTokMaskGITPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = False
+    _can_compile_fullgraph = True
     _no_split_modules = ["TiTokMaskGITBertLayer", "TiTokMaskGITUViTLayer"]
 
     @torch.no_grad()
@@ -196,6 +220,9 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
 
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -203,7 +230,10 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
         labels: torch.Tensor | None = None,
         class_dropout_prob: float | None = None,
         generator: torch.Generator | None = None,
-        return_dict: bool = True,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        check_values: bool = True,
     ) -> TiTokMaskGITOutput | tuple:
         """
         Args:
@@ -214,40 +244,41 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
             class_dropout_prob: probability of replacing each class by the null class (classifier-free
                 guidance training). Defaults to `config.class_dropout_prob` in training mode and 0 in eval mode.
             generator: RNG of the class dropout.
+            output_hidden_states, output_attentions: also return every layer's hidden states / attention
+                weights (defaults: the config's).
+            check_values: check that ids and class labels are in range. That reads them back to the host (a
+                device sync); [`TiTokPipeline`] checks its inputs once and turns this off inside its sampling
+                loop. Compiled and exported graphs skip it (shapes and dtypes are always checked).
         """
         config = self.config
-        check_token_ids(input_ids, config.num_latent_tokens, config.codebook_size + 1, what="input_ids")
-        class_labels = self._check_class_labels(class_labels, input_ids.shape[0])
+        return_dict = config.return_dict if return_dict is None else return_dict
+        if output_hidden_states is None:
+            output_hidden_states = config.output_hidden_states
+        if output_attentions is None:
+            output_attentions = config.output_attentions
+        check_token_ids(input_ids, config.num_latent_tokens, config.codebook_size + 1, "input_ids", check_values)
+        check_class_labels(class_labels, input_ids.shape[0], config.num_classes, check_values)
         if class_dropout_prob is None:
             class_dropout_prob = config.class_dropout_prob if self.training else 0.0
-        class_tokens = class_labels + config.class_token_offset
+        class_tokens = class_labels.long() + config.class_token_offset
         if class_dropout_prob > 0:
             drop = torch.rand(class_tokens.shape, generator=generator, device=class_tokens.device) < class_dropout_prob
             class_tokens = torch.where(drop, torch.full_like(class_tokens, config.null_class_id), class_tokens)
-        tokens = torch.cat([class_tokens.unsqueeze(1), input_ids], dim=1)
-        hidden_states = self.encoder(self.embed_tokens(tokens) + self.position_embedding)
-        logits = self.lm_head(hidden_states[:, 1:])
+        tokens = torch.cat([class_tokens.unsqueeze(1), input_ids.long()], dim=1)
+        stack = self.encoder(self.embed_tokens(tokens) + self.position_embedding, output_hidden_states, output_attentions)
+        logits = self.lm_head(stack.last_hidden_state[:, 1:])
         loss = accuracy = None
         if labels is not None:
-            check_token_ids(labels, config.num_latent_tokens, config.codebook_size, what="labels")
+            check_token_ids(labels, config.num_latent_tokens, config.codebook_size, "labels", check_values)
             loss, accuracy = masked_token_loss(
                 logits, labels, input_ids == config.mask_token_id, config.label_smoothing,
                 config.unmasked_token_loss_weight,
             )
-        output = TiTokMaskGITOutput(loss=loss, logits=logits, masked_token_accuracy=accuracy)
+        output = TiTokMaskGITOutput(
+            loss=loss, logits=logits, masked_token_accuracy=accuracy, hidden_states=stack.hidden_states,
+            attentions=stack.attentions,
+        )
         return output if return_dict else output.to_tuple()
-
-    def _check_class_labels(self, class_labels, batch_size: int) -> torch.Tensor:
-        if not isinstance(class_labels, torch.Tensor) or class_labels.is_floating_point() or class_labels.dtype == torch.bool:
-            raise TypeError(f"class_labels must be an integer tensor of shape [{batch_size}], got {getattr(class_labels, 'dtype', type(class_labels).__name__)}")
-        if class_labels.shape != (batch_size,):
-            raise ValueError(f"class_labels must have shape [{batch_size}] (one per row of input_ids), got {tuple(class_labels.shape)}")
-        if class_labels.numel() and (class_labels.min() < 0 or class_labels.max() > self.config.num_classes):
-            raise ValueError(
-                f"class_labels must lie in [0, {self.config.num_classes}] ({self.config.num_classes} = unconditional), "
-                f"got values in [{class_labels.min().item()}, {class_labels.max().item()}]"
-            )
-        return class_labels.long()
 
 
 __all__ = ["TiTokMaskGIT", "TiTokMaskGITPreTrainedModel", "TiTokMaskGITOutput", "mask_tokens", "masked_token_loss"]
