@@ -10,13 +10,16 @@ from importlib import resources
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 from huggingface_hub import snapshot_download
 
 from .image_processing_titok import TiTokImageProcessor
+from .input_checks import check_token_ids
 from .modeling_titok import TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT
 from .scheduling_titok_maskgit import TiTokMaskGITScheduler
+from .torch_utils import GeneratorType, check_generator, rand_tensor
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -60,6 +63,7 @@ class TiTokPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "transformer->vqvae"
+    _callback_tensor_inputs = ["latents", "logits"]
 
     def __init__(
         self,
@@ -139,21 +143,18 @@ class TiTokPipeline(DiffusionPipeline):
             pipeline_card(self, repo_id).save(Path(folder) / "README.md")
             return push_folder_to_hub(folder, repo_id, private=private, token=token, commit_message=commit_message)
 
-    def get_label_ids(self, labels: int | str | None | Sequence[int | str | None]) -> list[int]:
+    def get_label_ids(self, labels) -> list[int]:
         """Class ids for labels given as ids, class names (any comma-separated synonym, case-insensitive) or
-        `None` (unconditional). Unknown names raise a `ValueError` listing close matches."""
-        if isinstance(labels, (str, int, np.integer)) or labels is None:
-            labels = [labels]
-        elif isinstance(labels, torch.Tensor):
-            labels = labels.flatten().tolist()
+        `None` (unconditional): one label, or any (nested) list, tuple, NumPy array or integer tensor of them.
+        Unknown names raise a `ValueError` listing close matches."""
         num_classes = self.transformer.config.num_classes
         ids = []
-        for label in labels:
+        for label in _flatten_labels(labels):
             if label is None:
                 ids.append(num_classes)  # the null class: unconditional sample
             elif isinstance(label, str):
                 ids.append(self._label_id(label))
-            elif isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+            elif isinstance(label, (int, np.integer)) and not isinstance(label, (bool, np.bool_)):
                 if not 0 <= label < num_classes:
                     raise ValueError(f"class id {label} is out of range: this generator has classes 0..{num_classes - 1}")
                 ids.append(int(label))
@@ -184,18 +185,27 @@ class TiTokPipeline(DiffusionPipeline):
         config = self.transformer.config
         return {name: getattr(config, name) if overrides.get(name) is None else overrides[name] for name in SAMPLING_SETTINGS}
 
-    def check_inputs(self, num_images_per_label, output_type, callback_on_step_end, image=None, strength=None) -> None:
+    def check_inputs(
+        self, num_images_per_label, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, image=None,
+        strength=None,
+    ) -> None:
         if isinstance(num_images_per_label, bool) or not isinstance(num_images_per_label, int) or num_images_per_label < 1:
             raise ValueError(f"num_images_per_label must be an integer >= 1, got {num_images_per_label!r}")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         if callback_on_step_end is not None and not callable(callback_on_step_end):
             raise TypeError("callback_on_step_end must be callable(pipeline, step, timestep, callback_kwargs) -> dict")
+        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs {unknown} are not among the tensors a step callback can get: "
+                f"{self._callback_tensor_inputs}"
+            )
         if image is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1):
             raise ValueError(f"strength must be a number in (0, 1] (the fraction of the image's tokens re-sampled), got {strength!r}")
 
     def prepare_image_tokens(self, image, labels: torch.Tensor, strength: float, num_images_per_label: int,
-                             generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+                             generator: GeneratorType) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Variations: tokenize `image` (PIL image(s), NumPy array(s), or a float tensor `[B, 3, S, S]` in
         [0, 1]), repeat each image's ids `num_images_per_label` times and re-mask `round(strength * N)` (>= 1)
         random positions per row. Returns the ids, the labels matched to the images, and the masked count."""
@@ -204,16 +214,17 @@ class TiTokPipeline(DiffusionPipeline):
         else:
             processor = TiTokImageProcessor.for_image_size(self.vqvae.config.image_size)
             pixel_values = processor(image, return_tensors="pt").pixel_values
-        pixel_values = pixel_values.to(self._execution_device, self.vqvae.dtype)
+        pixel_values = pixel_values.to(self._execution_device)
         num_images = pixel_values.shape[0]
         if labels.shape[0] not in (1, num_images):
             raise ValueError(f"give one class label for all images or one per image: got {labels.shape[0]} labels for {num_images} images")
         labels = labels.expand(num_images) if labels.shape[0] == 1 else labels
+        check_generator(generator, num_images * num_images_per_label)
         token_ids = self.vqvae.encode(pixel_values).token_ids.repeat_interleave(num_images_per_label, dim=0)
         num_tokens = token_ids.shape[1]
         num_masked = max(1, round(strength * num_tokens))
-        scores = torch.rand(token_ids.shape, generator=generator, device=generator.device if generator else None)
-        remasked = scores.to(token_ids.device).argsort(dim=1)[:, :num_masked]
+        scores = rand_tensor(token_ids.shape, generator=generator, device=token_ids.device)
+        remasked = scores.argsort(dim=1)[:, :num_masked]
         token_ids = token_ids.scatter(1, remasked, self.transformer.config.mask_token_id)
         return token_ids, labels.repeat_interleave(num_images_per_label), num_masked
 
@@ -221,7 +232,7 @@ class TiTokPipeline(DiffusionPipeline):
     @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
-        class_labels: int | str | None | Sequence[int | str | None] = None,
+        class_labels=None,
         num_images_per_label: int = 1,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
@@ -229,24 +240,27 @@ class TiTokPipeline(DiffusionPipeline):
         guidance_scale_pow: float | None = None,
         temperature: float | None = None,
         softmax_temperature_annealing: bool | None = None,
-        generator: torch.Generator | None = None,
+        generator: GeneratorType = None,
         image=None,
         strength: float = 0.5,
         output_type: str = "pil",
         return_dict: bool = True,
-        callback_on_step_end: Callable | None = None,
+        callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> ImagePipelineOutput | tuple:
         r"""
         Generate images of the given classes, or variations of given images.
 
         Args:
             class_labels: class ids, class names (any synonym of `id2label`, case-insensitive), or `None` for an
-                unconditional sample; one or a list.
+                unconditional sample; one, or a (nested) list, array or integer tensor of them.
             num_images_per_label: images per label (rows are grouped by label), or variations per image.
             num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature,
             softmax_temperature_annealing: sampler settings (see [`TiTokMaskGITScheduler`]); `None` takes the
                 generator's defaults (`transformer.config`).
-            generator: a `torch.Generator` for reproducible samples (`None`: torch's global RNG).
+            generator: a `torch.Generator` for reproducible samples, or a list with one per image (each image
+                then depends only on its own generator, whatever else is in the batch); `None`: torch's global
+                RNG. CPU generators work with a pipeline on any device (the numbers are drawn on the CPU).
             image: variations instead of samples from scratch: PIL image(s), NumPy array(s) or a float tensor
                 `[B, 3, S, S]` in [0, 1]. Each image is tokenized, a random `strength` fraction of its tokens is
                 re-masked and the generator re-samples them (the sampler's schedule runs over the masked
@@ -257,8 +271,11 @@ class TiTokPipeline(DiffusionPipeline):
             output_type: `"pil"` (uint8 by truncation, as the official sampler), `"np"` (float32 `[B, H, W, 3]`
                 in [0, 1]), `"pt"` (float32 `[B, 3, H, W]` in [0, 1]) or `"latent"` (the token ids `[B, N]`).
             return_dict: return an [`ImagePipelineOutput`] rather than a tuple.
-            callback_on_step_end: `fn(pipeline, step, timestep, {"latents": ids}) -> dict`, called after every
-                step; a returned `"latents"` entry replaces the ids.
+            callback_on_step_end: `fn(pipeline, step, timestep, callback_kwargs) -> dict` (or a diffusers
+                `PipelineCallback`), called after every step with the tensors named in
+                `callback_on_step_end_tensor_inputs`; a returned `"latents"` entry replaces the ids.
+            callback_on_step_end_tensor_inputs: which of `_callback_tensor_inputs` (`"latents"`: the ids after
+                the step; `"logits"`: the step's guided float32 logits) the callback gets; default `["latents"]`.
 
         Examples:
         """
@@ -269,15 +286,21 @@ class TiTokPipeline(DiffusionPipeline):
             softmax_temperature_annealing=softmax_temperature_annealing,
         )
         num_inference_steps = settings.pop("num_inference_steps")
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
 
-        # 1. Check inputs and resolve the labels.
-        self.check_inputs(num_images_per_label, output_type, callback_on_step_end, image, strength)
+        # 1. Check inputs and resolve the labels (checked here once: the loop's model calls skip value checks).
+        self.check_inputs(
+            num_images_per_label, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, image, strength
+        )
         device = self._execution_device
         labels = torch.tensor(self.get_label_ids(class_labels), device=device)
 
         # 2. Prepare the start: all-mask ids, or the ids of `image` with a `strength` fraction re-masked.
         if image is None:
             labels = labels.repeat_interleave(num_images_per_label)
+            check_generator(generator, labels.shape[0])
             token_ids = torch.full((labels.shape[0], config.num_latent_tokens), config.mask_token_id, device=device)
             num_masked = None
         else:
@@ -287,16 +310,24 @@ class TiTokPipeline(DiffusionPipeline):
         null_labels = torch.full_like(labels, config.num_classes)
         self.scheduler.set_timesteps(num_inference_steps, **settings, device=device, num_masked_tokens=num_masked)
 
-        # 3. Unmask step by step; conditional and unconditional rows share one forward pass.
-        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+        # 3. Unmask step by step; conditional and unconditional rows share one forward pass. Nothing in the
+        #    loop reads a tensor back to the host.
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps.tolist())):
             if self.scheduler.guidance_scale_at(t) != 0:
-                logits = self.transformer(torch.cat([token_ids, token_ids]), torch.cat([labels, null_labels])).logits
+                logits = self.transformer(
+                    torch.cat([token_ids, token_ids]), torch.cat([labels, null_labels]), check_values=False
+                ).logits
                 logits = self.scheduler.apply_guidance(*logits.chunk(2), t)
             else:
-                logits = self.transformer(token_ids, labels).logits
+                logits = self.transformer(token_ids, labels, check_values=False).logits
             token_ids = self.scheduler.step(logits, t, token_ids, generator=generator).prev_sample
             if callback_on_step_end is not None:
-                token_ids = callback_on_step_end(self, i, t, {"latents": token_ids}).pop("latents", token_ids)
+                tensors = {"latents": token_ids, "logits": logits}
+                callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                returned = callback_on_step_end(self, i, t, callback_kwargs)
+                if returned is not None and "latents" in returned:
+                    token_ids = returned["latents"]
+                    check_token_ids(token_ids, config.num_latent_tokens, config.codebook_size + 1, "latents returned by callback_on_step_end")
 
         # 4. Decode.
         if output_type == "latent":
@@ -306,14 +337,29 @@ class TiTokPipeline(DiffusionPipeline):
             if output_type == "pil":
                 images = TiTokImageProcessor.postprocess(pixels, output_type="pil")
             else:
-                images = pixels.clamp(0, 1)
+                images = pixels.float().clamp(0, 1)
                 if output_type == "np":
-                    images = images.permute(0, 2, 3, 1).float().cpu().numpy()
+                    images = images.permute(0, 2, 3, 1).cpu().numpy()
 
         self.maybe_free_model_hooks()
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)
+
+
+def _flatten_labels(labels) -> list:
+    """One label, or nested lists/tuples/arrays/tensors of labels -> a flat list (0-d tensors become ints)."""
+    if labels is None or isinstance(labels, (str, int, np.integer)):
+        return [labels]
+    if isinstance(labels, torch.Tensor):
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise TypeError(f"class label tensors must hold integer class ids, got dtype {labels.dtype}")
+        return labels.flatten().tolist()
+    if isinstance(labels, np.ndarray):
+        return [label for item in labels.tolist() for label in _flatten_labels(item)]
+    if isinstance(labels, (list, tuple)):
+        return [label for item in labels for label in _flatten_labels(item)]
+    return [labels]
 
 
 __all__ = ["TiTokPipeline", "imagenet_id2label"]

@@ -10,8 +10,10 @@ confident predictions and re-masks the rest, following an arccos schedule. Per s
 2. optional softmax-temperature annealing: logits / (0.5 + 0.8 * (1 - r));
 3. candidates: argmax(logits + t_s * Gumbel) with t_s = temperature * (1 - r); confidence = the candidate's
    logit + t_s * fresh Gumbel noise; already decoded positions are kept with infinite confidence;
-4. floor(N * arccos(r) / (pi / 2)) positions (clamped to [1, masked - 1], counted on the first row) with the
-   lowest confidence are re-masked; the last step accepts every candidate. N is the sequence length, or
+4. floor(N * arccos(r) / (pi / 2)) positions (clamped to [1, masked - 1], each row counting its own masked
+   positions on the device, so no value is read back to the host) with the lowest confidence are re-masked;
+   the last step accepts every candidate. Rows start with the same number of masked positions and unmask
+   the scheduled number each step, so this is the official count (which reads the first row's). N is the sequence length, or
    `num_masked_tokens` when sampling starts from a partly masked sequence (image variations): the same
    schedule then runs over the masked positions only.
 """
@@ -27,6 +29,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 from .configuration_titok_maskgit import GUIDANCE_SCHEDULES
+from .torch_utils import GeneratorType, rand_tensor
 
 
 @dataclass
@@ -43,8 +46,9 @@ class TiTokMaskGITSchedulerOutput(BaseOutput):
     pred_original_sample: torch.LongTensor
 
 
-def _gumbel(shape, generator: torch.Generator | None, device) -> torch.Tensor:
-    uniform = torch.rand(shape, generator=generator, device=device)
+def _gumbel(shape, generator: GeneratorType, device) -> torch.Tensor:
+    """Gumbel noise in float32, drawn from uniforms as officially (logs clamped at 1e-20)."""
+    uniform = rand_tensor(shape, generator=generator, device=device)
     return -torch.log((-torch.log(uniform.clamp(min=1e-20))).clamp(min=1e-20))
 
 
@@ -78,7 +82,8 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         device: str | torch.device | None = None,
         num_masked_tokens: int | None = None,
     ) -> None:
-        """Set the number of steps and the sampling settings; `timesteps` are the step indices 0..T-1.
+        """Set the number of steps and the sampling settings; `timesteps` are the step indices 0..T-1, kept on
+        the CPU whatever `device` is (they only feed host-side arithmetic, so reading them never syncs a GPU).
         `num_masked_tokens`: how many positions the first step starts with masked (default: all of them)."""
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
@@ -99,16 +104,11 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         self.temperature = float(temperature)
         self.softmax_temperature_annealing = bool(softmax_temperature_annealing)
         self.num_masked_tokens = num_masked_tokens
-        self.timesteps = torch.arange(num_inference_steps, device=device)
+        self.guidance_scales = [self._guidance_scale(step) for step in range(num_inference_steps)]
+        self.timesteps = torch.arange(num_inference_steps)
 
-    def _check_ready(self) -> None:
-        if self.num_inference_steps is None:
-            raise RuntimeError("call set_timesteps(...) before sampling")
-
-    def guidance_scale_at(self, timestep: int | torch.Tensor) -> float:
-        """The guidance scale of step `timestep`; 0 means the step needs no unconditional pass."""
-        self._check_ready()
-        step, steps = int(timestep), self.num_inference_steps
+    def _guidance_scale(self, step: int) -> float:
+        steps = self.num_inference_steps
         if self.guidance_schedule == "constant":
             return self.guidance_scale
         if self.guidance_schedule == "linear":
@@ -118,9 +118,20 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         scale_step = (1 - torch.cos(progress * torch.pi)) * 0.5
         return float((self.guidance_scale - 1) * scale_step + 1)
 
+    def _check_ready(self) -> None:
+        if self.num_inference_steps is None:
+            raise RuntimeError("call set_timesteps(...) before sampling")
+
+    def guidance_scale_at(self, timestep: int | torch.Tensor) -> float:
+        """The guidance scale of step `timestep`; 0 means the step needs no unconditional pass."""
+        self._check_ready()
+        return self.guidance_scales[int(timestep)]
+
     def apply_guidance(self, cond_logits: torch.Tensor, uncond_logits: torch.Tensor, timestep: int | torch.Tensor) -> torch.Tensor:
-        """Classifier-free guidance with the official formula of the schedule."""
+        """Classifier-free guidance with the official formula of the schedule, in float32 (the difference of
+        two nearly equal half-precision logits times a scale of ~5-10 would amplify their rounding error)."""
         scale = self.guidance_scale_at(timestep)
+        cond_logits, uncond_logits = cond_logits.float(), uncond_logits.float()
         if self.guidance_schedule == "power-cosine":
             return uncond_logits + (cond_logits - uncond_logits) * scale
         return cond_logits + (cond_logits - uncond_logits) * scale
@@ -130,49 +141,58 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         model_output: torch.Tensor,
         timestep: int | torch.Tensor,
         sample: torch.LongTensor,
-        generator: torch.Generator | None = None,
+        generator: GeneratorType = None,
         return_dict: bool = True,
     ) -> TiTokMaskGITSchedulerOutput | tuple:
-        """One unmasking step.
+        """One unmasking step. Compiles with `torch.compile(fullgraph=True)` for a Python-int `timestep` and
+        `generator=None` (Dynamo cannot trace a `torch.Generator`).
 
         Args:
-            model_output: guided logits `[B, N, K]` over the image ids.
+            model_output: guided logits `[B, N, K]` over the image ids (any float dtype; used in float32).
             timestep: the step index (an element of `self.timesteps`).
             sample: current ids `[B, N]` (mask id at masked positions).
-            generator: RNG of the Gumbel noise (`None`: torch's global RNG, as the official sampler).
+            generator: RNG of the Gumbel noise: a `torch.Generator`, one per row (each row then depends on its
+                own generator only), or `None` for torch's global RNG, as the official sampler.
         """
         self._check_ready()
         step, steps = int(timestep), self.num_inference_steps
         ratio = (step + 1) / steps
         batch_size, num_tokens = sample.shape
+        device = model_output.device
         if self.config.match_official_rng:
-            passes = 2 if self.guidance_scale_at(step) != 0 else 1
-            for _ in range(passes):
-                torch.rand(batch_size, generator=generator, device=sample.device)
+            # The official model draws rand(B) for class dropout in each of its (1 or 2) forward passes.
+            for _ in range(2 if self.guidance_scales[step] != 0 else 1):
+                rand_tensor((batch_size,), generator=generator, device=device)
 
+        # float32: the Gumbel-max choice and the confidence ranking compare logits to ~1e-3
         logits = model_output.float()
         if self.softmax_temperature_annealing:
             logits = logits / (0.5 + 0.8 * (1 - ratio))
         gumbel_temperature = self.temperature * (1.0 - ratio)
         is_masked = sample == self.config.mask_token_id
-        candidates = (logits + gumbel_temperature * _gumbel(logits.shape, generator, logits.device)).argmax(dim=-1)
+        candidates = (logits + gumbel_temperature * _gumbel(logits.shape, generator, device)).argmax(dim=-1)
         candidate_logits = logits.gather(-1, candidates.unsqueeze(-1)).squeeze(-1)
         candidates = torch.where(is_masked, candidates, sample)
         candidate_logits = torch.where(is_masked, candidate_logits, torch.full_like(candidate_logits, math.inf))
 
-        confidence = candidate_logits + gumbel_temperature * _gumbel(candidate_logits.shape, generator, logits.device)
+        confidence = candidate_logits + gumbel_temperature * _gumbel(candidate_logits.shape, generator, device)
         if step == steps - 1:
             prev_sample = candidates
         else:
             scheduled_tokens = self.num_masked_tokens or num_tokens
             num_to_mask = math.floor(scheduled_tokens * (math.acos(ratio) / (math.pi * 0.5)))
-            # Clamped to [1, masked - 1] with the first row's mask count, as officially.
-            num_to_mask = max(1, min(int(is_masked[0].sum()) - 1, num_to_mask))
-            cut_off = confidence.sort(dim=-1).values[:, num_to_mask - 1 : num_to_mask]
+            # Clamped to [1, masked - 1] per row, on the device.
+            num_to_mask = (is_masked.sum(dim=-1, keepdim=True) - 1).clamp(max=num_to_mask).clamp(min=1)
+            cut_off = confidence.sort(dim=-1).values.gather(-1, num_to_mask - 1)
             prev_sample = torch.where(confidence <= cut_off, torch.full_like(candidates, self.config.mask_token_id), candidates)
         if not return_dict:
             return (prev_sample, candidates)
         return TiTokMaskGITSchedulerOutput(prev_sample=prev_sample, pred_original_sample=candidates)
+
+    @classmethod
+    def _get_compatibles(cls) -> list[type]:
+        """diffusers looks compatible schedulers up in its own package only; this sampler's are here."""
+        return [cls]
 
 
 __all__ = ["TiTokMaskGITScheduler", "TiTokMaskGITSchedulerOutput"]
