@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import torch
-
 
 class StrictLoadingMixin:
     """`from_pretrained` that refuses checkpoints with missing or unexpected weights.
 
     transformers only logs such keys and re-initialises the missing ones at random, which for a
     tokenizer or generator silently produces garbage. Pass `strict=False` to accept them anyway.
-    Weights load in fp32 unless a `dtype` is given.
     (Shape mismatches already raise in transformers unless `ignore_mismatched_sizes=True`.)
+
+    Without a `dtype`, weights load in the dtype the checkpoint's `config.json` records (transformers 5's
+    `dtype="auto"`; diffusers' own models would load float32), so a half-precision checkpoint is not silently
+    doubled in memory on a GPU. `dtype=torch.float32` / `torch.bfloat16` / ... casts on load.
     """
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True, **kwargs):
-        # These models compute in fp32 unless asked otherwise, whatever precision the weights are stored in
-        # (the built-in model stores its generator in fp16 to stay small).
-        if kwargs.get("dtype") is None and kwargs.get("torch_dtype") is None:
-            kwargs.pop("torch_dtype", None)
-            kwargs["dtype"] = torch.float32
         output_loading_info = kwargs.pop("output_loading_info", False)
         model, info = super().from_pretrained(
             pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs

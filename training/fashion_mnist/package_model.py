@@ -130,7 +130,7 @@ pipe = TiTokPipeline.from_pretrained(hf_titok.FASHION_MNIST_PIPELINE)
 images = pipe(["Sneaker", "Dress"], num_images_per_label=4, generator=torch.Generator().manual_seed(0)).images
 ```
 
-Weights: safetensors; the generator is stored in fp16 and loads as fp32. Default sampling: {gen.num_inference_steps} steps, guidance {gen.guidance_scale} ({gen.guidance_schedule}), temperature
+Weights: safetensors; the generator is stored in fp16, and its config records float32, so it loads as fp32 unless a `dtype` is given. Default sampling: {gen.num_inference_steps} steps, guidance {gen.guidance_scale} ({gen.guidance_schedule}), temperature
 {gen.temperature}, softmax annealing {'on' if gen.softmax_temperature_annealing else 'off'}.
 {results}
 Data: Fashion-MNIST, (c) Zalando SE, MIT licence. Method: Yu et al., "An Image is Worth 32 Tokens for
@@ -140,9 +140,12 @@ Reconstruction and Generation", NeurIPS 2024.
 output = Path(args.output_dir)
 if output.exists():
     shutil.rmtree(output)
-if not args.fp32_generator:
-    pipe.transformer.to(torch.float16)
 pipe.save_pretrained(output)
+if not args.fp32_generator:
+    # fp16 storage halves the package; the config still records float32, the dtype the model runs in, so
+    # `from_pretrained` without a dtype (transformers' "auto") loads it as float32.
+    transformer = pipe.transformer
+    transformer.save_pretrained(output / "transformer", state_dict={k: v.half() for k, v in transformer.state_dict().items()})
 (output / "README.md").write_text(card)
 size = sum(f.stat().st_size for f in output.rglob("*") if f.is_file()) / 1e6
 print(f"wrote {output} ({size:.1f} MB)")
