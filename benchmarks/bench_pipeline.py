@@ -1,24 +1,34 @@
 #!/usr/bin/env python
-"""Sampling throughput of a TiTok pipeline preset on this machine, against its measured fp32 matmul peak.
+"""Sampling throughput of a TiTok pipeline preset, against the matmul peak measured in the same run.
 
     python benchmarks/bench_pipeline.py [--preset titok_l32] [--batch-size 8] [--repeats 2]
+        [--device cuda] [--dtype bfloat16] [--compile]
 
-Random weights, fp32, the preset's official gFID sampling settings (steps, guidance schedule, temperature,
+Random weights, the preset's official gFID sampling settings (steps, guidance schedule, temperature,
 softmax annealing; one batched conditional+unconditional forward per step). Prints one JSON line with
 samples/s for token generation alone and for generation + decoding to 256x256 pixels, the achieved GFLOP/s
-of each (FLOPs counted once with eager attention so the attention matmuls are seen) and the fraction of
-the peak fp32 matmul rate measured in the same run.
+of each (FLOPs counted once with eager attention so the attention matmuls are seen), the fraction of the
+peak matmul rate (same device and dtype) measured in the same run, and the paper's A100 throughput of
+sampling + decoding to read a GPU run against.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 
 import torch
 
-from bench_tokenizer import count_flops, matmul_peak_gflops, timed
+from common import (
+    PAPER_A100_SAMPLES_PER_SECOND,
+    add_device_arguments,
+    compile_tokenizer,
+    count_flops,
+    machine_info,
+    matmul_peak_gflops,
+    setup,
+    timed,
+)
 from hf_titok import (
     TITOK_MASKGIT_PRESETS,
     TiTokConfig,
@@ -35,20 +45,27 @@ def main() -> None:
     parser.add_argument("--preset", default="titok_l32", choices=sorted(TITOK_MASKGIT_PRESETS))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    add_device_arguments(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    device, dtype = setup(args)
 
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops(device, dtype)
     transformer = TiTokMaskGIT(TiTokMaskGITConfig.from_preset(args.preset)).eval()
     vqvae = TiTokTokenizer(TiTokConfig.from_preset(args.preset)).eval()
     pipe = TiTokPipeline(vqvae, transformer, TiTokMaskGITScheduler(mask_token_id=transformer.config.mask_token_id))
+    pipe.to(device, dtype)
     pipe.set_progress_bar_config(disable=True)
     labels = list(range(args.batch_size))
 
     def generate(output_type):
-        return lambda: pipe(labels, generator=torch.Generator().manual_seed(0), output_type=output_type)
+        # A generator on the pipeline's device: no host-to-device copy of the Gumbel noise.
+        return lambda: pipe(labels, generator=torch.Generator(device).manual_seed(0), output_type=output_type)
+
+    stages = {"tokens": generate("latent"), "images": generate("pt")}
+    flops = {name: count_flops([transformer, vqvae], fn) for name, fn in stages.items()}  # eager
+    if args.compile:
+        transformer.compile(fullgraph=True)
+        compile_tokenizer(vqvae)
 
     config = transformer.config
     result = {
@@ -60,20 +77,21 @@ def main() -> None:
         "guidance_schedule": config.guidance_schedule,
         "temperature": config.temperature,
         "softmax_temperature_annealing": config.softmax_temperature_annealing,
-        "dtype": "float32",
+        "device": str(device),
+        "dtype": args.dtype,
+        "compile": args.compile,
         "threads": torch.get_num_threads(),
         "generator_parameters_millions": round(sum(p.numel() for p in transformer.parameters()) / 1e6, 2),
         "matmul_peak_gflops": round(peak, 1),
     }
-    for name, output_type in (("tokens", "latent"), ("images", "pt")):
-        seconds = timed(generate(output_type), args.repeats)
-        flops = count_flops([transformer, vqvae], generate(output_type))
-        result[f"{name}_seconds_per_batch"] = round(seconds, 3)
+    for name, fn in stages.items():
+        seconds = timed(fn, args.repeats, device, warmup=2 if args.compile else 1)
+        result[f"{name}_seconds_per_batch"] = round(seconds, 4)
         result[f"{name}_samples_per_second"] = round(args.batch_size / seconds, 4)
-        result[f"{name}_gflops"] = round(flops / seconds / 1e9, 1)
-        result[f"{name}_fraction_of_peak"] = round(flops / seconds / 1e9 / peak, 3)
-    result["torch"] = torch.__version__
-    result["cpu"] = platform.processor() or platform.machine()
+        result[f"{name}_gflops"] = round(flops[name] / seconds / 1e9, 1)
+        result[f"{name}_fraction_of_peak"] = round(flops[name] / seconds / 1e9 / peak, 3)
+    result["paper_a100_images_samples_per_second"] = PAPER_A100_SAMPLES_PER_SECOND.get(args.preset)
+    result.update(machine_info(device))
     print(json.dumps(result))
 
 
