@@ -52,7 +52,7 @@ def main() -> None:
     peak = matmul_peak_gflops(device, dtype)
     transformer = TiTokMaskGIT(TiTokMaskGITConfig.from_preset(args.preset)).eval()
     vqvae = TiTokTokenizer(TiTokConfig.from_preset(args.preset)).eval()
-    pipe = TiTokPipeline(vqvae, transformer, TiTokMaskGITScheduler(mask_token_id=transformer.config.mask_token_id))
+    pipe = TiTokPipeline(vqvae, transformer, TiTokMaskGITScheduler.from_preset(args.preset))
     pipe.to(device, dtype)
     pipe.set_progress_bar_config(disable=True)
     labels = list(range(args.batch_size))
@@ -67,16 +67,16 @@ def main() -> None:
         transformer.compile(fullgraph=True)
         compile_tokenizer(vqvae)
 
-    config = transformer.config
+    sampling = pipe.scheduler.config
     result = {
         "benchmark": "pipeline",
         "preset": args.preset,
         "batch_size": args.batch_size,
-        "num_inference_steps": config.num_inference_steps,
-        "guidance_scale": config.guidance_scale,
-        "guidance_schedule": config.guidance_schedule,
-        "temperature": config.temperature,
-        "softmax_temperature_annealing": config.softmax_temperature_annealing,
+        "num_inference_steps": sampling.num_inference_steps,
+        "guidance_scale": sampling.guidance_scale,
+        "guidance_schedule": sampling.guidance_schedule,
+        "temperature": sampling.temperature,
+        "softmax_temperature_annealing": sampling.softmax_temperature_annealing,
         "device": str(device),
         "dtype": args.dtype,
         "compile": args.compile,

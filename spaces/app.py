@@ -23,11 +23,10 @@ import numpy as np
 import PIL.Image
 import torch
 
-from hf_titok import FASHION_MNIST_PIPELINE
-from hf_titok.cli import CommandError, load_image_processor, load_pipeline, load_tokenizer, resolve_model_folder
-from hf_titok.fashion_mnist import to_rgb32
+from hf_titok.data.fashion_mnist import FASHION_MNIST_PIPELINE, to_rgb32
+from hf_titok.evaluation.metrics import psnr
 from hf_titok.image_processing_titok import TiTokImageProcessor
-from hf_titok.metrics import psnr
+from hf_titok.loaders import ModelNotFoundError, load_pipeline, load_tokenizer, resolve_model_folder
 from hf_titok.visualization import image_grid
 
 # Limits of what one request may ask for (a CPU Space serves everyone from 2 cores).
@@ -70,8 +69,7 @@ def load_model(name: str) -> SpaceModel:
     folder = resolve_model_folder(name)
     if (folder / "model_index.json").is_file():
         pipeline = load_pipeline(str(folder))
-        processor = load_image_processor(folder / "vqvae", pipeline.vqvae.config.image_size)
-        return SpaceModel(name, pipeline.vqvae, processor, pipeline)
+        return SpaceModel(name, pipeline.vqvae, pipeline.image_processor, pipeline)
     tokenizer, processor = load_tokenizer(str(folder))
     return SpaceModel(name, tokenizer, processor)
 
@@ -180,23 +178,23 @@ def generate(model: SpaceModel, class_choice, num_images, steps, guidance_scale,
 
 def model_input(model: SpaceModel, path) -> torch.Tensor:
     """The upload as the tokenizer's input: RGB, shorter side resized (bicubic) and center-cropped, [1, 3, S, S]."""
-    return model.processor(open_upload(path), return_tensors="pt").pixel_values.to(model.tokenizer.dtype)
+    return model.processor(open_upload(path), return_tensors="pt").pixel_values
 
 
 def preview(model: SpaceModel, path):
     """Shown as soon as a file is chosen, so a bad upload is reported before anything runs."""
     if not path:
         return None
-    return for_display(TiTokImageProcessor.postprocess(model_input(model, path), rounding="round")[0])
+    return for_display(model.processor.postprocess(model_input(model, path), rounding="round")[0])
 
 
 @torch.no_grad()
 def reconstruct(model: SpaceModel, path):
     pixel_values = model_input(model, path)
     encoded = model.tokenizer.encode(pixel_values)
-    reconstruction = model.tokenizer.decode_latents(encoded.latents) if not model.is_vq else model.tokenizer.decode(encoded.token_ids)
-    original = TiTokImageProcessor.postprocess(pixel_values, rounding="round")[0]
-    reconstructed = TiTokImageProcessor.postprocess(reconstruction)[0]
+    reconstruction = model.tokenizer.decode(encoded.tokens)
+    original = model.processor.postprocess(pixel_values, rounding="round")[0]
+    reconstructed = model.processor.postprocess(reconstruction)[0]
     shown = [torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255 for image in (reconstructed, original)]
     value = float(psnr(*shown)[0])  # of the uint8 images shown
     num_tokens = model.tokenizer.config.num_latent_tokens
@@ -226,7 +224,7 @@ def variations(model: SpaceModel, path, num_remasked, num_variations, class_choi
     num_variations = whole_number(num_variations, "Number of variations", 1, MAX_VARIATIONS)
     label = class_label(model, class_choice)
     seed = resolve_seed(seed, random_seed)
-    steps = min(model.pipeline.transformer.config.num_inference_steps, num_remasked)
+    steps = min(model.pipeline.scheduler.config.num_inference_steps, num_remasked)
     images = model.pipeline(
         label, image=image, strength=num_remasked / num_tokens, num_images_per_label=num_variations,
         generator=torch.Generator().manual_seed(seed), callback_on_step_end=progress_callback(progress, steps, "re-sampling"),
@@ -256,7 +254,7 @@ def example_images() -> list[str]:
 
 
 def build_demo(model: SpaceModel) -> gr.Blocks:
-    config = model.pipeline.transformer.config if model.pipeline is not None else None
+    sampling = model.pipeline.scheduler.config if model.pipeline is not None else None  # the defaults
     num_tokens = model.tokenizer.config.num_latent_tokens
     with gr.Blocks(title=f"TiTok: an image is worth {num_tokens} tokens") as demo:
         gr.Markdown(
@@ -274,11 +272,11 @@ def build_demo(model: SpaceModel) -> gr.Blocks:
                         class_choice = gr.Dropdown(model.class_choices, value=model.class_choices[0][1], label="Class",
                                                    filterable=True, elem_id="class-picker")
                         num_images = gr.Number(4, label=f"Number of images (1-{MAX_IMAGES})", precision=0, elem_id="num-images")
-                        steps = gr.Number(config.num_inference_steps, label=f"Steps (1-{MAX_STEPS})", precision=0, elem_id="steps")
-                        guidance_scale = gr.Slider(0, MAX_GUIDANCE, value=config.guidance_scale, step=0.1, label="Guidance scale")
-                        guidance_schedule = gr.Radio(["constant", "linear", "power-cosine"], value=config.guidance_schedule,
+                        steps = gr.Number(sampling.num_inference_steps, label=f"Steps (1-{MAX_STEPS})", precision=0, elem_id="steps")
+                        guidance_scale = gr.Slider(0, MAX_GUIDANCE, value=sampling.guidance_scale, step=0.1, label="Guidance scale")
+                        guidance_schedule = gr.Radio(["constant", "linear", "power-cosine"], value=sampling.guidance_schedule,
                                                      label="Guidance schedule")
-                        temperature = gr.Slider(0, MAX_TEMPERATURE, value=config.temperature, step=0.1, label="Temperature")
+                        temperature = gr.Slider(0, MAX_TEMPERATURE, value=sampling.temperature, step=0.1, label="Temperature")
                         with gr.Row():
                             seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
                             random_seed = gr.Checkbox(False, label="Random seed", elem_id="random-seed")
@@ -355,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         model = load_model(args.model)
-    except CommandError as error:
+    except ModelNotFoundError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     # Gradio refuses bigger uploads outright; open_upload() applies the tighter, explained limit.
     build_demo(model).launch(server_name=args.host, server_port=args.port, max_file_size=5 * MAX_UPLOAD_BYTES)

@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from huggingface_hub import HfApi
+
 SPACE = Path(__file__).resolve().parent
 PACKAGE = SPACE.parent / "src" / "hf_titok"
 FILES = ("app.py", "README.md", "requirements.txt")
@@ -30,8 +32,6 @@ def assemble(output_dir: Path) -> Path:
 
 
 def push(folder: Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
-    from huggingface_hub import HfApi
-
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
     commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space",

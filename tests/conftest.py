@@ -106,19 +106,25 @@ def tiny_maskgit_config(architecture: str = "bert", **overrides):
 
     base = dict(architecture=architecture, codebook_size=64, num_latent_tokens=8, num_classes=10, hidden_size=32,
                 num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                layer_norm_eps=1e-12 if architecture == "bert" else 1e-5, num_inference_steps=4, guidance_scale=2.0,
-                guidance_schedule="linear", temperature=2.0)
+                layer_norm_eps=1e-12 if architecture == "bert" else 1e-5)
     return TiTokMaskGITConfig(**{**base, **overrides})
 
 
-def tiny_pipeline(architecture: str = "bert", id2label=None, **overrides):
-    from hf_titok import TiTokMaskGIT, TiTokMaskGITScheduler, TiTokPipeline, TiTokTokenizer
+# The tiny pipeline's sampling defaults (its scheduler config).
+TINY_SAMPLING = dict(num_inference_steps=4, guidance_scale=2.0, guidance_schedule="linear", temperature=2.0)
 
+
+def tiny_pipeline(architecture: str = "bert", id2label=None, **overrides):
+    """A tiny random pipeline; `overrides` are sampling settings (scheduler config) or generator config fields."""
+    from hf_titok import TiTokMaskGIT, TiTokMaskGITScheduler, TiTokPipeline, TiTokTokenizer
+    from hf_titok.releases import SAMPLING_SETTINGS
+
+    sampling = {**TINY_SAMPLING, **{k: v for k, v in overrides.items() if k in SAMPLING_SETTINGS}}
+    overrides = {k: v for k, v in overrides.items() if k not in SAMPLING_SETTINGS}
     torch.manual_seed(0)
     vqvae = TiTokTokenizer(tiny_titok_config("two_stage")).eval()
     transformer = TiTokMaskGIT(tiny_maskgit_config(architecture, **overrides)).eval()
-    scheduler = TiTokMaskGITScheduler(mask_token_id=transformer.config.mask_token_id)
-    pipe = TiTokPipeline(vqvae=vqvae, transformer=transformer, scheduler=scheduler, id2label=id2label)
+    pipe = TiTokPipeline(vqvae=vqvae, transformer=transformer, scheduler=TiTokMaskGITScheduler(**sampling), id2label=id2label)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

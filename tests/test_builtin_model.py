@@ -15,9 +15,9 @@ import torch
 import hf_titok
 from hf_titok import TiTokPipeline
 from hf_titok.cli import main as cli
-from hf_titok.demo import demo_test_images
-from hf_titok.fashion_mnist import FASHION_MNIST_CLASSES
-from hf_titok.metrics import psnr
+from hf_titok.data.fashion_mnist import demo_test_images
+from hf_titok.data.fashion_mnist import FASHION_MNIST_CLASSES
+from hf_titok.evaluation.metrics import psnr
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,7 @@ def test_packaging_takes_the_sweep_best_settings_and_writes_the_card(tmp_path):
     sweep = tmp_path / "sweep.json"
     sweep.write_text(json.dumps({"sweep_best": {"num_inference_steps": 6, "guidance_scale": 1.5,
                                                 "guidance_schedule": "constant", "temperature": 3.0}}))
-    builtin = json.loads((Path(hf_titok.FASHION_MNIST_PIPELINE) / "transformer" / "config.json").read_text())
+    builtin = json.loads((Path(hf_titok.FASHION_MNIST_PIPELINE) / "scheduler" / "scheduler_config.json").read_text())
     shipped_settings = {"num_inference_steps": 6, "guidance_scale": 1.5, "guidance_schedule": "constant",
                         "guidance_scale_pow": builtin["guidance_scale_pow"], "temperature": 2.5,
                         "softmax_temperature_annealing": True}
@@ -101,14 +101,15 @@ def test_packaging_takes_the_sweep_best_settings_and_writes_the_card(tmp_path):
     result = subprocess.run(script + ["--settings", str(sweep), "--temperature", "2.5", "--fid-reports", str(gfid)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    config = json.loads((tmp_path / "shipped" / "transformer" / "config.json").read_text())
+    config = json.loads((tmp_path / "shipped" / "scheduler" / "scheduler_config.json").read_text())
     assert (config["num_inference_steps"], config["guidance_scale"], config["guidance_schedule"], config["temperature"]) == \
         (6, 1.5, "constant", 2.5)  # a flag wins over the sweep
     card = (tmp_path / "shipped" / "README.md").read_text()
     assert "Default sampling: 6 steps, guidance 1.5 (constant), temperature\n2.5" in card and "**gFID 12.35**" in card
     assert "no Inception Score" in card
     shipped = TiTokPipeline.from_pretrained(tmp_path / "shipped")
-    assert shipped.transformer.dtype == torch.float32 and shipped.transformer.config.num_inference_steps == 6
+    assert shipped.transformer.dtype == torch.float32 and shipped.scheduler.config.num_inference_steps == 6
+    assert "num_inference_steps" not in json.loads((tmp_path / "shipped" / "transformer" / "config.json").read_text())
 
     result = subprocess.run(script, capture_output=True, text=True)
     assert result.returncode == 2

@@ -94,9 +94,9 @@ def test_compiled_equals_eager(name):
 def test_scheduler_step_compiles_and_exports():
     import torch._inductor.config as inductor_config
 
-    scheduler = TiTokMaskGITScheduler(mask_token_id=64)
-    scheduler.set_timesteps(3, guidance_scale=2.0, guidance_schedule="linear", temperature=2.0,
-                            softmax_temperature_annealing=True)
+    scheduler = TiTokMaskGITScheduler(num_inference_steps=3, guidance_scale=2.0, guidance_schedule="linear",
+                                      temperature=2.0, softmax_temperature_annealing=True)
+    scheduler.set_timesteps()
     logits = torch.randn(3, 8, 64, generator=torch.Generator().manual_seed(0))
     sample = torch.full((3, 8), 64)
 

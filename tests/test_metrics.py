@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from hf_titok.metrics import codebook_statistics, psnr, ssim
+from hf_titok.evaluation.metrics import codebook_statistics, psnr, ssim
 
 
 def test_psnr_of_a_known_error():

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
@@ -118,14 +119,22 @@ def test_presets_and_config_errors():
     assert TiTokConfig.from_preset("titok_s128", num_latent_tokens=64).num_latent_tokens == 64
     with pytest.raises(ValueError, match="unknown TiTok preset 'titok_x'; available: titok_l32"):
         TiTokConfig.from_preset("titok_x")
-    with pytest.raises(ValueError, match="encoder_hidden_size=30 is not divisible by encoder_num_heads=4"):
+    # Architecture checks run in transformers 5's `validate_architecture` (raised as strict-dataclass errors).
+    with pytest.raises(StrictDataclassError, match="encoder_hidden_size=30 is not divisible by encoder_num_heads=4"):
         TiTokConfig(encoder_hidden_size=30, encoder_num_heads=4)
-    with pytest.raises(ValueError, match="quantize_mode must be one of"):
+    with pytest.raises(StrictDataclassError, match="quantize_mode must be one of"):
         TiTokConfig(quantize_mode="fsq")
-    with pytest.raises(ValueError, match="set decoder_patch_size=16"):
+    with pytest.raises(StrictDataclassError, match="set decoder_patch_size=16"):
         TiTokConfig(decoder_patch_size=8)
-    with pytest.raises(ValueError, match="image_size=250 is not divisible by encoder_patch_size=16"):
+    with pytest.raises(StrictDataclassError, match="image_size=250 is not divisible by encoder_patch_size=16"):
         TiTokConfig(image_size=250, decoder_head="pixels")
+    # Contradictory arguments raise instead of being overwritten.
+    with pytest.raises(ValueError, match="include_pixel_decoder=True needs decoder_head='proxy_codes'"):
+        TiTokConfig(decoder_head="pixels", include_pixel_decoder=True)
+    with pytest.raises(ValueError, match="pixel_decoder_config is the MaskGIT-VQGAN of decoder_head='proxy_codes'"):
+        TiTokConfig(decoder_head="pixels", pixel_decoder_config={"image_size": 256})
+    assert TiTokConfig(decoder_head="pixels").include_pixel_decoder is False
+    assert TiTokConfig().include_pixel_decoder is True and TiTokConfig(include_pixel_decoder=False).pixel_decoder_config
 
 
 def test_auto_image_processor_round_trip(tmp_path):

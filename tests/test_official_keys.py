@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hf_titok import TITOK_MASKGIT_PRESETS, TITOK_PRESETS, TiTokConfig, TiTokMaskGIT, TiTokMaskGITConfig, TiTokTokenizer
-from hf_titok.convert_official import (
+from hf_titok.conversion import (
     convert_generator,
     convert_tokenizer,
     convert_vqgan,
@@ -15,7 +15,7 @@ from hf_titok.convert_official import (
     titok_config_from_official,
 )
 from conftest import OFFICIAL_KEYS
-from hf_titok.releases import official_config
+from hf_titok.conversion import official_config
 
 INDEX = json.loads((OFFICIAL_KEYS / "index.json").read_text())["models"]
 TOKENIZER_LISTINGS = sorted(name for name, entry in INDEX.items() if entry["kind"].startswith("tokenizer"))

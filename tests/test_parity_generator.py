@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hf_titok import TiTokMaskGITScheduler, TiTokPipeline, mask_tokens
-from hf_titok.convert_official import convert_generator, convert_tokenizer, load_official_config, load_official_weights
+from hf_titok.conversion import convert_generator, convert_tokenizer, load_official_config, load_official_weights
 from conftest import FIXTURES
 
 GENERATORS = ["maskgit_vit", "maskgit_uvit"]
@@ -72,7 +72,7 @@ def test_every_sampling_run_through_the_pipeline(fixtures, tokenizer, name):
     """gen_det_* runs are RNG-independent; gen_seeded_ids also checks that a generator seeded like the
     official torch.manual_seed reproduces the official sample (the scheduler consumes the same stream)."""
     model, io = generator(fixtures, name), fixtures.io(name)
-    pipe = TiTokPipeline(tokenizer, model, TiTokMaskGITScheduler(mask_token_id=model.config.mask_token_id))
+    pipe = TiTokPipeline(tokenizer, model, TiTokMaskGITScheduler())
     pipe.set_progress_bar_config(disable=True)
     runs = sampling_runs(name)
     assert {"gen_det_sched_ids", "gen_det_constant_ids", "gen_det_nocfg_ids", "gen_seeded_ids"} <= set(runs)
@@ -100,7 +100,7 @@ def test_global_rng_reproduces_official_seeded_run(fixtures, tokenizer):
     name = "maskgit_vit"
     model, io = generator(fixtures, name), fixtures.io(name)
     run = sampling_runs(name)["gen_seeded_ids"]
-    pipe = TiTokPipeline(tokenizer, model, TiTokMaskGITScheduler(mask_token_id=model.config.mask_token_id))
+    pipe = TiTokPipeline(tokenizer, model, TiTokMaskGITScheduler())
     pipe.set_progress_bar_config(disable=True)
     torch.manual_seed(run["seed"])
     ids = pipe(io["gen_labels"].tolist(), num_inference_steps=run["num_sample_steps"], guidance_scale=run["guidance_scale"],

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from hf_titok import TiTokTokenizer
-from hf_titok.convert_official import (
+from hf_titok.conversion import (
     convert_tokenizer,
     convert_vqgan,
     load_official_config,

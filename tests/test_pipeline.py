@@ -7,6 +7,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoModel
 
 from hf_titok import (
@@ -72,19 +73,25 @@ def test_one_batched_forward_per_step(schedule, first_step_passes):
     assert batches == [2] * 5
 
 
-def test_defaults_come_from_the_generator_config():
+def test_defaults_come_from_the_scheduler_config(monkeypatch):
     pipe = tiny_pipeline(num_inference_steps=3, guidance_schedule="power-cosine", guidance_scale=5.0, temperature=1.5)
-    calls = []
-    original = pipe.scheduler.set_timesteps
-    pipe.scheduler.set_timesteps = lambda *args, **kwargs: (calls.append((args, kwargs)), original(*args, **kwargs))[1]
+    used = []
+    original = TiTokMaskGITScheduler.set_timesteps
+    monkeypatch.setattr(TiTokMaskGITScheduler, "set_timesteps",
+                        lambda self, *args, **kwargs: (used.append(self), original(self, *args, **kwargs))[1])
     pipe([0], output_type="latent")
-    args, kwargs = calls[0]
-    assert args == (3,) and kwargs["guidance_schedule"] == "power-cosine" and kwargs["guidance_scale"] == 5.0
-    assert kwargs["temperature"] == 1.5 and kwargs["softmax_temperature_annealing"] is True
+    sampler = used[0]
+    assert sampler is not pipe.scheduler  # each call samples with its own copy
+    assert sampler.num_inference_steps == 3 and sampler.config.guidance_schedule == "power-cosine"
+    assert sampler.config.guidance_scale == 5.0 and sampler.config.temperature == 1.5
+    assert sampler.config.softmax_temperature_annealing is True
+    pipe([0], guidance_scale=2.5, num_inference_steps=2, output_type="latent")
+    assert used[1].config.guidance_scale == 2.5 and used[1].num_inference_steps == 2
+    assert pipe.scheduler.config.guidance_scale == 5.0 and pipe.scheduler.timesteps is None  # left as it was
     # sampling_settings is what a call uses: the given values, the config's for the rest.
     assert pipe.sampling_settings(temperature=None, guidance_scale=1.0) == {
         "num_inference_steps": 3, "guidance_scale": 1.0, "guidance_schedule": "power-cosine",
-        "guidance_scale_pow": pipe.transformer.config.guidance_scale_pow, "temperature": 1.5,
+        "guidance_scale_pow": pipe.scheduler.config.guidance_scale_pow, "temperature": 1.5,
         "softmax_temperature_annealing": True}
     with pytest.raises(TypeError, match=r"unknown sampling settings \['steps'\]"):
         pipe.sampling_settings(steps=3)
@@ -115,7 +122,7 @@ def test_progress_bar_can_be_disabled(capsys):
 
 
 class TestClassLabels:
-    pipe = tiny_pipeline(num_classes=1000)
+    pipe = tiny_pipeline(num_classes=1000, id2label=imagenet_id2label())
 
     def test_imagenet_names_synonyms_case_and_mixing(self):
         assert self.pipe.get_label_ids("tiger") == [292]
@@ -153,18 +160,18 @@ def test_bad_sampling_arguments():
     pipe = tiny_pipeline()
     with pytest.raises(ValueError, match="num_inference_steps must be an integer >= 1, got 0"):
         pipe([1], num_inference_steps=0)
-    with pytest.raises(ValueError, match="guidance_scale must be >= 0"):
+    with pytest.raises(ValueError, match="guidance_scale must be a finite number >= 0"):
         pipe([1], guidance_scale=-1.0)
     with pytest.raises(ValueError, match="guidance_schedule must be one of"):
         pipe([1], guidance_schedule="cosine")
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
         pipe([1], temperature=-0.1)
     with pytest.raises(ValueError, match="num_images_per_label must be an integer >= 1"):
         pipe([1], num_images_per_label=0)
     with pytest.raises(ValueError, match="output_type must be one of"):
         pipe([1], output_type="jpeg")
     with pytest.raises(RuntimeError, match="set_timesteps"):
-        TiTokMaskGITScheduler(mask_token_id=64).step(torch.zeros(1, 8, 64), 0, torch.zeros(1, 8, dtype=torch.long))
+        TiTokMaskGITScheduler().step(torch.zeros(1, 8, 64), 0, torch.zeros(1, 8, dtype=torch.long))
 
 
 def test_wrong_components_are_refused():
@@ -175,13 +182,13 @@ def test_wrong_components_are_refused():
     with pytest.raises(TypeError, match="transformer must be a TiTokMaskGIT"):
         TiTokPipeline(vqvae, vqvae, scheduler)
     with pytest.raises(TypeError, match="scheduler must be a TiTokMaskGITScheduler"):
-        TiTokPipeline(vqvae, transformer, None)
-    with pytest.raises(ValueError, match="must be a VQ tokenizer"):
+        TiTokPipeline(vqvae, transformer, "scheduler")
+    with pytest.raises(ValueError, match="discrete ids of a VQ tokenizer, not a VAE"):
         TiTokPipeline(TiTokTokenizer(tiny_titok_config("vae")), transformer, scheduler)
     with pytest.raises(ValueError, match="disagree on num_latent_tokens: 8 vs 16"):
         TiTokPipeline(vqvae, TiTokMaskGIT(tiny_maskgit_config(num_latent_tokens=16)), scheduler)
-    with pytest.raises(ValueError, match="mask_token_id=4096 differs"):
-        TiTokPipeline(vqvae, transformer, TiTokMaskGITScheduler())
+    # No scheduler: the default one (the mask id is derived from the logits, never copied).
+    assert TiTokPipeline(vqvae, transformer).scheduler.config == TiTokMaskGITScheduler().config
     with pytest.raises(ValueError, match="id2label must name every class 0..9"):
         TiTokPipeline(vqvae, transformer, scheduler, id2label={0: "a"})
 
@@ -237,7 +244,7 @@ def test_generator_round_trip_keeps_a_k_wide_head(architecture, tmp_path):
     with torch.no_grad():
         assert reloaded(ids, torch.tensor([1, 10])).logits.shape == (2, 8, 64)
         assert torch.equal(model(ids, torch.tensor([1, 10])).logits, reloaded(ids, torch.tensor([1, 10])).logits)
-    with pytest.raises(ValueError, match="cannot tie"):
+    with pytest.raises(StrictDataclassClassValidationError, match="cannot tie"):
         tiny_maskgit_config(tie_word_embeddings=True)
 
 
@@ -275,7 +282,9 @@ def test_generator_input_errors():
     with pytest.raises(ValueError, match="unknown TiTok generator preset"):
         TiTokMaskGITConfig.from_preset("titok_x")
     with pytest.raises(ValueError, match="guidance_schedule must be one of"):
-        TiTokMaskGITConfig(guidance_schedule="cosine")
+        TiTokMaskGITScheduler(guidance_schedule="cosine")
+    with pytest.raises(StrictDataclassClassValidationError, match="a U-ViT needs an even num_hidden_layers"):
+        TiTokMaskGITConfig(architecture="uvit", num_hidden_layers=3)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ import torch
 
 import hf_titok
 from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokMaskGIT, TiTokPipeline, TiTokTokenizer
-from hf_titok.demo import demo_test_images
-from hf_titok.metrics import psnr
+from hf_titok.data.fashion_mnist import demo_test_images
+from hf_titok.evaluation.metrics import psnr
 from conftest import tiny_maskgit_config, tiny_pipeline, tiny_titok_config
 
 HALF = [torch.float16, torch.bfloat16]

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
-import torch
 
 import gradio as gr
 from hf_titok import TiTokTokenizer
@@ -138,8 +137,9 @@ def test_variations_resample_the_chosen_number_of_tokens(model):
 
 def test_imagenet_class_picker_lists_every_class_with_its_id(tmp_path):
     from conftest import tiny_pipeline
+    from hf_titok import imagenet_id2label
 
-    tiny_pipeline(num_classes=1000).save_pretrained(tmp_path / "imagenet_like")
+    tiny_pipeline(num_classes=1000, id2label=imagenet_id2label()).save_pretrained(tmp_path / "imagenet_like")
     imagenet = app.load_model(str(tmp_path / "imagenet_like"))
     choices = dict(imagenet.class_choices)
     assert len(choices) == 1001 and choices["207: golden retriever"] == 207 and choices["unconditional (no class)"] == app.UNCONDITIONAL
@@ -156,7 +156,7 @@ def test_a_tokenizer_alone_reconstructs_but_does_not_generate(tmp_path):
     with pytest.raises(gr.Error, match="tokenizer without a generator"):
         app.generate(alone, 0, 1, 1, 0, "constant", 0, 0, False, progress=no_progress)
     app.build_demo(alone)  # the UI builds without the generator parts
-    with pytest.raises(app.CommandError, match="model directory not found"):
+    with pytest.raises(app.ModelNotFoundError, match="model directory not found"):
         app.load_model(str(tmp_path / "missing"))
 
 
@@ -329,7 +329,7 @@ def test_space_folder_is_ready_to_push(tmp_path, monkeypatch):
             calls.append(("upload", repo_id, sorted(p.name for p in Path(folder_path).iterdir())))
             return "https://huggingface.co/spaces/me/titok/commit/1"
 
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(push_space, "HfApi", FakeApi)
     push_space.main(["--repo-id", "me/titok", "--output-dir", str(tmp_path / "space")])
     assert calls[0] == ("create", "me/titok", {"repo_type": "space", "space_sdk": "gradio", "private": False, "exist_ok": True})
     assert calls[1] == ("upload", "me/titok", ["README.md", "app.py", "hf_titok", "requirements.txt"])

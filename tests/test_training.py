@@ -19,18 +19,10 @@ import torch
 from safetensors.torch import load_file
 
 from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokConfig, TiTokMaskGIT, TiTokPipeline, TiTokTokenizer
-from hf_titok.training import (
-    Augmentation,
-    CodebookRestartCallback,
-    ConvNeXtSmall,
-    LPIPS,
-    NLayerDiscriminator,
-    PerceptualLoss,
-    load_image_dataset,
-    load_recipe_config,
-    run,
-)
-from hf_titok.training.data import sample_rng
+from hf_titok.data import Augmentation, load_image_dataset
+from hf_titok.data.images import sample_rng
+from hf_titok.perceptual import LPIPS, ConvNeXtSmall
+from hf_titok.training import CodebookRestartCallback, NLayerDiscriminator, PerceptualLoss, load_recipe_config, run
 from hf_titok.training.modules import TrainingModule
 from hf_titok.training.pretokenize import pretokenize
 from hf_titok.training.recipes import build_trainer, last_checkpoint
@@ -335,7 +327,7 @@ def test_perceptual_networks_load_local_weights(tmp_path):
     assert loss.enabled and not any(p.requires_grad for p in loss.parameters())
     a, b = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     assert loss(a, a) == 0 and loss(a, b) > 0
-    with pytest.raises(FileNotFoundError, match="perceptual-loss weights not found"):
+    with pytest.raises(FileNotFoundError, match="perceptual-network weights not found"):
         PerceptualLoss("convnext_s", str(tmp_path / "missing.pth"))
 
 

@@ -10,4 +10,4 @@ by training/pretokenize.py (`data.pretokenized`). A killed run resumes from its 
 from hf_titok.training.recipes import main
 
 if __name__ == "__main__":
-    main(default_recipes=("generator",))
+    main(entry_point="generator")

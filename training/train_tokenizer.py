@@ -11,4 +11,4 @@ checkpoint when started again with the same output directory.
 from hf_titok.training.recipes import main
 
 if __name__ == "__main__":
-    main(default_recipes=("vqgan", "stage1", "stage2", "single_stage"))
+    main(entry_point="tokenizer")

@@ -1,19 +1,30 @@
-"""hf_titok: TiTok 1-D image tokenizers and MaskGIT generators for transformers and diffusers."""
+"""hf_titok: TiTok 1-D image tokenizers and MaskGIT generators for transformers and diffusers.
+
+The layers (each builds only on the ones before it; see the README's "Architecture"):
+
+1. `releases` - the one table of released and paper models;
+2. models - configs (`configuration_*`), models (`modeling_*`), `image_processing_titok`,
+   `scheduling_titok_maskgit`, `pipeline_titok`, with `hub` (cards, uploads), `loaders` and small utilities;
+3. `data` - images, augmentations, datasets, class names, Fashion-MNIST;
+4. `conversion`, `evaluation`, `training`;
+5. `cli`, `demo` (and the Spaces app in `spaces/`).
+"""
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
 from .configuration_titok import TITOK_PRESETS, TiTokConfig
 from .configuration_titok_maskgit import TITOK_MASKGIT_PRESETS, TiTokMaskGITConfig
-from .fashion_mnist import FASHION_MNIST_PIPELINE
+from .data.class_labels import imagenet_id2label
+from .data.fashion_mnist import FASHION_MNIST_PIPELINE
 from .image_processing_titok import TiTokImageProcessor
 from .modeling_maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANEncoderOutput, MaskGITVQGANOutput
 from .modeling_titok import TiTokEncoderOutput, TiTokOutput, TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT, TiTokMaskGITOutput, mask_tokens, masked_token_loss
-from .pipeline_titok import TiTokPipeline, imagenet_id2label
+from .pipeline_titok import TiTokPipeline
 from .scheduling_titok_maskgit import TiTokMaskGITScheduler, TiTokMaskGITSchedulerOutput
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 AutoConfig.register(TiTokConfig.model_type, TiTokConfig, exist_ok=True)
 AutoConfig.register(MaskGITVQGANConfig.model_type, MaskGITVQGANConfig, exist_ok=True)

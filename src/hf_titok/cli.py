@@ -14,8 +14,30 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
+import torch
+from accelerate import PartialState
+from huggingface_hub.errors import StrictDataclassError
+from tqdm.auto import tqdm
 
-from .fashion_mnist import FASHION_MNIST_PIPELINE
+from .conversion import convert, convert_and_push, describe_folder
+from .data.datasets import evaluation_images
+from .data.fashion_mnist import FASHION_MNIST_PIPELINE
+from .evaluation import (
+    ImageMetrics,
+    InceptionFeatureExtractor,
+    add_reference,
+    evaluate_reconstruction,
+    evaluate_samples,
+    merge_shards,
+    sample_shards,
+    save_reference_statistics,
+)
+from .hub import push_folder_to_hub
+from .loaders import load_pipeline, load_tokenizer, quiet_library_progress_bars
+from .perceptual import LPIPS
+from .releases import RELEASES
+from .visualization import image_grid
 
 DESCRIPTION = "TiTok 1-D image tokenizers and MaskGIT generators (hf_titok)."
 MODEL_HELP = "{what} directory or Hub id (default: the built-in Fashion-MNIST model)"
@@ -31,61 +53,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --------------------------------------------------------------------------------------------------
-# Loading
+# Inputs
 # --------------------------------------------------------------------------------------------------
 
 
-def resolve_model_folder(model: str) -> Path:
-    """A local directory, or the snapshot of a Hub repo id (from the cache when offline)."""
-    path = Path(model)
-    if path.is_dir():
-        return path
-    if path.exists() or model.startswith((".", "/")) or model.count("/") > 1:
-        raise CommandError(f"model directory not found: {model}")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(model))
-    except Exception as error:  # offline without a cached copy, unknown repo, no network
-        raise CommandError(f"cannot load model {model!r}: not a local directory, and the Hub says: {error}") from None
-
-
-def load_image_processor(folder: Path, image_size: int):
-    """The tokenizer folder's own preprocessing when it ships one, else the standard one for its size."""
-    from .image_processing_titok import TiTokImageProcessor
-
-    if (folder / "preprocessor_config.json").is_file():
-        return TiTokImageProcessor.from_pretrained(folder)
-    return TiTokImageProcessor.for_image_size(image_size)
-
-
-def load_tokenizer(model: str):
-    """(tokenizer, image processor) from a tokenizer folder or a pipeline folder (its `vqvae`)."""
-    from .modeling_titok import TiTokTokenizer
-
-    folder = resolve_model_folder(model)
-    if (folder / "model_index.json").is_file():
-        folder = folder / "vqvae"
-    if not (folder / "config.json").is_file():
-        raise CommandError(f"{model} holds no TiTok tokenizer (no config.json{' in vqvae/' if folder.name == 'vqvae' else ''})")
-    tokenizer = TiTokTokenizer.from_pretrained(folder).eval()
-    return tokenizer, load_image_processor(folder, tokenizer.config.image_size)
-
-
-def load_pipeline(model: str):
-    from .pipeline_titok import TiTokPipeline
-
-    folder = resolve_model_folder(model)
-    if not (folder / "model_index.json").is_file():
-        raise CommandError(f"{model} is not a TiTokPipeline (no model_index.json); generation needs a generator")
-    pipe = TiTokPipeline.from_pretrained(folder)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def read_images(paths: list[str]):
-    import PIL.Image
-
     images = []
     for path in paths:
         if not Path(path).is_file():
@@ -105,8 +77,6 @@ def _batches(items, size: int):
 
 
 def _progress(total: int, description: str):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=description, unit="img", disable=total < 2 or None)
 
 
@@ -124,10 +94,6 @@ def parse_label(text: str):
 
 
 def cmd_generate(args) -> None:
-    import torch
-
-    from .visualization import image_grid
-
     pipe = load_pipeline(args.model)
     if args.labels:
         labels = [parse_label(label) for label in args.labels]
@@ -163,24 +129,16 @@ def cmd_generate(args) -> None:
 
 
 def _encode_batches(tokenizer, processor, images, batch_size: int, description: str):
-    import torch
-
     results = []
     with _progress(len(images), description) as bar, torch.no_grad():
         for _, batch in _batches(images, batch_size):
             pixel_values = processor(batch, return_tensors="pt")["pixel_values"]
-            encoded = tokenizer.encode(pixel_values)
-            results.append((pixel_values, encoded.token_ids if tokenizer.is_vq else encoded.latents))
+            results.append((pixel_values, tokenizer.encode(pixel_values).tokens))
             bar.update(len(batch))
     return results
 
 
 def cmd_reconstruct(args) -> None:
-    import torch
-
-    from .image_processing_titok import TiTokImageProcessor
-    from .visualization import image_grid
-
     images = read_images(args.images)
     tokenizer, processor = load_tokenizer(args.model)
     out = Path(args.output_dir)
@@ -188,17 +146,15 @@ def cmd_reconstruct(args) -> None:
     index = 0
     for pixel_values, tokens in _encode_batches(tokenizer, processor, images, args.batch_size, "reconstructing"):
         with torch.no_grad():
-            reconstructions = TiTokImageProcessor.postprocess(tokenizer.decode(tokens))
-        originals = TiTokImageProcessor.postprocess(pixel_values, rounding="round")
+            reconstructions = processor.postprocess(tokenizer.decode(tokens))
+        originals = processor.postprocess(pixel_values, rounding="round")
         for original, reconstruction, token in zip(originals, reconstructions, tokens):
             path = Path(args.images[index])
             count = tokens.shape[1]
             grid = image_grid([[original, reconstruction]], column_labels=["input", f"{count} tokens"])
             grid.save(out / f"{path.stem}_reconstruction.png")
-            if tokenizer.is_vq:
-                print(f"{path}: {count} tokens: {' '.join(str(int(t)) for t in token)}")
-            else:
-                print(f"{path}: {count} tokens x {tokens.shape[2]} channels (VAE latents)")
+            shown = ": " + " ".join(str(int(t)) for t in token) if token.ndim == 1 else f" x {tokens.shape[2]} channels (VAE latents)"
+            print(f"{path}: {count} tokens{shown}")
             index += 1
     print(f"wrote {index} side-by-side PNGs to {out}")
 
@@ -214,13 +170,12 @@ def cmd_encode(args) -> None:
     if output.suffix == ".npy":
         np.save(output, tokens)
     else:
-        key = "token_ids" if tokenizer.is_vq else "latents"
-        output.write_text(json.dumps({"model": args.model, "images": args.images, key: tokens.tolist()}))
-    kind = "token ids" if tokenizer.is_vq else "latents"
-    print(f"wrote {kind} of shape {list(tokens.shape)} to {output}")
+        output.write_text(json.dumps({"model": args.model, "images": args.images, tokenizer.token_field: tokens.tolist()}))
+    print(f"wrote {tokenizer.token_field} of shape {list(tokens.shape)} to {output}")
 
 
-def read_tokens(path: str, is_vq: bool) -> tuple[np.ndarray, list[str] | None]:
+def read_tokens(path: str, key: str) -> tuple[np.ndarray, list[str] | None]:
+    """Tokens from a .npy array or the .json of `hf-titok encode` (its `key` entry: `token_ids` or `latents`)."""
     file = Path(path)
     if not file.is_file():
         raise CommandError(f"token file not found: {path}")
@@ -235,9 +190,8 @@ def read_tokens(path: str, is_vq: bool) -> tuple[np.ndarray, list[str] | None]:
             data = json.loads(file.read_text())
         except json.JSONDecodeError as error:
             raise CommandError(f"{path} is not valid JSON: {error}") from None
-        key = "token_ids" if is_vq else "latents"
         if not isinstance(data, dict) or key not in data:
-            raise CommandError(f"{path} has no {key!r} entry (this model is a {'VQ' if is_vq else 'VAE'} tokenizer)")
+            raise CommandError(f"{path} has no {key!r} entry (what this model's tokenizer decodes)")
         tokens, names = np.asarray(data[key]), data.get("images")
     else:
         raise CommandError(f"token files are .npy or .json, got {file.name}")
@@ -247,21 +201,15 @@ def read_tokens(path: str, is_vq: bool) -> tuple[np.ndarray, list[str] | None]:
 
 
 def cmd_decode(args) -> None:
-    import torch
-
-    from .image_processing_titok import TiTokImageProcessor
-
-    tokenizer, _ = load_tokenizer(args.model)
-    tokens, names = read_tokens(args.tokens, tokenizer.is_vq)
-    if tokenizer.is_vq and not np.issubdtype(tokens.dtype, np.integer):
-        raise CommandError(f"{args.tokens} holds {tokens.dtype} values; this VQ tokenizer decodes integer token ids")
-    tensor = torch.from_numpy(tokens.astype(np.int64) if tokenizer.is_vq else tokens.astype(np.float32))
+    tokenizer, processor = load_tokenizer(args.model)
+    tokens, names = read_tokens(args.tokens, tokenizer.token_field)
+    tensor = torch.from_numpy(np.ascontiguousarray(tokens))  # decode() checks that they are ids or latents
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     with _progress(len(tensor), "decoding") as bar, torch.no_grad():
         for start, batch in _batches(tensor, args.batch_size):
-            for offset, image in enumerate(TiTokImageProcessor.postprocess(tokenizer.decode(batch))):
+            for offset, image in enumerate(processor.postprocess(tokenizer.decode(batch))):
                 index = start + offset
                 stem = Path(names[index]).stem if names and index < len(names) else f"decoded_{index:04d}"
                 image.save(out / f"{stem}.png")
@@ -271,9 +219,6 @@ def cmd_decode(args) -> None:
 
 
 def cmd_convert(args) -> None:
-    from .convert_official import convert
-    from .hub import convert_and_push, describe_folder, push_folder_to_hub
-
     if args.weights:
         if args.repo_id or args.release:
             raise CommandError("give either local files (--kind/--config/--weights) or a release/repo, not both")
@@ -296,16 +241,11 @@ def cmd_convert(args) -> None:
 
 def _metrics_for(args, codebook_size: int | None, want_fid: bool):
     """ImageMetrics with the FID Inception network (and LPIPS when its weights are given)."""
-    from .inception import InceptionFeatureExtractor
-    from .metrics import ImageMetrics
-
     extractor = InceptionFeatureExtractor.from_file(args.inception) if want_fid else None
     lpips = None
     if getattr(args, "lpips_vgg", None) or getattr(args, "lpips_heads", None):
         if not (args.lpips_vgg and args.lpips_heads):
             raise CommandError("LPIPS needs both --lpips-vgg (torchvision VGG16 state dict) and --lpips-heads (lpips' vgg.pth)")
-        from .training.perceptual import LPIPS
-
         lpips = LPIPS()
         lpips.load_weights(args.lpips_vgg, args.lpips_heads)
         lpips.eval()
@@ -329,8 +269,6 @@ def _write_report(report: dict, output: str | None) -> None:
 
 
 def cmd_evaluate_reconstruction(args) -> None:
-    from .evaluation import evaluate_reconstruction, evaluation_images
-
     tokenizer, _ = load_tokenizer(args.model)
     metrics, notes = _metrics_for(args, tokenizer.config.codebook_size if tokenizer.is_vq else None, not args.no_fid)
     size = tokenizer.config.image_size
@@ -341,8 +279,6 @@ def cmd_evaluate_reconstruction(args) -> None:
 
 
 def cmd_evaluate_reference(args) -> None:
-    from .evaluation import add_reference, save_reference_statistics
-
     metrics, notes = _metrics_for(args, None, True)
     description = add_reference(metrics, args.reference, args.image_size, args.batch_size)
     path = save_reference_statistics(metrics, args.statistics)
@@ -352,11 +288,6 @@ def cmd_evaluate_reference(args) -> None:
 
 
 def cmd_evaluate_generation(args) -> None:
-    import torch
-    from accelerate import PartialState
-
-    from .evaluation import add_reference, evaluate_samples, merge_shards, sample_shards
-
     # Without an accelerator PartialState would ignore the launcher's processes unless told to use the CPU.
     state = PartialState(cpu=torch.accelerator.current_accelerator() is None)
     pipe = load_pipeline(args.model)
@@ -394,8 +325,6 @@ def cmd_evaluate_generation(args) -> None:
 
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
-    from .releases import RELEASES
-
     source = parser.add_argument_group("source (one of)")
     source.add_argument("--release", choices=sorted(RELEASES), help="an official release (its yucornetto/* Hub repo by default)")
     source.add_argument("--repo-id", help="an official-format Hub repo (yucornetto/*), or fun-research/TiTok with --release")
@@ -503,23 +432,14 @@ def _check_positive(parser, args) -> None:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
 
 
-def _quiet_libraries() -> None:
-    """Our progress bars show the long work; the libraries' per-file loading bars are noise here."""
-    import diffusers
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    diffusers.utils.logging.disable_progress_bar()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_positive(parser, args)
-    _quiet_libraries()
+    quiet_library_progress_bars()  # our progress bars show the long work
     try:
         args.func(args)
-    except (CommandError, ValueError, TypeError, OSError) as error:  # user-facing: one line, no traceback
+    except (CommandError, ValueError, TypeError, OSError, StrictDataclassError) as error:  # user-facing: one line, no traceback
         if os.environ.get("HF_TITOK_DEBUG"):
             raise
         message = " ".join(str(error).split()) or type(error).__name__

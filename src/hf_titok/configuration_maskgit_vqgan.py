@@ -61,9 +61,10 @@ class MaskGITVQGANConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         self.channel_mult = list(self.channel_mult)
         super().__post_init__(**kwargs)
-        self._check_architecture()
 
-    def _check_architecture(self) -> None:
+    def validate_architecture(self):
+        """Part of `@strict` validation: sizes that the modules could not be built with."""
+        super().validate_architecture()
         if not self.channel_mult or min(self.channel_mult) < 1:
             raise ValueError(f"channel_mult must be a non-empty list of positive ints, got {self.channel_mult}")
         if self.image_size % self.downsample_factor:

@@ -9,54 +9,10 @@ from transformers import PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
+from .releases import TOKENIZER_PRESETS, tokenizer_preset
 
-# Width / depth / heads behind the official size names ("small", "base", "large").
-VIT_SIZES = {
-    "small": dict(hidden_size=512, num_layers=8, num_heads=8),
-    "base": dict(hidden_size=768, num_layers=12, num_heads=12),
-    "large": dict(hidden_size=1024, num_layers=24, num_heads=16),
-}
-
-
-def _vit(prefix: str, size: str) -> dict:
-    return {f"{prefix}_{key}": value for key, value in VIT_SIZES[size].items()}
-
-
-def _two_stage(encoder: str, decoder: str, num_latent_tokens: int) -> dict:
-    return dict(
-        **_vit("encoder", encoder), **_vit("decoder", decoder), num_latent_tokens=num_latent_tokens,
-        token_size=12, quantize_mode="vq", codebook_size=4096, use_l2_norm=True,
-        decoder_head="proxy_codes", legacy_encoder_layout=True, include_pixel_decoder=True,
-    )
-
-
-def _single_stage_vq(encoder: str, decoder: str, num_latent_tokens: int) -> dict:
-    return dict(
-        **_vit("encoder", encoder), **_vit("decoder", decoder), num_latent_tokens=num_latent_tokens,
-        token_size=64, quantize_mode="vq", codebook_size=8192, use_l2_norm=False,
-        decoder_head="pixels", legacy_encoder_layout=False,
-    )
-
-
-def _single_stage_vae(encoder: str, decoder: str, num_latent_tokens: int) -> dict:
-    return dict(
-        **_vit("encoder", encoder), **_vit("decoder", decoder), num_latent_tokens=num_latent_tokens,
-        token_size=16, quantize_mode="vae", decoder_head="pixels", legacy_encoder_layout=False,
-    )
-
-
-# The nine released tokenizers (configs/infer/TiTok/*.yaml of bytedance/1d-tokenizer); all 256x256, patch 16.
-TITOK_PRESETS: dict[str, dict] = {
-    "titok_l32": _two_stage("large", "large", 32),
-    "titok_b64": _two_stage("base", "base", 64),
-    "titok_s128": _two_stage("small", "small", 128),
-    "titok_bl64_vq8k": _single_stage_vq("base", "large", 64),
-    "titok_bl128_vq8k": _single_stage_vq("base", "large", 128),
-    "titok_sl256_vq8k": _single_stage_vq("small", "large", 256),
-    "titok_ll32_vae_c16": _single_stage_vae("large", "large", 32),
-    "titok_bl64_vae_c16": _single_stage_vae("base", "large", 64),
-    "titok_bl128_vae_c16": _single_stage_vae("base", "large", 128),
-}
+# The released tokenizers' config arguments, derived from the one table in `hf_titok.releases`.
+TITOK_PRESETS: dict[str, dict] = {name: preset.config_kwargs() for name, preset in TOKENIZER_PRESETS.items()}
 
 
 @strict
@@ -114,13 +70,14 @@ class TiTokConfig(PreTrainedConfig):
             `[B, N, W]` are *reshaped* (not transposed) to `[B, W, N]` before the output projection, so each
             projected "token" mixes channels of several tokens. The weights were trained with this layout, so
             it must be kept to reproduce them; new models should use `False`.
-        include_pixel_decoder (`bool`, *optional*, defaults to `True`):
+        include_pixel_decoder (`bool`, *optional*):
             With `decoder_head="proxy_codes"`: whether the MaskGIT-VQGAN codebook and decoder are part of this
-            model (the released two-stage tokenizers and stage-2 training). `False` is the stage-1 layout,
-            which only predicts proxy-code logits (the teacher VQGAN decodes them).
+            model (the released two-stage tokenizers and stage-2 training; the default). `False` is the stage-1
+            layout, which only predicts proxy-code logits (the teacher VQGAN decodes them). A pixel head has no
+            pixel decoder: `True` with `decoder_head="pixels"` is an error.
         pixel_decoder_config (`MaskGITVQGANConfig` or `dict`, *optional*):
             The MaskGIT-VQGAN whose codes the proxy-code head predicts; defaults to the released ImageNet f16
-            VQGAN at `image_size`. `None` for `decoder_head="pixels"`.
+            VQGAN at `image_size`. Only for `decoder_head="proxy_codes"` (an error with a pixel head).
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the truncated-normal initialisation of linear layers and embeddings.
 
@@ -157,21 +114,30 @@ class TiTokConfig(PreTrainedConfig):
     kl_weight: float | int = 1e-6
     decoder_head: Literal["proxy_codes", "pixels"] = "proxy_codes"
     legacy_encoder_layout: bool = True
-    include_pixel_decoder: bool = True
+    include_pixel_decoder: bool | None = None
     pixel_decoder_config: dict | PreTrainedConfig | None = None
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
-        if self.decoder_head == "proxy_codes" and self.pixel_decoder_config is None:
-            self.pixel_decoder_config = {"image_size": self.image_size}
-        elif self.decoder_head == "pixels":
-            self.pixel_decoder_config = None
+        # Contradictions are errors, not silently overwritten: a pixel head has no pixel decoder.
+        if self.decoder_head == "pixels":
+            if self.include_pixel_decoder:
+                raise ValueError("include_pixel_decoder=True needs decoder_head='proxy_codes': a pixel head decodes pixels itself")
+            if self.pixel_decoder_config is not None:
+                raise ValueError("pixel_decoder_config is the MaskGIT-VQGAN of decoder_head='proxy_codes'; this config has a pixel head")
             self.include_pixel_decoder = False
+        elif self.decoder_head == "proxy_codes":
+            if self.include_pixel_decoder is None:
+                self.include_pixel_decoder = True
+            if self.pixel_decoder_config is None:
+                self.pixel_decoder_config = {"image_size": self.image_size}
         super().__post_init__(**kwargs)
-        self._check_architecture()
 
-    def _check_architecture(self) -> None:
-        for field, allowed in (("quantize_mode", ("vq", "vae")), ("decoder_head", ("proxy_codes", "pixels"))):
+    def validate_architecture(self):
+        """Part of `@strict` validation: sizes that the modules could not be built with."""
+        super().validate_architecture()
+        for field in ("quantize_mode", "decoder_head"):
+            allowed = {"quantize_mode": ("vq", "vae"), "decoder_head": ("proxy_codes", "pixels")}[field]
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")
         for name in ("encoder", "decoder"):
@@ -212,9 +178,7 @@ class TiTokConfig(PreTrainedConfig):
         """Config of a released tokenizer (`titok_l32`, `titok_b64`, `titok_s128`, `titok_bl64_vq8k`,
         `titok_bl128_vq8k`, `titok_sl256_vq8k`, `titok_ll32_vae_c16`, `titok_bl64_vae_c16`,
         `titok_bl128_vae_c16`), with optional field overrides."""
-        if name not in TITOK_PRESETS:
-            raise ValueError(f"unknown TiTok preset {name!r}; available: {', '.join(TITOK_PRESETS)}")
-        return cls(**{**TITOK_PRESETS[name], **overrides})
+        return cls(**{**tokenizer_preset(name).config_kwargs(), **overrides})
 
 
-__all__ = ["TiTokConfig", "TITOK_PRESETS", "VIT_SIZES"]
+__all__ = ["TiTokConfig", "TITOK_PRESETS"]

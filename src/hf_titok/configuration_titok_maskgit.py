@@ -7,23 +7,11 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-GUIDANCE_SCHEDULES = ("constant", "linear", "power-cosine")
+from .releases import GENERATOR_PRESETS, SAMPLING_SETTINGS, generator_preset
 
-_BERT = dict(architecture="bert", hidden_size=768, num_hidden_layers=24, num_attention_heads=16,
-             intermediate_size=3072, layer_norm_eps=1e-12)
-_UVIT = dict(architecture="uvit", hidden_size=1024, num_hidden_layers=20, num_attention_heads=16,
-             intermediate_size=4096, layer_norm_eps=1e-5)
-
-# The three released generators (configs/infer/TiTok/*.yaml), with the sampling settings of the official
-# gFID protocol (sample_imagenet_titok.py: the config's steps/guidance/temperature + softmax annealing).
-TITOK_MASKGIT_PRESETS: dict[str, dict] = {
-    "titok_l32": dict(_BERT, codebook_size=4096, num_latent_tokens=32, num_inference_steps=8, guidance_scale=4.5,
-                      guidance_schedule="linear", temperature=9.5),
-    "titok_b64": dict(_BERT, codebook_size=4096, num_latent_tokens=64, num_inference_steps=8, guidance_scale=3.0,
-                      guidance_schedule="linear", temperature=11.0),
-    "titok_s128": dict(_UVIT, codebook_size=4096, num_latent_tokens=128, num_inference_steps=64, guidance_scale=6.9,
-                       guidance_schedule="power-cosine", temperature=2.8),
-}
+# The released generators' config arguments, derived from the one table in `hf_titok.releases` (their sampling
+# settings are the scheduler's: `TiTokMaskGITScheduler.from_preset`).
+TITOK_MASKGIT_PRESETS: dict[str, dict] = {name: preset.config_kwargs() for name, preset in GENERATOR_PRESETS.items()}
 
 
 @strict
@@ -31,7 +19,8 @@ class TiTokMaskGITConfig(PreTrainedConfig):
     r"""
     Configuration of [`TiTokMaskGIT`], the bidirectional transformer of MaskGIT over the `num_latent_tokens`
     ids of a TiTok tokenizer, class-conditional through a class token prepended to the sequence. Defaults are
-    the generator of TiTok-L-32; [`TiTokMaskGITConfig.from_preset`] gives the three released ones.
+    the generator of TiTok-L-32; [`TiTokMaskGITConfig.from_preset`] gives the three released ones. How it is
+    sampled (steps, guidance, temperature) is the sampler's configuration, [`TiTokMaskGITScheduler`].
 
     Vocabulary (one embedding table, as released): image ids `0 .. K-1`, the mask id `K`, class ids
     `K+1 .. K+C`, and the null class `K+C+1` used for unconditional rows (classifier-free guidance). A class
@@ -57,12 +46,6 @@ class TiTokMaskGITConfig(PreTrainedConfig):
         unmasked_token_loss_weight (`float`, *optional*, defaults to 0.1):
             Weight of the loss at positions that were not masked (masked positions weigh 1).
         initializer_range (`float`, *optional*, defaults to 0.02): std of the weight initialisation.
-        num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature,
-        softmax_temperature_annealing:
-            Default sampling settings used by [`TiTokPipeline`] (the official gFID protocol of the released
-            generator): steps, classifier-free guidance scale and its schedule (`"constant"`, `"linear"`,
-            `"power-cosine"` with power `guidance_scale_pow`), the Gumbel-noise temperature annealed linearly
-            to 0, and whether logits are divided by `0.5 + 0.8 * (1 - t)`.
     """
 
     model_type = "titok_maskgit"
@@ -83,19 +66,19 @@ class TiTokMaskGITConfig(PreTrainedConfig):
     unmasked_token_loss_weight: float | int = 0.1
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False
-    num_inference_steps: int = 8
-    guidance_scale: float | int = 4.5
-    guidance_schedule: Literal["constant", "linear", "power-cosine"] = "linear"
-    guidance_scale_pow: float | int = 3.0
-    temperature: float | int = 9.5
-    softmax_temperature_annealing: bool = True
+    # Read only from configs written by hf_titok 0.1, which kept the sampling settings here (transformers would
+    # drop `temperature` as a generation parameter if it were not a field). `TiTokPipeline` moves them to its
+    # scheduler, the sampling recipe's one owner, and clears them; new configs leave them unset.
+    num_inference_steps: int | None = None
+    guidance_scale: float | int | None = None
+    guidance_schedule: str | None = None
+    guidance_scale_pow: float | int | None = None
+    temperature: float | int | None = None
+    softmax_temperature_annealing: bool | None = None
 
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        if self.architecture not in ("bert", "uvit"):
-            raise ValueError(f"architecture must be 'bert' or 'uvit', got {self.architecture!r}")
-        if self.guidance_schedule not in GUIDANCE_SCHEDULES:
-            raise ValueError(f"guidance_schedule must be one of {GUIDANCE_SCHEDULES}, got {self.guidance_schedule!r}")
+    def validate_architecture(self):
+        """Part of `@strict` validation: sizes that the modules could not be built with."""
+        super().validate_architecture()
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}"
@@ -105,6 +88,30 @@ class TiTokMaskGITConfig(PreTrainedConfig):
         if self.tie_word_embeddings:
             # The output head predicts K image ids only; tying it to the K+C+2 embeddings would widen it.
             raise ValueError("TiTokMaskGIT cannot tie its K-wide output head to its input embeddings")
+
+    def legacy_sampling_settings(self) -> dict:
+        """The sampling settings a config written by hf_titok 0.1 carries (empty for newer configs);
+        `TiTokPipeline` moves them to its scheduler."""
+        return {name: getattr(self, name) for name in SAMPLING_SETTINGS if getattr(self, name) is not None}
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        for name in SAMPLING_SETTINGS:  # the unset legacy fields are not written
+            if output.get(name) is None:
+                output.pop(name, None)
+        return output
+
+    def check_tokenizer(self, tokenizer_config) -> None:
+        """Raise unless a tokenizer with `tokenizer_config` produces the ids this generator models: VQ, with the
+        same codebook size and token count."""
+        if tokenizer_config.quantize_mode != "vq":
+            raise ValueError("a MaskGIT generator models the discrete ids of a VQ tokenizer, not a VAE's latents")
+        for field in ("codebook_size", "num_latent_tokens"):
+            if getattr(tokenizer_config, field) != getattr(self, field):
+                raise ValueError(
+                    f"the tokenizer and the generator disagree on {field}: {getattr(tokenizer_config, field)} vs "
+                    f"{getattr(self, field)}"
+                )
 
     @property
     def mask_token_id(self) -> int:
@@ -126,9 +133,7 @@ class TiTokMaskGITConfig(PreTrainedConfig):
     @classmethod
     def from_preset(cls, name: str, **overrides) -> TiTokMaskGITConfig:
         """Config of a released generator (`titok_l32`, `titok_b64`, `titok_s128`), with optional overrides."""
-        if name not in TITOK_MASKGIT_PRESETS:
-            raise ValueError(f"unknown TiTok generator preset {name!r}; available: {', '.join(TITOK_MASKGIT_PRESETS)}")
-        return cls(**{**TITOK_MASKGIT_PRESETS[name], **overrides})
+        return cls(**{**generator_preset(name).config_kwargs(), **overrides})
 
 
-__all__ = ["TiTokMaskGITConfig", "TITOK_MASKGIT_PRESETS", "GUIDANCE_SCHEDULES"]
+__all__ = ["TiTokMaskGITConfig", "TITOK_MASKGIT_PRESETS"]

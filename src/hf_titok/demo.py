@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import argparse
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import torch
 
-from .fashion_mnist import FASHION_MNIST_PIPELINE, to_rgb32
-from .image_processing_titok import TiTokImageProcessor
-from .metrics import psnr
+from .data.fashion_mnist import FASHION_MNIST_PIPELINE, demo_test_images
+from .evaluation.metrics import psnr
+from .image_processing_titok import to_uint8
 from .pipeline_titok import TiTokPipeline
 from .visualization import image_grid
-
-def demo_test_images() -> tuple[np.ndarray, np.ndarray]:
-    """30 Fashion-MNIST test images (3 per class) shipped with the package: (uint8 [30, 32, 32, 3], labels)."""
-    with resources.files("hf_titok").joinpath("data/fashion_mnist_test_samples.npz").open("rb") as file:
-        data = np.load(file)
-        return to_rgb32(data["images"]), data["labels"]
 
 
 def write_samples(pipe: TiTokPipeline, path: Path, samples_per_class: int, seed: int) -> PIL.Image.Image:
@@ -35,9 +28,9 @@ def write_samples(pipe: TiTokPipeline, path: Path, samples_per_class: int, seed:
     images = pipe(classes, num_images_per_label=samples_per_class, generator=torch.Generator().manual_seed(seed)).images
     rows = [images[i * samples_per_class : (i + 1) * samples_per_class] for i in range(len(classes))]
     labels = [pipe.id2label[c].split(",")[0] for c in classes]
-    config = pipe.transformer.config
-    title = (f"TiTok samples, {config.num_latent_tokens} tokens, {config.num_inference_steps} steps, "
-             f"guidance {config.guidance_scale} ({config.guidance_schedule}), seed {seed}")
+    sampling = pipe.scheduler.config
+    title = (f"TiTok samples, {pipe.transformer.config.num_latent_tokens} tokens, {sampling.num_inference_steps} steps, "
+             f"guidance {sampling.guidance_scale} ({sampling.guidance_schedule}), seed {seed}")
     grid = image_grid(rows, row_labels=labels, title=title, cell_size=64)
     grid.save(path)
     return grid
@@ -51,9 +44,9 @@ def write_reconstructions(pipe: TiTokPipeline, path: Path, count: int) -> float:
     pixel_values = torch.from_numpy(images[order]).permute(0, 3, 1, 2).float() / 255
     token_ids = pipe.vqvae.encode(pixel_values).token_ids
     reconstruction = pipe.vqvae.decode(token_ids)
-    originals = TiTokImageProcessor.postprocess(pixel_values, rounding="round")
-    reconstructed = TiTokImageProcessor.postprocess(reconstruction)
-    value = float(psnr((reconstruction.clamp(0, 1) * 255).floor() / 255, pixel_values).mean())
+    originals = pipe.image_processor.postprocess(pixel_values, rounding="round")
+    reconstructed = pipe.image_processor.postprocess(reconstruction)
+    value = float(psnr(to_uint8(reconstruction).float() / 255, pixel_values).mean())  # of the uint8 images shown
     columns = 5
     rows = []
     for start in range(0, len(order), columns):

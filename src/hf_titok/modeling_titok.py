@@ -348,7 +348,12 @@ class TiTokTokens(ModelOutput):
     codebook_loss: torch.FloatTensor | None = None
     kl_loss: torch.FloatTensor | None = None
 
-    def tokens(self) -> dict:
+    @property
+    def tokens(self) -> torch.Tensor | None:
+        """What [`TiTokTokenizer.decode`] takes, for both kinds of tokenizer: `token_ids` (VQ) or `latents` (VAE)."""
+        return self.token_ids if self.token_ids is not None else self.latents
+
+    def token_fields(self) -> dict:
         """The [`TiTokTokens`] fields that are set."""
         return {field.name: self[field.name] for field in fields(TiTokTokens) if field.name in self}
 
@@ -481,6 +486,12 @@ class TiTokTokenizer(TiTokPreTrainedModel):
     def is_vq(self) -> bool:
         return self.config.quantize_mode == "vq"
 
+    @property
+    def token_field(self) -> str:
+        """The name of this tokenizer's tokens: `"token_ids"` (VQ) or `"latents"` (VAE) - the field of
+        [`TiTokEncoderOutput`] that `decode` takes (`encode(...).tokens` is that field)."""
+        return "token_ids" if self.is_vq else "latents"
+
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.patch_embedding
 
@@ -544,7 +555,7 @@ class TiTokTokenizer(TiTokPreTrainedModel):
                     f"{self.config.num_latent_tokens}]; got a float tensor (use decode_latents() for continuous latents)"
                 )
             check_token_ids(tokens, self.config.num_latent_tokens, self.config.codebook_size)
-            return self._decode_latents(self.quantizer.embed(tokens))
+            return self._decode_latents(self.quantizer.embed(tokens.long()))
         if isinstance(tokens, torch.Tensor) and not tokens.is_floating_point():
             raise TypeError(
                 "this is a VAE tokenizer: decode() takes continuous latents [B, "
@@ -624,7 +635,7 @@ class TiTokTokenizer(TiTokPreTrainedModel):
             loss = loss + (encoded.quantizer_loss if self.is_vq else config.kl_weight * encoded.kl_loss)
 
         output = TiTokOutput(
-            **encoded.tokens(),
+            **encoded.token_fields(),
             loss=loss,
             reconstruction=reconstruction,
             proxy_logits=proxy_logits,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
-import json
-from collections.abc import Callable, Sequence
-from importlib import resources
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,10 +14,12 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 from huggingface_hub import snapshot_download
 
+from .hub import pipeline_card, push_folder_to_hub
 from .image_processing_titok import TiTokImageProcessor
 from .input_checks import check_token_ids
 from .modeling_titok import TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT
+from .releases import SAMPLING_SETTINGS
 from .scheduling_titok_maskgit import TiTokMaskGITScheduler
 from .torch_utils import GeneratorType, check_generator, rand_tensor
 
@@ -36,70 +38,61 @@ EXAMPLE_DOC_STRING = """
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
 
-def imagenet_id2label() -> dict[int, str]:
-    """The 1000 ImageNet-1k class names (comma-separated synonyms) in the canonical index order."""
-    rows = json.loads(resources.files("hf_titok").joinpath("data/imagenet_classes.json").read_text())
-    return {index: names for index, (_, names) in enumerate(rows)}
-
-
-# The sampler settings of `TiTokPipeline.__call__`; each defaults to the generator config's value of that name.
-SAMPLING_SETTINGS = ("num_inference_steps", "guidance_scale", "guidance_schedule", "guidance_scale_pow", "temperature",
-                     "softmax_temperature_annealing")
-
 
 class TiTokPipeline(DiffusionPipeline):
     r"""
     Class-conditional generation with a TiTok MaskGIT generator and a TiTok tokenizer.
 
-    Components:
-        vqvae ([`TiTokTokenizer`]): a VQ TiTok tokenizer; decodes the generated ids to pixels.
+    Components (the names are diffusers' conventions for a VQ image tokenizer and the generator, as in
+    aMUSEd; saved `model_index.json` files depend on them):
+        vqvae ([`TiTokTokenizer`]): the VQ TiTok tokenizer; decodes the generated ids to pixels (and encodes
+            the images of variations).
         transformer ([`TiTokMaskGIT`]): the class-conditional MaskGIT over the tokenizer's ids.
-        scheduler ([`TiTokMaskGITScheduler`]): the official confidence-based unmasking sampler.
-        id2label (`dict[int, str]`, *optional*): class names ("name, synonym, ..."); defaults to the ImageNet
-            classes for 1000-class generators. Stored in `model_index.json`.
+        scheduler ([`TiTokMaskGITScheduler`], *optional*): the official confidence-based unmasking sampler; its
+            config is the sampling recipe (steps, guidance, temperature), the defaults of every call. Default:
+            `TiTokMaskGITScheduler()` (TiTok-L-32's official settings).
+        image_processor ([`TiTokImageProcessor`], *optional*): the tokenizer's preprocessing (variations) and
+            the post-processing of outputs. Default: the standard one for the tokenizer's image size.
+        id2label (`dict[int, str]`, *optional*): class names ("name, synonym, ..."); default `class 0`,
+            `class 1`, ... (converted ImageNet pipelines store the ImageNet names). Stored in `model_index.json`.
 
-    Sampling defaults (steps, guidance, temperature, annealing) are the loaded generator's
-    (`transformer.config`), i.e. the official gFID protocol for converted releases.
+    A call never changes the pipeline: each works on its own copy of the scheduler (a scheduler holds the state
+    of one sampling run), so calls from several threads with different settings do not interfere.
     """
 
     model_cpu_offload_seq = "transformer->vqvae"
+    _optional_components = ["scheduler", "image_processor"]
     _callback_tensor_inputs = ["latents", "logits"]
 
     def __init__(
         self,
         vqvae: TiTokTokenizer,
         transformer: TiTokMaskGIT,
-        scheduler: TiTokMaskGITScheduler,
+        scheduler: TiTokMaskGITScheduler | None = None,
+        image_processor: TiTokImageProcessor | None = None,
         id2label: dict | None = None,
     ):
         super().__init__()
         for name, component, expected in (
             ("vqvae", vqvae, TiTokTokenizer),
             ("transformer", transformer, TiTokMaskGIT),
-            ("scheduler", scheduler, TiTokMaskGITScheduler),
+            ("scheduler", scheduler, (TiTokMaskGITScheduler, type(None))),
+            ("image_processor", image_processor, (TiTokImageProcessor, type(None))),
         ):
             if not isinstance(component, expected):
-                raise TypeError(f"{name} must be a {expected.__name__}, got {type(component).__name__}")
-        if vqvae.config.quantize_mode != "vq":
-            raise ValueError("the TiTok pipeline generates discrete ids: vqvae must be a VQ tokenizer, not a VAE")
-        for field in ("codebook_size", "num_latent_tokens"):
-            if getattr(vqvae.config, field) != getattr(transformer.config, field):
-                raise ValueError(
-                    f"vqvae and transformer disagree on {field}: {getattr(vqvae.config, field)} vs "
-                    f"{getattr(transformer.config, field)}"
-                )
-        if scheduler.config.mask_token_id != transformer.config.mask_token_id:
-            raise ValueError(
-                f"scheduler.mask_token_id={scheduler.config.mask_token_id} differs from the transformer's mask id "
-                f"{transformer.config.mask_token_id}"
-            )
+                wanted = expected.__name__ if isinstance(expected, type) else expected[0].__name__
+                raise TypeError(f"{name} must be a {wanted}, got {type(component).__name__}")
+        transformer.config.check_tokenizer(vqvae.config)
+        scheduler = _scheduler_with_legacy_settings(scheduler, transformer)
+        if image_processor is None:
+            image_processor = TiTokImageProcessor.for_image_size(vqvae.config.image_size)
         num_classes = transformer.config.num_classes
         if id2label is None:
-            id2label = imagenet_id2label() if num_classes == 1000 else {i: f"class {i}" for i in range(num_classes)}
+            id2label = {index: f"class {index}" for index in range(num_classes)}
         id2label = {int(key): str(value) for key, value in id2label.items()}  # JSON turns keys into strings
         if sorted(id2label) != list(range(num_classes)):
             raise ValueError(f"id2label must name every class 0..{num_classes - 1} exactly once")
-        self.register_modules(vqvae=vqvae, transformer=transformer, scheduler=scheduler)
+        self.register_modules(vqvae=vqvae, transformer=transformer, scheduler=scheduler, image_processor=image_processor)
         self.register_to_config(id2label=id2label)
         self.labels: dict[str, list[int]] = {}
         for index, names in sorted(id2label.items()):
@@ -133,11 +126,6 @@ class TiTokPipeline(DiffusionPipeline):
     ) -> str:
         """Save the pipeline with a model card and upload it to `repo_id` (created if missing; the token
         defaults to the environment's). Returns the commit URL."""
-        import tempfile
-        from pathlib import Path
-
-        from .hub import pipeline_card, push_folder_to_hub
-
         with tempfile.TemporaryDirectory() as folder:
             self.save_pretrained(folder)
             pipeline_card(self, repo_id).save(Path(folder) / "README.md")
@@ -177,13 +165,13 @@ class TiTokPipeline(DiffusionPipeline):
         raise ValueError(f"unknown class name {name!r}{hint}")
 
     def sampling_settings(self, **overrides) -> dict:
-        """The sampler settings a call uses: each given (not `None`) value of `overrides`, else the generator's
-        default from `transformer.config` - e.g. to record exactly how a set of samples was made."""
+        """The sampler settings a call uses: each given (not `None`) value of `overrides`, else the scheduler
+        config's - e.g. to record exactly how a set of samples was made."""
         unknown = sorted(set(overrides) - set(SAMPLING_SETTINGS))
         if unknown:
             raise TypeError(f"unknown sampling settings {unknown}; the settings are {list(SAMPLING_SETTINGS)}")
-        config = self.transformer.config
-        return {name: getattr(config, name) if overrides.get(name) is None else overrides[name] for name in SAMPLING_SETTINGS}
+        config = self.scheduler.config
+        return {name: config[name] if overrides.get(name) is None else overrides[name] for name in SAMPLING_SETTINGS}
 
     def check_inputs(
         self, num_images_per_label, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, image=None,
@@ -212,8 +200,7 @@ class TiTokPipeline(DiffusionPipeline):
         if isinstance(image, torch.Tensor):
             pixel_values = image if image.ndim == 4 else image.unsqueeze(0)
         else:
-            processor = TiTokImageProcessor.for_image_size(self.vqvae.config.image_size)
-            pixel_values = processor(image, return_tensors="pt").pixel_values
+            pixel_values = self.image_processor(image, return_tensors="pt").pixel_values
         pixel_values = pixel_values.to(self._execution_device)
         num_images = pixel_values.shape[0]
         if labels.shape[0] not in (1, num_images):
@@ -257,7 +244,7 @@ class TiTokPipeline(DiffusionPipeline):
             num_images_per_label: images per label (rows are grouped by label), or variations per image.
             num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature,
             softmax_temperature_annealing: sampler settings (see [`TiTokMaskGITScheduler`]); `None` takes the
-                generator's defaults (`transformer.config`).
+                scheduler config's.
             generator: a `torch.Generator` for reproducible samples, or a list with one per image (each image
                 then depends only on its own generator, whatever else is in the batch); `None`: torch's global
                 RNG. CPU generators work with a pipeline on any device (the numbers are drawn on the CPU).
@@ -269,7 +256,8 @@ class TiTokPipeline(DiffusionPipeline):
             strength: fraction of each image's tokens re-sampled, in (0, 1]; at least one token. 1 ignores
                 the image.
             output_type: `"pil"` (uint8 by truncation, as the official sampler), `"np"` (float32 `[B, H, W, 3]`
-                in [0, 1]), `"pt"` (float32 `[B, 3, H, W]` in [0, 1]) or `"latent"` (the token ids `[B, N]`).
+                in [0, 1]), `"pt"` (float32 `[B, 3, H, W]` in [0, 1]) - see [`TiTokImageProcessor.postprocess`] -
+                or `"latent"` (the token ids `[B, N]`).
             return_dict: return an [`ImagePipelineOutput`] rather than a tuple.
             callback_on_step_end: `fn(pipeline, step, timestep, callback_kwargs) -> dict` (or a diffusers
                 `PipelineCallback`), called after every step with the tensors named in
@@ -285,7 +273,10 @@ class TiTokPipeline(DiffusionPipeline):
             guidance_scale_pow=guidance_scale_pow, temperature=temperature,
             softmax_temperature_annealing=softmax_temperature_annealing,
         )
-        num_inference_steps = settings.pop("num_inference_steps")
+        # This call's sampler: the pipeline's scheduler config with the call's settings (checked here), so the
+        # shared scheduler is never changed and concurrent calls do not interfere.
+        scheduler = self.scheduler.from_config(self.scheduler.config, **settings)
+        num_inference_steps = settings["num_inference_steps"]
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
@@ -308,19 +299,19 @@ class TiTokPipeline(DiffusionPipeline):
             # Each step decodes at least one token: more steps than masked tokens would re-mask finished rows.
             num_inference_steps = min(num_inference_steps, num_masked)
         null_labels = torch.full_like(labels, config.num_classes)
-        self.scheduler.set_timesteps(num_inference_steps, **settings, device=device, num_masked_tokens=num_masked)
+        scheduler.set_timesteps(num_inference_steps, device=device, num_masked_tokens=num_masked)
 
         # 3. Unmask step by step; conditional and unconditional rows share one forward pass. Nothing in the
         #    loop reads a tensor back to the host.
-        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps.tolist())):
-            if self.scheduler.guidance_scale_at(t) != 0:
+        for i, t in enumerate(self.progress_bar(scheduler.timesteps.tolist())):
+            if scheduler.guidance_scale_at(t) != 0:
                 logits = self.transformer(
                     torch.cat([token_ids, token_ids]), torch.cat([labels, null_labels]), check_values=False
                 ).logits
-                logits = self.scheduler.apply_guidance(*logits.chunk(2), t)
+                logits = scheduler.apply_guidance(*logits.chunk(2), t)
             else:
                 logits = self.transformer(token_ids, labels, check_values=False).logits
-            token_ids = self.scheduler.step(logits, t, token_ids, generator=generator).prev_sample
+            token_ids = scheduler.step(logits, t, token_ids, generator=generator).prev_sample
             if callback_on_step_end is not None:
                 tensors = {"latents": token_ids, "logits": logits}
                 callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
@@ -333,13 +324,7 @@ class TiTokPipeline(DiffusionPipeline):
         if output_type == "latent":
             images = token_ids
         else:
-            pixels = self.vqvae.decode(token_ids)
-            if output_type == "pil":
-                images = TiTokImageProcessor.postprocess(pixels, output_type="pil")
-            else:
-                images = pixels.float().clamp(0, 1)
-                if output_type == "np":
-                    images = images.permute(0, 2, 3, 1).cpu().numpy()
+            images = self.image_processor.postprocess(self.vqvae.decode(token_ids), output_type=output_type)
 
         self.maybe_free_model_hooks()
         if not return_dict:
@@ -362,4 +347,19 @@ def _flatten_labels(labels) -> list:
     return [labels]
 
 
-__all__ = ["TiTokPipeline", "imagenet_id2label"]
+def _scheduler_with_legacy_settings(scheduler: TiTokMaskGITScheduler | None, transformer: TiTokMaskGIT) -> TiTokMaskGITScheduler:
+    """The pipeline's scheduler. Pipelines saved by hf_titok 0.1 kept the sampling settings in the generator's
+    config (and a scheduler config without them): they move to the scheduler, for the settings its config did
+    not set, and leave the generator config."""
+    legacy = transformer.config.legacy_sampling_settings()
+    if not legacy:
+        return scheduler if scheduler is not None else TiTokMaskGITScheduler()
+    for name in legacy:
+        setattr(transformer.config, name, None)
+    if scheduler is None:
+        return TiTokMaskGITScheduler(**legacy)
+    unset = set(scheduler.config.get("_use_default_values", []))
+    return scheduler.from_config(scheduler.config, **{name: value for name, value in legacy.items() if name in unset})
+
+
+__all__ = ["TiTokPipeline"]

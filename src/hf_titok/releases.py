@@ -1,27 +1,157 @@
-"""The official TiTok releases (bytedance/1d-tokenizer): where they live and what they report.
+"""The TiTok models of the paper and of the official release (bytedance/1d-tokenizer), in one table.
 
-Each release has a Hub repo in the official format (`config.json` = the nested OmegaConf dict, with
-unresolved `${...}` interpolations, + `model.safetensors`), and the two-stage ones also a plain state dict
-in `fun-research/TiTok` (`.bin`) that the official scripts pair with an infer yaml of the GitHub
-repository. `official_config()` gives that infer config (its `model` section), so `.bin` files convert
-without the yaml.
+Every hyper-parameter of a released model is written here once; the rest of the package derives from it:
+`TiTokConfig.from_preset`, `TiTokMaskGITConfig.from_preset` and `TiTokMaskGITScheduler.from_preset` (the
+official gFID sampling settings), the official infer configs the converter pairs with `.bin` files
+(`hf_titok.conversion`), and the model cards (`hf_titok.hub`).
+
+- `TOKENIZER_PRESETS`: the nine released tokenizers (all 256x256, patch 16): a ViT size per side, a token
+  count and a family (two-stage VQ, single-stage VQ 8k, single-stage VAE).
+- `GENERATOR_PRESETS`: the three released MaskGIT generators: architecture and sampling settings.
+- `RELEASES`: where each checkpoint lives on the Hub and what its authors report.
+
+This module imports nothing of the package: it is the bottom of the dependency graph.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Literal
 
 FUN_RESEARCH_REPO = "fun-research/TiTok"
 PAPER = "arxiv:2406.07550"
 
+# Width / depth / heads behind the official ViT size names.
+VIT_SIZES = {
+    "small": dict(hidden_size=512, num_layers=8, num_heads=8),
+    "base": dict(hidden_size=768, num_layers=12, num_heads=12),
+    "large": dict(hidden_size=1024, num_layers=24, num_heads=16),
+}
+
+# What a tokenizer family fixes (field names of `TiTokConfig`).
+TOKENIZER_FAMILIES = {
+    # Two-stage training (proxy codes of the MaskGIT-VQGAN, then pixels): the released L-32, B-64, S-128.
+    "two_stage": dict(token_size=12, quantize_mode="vq", codebook_size=4096, use_l2_norm=True, commitment_cost=0.25,
+                      decoder_head="proxy_codes", legacy_encoder_layout=True),
+    # Single-stage VQ with an 8192-entry codebook.
+    "vq8k": dict(token_size=64, quantize_mode="vq", codebook_size=8192, use_l2_norm=False, commitment_cost=0.25,
+                 decoder_head="pixels", legacy_encoder_layout=False),
+    # Single-stage VAE with 16 channels per token.
+    "vae_c16": dict(token_size=16, quantize_mode="vae", decoder_head="pixels", legacy_encoder_layout=False),
+}
+
+
+@dataclass(frozen=True)
+class TokenizerPreset:
+    """A tokenizer's architecture: ViT sizes of the encoder and decoder, token count and family."""
+
+    encoder: Literal["small", "base", "large"]
+    decoder: Literal["small", "base", "large"]
+    num_latent_tokens: int
+    family: Literal["two_stage", "vq8k", "vae_c16"]
+    image_size: int = 256
+    patch_size: int = 16
+
+    def config_kwargs(self) -> dict:
+        """The `TiTokConfig` arguments of this preset."""
+        kwargs = dict(image_size=self.image_size, encoder_patch_size=self.patch_size, decoder_patch_size=self.patch_size,
+                      num_latent_tokens=self.num_latent_tokens, **TOKENIZER_FAMILIES[self.family])
+        for side, size in (("encoder", self.encoder), ("decoder", self.decoder)):
+            kwargs.update({f"{side}_{key}": value for key, value in VIT_SIZES[size].items()})
+        return kwargs
+
+
+TOKENIZER_PRESETS: dict[str, TokenizerPreset] = {
+    "titok_l32": TokenizerPreset("large", "large", 32, "two_stage"),
+    "titok_b64": TokenizerPreset("base", "base", 64, "two_stage"),
+    "titok_s128": TokenizerPreset("small", "small", 128, "two_stage"),
+    "titok_bl64_vq8k": TokenizerPreset("base", "large", 64, "vq8k"),
+    "titok_bl128_vq8k": TokenizerPreset("base", "large", 128, "vq8k"),
+    "titok_sl256_vq8k": TokenizerPreset("small", "large", 256, "vq8k"),
+    "titok_ll32_vae_c16": TokenizerPreset("large", "large", 32, "vae_c16"),
+    "titok_bl64_vae_c16": TokenizerPreset("base", "large", 64, "vae_c16"),
+    "titok_bl128_vae_c16": TokenizerPreset("base", "large", 128, "vae_c16"),
+}
+
+# The two released generator architectures (field names of `TiTokMaskGITConfig`).
+GENERATOR_ARCHITECTURES = {
+    "bert": dict(architecture="bert", hidden_size=768, num_hidden_layers=24, num_attention_heads=16,
+                 intermediate_size=3072, layer_norm_eps=1e-12),
+    "uvit": dict(architecture="uvit", hidden_size=1024, num_hidden_layers=20, num_attention_heads=16,
+                 intermediate_size=4096, layer_norm_eps=1e-5),
+}
+
+
+@dataclass(frozen=True)
+class SamplingPreset:
+    """The sampler settings of a generator's official gFID protocol (sample_imagenet_titok.py: the infer config's
+    steps, guidance and temperature, with softmax temperature annealing on)."""
+
+    num_inference_steps: int
+    guidance_scale: float
+    guidance_schedule: Literal["constant", "linear", "power-cosine"]
+    temperature: float
+    guidance_scale_pow: float = 3.0
+    softmax_temperature_annealing: bool = True
+
+    def scheduler_kwargs(self) -> dict:
+        """The `TiTokMaskGITScheduler` arguments of these settings."""
+        return {name: getattr(self, name) for name in SAMPLING_SETTINGS}
+
+
+# The names of the sampler settings: the scheduler's config fields and the pipeline's per-call arguments.
+SAMPLING_SETTINGS = tuple(setting.name for setting in fields(SamplingPreset))
+
+
+@dataclass(frozen=True)
+class GeneratorPreset:
+    """A class-conditional MaskGIT over the ids of the tokenizer preset of the same name."""
+
+    architecture: Literal["bert", "uvit"]
+    sampling: SamplingPreset
+    tokenizer: str
+    num_classes: int = 1000
+
+    def config_kwargs(self) -> dict:
+        """The `TiTokMaskGITConfig` arguments of this preset (its vocabulary follows its tokenizer's)."""
+        tokenizer = TOKENIZER_PRESETS[self.tokenizer].config_kwargs()
+        return dict(GENERATOR_ARCHITECTURES[self.architecture], codebook_size=tokenizer["codebook_size"],
+                    num_latent_tokens=tokenizer["num_latent_tokens"], num_classes=self.num_classes)
+
+
+GENERATOR_PRESETS: dict[str, GeneratorPreset] = {
+    "titok_l32": GeneratorPreset("bert", SamplingPreset(8, 4.5, "linear", 9.5), "titok_l32"),
+    "titok_b64": GeneratorPreset("bert", SamplingPreset(8, 3.0, "linear", 11.0), "titok_b64"),
+    "titok_s128": GeneratorPreset("uvit", SamplingPreset(64, 6.9, "power-cosine", 2.8), "titok_s128"),
+}
+
+
+def _choose(table: dict, name: str, what: str):
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; available: {', '.join(table)}")
+    return table[name]
+
+
+def tokenizer_preset(name: str) -> TokenizerPreset:
+    return _choose(TOKENIZER_PRESETS, name, "TiTok preset")
+
+
+def generator_preset(name: str) -> GeneratorPreset:
+    return _choose(GENERATOR_PRESETS, name, "TiTok generator preset")
+
+
+# --------------------------------------------------------------------------------------------------
+# Where the released checkpoints live
+# --------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class OfficialRelease:
-    """One released checkpoint."""
+    """One released checkpoint: a tokenizer or generator preset (of the same name, without `_generator`), or
+    the MaskGIT-VQGAN."""
 
     name: str
-    kind: str  # "tokenizer" | "generator" | "vqgan"
+    kind: Literal["tokenizer", "generator", "vqgan"]
     repo_id: str
     title: str
     results: dict = field(default_factory=dict)  # what the official README reports (ImageNet 256x256)
@@ -32,9 +162,19 @@ class OfficialRelease:
     def is_generator(self) -> bool:
         return self.kind == "generator"
 
+    @property
+    def preset(self) -> str:
+        return self.name.removesuffix("_generator")
+
 
 def _tokenizer(name, title, rfid, bin_filename=None):
     return OfficialRelease(name, "tokenizer", f"yucornetto/tokenizer_{name}_imagenet", title, {"rFID": rfid}, bin_filename)
+
+
+def _generator(name, title, gfid, bin_filename):
+    steps = GENERATOR_PRESETS[name].sampling.num_inference_steps
+    return OfficialRelease(f"{name}_generator", "generator", f"yucornetto/generator_{name}_imagenet", title,
+                           {"gFID": gfid, "sampling steps": steps}, bin_filename, tokenizer=name)
 
 
 RELEASES: dict[str, OfficialRelease] = {
@@ -49,15 +189,9 @@ RELEASES: dict[str, OfficialRelease] = {
         _tokenizer("titok_ll32_vae_c16", "TiTok-LL-32 VAE, 16 channels (single-stage)", 1.61),
         _tokenizer("titok_bl64_vae_c16", "TiTok-BL-64 VAE, 16 channels (single-stage)", 1.25),
         _tokenizer("titok_bl128_vae_c16", "TiTok-BL-128 VAE, 16 channels (single-stage)", 0.84),
-        OfficialRelease("titok_l32_generator", "generator", "yucornetto/generator_titok_l32_imagenet",
-                        "MaskGIT generator for TiTok-L-32", {"gFID": 2.77, "sampling steps": 8},
-                        "generator_titok_l32.bin", tokenizer="titok_l32"),
-        OfficialRelease("titok_b64_generator", "generator", "yucornetto/generator_titok_b64_imagenet",
-                        "MaskGIT generator for TiTok-B-64", {"gFID": 2.48, "sampling steps": 8},
-                        "generator_titok_b64.bin", tokenizer="titok_b64"),
-        OfficialRelease("titok_s128_generator", "generator", "yucornetto/generator_titok_s128_imagenet",
-                        "U-ViT MaskGIT generator for TiTok-S-128", {"gFID": 1.97, "sampling steps": 64},
-                        "generator_titok_s128.bin", tokenizer="titok_s128"),
+        _generator("titok_l32", "MaskGIT generator for TiTok-L-32", 2.77, "generator_titok_l32.bin"),
+        _generator("titok_b64", "MaskGIT generator for TiTok-B-64", 2.48, "generator_titok_b64.bin"),
+        _generator("titok_s128", "U-ViT MaskGIT generator for TiTok-S-128", 1.97, "generator_titok_s128.bin"),
         OfficialRelease("maskgit_vqgan", "vqgan", FUN_RESEARCH_REPO,
                         "MaskGIT-VQGAN ImageNet f16 (TiTok's proxy-code teacher)", {},
                         "maskgit-vqgan-imagenet-f16-256.bin"),
@@ -74,61 +208,25 @@ def release_for_repo(repo_id: str) -> OfficialRelease | None:
 
 
 def get_release(name: str) -> OfficialRelease:
-    if name not in RELEASES:
-        raise ValueError(f"unknown official release {name!r}; available: {', '.join(RELEASES)}")
-    return RELEASES[name]
+    return _choose(RELEASES, name, "official release")
 
 
-# ---- the official infer configs (configs/infer/TiTok/<name>.yaml), `model` and `dataset` sections ----
-
-_TWO_STAGE = dict(vit_enc_patch_size=16, vit_dec_patch_size=16, token_size=12, codebook_size=4096,
-                  use_l2_norm=True, commitment_cost=0.25, finetune_decoder=True)  # is_legacy absent -> True
-_VQ8K = dict(vit_enc_patch_size=16, vit_dec_patch_size=16, token_size=64, codebook_size=8192, use_l2_norm=False,
-             commitment_cost=0.25, finetune_decoder=False, is_legacy=False)
-_VAE = dict(vit_enc_patch_size=16, vit_dec_patch_size=16, token_size=16, quantize_mode="vae",
-            finetune_decoder=False, is_legacy=False)
-
-_VQ_MODELS = {
-    "titok_l32": dict(_TWO_STAGE, vit_enc_model_size="large", vit_dec_model_size="large", num_latent_tokens=32),
-    "titok_b64": dict(_TWO_STAGE, vit_enc_model_size="base", vit_dec_model_size="base", num_latent_tokens=64),
-    "titok_s128": dict(_TWO_STAGE, vit_enc_model_size="small", vit_dec_model_size="small", num_latent_tokens=128),
-    "titok_bl64_vq8k": dict(_VQ8K, vit_enc_model_size="base", vit_dec_model_size="large", num_latent_tokens=64),
-    "titok_bl128_vq8k": dict(_VQ8K, vit_enc_model_size="base", vit_dec_model_size="large", num_latent_tokens=128),
-    "titok_sl256_vq8k": dict(_VQ8K, vit_enc_model_size="small", vit_dec_model_size="large", num_latent_tokens=256),
-    "titok_ll32_vae_c16": dict(_VAE, vit_enc_model_size="large", vit_dec_model_size="large", num_latent_tokens=32),
-    "titok_bl64_vae_c16": dict(_VAE, vit_enc_model_size="base", vit_dec_model_size="large", num_latent_tokens=64),
-    "titok_bl128_vae_c16": dict(_VAE, vit_enc_model_size="base", vit_dec_model_size="large", num_latent_tokens=128),
-}
-
-_BERT = dict(model_type="ViT", hidden_size=768, num_hidden_layers=24, num_attention_heads=16, intermediate_size=3072)
-_GENERATOR = dict(condition_num_classes=1000, dropout=0.1, attn_drop=0.1, class_label_dropout=0.1,
-                  image_seq_len="${model.vq_model.num_latent_tokens}")
-_GENERATORS = {
-    "titok_l32": dict(_GENERATOR, **_BERT, num_steps=8, guidance_scale=4.5, guidance_decay="linear",
-                      randomize_temperature=9.5),
-    "titok_b64": dict(_GENERATOR, **_BERT, num_steps=8, guidance_scale=3.0, guidance_decay="linear",
-                      randomize_temperature=11.0),
-    "titok_s128": dict(_GENERATOR, model_type="UViT", hidden_size=1024, num_hidden_layers=20, num_attention_heads=16,
-                       intermediate_size=4096, num_steps=64, guidance_scale=6.9, guidance_decay="power-cosine",
-                       randomize_temperature=2.8),
-}
-
-
-def official_config(name: str) -> dict:
-    """The official config dict of a release (as the infer yaml / Hub config.json hold it, unresolved).
-
-    `name` is a release name (`titok_l32`, ..., `titok_l32_generator`) or a stage-1 layout
-    (`titok_l32_stage1`: the same tokenizer with `finetune_decoder: False`)."""
-    base = name.removesuffix("_generator").removesuffix("_stage1")
-    if base not in _VQ_MODELS:
-        raise ValueError(f"no official config for {name!r}; available: {', '.join(_VQ_MODELS)}")
-    vq_model = copy.deepcopy(_VQ_MODELS[base])
-    if name.endswith("_stage1"):
-        vq_model["finetune_decoder"] = False
-    model = {"vq_model": vq_model}
-    if base in _GENERATORS:  # the two-stage repos' configs carry the generator section too
-        model["generator"] = copy.deepcopy(_GENERATORS[base])
-    return {"experiment": {}, "model": model, "dataset": {"preprocessing": {"crop_size": 256}}}
-
-
-__all__ = ["OfficialRelease", "RELEASES", "FUN_RESEARCH_REPO", "get_release", "official_config", "release_for_repo"]
+__all__ = [
+    "FUN_RESEARCH_REPO",
+    "GENERATOR_ARCHITECTURES",
+    "GENERATOR_PRESETS",
+    "GeneratorPreset",
+    "OfficialRelease",
+    "PAPER",
+    "RELEASES",
+    "SAMPLING_SETTINGS",
+    "SamplingPreset",
+    "TOKENIZER_FAMILIES",
+    "TOKENIZER_PRESETS",
+    "TokenizerPreset",
+    "VIT_SIZES",
+    "generator_preset",
+    "get_release",
+    "release_for_repo",
+    "tokenizer_preset",
+]

@@ -13,9 +13,16 @@ confident predictions and re-masks the rest, following an arccos schedule. Per s
 4. floor(N * arccos(r) / (pi / 2)) positions (clamped to [1, masked - 1], each row counting its own masked
    positions on the device, so no value is read back to the host) with the lowest confidence are re-masked;
    the last step accepts every candidate. Rows start with the same number of masked positions and unmask
-   the scheduled number each step, so this is the official count (which reads the first row's). N is the sequence length, or
-   `num_masked_tokens` when sampling starts from a partly masked sequence (image variations): the same
-   schedule then runs over the masked positions only.
+   the scheduled number each step, so this is the official count (which reads the first row's). N is the
+   sequence length, or `num_masked_tokens` when sampling starts from a partly masked sequence (image
+   variations): the same schedule then runs over the masked positions only.
+
+The mask id is the number of image ids K, which is the size of the logits' last dimension (ids `0..K-1` are
+image ids, `K` the mask, in every TiTok generator), so the scheduler needs no copy of it.
+
+The sampling recipe (steps, guidance, temperatures) is this scheduler's configuration, saved as
+`scheduler/scheduler_config.json` in every pipeline repo; [`TiTokMaskGITScheduler.from_preset`] gives the
+official gFID settings of the released generators.
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from .configuration_titok_maskgit import GUIDANCE_SCHEDULES
+from .releases import generator_preset
 from .torch_utils import GeneratorType, rand_tensor
+
+GUIDANCE_SCHEDULES = ("constant", "linear", "power-cosine")
 
 
 @dataclass
@@ -52,12 +61,41 @@ def _gumbel(shape, generator: GeneratorType, device) -> torch.Tensor:
     return -torch.log((-torch.log(uniform.clamp(min=1e-20))).clamp(min=1e-20))
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_sampling_settings(
+    num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature, softmax_temperature_annealing
+) -> None:
+    """Raise a `TypeError`/`ValueError` naming the setting unless every sampling setting is valid."""
+    if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+        raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
+    for name, value, low in (("guidance_scale", guidance_scale, "0 (0 disables guidance)"),
+                             ("temperature", temperature, "0")):
+        if not _is_number(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
+    if guidance_schedule not in GUIDANCE_SCHEDULES:
+        raise ValueError(f"guidance_schedule must be one of {GUIDANCE_SCHEDULES}, got {guidance_schedule!r}")
+    if not _is_number(guidance_scale_pow) or guidance_scale_pow <= 0:
+        raise ValueError(f"guidance_scale_pow must be a finite number > 0, got {guidance_scale_pow!r}")
+    if not isinstance(softmax_temperature_annealing, bool):
+        raise TypeError(f"softmax_temperature_annealing must be True or False, got {softmax_temperature_annealing!r}")
+
+
 class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
     """Confidence-based iterative unmasking with the arccos schedule, Gumbel temperature annealing and the
     three classifier-free guidance schedules of official TiTok (see the module docstring).
 
+    The configuration is the sampling recipe; the defaults are TiTok-L-32's official gFID settings.
+
     Args:
-        mask_token_id (`int`): id of the mask token (= the codebook size).
+        num_inference_steps (`int`, defaults to 8): sampling steps.
+        guidance_scale (`float`, defaults to 4.5): classifier-free guidance scale (0: no guidance).
+        guidance_schedule (`str`, defaults to `"linear"`): `"constant"`, `"linear"` or `"power-cosine"`.
+        guidance_scale_pow (`float`, defaults to 3.0): the power of the `"power-cosine"` schedule.
+        temperature (`float`, defaults to 9.5): Gumbel-noise temperature, annealed linearly to 0.
+        softmax_temperature_annealing (`bool`, defaults to `True`): divide the logits by `0.5 + 0.8 * (1 - r)`.
         match_official_rng (`bool`, defaults to `True`): also draw (and discard) the `B` uniform numbers per
             model pass that the official model spends on class dropout, so that a generator seeded like the
             official `torch.manual_seed` reproduces official samples token for token.
@@ -66,57 +104,64 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
     order = 1
 
     @register_to_config
-    def __init__(self, mask_token_id: int = 4096, match_official_rng: bool = True):
+    def __init__(
+        self,
+        num_inference_steps: int = 8,
+        guidance_scale: float = 4.5,
+        guidance_schedule: str = "linear",
+        guidance_scale_pow: float = 3.0,
+        temperature: float = 9.5,
+        softmax_temperature_annealing: bool = True,
+        match_official_rng: bool = True,
+    ):
+        check_sampling_settings(num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature,
+                                softmax_temperature_annealing)
         self.timesteps = None
         self.num_inference_steps = None
         self.num_masked_tokens = None
+        self.guidance_scales = None
+
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        # Scheduler configs written by hf_titok 0.1 carry the mask id, which is now derived from the logits.
+        config_dict = {key: value for key, value in config_dict.items() if key != "mask_token_id"}
+        return super().extract_init_dict(config_dict, **kwargs)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> TiTokMaskGITScheduler:
+        """The official gFID sampling settings of a released generator (`titok_l32`, `titok_b64`, `titok_s128`)."""
+        return cls(**{**generator_preset(name).sampling.scheduler_kwargs(), **overrides})
 
     def set_timesteps(
         self,
-        num_inference_steps: int,
-        guidance_scale: float = 0.0,
-        guidance_schedule: str = "constant",
-        guidance_scale_pow: float = 3.0,
-        temperature: float = 0.0,
-        softmax_temperature_annealing: bool = False,
+        num_inference_steps: int | None = None,
         device: str | torch.device | None = None,
         num_masked_tokens: int | None = None,
     ) -> None:
-        """Set the number of steps and the sampling settings; `timesteps` are the step indices 0..T-1, kept on
-        the CPU whatever `device` is (they only feed host-side arithmetic, so reading them never syncs a GPU).
-        `num_masked_tokens`: how many positions the first step starts with masked (default: all of them)."""
+        """Prepare a sampling run: `timesteps` are the step indices 0..T-1 (T = `num_inference_steps`, default
+        the config's), kept on the CPU whatever `device` is (they only feed host-side arithmetic, so reading
+        them never syncs a GPU). `num_masked_tokens`: how many positions the first step starts with masked
+        (default: all of them)."""
+        num_inference_steps = self.config.num_inference_steps if num_inference_steps is None else num_inference_steps
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
         if num_masked_tokens is not None and (isinstance(num_masked_tokens, bool) or not isinstance(num_masked_tokens, int) or num_masked_tokens < 1):
             raise ValueError(f"num_masked_tokens must be an integer >= 1 or None, got {num_masked_tokens!r}")
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0 (0 disables guidance), got {guidance_scale}")
-        if guidance_schedule not in GUIDANCE_SCHEDULES:
-            raise ValueError(f"guidance_schedule must be one of {GUIDANCE_SCHEDULES}, got {guidance_schedule!r}")
-        if guidance_scale_pow <= 0:
-            raise ValueError(f"guidance_scale_pow must be > 0, got {guidance_scale_pow}")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
         self.num_inference_steps = num_inference_steps
-        self.guidance_scale = float(guidance_scale)
-        self.guidance_schedule = guidance_schedule
-        self.guidance_scale_pow = float(guidance_scale_pow)
-        self.temperature = float(temperature)
-        self.softmax_temperature_annealing = bool(softmax_temperature_annealing)
         self.num_masked_tokens = num_masked_tokens
         self.guidance_scales = [self._guidance_scale(step) for step in range(num_inference_steps)]
         self.timesteps = torch.arange(num_inference_steps)
 
     def _guidance_scale(self, step: int) -> float:
-        steps = self.num_inference_steps
-        if self.guidance_schedule == "constant":
-            return self.guidance_scale
-        if self.guidance_schedule == "linear":
-            return step / steps * self.guidance_scale
+        steps, config = self.num_inference_steps, self.config
+        if config.guidance_schedule == "constant":
+            return config.guidance_scale
+        if config.guidance_schedule == "linear":
+            return step / steps * config.guidance_scale
         # power-cosine, computed in float32 as officially
-        progress = torch.tensor(step / steps, dtype=torch.float32) ** torch.tensor(self.guidance_scale_pow)
+        progress = torch.tensor(step / steps, dtype=torch.float32) ** torch.tensor(config.guidance_scale_pow)
         scale_step = (1 - torch.cos(progress * torch.pi)) * 0.5
-        return float((self.guidance_scale - 1) * scale_step + 1)
+        return float((config.guidance_scale - 1) * scale_step + 1)
 
     def _check_ready(self) -> None:
         if self.num_inference_steps is None:
@@ -132,7 +177,7 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         two nearly equal half-precision logits times a scale of ~5-10 would amplify their rounding error)."""
         scale = self.guidance_scale_at(timestep)
         cond_logits, uncond_logits = cond_logits.float(), uncond_logits.float()
-        if self.guidance_schedule == "power-cosine":
+        if self.config.guidance_schedule == "power-cosine":
             return uncond_logits + (cond_logits - uncond_logits) * scale
         return cond_logits + (cond_logits - uncond_logits) * scale
 
@@ -166,10 +211,11 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
 
         # float32: the Gumbel-max choice and the confidence ranking compare logits to ~1e-3
         logits = model_output.float()
-        if self.softmax_temperature_annealing:
+        if self.config.softmax_temperature_annealing:
             logits = logits / (0.5 + 0.8 * (1 - ratio))
-        gumbel_temperature = self.temperature * (1.0 - ratio)
-        is_masked = sample == self.config.mask_token_id
+        gumbel_temperature = self.config.temperature * (1.0 - ratio)
+        mask_token_id = logits.shape[-1]  # ids 0..K-1 are image ids, K is the mask
+        is_masked = sample == mask_token_id
         candidates = (logits + gumbel_temperature * _gumbel(logits.shape, generator, device)).argmax(dim=-1)
         candidate_logits = logits.gather(-1, candidates.unsqueeze(-1)).squeeze(-1)
         candidates = torch.where(is_masked, candidates, sample)
@@ -184,7 +230,7 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
             # Clamped to [1, masked - 1] per row, on the device.
             num_to_mask = (is_masked.sum(dim=-1, keepdim=True) - 1).clamp(max=num_to_mask).clamp(min=1)
             cut_off = confidence.sort(dim=-1).values.gather(-1, num_to_mask - 1)
-            prev_sample = torch.where(confidence <= cut_off, torch.full_like(candidates, self.config.mask_token_id), candidates)
+            prev_sample = torch.where(confidence <= cut_off, torch.full_like(candidates, mask_token_id), candidates)
         if not return_dict:
             return (prev_sample, candidates)
         return TiTokMaskGITSchedulerOutput(prev_sample=prev_sample, pred_original_sample=candidates)
@@ -195,4 +241,4 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         return [cls]
 
 
-__all__ = ["TiTokMaskGITScheduler", "TiTokMaskGITSchedulerOutput"]
+__all__ = ["GUIDANCE_SCHEDULES", "TiTokMaskGITScheduler", "TiTokMaskGITSchedulerOutput", "check_sampling_settings"]

@@ -26,8 +26,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hf_titok import FASHION_MNIST_PIPELINE, TiTokPipeline
-from hf_titok.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, to_rgb32
-from hf_titok.metrics import codebook_statistics, psnr, ssim
+from hf_titok.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, to_rgb32
+from hf_titok.evaluation.metrics import codebook_statistics, psnr, ssim
 
 
 class Classifier(nn.Module):

@@ -4,7 +4,7 @@
     python training/fashion_mnist/package_model.py --pipeline outputs/fashion_mnist/generator/final \
         --settings outputs/fashion_mnist/sweep.json [--report outputs/fashion_mnist/report.json] [--fid-reports ...]
 
-Sets the sampling defaults in the generator config - the best settings of an `evaluate.py --sweep` report
+Sets the sampling defaults in the scheduler config - the best settings of an `evaluate.py --sweep` report
 (`--settings`), or given one by one (`--steps`, `--guidance-scale`, ...; these win over `--settings`) - and
 writes the model card, with the measured quality when reports are given.
 """
@@ -13,8 +13,6 @@ import argparse
 import json
 import shutil
 from pathlib import Path
-
-import torch
 
 from hf_titok import FASHION_MNIST_PIPELINE, TiTokPipeline
 
@@ -43,15 +41,13 @@ given = {"num_inference_steps": args.steps, "guidance_scale": args.guidance_scal
          "guidance_schedule": args.guidance_schedule, "temperature": args.temperature}
 settings.update({key: value for key, value in given.items() if value is not None})
 missing = [key for key in given if key not in settings]
-if args.no_annealing:  # otherwise the sweep's choice, or the trained generator's config
+if args.no_annealing:  # otherwise the sweep's choice, or the trained pipeline's scheduler config
     settings["softmax_temperature_annealing"] = False
 if missing:
     parser.error(f"no value for {', '.join(missing)}: pass --settings SWEEP.json or the flags")
 
 pipe = TiTokPipeline.from_pretrained(args.pipeline)
-config = pipe.transformer.config
-for key, value in settings.items():
-    setattr(config, key, value)
+pipe.scheduler = pipe.scheduler.from_config(pipe.scheduler.config, **settings)  # checks the settings too
 shipped = pipe.sampling_settings()
 
 
@@ -62,7 +58,7 @@ def check_measured_with_the_defaults(path: str, measured: dict) -> None:
                      "package without reports, evaluate the packaged model, then package with the new reports")
 
 
-vq, gen = pipe.vqvae.config, pipe.transformer.config
+vq, sampling = pipe.vqvae.config, pipe.scheduler.config
 sizes = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) / 1e6 for name in ("vqvae", "transformer")}
 results = ""
 if args.report:
@@ -130,8 +126,8 @@ pipe = TiTokPipeline.from_pretrained(hf_titok.FASHION_MNIST_PIPELINE)
 images = pipe(["Sneaker", "Dress"], num_images_per_label=4, generator=torch.Generator().manual_seed(0)).images
 ```
 
-Weights: safetensors; the generator is stored in fp16, and its config records float32, so it loads as fp32 unless a `dtype` is given. Default sampling: {gen.num_inference_steps} steps, guidance {gen.guidance_scale} ({gen.guidance_schedule}), temperature
-{gen.temperature}, softmax annealing {'on' if gen.softmax_temperature_annealing else 'off'}.
+Weights: safetensors; the generator is stored in fp16, and its config records float32, so it loads as fp32 unless a `dtype` is given. Default sampling: {sampling.num_inference_steps} steps, guidance {sampling.guidance_scale} ({sampling.guidance_schedule}), temperature
+{sampling.temperature}, softmax annealing {'on' if sampling.softmax_temperature_annealing else 'off'}.
 {results}
 Data: Fashion-MNIST, (c) Zalando SE, MIT licence. Method: Yu et al., "An Image is Worth 32 Tokens for
 Reconstruction and Generation", NeurIPS 2024.

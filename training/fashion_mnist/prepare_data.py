@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from hf_titok.fashion_mnist import fashion_mnist_dataset, load_fashion_mnist, to_rgb32
+from hf_titok.data.fashion_mnist import fashion_mnist_dataset, load_fashion_mnist, to_rgb32
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--output-dir", default="data/fashion_mnist")

@@ -1,4 +1,6 @@
-"""Training TiTok with the HF Trainer: data, losses, discriminator, callbacks, recipes."""
+"""Training TiTok with the HF Trainer: the recipe registry (`recipes`), training wrappers that compute each
+recipe's loss (`modules`), losses and the PatchGAN discriminator, stage callbacks, `TiTokTrainer`, and
+pre-tokenization. Builds on the models and data layers."""
 
 from .callbacks import (
     CodebookRestartCallback,
@@ -10,34 +12,31 @@ from .callbacks import (
     ImageGridCallback,
     SkippedImagesCallback,
 )
-from .data import Augmentation, ImageTrainingDataset, StreamingImageDataset, load_image_dataset
 from .discriminator import LeCamRegularizer, NLayerDiscriminator, hinge_discriminator_loss
 from .modules import GeneratorTraining, PixelTokenizerTraining, Stage1Training, TrainingModule, VQGANTraining
-from .perceptual import LPIPS, ConvNeXtSmall, PerceptualLoss
-from .recipes import RECIPES, build_trainer, init_stage2_tokenizer, load_recipe_config, run
+from .losses import PerceptualLoss
+from .pretokenize import pretokenize
+from .recipes import RECIPES, Recipe, RecipeRun, build_trainer, init_stage2_tokenizer, load_recipe_config, run
 from .trainer import TiTokTrainer, TiTokTrainingArguments
 
 __all__ = [
-    "Augmentation",
     "CodebookRestartCallback",
     "CodebookUsageCallback",
-    "ConvNeXtSmall",
     "EMACallback",
     "ExportCallback",
     "FreezeCallback",
     "GANStartCallback",
     "GeneratorTraining",
     "ImageGridCallback",
-    "ImageTrainingDataset",
-    "LPIPS",
     "LeCamRegularizer",
     "NLayerDiscriminator",
     "PerceptualLoss",
     "PixelTokenizerTraining",
     "RECIPES",
+    "Recipe",
+    "RecipeRun",
     "SkippedImagesCallback",
     "Stage1Training",
-    "StreamingImageDataset",
     "TiTokTrainer",
     "TiTokTrainingArguments",
     "TrainingModule",
@@ -45,7 +44,7 @@ __all__ = [
     "build_trainer",
     "hinge_discriminator_loss",
     "init_stage2_tokenizer",
-    "load_image_dataset",
     "load_recipe_config",
+    "pretokenize",
     "run",
 ]

@@ -10,6 +10,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
+from ..hub import push_folder_to_hub
 from .modules import TrainingModule
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class CodebookRestartCallback(TrainerCallback, ExportableState):
         wrapper.extra_logs["codebook_restarted"] = int(dead.numel())
         if dead.numel() == 0:
             return
+        # Seed and step mixed through a prime, so that distinct (seed, step) pairs draw distinct choices.
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + state.global_step)
         picks = torch.randint(pool.shape[0], (dead.numel(),), generator=generator)
         # A little noise keeps two entries re-seeded from the same latent apart.
@@ -230,8 +232,6 @@ class ExportCallback(TrainerCallback):
             extra.save_pretrained(self.export_dir)
         logger.info("exported %s to %s", type(exported).__name__, self.export_dir)
         if self.push_to_hub:
-            from ..hub import push_folder_to_hub
-
             push_folder_to_hub(self.export_dir, self.push_to_hub, commit_message=f"hf_titok training, step {state.global_step}")
 
 

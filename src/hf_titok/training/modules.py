@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ..metrics import to_uint8
+from ..image_processing_titok import to_uint8
 from ..modeling_maskgit_vqgan import MaskGITVQGAN
 from ..modeling_titok import TiTokTokenizer
 from ..modeling_titok_maskgit import TiTokMaskGIT, mask_tokens
 from .discriminator import LeCamRegularizer, hinge_discriminator_loss
-from .perceptual import PerceptualLoss
+from .losses import PerceptualLoss
 
 
 class TrainingModule(nn.Module):
@@ -219,11 +219,7 @@ class GeneratorTraining(TrainingModule):
     def __init__(self, model: TiTokMaskGIT, tokenizer: TiTokTokenizer | None = None, use_ema: bool = True):
         super().__init__(model, use_ema)
         if tokenizer is not None:
-            if tokenizer.config.quantize_mode != "vq":
-                raise ValueError("MaskGIT generators are trained on the ids of a VQ tokenizer, not a VAE")
-            for field in ("codebook_size", "num_latent_tokens"):
-                if getattr(tokenizer.config, field) != getattr(model.config, field):
-                    raise ValueError(f"tokenizer and generator disagree on {field}")
+            model.config.check_tokenizer(tokenizer.config)
         self.set_helper("tokenizer", tokenizer)
 
     def forward(self, labels: torch.Tensor, token_ids: torch.Tensor | None = None,

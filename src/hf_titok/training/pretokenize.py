@@ -7,14 +7,19 @@ augmentation done once up front.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from ..data.class_labels import dataset_class_names
+from ..data.datasets import load_image_dataset
+from ..data.images import Augmentation
 from ..modeling_titok import TiTokTokenizer
-from .data import Augmentation, ImageTrainingDataset, load_image_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +30,6 @@ def pretokenize(tokenizer: str | TiTokTokenizer, source: str, output_dir: str | 
                 label_column: str | None = None, limit: int | None = None):
     """Write `output_dir` (`datasets.Dataset.save_to_disk`) with columns `token_ids` (N ids), `label`
     (a `ClassLabel` when the source names its classes) and `flipped`. Returns the dataset."""
-    import datasets
-    from tqdm.auto import tqdm
-
     model = TiTokTokenizer.from_pretrained(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
     model.eval()
     if not model.is_vq:
@@ -48,7 +50,7 @@ def pretokenize(tokenizer: str | TiTokTokenizer, source: str, output_dir: str | 
             bar.update(len(rows))
     features = {"token_ids": datasets.Sequence(datasets.Value("int32"), length=model.config.num_latent_tokens),
                 "label": datasets.Value("int64"), "flipped": datasets.Value("bool")}
-    names = _class_names(images)
+    names = dataset_class_names(images)
     if names:
         features["label"] = datasets.ClassLabel(names=names)
     dataset = datasets.Dataset.from_dict(
@@ -61,15 +63,7 @@ def pretokenize(tokenizer: str | TiTokTokenizer, source: str, output_dir: str | 
     return dataset
 
 
-def _class_names(images) -> list[str] | None:
-    if isinstance(images, ImageTrainingDataset) and images.label_column:
-        return getattr(images.dataset.features.get(images.label_column), "names", None)
-    return None
-
-
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(description="Pre-tokenize images (and their flips) for generator training.")
     parser.add_argument("--tokenizer", required=True, help="TiTok tokenizer directory or Hub id")
     parser.add_argument("--source", required=True, help="image folder, webdataset folder or Hub dataset id")

@@ -1,30 +1,48 @@
 """The TiTok training recipes: yaml config -> models, data, callbacks and a `TiTokTrainer`, then train.
 
-Recipes (`recipe:` in the config): `vqgan` (the proxy-code teacher), `stage1` (proxy codes of a frozen
-VQGAN), `stage2` (decoder fine-tuning in pixel space, encoder and quantizer frozen), `single_stage`
-(VQ or VAE tokenizer on pixels from scratch) and `generator` (MaskGIT on token ids). Defaults are the
-official hyper-parameters (section 5 of the official implementation notes); a config overrides them.
+`RECIPES` holds one entry per recipe (`recipe:` in the config) with everything that differs between them:
+its default hyper-parameters, how its model and data are made, the training wrapper that computes its loss,
+and its callbacks. `build_trainer` is the same for all of them.
+
+- `vqgan`: the MaskGIT-VQGAN proxy-code teacher itself;
+- `stage1`: TiTok predicting the proxy codes of a frozen VQGAN;
+- `stage2`: decoder fine-tuning in pixel space, encoder and quantizer frozen;
+- `single_stage`: a VQ or VAE tokenizer on pixels from scratch;
+- `generator`: MaskGIT on token ids.
+
+Defaults are the official hyper-parameters (section 5 of the official implementation notes); a config
+overrides them.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import logging
 import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 import torch
 import yaml
-from transformers import set_seed
+from torch import nn
+from transformers import TrainerCallback, set_seed
 
 from ..configuration_maskgit_vqgan import MaskGITVQGANConfig
 from ..configuration_titok import TiTokConfig
 from ..configuration_titok_maskgit import TiTokMaskGITConfig
+from ..data.class_labels import dataset_class_names, default_id2label
+from ..data.datasets import ImageTrainingDataset, collate_images, collate_tokens, load_image_dataset
+from ..data.images import Augmentation, decode_image, sample_rng
 from ..image_processing_titok import TiTokImageProcessor
 from ..modeling_maskgit_vqgan import MaskGITVQGAN
 from ..modeling_titok import TiTokTokenizer
 from ..modeling_titok_maskgit import TiTokMaskGIT
+from ..pipeline_titok import TiTokPipeline
+from ..scheduling_titok_maskgit import TiTokMaskGITScheduler
 from ..visualization import image_grid
 from .callbacks import (
     CodebookRestartCallback,
@@ -36,37 +54,22 @@ from .callbacks import (
     ImageGridCallback,
     SkippedImagesCallback,
 )
-from .data import Augmentation, collate_images, collate_tokens, load_image_dataset
 from .discriminator import NLayerDiscriminator
-from .modules import GeneratorTraining, PixelTokenizerTraining, Stage1Training, VQGANTraining
-from .perceptual import PerceptualLoss
+from .losses import PerceptualLoss
+from .modules import GeneratorTraining, PixelTokenizerTraining, Stage1Training, TrainingModule, VQGANTraining
 from .trainer import TiTokTrainer, TiTokTrainingArguments
 
 logger = logging.getLogger(__name__)
-
-RECIPES = ("vqgan", "stage1", "stage2", "single_stage", "generator")
 
 _TOKENIZER_TRAINING = dict(learning_rate=1e-4, adam_beta1=0.9, adam_beta2=0.99, weight_decay=1e-4, warmup_steps=10_000,
                            end_learning_rate=1e-5, max_steps=1_000_000, per_device_train_batch_size=32,
                            max_grad_norm=1.0, seed=42, use_ema=True, ema_decay=0.999)
 _PIXEL_LOSS = dict(perceptual="convnext_s", perceptual_weight=0.1, gan_weight=0.01, lecam_weight=0.001,
                    convnext_weights=None, lpips_vgg_weights=None, lpips_head_weights=None)
-DEFAULTS = {
-    "stage1": {"training": _TOKENIZER_TRAINING, "loss": {"quantizer_weight": 1.0}},
-    "stage2": {"training": dict(_TOKENIZER_TRAINING, adam_beta2=0.999, warmup_steps=5_000, max_steps=500_000,
-                                discriminator_start=20_000),
-               "loss": dict(_PIXEL_LOSS, quantizer_weight=0.0)},
-    # No official single-stage TiTok training config exists (bytedance/1d-tokenizer issue #100): the stage-2
-    # loss weights and optimiser, with the quantizer loss (VQ) or KL (VAE) switched on.
-    "single_stage": {"training": dict(_TOKENIZER_TRAINING, adam_beta2=0.999, max_steps=500_000, discriminator_start=20_000),
-                     "loss": dict(_PIXEL_LOSS, quantizer_weight=1.0, kl_weight=1e-6)},
-    "vqgan": {"training": dict(_TOKENIZER_TRAINING, adam_beta2=0.999, max_steps=500_000, discriminator_start=20_000),
-              "loss": dict(_PIXEL_LOSS, quantizer_weight=1.0)},
-    "generator": {"training": dict(learning_rate=2e-4, adam_beta1=0.9, adam_beta2=0.96, weight_decay=0.03,
-                                   warmup_steps=10_000, end_learning_rate=1e-5, max_steps=500_000,
-                                   per_device_train_batch_size=64, max_grad_norm=1.0, seed=42, use_ema=True,
-                                   ema_decay=0.999), "loss": {}},
-}
+_PIXEL_TRAINING = dict(_TOKENIZER_TRAINING, adam_beta2=0.999, max_steps=500_000, discriminator_start=20_000)
+_GENERATOR_TRAINING = dict(learning_rate=2e-4, adam_beta1=0.9, adam_beta2=0.96, weight_decay=0.03, warmup_steps=10_000,
+                           end_learning_rate=1e-5, max_steps=500_000, per_device_train_batch_size=64, max_grad_norm=1.0,
+                           seed=42, use_ema=True, ema_decay=0.999)
 _ALWAYS = dict(remove_unused_columns=False, report_to="none", save_strategy="steps", save_steps=5_000,
                save_total_limit=2, logging_steps=50, dataloader_num_workers=0, lr_scheduler_type="constant")
 
@@ -120,13 +123,29 @@ def load_recipe_config(path: str | Path | dict, overrides: list[str] | None = No
         node[leaf] = _load_yaml(raw)
     recipe = config.get("recipe")
     if recipe not in RECIPES:
-        raise ValueError(f"the config's recipe must be one of {RECIPES}, got {recipe!r}")
-    return _merge({"training": _ALWAYS, "data": {}, "model": {}, "loss": {}, **DEFAULTS[recipe]}, config)
+        raise ValueError(f"the config's recipe must be one of {tuple(RECIPES)}, got {recipe!r}")
+    defaults = RECIPES[recipe]
+    return _merge({"data": {}, "model": {}, "training": dict(_ALWAYS, **defaults.training), "loss": dict(defaults.loss)}, config)
 
 
 # --------------------------------------------------------------------------------------------------
-# Models
+# What a recipe builds
 # --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecipeRun:
+    """What a recipe made for one run, handed to its wrapper and callback factories."""
+
+    config: dict
+    args: TiTokTrainingArguments
+    model: nn.Module
+    dataset: torch.utils.data.Dataset
+    collator: Callable
+    image_size: int
+    tokenizer: TiTokTokenizer | None = None  # generator: the frozen tokenizer (ids on the fly, sample grids, export)
+    teacher: MaskGITVQGAN | None = None  # stage 1: the proxy-code teacher
+    wrapper: TrainingModule | None = None
 
 
 def _tokenizer_config(section: dict, **forced) -> TiTokConfig:
@@ -134,18 +153,6 @@ def _tokenizer_config(section: dict, **forced) -> TiTokConfig:
     if section.get("preset"):
         return TiTokConfig.from_preset(section["preset"], **overrides)
     return TiTokConfig(**overrides)
-
-
-def build_tokenizer(section: dict, recipe: str) -> TiTokTokenizer:
-    """The tokenizer to train: `pretrained` (fine-tuning), stage 2 from a stage-1 model + VQGAN decoder
-    (`init_from` + `pixel_decoder_from`), or new from `preset`/`config`."""
-    if section.get("pretrained"):
-        return TiTokTokenizer.from_pretrained(section["pretrained"])
-    if recipe == "stage1":
-        return TiTokTokenizer(_tokenizer_config(section, decoder_head="proxy_codes", include_pixel_decoder=False))
-    if recipe == "stage2":
-        return init_stage2_tokenizer(section)
-    return TiTokTokenizer(_tokenizer_config(section))
 
 
 def init_stage2_tokenizer(section: dict) -> TiTokTokenizer:
@@ -172,20 +179,92 @@ def init_stage2_tokenizer(section: dict) -> TiTokTokenizer:
     return model
 
 
-def build_vqgan(section: dict) -> MaskGITVQGAN:
+def _new_tokenizer(config: dict, **forced) -> TiTokTokenizer:
+    """The tokenizer to train: `model.pretrained` (fine-tuning), else new from `model.preset` / `model.config`."""
+    section = config["model"]
+    if section.get("pretrained"):
+        return TiTokTokenizer.from_pretrained(section["pretrained"])
+    return TiTokTokenizer(_tokenizer_config(section, **forced))
+
+
+def _stage1_tokenizer(config: dict) -> TiTokTokenizer:
+    """Stage 1 trains the proxy-code layout without the pixel decoder (the teacher renders its codes)."""
+    return _new_tokenizer(config, decoder_head="proxy_codes", include_pixel_decoder=False)
+
+
+def _stage2_tokenizer(config: dict) -> TiTokTokenizer:
+    if config["model"].get("pretrained"):
+        return _new_tokenizer(config)
+    return init_stage2_tokenizer(config["model"])
+
+
+def _new_vqgan(config: dict) -> MaskGITVQGAN:
+    section = config["model"]
     if section.get("pretrained"):
         return MaskGITVQGAN.from_pretrained(section["pretrained"])
     return MaskGITVQGAN(MaskGITVQGANConfig(**section.get("config", {})))
 
 
-def build_generator(section: dict, codebook_size: int | None, num_tokens: int | None, num_classes: int | None) -> TiTokMaskGIT:
+def _image_data(config: dict, image_size: int, seed: int, random_crop: bool = True):
+    data = config["data"]
+    if not data.get("source"):
+        raise ValueError("the config needs data.source: a local image folder or a Hub dataset id (e.g. timm/imagenet-1k-wds)")
+    augmentation = Augmentation(data.get("crop_size", image_size), random_crop=random_crop, random_flip=data.get("random_flip", True))
+    dataset = load_image_dataset(data["source"], data.get("split", "train"), augmentation, data.get("image_column"),
+                                 data.get("label_column"), data.get("streaming"), seed)
+    return dataset, collate_images
+
+
+def _prepare_images(make_model: Callable[[dict], nn.Module], needs_teacher: bool = False):
+    """Model + image data (random crops) for the tokenizer and VQGAN recipes; stage 1 also loads its teacher."""
+
+    def prepare(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
+        teacher = None
+        if needs_teacher:
+            if not config.get("teacher"):
+                raise ValueError("stage 1 needs `teacher:` the MaskGIT-VQGAN (local dir or Hub id) whose codes are the targets")
+            teacher = MaskGITVQGAN.from_pretrained(config["teacher"])
+        model = make_model(config)
+        with args.main_process_first(desc="loading the dataset"):
+            dataset, collator = _image_data(config, model.config.image_size, args.seed)
+        return RecipeRun(config, args, model, dataset, collator, model.config.image_size, teacher=teacher)
+
+    return prepare
+
+
+def _dataset_num_classes(dataset, config: dict) -> int | None:
+    if config["data"].get("num_classes"):
+        return int(config["data"]["num_classes"])
+    names = dataset_class_names(dataset)
+    return len(names) if names else None
+
+
+def _prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
+    """The frozen tokenizer, the ids (pre-tokenized, or images tokenized on the fly), and the generator over them."""
+    tokenizer = TiTokTokenizer.from_pretrained(config["tokenizer"]) if config.get("tokenizer") else None
+    data = config["data"]
+    with args.main_process_first(desc="loading the dataset"):
+        if data.get("pretokenized"):
+            dataset = datasets.load_from_disk(data["pretokenized"])
+            if isinstance(dataset, datasets.DatasetDict):
+                dataset = dataset[data.get("split", "train")]
+            collator = collate_tokens
+        elif tokenizer is None:
+            raise ValueError("generator training needs `tokenizer:` (ids on the fly) or data.pretokenized (ids on disk)")
+        else:  # center crops (and flips) of the images, tokenized on the fly
+            dataset, collator = _image_data(config, tokenizer.config.image_size, args.seed, random_crop=False)
+    section = config["model"]
     if section.get("pretrained"):
-        return TiTokMaskGIT.from_pretrained(section["pretrained"])
-    derived = {k: v for k, v in dict(codebook_size=codebook_size, num_latent_tokens=num_tokens, num_classes=num_classes).items() if v is not None}
-    overrides = {**derived, **section.get("config", {})}
-    if section.get("preset"):
-        return TiTokMaskGIT(TiTokMaskGITConfig.from_preset(section["preset"], **overrides))
-    return TiTokMaskGIT(TiTokMaskGITConfig(**overrides))
+        model = TiTokMaskGIT.from_pretrained(section["pretrained"])
+    else:
+        derived = dict(num_classes=_dataset_num_classes(dataset, config))
+        if tokenizer is not None:
+            derived.update(codebook_size=tokenizer.config.codebook_size, num_latent_tokens=tokenizer.config.num_latent_tokens)
+        overrides = {**{k: v for k, v in derived.items() if v is not None}, **section.get("config", {})}
+        preset = section.get("preset")
+        model = TiTokMaskGIT(TiTokMaskGITConfig.from_preset(preset, **overrides) if preset else TiTokMaskGITConfig(**overrides))
+    image_size = tokenizer.config.image_size if tokenizer is not None else 256
+    return RecipeRun(config, args, model, dataset, collator, image_size, tokenizer=tokenizer)
 
 
 def _perceptual(loss: dict) -> PerceptualLoss:
@@ -200,32 +279,54 @@ def _discriminator(config: dict) -> NLayerDiscriminator:
                                num_groups=spec.get("num_groups", 32), pool_size=spec.get("pool_size", 16))
 
 
-# --------------------------------------------------------------------------------------------------
-# Data and image grids
-# --------------------------------------------------------------------------------------------------
+def _vqgan_wrapper(run: RecipeRun) -> TrainingModule:
+    loss = run.config["loss"]
+    return VQGANTraining(run.model, _discriminator(run.config), _perceptual(loss), loss["perceptual_weight"],
+                         loss["quantizer_weight"], loss["gan_weight"], loss["lecam_weight"], run.args.use_ema)
 
 
-def build_dataset(config: dict, image_size: int, seed: int, generator: bool = False):
-    data = config["data"]
-    if generator and data.get("pretokenized"):
-        import datasets
+def _stage1_wrapper(run: RecipeRun) -> TrainingModule:
+    return Stage1Training(run.model, run.teacher, run.config["loss"]["quantizer_weight"], run.args.use_ema)
 
-        dataset = datasets.load_from_disk(data["pretokenized"])
-        if isinstance(dataset, datasets.DatasetDict):
-            dataset = dataset[data.get("split", "train")]
-        return dataset, collate_tokens
-    if not data.get("source"):
-        raise ValueError("the config needs data.source: a local image folder or a Hub dataset id (e.g. timm/imagenet-1k-wds)")
-    augmentation = Augmentation(data.get("crop_size", image_size), random_crop=not generator, random_flip=data.get("random_flip", True))
-    dataset = load_image_dataset(data["source"], data.get("split", "train"), augmentation, data.get("image_column"),
-                                 data.get("label_column"), data.get("streaming"), seed)
-    return dataset, collate_images
+
+def _pixel_tokenizer_wrapper(run: RecipeRun) -> TrainingModule:
+    loss = run.config["loss"]
+    return PixelTokenizerTraining(run.model, _discriminator(run.config), _perceptual(loss), loss["perceptual_weight"],
+                                  loss.get("quantizer_weight", 0.0), loss.get("kl_weight", 1e-6), loss["gan_weight"],
+                                  loss["lecam_weight"], run.args.use_ema)
+
+
+def _generator_wrapper(run: RecipeRun) -> TrainingModule:
+    return GeneratorTraining(run.model, run.tokenizer, use_ema=run.args.use_ema)
+
+
+# ---- callbacks: each factory returns the callback the run needs, or None --------------------------------
+
+
+def _gan_start(run: RecipeRun) -> TrainerCallback:
+    return GANStartCallback(run.args.discriminator_start)
+
+
+def _freeze(run: RecipeRun) -> TrainerCallback:
+    return FreezeCallback(run.config["model"].get("frozen", ["encoder", "quantizer"]))
+
+
+def _codebook_usage(run: RecipeRun) -> TrainerCallback | None:
+    if isinstance(run.model, TiTokTokenizer) and not run.model.is_vq:
+        return None
+    return CodebookUsageCallback(run.model.config.codebook_size)
+
+
+def _codebook_restarts(run: RecipeRun) -> TrainerCallback | None:
+    if not run.args.codebook_restart_steps:
+        return None
+    if not run.model.is_vq:
+        raise ValueError("codebook_restart_steps applies to VQ tokenizers; this one is a VAE")
+    return CodebookRestartCallback(run.model.config.codebook_size, run.args.codebook_restart_steps, run.args.seed)
 
 
 def _first_images(dataset, count: int, image_size: int) -> torch.Tensor:
     """A fixed, unaugmented batch for the reconstruction grids."""
-    from .data import ImageTrainingDataset, decode_image, sample_rng
-
     center = Augmentation(image_size, random_crop=False, random_flip=False)
     images = []
     if isinstance(dataset, ImageTrainingDataset):
@@ -245,7 +346,11 @@ def _first_images(dataset, count: int, image_size: int) -> torch.Tensor:
     return torch.stack(images)
 
 
-def reconstruction_renderer(images: torch.Tensor, teacher: MaskGITVQGAN | None = None):
+def _reconstruction_grids(run: RecipeRun) -> TrainerCallback | None:
+    if not run.args.image_log_steps:
+        return None
+    images, teacher, processor = _first_images(run.dataset, 8, run.image_size), run.teacher, _image_processor(run)
+
     def render(model, wrapper, step):
         device = next(model.parameters()).device
         x = images.to(device)
@@ -254,53 +359,114 @@ def reconstruction_renderer(images: torch.Tensor, teacher: MaskGITVQGAN | None =
             reconstruction = out.reconstruction
         else:  # stage-1 layout: render the argmax proxy codes with the teacher's decoder
             reconstruction = teacher.to(device).decode(out.proxy_logits.argmax(-1))
-        originals = TiTokImageProcessor.postprocess(x, rounding="round")
-        return image_grid([originals, TiTokImageProcessor.postprocess(reconstruction)], row_labels=["input", "reconstruction"],
-                          title=f"step {step}")
+        rows = [processor.postprocess(x, rounding="round"), processor.postprocess(reconstruction)]
+        return image_grid(rows, row_labels=["input", "reconstruction"], title=f"step {step}")
 
-    return render
+    return ImageGridCallback(run.args.image_log_steps, render)
 
 
-def sample_renderer(tokenizer: TiTokTokenizer, id2label: dict[int, str], samples_per_class: int = 4, max_classes: int = 10):
-    from ..pipeline_titok import TiTokPipeline
-    from ..scheduling_titok_maskgit import TiTokMaskGITScheduler
+def _scheduler(run: RecipeRun) -> TiTokMaskGITScheduler:
+    """The sampler of sample grids and of the exported pipeline: the config's `sampling:` section."""
+    return TiTokMaskGITScheduler(**run.config.get("sampling", {}))
+
+
+def _id2label(run: RecipeRun) -> dict[int, str]:
+    if run.config["data"].get("id2label"):
+        return {int(k): v for k, v in run.config["data"]["id2label"].items()}
+    return default_id2label(run.model.config.num_classes, run.dataset)
+
+
+def _sample_grids(run: RecipeRun, samples_per_class: int = 4, max_classes: int = 10) -> TrainerCallback | None:
+    if not run.args.image_log_steps:
+        return None
+    if run.tokenizer is None:
+        logger.warning("no `tokenizer:` in the config: sample grids are off (pre-tokenized training)")
+        return None
+    tokenizer, scheduler, id2label = run.tokenizer, _scheduler(run), _id2label(run)
 
     def render(model, wrapper, step):
-        pipe = TiTokPipeline(tokenizer, model, TiTokMaskGITScheduler(mask_token_id=model.config.mask_token_id), id2label=id2label)
+        pipe = TiTokPipeline(tokenizer, model, scheduler, id2label=id2label)
         pipe.set_progress_bar_config(disable=True)
         classes = list(range(min(max_classes, model.config.num_classes)))
         images = pipe(classes, num_images_per_label=samples_per_class, generator=torch.Generator().manual_seed(0)).images
         rows = [images[i * samples_per_class : (i + 1) * samples_per_class] for i in range(len(classes))]
         return image_grid(rows, row_labels=[id2label[c].split(",")[0] for c in classes], title=f"step {step}")
 
-    return render
+    return ImageGridCallback(run.args.image_log_steps, render)
 
 
-def _id2label(dataset, config: dict, num_classes: int) -> dict[int, str]:
-    if config["data"].get("id2label"):
-        return {int(k): v for k, v in config["data"]["id2label"].items()}
-    inner = getattr(dataset, "dataset", dataset)
-    features = getattr(inner, "features", None) or {}
-    for column in ("label", "labels", "cls"):
-        names = getattr(features.get(column), "names", None)
-        if names and len(names) == num_classes:
-            return dict(enumerate(names))
-    if num_classes == 1000:
-        from ..pipeline_titok import imagenet_id2label
-
-        return imagenet_id2label()
-    return {i: f"class {i}" for i in range(num_classes)}
+# ---- what the run exports at the end ----------------------------------------------------------------------
 
 
-def _num_classes(dataset, config: dict) -> int | None:
-    if config["data"].get("num_classes"):
-        return int(config["data"]["num_classes"])
-    inner = getattr(dataset, "dataset", dataset)
-    features = getattr(inner, "features", None) or {}
-    for column in ("label", "labels", "cls"):
-        if getattr(features.get(column), "num_classes", None):
-            return features[column].num_classes
-    return None
+def _image_processor(run: RecipeRun) -> TiTokImageProcessor:
+    """The preprocessing the model was trained with, saved beside it."""
+    return TiTokImageProcessor.for_image_size(run.image_size)
+
+
+def _export_model_with_processor(run: RecipeRun) -> TrainerCallback:
+    return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub, extras=(_image_processor(run),))
+
+
+def _export_pipeline(run: RecipeRun) -> TrainerCallback:
+    """A full TiTokPipeline when the tokenizer is known, else the generator alone."""
+    if run.tokenizer is None:
+        return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub)
+    tokenizer, scheduler, id2label, processor = run.tokenizer, _scheduler(run), _id2label(run), _image_processor(run)
+
+    def build(model):
+        return TiTokPipeline(tokenizer, model, scheduler, processor, id2label=id2label)
+
+    return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub, build=build)
+
+
+def _export_dir(args: TiTokTrainingArguments) -> str:
+    return args.export_dir or os.path.join(args.output_dir, "final")
+
+
+# --------------------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One training recipe: its default `training:`/`loss:` settings, how its model and data are made
+    (`prepare`), the wrapper that computes its loss, its callbacks (factories returning a callback or None) and
+    what it exports. `entry_point` is the script that trains it."""
+
+    name: str
+    entry_point: str  # "tokenizer" (training/train_tokenizer.py) or "generator" (training/train_generator.py)
+    training: dict
+    loss: dict
+    prepare: Callable[[dict, TiTokTrainingArguments], RecipeRun]
+    wrapper: Callable[[RecipeRun], TrainingModule]
+    callbacks: tuple[Callable[[RecipeRun], TrainerCallback | None], ...] = ()
+    export: Callable[[RecipeRun], TrainerCallback] = _export_model_with_processor
+    extra_sections: tuple[str, ...] = field(default=())  # config sections beyond training/data/model/loss
+
+
+_PIXEL_CALLBACKS = (_gan_start, _codebook_usage, _reconstruction_grids)
+
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe
+    for recipe in [
+        Recipe("vqgan", "tokenizer", dict(_PIXEL_TRAINING), dict(_PIXEL_LOSS, quantizer_weight=1.0),
+               _prepare_images(_new_vqgan), _vqgan_wrapper, _PIXEL_CALLBACKS, extra_sections=("discriminator",)),
+        Recipe("stage1", "tokenizer", dict(_TOKENIZER_TRAINING), {"quantizer_weight": 1.0},
+               _prepare_images(_stage1_tokenizer, needs_teacher=True), _stage1_wrapper, (_codebook_usage, _codebook_restarts, _reconstruction_grids), extra_sections=("teacher",)),
+        Recipe("stage2", "tokenizer", dict(_TOKENIZER_TRAINING, adam_beta2=0.999, warmup_steps=5_000, max_steps=500_000,
+                                          discriminator_start=20_000),
+               dict(_PIXEL_LOSS, quantizer_weight=0.0),
+               _prepare_images(_stage2_tokenizer), _pixel_tokenizer_wrapper, (_freeze, *_PIXEL_CALLBACKS), extra_sections=("discriminator",)),
+        # No official single-stage TiTok training config exists (bytedance/1d-tokenizer issue #100): the stage-2
+        # loss weights and optimiser, with the quantizer loss (VQ) or KL (VAE) switched on.
+        Recipe("single_stage", "tokenizer", dict(_PIXEL_TRAINING), dict(_PIXEL_LOSS, quantizer_weight=1.0, kl_weight=1e-6),
+               _prepare_images(_new_tokenizer), _pixel_tokenizer_wrapper, (*_PIXEL_CALLBACKS, _codebook_restarts),
+               extra_sections=("discriminator",)),
+        Recipe("generator", "generator", dict(_GENERATOR_TRAINING), {}, _prepare_generator, _generator_wrapper,
+               (_codebook_usage, _sample_grids), export=_export_pipeline, extra_sections=("tokenizer", "sampling")),
+    ]
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -310,86 +476,22 @@ def _num_classes(dataset, config: dict) -> int | None:
 
 def build_trainer(config: dict, output_dir: str | None = None) -> TiTokTrainer:
     """Everything a recipe needs, assembled into a `TiTokTrainer` (not yet training)."""
-    recipe = config["recipe"]
+    recipe = RECIPES[config["recipe"]]
     training = dict(config["training"])
     if output_dir:
         training["output_dir"] = output_dir
-    training.setdefault("output_dir", f"outputs/{recipe}")
+    training.setdefault("output_dir", f"outputs/{recipe.name}")
     args = TiTokTrainingArguments(**training)
     set_seed(args.seed)  # new weights (model, discriminator) are drawn from the seeded RNG
-    loss = config["loss"]
-    callbacks, extras = [EMACallback(args.ema_decay)] if args.use_ema else [], ()
-    teacher = None
-
-    if recipe == "generator":
-        tokenizer = TiTokTokenizer.from_pretrained(config["tokenizer"]) if config.get("tokenizer") else None
-        with args.main_process_first(desc="loading the dataset"):
-            dataset, collator = build_dataset(config, tokenizer.config.image_size if tokenizer else 256, args.seed, generator=True)
-        if tokenizer is None and not config["data"].get("pretokenized"):
-            raise ValueError("generator training needs `tokenizer:` (ids on the fly) or data.pretokenized (ids on disk)")
-        num_classes = _num_classes(dataset, config)
-        model = build_generator(config["model"], tokenizer.config.codebook_size if tokenizer else None,
-                                tokenizer.config.num_latent_tokens if tokenizer else None, num_classes)
-        wrapper = GeneratorTraining(model, tokenizer, use_ema=args.use_ema)
-        callbacks.append(CodebookUsageCallback(model.config.codebook_size))
-        if args.image_log_steps and tokenizer is not None:
-            callbacks.append(ImageGridCallback(args.image_log_steps, sample_renderer(tokenizer, _id2label(dataset, config, model.config.num_classes))))
-        elif args.image_log_steps:
-            logger.warning("no `tokenizer:` in the config: sample grids are off (pre-tokenized training)")
-        export = _generator_export(tokenizer, dataset, config)
-    else:
-        if recipe == "vqgan":
-            model = build_vqgan(config["model"])
-            image_size, codebook_size = model.config.image_size, model.config.codebook_size
-        else:
-            model = build_tokenizer(config["model"], recipe)
-            image_size, codebook_size = model.config.image_size, model.config.codebook_size
-        with args.main_process_first(desc="loading the dataset"):
-            dataset, collator = build_dataset(config, image_size, args.seed)
-        if recipe == "vqgan":
-            wrapper = VQGANTraining(model, _discriminator(config), _perceptual(loss), loss["perceptual_weight"],
-                                    loss["quantizer_weight"], loss["gan_weight"], loss["lecam_weight"], args.use_ema)
-        elif recipe == "stage1":
-            if not config.get("teacher"):
-                raise ValueError("stage 1 needs `teacher:` the MaskGIT-VQGAN (local dir or Hub id) whose codes are the targets")
-            teacher = MaskGITVQGAN.from_pretrained(config["teacher"])
-            wrapper = Stage1Training(model, teacher, loss["quantizer_weight"], args.use_ema)
-        else:
-            wrapper = PixelTokenizerTraining(model, _discriminator(config), _perceptual(loss), loss["perceptual_weight"],
-                                             loss.get("quantizer_weight", 0.0), loss.get("kl_weight", 1e-6),
-                                             loss["gan_weight"], loss["lecam_weight"], args.use_ema)
-        if recipe in ("stage2", "single_stage", "vqgan"):
-            callbacks.append(GANStartCallback(args.discriminator_start))
-        if recipe == "stage2":
-            callbacks.append(FreezeCallback(config["model"].get("frozen", ["encoder", "quantizer"])))
-        if recipe == "vqgan" or model.is_vq:
-            callbacks.append(CodebookUsageCallback(codebook_size))
-        if args.codebook_restart_steps:
-            if recipe not in ("stage1", "single_stage") or not model.is_vq:
-                raise ValueError(f"codebook_restart_steps applies to VQ tokenizers whose quantizer trains (stage1, single_stage), not to recipe {recipe!r}")
-            callbacks.append(CodebookRestartCallback(codebook_size, args.codebook_restart_steps, args.seed))
-        if args.image_log_steps:
-            callbacks.append(ImageGridCallback(args.image_log_steps, reconstruction_renderer(_first_images(dataset, 8, image_size), teacher)))
-        extras = (TiTokImageProcessor.for_image_size(image_size),)
-        export = None
-    callbacks.append(SkippedImagesCallback(dataset))
-    export_dir = args.export_dir or os.path.join(args.output_dir, "final")
-    callbacks.append(ExportCallback(export_dir, args.export_push_to_hub, extras, export))
-    return TiTokTrainer(model=wrapper, args=args, train_dataset=dataset, data_collator=collator, callbacks=callbacks)
-
-
-def _generator_export(tokenizer, dataset, config):
-    """Export a full TiTokPipeline when the tokenizer is known, else the generator alone."""
-    if tokenizer is None:
-        return None
-    from ..pipeline_titok import TiTokPipeline
-    from ..scheduling_titok_maskgit import TiTokMaskGITScheduler
-
-    def build(model):
-        return TiTokPipeline(tokenizer, model, TiTokMaskGITScheduler(mask_token_id=model.config.mask_token_id),
-                             id2label=_id2label(dataset, config, model.config.num_classes))
-
-    return build
+    if args.codebook_restart_steps and _codebook_restarts not in recipe.callbacks:
+        raise ValueError(f"codebook_restart_steps applies to VQ tokenizers whose quantizer trains (stage1, single_stage), "
+                         f"not to recipe {recipe.name!r}")
+    run = recipe.prepare(config, args)
+    run.wrapper = recipe.wrapper(run)
+    callbacks = [EMACallback(args.ema_decay)] if args.use_ema else []
+    callbacks += [callback for factory in recipe.callbacks if (callback := factory(run)) is not None]
+    callbacks += [SkippedImagesCallback(run.dataset), recipe.export(run)]
+    return TiTokTrainer(model=run.wrapper, args=args, train_dataset=run.dataset, data_collator=run.collator, callbacks=callbacks)
 
 
 def last_checkpoint(output_dir: str) -> str | None:
@@ -423,10 +525,9 @@ def run(config: dict, output_dir: str | None = None, resume: str | bool = "auto"
     return trainer
 
 
-def main(argv: list[str] | None = None, default_recipes: tuple[str, ...] = RECIPES) -> None:
-    """Command line of the training entry points (`accelerate launch training/train_*.py --config ...`)."""
-    import argparse
-
+def main(argv: list[str] | None = None, entry_point: str | None = None) -> None:
+    """Command line of the training entry points (`accelerate launch training/train_*.py --config ...`);
+    `entry_point` ("tokenizer" or "generator") limits it to the recipes of that script."""
     parser = argparse.ArgumentParser(description="Train a TiTok recipe with the HF Trainer (launch with accelerate).")
     parser.add_argument("--config", required=True, help="recipe yaml (see training/configs)")
     parser.add_argument("--output-dir", help="overrides training.output_dir")
@@ -437,11 +538,12 @@ def main(argv: list[str] | None = None, default_recipes: tuple[str, ...] = RECIP
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_recipe_config(args.config, args.overrides)
-        if config["recipe"] not in default_recipes:
-            raise ValueError(f"this entry point trains {', '.join(default_recipes)}; the config's recipe is {config['recipe']!r}")
+        if entry_point is not None and RECIPES[config["recipe"]].entry_point != entry_point:
+            mine = [name for name, recipe in RECIPES.items() if recipe.entry_point == entry_point]
+            raise ValueError(f"this entry point trains {', '.join(mine)}; the config's recipe is {config['recipe']!r}")
     except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"error: {error}\n")
     run(config, args.output_dir, resume=False if args.no_resume else "auto")
 
 
-__all__ = ["RECIPES", "DEFAULTS", "build_trainer", "init_stage2_tokenizer", "load_recipe_config", "main", "run"]
+__all__ = ["RECIPES", "Recipe", "RecipeRun", "build_trainer", "init_stage2_tokenizer", "load_recipe_config", "main", "run"]

@@ -1,8 +1,8 @@
-"""TiTok image metrics for 🤗 Evaluate: `evaluate.load(hf_titok.metrics.EVALUATE_METRIC_PATH)`.
+"""TiTok image metrics for 🤗 Evaluate: `evaluate.load(hf_titok.evaluation.EVALUATE_METRIC_PATH)`.
 
 predictions: generated or reconstructed images; references: the real images (PIL images or uint8 arrays
 [H, W, 3], same size). Returns PSNR and SSIM of the pairs, FID between the two sets and the Inception
-Score of the predictions (when the Inception file has the classifier), computed by hf_titok.metrics.
+Score of the predictions (when the Inception file has the classifier), computed by hf_titok.evaluation.metrics.
 """
 
 import datasets
@@ -10,8 +10,8 @@ import evaluate
 import numpy as np
 import torch
 
-from hf_titok.inception import InceptionFeatureExtractor
-from hf_titok.metrics import ImageMetrics
+from hf_titok.evaluation.inception import InceptionFeatureExtractor
+from hf_titok.evaluation.metrics import ImageMetrics
 
 _DESCRIPTION = __doc__
 _CITATION = """\

@@ -1,37 +1,33 @@
-"""Perceptual losses of the official stage-2 recipe, without torchvision.
+"""The perceptual networks of TiTok, without torchvision: what the stage-2 loss (`hf_titok.training`) and the
+LPIPS metric (`hf_titok.evaluation`) compare images with.
 
-- `convnext_s`: MSE between the ImageNet logits of a ConvNeXt-Small for the input and the reconstruction
-  (both resized to 224, bilinear with antialias, ImageNet-normalised). The network below uses torchvision's
-  key layout, so `convnext_small-0c510722.pth` loads into it (with `weights_only=True`).
-- `lpips`: LPIPS-VGG (Zhang et al. 2018): torchvision's VGG16 `features` layout plus the linear heads of the
+- `ConvNeXtSmall`: ConvNeXt-S in torchvision's key layout, so `convnext_small-0c510722.pth` loads into it
+  (with `weights_only=True`); the official loss compares its ImageNet logits.
+- `LPIPS`: LPIPS-VGG (Zhang et al. 2018): torchvision's VGG16 `features` layout plus the linear heads of the
   `lpips` package (`vgg.pth`, keys `lin{k}.model.1.weight`).
 
-Weights come from local files named in the training config; with none, the term is disabled and the log
-says so once (nothing is downloaded).
+Weights come from local files (nothing is downloaded).
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
-
-logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _load_state_dict(path: str | Path) -> dict:
+def load_state_dict_file(path: str | Path) -> dict:
+    """A state dict from `.safetensors` or a torch pickle read with `weights_only=True` (no code runs)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"perceptual-loss weights not found: {path}")
+        raise FileNotFoundError(f"perceptual-network weights not found: {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(str(path))
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     return state.get("state_dict", state) if isinstance(state, dict) else state
@@ -110,9 +106,9 @@ class LPIPS(nn.Module):
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1), persistent=False)
 
     def load_weights(self, vgg_path: str | Path, heads_path: str | Path) -> None:
-        vgg = _load_state_dict(vgg_path)
+        vgg = load_state_dict_file(vgg_path)
         self.features.load_state_dict({k[len("features."):]: v for k, v in vgg.items() if k.startswith("features.")})
-        heads = _load_state_dict(heads_path)
+        heads = load_state_dict_file(heads_path)
         for i, head in enumerate(self.heads):
             head.weight.data.copy_(heads[f"lin{i}.model.1.weight"])
 
@@ -137,51 +133,4 @@ class LPIPS(nn.Module):
         return total.flatten()
 
 
-class PerceptualLoss(nn.Module):
-    """The official perceptual term: `"convnext_s"`, `"lpips"` or `"lpips-convnext_s"` (their sum), from
-    local weight files. Missing files leave the term off (0) with one log line. The networks are frozen."""
-
-    def __init__(self, kind: str = "convnext_s", convnext_weights: str | None = None,
-                 lpips_vgg_weights: str | None = None, lpips_head_weights: str | None = None):
-        super().__init__()
-        if kind not in ("convnext_s", "lpips", "lpips-convnext_s", "none"):
-            raise ValueError(f"perceptual loss must be convnext_s, lpips, lpips-convnext_s or none, got {kind!r}")
-        self.convnext = self.lpips = None
-        if "convnext" in kind:
-            if convnext_weights:
-                self.convnext = ConvNeXtSmall()
-                self.convnext.load_state_dict(_load_state_dict(convnext_weights))
-            else:
-                logger.warning("perceptual loss: no ConvNeXt-S weights given (convnext_weights); the ConvNeXt term is off")
-        if "lpips" in kind:
-            if lpips_vgg_weights and lpips_head_weights:
-                self.lpips = LPIPS()
-                self.lpips.load_weights(lpips_vgg_weights, lpips_head_weights)
-            else:
-                logger.warning("perceptual loss: no LPIPS weights given (lpips_vgg_weights + lpips_head_weights); the LPIPS term is off")
-        self.requires_grad_(False)
-        self.eval()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    @property
-    def enabled(self) -> bool:
-        return self.convnext is not None or self.lpips is not None
-
-    def train(self, mode: bool = True):  # always eval (frozen statistics, no dropout)
-        return super().train(False)
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        loss = input.new_zeros(())
-        if self.convnext is not None:
-            def logits(x):
-                x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False, antialias=True)
-                return self.convnext((x - self.mean) / self.std)
-
-            loss = loss + F.mse_loss(logits(input), logits(target))
-        if self.lpips is not None:
-            loss = loss + self.lpips(input, target).mean()
-        return loss
-
-
-__all__ = ["ConvNeXtSmall", "LPIPS", "PerceptualLoss"]
+__all__ = ["ConvNeXtSmall", "IMAGENET_MEAN", "IMAGENET_STD", "LPIPS", "load_state_dict_file"]

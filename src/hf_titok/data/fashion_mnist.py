@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import gzip
 import os
+from importlib import resources
 from pathlib import Path
 
+import datasets
 import numpy as np
+import PIL.Image
 
 # The built-in TiTok pipeline trained on Fashion-MNIST with this package (training/fashion_mnist/).
-FASHION_MNIST_PIPELINE = str(Path(__file__).resolve().parent / "pretrained" / "fashion_mnist")
+FASHION_MNIST_PIPELINE = str(Path(__file__).resolve().parent.parent / "pretrained" / "fashion_mnist")
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 DEFAULT_ROOT = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 _FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -48,9 +51,6 @@ def to_rgb32(images: np.ndarray) -> np.ndarray:
 
 def fashion_mnist_dataset(split: str = "train", root: str | Path = DEFAULT_ROOT, limit: int | None = None):
     """A `datasets.Dataset` with an `image` (32x32 RGB PNG) and a `label` (`ClassLabel` with the class names)."""
-    import datasets
-    import PIL.Image
-
     images, labels = load_fashion_mnist(split, root)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
@@ -60,4 +60,12 @@ def fashion_mnist_dataset(split: str = "train", root: str | Path = DEFAULT_ROOT,
     )
 
 
-__all__ = ["FASHION_MNIST_CLASSES", "FASHION_MNIST_PIPELINE", "fashion_mnist_dataset", "load_fashion_mnist", "to_rgb32"]
+def demo_test_images() -> tuple[np.ndarray, np.ndarray]:
+    """30 Fashion-MNIST test images (3 per class) shipped with the package: (uint8 [30, 32, 32, 3], labels)."""
+    with resources.files(__package__).joinpath("fashion_mnist_test_samples.npz").open("rb") as file:
+        data = np.load(file)
+        return to_rgb32(data["images"]), data["labels"]
+
+
+__all__ = ["FASHION_MNIST_CLASSES", "FASHION_MNIST_PIPELINE", "demo_test_images", "fashion_mnist_dataset",
+           "load_fashion_mnist", "to_rgb32"]

@@ -22,13 +22,15 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from .configuration_maskgit_vqgan import MaskGITVQGANConfig
-from .configuration_titok import VIT_SIZES, TiTokConfig
-from .configuration_titok_maskgit import TiTokMaskGITConfig
-from .image_processing_titok import TiTokImageProcessor
-from .modeling_maskgit_vqgan import MaskGITVQGAN
-from .modeling_titok import TiTokTokenizer
-from .modeling_titok_maskgit import TiTokMaskGIT
+from ..configuration_maskgit_vqgan import MaskGITVQGANConfig
+from ..configuration_titok import TiTokConfig
+from ..configuration_titok_maskgit import TiTokMaskGITConfig
+from ..image_processing_titok import TiTokImageProcessor
+from ..modeling_maskgit_vqgan import MaskGITVQGAN
+from ..modeling_titok import TiTokTokenizer
+from ..modeling_titok_maskgit import TiTokMaskGIT
+from ..releases import GENERATOR_PRESETS, TOKENIZER_PRESETS, VIT_SIZES
+from ..scheduling_titok_maskgit import TiTokMaskGITScheduler
 
 # The MaskGIT-VQGAN that official TiTok hard-codes (maskgit-vqgan-imagenet-f16-256).
 OFFICIAL_VQGAN = dict(hidden_channels=128, channel_mult=[1, 1, 2, 2, 4], num_res_blocks=2, z_channels=256, codebook_size=1024)
@@ -145,14 +147,17 @@ def titok_config_from_official(official: Mapping) -> TiTokConfig:
     return TiTokConfig(**kwargs)
 
 
-def maskgit_config_from_official(official: Mapping) -> TiTokMaskGITConfig:
-    """Map an official (resolved) config with a `model.generator` section to a [`TiTokMaskGITConfig`], with
-    the sampling settings of the official gFID protocol (which adds softmax temperature annealing)."""
+def _generator_section(official: Mapping) -> tuple[dict, dict]:
     official = _resolve(official, official)
     try:
-        generator, vq = official["model"]["generator"], official["model"]["vq_model"]
+        return official["model"]["generator"], official["model"]["vq_model"]
     except (KeyError, TypeError):
         raise ConversionError("not an official TiTok generator config: it needs model.generator and model.vq_model") from None
+
+
+def maskgit_config_from_official(official: Mapping) -> TiTokMaskGITConfig:
+    """Map an official (resolved or not) config with a `model.generator` section to a [`TiTokMaskGITConfig`]."""
+    generator, vq = _generator_section(official)
     kinds = {"ViT": "bert", "UViT": "uvit"}
     if generator.get("model_type", "ViT") not in kinds:
         raise ConversionError(f"unknown generator model_type {generator.get('model_type')!r}; expected ViT or UViT")
@@ -170,6 +175,15 @@ def maskgit_config_from_official(official: Mapping) -> TiTokMaskGITConfig:
         attention_dropout_prob=generator.get("attn_drop", 0.1),
         layer_norm_eps=1e-12 if architecture == "bert" else 1e-5,
         class_dropout_prob=generator.get("class_label_dropout", 0.1),
+    )
+
+
+def scheduler_from_official(official: Mapping) -> TiTokMaskGITScheduler:
+    """The sampler of an official generator config: its steps, guidance and temperature (the official
+    `generate()` defaults where absent), with the softmax temperature annealing of the official gFID protocol
+    (sample_imagenet_titok.py switches it on)."""
+    generator, _ = _generator_section(official)
+    return TiTokMaskGITScheduler(
         num_inference_steps=generator.get("num_steps", 8),
         guidance_scale=generator.get("guidance_scale", 3.0),
         guidance_schedule=generator.get("guidance_decay", "constant"),
@@ -177,6 +191,50 @@ def maskgit_config_from_official(official: Mapping) -> TiTokMaskGITConfig:
         temperature=generator.get("randomize_temperature", 4.5),
         softmax_temperature_annealing=True,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# The official configs of the releases, from the release table (`.bin` files come without one)
+# --------------------------------------------------------------------------------------------------
+
+
+def official_config(name: str) -> dict:
+    """The official config dict of a release (as the infer yaml / Hub config.json hold it, unresolved), built
+    from `hf_titok.releases`.
+
+    `name` is a release name (`titok_l32`, ..., `titok_l32_generator`) or a stage-1 layout
+    (`titok_l32_stage1`: the same tokenizer with `finetune_decoder: False`)."""
+    base = name.removesuffix("_generator").removesuffix("_stage1")
+    if base not in TOKENIZER_PRESETS:
+        raise ValueError(f"no official config for {name!r}; available: {', '.join(TOKENIZER_PRESETS)}")
+    preset = TOKENIZER_PRESETS[base]
+    ours = preset.config_kwargs()
+    vq_model = dict(vit_enc_model_size=preset.encoder, vit_dec_model_size=preset.decoder,
+                    vit_enc_patch_size=preset.patch_size, vit_dec_patch_size=preset.patch_size,
+                    num_latent_tokens=preset.num_latent_tokens, token_size=ours["token_size"])
+    if ours["quantize_mode"] == "vae":
+        vq_model.update(quantize_mode="vae", finetune_decoder=False, is_legacy=False)
+    else:
+        vq_model.update(codebook_size=ours["codebook_size"], use_l2_norm=ours["use_l2_norm"],
+                        commitment_cost=ours["commitment_cost"])
+        if ours["legacy_encoder_layout"]:
+            vq_model["finetune_decoder"] = not name.endswith("_stage1")  # is_legacy absent -> True, as released
+        else:
+            vq_model.update(finetune_decoder=False, is_legacy=False)
+    model = {"vq_model": vq_model}
+    if base in GENERATOR_PRESETS:  # the two-stage repos' configs carry the generator section too
+        generator = GENERATOR_PRESETS[base]
+        architecture = TiTokMaskGITConfig.from_preset(base)
+        sampling = generator.sampling
+        model["generator"] = dict(
+            model_type={"bert": "ViT", "uvit": "UViT"}[generator.architecture], hidden_size=architecture.hidden_size,
+            num_hidden_layers=architecture.num_hidden_layers, num_attention_heads=architecture.num_attention_heads,
+            intermediate_size=architecture.intermediate_size, condition_num_classes=generator.num_classes, dropout=0.1,
+            attn_drop=0.1, class_label_dropout=0.1, image_seq_len="${model.vq_model.num_latent_tokens}",
+            num_steps=sampling.num_inference_steps, guidance_scale=sampling.guidance_scale,
+            guidance_decay=sampling.guidance_schedule, randomize_temperature=sampling.temperature,
+        )
+    return {"experiment": {}, "model": model, "dataset": {"preprocessing": {"crop_size": preset.image_size}}}
 
 
 def vqgan_config_from_official(official: Mapping | None) -> MaskGITVQGANConfig:
@@ -403,6 +461,8 @@ __all__ = [
     "load_official_config",
     "load_official_weights",
     "maskgit_config_from_official",
+    "official_config",
+    "scheduler_from_official",
     "titok_config_from_official",
     "vqgan_config_from_official",
 ]

@@ -10,6 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+
+from ..image_processing_titok import to_uint8
+from .inception import MISSING_WEIGHTS_HELP, InceptionLogits
 
 
 # The same metrics as a 🤗 Evaluate module: `evaluate.load(EVALUATE_METRIC_PATH)`.
@@ -63,15 +68,6 @@ def codebook_statistics(token_ids: torch.Tensor, codebook_size: int) -> dict[str
     }
 
 
-def to_uint8(images: torch.Tensor, rounding: str = "floor") -> torch.Tensor:
-    """Float images (nominally [0, 1]) -> uint8, clamped. `"floor"` truncates, as the official evaluators do
-    with model outputs; `"round"` recovers input images that were uint8 / 255 exactly."""
-    if images.dtype == torch.uint8:
-        return images
-    scaled = images.float().clamp(0, 1) * 255
-    return (scaled.round() if rounding == "round" else scaled).to(torch.uint8)
-
-
 def set_reference_statistics(fid, mean, covariance, num_samples: int) -> None:
     """Load precomputed reference statistics (e.g. the `mu`/`sigma` of an ADM reference batch) into a
     torchmetrics `FrechetInceptionDistance` as its real-image state."""
@@ -110,14 +106,7 @@ class ImageMetrics:
 
     def __init__(self, feature_extractor=None, compute_fid: bool = True, compute_inception_score: bool = False,
                  lpips=None, codebook_size: int | None = None, inception_splits: int = 10):
-        from torchmetrics.image.fid import FrechetInceptionDistance
-        from torchmetrics.image.inception import InceptionScore
-
-        from .inception import InceptionLogits
-
         if (compute_fid or compute_inception_score) and feature_extractor is None:
-            from .inception import MISSING_WEIGHTS_HELP
-
             raise ValueError(f"FID/IS need a feature extractor. {MISSING_WEIGHTS_HELP}")
         self.fid = FrechetInceptionDistance(feature=feature_extractor, reset_real_features=False) if compute_fid else None
         self.inception_score = (InceptionScore(feature=InceptionLogits(feature_extractor), splits=inception_splits)
@@ -180,4 +169,5 @@ def make_compute_metrics(feature_extractor=None, compute_fid: bool = True, lpips
     return compute_metrics
 
 
-__all__ = ["EVALUATE_METRIC_PATH", "ImageMetrics", "make_compute_metrics", "codebook_statistics", "psnr", "reference_statistics", "set_reference_statistics", "ssim", "to_uint8"]
+__all__ = ["EVALUATE_METRIC_PATH", "ImageMetrics", "make_compute_metrics", "codebook_statistics", "psnr", "reference_statistics",
+           "set_reference_statistics", "ssim"]

@@ -24,33 +24,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .metrics import ImageMetrics, reference_statistics, set_reference_statistics, to_uint8
+from ..data.datasets import evaluation_images
+from ..image_processing_titok import to_uint8
+from .metrics import ImageMetrics, reference_statistics, set_reference_statistics
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RECONSTRUCTION_DATA = "timm/imagenet-1k-wds"
 RUN_FILE = "run.json"  # what made the shards of a generation run
 
 
 # --------------------------------------------------------------------------------------------------
 # Reconstruction (rFID)
 # --------------------------------------------------------------------------------------------------
-
-
-def evaluation_images(source: str, split: str, image_size: int, max_images: int | None = None):
-    """Evaluation-preprocessed images (shorter side `image_size`, bicubic; center crop; no flip) of a
-    `datasets` split, a `save_to_disk` dataset or an image folder: an iterable of `(pixel_values, label)`."""
-    from .training.data import Augmentation, load_image_dataset
-
-    dataset = load_image_dataset(source, split, Augmentation(crop_size=image_size, random_crop=False, random_flip=False))
-    # Map-style datasets by index (their __getitem__ replaces an unreadable image by a neighbour, so plain
-    # iteration would never end); streamed ones by iteration.
-    streamed = isinstance(dataset, torch.utils.data.IterableDataset)
-    rows = iter(dataset) if streamed else (dataset[index] for index in range(len(dataset)))
-    for index, row in enumerate(rows):
-        if max_images is not None and index >= max_images:
-            return
-        yield row["pixel_values"], row["labels"]
 
 
 def _batched(rows, batch_size: int):
@@ -72,13 +57,11 @@ def evaluate_reconstruction(tokenizer, images, metrics: ImageMetrics, batch_size
     count = 0
     with tqdm(total=total, desc="reconstructing", unit="img", disable=not progress) as bar:
         for batch in _batched(images, batch_size):
-            pixel_values = torch.stack([pixels for pixels, _ in batch]).to(tokenizer.device, tokenizer.dtype)
+            pixel_values = torch.stack([pixels for pixels, _ in batch]).to(tokenizer.device)
             encoded = tokenizer.encode(pixel_values)
-            if tokenizer.is_vq:
-                reconstruction, token_ids = tokenizer.decode(encoded.token_ids), encoded.token_ids
-            else:
-                reconstruction, token_ids = tokenizer.decode_latents(encoded.latents), None
-            metrics.update(real=to_uint8(pixel_values, "round").cpu(), fake=to_uint8(reconstruction).cpu(), token_ids=token_ids)
+            reconstruction = tokenizer.decode(encoded.tokens)
+            metrics.update(real=to_uint8(pixel_values, "round").cpu(), fake=to_uint8(reconstruction).cpu(),
+                           token_ids=encoded.token_ids)
             count += len(batch)
             bar.update(len(batch))
     return {**metrics.compute(), "num_images": count}
@@ -146,6 +129,8 @@ def sample_shards(pipeline, output_dir: str | Path, class_ids: Sequence[int | No
     with tqdm(total=len(todo) * batch_size, desc=f"sampling (process {process_index})", unit="img", disable=not progress) as bar:
         for shard in todo:
             shard_labels = labels[shard * batch_size : (shard + 1) * batch_size]
+            # Seed and shard mixed through a prime larger than any shard count: distinct (seed, shard) pairs get
+            # distinct generators (seed s, shard k never collides with seed s + 1, shard k - 1 as s + k would).
             generator = torch.Generator().manual_seed(seed * 1_000_003 + shard)
             images = pipeline(shard_labels, generator=generator, output_type="pt", **sampling_kwargs).images
             uint8 = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()  # truncation, as the official sampler
@@ -226,11 +211,9 @@ def evaluate_samples(npz_path: str | Path, metrics: ImageMetrics, batch_size: in
 
 
 __all__ = [
-    "DEFAULT_RECONSTRUCTION_DATA",
     "add_reference",
     "evaluate_reconstruction",
     "evaluate_samples",
-    "evaluation_images",
     "load_npz_images",
     "merge_shards",
     "sample_shards",

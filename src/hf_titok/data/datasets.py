@@ -1,81 +1,24 @@
-"""Training data: ImageNet webdataset shards from the Hub or any local image folder, with the official
-augmentations implemented with Pillow (no torchvision).
-
-Augmentation randomness is a pure function of (seed, epoch, sample key), never of a global RNG, so a run
-resumed from a checkpoint sees exactly the same crops and flips as an uninterrupted one, whatever the data
-loader prefetched. Images that cannot be decoded are skipped (the next sample is used instead) and counted.
+"""Image datasets: ImageNet webdataset shards from the Hub, any local image folder, `save_to_disk` datasets,
+as augmented `{"pixel_values", "labels"}` rows for training (`hf_titok.training`) and evaluation
+(`hf_titok.evaluation`). Images that cannot be decoded are skipped (the next sample is used instead) and
+counted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
-import random
-from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
 import numpy as np
 import PIL.Image
 import torch
 
-from ..image_processing_titok import _to_rgb
+from .images import Augmentation, decode_image, sample_rng
 
 logger = logging.getLogger(__name__)
 
 IMAGENET_WDS = "timm/imagenet-1k-wds"
-
-
-@dataclass
-class Augmentation:
-    """Shorter side resized to `crop_size` (bicubic, antialiased by Pillow), then a random crop (tokenizer
-    training) or a center crop (generator training and evaluation), then an optional random horizontal flip."""
-
-    crop_size: int = 256
-    random_crop: bool = True
-    random_flip: bool = True
-
-    def __call__(self, image: PIL.Image.Image, rng: random.Random) -> torch.Tensor:
-        image = _to_rgb(image)
-        width, height = image.size
-        scale = self.crop_size / min(width, height)
-        size = (max(self.crop_size, round(width * scale)), max(self.crop_size, round(height * scale)))
-        if size != image.size:
-            image = image.resize(size, PIL.Image.BICUBIC)
-        width, height = image.size
-        if self.random_crop:
-            left, top = rng.randint(0, width - self.crop_size), rng.randint(0, height - self.crop_size)
-        else:
-            left, top = (width - self.crop_size) // 2, (height - self.crop_size) // 2
-        image = image.crop((left, top, left + self.crop_size, top + self.crop_size))
-        if self.random_flip and rng.random() < 0.5:
-            image = image.transpose(PIL.Image.FLIP_LEFT_RIGHT)
-        array = np.asarray(image, dtype=np.float32) / 255.0
-        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
-
-
-def sample_rng(seed: int, epoch: int, key) -> random.Random:
-    digest = hashlib.sha256(f"{seed}/{epoch}/{key}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "little"))
-
-
-def decode_image(value) -> PIL.Image.Image:
-    """A PIL image from what `datasets` holds for an image column (decoded or not)."""
-    if isinstance(value, PIL.Image.Image):
-        return value
-    if isinstance(value, dict):
-        if value.get("bytes") is not None:
-            image = PIL.Image.open(io.BytesIO(value["bytes"]))
-        elif value.get("path"):
-            image = PIL.Image.open(value["path"])
-        else:
-            raise ValueError("image entry holds neither bytes nor a path")
-    elif isinstance(value, (bytes, bytearray)):
-        image = PIL.Image.open(io.BytesIO(value))
-    else:
-        raise ValueError(f"unsupported image value of type {type(value).__name__}")
-    image.load()
-    return image
 
 
 class ImageTrainingDataset(torch.utils.data.Dataset):
@@ -85,8 +28,6 @@ class ImageTrainingDataset(torch.utils.data.Dataset):
 
     def __init__(self, dataset, augmentation: Augmentation, image_column: str = "image",
                  label_column: str | None = "label", seed: int = 0, max_skips: int = 64):
-        import datasets
-
         if image_column not in dataset.column_names:
             raise ValueError(f"the dataset has no image column {image_column!r}; columns: {dataset.column_names}")
         if label_column is not None and label_column not in dataset.column_names:
@@ -163,8 +104,6 @@ def load_image_dataset(
     `source` is a local folder (`imagefolder`: `ROOT/<split>/<class>/*` or `ROOT/<class>/*`, labels from
     the sub-folders), a local folder of webdataset `.tar` shards, a dataset written with `save_to_disk`,
     or a Hub dataset id (default ImageNet: `timm/imagenet-1k-wds`, streamed, columns `jpg`/`cls`)."""
-    import datasets
-
     augmentation = augmentation or Augmentation()
     path = Path(source)
     if path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file()):
@@ -194,6 +133,20 @@ def load_image_dataset(
     return ImageTrainingDataset(dataset, augmentation, image_column, label_column, seed)
 
 
+def evaluation_images(source: str, split: str, image_size: int, max_images: int | None = None):
+    """Evaluation-preprocessed images (shorter side `image_size`, bicubic; center crop; no flip) of a
+    `datasets` split, a `save_to_disk` dataset or an image folder: an iterable of `(pixel_values, label)`."""
+    dataset = load_image_dataset(source, split, Augmentation(crop_size=image_size, random_crop=False, random_flip=False))
+    # Map-style datasets by index (their __getitem__ replaces an unreadable image by a neighbour, so plain
+    # iteration would never end); streamed ones by iteration.
+    streamed = isinstance(dataset, torch.utils.data.IterableDataset)
+    rows = iter(dataset) if streamed else (dataset[index] for index in range(len(dataset)))
+    for index, row in enumerate(rows):
+        if max_images is not None and index >= max_images:
+            return
+        yield row["pixel_values"], row["labels"]
+
+
 def collate_images(rows: list[dict]) -> dict:
     return {
         "pixel_values": torch.stack([row["pixel_values"] for row in rows]),
@@ -209,11 +162,11 @@ def collate_tokens(rows: list[dict]) -> dict:
 
 
 __all__ = [
-    "Augmentation",
+    "IMAGENET_WDS",
     "ImageTrainingDataset",
     "StreamingImageDataset",
     "collate_images",
     "collate_tokens",
-    "decode_image",
+    "evaluation_images",
     "load_image_dataset",
 ]

@@ -1,0 +1,42 @@
+"""Conversion of the official TiTok releases (bytedance/1d-tokenizer): every quirk of the official format lives
+here (`official`: configs, state-dict keys and layouts), and whole release repos become ready hf_titok repos
+(`repos`). Builds on the models and data layers."""
+
+from .official import (
+    CONVERTERS,
+    ConversionError,
+    convert,
+    convert_generator,
+    convert_state_dict,
+    convert_tokenizer,
+    convert_vqgan,
+    load_official_config,
+    load_official_weights,
+    maskgit_config_from_official,
+    official_config,
+    scheduler_from_official,
+    titok_config_from_official,
+    vqgan_config_from_official,
+)
+from .repos import convert_and_push, convert_official_repo, describe_folder, detect_kind
+
+__all__ = [
+    "CONVERTERS",
+    "ConversionError",
+    "convert",
+    "convert_and_push",
+    "convert_generator",
+    "convert_official_repo",
+    "convert_state_dict",
+    "convert_tokenizer",
+    "convert_vqgan",
+    "describe_folder",
+    "detect_kind",
+    "load_official_config",
+    "load_official_weights",
+    "maskgit_config_from_official",
+    "official_config",
+    "scheduler_from_official",
+    "titok_config_from_official",
+    "vqgan_config_from_official",
+]

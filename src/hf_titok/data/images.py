@@ -1,0 +1,75 @@
+"""Images for training and evaluation: decoding what `datasets` holds, and the official augmentations with
+Pillow (no torchvision).
+
+Augmentation randomness is a pure function of (seed, epoch, sample key), never of a global RNG, so a run
+resumed from a checkpoint sees exactly the same crops and flips as an uninterrupted one, whatever the data
+loader prefetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import PIL.Image
+import torch
+
+from ..image_processing_titok import to_rgb
+
+
+@dataclass
+class Augmentation:
+    """Shorter side resized to `crop_size` (bicubic, antialiased by Pillow), then a random crop (tokenizer
+    training) or a center crop (generator training and evaluation), then an optional random horizontal flip."""
+
+    crop_size: int = 256
+    random_crop: bool = True
+    random_flip: bool = True
+
+    def __call__(self, image: PIL.Image.Image, rng: random.Random) -> torch.Tensor:
+        image = to_rgb(image)
+        width, height = image.size
+        scale = self.crop_size / min(width, height)
+        size = (max(self.crop_size, round(width * scale)), max(self.crop_size, round(height * scale)))
+        if size != image.size:
+            image = image.resize(size, PIL.Image.BICUBIC)
+        width, height = image.size
+        if self.random_crop:
+            left, top = rng.randint(0, width - self.crop_size), rng.randint(0, height - self.crop_size)
+        else:
+            left, top = (width - self.crop_size) // 2, (height - self.crop_size) // 2
+        image = image.crop((left, top, left + self.crop_size, top + self.crop_size))
+        if self.random_flip and rng.random() < 0.5:
+            image = image.transpose(PIL.Image.FLIP_LEFT_RIGHT)
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def sample_rng(seed: int, epoch: int, key) -> random.Random:
+    digest = hashlib.sha256(f"{seed}/{epoch}/{key}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "little"))
+
+
+def decode_image(value) -> PIL.Image.Image:
+    """A PIL image from what `datasets` holds for an image column (decoded or not)."""
+    if isinstance(value, PIL.Image.Image):
+        return value
+    if isinstance(value, dict):
+        if value.get("bytes") is not None:
+            image = PIL.Image.open(io.BytesIO(value["bytes"]))
+        elif value.get("path"):
+            image = PIL.Image.open(value["path"])
+        else:
+            raise ValueError("image entry holds neither bytes nor a path")
+    elif isinstance(value, (bytes, bytearray)):
+        image = PIL.Image.open(io.BytesIO(value))
+    else:
+        raise ValueError(f"unsupported image value of type {type(value).__name__}")
+    image.load()
+    return image
+
+
+__all__ = ["Augmentation", "decode_image", "sample_rng"]

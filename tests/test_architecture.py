@@ -1,0 +1,180 @@
+"""The package's structure: dependencies run one way with no import cycle (function-local imports included),
+the sampling recipe has one owner and calls share no state, and files saved before the redesign still load."""
+
+import ast
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+import hf_titok
+from hf_titok import TiTokMaskGIT, TiTokMaskGITScheduler, TiTokPipeline
+from conftest import FIXTURES, TESTS_DIR, tiny_pipeline
+
+PACKAGE = Path(hf_titok.__file__).parent
+LEGACY_PIPELINE = TESTS_DIR / "fixtures" / "pipeline_saved_by_0.1"
+
+# The layers, bottom up: a module may import its own layer's modules (without cycles) and lower layers.
+# Conversion, evaluation and training are siblings: none imports another.
+LAYERS = [
+    {"releases"},
+    {"configuration_titok", "configuration_titok_maskgit", "configuration_maskgit_vqgan", "modeling_titok",
+     "modeling_titok_maskgit", "modeling_maskgit_vqgan", "image_processing_titok", "scheduling_titok_maskgit",
+     "pipeline_titok", "hub", "loaders", "loading", "input_checks", "torch_utils", "visualization", "perceptual"},
+    {"data"},
+    {"conversion", "evaluation", "training"},
+    {"cli", "demo"},
+]
+
+
+def group(module: str) -> str:
+    """`hf_titok.training.recipes` -> `training`; `hf_titok.pipeline_titok` -> `pipeline_titok`."""
+    return module.split(".")[1]
+
+
+def layer(module: str) -> int:
+    return next(index for index, names in enumerate(LAYERS) if group(module) in names)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Every module of the package -> the package modules it imports anywhere (function bodies included)."""
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py") if "evaluate_metric" not in path.parts}
+    graph = {}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = name.split(".") if is_package else name.split(".")[:-1]
+                    base = base[: len(base) - (node.level - 1)]
+                    source = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    source = node.module or ""
+                candidates = [f"{source}.{alias.name}" for alias in node.names] + [source]
+            elif isinstance(node, ast.Import):
+                candidates = [alias.name for alias in node.names]
+            else:
+                continue
+            for candidate in candidates:
+                if candidate in modules and candidate != name:
+                    targets.add(candidate)
+                    break
+        graph[name] = targets
+    return graph
+
+
+def test_no_import_cycles_and_dependencies_run_one_way():
+    graph = package_imports()
+    assert len(graph) > 30
+    # No module but the root aggregator imports the root package (that would be a cycle through __init__).
+    assert not [m for m, targets in graph.items() if "hf_titok" in targets and m != "hf_titok"]
+    violations = []
+    for module, targets in graph.items():
+        if module == "hf_titok":
+            continue
+        for target in targets:
+            if target == "hf_titok":
+                continue
+            if layer(target) > layer(module) or (layer(target) == layer(module) == 3 and group(target) != group(module)):
+                violations.append(f"{module} -> {target}")
+    assert violations == []
+    # Cycles (depth-first search over the whole graph).
+    state, cycles = {}, []
+
+    def visit(module, path):
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                cycles.append(path[path.index(target):] + [target] if target in path else [module, target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_sampling_settings_have_one_owner():
+    pipe = tiny_pipeline(num_inference_steps=3, guidance_scale=1.5)
+    # The transformer config holds no sampling settings; the scheduler config is the recipe.
+    assert not pipe.transformer.config.legacy_sampling_settings()
+    assert "num_inference_steps" not in pipe.transformer.config.to_diff_dict()
+    assert pipe.sampling_settings()["num_inference_steps"] == 3 == pipe.scheduler.config.num_inference_steps
+    # The default scheduler is built, and no caller copies a mask id into it.
+    built = TiTokPipeline(pipe.vqvae, pipe.transformer)
+    assert isinstance(built.scheduler, TiTokMaskGITScheduler) and "mask_token_id" not in built.scheduler.config
+    assert TiTokMaskGITScheduler.from_preset("titok_s128").config.guidance_schedule == "power-cosine"
+
+
+def test_concurrent_calls_with_different_settings_equal_sequential_calls():
+    pipe = tiny_pipeline()
+    requests = [
+        dict(class_labels=[1, 2], num_inference_steps=steps, guidance_scale=scale, guidance_schedule=schedule,
+             temperature=temperature, seed=seed)
+        for seed, (steps, scale, schedule, temperature) in enumerate([
+            (2, 0.0, "constant", 1.0), (8, 3.0, "linear", 2.0), (5, 4.0, "power-cosine", 0.5), (1, 1.0, "constant", 0.0),
+            (7, 2.0, "linear", 3.0), (3, 6.0, "power-cosine", 1.5), (6, 0.5, "constant", 2.5), (4, 1.5, "linear", 0.0),
+        ])
+    ]
+
+    def sample(request):
+        request = dict(request)
+        generator = torch.Generator().manual_seed(request.pop("seed"))
+        return pipe(**request, generator=generator, output_type="latent").images
+
+    sequential = [sample(request) for request in requests]
+    for _ in range(2):
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            concurrent = list(pool.map(sample, requests))
+        assert all(torch.equal(a, b) for a, b in zip(sequential, concurrent))
+    assert pipe.scheduler.timesteps is None  # the shared scheduler was never set up by a call
+
+
+def test_a_pipeline_saved_before_the_redesign_loads_and_samples_the_same(tmp_path):
+    """hf_titok 0.1 kept the sampling settings in the generator config and a mask id in the scheduler config."""
+    old_index = json.loads((LEGACY_PIPELINE / "model_index.json").read_text())
+    assert "image_processor" not in old_index and "num_inference_steps" in json.loads((LEGACY_PIPELINE / "transformer" / "config.json").read_text())
+    pipe = TiTokPipeline.from_pretrained(LEGACY_PIPELINE)
+    pipe.set_progress_bar_config(disable=True)
+    sampling = pipe.scheduler.config
+    assert (sampling.num_inference_steps, sampling.guidance_scale, sampling.guidance_schedule, sampling.temperature,
+            sampling.softmax_temperature_annealing) == (3, 1.5, "constant", 1.0, False)
+    assert not pipe.transformer.config.legacy_sampling_settings()
+    expected = load_file(str(LEGACY_PIPELINE.parent / "pipeline_saved_by_0.1.expected.safetensors"))["ids"]
+    ids = pipe([0, 1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images
+    assert torch.equal(ids, expected)
+    assert pipe.get_label_ids("dog") == [1]
+    # Saved again, it is in the new format and samples the same.
+    pipe.save_pretrained(tmp_path)
+    assert "num_inference_steps" not in json.loads((tmp_path / "transformer" / "config.json").read_text())
+    assert json.loads((tmp_path / "scheduler" / "scheduler_config.json").read_text())["num_inference_steps"] == 3
+    assert (tmp_path / "image_processor" / "preprocessor_config.json").is_file()
+    again = TiTokPipeline.from_pretrained(tmp_path)
+    again.set_progress_bar_config(disable=True)
+    assert torch.equal(again([0, 1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images, expected)
+    # A generator config alone, saved by 0.1, loads too (its settings move to the pipeline's scheduler).
+    shutil.copytree(LEGACY_PIPELINE / "transformer", tmp_path / "old_transformer")
+    transformer = TiTokMaskGIT.from_pretrained(tmp_path / "old_transformer")
+    assert TiTokPipeline(pipe.vqvae, transformer).scheduler.config.num_inference_steps == 3
+
+
+def test_the_builtin_pipeline_loads_in_the_new_format():
+    folder = Path(hf_titok.FASHION_MNIST_PIPELINE)
+    assert "num_inference_steps" not in json.loads((folder / "transformer" / "config.json").read_text())
+    pipe = TiTokPipeline.from_pretrained(folder)
+    assert pipe.scheduler.config.num_inference_steps == 2 and pipe.image_processor is not None
+
+
+def test_fixtures_are_reachable():
+    assert (FIXTURES / "manifest.json").is_file() and LEGACY_PIPELINE.is_dir()
