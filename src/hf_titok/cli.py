@@ -269,10 +269,10 @@ def _write_report(report: dict, output: str | None) -> None:
 
 
 def cmd_evaluate_reconstruction(args) -> None:
-    tokenizer, _ = load_tokenizer(args.model)
+    tokenizer, processor = load_tokenizer(args.model)
     metrics, notes = _metrics_for(args, tokenizer.config.codebook_size if tokenizer.is_vq else None, not args.no_fid)
     size = tokenizer.config.image_size
-    images = evaluation_images(args.data, args.split, size, args.max_images)
+    images = evaluation_images(args.data, args.split, size, args.max_images, pad_small_images=processor.do_pad)
     results = evaluate_reconstruction(tokenizer, images, metrics, args.batch_size, total=args.max_images)
     _write_report({"protocol": "reconstruction", "model": args.model, "data": args.data, "split": args.split,
                    "image_size": size, "num_tokens": tokenizer.config.num_latent_tokens, **results, "notes": notes}, args.output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import numbers
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from .input_checks import check_token_ids
 from .modeling_titok import TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT
 from .releases import SAMPLING_SETTINGS
-from .scheduling_titok_maskgit import TiTokMaskGITScheduler
+from .scheduling_titok_maskgit import TiTokMaskGITScheduler, check_sampling_settings, check_steps
 from .torch_utils import GeneratorType, check_generator, rand_tensor
 
 EXAMPLE_DOC_STRING = """
@@ -36,6 +37,7 @@ EXAMPLE_DOC_STRING = """
 """
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+MAX_IMAGES_PER_LABEL = 1024  # per call; more belongs in several calls (e.g. hf_titok.evaluation.sample_shards)
 
 
 
@@ -166,20 +168,25 @@ class TiTokPipeline(DiffusionPipeline):
 
     def sampling_settings(self, **overrides) -> dict:
         """The sampler settings a call uses: each given (not `None`) value of `overrides`, else the scheduler
-        config's - e.g. to record exactly how a set of samples was made."""
+        config's, checked and as plain Python values - e.g. to record exactly how a set of samples was made."""
         unknown = sorted(set(overrides) - set(SAMPLING_SETTINGS))
         if unknown:
             raise TypeError(f"unknown sampling settings {unknown}; the settings are {list(SAMPLING_SETTINGS)}")
         config = self.scheduler.config
-        return {name: config[name] if overrides.get(name) is None else overrides[name] for name in SAMPLING_SETTINGS}
+        return check_sampling_settings(
+            **{name: config[name] if overrides.get(name) is None else overrides[name] for name in SAMPLING_SETTINGS}
+        )
 
     def check_inputs(
         self, num_images_per_label, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, image=None,
-        strength=None,
-    ) -> None:
-        if isinstance(num_images_per_label, bool) or not isinstance(num_images_per_label, int) or num_images_per_label < 1:
+        strength=None, return_dict=True,
+    ) -> float | None:
+        """Check the call's arguments; returns the strength of a variations call (None otherwise)."""
+        if isinstance(num_images_per_label, bool) or not isinstance(num_images_per_label, numbers.Integral) or num_images_per_label < 1:
             raise ValueError(f"num_images_per_label must be an integer >= 1, got {num_images_per_label!r}")
-        if output_type not in OUTPUT_TYPES:
+        if num_images_per_label > MAX_IMAGES_PER_LABEL:
+            raise ValueError(f"num_images_per_label={num_images_per_label} is more than {MAX_IMAGES_PER_LABEL}: make several calls")
+        if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         if callback_on_step_end is not None and not callable(callback_on_step_end):
             raise TypeError("callback_on_step_end must be callable(pipeline, step, timestep, callback_kwargs) -> dict")
@@ -189,8 +196,16 @@ class TiTokPipeline(DiffusionPipeline):
                 f"callback_on_step_end_tensor_inputs {unknown} are not among the tensors a step callback can get: "
                 f"{self._callback_tensor_inputs}"
             )
-        if image is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1):
+        if not isinstance(return_dict, bool):
+            raise TypeError(f"return_dict must be True or False, got {return_dict!r}")
+        if image is None:
+            if strength is not None:
+                raise ValueError("strength is the fraction of an image's tokens re-sampled: it needs image= (variations)")
+            return None
+        strength = 0.5 if strength is None else strength
+        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 < float(strength) <= 1:
             raise ValueError(f"strength must be a number in (0, 1] (the fraction of the image's tokens re-sampled), got {strength!r}")
+        return float(strength)
 
     def prepare_image_tokens(self, image, labels: torch.Tensor, strength: float, num_images_per_label: int,
                              generator: GeneratorType) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -229,7 +244,7 @@ class TiTokPipeline(DiffusionPipeline):
         softmax_temperature_annealing: bool | None = None,
         generator: GeneratorType = None,
         image=None,
-        strength: float = 0.5,
+        strength: float | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
@@ -253,8 +268,8 @@ class TiTokPipeline(DiffusionPipeline):
                 re-masked and the generator re-samples them (the sampler's schedule runs over the masked
                 positions, in at most that many steps), conditioned on `class_labels` (one for all images or
                 one per image; `None`: unconditional).
-            strength: fraction of each image's tokens re-sampled, in (0, 1]; at least one token. 1 ignores
-                the image.
+            strength: variations only: the fraction of each image's tokens re-sampled, in (0, 1], default 0.5; at
+                least one token. 1 ignores the image.
             output_type: `"pil"` (uint8 by truncation, as the official sampler), `"np"` (float32 `[B, H, W, 3]`
                 in [0, 1]), `"pt"` (float32 `[B, 3, H, W]` in [0, 1]) - see [`TiTokImageProcessor.postprocess`] -
                 or `"latent"` (the token ids `[B, N]`).
@@ -273,7 +288,7 @@ class TiTokPipeline(DiffusionPipeline):
             guidance_scale_pow=guidance_scale_pow, temperature=temperature,
             softmax_temperature_annealing=softmax_temperature_annealing,
         )
-        # This call's sampler: the pipeline's scheduler config with the call's settings (checked here), so the
+        # This call's sampler: the pipeline's scheduler config with the call's settings (checked above), so the
         # shared scheduler is never changed and concurrent calls do not interfere.
         scheduler = self.scheduler.from_config(self.scheduler.config, **settings)
         num_inference_steps = settings["num_inference_steps"]
@@ -282,8 +297,9 @@ class TiTokPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
 
         # 1. Check inputs and resolve the labels (checked here once: the loop's model calls skip value checks).
-        self.check_inputs(
-            num_images_per_label, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, image, strength
+        strength = self.check_inputs(
+            num_images_per_label, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, image, strength,
+            return_dict,
         )
         device = self._execution_device
         labels = torch.tensor(self.get_label_ids(class_labels), device=device)
@@ -294,6 +310,7 @@ class TiTokPipeline(DiffusionPipeline):
             check_generator(generator, labels.shape[0])
             token_ids = torch.full((labels.shape[0], config.num_latent_tokens), config.mask_token_id, device=device)
             num_masked = None
+            check_steps(num_inference_steps, maximum=config.num_latent_tokens)
         else:
             token_ids, labels, num_masked = self.prepare_image_tokens(image, labels, strength, num_images_per_label, generator)
             # Each step decodes at least one token: more steps than masked tokens would re-mask finished rows.
@@ -320,7 +337,9 @@ class TiTokPipeline(DiffusionPipeline):
                     token_ids = returned["latents"]
                     check_token_ids(token_ids, config.num_latent_tokens, config.codebook_size + 1, "latents returned by callback_on_step_end")
 
-        # 4. Decode.
+        # 4. Decode. (A callback that re-masked positions at the last step left no image to decode.)
+        if callback_on_step_end is not None and bool((token_ids == config.mask_token_id).any()):
+            raise ValueError("callback_on_step_end left masked positions after the last step: there is no image to return")
         if output_type == "latent":
             images = token_ids
         else:

@@ -28,7 +28,10 @@ official gFID settings of the released generators.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
+
+import numpy as np
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -61,26 +64,56 @@ def _gumbel(shape, generator: GeneratorType, device) -> torch.Tensor:
     return -torch.log((-torch.log(uniform.clamp(min=1e-20))).clamp(min=1e-20))
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+# Sane bounds of the user-facing settings: the released models use guidance <= 7 and temperatures <= 11; far
+# larger values only overflow the float32 logits (1e30 x a logit is inf), so they are refused.
+MAX_GUIDANCE_SCALE = 100.0
+MAX_TEMPERATURE = 100.0
+MAX_GUIDANCE_SCALE_POW = 100.0
+
+
+def _number(name: str, value, low: float, high: float, low_inclusive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < low or (value == low and not low_inclusive) or value > high:
+        bracket = "[" if low_inclusive else "("
+        raise ValueError(f"{name} must lie in {bracket}{low:g}, {high:g}], got {value:g}")
+    return value
+
+
+def check_steps(value, name: str = "num_inference_steps", maximum: int | None = None) -> int:
+    """An integer number of steps >= 1 (and <= `maximum`), as a Python int; NumPy integers are fine."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(
+            f"{name}={value} exceeds the {maximum} tokens to sample: each step unmasks at least one token, so at "
+            f"most {maximum} steps are meaningful"
+        )
+    return value
 
 
 def check_sampling_settings(
     num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature, softmax_temperature_annealing
-) -> None:
-    """Raise a `TypeError`/`ValueError` naming the setting unless every sampling setting is valid."""
-    if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-        raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
-    for name, value, low in (("guidance_scale", guidance_scale, "0 (0 disables guidance)"),
-                             ("temperature", temperature, "0")):
-        if not _is_number(value) or value < 0:
-            raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
-    if guidance_schedule not in GUIDANCE_SCHEDULES:
+) -> dict:
+    """The sampling settings as plain Python values, or a `TypeError`/`ValueError` naming the first bad one."""
+    if not isinstance(guidance_schedule, str) or guidance_schedule not in GUIDANCE_SCHEDULES:
         raise ValueError(f"guidance_schedule must be one of {GUIDANCE_SCHEDULES}, got {guidance_schedule!r}")
-    if not _is_number(guidance_scale_pow) or guidance_scale_pow <= 0:
-        raise ValueError(f"guidance_scale_pow must be a finite number > 0, got {guidance_scale_pow!r}")
-    if not isinstance(softmax_temperature_annealing, bool):
+    if not isinstance(softmax_temperature_annealing, (bool, np.bool_)):
         raise TypeError(f"softmax_temperature_annealing must be True or False, got {softmax_temperature_annealing!r}")
+    return dict(
+        num_inference_steps=check_steps(num_inference_steps),
+        guidance_scale=_number("guidance_scale", guidance_scale, 0.0, MAX_GUIDANCE_SCALE),
+        guidance_schedule=guidance_schedule,
+        guidance_scale_pow=_number("guidance_scale_pow", guidance_scale_pow, 0.0, MAX_GUIDANCE_SCALE_POW, low_inclusive=False),
+        temperature=_number("temperature", temperature, 0.0, MAX_TEMPERATURE),
+        softmax_temperature_annealing=bool(softmax_temperature_annealing),
+    )
 
 
 class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
@@ -142,11 +175,9 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         the config's), kept on the CPU whatever `device` is (they only feed host-side arithmetic, so reading
         them never syncs a GPU). `num_masked_tokens`: how many positions the first step starts with masked
         (default: all of them)."""
-        num_inference_steps = self.config.num_inference_steps if num_inference_steps is None else num_inference_steps
-        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
-        if num_masked_tokens is not None and (isinstance(num_masked_tokens, bool) or not isinstance(num_masked_tokens, int) or num_masked_tokens < 1):
-            raise ValueError(f"num_masked_tokens must be an integer >= 1 or None, got {num_masked_tokens!r}")
+        num_inference_steps = check_steps(self.config.num_inference_steps if num_inference_steps is None else num_inference_steps)
+        if num_masked_tokens is not None:
+            num_masked_tokens = check_steps(num_masked_tokens, "num_masked_tokens")
         self.num_inference_steps = num_inference_steps
         self.num_masked_tokens = num_masked_tokens
         self.guidance_scales = [self._guidance_scale(step) for step in range(num_inference_steps)]
@@ -200,6 +231,7 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
                 own generator only), or `None` for torch's global RNG, as the official sampler.
         """
         self._check_ready()
+        self._check_step_inputs(model_output, timestep, sample)
         step, steps = int(timestep), self.num_inference_steps
         ratio = (step + 1) / steps
         batch_size, num_tokens = sample.shape
@@ -234,6 +266,23 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         if not return_dict:
             return (prev_sample, candidates)
         return TiTokMaskGITSchedulerOutput(prev_sample=prev_sample, pred_original_sample=candidates)
+
+    def _check_step_inputs(self, model_output, timestep, sample) -> None:
+        """Types, shapes and the step index: static checks (no tensor values are read, so `step` compiles)."""
+        if not isinstance(model_output, torch.Tensor) or not model_output.is_floating_point() or model_output.ndim != 3:
+            raise TypeError(f"model_output must be float logits [B, N, K], got {getattr(model_output, 'shape', type(model_output).__name__)}")
+        if not isinstance(sample, torch.Tensor) or sample.is_floating_point() or sample.dtype == torch.bool or sample.ndim != 2:
+            raise TypeError(f"sample must be integer ids [B, N], got {getattr(sample, 'dtype', type(sample).__name__)} "
+                            f"{tuple(getattr(sample, 'shape', ()))}")
+        if tuple(model_output.shape[:2]) != tuple(sample.shape):
+            raise ValueError(f"model_output {tuple(model_output.shape)} and sample {tuple(sample.shape)} disagree on [B, N]")
+        if isinstance(timestep, torch.Tensor):
+            if timestep.numel() != 1 or timestep.is_floating_point():
+                raise TypeError(f"timestep must be an integer step index, got a tensor of shape {tuple(timestep.shape)}")
+        elif isinstance(timestep, bool) or not isinstance(timestep, numbers.Integral):
+            raise TypeError(f"timestep must be an integer step index, got {type(timestep).__name__} {timestep!r}")
+        if not torch.compiler.is_compiling() and not 0 <= int(timestep) < self.num_inference_steps:
+            raise ValueError(f"timestep must lie in [0, {self.num_inference_steps - 1}], got {int(timestep)}")
 
     @classmethod
     def _get_compatibles(cls) -> list[type]:

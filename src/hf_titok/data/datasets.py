@@ -133,10 +133,13 @@ def load_image_dataset(
     return ImageTrainingDataset(dataset, augmentation, image_column, label_column, seed)
 
 
-def evaluation_images(source: str, split: str, image_size: int, max_images: int | None = None):
-    """Evaluation-preprocessed images (shorter side `image_size`, bicubic; center crop; no flip) of a
-    `datasets` split, a `save_to_disk` dataset or an image folder: an iterable of `(pixel_values, label)`."""
-    dataset = load_image_dataset(source, split, Augmentation(crop_size=image_size, random_crop=False, random_flip=False))
+def evaluation_images(source: str, split: str, image_size: int, max_images: int | None = None,
+                      pad_small_images: bool = False):
+    """Evaluation-preprocessed images (shorter side `image_size`, bicubic; center crop; no flip - what a
+    tokenizer's image processor does, `pad_small_images` its `do_pad`) of a `datasets` split, a `save_to_disk`
+    dataset or an image folder: an iterable of `(pixel_values, label)`."""
+    augmentation = Augmentation(crop_size=image_size, random_crop=False, random_flip=False, pad_small_images=pad_small_images)
+    dataset = load_image_dataset(source, split, augmentation)
     # Map-style datasets by index (their __getitem__ replaces an unreadable image by a neighbour, so plain
     # iteration would never end); streamed ones by iteration.
     streamed = isinstance(dataset, torch.utils.data.IterableDataset)

@@ -17,35 +17,37 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..image_processing_titok import to_rgb
+from ..image_processing_titok import TiTokImageProcessor, fit_image, to_rgb
 
 
 @dataclass
 class Augmentation:
     """Shorter side resized to `crop_size` (bicubic, antialiased by Pillow), then a random crop (tokenizer
-    training) or a center crop (generator training and evaluation), then an optional random horizontal flip."""
+    training) or a center crop (generator training and evaluation), then an optional random horizontal flip.
+    With `pad_small_images`, an image no larger than `crop_size` is padded (centered, black) instead of resized.
+
+    The geometry is `hf_titok.image_processing_titok.fit_image`, which the image processor uses too:
+    `image_processor()` is the processor that reproduces this augmentation's center-crop, no-flip output."""
 
     crop_size: int = 256
     random_crop: bool = True
     random_flip: bool = True
+    pad_small_images: bool = False
 
     def __call__(self, image: PIL.Image.Image, rng: random.Random) -> torch.Tensor:
-        image = to_rgb(image)
-        width, height = image.size
-        scale = self.crop_size / min(width, height)
-        size = (max(self.crop_size, round(width * scale)), max(self.crop_size, round(height * scale)))
-        if size != image.size:
-            image = image.resize(size, PIL.Image.BICUBIC)
-        width, height = image.size
-        if self.random_crop:
-            left, top = rng.randint(0, width - self.crop_size), rng.randint(0, height - self.crop_size)
-        else:
-            left, top = (width - self.crop_size) // 2, (height - self.crop_size) // 2
-        image = image.crop((left, top, left + self.crop_size, top + self.crop_size))
+        def offset(extra_width: int, extra_height: int) -> tuple[int, int]:
+            return rng.randint(0, extra_width), rng.randint(0, extra_height)
+
+        image = fit_image(to_rgb(image), self.crop_size, self.pad_small_images, PIL.Image.BICUBIC,
+                          offset if self.random_crop else None)
         if self.random_flip and rng.random() < 0.5:
             image = image.transpose(PIL.Image.FLIP_LEFT_RIGHT)
         array = np.asarray(image, dtype=np.float32) / 255.0
         return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+    def image_processor(self) -> TiTokImageProcessor:
+        """The image processor a model trained on this data should be saved with."""
+        return TiTokImageProcessor.for_image_size(self.crop_size, do_pad=self.pad_small_images)
 
 
 def sample_rng(seed: int, epoch: int, key) -> random.Random:

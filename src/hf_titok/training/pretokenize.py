@@ -19,6 +19,8 @@ from tqdm.auto import tqdm
 from ..data.class_labels import dataset_class_names
 from ..data.datasets import load_image_dataset
 from ..data.images import Augmentation
+from ..image_processing_titok import TiTokImageProcessor
+from ..loaders import load_tokenizer
 from ..modeling_titok import TiTokTokenizer
 
 logger = logging.getLogger(__name__)
@@ -30,11 +32,15 @@ def pretokenize(tokenizer: str | TiTokTokenizer, source: str, output_dir: str | 
                 label_column: str | None = None, limit: int | None = None):
     """Write `output_dir` (`datasets.Dataset.save_to_disk`) with columns `token_ids` (N ids), `label`
     (a `ClassLabel` when the source names its classes) and `flipped`. Returns the dataset."""
-    model = TiTokTokenizer.from_pretrained(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
+    if isinstance(tokenizer, (str, Path)):
+        model, processor = load_tokenizer(str(tokenizer))
+    else:
+        model, processor = tokenizer, TiTokImageProcessor.for_image_size(tokenizer.config.image_size)
     model.eval()
     if not model.is_vq:
         raise ValueError("pre-tokenization needs a VQ tokenizer (generators are trained on discrete ids)")
-    center = Augmentation(model.config.image_size, random_crop=False, random_flip=False)
+    # The tokenizer's own preprocessing (its saved processor), without flips: those are added below.
+    center = Augmentation(processor.image_size, random_crop=False, random_flip=False, pad_small_images=processor.do_pad)
     images = load_image_dataset(source, split, center, image_column, label_column, streaming=False)
     total = len(images) if limit is None else min(limit, len(images))
     token_ids, labels, flipped = [], [], []

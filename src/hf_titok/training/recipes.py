@@ -38,6 +38,7 @@ from ..data.class_labels import dataset_class_names, default_id2label
 from ..data.datasets import ImageTrainingDataset, collate_images, collate_tokens, load_image_dataset
 from ..data.images import Augmentation, decode_image, sample_rng
 from ..image_processing_titok import TiTokImageProcessor
+from ..loaders import load_tokenizer
 from ..modeling_maskgit_vqgan import MaskGITVQGAN
 from ..modeling_titok import TiTokTokenizer
 from ..modeling_titok_maskgit import TiTokMaskGIT
@@ -143,6 +144,7 @@ class RecipeRun:
     dataset: torch.utils.data.Dataset
     collator: Callable
     image_size: int
+    image_processor: TiTokImageProcessor  # saved with the model: the preprocessing it was trained with
     tokenizer: TiTokTokenizer | None = None  # generator: the frozen tokenizer (ids on the fly, sample grids, export)
     teacher: MaskGITVQGAN | None = None  # stage 1: the proxy-code teacher
     wrapper: TrainingModule | None = None
@@ -205,11 +207,16 @@ def _new_vqgan(config: dict) -> MaskGITVQGAN:
     return MaskGITVQGAN(MaskGITVQGANConfig(**section.get("config", {})))
 
 
-def _image_data(config: dict, image_size: int, seed: int, random_crop: bool = True):
+def _augmentation(config: dict, image_size: int, random_crop: bool = True) -> Augmentation:
+    data = config["data"]
+    return Augmentation(data.get("crop_size", image_size), random_crop=random_crop, random_flip=data.get("random_flip", True),
+                        pad_small_images=data.get("pad_small_images", False))
+
+
+def _image_data(config: dict, augmentation: Augmentation, seed: int):
     data = config["data"]
     if not data.get("source"):
         raise ValueError("the config needs data.source: a local image folder or a Hub dataset id (e.g. timm/imagenet-1k-wds)")
-    augmentation = Augmentation(data.get("crop_size", image_size), random_crop=random_crop, random_flip=data.get("random_flip", True))
     dataset = load_image_dataset(data["source"], data.get("split", "train"), augmentation, data.get("image_column"),
                                  data.get("label_column"), data.get("streaming"), seed)
     return dataset, collate_images
@@ -225,9 +232,11 @@ def _prepare_images(make_model: Callable[[dict], nn.Module], needs_teacher: bool
                 raise ValueError("stage 1 needs `teacher:` the MaskGIT-VQGAN (local dir or Hub id) whose codes are the targets")
             teacher = MaskGITVQGAN.from_pretrained(config["teacher"])
         model = make_model(config)
+        augmentation = _augmentation(config, model.config.image_size)
         with args.main_process_first(desc="loading the dataset"):
-            dataset, collator = _image_data(config, model.config.image_size, args.seed)
-        return RecipeRun(config, args, model, dataset, collator, model.config.image_size, teacher=teacher)
+            dataset, collator = _image_data(config, augmentation, args.seed)
+        return RecipeRun(config, args, model, dataset, collator, model.config.image_size, augmentation.image_processor(),
+                         teacher=teacher)
 
     return prepare
 
@@ -241,7 +250,9 @@ def _dataset_num_classes(dataset, config: dict) -> int | None:
 
 def _prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
     """The frozen tokenizer, the ids (pre-tokenized, or images tokenized on the fly), and the generator over them."""
-    tokenizer = TiTokTokenizer.from_pretrained(config["tokenizer"]) if config.get("tokenizer") else None
+    tokenizer = processor = None
+    if config.get("tokenizer"):
+        tokenizer, processor = load_tokenizer(config["tokenizer"])
     data = config["data"]
     with args.main_process_first(desc="loading the dataset"):
         if data.get("pretokenized"):
@@ -251,8 +262,10 @@ def _prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
             collator = collate_tokens
         elif tokenizer is None:
             raise ValueError("generator training needs `tokenizer:` (ids on the fly) or data.pretokenized (ids on disk)")
-        else:  # center crops (and flips) of the images, tokenized on the fly
-            dataset, collator = _image_data(config, tokenizer.config.image_size, args.seed, random_crop=False)
+        else:  # center crops (and flips) of the images, tokenized on the fly, as the tokenizer's processor does them
+            augmentation = Augmentation(processor.image_size, random_crop=False, random_flip=data.get("random_flip", True),
+                                        pad_small_images=processor.do_pad)
+            dataset, collator = _image_data(config, augmentation, args.seed)
     section = config["model"]
     if section.get("pretrained"):
         model = TiTokMaskGIT.from_pretrained(section["pretrained"])
@@ -264,7 +277,8 @@ def _prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
         preset = section.get("preset")
         model = TiTokMaskGIT(TiTokMaskGITConfig.from_preset(preset, **overrides) if preset else TiTokMaskGITConfig(**overrides))
     image_size = tokenizer.config.image_size if tokenizer is not None else 256
-    return RecipeRun(config, args, model, dataset, collator, image_size, tokenizer=tokenizer)
+    processor = processor or TiTokImageProcessor.for_image_size(image_size)
+    return RecipeRun(config, args, model, dataset, collator, image_size, processor, tokenizer=tokenizer)
 
 
 def _perceptual(loss: dict) -> PerceptualLoss:
@@ -325,9 +339,9 @@ def _codebook_restarts(run: RecipeRun) -> TrainerCallback | None:
     return CodebookRestartCallback(run.model.config.codebook_size, run.args.codebook_restart_steps, run.args.seed)
 
 
-def _first_images(dataset, count: int, image_size: int) -> torch.Tensor:
+def _first_images(dataset, count: int, processor: TiTokImageProcessor) -> torch.Tensor:
     """A fixed, unaugmented batch for the reconstruction grids."""
-    center = Augmentation(image_size, random_crop=False, random_flip=False)
+    center = Augmentation(processor.image_size, random_crop=False, random_flip=False, pad_small_images=processor.do_pad)
     images = []
     if isinstance(dataset, ImageTrainingDataset):
         spread = sorted({round(i * (len(dataset) - 1) / max(count - 1, 1)) for i in range(count)})
@@ -349,7 +363,7 @@ def _first_images(dataset, count: int, image_size: int) -> torch.Tensor:
 def _reconstruction_grids(run: RecipeRun) -> TrainerCallback | None:
     if not run.args.image_log_steps:
         return None
-    images, teacher, processor = _first_images(run.dataset, 8, run.image_size), run.teacher, _image_processor(run)
+    images, teacher, processor = _first_images(run.dataset, 8, run.image_processor), run.teacher, run.image_processor
 
     def render(model, wrapper, step):
         device = next(model.parameters()).device
@@ -398,20 +412,16 @@ def _sample_grids(run: RecipeRun, samples_per_class: int = 4, max_classes: int =
 # ---- what the run exports at the end ----------------------------------------------------------------------
 
 
-def _image_processor(run: RecipeRun) -> TiTokImageProcessor:
-    """The preprocessing the model was trained with, saved beside it."""
-    return TiTokImageProcessor.for_image_size(run.image_size)
-
-
 def _export_model_with_processor(run: RecipeRun) -> TrainerCallback:
-    return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub, extras=(_image_processor(run),))
+    """The model with the image processor that reproduces its training preprocessing."""
+    return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub, extras=(run.image_processor,))
 
 
 def _export_pipeline(run: RecipeRun) -> TrainerCallback:
     """A full TiTokPipeline when the tokenizer is known, else the generator alone."""
     if run.tokenizer is None:
         return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub)
-    tokenizer, scheduler, id2label, processor = run.tokenizer, _scheduler(run), _id2label(run), _image_processor(run)
+    tokenizer, scheduler, id2label, processor = run.tokenizer, _scheduler(run), _id2label(run), run.image_processor
 
     def build(model):
         return TiTokPipeline(tokenizer, model, scheduler, processor, id2label=id2label)
