@@ -1,7 +1,5 @@
 """Configuration of the TiTok 1-D image tokenizer, with the presets of every released checkpoint."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from huggingface_hub.dataclasses import strict
@@ -9,6 +7,7 @@ from transformers import PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
+from .input_checks import check_config_values
 from .releases import TOKENIZER_PRESETS, tokenizer_preset
 
 # The released tokenizers' config arguments, derived from the one table in `hf_titok.releases`.
@@ -136,6 +135,14 @@ class TiTokConfig(PreTrainedConfig):
     def validate_architecture(self):
         """Part of `@strict` validation: sizes that the modules could not be built with."""
         super().validate_architecture()
+        check_config_values(
+            self,
+            positive_ints=("image_size", "num_channels", "encoder_patch_size", "decoder_patch_size", "encoder_hidden_size",
+                           "encoder_num_layers", "encoder_num_heads", "decoder_hidden_size", "decoder_num_layers",
+                           "decoder_num_heads", "num_latent_tokens", "token_size", "codebook_size"),
+            positive_floats=("mlp_ratio", "layer_norm_eps", "initializer_range"),
+            non_negative_floats=("commitment_cost", "kl_weight"),
+        )
         for field in ("quantize_mode", "decoder_head"):
             allowed = {"quantize_mode": ("vq", "vae"), "decoder_head": ("proxy_codes", "pixels")}[field]
             if getattr(self, field) not in allowed:
@@ -174,7 +181,7 @@ class TiTokConfig(PreTrainedConfig):
         return self.pixel_decoder_config.codebook_size if self.pixel_decoder_config is not None else None
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> TiTokConfig:
+    def from_preset(cls, name: str, **overrides) -> "TiTokConfig":
         """Config of a released tokenizer (`titok_l32`, `titok_b64`, `titok_s128`, `titok_bl64_vq8k`,
         `titok_bl128_vq8k`, `titok_sl256_vq8k`, `titok_ll32_vae_c16`, `titok_bl64_vae_c16`,
         `titok_bl128_vae_c16`), with optional field overrides."""

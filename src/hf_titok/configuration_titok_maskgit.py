@@ -1,12 +1,11 @@
 """Configuration of the class-conditional MaskGIT generator over TiTok tokens."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from .input_checks import check_config_values
 from .releases import GENERATOR_PRESETS, SAMPLING_SETTINGS, generator_preset
 
 # The released generators' config arguments, derived from the one table in `hf_titok.releases` (their sampling
@@ -79,6 +78,14 @@ class TiTokMaskGITConfig(PreTrainedConfig):
     def validate_architecture(self):
         """Part of `@strict` validation: sizes that the modules could not be built with."""
         super().validate_architecture()
+        check_config_values(
+            self,
+            positive_ints=("codebook_size", "num_latent_tokens", "num_classes", "hidden_size", "num_hidden_layers",
+                           "num_attention_heads", "intermediate_size"),
+            positive_floats=("layer_norm_eps", "initializer_range"),
+            probabilities=("hidden_dropout_prob", "attention_dropout_prob", "class_dropout_prob", "label_smoothing"),
+            non_negative_floats=("unmasked_token_loss_weight",),
+        )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}"
@@ -131,7 +138,7 @@ class TiTokMaskGITConfig(PreTrainedConfig):
         return self.codebook_size + self.num_classes + 2
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> TiTokMaskGITConfig:
+    def from_preset(cls, name: str, **overrides) -> "TiTokMaskGITConfig":
         """Config of a released generator (`titok_l32`, `titok_b64`, `titok_s128`), with optional overrides."""
         return cls(**{**generator_preset(name).config_kwargs(), **overrides})
 

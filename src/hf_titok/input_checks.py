@@ -7,6 +7,8 @@ host: they run in eager mode only when asked (`check_values`), and never inside 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # Images are RGB in [0, 1]; allow float rounding slack (e.g. k/255 computed in another dtype).
@@ -101,3 +103,23 @@ def check_latents(latents, num_tokens: int, channels: int, check_values: bool = 
         raise ValueError(f"latents must have shape [B, {num_tokens}, {channels}], got {tuple(latents.shape)}")
     if values_checkable(check_values) and latents.numel() and not torch.isfinite(latents).all():
         raise ValueError("latents contain NaN or infinite values")
+
+
+def check_config_values(config, positive_ints=(), positive_floats=(), probabilities=(), non_negative_floats=()) -> None:
+    """Range checks of config fields (types are checked by `@strict`): raise a `ValueError` naming the field."""
+    for name in positive_ints:
+        value = getattr(config, name)
+        if value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}")
+    for name in positive_floats:
+        value = getattr(config, name)
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    for name in non_negative_floats:
+        value = getattr(config, name)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    for name in probabilities:
+        value = getattr(config, name)
+        if not math.isfinite(value) or not 0 <= value <= 1:
+            raise ValueError(f"{name} must be a probability in [0, 1], got {value}")

@@ -434,9 +434,8 @@ class TiTokPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
         elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-        elif isinstance(module, (TiTokVectorQuantizer, MaskGITVectorQuantizer)):
-            size = module.embedding.num_embeddings
-            init.uniform_(module.embedding.weight, -1.0 / size, 1.0 / size)
+        elif isinstance(module, VQCodebook):
+            init.uniform_(module.weight, -1.0 / module.num_embeddings, 1.0 / module.num_embeddings)
         elif isinstance(module, (TiTokEncoder, TiTokDecoder)):
             width = module.class_embedding.shape[-1]
             names = ["class_embedding", "position_embedding", "latent_position_embedding"]
