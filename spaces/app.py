@@ -27,6 +27,7 @@ from hf_titok.data.fashion_mnist import FASHION_MNIST_PIPELINE, to_rgb32
 from hf_titok.evaluation.metrics import psnr
 from hf_titok.image_processing_titok import TiTokImageProcessor
 from hf_titok.loaders import ModelNotFoundError, load_pipeline, load_tokenizer, resolve_model_folder
+from hf_titok.scheduling_titok_maskgit import GUIDANCE_SCHEDULES
 from hf_titok.visualization import image_grid
 
 # Limits of what one request may ask for (a CPU Space serves everyone from 2 cores).
@@ -79,18 +80,37 @@ def load_model(name: str) -> SpaceModel:
 # --------------------------------------------------------------------------------------------------
 
 
+def _as_float(value) -> float | None:
+    """The number a widget sent (numbers or numeric text), or None for anything else."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if np.isfinite(number) else None
+
+
 def whole_number(value, what: str, low: int, high: int) -> int:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)) or float(value) != int(value):
+    number = _as_float(value)
+    if number is None or number != int(number):
         raise gr.Error(f"{what} must be a whole number between {low} and {high}, got {value}.")
-    if not low <= int(value) <= high:
-        raise gr.Error(f"{what} must be between {low} and {high}, got {int(value)}.")
-    return int(value)
+    if not low <= int(number) <= high:
+        raise gr.Error(f"{what} must be between {low} and {high}, got {int(number)}.")
+    return int(number)
 
 
 def number_in_range(value, what: str, low: float, high: float) -> float:
-    if value is None or not np.isfinite(float(value)) or not low <= float(value) <= high:
+    number = _as_float(value)
+    if number is None or not low <= number <= high:
         raise gr.Error(f"{what} must be between {low:g} and {high:g}, got {value}.")
-    return float(value)
+    return number
+
+
+def choice_of(value, what: str, choices) -> str:
+    if value not in choices:
+        raise gr.Error(f"{what} must be one of {', '.join(map(str, choices))}, got {value}.")
+    return value
 
 
 def resolve_seed(seed, use_random: bool) -> int:
@@ -136,7 +156,10 @@ def save_grid(images: list[PIL.Image.Image], title: str) -> str:
 def class_label(model: SpaceModel, choice) -> int | None:
     if choice is None or choice == "":
         raise gr.Error("Pick a class (or 'unconditional').")
-    choice = int(choice)
+    number = _as_float(choice)
+    if number is None or number != int(number):
+        raise gr.Error(f"Unknown class {choice}.")
+    choice = int(number)
     if choice != UNCONDITIONAL and choice not in model.pipeline.id2label:
         raise gr.Error(f"Unknown class id {choice}.")
     return None if choice == UNCONDITIONAL else choice
@@ -163,6 +186,7 @@ def generate(model: SpaceModel, class_choice, num_images, steps, guidance_scale,
     num_images = whole_number(num_images, "Number of images", 1, MAX_IMAGES)
     steps = whole_number(steps, "Steps", 1, MAX_STEPS)
     guidance_scale = number_in_range(guidance_scale, "Guidance scale", 0.0, MAX_GUIDANCE)
+    guidance_schedule = choice_of(guidance_schedule, "Guidance schedule", GUIDANCE_SCHEDULES)
     temperature = number_in_range(temperature, "Temperature", 0.0, MAX_TEMPERATURE)
     seed = resolve_seed(seed, random_seed)
     images = model.pipeline(

@@ -161,3 +161,27 @@ def test_a_sweep_extends_earlier_comparable_sweeps_only(tmp_path, capsys):
     with pytest.raises(SystemExit):
         module.earlier_sweep_rows(parser, argparse.Namespace(sweep_from=[first]), header)
     assert "has no sweep rows" in capsys.readouterr().err
+
+
+def test_the_saved_processor_reproduces_the_training_preprocessing(pipe):
+    """The built-in model was trained on 28x28 images zero-padded to 32x32 (prepare_data.py): its saved processor
+    must prepare a raw 28x28 image exactly so (a resize instead would cost ~8 dB of reconstruction PSNR)."""
+    from importlib import resources
+
+    from hf_titok.data.fashion_mnist import to_rgb32
+    from hf_titok.image_processing_titok import to_uint8
+
+    with resources.files("hf_titok.data").joinpath("fashion_mnist_test_samples.npz").open("rb") as file:
+        raw = np.load(file)["images"]  # uint8 [30, 28, 28], as in the Fashion-MNIST files
+    assert pipe.image_processor.do_pad and pipe.image_processor.image_size == 32
+    pixel_values = pipe.image_processor([PIL.Image.fromarray(image) for image in raw], return_tensors="pt").pixel_values
+    expected = torch.from_numpy(to_rgb32(raw)).permute(0, 3, 1, 2).float() / 255
+    assert torch.equal(pixel_values, expected)
+    with torch.no_grad():
+        reconstruction = pipe.vqvae.decode(pipe.vqvae.encode(pixel_values).tokens)
+    assert float(psnr(to_uint8(reconstruction).float() / 255, expected).mean()) > 22.0  # 22.67 dB measured
+    # The CLI and the Space take the same processor from the pipeline folder.
+    from hf_titok.loaders import load_tokenizer
+
+    _, processor = load_tokenizer(hf_titok.FASHION_MNIST_PIPELINE)
+    assert processor.to_dict() == pipe.image_processor.to_dict()

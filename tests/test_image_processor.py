@@ -80,3 +80,33 @@ def test_postprocess_errors():
         TiTokImageProcessor.postprocess(torch.zeros(1, 3, 2, 2), output_type="jpeg")
     with pytest.raises(ValueError, match=r"\[B, C, H, W\]"):
         TiTokImageProcessor.postprocess(torch.zeros(3, 2, 2))
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_processor_equals_the_training_augmentation_without_randomness(pad):
+    """A recipe saves `augmentation.image_processor()` with the model: for any image, it gives what the augmentation
+    gives with its center crop and no flip."""
+    import random
+
+    from hf_titok.data.images import Augmentation
+
+    augmentation = Augmentation(32, random_crop=False, random_flip=False, pad_small_images=pad)
+    processor = augmentation.image_processor()
+    assert processor.do_pad is pad
+    rng = np.random.default_rng(4)
+    for size in [(20, 20), (28, 28), (32, 32), (28, 40), (64, 48), (33, 100), (300, 31)]:
+        for mode in ("RGB", "L", "RGBA"):
+            image = PIL.Image.fromarray((rng.random((*size, 3)) * 255).astype(np.uint8)).convert(mode)
+            expected = augmentation(image, random.Random(0))
+            torch.testing.assert_close(processor(image, return_tensors="pt").pixel_values[0], expected, atol=0, rtol=0)
+
+
+def test_float_arrays_are_taken_as_they_are(processor):
+    array = np.random.default_rng(5).random((32, 32, 3)).astype(np.float32)
+    for image in (array, torch.from_numpy(array), torch.from_numpy(array).permute(2, 0, 1)):
+        torch.testing.assert_close(processor(image, return_tensors="pt").pixel_values[0], torch.from_numpy(array).permute(2, 0, 1))
+    uint8 = (array * 255).astype(np.uint8)
+    torch.testing.assert_close(processor(uint8, return_tensors="pt").pixel_values[0],
+                               torch.from_numpy(uint8).permute(2, 0, 1).float() / 255)
+    small = processor(np.full((16, 16), 0.25, np.float32), return_tensors="pt").pixel_values
+    assert small.shape == (1, 3, 32, 32) and torch.allclose(small, torch.full_like(small, 0.25), atol=1e-6)

@@ -4,6 +4,7 @@ resumes exactly, and two data-parallel CPU processes stay in sync."""
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -418,6 +419,23 @@ def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_weights(workspace, t
         assert a.keys() == b.keys()
         different = [k for k in a if not torch.equal(a[k], b[k])]
         assert not different, f"{name}: {different[:5]}"
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_and_the_run_ends_the_same(workspace, tmp_path, caplog):
+    """Truncate the newest checkpoint's weights: resuming skips it (a warning names it), continues from the previous
+    complete one, and ends with exactly the weights of an uninterrupted run."""
+    config = {"recipe": "single_stage", "model": {"config": SINGLE_VQ}, "data": {"source": str(workspace / "images")},
+              "discriminator": DISCRIMINATOR, "training": training(max_steps=20, save_steps=10, save_total_limit=None,
+                                                                    discriminator_start=5, per_device_train_batch_size=4)}
+    train(config, tmp_path / "straight")
+    shutil.copytree(tmp_path / "straight", tmp_path / "damaged", ignore=shutil.ignore_patterns("final"))
+    newest = tmp_path / "damaged" / "checkpoint-20" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 3])
+    assert last_checkpoint(str(tmp_path / "damaged")) == str(tmp_path / "damaged" / "checkpoint-10")
+    assert "checkpoint-20" in caplog.text and "damaged files" in caplog.text
+    train(config, tmp_path / "damaged")
+    a, b = load_file(tmp_path / "straight" / "final" / "model.safetensors"), load_file(tmp_path / "damaged" / "final" / "model.safetensors")
+    assert a.keys() == b.keys() and not [k for k in a if not torch.equal(a[k], b[k])]
 
 
 def test_incomplete_checkpoints_are_skipped(tmp_path):

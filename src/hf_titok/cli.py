@@ -66,7 +66,9 @@ def read_images(paths: list[str]):
             with PIL.Image.open(path) as image:
                 image.load()
                 images.append(image.copy())
-        except (PIL.UnidentifiedImageError, OSError, SyntaxError) as error:
+        except PIL.Image.DecompressionBombError as error:  # a few-KB file that would decode to gigapixels
+            raise CommandError(f"refusing image {path}: {error}") from None
+        except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
             raise CommandError(f"cannot read image {path}: {error}") from None
     return images
 
@@ -269,6 +271,10 @@ def _write_report(report: dict, output: str | None) -> None:
 
 
 def cmd_evaluate_reconstruction(args) -> None:
+    data = Path(args.data)
+    if (data.exists() and not data.is_dir()) or (not data.exists() and (args.data.startswith((".", "/", "~")) or args.data.count("/") != 1)):
+        raise CommandError(f"dataset folder not found: {args.data} (--data takes an image or dataset folder, or a Hub "
+                           "dataset id owner/name)")
     tokenizer, processor = load_tokenizer(args.model)
     metrics, notes = _metrics_for(args, tokenizer.config.codebook_size if tokenizer.is_vq else None, not args.no_fid)
     size = tokenizer.config.image_size
@@ -288,6 +294,12 @@ def cmd_evaluate_reference(args) -> None:
 
 
 def cmd_evaluate_generation(args) -> None:
+    # Every input is checked before sampling starts (50k samples take hours): the reference and the Inception file.
+    if args.reference and not Path(args.reference).exists():
+        raise CommandError(f"--reference not found: {args.reference}")
+    if args.reference and Path(args.reference).is_file() and Path(args.reference).suffix != ".npz":
+        raise CommandError(f"--reference must be an .npz (ADM reference batch or arr_0 images) or an image folder, got {args.reference}")
+    metrics, notes = _metrics_for(args, None, True) if args.reference else (None, {})
     # Without an accelerator PartialState would ignore the launcher's processes unless told to use the CPU.
     state = PartialState(cpu=torch.accelerator.current_accelerator() is None)
     pipe = load_pipeline(args.model)
@@ -309,7 +321,6 @@ def cmd_evaluate_generation(args) -> None:
               "num_classes": len(class_ids), "seed": args.seed, "num_processes": state.num_processes,
               "sampling": pipe.sampling_settings(**settings)}
     if args.reference:
-        metrics, notes = _metrics_for(args, None, True)
         report["reference"] = add_reference(metrics, args.reference, pipe.vqvae.config.image_size, args.batch_size)
         report.update(evaluate_samples(npz, metrics, args.batch_size))
         report["notes"] = notes

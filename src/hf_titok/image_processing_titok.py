@@ -144,9 +144,11 @@ def _as_array(image, index: int) -> np.ndarray | PIL.Image.Image:
 
 
 def _fit_array(image: np.ndarray, size: int, pad_small: bool, resample: int) -> np.ndarray:
-    """`fit_image` on a float32 `[H, W, 3]` array: Pillow's float mode, channel by channel."""
+    """`fit_image` on a float32 `[H, W, 3]` array: Pillow's float mode, channel by channel, clipped to [0, 1] (bicubic
+    overshoots at edges; 8-bit images are clipped by Pillow itself)."""
     channels = [PIL.Image.fromarray(np.ascontiguousarray(image[..., c])) for c in range(3)]
-    return np.stack([np.asarray(fit_image(channel, size, pad_small, resample), dtype=np.float32) for channel in channels], -1)
+    fitted = np.stack([np.asarray(fit_image(channel, size, pad_small, resample), dtype=np.float32) for channel in channels], -1)
+    return np.clip(fitted, 0.0, 1.0)
 
 
 def _split_batch(images) -> list:

@@ -42,6 +42,8 @@ def check_pixel_values(pixel_values, image_size: int, num_channels: int = 3, che
             f"pixel_values must have {num_channels} channels (RGB) in dimension 1, got shape "
             f"{tuple(pixel_values.shape)}"
         )
+    if pixel_values.shape[0] == 0:
+        raise ValueError(f"pixel_values is an empty batch (shape {tuple(pixel_values.shape)}): give at least one image")
     if tuple(pixel_values.shape[-2:]) != (image_size, image_size):
         raise ValueError(
             f"this model takes {image_size}x{image_size} images, got {pixel_values.shape[-2]}x{pixel_values.shape[-1]}; "
@@ -67,6 +69,8 @@ def check_token_ids(token_ids, num_tokens: int, vocab_size: int, what: str = "to
         raise TypeError(f"{what} must be an integer tensor, got dtype {token_ids.dtype}")
     if token_ids.ndim != 2 or token_ids.shape[1] != num_tokens:
         raise ValueError(f"{what} must have shape [B, {num_tokens}], got {tuple(token_ids.shape)}")
+    if token_ids.shape[0] == 0:
+        raise ValueError(f"{what} is an empty batch (shape {tuple(token_ids.shape)})")
     if values_checkable(check_values) and token_ids.numel():
         low, high = (value.item() for value in token_ids.aminmax())
         if low < 0 or high >= vocab_size:
@@ -81,7 +85,7 @@ def check_class_labels(class_labels, batch_size: int, num_classes: int, check_va
     if not isinstance(class_labels, torch.Tensor) or class_labels.is_floating_point() or class_labels.dtype == torch.bool:
         given = getattr(class_labels, "dtype", type(class_labels).__name__)
         raise TypeError(f"class_labels must be an integer tensor of shape [{batch_size}], got {given}")
-    if class_labels.shape != (batch_size,):
+    if class_labels.ndim != 1 or class_labels.shape[0] != batch_size:
         raise ValueError(
             f"class_labels must have shape [{batch_size}] (one per row of input_ids), got {tuple(class_labels.shape)}"
         )
@@ -101,6 +105,8 @@ def check_latents(latents, num_tokens: int, channels: int, check_values: bool = 
         raise TypeError(f"latents must be a floating-point tensor, got dtype {latents.dtype}")
     if latents.ndim != 3 or tuple(latents.shape[1:]) != (num_tokens, channels):
         raise ValueError(f"latents must have shape [B, {num_tokens}, {channels}], got {tuple(latents.shape)}")
+    if latents.shape[0] == 0:
+        raise ValueError(f"latents is an empty batch (shape {tuple(latents.shape)})")
     if values_checkable(check_values) and latents.numel() and not torch.isfinite(latents).all():
         raise ValueError("latents contain NaN or infinite values")
 

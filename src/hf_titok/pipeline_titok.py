@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import numbers
 import tempfile
 from collections.abc import Callable
@@ -105,6 +106,38 @@ class TiTokPipeline(DiffusionPipeline):
     @property
     def id2label(self) -> dict[int, str]:
         return {int(key): value for key, value in self.config.id2label.items()}
+
+    # The file each saved component's folder must hold.
+    _COMPONENT_FILES = {"vqvae": "config.json", "transformer": "config.json", "scheduler": "scheduler_config.json",
+                        "image_processor": "preprocessor_config.json"}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """diffusers' `from_pretrained`, after checking that the folder (or Hub snapshot) holds a TiTokPipeline
+        whose every component is there, so a missing one is named rather than failing deep inside the loader."""
+        folder = Path(pretrained_model_name_or_path)
+        if not folder.is_dir():
+            folder = Path(cls.download(str(pretrained_model_name_or_path), **kwargs))
+        cls._check_folder(folder)
+        return super().from_pretrained(folder, **kwargs)
+
+    @classmethod
+    def _check_folder(cls, folder: Path) -> None:
+        index_file = folder / "model_index.json"
+        if not index_file.is_file():
+            raise FileNotFoundError(f"{folder} is not a TiTokPipeline folder: no model_index.json")
+        try:
+            index = json.loads(index_file.read_text())
+        except ValueError as error:
+            raise ValueError(f"{index_file} is not valid JSON: {error}") from None
+        for name, filename in cls._COMPONENT_FILES.items():
+            entry = index.get(name)
+            if entry is None or entry == [None, None]:
+                if name not in cls._optional_components:
+                    raise FileNotFoundError(f"{index_file} names no {name} component, which a TiTokPipeline needs")
+                continue
+            if not (folder / name / filename).is_file():
+                raise FileNotFoundError(f"the pipeline's {name} component is missing: no {folder / name / filename}")
 
     @classmethod
     def download(cls, pretrained_model_name, **kwargs) -> str:

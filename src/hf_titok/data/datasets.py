@@ -120,12 +120,19 @@ def load_image_dataset(
             data_dir = path / split if (path / split).is_dir() else path
             dataset = datasets.load_dataset("imagefolder", data_dir=str(data_dir), split="train", streaming=bool(streaming))
             image_column, label_column = image_column or "image", label_column or "label"
-    elif path.exists() or source.startswith((".", "/")):
+    elif path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1:
+        # A Hub dataset id is "owner/name": anything else was meant as a local path.
         raise FileNotFoundError(f"dataset folder not found: {source}")
     else:
         is_wds = source == IMAGENET_WDS
         streaming = is_wds if streaming is None else streaming
-        dataset = datasets.load_dataset(source, split=split, streaming=streaming)
+        try:
+            dataset = datasets.load_dataset(source, split=split, streaming=streaming)
+        except Exception as error:  # offline, gated, unknown repo or split
+            raise FileNotFoundError(
+                f"dataset {source!r} is neither a local folder (no such folder) nor a dataset the Hub gives: "
+                f"{' '.join(str(error).split())}"
+            ) from None
         image_column = image_column or ("jpg" if is_wds else "image")
         label_column = label_column or ("cls" if is_wds else "label")
     if isinstance(dataset, datasets.IterableDataset):

@@ -18,9 +18,15 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import difflib
+import json
 import logging
+import math
 import os
 import re
+import typing
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +34,7 @@ from pathlib import Path
 import datasets
 import torch
 import yaml
+from huggingface_hub.errors import StrictDataclassError
 from torch import nn
 from transformers import TrainerCallback, set_seed
 
@@ -39,10 +46,12 @@ from ..data.datasets import ImageTrainingDataset, collate_images, collate_tokens
 from ..data.images import Augmentation, decode_image, sample_rng
 from ..image_processing_titok import TiTokImageProcessor
 from ..loaders import load_tokenizer
+from ..loading import damaged_weight_files
 from ..modeling_maskgit_vqgan import MaskGITVQGAN
 from ..modeling_titok import TiTokTokenizer
 from ..modeling_titok_maskgit import TiTokMaskGIT
 from ..pipeline_titok import TiTokPipeline
+from ..releases import SAMPLING_SETTINGS
 from ..scheduling_titok_maskgit import TiTokMaskGITScheduler
 from ..visualization import image_grid
 from .callbacks import (
@@ -105,14 +114,20 @@ def _load_yaml(text: str):
 
 
 def load_recipe_config(path: str | Path | dict, overrides: list[str] | None = None) -> dict:
-    """Read a recipe yaml, apply `key.sub=value` overrides (values parsed as yaml) and the recipe defaults."""
+    """Read a recipe yaml, apply `key.sub=value` overrides (values parsed as yaml), check every key and value
+    against the recipe's schema (`check_recipe_config`) and add the recipe defaults."""
     if isinstance(path, dict):
         config = copy.deepcopy(path)
     else:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"training config not found: {path}")
-        config = _load_yaml(path.read_text()) or {}
+        try:
+            config = _load_yaml(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"a training config is a mapping of sections (recipe, training, data, ...), got {type(config).__name__}")
     for override in overrides or []:
         if "=" not in override:
             raise ValueError(f"overrides look like section.key=value, got {override!r}")
@@ -121,12 +136,102 @@ def load_recipe_config(path: str | Path | dict, overrides: list[str] | None = No
         *parents, leaf = dotted.strip().split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = _load_yaml(raw)
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {dotted}: {part} is not a section")
+        try:
+            node[leaf] = _load_yaml(raw)
+        except yaml.YAMLError as error:
+            raise ValueError(f"--set {override}: the value is not valid YAML ({error})") from None
     recipe = config.get("recipe")
     if recipe not in RECIPES:
-        raise ValueError(f"the config's recipe must be one of {tuple(RECIPES)}, got {recipe!r}")
+        hint = _close_match(str(recipe), RECIPES)
+        raise ValueError(f"the config's recipe must be one of {tuple(RECIPES)}, got {recipe!r}{hint}")
+    check_recipe_config(config)
     defaults = RECIPES[recipe]
     return _merge({"data": {}, "model": {}, "training": dict(_ALWAYS, **defaults.training), "loss": dict(defaults.loss)}, config)
+
+
+# The keys of each config section and the type of their values (None, "unset", is always allowed).
+_SECTION_SCHEMAS = {
+    "data": {"source": str, "split": str, "crop_size": int, "random_flip": bool, "image_column": str, "label_column": str,
+             "streaming": bool, "pretokenized": str, "num_classes": int, "id2label": dict, "pad_small_images": bool},
+    "model": {"preset": str, "config": dict, "pretrained": str, "init_from": str, "pixel_decoder_from": str, "frozen": list},
+    "discriminator": {"hidden_channels": int, "channel_mult": list, "num_groups": int, "pool_size": int},
+    "sampling": {**dict(zip(SAMPLING_SETTINGS, (int, float, str, float, float, bool))), "match_official_rng": bool},
+}
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list", dict: "a mapping"}
+
+
+def _close_match(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _type_problem(where: str, value, kind) -> str | None:
+    if value is None or kind is None:
+        return None
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{where} must be a number, got {value!r}"
+        if not math.isfinite(value):
+            return f"{where} must be finite, got {value!r}"
+        return None
+    if kind is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else f"{where} must be an integer, got {value!r}"
+    if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+        return None
+    return f"{where} must be {_TYPE_NAMES.get(kind, kind.__name__)}, got {value!r}"
+
+
+def _training_argument_types() -> dict:
+    """TiTokTrainingArguments field -> the plain type it takes (int, float, bool, str), or None (not checked)."""
+    hints = typing.get_type_hints(TiTokTrainingArguments)
+    types = {}
+    for item in dataclasses.fields(TiTokTrainingArguments):
+        hint = hints.get(item.name)
+        options = [option for option in typing.get_args(hint) if option is not type(None)] or [hint]
+        plain = [option for option in options if option in (int, float, bool, str)]
+        types[item.name] = float if float in plain else (plain[0] if len(plain) == 1 and len(options) == 1 else None)
+    return types
+
+
+def check_recipe_config(config: dict) -> None:
+    """Every section and key of a recipe config is known, and every value has the right type: a misspelt key
+    would otherwise be ignored and the run would train with the defaults. Raises one `ValueError` listing every
+    problem, with the closest known key for a misspelt one."""
+    recipe = RECIPES[config["recipe"]]
+    problems = []
+    sections = {"recipe", "training", "data", "model", "loss", *recipe.extra_sections}
+    for key, value in config.items():
+        if key not in sections:
+            problems.append(f"unknown section {key!r}{_close_match(key, sections)}")
+            continue
+        if key in ("teacher", "tokenizer"):
+            problems.append(_type_problem(key, value, str))
+        elif key != "recipe" and value is not None and not isinstance(value, dict):
+            problems.append(f"section {key!r} must be a mapping of keys to values, got {value!r}")
+    # A recipe's loss keys are those of its defaults: strings for the perceptual network and its weight files,
+    # numbers for the rest.
+    loss_schema = {name: str if name == "perceptual" or name.endswith("_weights") else float for name in recipe.loss}
+    schemas = {**_SECTION_SCHEMAS, "training": _training_argument_types(), "loss": loss_schema}
+    for section, schema in schemas.items():
+        values = config.get(section)
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if key not in schema:
+                problems.append(f"unknown key {section}.{key}{_close_match(key, schema)}")
+            else:
+                problems.append(_type_problem(f"{section}.{key}", value, schema[key]))
+    model_config = (config.get("model") or {}).get("config")
+    if isinstance(model_config, dict):
+        fields = {item.name for item in dataclasses.fields(recipe.model_config)}
+        for key in model_config:
+            if key not in fields:
+                problems.append(f"unknown key model.config.{key} of {recipe.model_config.__name__}{_close_match(key, fields)}")
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise ValueError(f"the {recipe.name} config has {len(problems)} problem(s): " + "; ".join(problems))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -453,6 +558,7 @@ class Recipe:
     callbacks: tuple[Callable[[RecipeRun], TrainerCallback | None], ...] = ()
     export: Callable[[RecipeRun], TrainerCallback] = _export_model_with_processor
     extra_sections: tuple[str, ...] = field(default=())  # config sections beyond training/data/model/loss
+    model_config: type = TiTokConfig  # the config class of `model.config`
 
 
 _PIXEL_CALLBACKS = (_gan_start, _codebook_usage, _reconstruction_grids)
@@ -461,7 +567,8 @@ RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in [
         Recipe("vqgan", "tokenizer", dict(_PIXEL_TRAINING), dict(_PIXEL_LOSS, quantizer_weight=1.0),
-               _prepare_images(_new_vqgan), _vqgan_wrapper, _PIXEL_CALLBACKS, extra_sections=("discriminator",)),
+               _prepare_images(_new_vqgan), _vqgan_wrapper, _PIXEL_CALLBACKS, extra_sections=("discriminator",),
+               model_config=MaskGITVQGANConfig),
         Recipe("stage1", "tokenizer", dict(_TOKENIZER_TRAINING), {"quantizer_weight": 1.0},
                _prepare_images(_stage1_tokenizer, needs_teacher=True), _stage1_wrapper, (_codebook_usage, _codebook_restarts, _reconstruction_grids), extra_sections=("teacher",)),
         Recipe("stage2", "tokenizer", dict(_TOKENIZER_TRAINING, adam_beta2=0.999, warmup_steps=5_000, max_steps=500_000,
@@ -474,7 +581,8 @@ RECIPES: dict[str, Recipe] = {
                _prepare_images(_new_tokenizer), _pixel_tokenizer_wrapper, (*_PIXEL_CALLBACKS, _codebook_restarts),
                extra_sections=("discriminator",)),
         Recipe("generator", "generator", dict(_GENERATOR_TRAINING), {}, _prepare_generator, _generator_wrapper,
-               (_codebook_usage, _sample_grids), export=_export_pipeline, extra_sections=("tokenizer", "sampling")),
+               (_codebook_usage, _sample_grids), export=_export_pipeline, extra_sections=("tokenizer", "sampling"),
+               model_config=TiTokMaskGITConfig),
     ]
 }
 
@@ -491,6 +599,7 @@ def build_trainer(config: dict, output_dir: str | None = None) -> TiTokTrainer:
     if output_dir:
         training["output_dir"] = output_dir
     training.setdefault("output_dir", f"outputs/{recipe.name}")
+    check_output_dir(training["output_dir"])
     args = TiTokTrainingArguments(**training)
     set_seed(args.seed)  # new weights (model, discriminator) are drawn from the seeded RNG
     if args.codebook_restart_steps and _codebook_restarts not in recipe.callbacks:
@@ -504,9 +613,31 @@ def build_trainer(config: dict, output_dir: str | None = None) -> TiTokTrainer:
     return TiTokTrainer(model=run.wrapper, args=args, train_dataset=run.dataset, data_collator=run.collator, callbacks=callbacks)
 
 
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint folder cannot be resumed from, or None. The Trainer writes `trainer_state.json` last, so
+    a folder without it was being written when the run was killed; a weight, optimizer or RNG file that does not
+    read (truncated, say) is damaged. Cheap checks: safetensors headers and the zip directories of torch files."""
+    state = path / "trainer_state.json"
+    if not state.is_file():
+        return "incomplete (no trainer_state.json: the run was stopped while writing it)"
+    try:
+        json.loads(state.read_text())
+    except ValueError as error:
+        return f"damaged trainer_state.json ({error})"
+    problems = damaged_weight_files(path)
+    for file in sorted(path.iterdir()):
+        if file.suffix in (".pt", ".pth", ".bin"):
+            try:
+                with zipfile.ZipFile(file):
+                    pass
+            except (zipfile.BadZipFile, OSError) as error:
+                problems.append(f"{file}: {error}")
+    return f"damaged files: {'; '.join(problems)}" if problems else None
+
+
 def last_checkpoint(output_dir: str) -> str | None:
-    """The newest *complete* checkpoint in `output_dir`. The Trainer writes `trainer_state.json` last, so a
-    checkpoint folder without it was being written when the run was killed and is skipped."""
+    """The newest checkpoint in `output_dir` that can be resumed from; newer incomplete or damaged ones are
+    skipped with a warning naming them (see `checkpoint_problem`)."""
     folder = Path(output_dir)
     if not folder.is_dir():
         return None
@@ -514,25 +645,38 @@ def last_checkpoint(output_dir: str) -> str | None:
         (int(path.name.split("-")[1]), path) for path in folder.glob("checkpoint-*") if path.name.split("-")[1].isdigit()
     )
     for step, path in reversed(checkpoints):
-        if (path / "trainer_state.json").is_file():
+        problem = checkpoint_problem(path)
+        if problem is None:
             return str(path)
-        logger.warning("ignoring incomplete checkpoint %s (the run was stopped while writing it)", path)
+        logger.warning("skipping checkpoint %s: %s; resuming from an earlier one", path, problem)
     return None
 
 
-def run(config: dict, output_dir: str | None = None, resume: str | bool = "auto") -> TiTokTrainer:
-    """Train a recipe. `resume="auto"` continues from the last checkpoint in the output dir if there is one
-    (a killed run restarts where it stopped); a path resumes from that checkpoint; False starts over."""
-    trainer = build_trainer(config, output_dir)
-    checkpoint = None
-    if resume == "auto":
-        checkpoint = last_checkpoint(trainer.args.output_dir)
-        if checkpoint:
-            logger.info("resuming from %s", checkpoint)
-    elif resume:
-        checkpoint = resume
+def check_output_dir(output_dir: str) -> None:
+    """Fail before any work when the run could not save its checkpoints."""
+    path = Path(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write_test_{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise OSError(f"cannot write to the training output directory {path}: {error.strerror or error}") from None
+
+
+def resume_and_train(trainer: TiTokTrainer, resume: str | bool = "auto") -> TiTokTrainer:
+    """Train, resuming as asked: `"auto"` from the last usable checkpoint in the output dir if there is one (a
+    killed run restarts where it stopped), a path from that checkpoint, False from scratch."""
+    checkpoint = last_checkpoint(trainer.args.output_dir) if resume == "auto" else (resume or None)
+    if checkpoint:
+        logger.info("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
     return trainer
+
+
+def run(config: dict, output_dir: str | None = None, resume: str | bool = "auto") -> TiTokTrainer:
+    """Train a recipe (see `resume_and_train` for `resume`)."""
+    return resume_and_train(build_trainer(config, output_dir), resume)
 
 
 def main(argv: list[str] | None = None, entry_point: str | None = None) -> None:
@@ -551,9 +695,11 @@ def main(argv: list[str] | None = None, entry_point: str | None = None) -> None:
         if entry_point is not None and RECIPES[config["recipe"]].entry_point != entry_point:
             mine = [name for name, recipe in RECIPES.items() if recipe.entry_point == entry_point]
             raise ValueError(f"this entry point trains {', '.join(mine)}; the config's recipe is {config['recipe']!r}")
-    except (ValueError, FileNotFoundError) as error:
+        trainer = build_trainer(config, args.output_dir)
+    except (ValueError, TypeError, OSError, StrictDataclassError) as error:
         parser.exit(2, f"error: {error}\n")
-    run(config, args.output_dir, resume=False if args.no_resume else "auto")
+    resume_and_train(trainer, resume=False if args.no_resume else "auto")
 
 
-__all__ = ["RECIPES", "Recipe", "RecipeRun", "build_trainer", "init_stage2_tokenizer", "load_recipe_config", "main", "run"]
+__all__ = ["RECIPES", "Recipe", "RecipeRun", "build_trainer", "check_recipe_config", "checkpoint_problem", "init_stage2_tokenizer",
+           "last_checkpoint", "load_recipe_config", "main", "resume_and_train", "run"]
