@@ -284,7 +284,17 @@ def cmd_evaluate_reconstruction(args) -> None:
                    "image_size": size, "num_tokens": tokenizer.config.num_latent_tokens, **results, "notes": notes}, args.output)
 
 
+def _check_reference(reference: str) -> None:
+    if not Path(reference).exists():
+        raise CommandError(f"--reference not found: {reference}")
+    if Path(reference).is_file() and Path(reference).suffix != ".npz":
+        raise CommandError(f"--reference must be an .npz (ADM reference batch or arr_0 images) or an image folder, got {reference}")
+
+
 def cmd_evaluate_reference(args) -> None:
+    _check_reference(args.reference)
+    if Path(args.statistics).suffix != ".npz":
+        raise CommandError(f"--statistics must end in .npz, got {args.statistics}")
     metrics, notes = _metrics_for(args, None, True)
     description = add_reference(metrics, args.reference, args.image_size, args.batch_size)
     path = save_reference_statistics(metrics, args.statistics)
@@ -295,10 +305,8 @@ def cmd_evaluate_reference(args) -> None:
 
 def cmd_evaluate_generation(args) -> None:
     # Every input is checked before sampling starts (50k samples take hours): the reference and the Inception file.
-    if args.reference and not Path(args.reference).exists():
-        raise CommandError(f"--reference not found: {args.reference}")
-    if args.reference and Path(args.reference).is_file() and Path(args.reference).suffix != ".npz":
-        raise CommandError(f"--reference must be an .npz (ADM reference batch or arr_0 images) or an image folder, got {args.reference}")
+    if args.reference:
+        _check_reference(args.reference)
     metrics, notes = _metrics_for(args, None, True) if args.reference else (None, {})
     # Without an accelerator PartialState would ignore the launcher's processes unless told to use the CPU.
     state = PartialState(cpu=torch.accelerator.current_accelerator() is None)
