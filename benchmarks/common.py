@@ -76,9 +76,10 @@ def timed(fn, repeats: int, device: torch.device = torch.device("cpu"), warmup: 
     return statistics.median(times)
 
 
-def count_flops(models, fn) -> int:
+def count_flops(models, fn, per_module: bool = False):
     """FLOPs of `fn()`. torch's FLOP counter does not see the fused CPU SDPA kernel, so the models run
-    with eager attention (the same matmuls, counted) while counting."""
+    with eager attention (the same matmuls, counted) while counting. `per_module=True`: also the FLOPs per
+    module name of the counter, as `(total, {name: flops})`."""
     models = models if isinstance(models, (list, tuple)) else [models]
     implementations = [model.config._attn_implementation for model in models]
     for model in models:
@@ -89,6 +90,8 @@ def count_flops(models, fn) -> int:
     finally:
         for model, implementation in zip(models, implementations):
             model.config._attn_implementation = implementation
+    if per_module:
+        return counter.get_total_flops(), {name: sum(counts.values()) for name, counts in counter.get_flop_counts().items()}
     return counter.get_total_flops()
 
 

@@ -62,8 +62,22 @@ class StrictLoadingMixin:
     doubled in memory on a GPU. `dtype=torch.float32` / `torch.bfloat16` / ... casts on load.
     """
 
+    # True once `enable_fast_path()` has run (hf_titok.fast_path): int8/bfloat16 modules, inference only.
+    fast_path: bool = False
+
+    def save_pretrained(self, *args, **kwargs):
+        if self.fast_path:
+            raise ValueError(
+                f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules), which is not saved: save "
+                "the exact model and load it with from_pretrained(..., fast_path=True)"
+            )
+        return super().save_pretrained(*args, **kwargs)
+
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True, fast_path: bool = False,
+                        **kwargs):
+        """transformers' `from_pretrained`, strict (see the class docstring); `fast_path=True` then switches on the
+        CPU fast path (`enable_fast_path`, `hf_titok.fast_path`)."""
         source = pretrained_model_name_or_path
         hub_kwargs = {key: kwargs.get(key) for key in ("cache_dir", "revision") if kwargs.get(key) is not None}
         subfolder = kwargs.get("subfolder") or ""
@@ -98,6 +112,8 @@ class StrictLoadingMixin:
         if not_finite:
             shown = ", ".join(not_finite[:10]) + (f", ... ({len(not_finite)} in all)" if len(not_finite) > 10 else "")
             raise ValueError(f"the checkpoint at {source} has NaN or infinite weights: {shown}")
+        if fast_path:
+            model.eval().enable_fast_path()
         return (model, info) if output_loading_info else model
 
     @classmethod

@@ -18,6 +18,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
+from .fast_path import vqgan_fast_path
 from .input_checks import check_pixel_values, check_token_ids
 from .loading import StrictLoadingMixin
 
@@ -148,12 +149,10 @@ class VQCodebook(nn.Embedding):
 
     def forward(self, token_ids: torch.Tensor | None = None) -> torch.Tensor:
         """The vectors of `token_ids` (`[..., C]`), or the whole codebook `[K, C]` when `None`."""
-        if token_ids is None:
-            # A view, not the Parameter itself: module outputs that are leaf parameters break autograd-based
-            # hooks (torch's FlopCounterMode, for one).
-            vectors = self.weight.view_as(self.weight)
-        else:
-            vectors = F.embedding(token_ids, self.weight)
+        # Not the Parameter itself: module outputs that are leaf parameters break autograd-based hooks (torch's
+        # FlopCounterMode, for one) - a view while training, a detached tensor when no gradient is recorded.
+        weight = self.weight if torch.is_grad_enabled() else self.weight.detach()
+        vectors = weight.view_as(weight) if token_ids is None else F.embedding(token_ids, weight)
         vectors = vectors.float()
         return F.normalize(vectors, dim=-1) if self.use_l2_norm else vectors
 
@@ -260,6 +259,11 @@ class MaskGITVQGAN(MaskGITVQGANPreTrainedModel):
         self.quantizer = MaskGITVectorQuantizer(config)
         self.decoder = MaskGITVQGANDecoder(config)
         self.post_init()
+
+    def enable_fast_path(self, bfloat16: bool | None = None) -> "MaskGITVQGAN":
+        """Switch on the CPU fast path in place (`hf_titok.fast_path`): the decoder's convolutions in bfloat16 on
+        CPUs with fast bfloat16 (AMX). Inference only."""
+        return vqgan_fast_path(self, bfloat16)
 
     @apply_forward_hook
     def encode(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None) -> MaskGITVQGANEncoderOutput:

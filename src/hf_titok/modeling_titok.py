@@ -30,6 +30,7 @@ from .configuration_titok import TiTokConfig
 from .input_checks import check_latents, check_pixel_values, check_token_ids
 from .loading import StrictLoadingMixin
 from .modeling_maskgit_vqgan import MaskGITVectorQuantizer, MaskGITVQGANDecoder, VQCodebook
+from .fast_path import tokenizer_fast_path
 from .torch_utils import GeneratorType, check_generator, randn_tensor
 
 
@@ -297,7 +298,7 @@ class TiTokDecoder(nn.Module):
         """Returns the head's output (proxy-code logits or pixels) as `last_hidden_state`."""
         batch_size, num_tokens, _ = latents.shape
         # Quantized latents are float32 (see TiTokVectorQuantizer); compute in the model's dtype from here.
-        latents = latents.to(self.latent_projection.weight.dtype)
+        latents = latents.to(self.position_embedding.dtype)
         tokens = self.latent_projection(latents) + self.latent_position_embedding[:num_tokens]
         queries = torch.cat(
             [self.class_embedding.expand(batch_size, 1, -1), self.mask_token.expand(batch_size, self.num_patches, -1)],
@@ -485,6 +486,12 @@ class TiTokTokenizer(TiTokPreTrainedModel):
     def is_vq(self) -> bool:
         return self.config.quantize_mode == "vq"
 
+    def enable_fast_path(self, bfloat16: bool | None = None) -> "TiTokTokenizer":
+        """Switch on the CPU fast path in place (`hf_titok.fast_path`): int8 decoder, and on CPUs with native
+        bfloat16 the encoder's MLPs and the pixel decoder in bfloat16; ids are decided in float32. Inference
+        only. `bfloat16`: force the bfloat16 parts on or off (default: whether this CPU multiplies bfloat16 faster than float32, `fast_bfloat16()`)."""
+        return tokenizer_fast_path(self, bfloat16)
+
     @property
     def token_field(self) -> str:
         """The name of this tokenizer's tokens: `"token_ids"` (VQ) or `"latents"` (VAE) - the field of
@@ -544,9 +551,11 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         )
 
     @apply_forward_hook
-    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+    def decode(self, tokens: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Token ids `[B, N]` (VQ models) or latents `[B, N, token_size]` (VAE models) -> pixels `[B, 3, H, W]`
-        in the model's dtype."""
+        in the model's dtype. `batch_size`: decode at most this many images at a time (a large batch's
+        activations - the pixel decoder's full-resolution feature maps above all - then never all exist at once);
+        the result is the same up to float rounding (~1e-8: CPU matrix kernels block their work by batch size)."""
         if self.is_vq:
             if isinstance(tokens, torch.Tensor) and tokens.is_floating_point():
                 raise TypeError(
@@ -554,19 +563,28 @@ class TiTokTokenizer(TiTokPreTrainedModel):
                     f"{self.config.num_latent_tokens}]; got a float tensor (use decode_latents() for continuous latents)"
                 )
             check_token_ids(tokens, self.config.num_latent_tokens, self.config.codebook_size)
-            return self._decode_latents(self.quantizer.embed(tokens.long()))
+            return self._in_chunks(lambda chunk: self._decode_latents(self.quantizer.embed(chunk.long())), tokens, batch_size)
         if isinstance(tokens, torch.Tensor) and not tokens.is_floating_point():
             raise TypeError(
                 "this is a VAE tokenizer: decode() takes continuous latents [B, "
                 f"{self.config.num_latent_tokens}, {self.config.token_size}]; got an integer tensor of dtype {tokens.dtype}"
             )
-        return self.decode_latents(tokens)
+        return self.decode_latents(tokens, batch_size)
 
     @apply_forward_hook
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Continuous token latents `[B, N, token_size]` (quantized for VQ models) -> pixels `[B, 3, H, W]`."""
+    def decode_latents(self, latents: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """Continuous token latents `[B, N, token_size]` (quantized for VQ models) -> pixels `[B, 3, H, W]`;
+        `batch_size` as in `decode`."""
         check_latents(latents, self.config.num_latent_tokens, self.config.token_size)
-        return self._decode_latents(latents)
+        return self._in_chunks(self._decode_latents, latents, batch_size)
+
+    @staticmethod
+    def _in_chunks(function, inputs: torch.Tensor, batch_size: int | None) -> torch.Tensor:
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        if batch_size is None or inputs.shape[0] <= batch_size:
+            return function(inputs)
+        return torch.cat([function(chunk) for chunk in inputs.split(batch_size)])
 
     def _decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         decoded = self.decoder(latents).last_hidden_state

@@ -19,6 +19,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from .configuration_titok_maskgit import TiTokMaskGITConfig
+from .fast_path import generator_fast_path
 from .input_checks import check_class_labels, check_token_ids
 from .loading import StrictLoadingMixin
 from .modeling_titok import LayerStackOutput, TiTokAttention, TiTokLayer, TiTokMLP, run_layers
@@ -219,6 +220,11 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
+
+    def enable_fast_path(self) -> "TiTokMaskGIT":
+        """Switch on the CPU fast path in place (`hf_titok.fast_path`): int8 linear layers; the sampler stays
+        float32. Inference only."""
+        return generator_fast_path(self)
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value

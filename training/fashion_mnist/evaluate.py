@@ -9,6 +9,8 @@
   accuracy on the real test images. Also the Frechet distance between classifier features of generated
   and real test images (lower = closer to the data distribution; a diversity check).
 - `--sweep` tries sampling settings and reports each (used to pick the shipped defaults).
+- `--fast-path` scores the CPU fast path (`from_pretrained(..., fast_path=True)`) beside the exact one: encode id
+  agreement and PSNR on the test split, and class consistency with the same seeds.
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def encode_ids(pipe: TiTokPipeline, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    return torch.cat([pipe.vqvae.encode(batch).token_ids for batch in images.split(batch_size)])
+
+
+@torch.no_grad()
 def reconstruction_metrics(pipe: TiTokPipeline, images: torch.Tensor, batch_size: int = 500) -> dict:
     tokenizer = pipe.vqvae
     psnrs, ssims, ids = [], [], []
@@ -162,6 +169,7 @@ def main() -> None:
                         help="earlier --sweep reports of the same pipeline and classifier: their rows are kept and ranked "
                              "with the new ones, and settings they measured are not run again (also resumes a killed sweep)")
     parser.add_argument("--report", default="outputs/fashion_mnist/report.json")
+    parser.add_argument("--fast-path", action="store_true", help="also score the CPU fast path against the exact one")
     args = parser.parse_args()
 
     pipe = TiTokPipeline.from_pretrained(args.pipeline)
@@ -183,6 +191,20 @@ def main() -> None:
         "generation": generation_metrics(pipe, classifier, real_features, args.per_class),
     }
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+    if args.fast_path:
+        fast = TiTokPipeline.from_pretrained(args.pipeline, fast_path=True)
+        fast.set_progress_bar_config(disable=True)
+        fast_reconstruction = reconstruction_metrics(fast, test)
+        fast_generation = generation_metrics(fast, classifier, real_features, args.per_class)
+        report["fast_path"] = {
+            "encode_id_agreement": float((encode_ids(fast, test) == encode_ids(pipe, test)).float().mean()),
+            "psnr_db": fast_reconstruction["psnr_db"],
+            "psnr_delta_db": fast_reconstruction["psnr_db"] - report["reconstruction"]["psnr_db"],
+            "class_consistency_mean": fast_generation["class_consistency_mean"],
+            "class_consistency_delta": fast_generation["class_consistency_mean"] - report["generation"]["class_consistency_mean"],
+            "classifier_frechet_distance": fast_generation["classifier_frechet_distance"],
+        }
+        print("fast path:", {key: round(value, 4) for key, value in report["fast_path"].items()})
     if args.sweep:
         report["sweep"] = earlier_sweep_rows(parser, args, report)
         measured = [row["settings"] for row in report["sweep"]]

@@ -1,0 +1,164 @@
+"""The CPU fast path (hf_titok.fast_path): one argument, the quality bounds on the built-in model, clear refusals,
+and chunked decoding. Its speed is measured by benchmarks/bench_stages.py, never here."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import hf_titok
+from hf_titok import TiTokMaskGIT, TiTokPipeline, TiTokTokenizer
+from hf_titok.data.fashion_mnist import demo_test_images
+from hf_titok.evaluation.metrics import psnr
+from hf_titok.fast_path import Float32Boundary, fast_bfloat16
+from hf_titok.modeling_maskgit_vqgan import MaskGITVQGANDecoder
+
+from conftest import tiny_pipeline
+
+
+def pipelines(bfloat16: bool):
+    exact = TiTokPipeline.from_pretrained(hf_titok.FASHION_MNIST_PIPELINE)
+    fast = TiTokPipeline.from_pretrained(hf_titok.FASHION_MNIST_PIPELINE).enable_fast_path(bfloat16=bfloat16)
+    for pipe in (exact, fast):
+        pipe.set_progress_bar_config(disable=True)
+    return exact, fast
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["with_bfloat16", "int8_only"])
+def exact_and_fast(request):
+    """Both variants, whatever this CPU has: with bfloat16 (what CPUs with AMX get) and without."""
+    return pipelines(bfloat16=request.param)
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    images, _ = demo_test_images()
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+
+
+def quantized_linear_layers(module: nn.Module) -> int:
+    return sum(type(m).__name__ == "Linear" and type(m).__module__.startswith("torch.ao.nn.quantized") for m in module.modules())
+
+
+@torch.no_grad()
+def test_builtin_model_keeps_its_ids_and_psnr(exact_and_fast, test_images):
+    """The issue's bounds on the shipped test images: >= 99% equal encode ids, reconstruction PSNR within 0.3 dB.
+    (On all 10,000 test images, training/fashion_mnist/evaluate.py --fast-path: 99.18% ids, -0.02 dB.)"""
+    exact, fast = exact_and_fast
+    exact_ids = exact.vqvae.encode(test_images).token_ids
+    fast_ids = fast.vqvae.encode(test_images).token_ids
+    assert float((fast_ids == exact_ids).float().mean()) >= 0.99
+    exact_psnr = float(psnr(exact.vqvae.decode(exact_ids).clamp(0, 1), test_images).mean())
+    fast_psnr = float(psnr(fast.vqvae.decode(fast_ids).clamp(0, 1), test_images).mean())
+    assert abs(fast_psnr - exact_psnr) <= 0.3, (exact_psnr, fast_psnr)
+
+
+@torch.no_grad()
+def test_builtin_model_samples_nearly_the_same_tokens(exact_and_fast):
+    """Same seeds, same sampler: the int8 generator's logits move a little, so a few sampled ids differ (the
+    class consistency bound is measured by evaluate.py --fast-path on 1,000 samples)."""
+    exact, fast = exact_and_fast
+    labels = list(range(10)) * 3
+    ids = [pipe(labels, generator=torch.Generator().manual_seed(0), output_type="latent").images for pipe in (exact, fast)]
+    assert ids[0].shape == ids[1].shape == (30, exact.vqvae.config.num_latent_tokens)
+    assert float((ids[0] == ids[1]).float().mean()) >= 0.8
+    again = fast(labels, generator=torch.Generator().manual_seed(0), output_type="latent").images
+    assert torch.equal(again, ids[1])  # deterministic
+
+
+def test_what_the_fast_path_changes(exact_and_fast):
+    exact, fast = exact_and_fast
+    bfloat16 = isinstance(fast.vqvae.encoder.layers[0].mlp, Float32Boundary)
+    assert fast.vqvae.fast_path and fast.transformer.fast_path and not exact.vqvae.fast_path
+    # int8: every linear layer of the tokenizer's decoder and of the generator.
+    assert quantized_linear_layers(fast.vqvae.decoder) == sum(isinstance(m, nn.Linear) for m in exact.vqvae.decoder.modules())
+    assert quantized_linear_layers(fast.transformer) == sum(isinstance(m, nn.Linear) for m in exact.transformer.modules())
+    # The encoder's query/key/value projections, the quantizer and the sampler stay exact float32.
+    for layer in fast.vqvae.encoder.layers:
+        assert type(layer.self_attn.qkv_proj) is nn.Linear and layer.self_attn.qkv_proj.weight.dtype == torch.float32
+        assert isinstance(layer.self_attn.out_proj, Float32Boundary) == bfloat16
+    assert fast.vqvae.quantizer.embedding.weight.dtype == torch.float32
+    assert isinstance(fast.vqvae.pixel_decoder, Float32Boundary) == bfloat16
+    if bfloat16:
+        assert fast.vqvae.encoder.layers[0].mlp.module.fc1.weight.dtype == torch.bfloat16
+
+
+def test_one_argument_on_every_from_pretrained(tmp_path):
+    pipe = tiny_pipeline()
+    pipe.save_pretrained(tmp_path)
+    fast = TiTokPipeline.from_pretrained(tmp_path, fast_path=True)
+    assert fast.vqvae.fast_path and fast.transformer.fast_path and not fast.vqvae.training
+    tokenizer = TiTokTokenizer.from_pretrained(tmp_path / "vqvae", fast_path=True)
+    generator = TiTokMaskGIT.from_pretrained(tmp_path / "transformer", fast_path=True)
+    assert tokenizer.fast_path and generator.fast_path
+    assert quantized_linear_layers(tokenizer.decoder) > 0 and quantized_linear_layers(generator) > 0
+    # The default follows the CPU: bfloat16 parts only where bfloat16 matrix products are fast (AMX).
+    assert isinstance(tokenizer.encoder.layers[0].mlp, Float32Boundary) == fast_bfloat16()
+    pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ids = tokenizer.encode(pixels).token_ids
+        assert torch.equal(ids, fast.vqvae.encode(pixels).token_ids)
+        assert torch.allclose(tokenizer.decode(ids), fast.vqvae.decode(ids))
+    # Switching on twice changes nothing.
+    assert tokenizer.enable_fast_path() is tokenizer and quantized_linear_layers(tokenizer.decoder) > 0
+
+
+def test_standalone_vqgan_fast_path(fixtures):
+    from hf_titok.conversion import convert_vqgan, load_official_config
+
+    def load():
+        return convert_vqgan(load_official_config(fixtures.config_path("maskgit_vqgan")), fixtures.vqgan_weights()).eval()
+
+    exact, fast = load(), load().enable_fast_path(bfloat16=True)
+    pixels = fixtures.pixel_values
+    with torch.no_grad():
+        codes = exact.encode(pixels).codes
+        assert torch.equal(fast.encode(pixels).codes, codes)  # the codebook search stays float32
+        exact_pixels, fast_pixels = exact.decode(codes), fast.decode(codes)
+    assert isinstance(fast.decoder, Float32Boundary) and fast_pixels.dtype == torch.float32
+    between = float(psnr(fast_pixels.clamp(0, 1), exact_pixels.clamp(0, 1)).mean())
+    assert 35 < between < 200
+    # Without bfloat16 (CPUs without AMX) the VQGAN's fast path is the exact model.
+    float32 = load().enable_fast_path(bfloat16=False)
+    assert float32.fast_path and isinstance(float32.decoder, MaskGITVQGANDecoder)
+    with torch.no_grad():
+        assert torch.equal(float32.decode(codes), exact_pixels)
+
+
+def test_refusals(tmp_path):
+    pipe = tiny_pipeline()
+    with pytest.raises(ValueError, match=r"for inference: call model.eval\(\)"):
+        pipe.vqvae.train().enable_fast_path()
+    with pytest.raises(ValueError, match="starts from a float32 model, this one is torch.bfloat16"):
+        pipe.transformer.eval().to(torch.bfloat16).enable_fast_path()
+    with pytest.raises(ValueError, match="is for CPUs .* this model is on meta"):
+        TiTokMaskGIT(pipe.transformer.config).to("meta").eval().enable_fast_path()
+    fast = tiny_pipeline().enable_fast_path()
+    with pytest.raises(ValueError, match="on the CPU fast path .* save the exact model"):
+        fast.vqvae.save_pretrained(tmp_path / "vqvae")
+    with pytest.raises(ValueError, match="on the CPU fast path"):
+        fast.save_pretrained(tmp_path / "pipe")
+
+
+@torch.no_grad()
+def test_decoding_in_chunks_gives_the_same_images(fixtures):
+    pipe = tiny_pipeline()
+    tokenizer = pipe.vqvae.eval()
+    ids = torch.randint(0, tokenizer.config.codebook_size, (7, tokenizer.config.num_latent_tokens),
+                        generator=torch.Generator().manual_seed(0))
+    whole = tokenizer.decode(ids)
+    for batch_size in (1, 3, 7, 100):
+        # Not bit-identical: CPU matrix kernels block their work by batch size (differences ~1e-8).
+        assert torch.allclose(tokenizer.decode(ids, batch_size=batch_size), whole, atol=1e-5, rtol=0)
+    latents = tokenizer.quantizer.embed(ids)
+    assert torch.allclose(tokenizer.decode_latents(latents, batch_size=2), whole, atol=1e-5, rtol=0)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer or None"):
+            tokenizer.decode(ids, batch_size=bad)
+    pipe.set_progress_bar_config(disable=True)
+    images = [pipe([0, 1, 2], generator=torch.Generator().manual_seed(1), output_type="np", decode_batch_size=size).images
+              for size in (None, 1)]
+    assert np.allclose(images[0], images[1], atol=1e-5)
+    # What a user sees, 8-bit images, is identical.
+    pil = [pipe([0, 1, 2], generator=torch.Generator().manual_seed(1), decode_batch_size=size).images for size in (None, 2)]
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(*pil))
