@@ -16,10 +16,13 @@ from hf_titok.conversion import (
 )
 from conftest import OFFICIAL_KEYS
 from hf_titok.conversion import official_config
+from hf_titok.releases import GENERATOR_PRESETS, TOKENIZER_PRESETS
 
 INDEX = json.loads((OFFICIAL_KEYS / "index.json").read_text())["models"]
 TOKENIZER_LISTINGS = sorted(name for name, entry in INDEX.items() if entry["kind"].startswith("tokenizer"))
 GENERATOR_LISTINGS = sorted(name for name, entry in INDEX.items() if entry["kind"] == "generator")
+RELEASED_TOKENIZERS = sorted(name for name in TITOK_PRESETS if TOKENIZER_PRESETS[name].released)
+RELEASED_GENERATORS = sorted(name for name in TITOK_MASKGIT_PRESETS if GENERATOR_PRESETS[name].released)
 
 
 def meta_state_dict(name: str) -> dict[str, torch.Tensor]:
@@ -32,7 +35,7 @@ def meta_state_dict(name: str) -> dict[str, torch.Tensor]:
 
 def test_listings_cover_every_release():
     assert len(TOKENIZER_LISTINGS) == 12  # 9 releases + 3 stage-1 layouts
-    assert {n for n in TOKENIZER_LISTINGS if not n.endswith("_stage1")} == set(TITOK_PRESETS)
+    assert {n for n in TOKENIZER_LISTINGS if not n.endswith("_stage1")} == set(RELEASED_TOKENIZERS)
 
 
 @pytest.mark.parametrize("name", TOKENIZER_LISTINGS)
@@ -53,7 +56,7 @@ def test_vqgan_listing_converts_completely():
     assert model.config.grid_size == 16 and model.config.codebook_size == 1024
 
 
-@pytest.mark.parametrize("name", sorted(TITOK_PRESETS))
+@pytest.mark.parametrize("name", RELEASED_TOKENIZERS)
 def test_preset_parameter_counts(name):
     with torch.device("meta"):
         model = TiTokTokenizer(TiTokConfig.from_preset(name))
@@ -90,7 +93,7 @@ def test_generator_listing_converts_completely(name, tmp_path):
     assert model.config.to_dict() == expected
 
 
-@pytest.mark.parametrize("name", sorted(TITOK_MASKGIT_PRESETS))
+@pytest.mark.parametrize("name", RELEASED_GENERATORS)
 def test_generator_preset_parameter_counts(name):
     config = TiTokMaskGITConfig.from_preset(name)
     with torch.device("meta"):

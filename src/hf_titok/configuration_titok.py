@@ -184,7 +184,8 @@ class TiTokConfig(PreTrainedConfig):
     def from_preset(cls, name: str, **overrides) -> "TiTokConfig":
         """Config of a released tokenizer (`titok_l32`, `titok_b64`, `titok_s128`, `titok_bl64_vq8k`,
         `titok_bl128_vq8k`, `titok_sl256_vq8k`, `titok_ll32_vae_c16`, `titok_bl64_vae_c16`,
-        `titok_bl128_vae_c16`), with optional field overrides."""
+        `titok_bl128_vae_c16`) or of the paper's unreleased 512x512 ones (`titok_l64_512`, `titok_b128_512`), with
+        optional field overrides."""
         return cls(**{**tokenizer_preset(name).config_kwargs(), **overrides})
 
 

@@ -139,7 +139,8 @@ class TiTokMaskGITConfig(PreTrainedConfig):
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "TiTokMaskGITConfig":
-        """Config of a released generator (`titok_l32`, `titok_b64`, `titok_s128`), with optional overrides."""
+        """Config of a released generator (`titok_l32`, `titok_b64`, `titok_s128`) or of the paper's unreleased
+        512x512 ones (`titok_l64_512`, `titok_b128_512`), with optional overrides."""
         return cls(**{**generator_preset(name).config_kwargs(), **overrides})
 
 

@@ -6,8 +6,11 @@ official gFID sampling settings), the official infer configs the converter pairs
 (`hf_titok.conversion`), and the model cards (`hf_titok.hub`).
 
 - `TOKENIZER_PRESETS`: the nine released tokenizers (all 256x256, patch 16): a ViT size per side, a token
-  count and a family (two-stage VQ, single-stage VQ 8k, single-stage VAE).
-- `GENERATOR_PRESETS`: the three released MaskGIT generators: architecture and sampling settings.
+  count and a family (two-stage VQ, single-stage VQ 8k, single-stage VAE); and the paper's two 512x512
+  tokenizers, whose weights were never released (`released=False`: train them with the `*_512` recipes).
+- `GENERATOR_PRESETS`: the three released MaskGIT generators and the paper's two 512x512 ones: architecture
+  and sampling settings.
+- `PAPER_RESULTS_512`: what the paper reports for the 512x512 models.
 - `RELEASES`: where each checkpoint lives on the Hub and what its authors report.
 
 This module imports nothing of the package: it is the bottom of the dependency graph.
@@ -51,6 +54,7 @@ class TokenizerPreset:
     family: Literal["two_stage", "vq8k", "vae_c16"]
     image_size: int = 256
     patch_size: int = 16
+    released: bool = True  # False: a model of the paper whose weights were never published (no official keys)
 
     def config_kwargs(self) -> dict:
         """The `TiTokConfig` arguments of this preset."""
@@ -71,6 +75,10 @@ TOKENIZER_PRESETS: dict[str, TokenizerPreset] = {
     "titok_ll32_vae_c16": TokenizerPreset("large", "large", 32, "vae_c16"),
     "titok_bl64_vae_c16": TokenizerPreset("base", "large", 64, "vae_c16"),
     "titok_bl128_vae_c16": TokenizerPreset("base", "large", 128, "vae_c16"),
+    # ImageNet 512x512 (paper, Table 2): two-stage like the 256 models, patch 16 on both sides, so the decoder
+    # predicts the proxy codes of the MaskGIT-VQGAN run at 512 (a 32x32 grid of codes).
+    "titok_l64_512": TokenizerPreset("large", "large", 64, "two_stage", image_size=512, released=False),
+    "titok_b128_512": TokenizerPreset("base", "base", 128, "two_stage", image_size=512, released=False),
 }
 
 # The two released generator architectures (field names of `TiTokMaskGITConfig`).
@@ -111,6 +119,7 @@ class GeneratorPreset:
     sampling: SamplingPreset
     tokenizer: str
     num_classes: int = 1000
+    released: bool = True
 
     def config_kwargs(self) -> dict:
         """The `TiTokMaskGITConfig` arguments of this preset (its vocabulary follows its tokenizer's)."""
@@ -123,6 +132,21 @@ GENERATOR_PRESETS: dict[str, GeneratorPreset] = {
     "titok_l32": GeneratorPreset("bert", SamplingPreset(8, 4.5, "linear", 9.5), "titok_l32"),
     "titok_b64": GeneratorPreset("bert", SamplingPreset(8, 3.0, "linear", 11.0), "titok_b64"),
     "titok_s128": GeneratorPreset("uvit", SamplingPreset(64, 6.9, "power-cosine", 2.8), "titok_s128"),
+    # 512x512 (paper, Table 2): L-64 with the 177M MaskGIT-ViT at 8 steps, B-128 with MaskGIT-UViT-L at 64 steps.
+    # The paper gives the architectures and step counts, not the guidance or temperature: these are the released
+    # settings of the 256 generator of the same architecture, step count and closest token count (B-64's for
+    # L-64, S-128's for B-128); tune them with a gFID sweep once the models are trained.
+    "titok_l64_512": GeneratorPreset("bert", SamplingPreset(8, 3.0, "linear", 11.0), "titok_l64_512", released=False),
+    "titok_b128_512": GeneratorPreset("uvit", SamplingPreset(64, 6.9, "power-cosine", 2.8), "titok_b128_512",
+                                      released=False),
+}
+
+# What the paper reports for its 512x512 models (ImageNet 512x512, Table 2; gFID with the generator preset of the
+# same name and its step count). Parameter counts in millions, as the paper's tables give them.
+PAPER_RESULTS_512 = {
+    "titok_l64_512": {"rFID": 1.77, "gFID": 2.74, "sampling steps": 8, "tokenizer params (M)": 644,
+                      "generator params (M)": 177},
+    "titok_b128_512": {"rFID": 1.52, "gFID": 2.13, "sampling steps": 64, "tokenizer params (M)": 202},
 }
 
 
@@ -218,6 +242,7 @@ __all__ = [
     "GeneratorPreset",
     "OfficialRelease",
     "PAPER",
+    "PAPER_RESULTS_512",
     "RELEASES",
     "SAMPLING_SETTINGS",
     "SamplingPreset",

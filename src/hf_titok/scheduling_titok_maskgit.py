@@ -162,7 +162,9 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> TiTokMaskGITScheduler:
-        """The official gFID sampling settings of a released generator (`titok_l32`, `titok_b64`, `titok_s128`)."""
+        """The official gFID sampling settings of a released generator (`titok_l32`, `titok_b64`, `titok_s128`),
+        or the settings chosen for the paper's 512x512 ones (`titok_l64_512`, `titok_b128_512`; see
+        `hf_titok.releases`)."""
         return cls(**{**generator_preset(name).sampling.scheduler_kwargs(), **overrides})
 
     def set_timesteps(

@@ -274,7 +274,7 @@ def init_stage2_tokenizer(section: dict) -> TiTokTokenizer:
         return stage1  # already has its pixel decoder (e.g. a converted two-stage release)
     if not section.get("pixel_decoder_from"):
         raise ValueError("stage 2 needs model.pixel_decoder_from: the MaskGIT-VQGAN whose decoder renders the proxy codes")
-    vqgan = MaskGITVQGAN.from_pretrained(section["pixel_decoder_from"])
+    vqgan = load_vqgan_at(section["pixel_decoder_from"], stage1.config.image_size)
     config = TiTokConfig(**{**stage1.config.to_diff_dict(), "include_pixel_decoder": True, "commitment_cost": 0.0,
                             "pixel_decoder_config": vqgan.config.to_dict()})
     model = TiTokTokenizer(config)
@@ -312,8 +312,18 @@ def _new_vqgan(config: dict) -> MaskGITVQGAN:
     return MaskGITVQGAN(MaskGITVQGANConfig(**section.get("config", {})))
 
 
+def load_vqgan_at(source: str, image_size: int) -> MaskGITVQGAN:
+    """The MaskGIT-VQGAN at `source`, run at `image_size`. It is fully convolutional, so the released 256x256
+    VQGAN (the only MaskGIT-VQGAN with converted weights) also tokenizes 512x512 images, into a 32x32 grid of
+    proxy codes: that is the teacher and pixel decoder of the 512x512 TiTok recipes."""
+    return MaskGITVQGAN.from_pretrained(source, image_size=image_size)
+
+
 def _augmentation(config: dict, image_size: int, random_crop: bool = True) -> Augmentation:
     data = config["data"]
+    if data.get("crop_size") not in (None, image_size):
+        raise ValueError(f"data.crop_size={data['crop_size']} differs from the model's image_size={image_size}: "
+                         f"set data.crop_size: {image_size} (or a model of that size)")
     return Augmentation(data.get("crop_size", image_size), random_crop=random_crop, random_flip=data.get("random_flip", True),
                         pad_small_images=data.get("pad_small_images", False))
 
@@ -332,12 +342,12 @@ def _prepare_images(make_model: Callable[[dict], nn.Module], needs_teacher: bool
 
     def prepare(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
         teacher = None
-        if needs_teacher:
-            if not config.get("teacher"):
-                raise ValueError("stage 1 needs `teacher:` the MaskGIT-VQGAN (local dir or Hub id) whose codes are the targets")
-            teacher = MaskGITVQGAN.from_pretrained(config["teacher"])
+        if needs_teacher and not config.get("teacher"):
+            raise ValueError("stage 1 needs `teacher:` the MaskGIT-VQGAN (local dir or Hub id) whose codes are the targets")
         model = make_model(config)
         augmentation = _augmentation(config, model.config.image_size)
+        if needs_teacher:
+            teacher = load_vqgan_at(config["teacher"], model.config.image_size)
         with args.main_process_first(desc="loading the dataset"):
             dataset, collator = _image_data(config, augmentation, args.seed)
         return RecipeRun(config, args, model, dataset, collator, model.config.image_size, augmentation.image_processor(),
@@ -485,8 +495,10 @@ def _reconstruction_grids(run: RecipeRun) -> TrainerCallback | None:
 
 
 def _scheduler(run: RecipeRun) -> TiTokMaskGITScheduler:
-    """The sampler of sample grids and of the exported pipeline: the config's `sampling:` section."""
-    return TiTokMaskGITScheduler(**run.config.get("sampling", {}))
+    """The sampler of sample grids and of the exported pipeline: the config's `sampling:` section, over the
+    official sampling settings of `model.preset` when there is one."""
+    sampling, preset = run.config.get("sampling", {}), run.config["model"].get("preset")
+    return TiTokMaskGITScheduler.from_preset(preset, **sampling) if preset else TiTokMaskGITScheduler(**sampling)
 
 
 def _id2label(run: RecipeRun) -> dict[int, str]:
