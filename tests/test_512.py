@@ -169,3 +169,32 @@ def test_a_generator_preset_without_sampling_samples_with_the_preset():
     assert _scheduler(Run).config.num_inference_steps == 64
     Run.config = {"model": {"preset": "titok_b128_512"}, "sampling": {"num_inference_steps": 12}}
     assert _scheduler(Run).config.num_inference_steps == 12 and _scheduler(Run).config.guidance_scale == 6.9
+
+
+# ---------------------------------------------------------------------------------------------------------
+# New class tables for fine-tuning
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keep_classes, num_classes", [(True, 7), (True, 3), (False, 4)])
+def test_resize_class_embeddings(keep_classes, num_classes):
+    torch.manual_seed(0)
+    model = TiTokMaskGIT(TiTokMaskGITConfig(codebook_size=16, num_latent_tokens=4, num_classes=5, **TINY_GENERATOR)).eval()
+    old, config = model.embed_tokens.weight.detach().clone(), model.config
+    old_null, old_classes = old[config.null_class_id], old[config.class_token_offset:config.class_token_offset + 5]
+    model.resize_class_embeddings(num_classes, keep_classes=keep_classes)
+    new = model.embed_tokens.weight
+    assert config.num_classes == num_classes and new.shape == (16 + num_classes + 2, 32)
+    assert torch.equal(new[:17], old[:17])  # image ids and the mask id
+    assert torch.equal(new[config.null_class_id], old_null)  # the unconditional embedding of guidance
+    kept = min(5, num_classes) if keep_classes else 0
+    classes = new[config.class_token_offset:config.class_token_offset + num_classes]
+    assert torch.equal(classes[:kept], old_classes[:kept])
+    assert torch.allclose(classes[kept:], old_classes.mean(0).expand(num_classes - kept, -1))
+    assert new.requires_grad
+    logits = model(torch.full((2, 4), 16), torch.tensor([num_classes - 1, num_classes])).logits
+    assert logits.shape == (2, 4, 16)
+    with pytest.raises(ValueError, match="class_labels must lie in"):
+        model(torch.full((1, 4), 16), torch.tensor([num_classes + 1]))
+    with pytest.raises(ValueError, match="num_classes must be a positive integer"):
+        model.resize_class_embeddings(0)

@@ -229,6 +229,29 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
+    @torch.no_grad()
+    def resize_class_embeddings(self, num_classes: int, keep_classes: bool = True) -> "TiTokMaskGIT":
+        """Give the generator `num_classes` classes (fine-tuning on a new label set), in place.
+
+        The image ids, the mask id and the null class (the unconditional embedding classifier-free guidance
+        needs) keep their trained embeddings. With `keep_classes=True` classes `0 .. min(old, new) - 1` keep
+        theirs too (the table grows, or is cut); `keep_classes=False` replaces every class. New class rows start
+        at the mean of the old class embeddings (transformers' mean resizing of token embeddings): a neutral
+        "some class" start that the fine-tuning then separates. `config.num_classes` follows; the pipeline's
+        `id2label` must name the new classes (`TiTokPipeline(..., id2label=...)`)."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        config, old = self.config, self.embed_tokens.weight
+        offset, old_count = config.class_token_offset, config.num_classes
+        old_classes = old[offset:offset + old_count]
+        kept = min(old_count, num_classes) if keep_classes else 0
+        classes = old_classes.mean(0, keepdim=True).expand(num_classes, -1).clone()
+        classes[:kept] = old_classes[:kept]
+        weight = torch.cat([old[:offset], classes, old[config.null_class_id:config.null_class_id + 1]])
+        self.embed_tokens = nn.Embedding.from_pretrained(weight, freeze=not old.requires_grad)
+        config.num_classes = num_classes
+        return self
+
     def forward(
         self,
         input_ids: torch.Tensor,

@@ -30,6 +30,9 @@ class TiTokTrainingArguments(TrainingArguments):
     image_log_steps: int = field(default=0, metadata={"help": "write a PNG grid of reconstructions/samples every N steps (0: never)"})
     export_dir: str | None = field(default=None, metadata={"help": "where to save_pretrained the final model (default: <output_dir>/final)"})
     export_push_to_hub: str | None = field(default=None, metadata={"help": "push the exported model to this Hub repo"})
+    # The recipe wrappers take the collated batch as it is (pixel_values / token_ids / labels): the Trainer's
+    # column removal, which inspects `forward`'s signature, has nothing to do and breaks lazy transforms.
+    remove_unused_columns: bool = field(default=False, metadata={"help": "drop dataset columns forward does not take"})
 
 
 def is_decayed(name: str, parameter: torch.nn.Parameter) -> bool:
