@@ -10,8 +10,7 @@ import hf_titok
 from hf_titok import TiTokMaskGIT, TiTokPipeline, TiTokTokenizer
 from hf_titok.data.fashion_mnist import demo_test_images
 from hf_titok.evaluation.metrics import psnr
-from hf_titok.fast_path import Float32Boundary, fast_bfloat16
-from hf_titok.modeling_maskgit_vqgan import MaskGITVQGANDecoder
+from hf_titok.fast_path import Float32Boundary, OnnxRuntimeConvolutions, fast_bfloat16, onnx_runtime_available
 
 from conftest import tiny_pipeline
 
@@ -118,11 +117,21 @@ def test_standalone_vqgan_fast_path(fixtures):
     assert isinstance(fast.decoder, Float32Boundary) and fast_pixels.dtype == torch.float32
     between = float(psnr(fast_pixels.clamp(0, 1), exact_pixels.clamp(0, 1)).mean())
     assert 35 < between < 200
-    # Without bfloat16 (CPUs without AMX) the VQGAN's fast path is the exact model.
+    # Without bfloat16 (CPUs without AMX): the float32 convolutions through ONNX Runtime (a dev dependency).
+    assert onnx_runtime_available()
     float32 = load().enable_fast_path(bfloat16=False)
-    assert float32.fast_path and isinstance(float32.decoder, MaskGITVQGANDecoder)
+    assert float32.fast_path and isinstance(float32.decoder, OnnxRuntimeConvolutions)
     with torch.no_grad():
-        assert torch.equal(float32.decode(codes), exact_pixels)
+        onnx_pixels = float32.decode(codes)
+        assert onnx_pixels.dtype == torch.float32 and onnx_pixels.shape == exact_pixels.shape
+        assert torch.allclose(onnx_pixels, exact_pixels, atol=1e-4, rtol=0)
+        assert not torch.equal(onnx_pixels, exact_pixels)  # really ONNX Runtime's kernels, not PyTorch's
+        # Other batch sizes and feature maps on request (from the PyTorch decoder it keeps).
+        two = torch.cat([codes, codes.flip(0)])
+        assert torch.allclose(float32.decode(two), exact.decode(two), atol=1e-4, rtol=0)
+        latents = exact.quantizer.embed_codes(codes, exact.config.grid_size)
+        maps = float32.decoder(latents, True)
+        assert maps.hidden_states is not None and torch.equal(maps.last_hidden_state, exact.decoder(latents, True).last_hidden_state)
 
 
 def test_refusals(tmp_path):

@@ -487,9 +487,10 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         return self.config.quantize_mode == "vq"
 
     def enable_fast_path(self, bfloat16: bool | None = None) -> "TiTokTokenizer":
-        """Switch on the CPU fast path in place (`hf_titok.fast_path`): int8 decoder, and on CPUs with native
-        bfloat16 the encoder's MLPs and the pixel decoder in bfloat16; ids are decided in float32. Inference
-        only. `bfloat16`: force the bfloat16 parts on or off (default: whether this CPU multiplies bfloat16 faster than float32, `fast_bfloat16()`)."""
+        """Switch on the CPU fast path in place (`hf_titok.fast_path`): int8 decoder; on CPUs with fast bfloat16
+        (AMX) the encoder's MLPs/output projections and the pixel decoder in bfloat16, elsewhere the pixel decoder
+        through ONNX Runtime when installed; ids are decided in float32. Inference only. `bfloat16`: force the
+        bfloat16 parts on or off (default: `fast_bfloat16()`, whether this CPU multiplies bfloat16 faster)."""
         return tokenizer_fast_path(self, bfloat16)
 
     @property
