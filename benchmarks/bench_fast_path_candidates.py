@@ -28,30 +28,8 @@ from torch import nn
 
 from common import machine_info, matmul_peak_gflops, timed
 from hf_titok import MaskGITVQGANConfig
-from hf_titok.fast_path import Float32Boundary, fast_bfloat16, quantize_linear_layers
+from hf_titok.fast_path import DecoderPixels, Float32Boundary, fast_bfloat16, quantize_linear_layers
 from hf_titok.modeling_maskgit_vqgan import MaskGITVQGANDecoder
-
-
-class Pixels(nn.Module):
-    """The VQGAN decoder returning its pixels only (a plain tensor, for compile and ONNX export)."""
-
-    def __init__(self, decoder: nn.Module):
-        super().__init__()
-        self.decoder = decoder
-
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.decoder(latents).last_hidden_state
-
-
-class ChannelsLastInput(nn.Module):
-    """A convolutional module on channels-last (NHWC) input (oneDNN convolutions skip their layout reorders)."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.module(hidden_states.contiguous(memory_format=torch.channels_last))
 
 
 def mlp() -> nn.Module:
@@ -100,7 +78,6 @@ def candidates(piece: str, module: nn.Module, example: torch.Tensor) -> dict:
         table["ONNX Runtime float32"] = lambda: onnx_runtime(module, example, int8=False)
         table["ONNX Runtime int8 dynamic"] = lambda: onnx_runtime(module, example, int8=True)
     else:
-        table["float32 channels-last input"] = lambda: ChannelsLastInput(module)
         table["ONNX Runtime float32"] = lambda: onnx_runtime(module, example, int8=False)
     return table
 
@@ -137,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     vqgan_config = MaskGITVQGANConfig()
-    decoder = Pixels(MaskGITVQGANDecoder(vqgan_config)).eval()
+    decoder = DecoderPixels(MaskGITVQGANDecoder(vqgan_config)).eval()
     latents = torch.randn(args.vqgan_batch, vqgan_config.z_channels, vqgan_config.grid_size, vqgan_config.grid_size)
     result = {"benchmark": "fast_path_candidates", "threads": torch.get_num_threads(), "fast_bfloat16": fast_bfloat16(),
               "matmul_peak_gflops": {"float32": round(matmul_peak_gflops(), 1),

@@ -65,7 +65,7 @@ class OnnxRuntimeConvolutions(nn.Module):
         axes = {0: "batch", 2: "height", 3: "width"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
-            torch.onnx.export(_Pixels(decoder), (example,), buffer, dynamo=False, input_names=["latents"],
+            torch.onnx.export(DecoderPixels(decoder), (example,), buffer, dynamo=False, input_names=["latents"],
                               output_names=["pixels"], dynamic_axes={"latents": axes, "pixels": axes})
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
@@ -78,7 +78,9 @@ class OnnxRuntimeConvolutions(nn.Module):
         return self._output_type(torch.from_numpy(pixels), None)
 
 
-class _Pixels(nn.Module):
+class DecoderPixels(nn.Module):
+    """A VQGAN decoder returning its pixels only (a plain tensor, for ONNX export and benchmarks)."""
+
     def __init__(self, decoder: nn.Module):
         super().__init__()
         self.decoder = decoder
@@ -112,8 +114,9 @@ def _to_float32(output):
 def quantize_linear_layers(module: nn.Module) -> nn.Module:
     """Every `nn.Linear` of `module` -> a dynamically quantized int8 linear layer, in place."""
     with warnings.catch_warnings():
-        # torch.ao's eager dynamic quantization is deprecated in favour of torchao, whose int8 path is only fast
-        # after torch.compile; measured here, the eager kernels are as fast without minutes of compilation.
+        # torch.ao's eager dynamic quantization is deprecated in favour of torchao, whose int8 path is slower than
+        # this one in eager mode and ~1.4x faster only after torch.compile (seconds to minutes per shape on a CPU,
+        # and an extra package): measured in benchmarks/bench_fast_path_candidates.py.
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=True)
 
@@ -176,5 +179,14 @@ def generator_fast_path(generator):
     return generator
 
 
-__all__ = ["Float32Boundary", "OnnxRuntimeConvolutions", "onnx_runtime_available", "generator_fast_path", "fast_bfloat16", "quantize_linear_layers", "tokenizer_fast_path",
-           "vqgan_fast_path"]
+__all__ = [
+    "DecoderPixels",
+    "Float32Boundary",
+    "OnnxRuntimeConvolutions",
+    "fast_bfloat16",
+    "generator_fast_path",
+    "onnx_runtime_available",
+    "quantize_linear_layers",
+    "tokenizer_fast_path",
+    "vqgan_fast_path",
+]
