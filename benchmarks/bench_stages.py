@@ -177,8 +177,8 @@ def load_only(folder: str, fast: bool) -> None:
     start = time.perf_counter()
     loaded = TiTokPipeline.from_pretrained(folder, fast_path=fast)
     seconds = time.perf_counter() - start
-    # safetensors maps the file: its pages count in RSS but are clean (the kernel can drop them); the fast
-    # path's int8/bfloat16 copies are anonymous memory, and the mapping stays while any float32 weight uses it.
+    # safetensors maps the file: its pages count in RSS but are clean; the fast path's int8/bfloat16/ONNX Runtime
+    # copies are anonymous memory, and the float32 weights they replace give their file pages back (release_pages).
     print(json.dumps({"seconds": round(seconds, 2), "peak_rss_added_mb": round(_status("VmHWM") - before["VmRSS"], 1),
                       "after_loading_anonymous_mb": round(_status("RssAnon") - before["RssAnon"], 1),
                       "after_loading_file_mapped_mb": round(_status("RssFile") - before["RssFile"], 1),

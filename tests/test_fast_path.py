@@ -1,6 +1,8 @@
 """The CPU fast path (hf_titok.fast_path): one argument, the quality bounds on the built-in model, clear refusals,
 and chunked decoding. Its speed is measured by benchmarks/bench_stages.py, never here."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,13 @@ import hf_titok
 from hf_titok import TiTokMaskGIT, TiTokPipeline, TiTokTokenizer
 from hf_titok.data.fashion_mnist import demo_test_images
 from hf_titok.evaluation.metrics import psnr
-from hf_titok.fast_path import Float32Boundary, OnnxRuntimeConvolutions, fast_bfloat16, onnx_runtime_available
+from hf_titok.fast_path import (
+    Float32Boundary,
+    OnnxRuntimeConvolutions,
+    fast_bfloat16,
+    onnx_runtime_available,
+    release_pages,
+)
 
 from conftest import tiny_pipeline
 
@@ -100,6 +108,28 @@ def test_one_argument_on_every_from_pretrained(tmp_path):
         assert torch.allclose(tokenizer.decode(ids), fast.vqvae.decode(ids))
     # Switching on twice changes nothing.
     assert tokenizer.enable_fast_path() is tokenizer and quantized_linear_layers(tokenizer.decoder) > 0
+
+
+def resident_file_mb() -> float:
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssFile:")) / 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_PAGEOUT is Linux's")
+def test_replaced_weights_give_their_file_pages_back_and_lose_nothing(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    weights = torch.randn(8 * 2**20, generator=torch.Generator().manual_seed(0))  # 32 MiB
+    save_file({"weight": weights}, tmp_path / "model.safetensors")
+    with safe_open(tmp_path / "model.safetensors", "pt") as file:
+        mapped = file.get_tensor("weight")  # mapped from the file, as from_pretrained loads weights
+    assert torch.equal(mapped, weights)  # reads every page
+    before = resident_file_mb()
+    assert release_pages([mapped]) >= 31 * 2**20
+    assert resident_file_mb() < before - 24
+    assert torch.equal(mapped, weights)  # read back from the file when touched again
+    assert release_pages([weights]) == 0  # anonymous memory is left to PyTorch's allocator
+    assert release_pages([]) == 0
 
 
 def test_standalone_vqgan_fast_path(fixtures):

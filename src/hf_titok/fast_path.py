@@ -17,14 +17,23 @@ Switched on with one argument, `from_pretrained(..., fast_path=True)` (tokenizer
   installed (`pip install hf_titok[fast]`): 1.9x PyTorch's float32 convolutions, pixels within ~4e-5.
 - Everything that decides ids stays float32: the codebook search, the proxy-code softmax, the sampler.
 
+Memory: `from_pretrained` maps the safetensors file, so the float32 weights are file pages. Each float32 weight
+the fast path replaces (an int8 or bfloat16 copy, ONNX Runtime's copy of the VQGAN decoder) gives its pages back
+to the OS as soon as its copy exists (`release_pages`), so loading with the fast path peaks near the exact
+path's (no second full copy) and ends below it.
+
 The fast path is for inference: the quantized modules cannot be trained or saved (save the exact model).
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import io
+import mmap
+import sys
 import warnings
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -41,7 +50,9 @@ class Float32Boundary(nn.Module):
 
     def __init__(self, module: nn.Module):
         super().__init__()
+        float32 = [tensor.data for tensor in module.state_dict().values()]
         self.module = module.to(torch.bfloat16)
+        release_pages(float32)
 
     def forward(self, *args):
         output = self.module(*(a.to(torch.bfloat16) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args))
@@ -67,9 +78,14 @@ class OnnxRuntimeConvolutions(nn.Module):
             warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
             torch.onnx.export(DecoderPixels(decoder), (example,), buffer, dynamo=False, input_names=["latents"],
                               output_names=["pixels"], dynamic_axes={"latents": axes, "pixels": axes})
+        graph = buffer.getvalue()
+        del buffer
+        # ONNX Runtime makes its own copy of the weights: the PyTorch decoder's file pages go back to the OS first
+        # (read again from the file only if feature maps are asked for).
+        release_pages(decoder.state_dict().values())
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
-        self.session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     def forward(self, latents: torch.Tensor, output_hidden_states: bool = False):
         if output_hidden_states:
@@ -87,6 +103,50 @@ class DecoderPixels(nn.Module):
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.decoder(latents).last_hidden_state
+
+
+_MADV_PAGEOUT = 21  # linux/mman.h, Linux >= 5.4
+
+
+def _file_mappings() -> list[tuple[int, int]]:
+    """The address ranges of this process's file-backed memory mappings (Linux: /proc/self/maps)."""
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            if len(fields) == 6 and fields[5].startswith("/"):
+                start, end = fields[0].split("-")
+                ranges.append((int(start, 16), int(end, 16)))
+    return ranges
+
+
+def release_pages(tensors: Iterable[torch.Tensor]) -> int:
+    """Ask the OS to reclaim the memory pages of `tensors` that lie in a mapped file (weights `from_pretrained`
+    mapped from safetensors and that the fast path has replaced). `MADV_PAGEOUT` never loses data: the kernel
+    drops clean file pages and reads them back from the file if a tensor is touched again (the PyTorch VQGAN
+    decoder kept for `output_hidden_states` does so); anonymous memory (a model built in memory) is left to
+    PyTorch's allocator. Only whole pages inside one tensor are released. Returns the bytes advised; 0 where
+    the OS cannot (not Linux, a kernel older than 5.4)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    tensors = [t for t in tensors if t.device.type == "cpu" and t.numel() > 0]
+    if not tensors:
+        return 0
+    try:
+        mappings, libc = _file_mappings(), ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return 0
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    page, advised = mmap.PAGESIZE, 0
+    for tensor in tensors:
+        start = tensor.data_ptr()
+        end = start + tensor.nbytes
+        first, last = -(-start // page) * page, end // page * page
+        if last > first and any(low <= first and last <= high for low, high in mappings):
+            if libc.madvise(first, last - first, _MADV_PAGEOUT) != 0:
+                return advised  # EINVAL: this kernel has no MADV_PAGEOUT
+            advised += last - first
+    return advised
 
 
 def onnx_runtime_available() -> bool:
@@ -112,13 +172,21 @@ def _to_float32(output):
 
 
 def quantize_linear_layers(module: nn.Module) -> nn.Module:
-    """Every `nn.Linear` of `module` -> a dynamically quantized int8 linear layer, in place."""
+    """Every `nn.Linear` of `module` -> a dynamically quantized int8 linear layer (torch.ao's `quantize_dynamic`
+    with int8 weights), in place, one layer at a time: each float32 weight gives its pages back as soon as its
+    int8 copy exists (`release_pages`), so the float32 and int8 decoders never coexist."""
+    linears = [(parent, name, child) for parent in module.modules() for name, child in parent.named_children()
+               if type(child) is nn.Linear]  # what quantize_dynamic(module, {nn.Linear}) swaps
     with warnings.catch_warnings():
         # torch.ao's eager dynamic quantization is deprecated in favour of torchao, whose int8 path is slower than
         # this one in eager mode and ~1.4x faster only after torch.compile (seconds to minutes per shape on a CPU,
         # and an extra package): measured in benchmarks/bench_fast_path_candidates.py.
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        for parent, name, linear in linears:
+            linear.qconfig = torch.ao.quantization.default_dynamic_qconfig
+            setattr(parent, name, torch.ao.nn.quantized.dynamic.Linear.from_float(linear))
+            release_pages(linear.parameters())
+    return module
 
 
 def already_fast(model: nn.Module) -> bool:
