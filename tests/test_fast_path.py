@@ -33,7 +33,7 @@ def pipelines(bfloat16: bool):
 
 @pytest.fixture(scope="module", params=[True, False], ids=["with_bfloat16", "int8_only"])
 def exact_and_fast(request):
-    """Both variants, whatever this CPU has: with bfloat16 (what CPUs with AMX get) and without."""
+    """Both variants, whatever this CPU has: with bfloat16 (what CPUs with fast bfloat16 get) and without."""
     return pipelines(bfloat16=request.param)
 
 
@@ -99,7 +99,7 @@ def test_one_argument_on_every_from_pretrained(tmp_path):
     generator = TiTokMaskGIT.from_pretrained(tmp_path / "transformer", fast_path=True)
     assert tokenizer.fast_path and generator.fast_path
     assert quantized_linear_layers(tokenizer.decoder) > 0 and quantized_linear_layers(generator) > 0
-    # The default follows the CPU: bfloat16 parts only where bfloat16 matrix products are fast (AMX).
+    # The default follows the CPU: bfloat16 parts only where bfloat16 matrix products are fast.
     assert isinstance(tokenizer.encoder.layers[0].mlp, Float32Boundary) == fast_bfloat16()
     pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -108,6 +108,28 @@ def test_one_argument_on_every_from_pretrained(tmp_path):
         assert torch.allclose(tokenizer.decode(ids), fast.vqvae.decode(ids))
     # Switching on twice changes nothing.
     assert tokenizer.enable_fast_path() is tokenizer and quantized_linear_layers(tokenizer.decoder) > 0
+
+
+def test_fast_bfloat16_is_amx_or_measured(monkeypatch):
+    from hf_titok import fast_path
+
+    measured = {"speedup": 0.55}  # one AVX-512 BF16 CPU without AMX; another measured 2.6
+    monkeypatch.setattr(fast_path, "bfloat16_speedup", lambda: measured["speedup"])
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    try:
+        for speedup, expected in ((0.55, False), (1.2, False), (1.3, True), (2.6, True)):
+            measured["speedup"] = speedup
+            fast_bfloat16.cache_clear()
+            assert fast_bfloat16() is expected
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+        measured["speedup"] = 0.5
+        fast_bfloat16.cache_clear()
+        assert fast_bfloat16() is True  # AMX: no measurement needed
+        assert fast_bfloat16.cache_info().currsize == 1  # measured once per process
+    finally:
+        fast_bfloat16.cache_clear()
+    monkeypatch.undo()
+    assert 0.01 < fast_path.bfloat16_speedup() < 100  # a real measurement: a ratio of two timings
 
 
 def resident_file_mb() -> float:
@@ -147,7 +169,7 @@ def test_standalone_vqgan_fast_path(fixtures):
     assert isinstance(fast.decoder, Float32Boundary) and fast_pixels.dtype == torch.float32
     between = float(psnr(fast_pixels.clamp(0, 1), exact_pixels.clamp(0, 1)).mean())
     assert 35 < between < 200
-    # Without bfloat16 (CPUs without AMX): the float32 convolutions through ONNX Runtime (a dev dependency).
+    # Without bfloat16 (CPUs where it is slow): the float32 convolutions through ONNX Runtime (a dev dependency).
     assert onnx_runtime_available()
     float32 = load().enable_fast_path(bfloat16=False)
     assert float32.fast_path and isinstance(float32.decoder, OnnxRuntimeConvolutions)

@@ -7,13 +7,13 @@ Switched on with one argument, `from_pretrained(..., fast_path=True)` (tokenizer
   quantized per batch, fbgemm/oneDNN int8 GEMMs, no compilation) of every linear layer of the tokenizer's
   decoder ViT and of the generator. On the built-in model it costs 0.02 dB of reconstruction PSNR.
 - bfloat16 for the encoder's MLPs and attention output projections and for the MaskGIT-VQGAN decoder's
-  convolutions, on CPUs with AMX tiles (`fast_bfloat16()`), where bfloat16 matrix products run ~4x float32
-  (measured: 696 vs 169 GFLOP/s). AVX-512 BF16 alone is not enough: such a CPU ran them at 0.55x float32 (160 vs
-  293 GFLOP/s), so there these parts stay float32. The encoder's query/key/value projections and attention stay
-  float32: the encoder decides the ids, and each cheaper part costs some of them. On the built-in model's
+  convolutions, on CPUs where bfloat16 matrix products are clearly faster than float32 (`fast_bfloat16()`:
+  AMX tiles, ~4x; elsewhere measured once per process, since AVX-512 BF16 ran 0.55x float32 on one CPU and
+  2.6x on another). Elsewhere these parts stay float32. The encoder's query/key/value projections and attention
+  stay float32: the encoder decides the ids, and each cheaper part costs some of them. On the built-in model's
   10,000 test images, equal ids: bfloat16 MLPs 99.37%, + output projections 99.18% (this path), +
   query/key/value 98.61%; int8 encoder 86%.
-- The MaskGIT-VQGAN decoder's convolutions elsewhere: exported to ONNX and run by ONNX Runtime when it is
+- The MaskGIT-VQGAN decoder's convolutions where bfloat16 is not fast: exported to ONNX and run by ONNX Runtime when it is
   installed (`pip install hf_titok[fast]`): 1.9x PyTorch's float32 convolutions, pixels within ~4e-5.
 - Everything that decides ids stays float32: the codebook search, the proxy-code softmax, the sampler.
 
@@ -28,10 +28,13 @@ The fast path is for inference: the quantized modules cannot be trained or saved
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.util
 import io
+import math
 import mmap
 import sys
+import time
 import warnings
 from collections.abc import Iterable
 
@@ -39,10 +42,30 @@ import torch
 from torch import nn
 
 
+@functools.cache
 def fast_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices faster than float32: it has AMX tiles (see the module
-    docstring for what AVX-512 BF16 alone measured)."""
-    return bool(torch.cpu._is_amx_tile_supported())
+    """Whether this CPU multiplies bfloat16 matrices clearly (>= 1.3x) faster than float32. CPUs with AMX tiles do
+    (measured ~4x: 696 vs 169 GFLOP/s); without AMX the instruction flags do not tell: one AVX-512 BF16 CPU ran
+    bfloat16 at 0.55x float32 (160 vs 293 GFLOP/s), another (AMD EPYC) at 2.6x (386 vs 151). So elsewhere it
+    is measured, once per process (`bfloat16_speedup`, ~0.1 s). `enable_fast_path(bfloat16=True/False)`
+    overrides it."""
+    return bool(torch.cpu._is_amx_tile_supported()) or bfloat16_speedup() >= 1.3
+
+
+def bfloat16_speedup() -> float:
+    """float32 time / bfloat16 time of two 768x768 matrix products on this CPU: interleaved, best of three after
+    a warm-up round."""
+    generator = torch.Generator().manual_seed(0)
+    float32 = torch.randn(2, 768, 768, generator=generator)
+    best = {torch.float32: math.inf, torch.bfloat16: math.inf}
+    with torch.inference_mode():
+        for round_ in range(4):  # round 0 warms both kernels up and is not counted
+            for matrices in (float32, float32.to(torch.bfloat16)):
+                start = time.perf_counter()
+                torch.bmm(matrices, matrices)
+                if round_:
+                    best[matrices.dtype] = min(best[matrices.dtype], time.perf_counter() - start)
+    return best[torch.float32] / best[torch.bfloat16]
 
 
 class Float32Boundary(nn.Module):
@@ -251,6 +274,7 @@ __all__ = [
     "DecoderPixels",
     "Float32Boundary",
     "OnnxRuntimeConvolutions",
+    "bfloat16_speedup",
     "fast_bfloat16",
     "generator_fast_path",
     "onnx_runtime_available",

@@ -262,7 +262,7 @@ class MaskGITVQGAN(MaskGITVQGANPreTrainedModel):
 
     def enable_fast_path(self, bfloat16: bool | None = None) -> "MaskGITVQGAN":
         """Switch on the CPU fast path in place (`hf_titok.fast_path`): the decoder's convolutions in bfloat16 on
-        CPUs with fast bfloat16 (AMX), elsewhere through ONNX Runtime when installed. Inference only."""
+        CPUs with fast bfloat16 (`fast_bfloat16()`), elsewhere through ONNX Runtime when installed. Inference only."""
         return vqgan_fast_path(self, bfloat16)
 
     @apply_forward_hook
