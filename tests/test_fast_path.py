@@ -154,6 +154,33 @@ def test_replaced_weights_give_their_file_pages_back_and_lose_nothing(tmp_path):
     assert release_pages([]) == 0
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_PAGEOUT is Linux's")
+@torch.no_grad()
+def test_fast_from_pretrained_gives_the_replaced_float32_pages_back(tmp_path):
+    import gc
+
+    from conftest import tiny_maskgit_config
+
+    config = tiny_maskgit_config(hidden_size=512, intermediate_size=2048, num_attention_heads=4)
+    TiTokMaskGIT(config).save_pretrained(tmp_path)
+    ids = torch.randint(0, config.codebook_size, (2, config.num_latent_tokens), generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([1, 2])
+    exact = TiTokMaskGIT.from_pretrained(tmp_path).eval()
+    linear_mb = sum(m.weight.nbytes for m in exact.modules() if type(m) is nn.Linear) / 2**20  # ~25 MB
+    exact_logits = exact(ids, labels).logits
+    # Pages another mapping of the same file also holds are not reclaimed (they are shared): one model at a time.
+    del exact
+    TiTokMaskGIT.from_pretrained(tmp_path, fast_path=True)  # warm-up: the int8 kernels' own code pages
+    gc.collect()
+    model = TiTokMaskGIT.from_pretrained(tmp_path).eval()
+    assert sum(float(p.abs().sum()) for p in model.parameters()) > 0  # every page read in
+    before = resident_file_mb()
+    model.enable_fast_path()
+    assert resident_file_mb() < before - 0.5 * linear_mb
+    fast_logits = model(ids, labels).logits
+    assert float((fast_logits - exact_logits).abs().max()) < 0.1 * float(exact_logits.abs().max())
+
+
 def test_standalone_vqgan_fast_path(fixtures):
     from hf_titok.conversion import convert_vqgan, load_official_config
 

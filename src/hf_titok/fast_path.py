@@ -13,8 +13,9 @@ Switched on with one argument, `from_pretrained(..., fast_path=True)` (tokenizer
   stay float32: the encoder decides the ids, and each cheaper part costs some of them. On the built-in model's
   10,000 test images, equal ids: bfloat16 MLPs 99.37%, + output projections 99.18% (this path), +
   query/key/value 98.61%; int8 encoder 86%.
-- The MaskGIT-VQGAN decoder's convolutions where bfloat16 is not fast: exported to ONNX and run by ONNX Runtime when it is
-  installed (`pip install hf_titok[fast]`): 1.9x PyTorch's float32 convolutions, pixels within ~4e-5.
+- The MaskGIT-VQGAN decoder's convolutions where bfloat16 is not fast: exported to ONNX and run by ONNX Runtime
+  when it is installed (`pip install hf_titok[fast]`): 1.3-1.9x PyTorch's float32 convolutions, pixels within
+  ~4e-5.
 - Everything that decides ids stays float32: the codebook search, the proxy-code softmax, the sampler.
 
 Memory: `from_pretrained` maps the safetensors file, so the float32 weights are file pages. Each float32 weight
