@@ -84,7 +84,7 @@ class Float32Boundary(nn.Module):
 
 
 class OnnxRuntimeConvolutions(nn.Module):
-    """A MaskGIT-VQGAN decoder exported to ONNX and run by ONNX Runtime's CPU kernels: 1.9x PyTorch's float32
+    """A MaskGIT-VQGAN decoder exported to ONNX and run by ONNX Runtime's CPU kernels: 1.3-1.9x PyTorch's float32
     convolutions on this project's CPUs (interleaved runs), pixels within ~4e-5. The ONNX graph takes any batch
     and grid size. Feature maps on request (`output_hidden_states`) come from the PyTorch decoder it keeps."""
 
@@ -144,6 +144,13 @@ def _file_mappings() -> list[tuple[int, int]]:
     return ranges
 
 
+@functools.cache
+def _madvise():
+    madvise = ctypes.CDLL(None, use_errno=True).madvise
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return madvise
+
+
 def release_pages(tensors: Iterable[torch.Tensor]) -> int:
     """Ask the OS to reclaim the memory pages of `tensors` that lie in a mapped file (weights `from_pretrained`
     mapped from safetensors and that the fast path has replaced). `MADV_PAGEOUT` never loses data: the kernel
@@ -157,17 +164,16 @@ def release_pages(tensors: Iterable[torch.Tensor]) -> int:
     if not tensors:
         return 0
     try:
-        mappings, libc = _file_mappings(), ctypes.CDLL(None, use_errno=True)
+        mappings, madvise = _file_mappings(), _madvise()
     except OSError:
         return 0
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     page, advised = mmap.PAGESIZE, 0
     for tensor in tensors:
         start = tensor.data_ptr()
         end = start + tensor.nbytes
         first, last = -(-start // page) * page, end // page * page
         if last > first and any(low <= first and last <= high for low, high in mappings):
-            if libc.madvise(first, last - first, _MADV_PAGEOUT) != 0:
+            if madvise(first, last - first, _MADV_PAGEOUT) != 0:
                 return advised  # EINVAL: this kernel has no MADV_PAGEOUT
             advised += last - first
     return advised
@@ -179,7 +185,7 @@ def onnx_runtime_available() -> bool:
 
 
 def _fast_convolutions(decoder: nn.Module, bfloat16: bool) -> nn.Module:
-    """The MaskGIT-VQGAN decoder of the fast path: bfloat16 on AMX CPUs, else ONNX Runtime when installed."""
+    """The MaskGIT-VQGAN decoder of the fast path: bfloat16 where it is fast, else ONNX Runtime when installed."""
     if bfloat16:
         return Float32Boundary(decoder)
     return OnnxRuntimeConvolutions(decoder) if onnx_runtime_available() else decoder

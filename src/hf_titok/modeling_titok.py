@@ -488,8 +488,8 @@ class TiTokTokenizer(TiTokPreTrainedModel):
 
     def enable_fast_path(self, bfloat16: bool | None = None) -> "TiTokTokenizer":
         """Switch on the CPU fast path in place (`hf_titok.fast_path`): int8 decoder; on CPUs with fast bfloat16
-        (AMX, or measured) the encoder's MLPs/output projections and the pixel decoder in bfloat16, elsewhere the pixel decoder
-        through ONNX Runtime when installed; ids are decided in float32. Inference only. `bfloat16`: force the
+        (AMX, or measured) the encoder's MLPs/output projections and the pixel decoder in bfloat16, elsewhere the
+        pixel decoder through ONNX Runtime when installed; ids are decided in float32. Inference only. `bfloat16`: force the
         bfloat16 parts on or off (default: `fast_bfloat16()`, whether this CPU multiplies bfloat16 faster)."""
         return tokenizer_fast_path(self, bfloat16)
 

@@ -125,8 +125,8 @@ class TiTokPipeline(DiffusionPipeline):
 
     def enable_fast_path(self, bfloat16: bool | None = None) -> "TiTokPipeline":
         """The CPU fast path of both models, in place (`hf_titok.fast_path`; README "Performance"): int8 generator
-        and tokenizer decoder, bfloat16 encoder MLPs and pixel decoder on CPUs with fast bfloat16 (`fast_bfloat16()`), else the
-        pixel decoder through ONNX Runtime when installed. Sampling stays float32."""
+        and tokenizer decoder, bfloat16 encoder MLPs and pixel decoder on CPUs with fast bfloat16
+        (`fast_bfloat16()`), else the pixel decoder through ONNX Runtime when installed. Sampling stays float32."""
         self.vqvae.eval().enable_fast_path(bfloat16)
         self.transformer.eval().enable_fast_path()
         return self
