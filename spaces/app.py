@@ -26,7 +26,7 @@ import torch
 from hf_titok.data.fashion_mnist import FASHION_MNIST_PIPELINE, to_rgb32
 from hf_titok.evaluation.metrics import psnr
 from hf_titok.image_processing_titok import TiTokImageProcessor
-from hf_titok.loaders import ModelNotFoundError, load_pipeline, load_tokenizer, resolve_model_folder
+from hf_titok.loaders import ModelNotFoundError, load_pipeline, load_tokenizer, official_kind, resolve_model_folder
 from hf_titok.scheduling_titok_maskgit import GUIDANCE_SCHEDULES
 from hf_titok.visualization import image_grid
 
@@ -66,12 +66,17 @@ class SpaceModel:
 
 
 def load_model(name: str) -> SpaceModel:
-    """A TiTokPipeline folder / Hub repo, or a tokenizer alone (reconstruction only)."""
-    folder = resolve_model_folder(name)
-    if (folder / "model_index.json").is_file():
-        pipeline = load_pipeline(str(folder))
+    """A TiTokPipeline folder / Hub repo or an official generator id, or a tokenizer alone (reconstruction
+    only)."""
+    source, kind = name, official_kind(name)
+    if kind is None:
+        folder = resolve_model_folder(name)
+        kind = official_kind(str(folder)) or ("generator" if (folder / "model_index.json").is_file() else "tokenizer")
+        source = str(folder)
+    if kind == "generator":
+        pipeline = load_pipeline(source)
         return SpaceModel(name, pipeline.vqvae, pipeline.image_processor, pipeline)
-    tokenizer, processor = load_tokenizer(str(folder))
+    tokenizer, processor = load_tokenizer(source)
     return SpaceModel(name, tokenizer, processor)
 
 

@@ -12,6 +12,7 @@ The layers (each builds only on the ones before it; see the README's "Architectu
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
+from . import conversion  # noqa: F401 - registers the reader of official checkpoints (direct loading)
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
 from .configuration_titok import TITOK_PRESETS, TiTokConfig
 from .configuration_titok_maskgit import TITOK_MASKGIT_PRESETS, TiTokMaskGITConfig

@@ -1,4 +1,6 @@
-"""Loading what a user names: a local folder or a Hub repo id holding a tokenizer or a whole pipeline.
+"""Loading what a user names: a local folder or a Hub repo id holding a tokenizer or a whole pipeline, in this
+package's format or the official one (release ids such as `yucornetto/generator_titok_l32_imagenet`, converted
+in memory: `hf_titok.conversion.direct`).
 
 The command line, the Spaces demo and the evaluation commands load models through these functions, so each
 of them accepts the same names and fails the same clear way.
@@ -13,8 +15,10 @@ import transformers
 from huggingface_hub import snapshot_download
 
 from .image_processing_titok import TiTokImageProcessor
+from .loading import checkpoint_reader
 from .modeling_titok import TiTokTokenizer
 from .pipeline_titok import TiTokPipeline
+from .releases import get_release, release_for_repo
 
 
 class ModelNotFoundError(ValueError):
@@ -44,9 +48,38 @@ def load_image_processor(folder: Path, image_size: int) -> TiTokImageProcessor:
     return TiTokImageProcessor.for_image_size(image_size)
 
 
+def official_kind(model: str) -> str | None:
+    """"tokenizer", "generator" or "vqgan" when `model` is an official checkpoint (a release id, or a folder in
+    the official format), else None. Release ids are answered without reaching the Hub."""
+    release = release_for_repo(model)
+    if release is not None:
+        return release.kind
+    reader = checkpoint_reader()
+    return reader.official_kind(model) if reader is not None and Path(model).is_dir() else None
+
+
+def _official_tokenizer(model: str, kind: str) -> tuple[TiTokTokenizer, TiTokImageProcessor]:
+    if kind == "generator":
+        release = release_for_repo(model)
+        if release is None:
+            raise ModelNotFoundError(f"{model} is an official generator checkpoint: give its tokenizer's folder or repo")
+        model = get_release(release.tokenizer).repo_id
+    elif kind != "tokenizer":
+        raise ModelNotFoundError(f"{model} is an official {kind} checkpoint, not a TiTok tokenizer")
+    tokenizer = TiTokTokenizer.from_pretrained(model).eval()
+    return tokenizer, TiTokImageProcessor.for_image_size(tokenizer.config.image_size)
+
+
 def load_tokenizer(model: str) -> tuple[TiTokTokenizer, TiTokImageProcessor]:
-    """(tokenizer, image processor) from a tokenizer folder or a pipeline folder (its `vqvae`)."""
+    """(tokenizer, image processor) from a tokenizer folder or a pipeline folder (its `vqvae`); for an official
+    generator, its release's tokenizer."""
+    kind = official_kind(model)
+    if kind is not None:
+        return _official_tokenizer(model, kind)
     folder = resolve_model_folder(model)
+    kind = official_kind(str(folder))
+    if kind is not None:
+        return _official_tokenizer(str(folder), kind)
     if (folder / "model_index.json").is_file():
         tokenizer_folder = folder / "vqvae"
         if not (tokenizer_folder / "config.json").is_file():
@@ -60,11 +93,18 @@ def load_tokenizer(model: str) -> tuple[TiTokTokenizer, TiTokImageProcessor]:
 
 
 def load_pipeline(model: str) -> TiTokPipeline:
-    """A `TiTokPipeline` from a pipeline folder or Hub repo, its progress bar off (callers show their own)."""
-    folder = resolve_model_folder(model)
-    if not (folder / "model_index.json").is_file():
-        raise ModelNotFoundError(f"{model} is not a TiTokPipeline (no model_index.json); generation needs a generator")
-    pipe = TiTokPipeline.from_pretrained(folder)
+    """A `TiTokPipeline` from a pipeline folder or Hub repo, or an official generator, its progress bar off
+    (callers show their own)."""
+    kind = official_kind(model)
+    if kind is None:
+        folder = resolve_model_folder(model)
+        kind = official_kind(str(folder))
+        model = str(folder)
+        if kind is None and not (folder / "model_index.json").is_file():
+            raise ModelNotFoundError(f"{model} is not a TiTokPipeline (no model_index.json); generation needs a generator")
+    if kind not in (None, "generator"):
+        raise ModelNotFoundError(f"{model} is an official {kind} checkpoint; generation needs a generator")
+    pipe = TiTokPipeline.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -80,6 +120,7 @@ __all__ = [
     "load_image_processor",
     "load_pipeline",
     "load_tokenizer",
+    "official_kind",
     "quiet_library_progress_bars",
     "resolve_model_folder",
 ]

@@ -1,15 +1,79 @@
-"""Strict `from_pretrained` for the package's models: what transformers only warns about is an error here."""
+"""Strict `from_pretrained` for the package's models: what transformers only warns about is an error here.
+
+Checkpoints in another format (the official TiTok releases) are read by a *checkpoint reader* that a higher
+layer registers (`hf_titok.conversion` does when the package is imported): the models sit below the converter
+and never import it. In a copy of these files loaded as remote code (`trust_remote_code=True`, without
+hf_titok installed) no reader is registered, and such checkpoints are refused with a message saying so.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
-from huggingface_hub import try_to_load_from_cache
+from huggingface_hub import hf_hub_download, try_to_load_from_cache
 from safetensors import SafetensorError, safe_open
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+# Arguments of `from_pretrained` that only say where files come from.
+HUB_ARGUMENTS = ("cache_dir", "revision", "token", "local_files_only", "force_download", "proxies", "subfolder")
+
+
+class CheckpointReader(Protocol):
+    """Reads checkpoints of another format (see the module docstring)."""
+
+    def read_model(self, model_class: type, source, *, release: str | None, config: dict | None,
+                   **hub_kwargs) -> tuple | None:
+        """(config, state dict in this package's names) of a checkpoint in the reader's format, else None."""
+
+    def read_pipeline(self, pipeline_class: type, source, *, release: str | None, **kwargs):
+        """A whole pipeline from a generator checkpoint in the reader's format, else None."""
+
+    def official_kind(self, folder) -> str | None:
+        """"tokenizer", "generator" or "vqgan" for a folder in the reader's format, else None."""
+
+
+_checkpoint_reader: CheckpointReader | None = None
+
+
+def register_checkpoint_reader(reader: CheckpointReader | None) -> None:
+    """Install the reader of checkpoints in another format (None removes it)."""
+    global _checkpoint_reader
+    _checkpoint_reader = reader
+
+
+def checkpoint_reader() -> CheckpointReader | None:
+    return _checkpoint_reader
+
+
+def hub_arguments(kwargs: dict) -> dict:
+    """The `HUB_ARGUMENTS` given (not None) in `kwargs`."""
+    return {key: kwargs[key] for key in HUB_ARGUMENTS if kwargs.get(key) is not None}
+
+
+def fetch_config(source: str | Path, **hub_kwargs) -> Path | None:
+    """`config.json` of a folder or Hub repo (downloaded if needed, from the cache offline), or None when the
+    source has none or cannot be reached (transformers then says why)."""
+    subfolder = hub_kwargs.get("subfolder") or ""
+    folder = Path(source) / subfolder
+    if folder.is_dir():
+        path = folder / "config.json"
+        return path if path.is_file() else None
+    if Path(source).exists() or str(source).count("/") > 1:
+        return None
+    try:
+        return Path(hf_hub_download(str(source), "config.json", **hub_kwargs))
+    except Exception:  # no such file, unknown repo, offline without a cached copy: transformers' loading says which
+        return None
+
+
+def read_json_config(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a valid JSON config: {error}") from None
 
 
 def _local_file(source: str | Path, filename: str, subfolder: str = "", **hub_kwargs) -> Path | None:
@@ -75,20 +139,32 @@ class StrictLoadingMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True, fast_path: bool = False,
-                        **kwargs):
+                        release: str | None = None, **kwargs):
         """transformers' `from_pretrained`, strict (see the class docstring); `fast_path=True` then switches on the
-        CPU fast path (`enable_fast_path`, `hf_titok.fast_path`)."""
+        CPU fast path (`enable_fast_path`, `hf_titok.fast_path`).
+
+        Official TiTok checkpoints load directly, converted in memory by the registered checkpoint reader: a
+        `yucornetto/*` release id or a folder in that format, or `fun-research/TiTok` with `release=` (the
+        release name, e.g. `"titok_l32"`)."""
+        if not isinstance(fast_path, bool):
+            raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
         source = pretrained_model_name_or_path
         hub_kwargs = {key: kwargs.get(key) for key in ("cache_dir", "revision") if kwargs.get(key) is not None}
         subfolder = kwargs.get("subfolder") or ""
-        config_file = _local_file(source, "config.json", subfolder, **hub_kwargs)
-        if config_file is not None and kwargs.get("config") is None:
-            cls._check_model_type(config_file)
         output_loading_info = kwargs.pop("output_loading_info", False)
+        if source is not None and kwargs.get("config") is None and kwargs.get("state_dict") is None:
+            converted = cls._read_other_format(source, release, kwargs)
+            if converted is not None:
+                config, state_dict = converted
+                kwargs = {key: value for key, value in kwargs.items() if key not in HUB_ARGUMENTS}
+                kwargs.update(config=config, state_dict=state_dict)
+                source = None
+        elif release is not None:
+            raise ValueError("release= names an official release to load; it cannot be combined with config= or state_dict=")
         try:
             model, info = super().from_pretrained(source, *model_args, output_loading_info=True, **kwargs)
         except (SafetensorError, OSError, RuntimeError) as error:
-            problems = damaged_weight_files(source, subfolder, **hub_kwargs)
+            problems = damaged_weight_files(source, subfolder, **hub_kwargs) if source is not None else []
             if problems:
                 raise ValueError(
                     f"cannot load {cls.__name__} from {source}: damaged weight file {'; '.join(problems)}. "
@@ -100,6 +176,7 @@ class StrictLoadingMixin:
             for key, what in (("missing_keys", "missing weights"), ("unexpected_keys", "unexpected weights"))
             if info.get(key)
         ]
+        source = pretrained_model_name_or_path
         if strict and problems:
             raise ValueError(
                 f"the checkpoint at {source} does not match {cls.__name__} built from its "
@@ -117,11 +194,28 @@ class StrictLoadingMixin:
         return (model, info) if output_loading_info else model
 
     @classmethod
-    def _check_model_type(cls, config_file: Path) -> None:
-        try:
-            config = json.loads(config_file.read_text())
-        except (ValueError, UnicodeDecodeError) as error:
-            raise ValueError(f"{config_file} is not a valid JSON config: {error}") from None
+    def _read_other_format(cls, source, release: str | None, kwargs: dict) -> tuple | None:
+        """(config, state dict) of a checkpoint that is not in this package's format, through the registered
+        reader; None for one of ours (after checking its model type)."""
+        hub_kwargs = hub_arguments(kwargs)
+        config_file = fetch_config(source, **hub_kwargs)
+        config = read_json_config(config_file) if config_file is not None else None
+        ours = isinstance(config, dict) and "model_type" in config
+        if ours and release is None:
+            cls._check_model_type(config_file, config)
+            return None
+        if _checkpoint_reader is None:
+            if release is not None or config is not None:
+                raise ValueError(
+                    f"{source} is not a checkpoint of this package's format (it may be an official TiTok release): "
+                    "converting it needs the hf_titok package (pip install hf_titok), or convert it first with "
+                    "`hf-titok convert`"
+                )
+            return None
+        return _checkpoint_reader.read_model(cls, source, release=release, config=config, **hub_kwargs)
+
+    @classmethod
+    def _check_model_type(cls, config_file: Path, config) -> None:
         expected = cls.config_class.model_type
         found = config.get("model_type") if isinstance(config, dict) else None
         if found != expected:

@@ -14,11 +14,12 @@ import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
-from huggingface_hub import snapshot_download
+from huggingface_hub import hf_hub_download, snapshot_download
 
 from .hub import pipeline_card, push_folder_to_hub
 from .image_processing_titok import TiTokImageProcessor
 from .input_checks import check_token_ids
+from .loading import checkpoint_reader, hub_arguments
 from .modeling_titok import TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT
 from .releases import SAMPLING_SETTINGS
@@ -112,13 +113,31 @@ class TiTokPipeline(DiffusionPipeline):
                         "image_processor": "preprocessor_config.json"}
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, fast_path: bool = False, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, fast_path: bool = False, release: str | None = None,
+                        **kwargs):
         """diffusers' `from_pretrained`, after checking that the folder (or Hub snapshot) holds a TiTokPipeline
         whose every component is there, so a missing one is named rather than failing deep inside the loader.
-        `fast_path=True` then switches on the CPU fast path (`enable_fast_path`)."""
-        folder = Path(pretrained_model_name_or_path)
+        `fast_path=True` then switches on the CPU fast path (`enable_fast_path`).
+
+        An official generator loads directly (converted in memory, `hf_titok.conversion.direct`): a
+        `yucornetto/generator_titok_*` id or a folder in that format, or `fun-research/TiTok` with `release=`
+        (e.g. `"titok_l32_generator"`). Its tokenizer is the release's (or `vqvae=`: a `TiTokTokenizer`, a folder
+        or a repo), its scheduler the official gFID sampling settings, its class names ImageNet's. `dtype=`
+        (or diffusers' `torch_dtype=`), `device_map=` and the Hub arguments apply to both models."""
+        if not isinstance(fast_path, bool):
+            raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
+        source = pretrained_model_name_or_path
+        reader = checkpoint_reader()
+        if reader is not None and (release is not None or not _has_model_index(source, **hub_arguments(kwargs))):
+            model_kwargs = dict(kwargs)
+            if "torch_dtype" in model_kwargs:  # diffusers' spelling -> transformers'
+                model_kwargs.setdefault("dtype", model_kwargs.pop("torch_dtype"))
+            pipe = reader.read_pipeline(cls, source, release=release, **model_kwargs)
+            if pipe is not None:
+                return pipe.enable_fast_path() if fast_path else pipe
+        folder = Path(source)
         if not folder.is_dir():
-            folder = Path(cls.download(str(pretrained_model_name_or_path), **kwargs))
+            folder = Path(cls.download(str(source), **kwargs))
         cls._check_folder(folder)
         pipe = super().from_pretrained(folder, **kwargs)
         return pipe.enable_fast_path() if fast_path else pipe
@@ -395,6 +414,17 @@ class TiTokPipeline(DiffusionPipeline):
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)
+
+
+def _has_model_index(source, **hub_kwargs) -> bool:
+    """Whether a folder or Hub repo holds a saved pipeline (`model_index.json`)."""
+    if Path(source).is_dir():
+        return (Path(source) / "model_index.json").is_file()
+    try:
+        hf_hub_download(str(source), "model_index.json", **{k: v for k, v in hub_kwargs.items() if k != "subfolder"})
+    except Exception:  # not there, or the repo cannot be reached: from_pretrained's loading says which
+        return False
+    return True
 
 
 def _flatten_labels(labels) -> list:

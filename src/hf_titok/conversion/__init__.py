@@ -1,11 +1,14 @@
 """Conversion of the official TiTok releases (bytedance/1d-tokenizer): every quirk of the official format lives
-here (`official`: configs, state-dict keys and layouts), and whole release repos become ready hf_titok repos
+here (`official`: configs, state-dict keys and layouts); official checkpoints load directly through the models'
+`from_pretrained` (`direct`, registered on import), and whole release repos become ready hf_titok repos
 (`repos`). Builds on the models and data layers."""
 
+from .direct import OfficialCheckpoint, OfficialReader, accepted_sources, detect_kind
 from .official import (
     CONVERTERS,
     ConversionError,
     convert,
+    convert_checkpoint,
     convert_generator,
     convert_state_dict,
     convert_tokenizer,
@@ -18,12 +21,16 @@ from .official import (
     titok_config_from_official,
     vqgan_config_from_official,
 )
-from .repos import convert_and_push, convert_official_repo, describe_folder, detect_kind
+from .repos import convert_and_push, convert_official_repo, describe_folder
 
 __all__ = [
     "CONVERTERS",
     "ConversionError",
+    "OfficialCheckpoint",
+    "OfficialReader",
+    "accepted_sources",
     "convert",
+    "convert_checkpoint",
     "convert_and_push",
     "convert_generator",
     "convert_official_repo",

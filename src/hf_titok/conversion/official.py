@@ -406,32 +406,50 @@ def load_official_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(state_dict)
 
 
-def _build_and_load(model_class, config, official, rules, what):
+def convert_checkpoint(kind: str, official_config: Mapping | None, official_weights: Mapping[str, torch.Tensor]):
+    """An official config + state dict of `kind` ("tokenizer", "generator" or "vqgan") -> (our config, our state
+    dict), every key mapped strictly. The one conversion behind `hf-titok convert` and direct loading."""
+    if kind == "tokenizer":
+        config = titok_config_from_official(official_config)
+        model_class, rules, weights = TiTokTokenizer, _tokenizer_rules(config), official_weights
+    elif kind == "generator":
+        config = maskgit_config_from_official(official_config)
+        model_class = TiTokMaskGIT
+        if config.architecture == "bert":
+            rules, weights = BERT_RULES, _prepare_bert_weights(official_weights)
+        else:
+            rules, weights = UVIT_RULES, official_weights
+    elif kind == "vqgan":
+        config = vqgan_config_from_official(official_config)
+        model_class, rules, weights = MaskGITVQGAN, VQGAN_RULES, official_weights
+    else:
+        raise ConversionError(f"unknown kind {kind!r}; choose one of {', '.join(CONVERTERS)}")
     with torch.device("meta"):
-        model = model_class(config)
-    converted = convert_state_dict(official, rules, model.state_dict(), what=what)
-    model.load_state_dict(converted, strict=True, assign=True)
+        expected = model_class(config).state_dict()
+    return config, convert_state_dict(weights, rules, expected, what=f"{MODEL_NAMES[kind]} checkpoint")
+
+
+def _build(kind: str, official_config, official_weights):
+    config, state_dict = convert_checkpoint(kind, official_config, official_weights)
+    with torch.device("meta"):
+        model = MODEL_CLASSES[kind](config)
+    model.load_state_dict(state_dict, strict=True, assign=True)
     return model.eval()
 
 
 def convert_tokenizer(official_config: Mapping, official_weights: Mapping[str, torch.Tensor]) -> TiTokTokenizer:
     """An official TiTok config + state dict -> [`TiTokTokenizer`] (in eval mode)."""
-    config = titok_config_from_official(official_config)
-    return _build_and_load(TiTokTokenizer, config, official_weights, _tokenizer_rules(config), "tokenizer checkpoint")
+    return _build("tokenizer", official_config, official_weights)
 
 
 def convert_generator(official_config: Mapping, official_weights: Mapping[str, torch.Tensor]) -> TiTokMaskGIT:
     """An official generator config + state dict (ImageBert or UViTBert) -> [`TiTokMaskGIT`]."""
-    config = maskgit_config_from_official(official_config)
-    if config.architecture == "bert":
-        return _build_and_load(TiTokMaskGIT, config, _prepare_bert_weights(official_weights), BERT_RULES, "generator checkpoint")
-    return _build_and_load(TiTokMaskGIT, config, official_weights, UVIT_RULES, "generator checkpoint")
+    return _build("generator", official_config, official_weights)
 
 
 def convert_vqgan(official_config: Mapping | None, official_weights: Mapping[str, torch.Tensor]) -> MaskGITVQGAN:
     """An official MaskGIT-VQGAN state dict (PretrainedTokenizer layout) -> [`MaskGITVQGAN`]."""
-    config = vqgan_config_from_official(official_config)
-    return _build_and_load(MaskGITVQGAN, config, official_weights, VQGAN_RULES, "MaskGIT-VQGAN checkpoint")
+    return _build("vqgan", official_config, official_weights)
 
 
 def convert(kind: str, config_path: str | Path | None, weights_path: str | Path, output_dir: str | Path):
@@ -449,11 +467,16 @@ def convert(kind: str, config_path: str | Path | None, weights_path: str | Path,
 
 
 CONVERTERS: dict[str, Callable] = {"tokenizer": convert_tokenizer, "generator": convert_generator, "vqgan": convert_vqgan}
+MODEL_CLASSES = {"tokenizer": TiTokTokenizer, "generator": TiTokMaskGIT, "vqgan": MaskGITVQGAN}
+MODEL_NAMES = {"tokenizer": "tokenizer", "generator": "generator", "vqgan": "MaskGIT-VQGAN"}
 
 
 __all__ = [
+    "CONVERTERS",
     "ConversionError",
+    "MODEL_CLASSES",
     "convert",
+    "convert_checkpoint",
     "convert_generator",
     "convert_state_dict",
     "convert_tokenizer",

@@ -6,57 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from huggingface_hub import hf_hub_download
-
 from ..data.class_labels import imagenet_id2label
 from ..hub import pipeline_card, push_folder_to_hub, tokenizer_card
 from ..image_processing_titok import TiTokImageProcessor
 from ..pipeline_titok import TiTokPipeline
 from ..releases import FUN_RESEARCH_REPO, RELEASES, OfficialRelease, get_release, release_for_repo
-from .official import (
-    ConversionError,
-    convert_generator,
-    convert_tokenizer,
-    convert_vqgan,
-    load_official_config,
-    load_official_weights,
-    official_config,
-    scheduler_from_official,
-)
-
-
-def detect_kind(state_dict) -> str:
-    """`tokenizer`, `generator` or `vqgan`, from the keys of an official state dict."""
-    if "latent_tokens" in state_dict:
-        return "tokenizer"
-    if "model.embeddings.word_embeddings.weight" in state_dict or "pos_embed" in state_dict:
-        return "generator"
-    if "encoder.conv_in.weight" in state_dict and "quantize.embedding.weight" in state_dict:
-        return "vqgan"
-    raise ConversionError("the weights are neither an official TiTok tokenizer, generator nor MaskGIT-VQGAN state dict")
-
-
-def _fetch(repo_id: str, filename: str, **hub_kwargs) -> str:
-    try:
-        return hf_hub_download(repo_id, filename, **hub_kwargs)
-    except Exception as error:  # network, offline without a cached copy, gated or missing repo/file
-        raise ConversionError(f"cannot fetch {filename} from the Hub repo {repo_id}: {error}") from None
-
-
-def _download_official(repo_id: str, release: OfficialRelease | None, config_path: str | None, **hub_kwargs):
-    """(official config dict, state dict) of an official repo: a `yucornetto/*`-style repo (config.json +
-    model.safetensors) or `fun-research/TiTok` (`.bin` files named by the release + its infer config)."""
-    if repo_id == FUN_RESEARCH_REPO:
-        if release is None or release.bin_filename is None:
-            with_bin = ", ".join(r.name for r in RELEASES.values() if r.bin_filename)
-            raise ConversionError(f"{FUN_RESEARCH_REPO} holds .bin files of several releases: pass --release (one of {with_bin})")
-        weights = load_official_weights(_fetch(repo_id, release.bin_filename, **hub_kwargs))
-        if config_path:
-            return load_official_config(config_path), weights
-        return (None if release.kind == "vqgan" else official_config(release.name)), weights
-    config_file = config_path or _fetch(repo_id, "config.json", **hub_kwargs)
-    weights = load_official_weights(_fetch(repo_id, "model.safetensors", **hub_kwargs))
-    return load_official_config(config_file), weights
+from .direct import OfficialCheckpoint
+from .official import ConversionError, convert_generator, convert_tokenizer, convert_vqgan, scheduler_from_official
 
 
 def convert_official_repo(
@@ -82,8 +38,9 @@ def convert_official_repo(
         repo_id = known.repo_id
     output_dir = Path(output_dir)
     card_repo_id = card_repo_id or str(output_dir)
-    config, weights = _download_official(repo_id, known, config_path, **hub_kwargs)
-    kind = detect_kind(weights)
+    checkpoint = OfficialCheckpoint(repo_id, known, config_path, **hub_kwargs)
+    config, weights, kind = checkpoint.config, checkpoint.weights, checkpoint.kind
+    del checkpoint
     if kind == "vqgan":
         model = convert_vqgan(config, weights)
         model.save_pretrained(output_dir)
@@ -106,9 +63,9 @@ def convert_official_repo(
         tokenizer_repo_id = FUN_RESEARCH_REPO if repo_id == FUN_RESEARCH_REPO else tokenizer_release.repo_id
     else:
         tokenizer_release = release_for_repo(tokenizer_repo_id)
-    tokenizer_config, tokenizer_weights = _download_official(tokenizer_repo_id, tokenizer_release, config_path, **hub_kwargs)
-    vqvae = convert_tokenizer(tokenizer_config, tokenizer_weights)
-    del tokenizer_weights
+    tokenizer = OfficialCheckpoint(tokenizer_repo_id, tokenizer_release, config_path, **hub_kwargs)
+    vqvae = convert_tokenizer(tokenizer.config, tokenizer.weights)
+    del tokenizer
     id2label = imagenet_id2label() if transformer.config.num_classes == 1000 else None  # every release is ImageNet's
     pipe = TiTokPipeline(vqvae, transformer, scheduler, id2label=id2label)
     pipe.save_pretrained(output_dir)
@@ -134,4 +91,4 @@ def describe_folder(folder: str | Path) -> str:
     return config.get("architectures", ["model"])[0]
 
 
-__all__ = ["convert_and_push", "convert_official_repo", "describe_folder", "detect_kind"]
+__all__ = ["convert_and_push", "convert_official_repo", "describe_folder"]

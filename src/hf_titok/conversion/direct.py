@@ -1,0 +1,251 @@
+"""Official checkpoints loaded directly: `TiTokTokenizer.from_pretrained("yucornetto/tokenizer_titok_l32_imagenet")`,
+`TiTokPipeline.from_pretrained("yucornetto/generator_titok_l32_imagenet")`.
+
+The models' `from_pretrained` hands a checkpoint that is not in this package's format to the reader registered
+here (`hf_titok.loading.register_checkpoint_reader`; the models sit below the converter and never import it).
+The reader converts in memory with the converter's strict key checks (`convert_checkpoint`, the same function
+`hf-titok convert` uses) and gives the config and state dict back to transformers' loading, so `dtype=`,
+`device_map=`, `fast_path=` and the strict checks apply as for a converted folder.
+
+Sources:
+- a `yucornetto/*` release repo, or any folder or repo in that format (`config.json` holding the official nested
+  config, `model.safetensors`);
+- `fun-research/TiTok` (or a folder holding its `.bin` files) with `release=` naming the release: `.bin` files
+  read with `weights_only=True`, their config built from the release table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from huggingface_hub import hf_hub_download
+from safetensors import safe_open
+
+from ..data.class_labels import imagenet_id2label
+from ..loading import HUB_ARGUMENTS, fetch_config, read_json_config, register_checkpoint_reader
+from ..modeling_maskgit_vqgan import MaskGITVQGAN
+from ..modeling_titok import TiTokTokenizer
+from ..modeling_titok_maskgit import TiTokMaskGIT
+from ..releases import FUN_RESEARCH_REPO, RELEASES, OfficialRelease, get_release, release_for_repo
+from .official import (
+    ConversionError,
+    convert_checkpoint,
+    load_official_config,
+    load_official_weights,
+    official_config,
+    scheduler_from_official,
+)
+
+logger = logging.getLogger(__name__)
+
+KIND_OF_CLASS = {TiTokTokenizer: "tokenizer", TiTokMaskGIT: "generator", MaskGITVQGAN: "vqgan"}
+LOADER_OF_KIND = {"tokenizer": "TiTokTokenizer", "generator": "TiTokMaskGIT or TiTokPipeline", "vqgan": "MaskGITVQGAN"}
+
+
+def accepted_sources() -> str:
+    """What direct loading takes, for error messages."""
+    repos = ", ".join(sorted(r.repo_id for r in RELEASES.values() if r.repo_id != FUN_RESEARCH_REPO))
+    bins = ", ".join(r.name for r in RELEASES.values() if r.bin_filename)
+    return (
+        f"a folder or Hub repo saved by hf_titok (config.json with a model_type), an official release repo ({repos}) "
+        f"or a folder in that format (official config.json + model.safetensors), or {FUN_RESEARCH_REPO} with "
+        f"release= one of {bins}"
+    )
+
+
+def detect_kind(weight_names) -> str:
+    """`tokenizer`, `generator` or `vqgan`, from the key names of an official state dict."""
+    if "latent_tokens" in weight_names:
+        return "tokenizer"
+    if "model.embeddings.word_embeddings.weight" in weight_names or "pos_embed" in weight_names:
+        return "generator"
+    if "encoder.conv_in.weight" in weight_names and "quantize.embedding.weight" in weight_names:
+        return "vqgan"
+    raise ConversionError("the weights are neither an official TiTok tokenizer, generator nor MaskGIT-VQGAN state dict")
+
+
+def _fetch(source, filename: str, what: str, **hub_kwargs) -> Path:
+    """`filename` of a folder, or of a Hub repo (downloaded, or from the cache offline)."""
+    subfolder = hub_kwargs.pop("subfolder", None) or ""
+    folder = Path(source) / subfolder
+    if folder.is_dir():
+        path = folder / filename
+        if not path.is_file():
+            raise FileNotFoundError(f"{source} has no {filename}, which its {what} needs")
+        return path
+    try:
+        return Path(hf_hub_download(str(source), filename, subfolder=subfolder or None, **hub_kwargs))
+    except Exception as error:  # offline without a cached copy, missing file, unknown or gated repo
+        raise OSError(
+            f"cannot fetch {filename} from the Hub repo {source} ({what}): {type(error).__name__}: {error}. Check the "
+            "repo id, go online once (or `hf download` it) to fill the cache, or pass a local folder"
+        ) from None
+
+
+def _weights(path: Path, source) -> dict:
+    try:
+        return load_official_weights(path)
+    except ConversionError as error:
+        raise ConversionError(f"{source}: {error}. Download the file again (hf download --force-download)") from None
+    except Exception as error:  # a truncated or corrupt safetensors file
+        raise ConversionError(
+            f"{source}: cannot read {path.name} ({path}): {error}. The download may be truncated: download it "
+            "again (hf download --force-download)"
+        ) from None
+
+
+class OfficialCheckpoint:
+    """The official files of one checkpoint: `config` (resolved official config dict, or None for a MaskGIT-VQGAN
+    `.bin`), `weights` (official state dict) and `kind` (from the weights' keys).
+
+    `source` is a folder or Hub repo; `release` the release it holds (required for `fun-research/TiTok`, whose
+    `.bin` files come without configs); `config_path` an official config file that replaces the source's."""
+
+    def __init__(self, source, release: OfficialRelease | None = None, config_path: str | Path | None = None,
+                 **hub_kwargs):
+        self.source, self.release = str(source), release
+        config_file = Path(config_path) if config_path else None
+        if release is not None and release.bin_filename and (self.source == FUN_RESEARCH_REPO or _is_bin_folder(source, release)):
+            self.weights = _weights(_fetch(source, release.bin_filename, release.name, **hub_kwargs), source)
+            if config_file is not None:
+                self.config = load_official_config(config_file)
+            else:  # the release table's config, as the official infer yaml pairs it with the .bin
+                self.config = None if release.kind == "vqgan" else official_config(release.preset)
+        else:
+            if self.source == FUN_RESEARCH_REPO:
+                with_bin = ", ".join(r.name for r in RELEASES.values() if r.bin_filename)
+                raise ValueError(f"{FUN_RESEARCH_REPO} holds the .bin files of several releases: pass --release / release= (one of {with_bin})")
+            if config_file is None:
+                local = Path(source).is_dir()
+                config_file = fetch_config(source, **hub_kwargs) if local else _fetch(source, "config.json", "its config", **hub_kwargs)
+            config = read_json_config(config_file) if config_file is not None else None
+            if not (isinstance(config, dict) and isinstance(config.get("model"), dict) and "vq_model" in config["model"]):
+                raise ConversionError(_not_official(source, config))
+            self.config = load_official_config(config_file)  # with its ${...} interpolations resolved
+            self.weights = _weights(_fetch(source, "model.safetensors", "official checkpoint", **hub_kwargs), source)
+        self.kind = detect_kind(self.weights)
+
+
+def _is_bin_folder(source, release: OfficialRelease) -> bool:
+    return (Path(source) / release.bin_filename).is_file()
+
+
+def _not_official(source, config) -> str:
+    if config is None:
+        return f"{source} has no config.json: it is not a TiTok checkpoint this package can read. Accepted: {accepted_sources()}"
+    if isinstance(config, dict) and "model_type" in config:
+        return f"{source} holds an hf_titok {config['model_type']!r} model, not an official checkpoint"
+    return (f"{source}'s config.json is neither an hf_titok config (it has no model_type) nor an official TiTok config "
+            f"(no model.vq_model section). Accepted: {accepted_sources()}")
+
+
+def release_of(source, release: str | None) -> OfficialRelease | None:
+    """The release `source` holds: the one named, else the one published at that repo id (None for others)."""
+    if release is not None:
+        return get_release(release)
+    return release_for_repo(str(source))
+
+
+def _described(source, known: OfficialRelease | None) -> str:
+    return f"{source} ({known.name})" if known is not None and str(source) == FUN_RESEARCH_REPO else str(source)
+
+
+class OfficialReader:
+    """The checkpoint reader of the official TiTok releases (registered in `hf_titok.loading`)."""
+
+    def read_model(self, model_class: type, source, *, release: str | None, config: dict | None, **hub_kwargs):
+        kind = next((kind for cls, kind in KIND_OF_CLASS.items() if issubclass(model_class, cls)), None)
+        known = release_of(source, release)
+        if known is None and str(source) == FUN_RESEARCH_REPO and kind == "vqgan":
+            known = get_release("maskgit_vqgan")  # the only MaskGIT-VQGAN there
+        if config is None and known is None and str(source) != FUN_RESEARCH_REPO:
+            return None  # nothing of ours or theirs: transformers' loading reports the missing files
+        if known is not None and known.kind != kind:
+            raise ValueError(_wrong_class(source, known.kind, model_class))
+        started = time.perf_counter()
+        checkpoint = OfficialCheckpoint(source, known, **hub_kwargs)
+        if checkpoint.kind != kind:
+            raise ValueError(_wrong_class(source, checkpoint.kind, model_class))
+        converted = convert_checkpoint(kind, checkpoint.config, checkpoint.weights)
+        logger.warning(
+            "%s is an official TiTok %s checkpoint: converted in memory (%.1f s); `hf-titok convert` saves a converted "
+            "copy that loads without converting", _described(source, known), checkpoint.kind, time.perf_counter() - started,
+        )
+        return converted
+
+    def read_pipeline(self, pipeline_class: type, source, *, release: str | None, vqvae=None, **kwargs):
+        """A pipeline from an official generator: its tokenizer from the release table (or `vqvae=`, a model or a
+        folder or repo), its scheduler from the official sampling settings, the ImageNet class names. None when
+        `source` holds no config at all."""
+        known = release_of(source, release)
+        hub_kwargs = {key: kwargs.pop(key) for key in HUB_ARGUMENTS if key in kwargs}
+        hub_kwargs = {key: value for key, value in hub_kwargs.items() if value is not None}
+        if known is not None and not known.is_generator:
+            raise ValueError(_wrong_class(source, known.kind, pipeline_class))
+        config_file = None if known is not None and str(source) == FUN_RESEARCH_REPO else fetch_config(source, **hub_kwargs)
+        config = read_json_config(config_file) if config_file is not None else None
+        if known is None and config is None and str(source) != FUN_RESEARCH_REPO:
+            return None
+        if isinstance(config, dict) and "model_type" in config:
+            raise ValueError(f"{source} holds an hf_titok {config['model_type']!r} model, not a TiTokPipeline (no model_index.json)")
+        bin_release = known.name if known is not None and str(source) == FUN_RESEARCH_REPO else release
+        transformer = TiTokMaskGIT.from_pretrained(source, release=bin_release, **hub_kwargs, **kwargs)
+        official = load_official_config(config_file) if config_file is not None else official_config(known.preset)
+        if vqvae is None:
+            vqvae = self._tokenizer_of(source, known, hub_kwargs, kwargs)
+        elif not isinstance(vqvae, TiTokTokenizer):
+            vqvae = TiTokTokenizer.from_pretrained(vqvae, **_without_revision(hub_kwargs), **kwargs)
+        num_classes = transformer.config.num_classes
+        id2label = imagenet_id2label() if num_classes == 1000 else None  # every official generator is ImageNet's
+        return pipeline_class(vqvae=vqvae, transformer=transformer, scheduler=scheduler_from_official(official),
+                              id2label=id2label)
+
+    def official_kind(self, folder) -> str | None:
+        folder = Path(folder)
+        config_file, weights_file = folder / "config.json", folder / "model.safetensors"
+        if (folder / "model_index.json").is_file() or not (config_file.is_file() and weights_file.is_file()):
+            return None
+        config = read_json_config(config_file)
+        if not (isinstance(config, dict) and isinstance(config.get("model"), dict) and "vq_model" in config["model"]):
+            return None
+        try:
+            with safe_open(str(weights_file), "pt") as weights:
+                return detect_kind(set(weights.keys()))
+        except Exception:  # damaged weights: loading the checkpoint names the problem
+            return "tokenizer" if "generator" not in config["model"] else None
+
+    @staticmethod
+    def _tokenizer_of(source, known: OfficialRelease | None, hub_kwargs: dict, kwargs: dict) -> TiTokTokenizer:
+        if known is None or known.tokenizer is None:
+            raise ValueError(
+                f"{source} is an official generator checkpoint that is not one of the releases, so its tokenizer is "
+                "unknown: pass vqvae= (a TiTokTokenizer, or the folder or repo of the tokenizer it was trained on)"
+            )
+        tokenizer = get_release(known.tokenizer)
+        from_bins = str(source) == FUN_RESEARCH_REPO
+        tokenizer_source = FUN_RESEARCH_REPO if from_bins else tokenizer.repo_id
+        try:
+            return TiTokTokenizer.from_pretrained(tokenizer_source, release=tokenizer.name if from_bins else None,
+                                                  **_without_revision(hub_kwargs), **kwargs)
+        except (OSError, ValueError) as error:
+            raise type(error)(
+                f"cannot load the tokenizer of {_described(source, known)} ({tokenizer_source}, release "
+                f"{tokenizer.name}): {error}. Or pass vqvae= (a TiTokTokenizer, or a local copy of the tokenizer)"
+            ) from error
+
+
+def _without_revision(hub_kwargs: dict) -> dict:
+    """The Hub arguments for another repo than the one named: `revision` and `subfolder` were the source's."""
+    return {key: value for key, value in hub_kwargs.items() if key not in ("revision", "subfolder")}
+
+
+def _wrong_class(source, kind: str, wanted: type) -> str:
+    return (f"{source} is an official TiTok {kind} checkpoint, not a {wanted.__name__}'s: load it with "
+            f"{LOADER_OF_KIND[kind]}.from_pretrained")
+
+
+register_checkpoint_reader(OfficialReader())
+
+__all__ = ["OfficialCheckpoint", "OfficialReader", "accepted_sources", "detect_kind", "release_of"]
