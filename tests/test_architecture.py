@@ -24,7 +24,7 @@ LAYERS = [
     {"configuration_titok", "configuration_titok_maskgit", "configuration_maskgit_vqgan", "modeling_titok",
      "modeling_titok_maskgit", "modeling_maskgit_vqgan", "image_processing_titok", "scheduling_titok_maskgit",
      "pipeline_titok", "hub", "loaders", "loading", "input_checks", "torch_utils", "visualization", "perceptual",
-     "fast_path"},
+     "fast_path", "remote_code"},
     {"data"},
     {"conversion", "evaluation", "training"},
     {"cli", "demo"},

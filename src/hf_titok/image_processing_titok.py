@@ -13,6 +13,7 @@ so a model's saved processor does exactly what its training data pipeline did.
 from __future__ import annotations
 
 import numbers
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -23,6 +24,8 @@ from transformers import BatchFeature
 from transformers import ImageProcessingMixin  # noqa: F401 - see below
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import PILImageResampling
+
+from .remote_code import add_auto_map, write_code
 
 # diffusers loads a pipeline component by looking up its library's base class (`ImageProcessingMixin` for an
 # image processor) in the module its model_index.json entry names: this one.
@@ -201,6 +204,17 @@ class TiTokImageProcessor(PilBackend):
                 f"TiTok models take square images: size {self.size} and crop_size {self.crop_size} must both be the "
                 "model's image size (use TiTokImageProcessor.for_image_size)"
             )
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """transformers' `save_pretrained`, and the processor's code with an `auto_map`, so the folder also loads
+        without hf_titok (`AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)`)."""
+        repo_id = kwargs.pop("repo_id", None)
+        result = super().save_pretrained(save_directory, **kwargs)
+        write_code(save_directory, __name__.rpartition(".")[2])
+        add_auto_map(Path(save_directory) / "preprocessor_config.json", {"AutoImageProcessor": type(self)})
+        if push_to_hub:  # pushed after the code is written (push_to_hub saves again, code included)
+            self.push_to_hub(repo_id or Path(save_directory).name)
+        return result
 
     @classmethod
     def for_image_size(cls, image_size: int, **kwargs) -> TiTokImageProcessor:

@@ -16,6 +16,8 @@ import torch
 from huggingface_hub import hf_hub_download, try_to_load_from_cache
 from safetensors import SafetensorError, safe_open
 
+from .remote_code import write_model_code
+
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 # Arguments of `from_pretrained` that only say where files come from.
 HUB_ARGUMENTS = ("cache_dir", "revision", "token", "local_files_only", "force_download", "proxies", "subfolder")
@@ -129,13 +131,22 @@ class StrictLoadingMixin:
     # True once `enable_fast_path()` has run (hf_titok.fast_path): int8/bfloat16 modules, inference only.
     fast_path: bool = False
 
-    def save_pretrained(self, *args, **kwargs):
+    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
+        """transformers' `save_pretrained`, and the model's code with an `auto_map`, so the folder also loads
+        without hf_titok (`AutoModel.from_pretrained(folder, trust_remote_code=True)`; `hf_titok.remote_code`)."""
         if self.fast_path:
             raise ValueError(
                 f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules), which is not saved: save "
                 "the exact model and load it with from_pretrained(..., fast_path=True)"
             )
-        return super().save_pretrained(*args, **kwargs)
+        push_to_hub = kwargs.pop("push_to_hub", False)
+        repo_id = kwargs.pop("repo_id", None)
+        result = super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
+        if is_main_process:
+            write_model_code(save_directory, type(self), type(self.config))
+            if push_to_hub:  # pushed after the code is written (push_to_hub saves again, code included)
+                self.push_to_hub(repo_id or Path(save_directory).name)
+        return result
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True, fast_path: bool = False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import numbers
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from .loading import checkpoint_reader, hub_arguments
 from .modeling_titok import TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT
 from .releases import SAMPLING_SETTINGS
+from .remote_code import installed_entries, write_pipeline_code
 from .scheduling_titok_maskgit import TiTokMaskGITScheduler, check_sampling_settings, check_steps
 from .torch_utils import GeneratorType, check_generator, rand_tensor
 
@@ -149,6 +151,28 @@ class TiTokPipeline(DiffusionPipeline):
         self.vqvae.eval().enable_fast_path(bfloat16)
         self.transformer.eval().enable_fast_path()
         return self
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """diffusers' `save_pretrained`; the folder also carries the code (`hf_titok.remote_code`), so it loads
+        without hf_titok: `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`."""
+        repo_id = kwargs.pop("repo_id", None)
+        super().save_pretrained(save_directory, **kwargs)
+        write_pipeline_code(save_directory, type(self), self.components)
+        if push_to_hub:  # uploaded after the code is written (push_to_hub saves again, code included)
+            self.push_to_hub(repo_id or Path(save_directory).name)
+
+    @classmethod
+    def load_config(cls, *args, **kwargs):
+        """diffusers' `load_config`; a saved pipeline's `model_index.json` names the copies of the code it carries
+        (`hf_titok.remote_code`), which load only with `trust_remote_code=True`: the installed package loads its
+        own classes instead."""
+        loaded = super().load_config(*args, **kwargs)
+        package = sys.modules.get(cls.__module__.rpartition(".")[0])
+        if package is None:
+            return loaded
+        if isinstance(loaded, tuple):
+            return (installed_entries(loaded[0], package), *loaded[1:])
+        return installed_entries(loaded, package)
 
     @classmethod
     def _check_folder(cls, folder: Path) -> None:

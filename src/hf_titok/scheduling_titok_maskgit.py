@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 from .releases import generator_preset
+from .remote_code import write_code
 from .torch_utils import GeneratorType, rand_tensor
 
 GUIDANCE_SCHEDULES = ("constant", "linear", "power-cosine")
@@ -159,6 +161,14 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         # Scheduler configs written by hf_titok 0.1 carry the mask id, which is now derived from the logits.
         config_dict = {key: value for key, value in config_dict.items() if key != "mask_token_id"}
         return super().extract_init_dict(config_dict, **kwargs)
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """diffusers' `save_pretrained`, and the scheduler's code, which a pipeline saved with it loads as a custom
+        component when hf_titok is not installed (`hf_titok.remote_code`)."""
+        super().save_pretrained(save_directory, **kwargs)
+        write_code(save_directory, __name__.rpartition(".")[2])
+        if push_to_hub:  # pushed after the code is written
+            self.push_to_hub(kwargs.get("repo_id") or Path(save_directory).name)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> TiTokMaskGITScheduler:

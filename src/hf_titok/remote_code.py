@@ -1,0 +1,117 @@
+"""Saved models carry their code, the Hub way, so that converted and trained repos load without hf_titok:
+`AutoModel` / `AutoConfig` / `AutoImageProcessor.from_pretrained(repo, trust_remote_code=True)` (transformers) and
+`DiffusionPipeline.from_pretrained(repo, trust_remote_code=True)` (diffusers).
+
+Every `save_pretrained` of the package writes it (the models, the image processor, the scheduler, the
+pipeline): beside the config, the package's module that defines the class and the sibling modules it imports
+(relative imports only, so the copies import each other as the loaders of transformers and diffusers expect),
+and the entries that point at them - `auto_map` in the config for transformers, `[module, class]` entries and
+the pipeline's own module in `model_index.json` for diffusers. A pipeline's components each hold their code in
+their own folder, as diffusers loads a custom component from there.
+
+With hf_titok installed, its own classes load these folders (`TiTokPipeline.from_pretrained` maps the entries
+back to the package; transformers uses registered classes over remote code unless told otherwise), so the
+copies run only for someone who passes `trust_remote_code=True`, as the Hub's convention requires.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).parent
+
+# `from .module import ...` anywhere in a file: the pattern transformers' and diffusers' loaders follow.
+_RELATIVE_IMPORT = re.compile(r"^\s*from\s+\.(\w+)\s+import", re.MULTILINE)
+
+
+def module_closure(module: str) -> list[str]:
+    """`module` and every sibling module it imports, directly or not (file stems, sorted)."""
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = PACKAGE_DIR / f"{name}.py"
+        if not path.is_file():
+            raise FileNotFoundError(f"the package module {name} imported for remote code is missing: {path}")
+        seen.add(name)
+        todo.extend(_RELATIVE_IMPORT.findall(path.read_text()))
+    return sorted(seen)
+
+
+# The module diffusers loads a folder's code through: diffusers copies only the modules that the module it
+# loads imports directly, so this one imports every module the folder holds.
+ENTRY_MODULE = "hf_titok_remote"
+
+
+def write_code(folder: str | Path, module: str) -> list[str]:
+    """Copy `module` and its sibling imports into `folder`, with the folder's entry module; returns the module
+    names the folder holds."""
+    folder = Path(folder)
+    for name in module_closure(module):
+        shutil.copyfile(PACKAGE_DIR / f"{name}.py", folder / f"{name}.py")
+    held = sorted(path.stem for path in folder.glob("*.py")
+                  if path.stem != ENTRY_MODULE and (PACKAGE_DIR / path.name).is_file())
+    imports = "".join(f"from .{name} import *  # noqa: F401,F403\n" for name in held)
+    (folder / f"{ENTRY_MODULE}.py").write_text(
+        '"""hf_titok\'s code for loading this folder without the package (written by hf_titok.remote_code): diffusers\n'
+        'loads the classes named in model_index.json through this module, which imports every module here."""\n\n'
+        + imports
+    )
+    return held
+
+
+def class_reference(cls: type) -> str:
+    """`module.Class` of a package class, as `auto_map` and `model_index.json` name it."""
+    return f"{cls.__module__.rpartition('.')[2]}.{cls.__qualname__}"
+
+
+def add_auto_map(config_file: str | Path, auto_map: dict[str, type]) -> None:
+    """Write `auto_map` (auto class name -> package class) into a saved JSON config."""
+    config_file = Path(config_file)
+    config = json.loads(config_file.read_text())
+    config["auto_map"] = {auto: class_reference(cls) for auto, cls in auto_map.items()}
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def write_model_code(folder: str | Path, model_class: type, config_class: type) -> None:
+    """A saved transformers model: its code and the config's `auto_map` (AutoConfig, AutoModel)."""
+    write_code(folder, model_class.__module__.rpartition(".")[2])
+    write_code(folder, config_class.__module__.rpartition(".")[2])
+    add_auto_map(Path(folder) / "config.json", {"AutoConfig": config_class, "AutoModel": model_class})
+
+
+def write_pipeline_code(folder: str | Path, pipeline_class: type, components: dict[str, object]) -> None:
+    """A saved diffusers pipeline: its code at the root and `model_index.json` entries `[ENTRY_MODULE, class]`
+    for the pipeline and every component saved with its code (`components`: name -> component)."""
+    folder = Path(folder)
+    write_code(folder, pipeline_class.__module__.rpartition(".")[2])
+    index_file = folder / "model_index.json"
+    index = json.loads(index_file.read_text())
+    index["_class_name"] = [ENTRY_MODULE, pipeline_class.__name__]
+    for name, component in components.items():
+        if component is not None and (folder / name / f"{ENTRY_MODULE}.py").is_file():
+            index[name] = [ENTRY_MODULE, type(component).__name__]
+    index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def installed_entries(index: dict, package) -> dict:
+    """`model_index.json` entries written by `write_pipeline_code` pointed back at `package`'s own classes
+    (`["hf_titok_remote", "TiTokTokenizer"]` -> `["hf_titok.modeling_titok", "TiTokTokenizer"]`), for loading with
+    the installed package rather than the copies (which need `trust_remote_code=True`)."""
+    index = dict(index)
+    for key, value in list(index.items()):
+        if not (isinstance(value, list) and len(value) == 2 and value[0] == ENTRY_MODULE):
+            continue
+        cls = getattr(package, value[1], None)
+        if cls is None:
+            continue  # not a class of this package: diffusers loads it as the folder says
+        index[key] = cls.__name__ if key == "_class_name" else [cls.__module__, cls.__name__]
+    return index
+
+
+__all__ = ["ENTRY_MODULE", "add_auto_map", "class_reference", "installed_entries", "module_closure", "write_code", "write_model_code",
+           "write_pipeline_code"]
