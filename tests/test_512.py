@@ -23,7 +23,7 @@ from hf_titok.releases import GENERATOR_PRESETS, PAPER_RESULTS_512, TOKENIZER_PR
 from hf_titok.training import load_recipe_config, run
 from hf_titok.training.recipes import load_vqgan_at
 
-CONFIGS = Path(__file__).resolve().parent.parent / "training" / "configs"
+from hf_titok.training.recipes import CONFIGS_DIR as CONFIGS  # the configs shipped in the package
 PRESETS_512 = ("titok_l64_512", "titok_b128_512")
 # Tiny widths and depths; the geometry (512x512, patch 16, the preset's token count) stays the preset's.
 TINY_VIT = dict(encoder_hidden_size=32, encoder_num_layers=1, encoder_num_heads=2, decoder_hidden_size=32,

@@ -198,9 +198,11 @@ def test_save_and_load_round_trip(tmp_path):
     pipe = tiny_pipeline(id2label=labels)
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
-    assert index["vqvae"] == ["hf_titok.modeling_titok", "TiTokTokenizer"]
-    assert index["transformer"] == ["hf_titok.modeling_titok_maskgit", "TiTokMaskGIT"]
-    assert index["scheduler"] == ["hf_titok.scheduling_titok_maskgit", "TiTokMaskGITScheduler"]
+    # Entries name the folder's copy of the code (remote code, tests/test_remote_code.py); the installed package
+    # maps them to its own classes.
+    assert index["vqvae"] == ["hf_titok_remote", "TiTokTokenizer"]
+    assert index["transformer"] == ["hf_titok_remote", "TiTokMaskGIT"]
+    assert index["scheduler"] == ["hf_titok_remote", "TiTokMaskGITScheduler"]
     assert index["id2label"]["3"] == "thing3, synonym3"  # JSON keys are strings on disk
     loaded = TiTokPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)

@@ -354,14 +354,22 @@ def test_config_errors(workspace, tmp_path):
         build_trainer(load_recipe_config({"recipe": "stage2", "model": {}, "data": {"source": str(workspace / "images")},
                                           "training": training()}), str(tmp_path))
     result = subprocess.run([sys.executable, str(PROJECT / "training" / "train_generator.py"), "--config",
-                             str(PROJECT / "training" / "configs" / "titok_l32_stage1.yaml")], capture_output=True, text=True)
+                             "titok_l32_stage1"], capture_output=True, text=True)
     assert result.returncode == 2 and "this entry point trains generator" in result.stderr
 
 
 def test_shipped_configs_parse():
-    for path in sorted((PROJECT / "training" / "configs").glob("*.yaml")):
-        config = load_recipe_config(path)
-        assert config["training"]["max_steps"] >= 500_000, path
+    from hf_titok.training.recipes import CONFIGS_DIR, shipped_configs
+
+    names = shipped_configs()
+    assert "titok_l32_stage1" in names and "fashion_mnist/generator" in names and len(names) >= 16
+    for name in names:
+        config = load_recipe_config(name)
+        if not name.startswith("fashion_mnist/"):
+            assert config["training"]["max_steps"] >= 500_000, name
+    assert load_recipe_config(CONFIGS_DIR / "titok_l32_stage1.yaml") == load_recipe_config("titok_l32_stage1.yaml")
+    with pytest.raises(FileNotFoundError, match=r"titok_l32_stge1 is neither a file nor a shipped config \(did you mean 'titok_l32_stage1'"):
+        load_recipe_config("titok_l32_stge1")
 
 
 
@@ -462,3 +470,18 @@ def test_two_cpu_processes_hold_identical_weights(workspace, tmp_path):
     assert not different, (different, result.stdout[-3000:])
     # Each process saw different samples (the data was split), yet the weights agree.
     assert ranks[0]["first_batch_checksum"] != ranks[1]["first_batch_checksum"]
+
+
+def test_hf_titok_train_runs_shipped_configs_by_name(capsys):
+    from hf_titok.cli import main
+
+    assert main(["train", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert "titok_l32_stage1" in listed and "recipe: stage1" in listed and "fashion_mnist/generator" in listed
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--config", "titok_l32_stge1"])
+    assert exit_info.value.code == 2
+    assert "did you mean 'titok_l32_stage1'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pretokenize", "--help"])
+    assert exit_info.value.code == 0 and "hf-titok pretokenize" in capsys.readouterr().out

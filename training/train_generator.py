@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Train a MaskGIT generator on TiTok tokens with the HF Trainer.
 
-    accelerate launch training/train_generator.py --config training/configs/titok_l32_generator.yaml
+    accelerate launch training/train_generator.py --config titok_l32_generator
+
+A thin wrapper of `hf-titok train` limited to the generator recipe.
 
 Token ids come from a frozen tokenizer on the fly (`tokenizer:` + `data.source`) or from a dataset written
 by training/pretokenize.py (`data.pretokenized`). A killed run resumes from its last checkpoint.

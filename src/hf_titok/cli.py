@@ -8,6 +8,7 @@ and reports bad arguments, missing files or unreadable images in one line (exit 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -356,9 +357,19 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--private", action="store_true", default=None, help="create the pushed repo as private")
 
 
+# Commands whose own parser (in hf_titok.training) reads everything after the command name.
+TRAINING_COMMANDS = {
+    "train": ("train any recipe: --config NAME|PATH [--set key=value ...] (--list: the shipped configs; "
+              "`accelerate launch -m hf_titok.training` for several processes)", "hf_titok.training.recipes"),
+    "pretokenize": ("images (and flips) -> token-id dataset for generator training", "hf_titok.training.pretokenize"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hf-titok", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (help, _) in TRAINING_COMMANDS.items():
+        commands.add_parser(name, help=help, add_help=False)
 
     generate = commands.add_parser("generate", help="class ids or names -> PNG grid (and PNGs)")
     generate.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="TiTokPipeline"))
@@ -452,6 +463,11 @@ def _check_positive(parser, args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TRAINING_COMMANDS:  # their own parsers read the rest (and exit 2 on bad input)
+        module = importlib.import_module(TRAINING_COMMANDS[argv[0]][1])
+        module.main(argv[1:], prog=f"hf-titok {argv[0]}")
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_positive(parser, args)

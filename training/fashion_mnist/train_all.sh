@@ -5,7 +5,7 @@
 # Run from the repository root:  bash training/fashion_mnist/train_all.sh
 set -euo pipefail
 PY=${PYTHON:-python}
-CONFIGS=training/fashion_mnist/configs
+CONFIGS=fashion_mnist  # shipped configs: hf-titok train --list
 OUT=outputs/fashion_mnist
 
 [ -f data/fashion_mnist/dataset_dict.json ] || $PY training/fashion_mnist/prepare_data.py --output-dir data/fashion_mnist
@@ -14,7 +14,7 @@ stage() {  # stage NAME ENTRY
   if [ -f "$OUT/$1/final/config.json" ] || [ -f "$OUT/$1/final/model_index.json" ]; then
     echo "== $1: done"; return
   fi
-  echo "== $1"; $PY "training/$2" --config "$CONFIGS/$1.yaml"
+  echo "== $1"; $PY "training/$2" --config "$CONFIGS/$1"
 }
 
 stage vqgan train_tokenizer.py

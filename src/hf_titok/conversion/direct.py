@@ -189,7 +189,8 @@ class OfficialReader:
         if known is None and config is None and str(source) != FUN_RESEARCH_REPO:
             return None
         if isinstance(config, dict) and "model_type" in config:
-            raise ValueError(f"{source} holds an hf_titok {config['model_type']!r} model, not a TiTokPipeline (no model_index.json)")
+            raise FileNotFoundError(f"{source} is not a TiTokPipeline folder: no model_index.json (it holds an hf_titok "
+                                    f"{config['model_type']!r} model alone)")
         bin_release = known.name if known is not None and str(source) == FUN_RESEARCH_REPO else release
         transformer = TiTokMaskGIT.from_pretrained(source, release=bin_release, **hub_kwargs, **kwargs)
         official = load_official_config(config_file) if config_file is not None else official_config(known.preset)

@@ -69,8 +69,8 @@ def pretokenize(tokenizer: str | TiTokTokenizer, source: str, output_dir: str | 
     return dataset
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Pre-tokenize images (and their flips) for generator training.")
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description="Pre-tokenize images (and their flips) for generator training.")
     parser.add_argument("--tokenizer", required=True, help="TiTok tokenizer directory or Hub id")
     parser.add_argument("--source", required=True, help="image folder, webdataset folder or Hub dataset id")
     parser.add_argument("--output-dir", required=True)

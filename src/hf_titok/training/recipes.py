@@ -113,15 +113,39 @@ def _load_yaml(text: str):
     return yaml.load(text, Loader=_ConfigLoader)
 
 
+# The recipe configs shipped in the package (`hf-titok train --config titok_l32_stage1`).
+CONFIGS_DIR = Path(__file__).parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the shipped recipe configs (`titok_l32_stage1`, `fashion_mnist/stage1`, ...)."""
+    return sorted(path.relative_to(CONFIGS_DIR).with_suffix("").as_posix() for path in CONFIGS_DIR.rglob("*.yaml"))
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """A recipe config file: a path to a yaml, or the name of a shipped config (with or without `.yaml`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = CONFIGS_DIR / (path.as_posix().removesuffix(".yaml") + ".yaml")
+    if not path.is_absolute() and shipped.is_file():
+        return shipped
+    names = shipped_configs()
+    hint = _close_match(str(name_or_path).removesuffix(".yaml"), names)
+    raise FileNotFoundError(
+        f"training config not found: {name_or_path} is neither a file nor a shipped config{hint} "
+        f"(shipped: {', '.join(names)}; `hf-titok train --list`)"
+    )
+
+
 def load_recipe_config(path: str | Path | dict, overrides: list[str] | None = None) -> dict:
-    """Read a recipe yaml, apply `key.sub=value` overrides (values parsed as yaml), check every key and value
-    against the recipe's schema (`check_recipe_config`) and add the recipe defaults."""
+    """Read a recipe yaml (a path, or the name of a shipped config), apply `key.sub=value` overrides (values
+    parsed as yaml), check every key and value against the recipe's schema (`check_recipe_config`) and add the
+    recipe defaults."""
     if isinstance(path, dict):
         config = copy.deepcopy(path)
     else:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config not found: {path}")
+        path = config_path(path)
         try:
             config = _load_yaml(path.read_text()) or {}
         except yaml.YAMLError as error:
@@ -691,16 +715,26 @@ def run(config: dict, output_dir: str | None = None, resume: str | bool = "auto"
     return resume_and_train(build_trainer(config, output_dir), resume)
 
 
-def main(argv: list[str] | None = None, entry_point: str | None = None) -> None:
-    """Command line of the training entry points (`accelerate launch training/train_*.py --config ...`);
-    `entry_point` ("tokenizer" or "generator") limits it to the recipes of that script."""
-    parser = argparse.ArgumentParser(description="Train a TiTok recipe with the HF Trainer (launch with accelerate).")
-    parser.add_argument("--config", required=True, help="recipe yaml (see training/configs)")
+def main(argv: list[str] | None = None, entry_point: str | None = None, prog: str | None = None) -> None:
+    """Command line of training (`hf-titok train --config ...`, `accelerate launch -m hf_titok.training ...`, or
+    the scripts in `training/`); `entry_point` ("tokenizer" or "generator") limits it to those recipes."""
+    parser = argparse.ArgumentParser(prog=prog, description="Train a TiTok recipe with the HF Trainer (launch with "
+                                     "accelerate for several GPUs or processes).")
+    parser.add_argument("--config", help="a shipped recipe config by name (e.g. titok_l32_stage1; see --list) or a "
+                        "path to a recipe yaml")
+    parser.add_argument("--list", action="store_true", help="list the shipped recipe configs and exit")
     parser.add_argument("--output-dir", help="overrides training.output_dir")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config entry, e.g. --set training.max_steps=1000 (repeatable)")
     parser.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     args = parser.parse_args(argv)
+    if args.list:
+        for name in shipped_configs():
+            recipe = _load_yaml(config_path(name).read_text()).get("recipe")
+            print(f"{name:40s} recipe: {recipe}")
+        return
+    if not args.config:
+        parser.error("--config is required (a shipped config name, see --list, or a path)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_recipe_config(args.config, args.overrides)
@@ -713,5 +747,6 @@ def main(argv: list[str] | None = None, entry_point: str | None = None) -> None:
     resume_and_train(trainer, resume=False if args.no_resume else "auto")
 
 
-__all__ = ["RECIPES", "Recipe", "RecipeRun", "build_trainer", "check_recipe_config", "checkpoint_problem", "init_stage2_tokenizer",
-           "last_checkpoint", "load_recipe_config", "main", "resume_and_train", "run"]
+__all__ = ["CONFIGS_DIR", "RECIPES", "Recipe", "RecipeRun", "build_trainer", "check_recipe_config", "checkpoint_problem",
+           "config_path", "init_stage2_tokenizer", "last_checkpoint", "load_recipe_config", "main", "resume_and_train", "run",
+           "shipped_configs"]
