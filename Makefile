@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install demo space chromium test test-all bench clean
+.PHONY: install demo space chromium test test-all wheel-check bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ chromium:
 ## The test suite (fast tests; CI runs exactly this).
 test: install chromium
 	$(PY) -m pytest -q -m "not slow"
+
+## The wheel as users install it: built, installed into a fresh virtualenv outside the clone, demo + 3 training steps.
+wheel-check:
+	bash .ci/wheel_check.sh
 
 ## Every test, including the slow ones.
 test-all: install chromium

@@ -6,12 +6,16 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 WORK=$(mktemp -d /tmp/hf_titok_wheel.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
+quietly() {  # a step's output only if it fails
+  "$@" > "$WORK/step.log" 2>&1 || { cat "$WORK/step.log"; echo "wheel check: failed: $*"; exit 1; }
+}
 "$PYTHON" -m venv "$WORK/venv"
 PY="$WORK/venv/bin/python"
-"$PY" -m pip install --quiet --upgrade pip
-"$PY" -m pip install --quiet torch==2.13.0        # first, pinned: a looser torch pulls a multi-GB CUDA build
-"$PY" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/dist" .
-"$PY" -m pip install --quiet "$WORK"/dist/hf_titok-*.whl
+quietly "$PY" -m pip install --upgrade pip
+quietly "$PY" -m pip install torch==2.13.0        # first, pinned: a looser torch pulls a multi-GB CUDA build
+quietly "$PY" -m pip wheel --no-deps --wheel-dir "$WORK/dist" .
+quietly "$PY" -m pip install "$WORK"/dist/hf_titok-*.whl
+echo "wheel check: installed $(basename "$WORK"/dist/hf_titok-*.whl) into a fresh virtualenv"
 cd "$WORK"                                         # outside the clone: only the installed wheel is importable
 "$PY" - <<'PYTHON'
 import hf_titok, pathlib
@@ -27,10 +31,10 @@ for c in range(2):
     for i in range(8):
         PIL.Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
 PYTHON
-"$PY" -m hf_titok.demo --output-dir demo
+quietly "$PY" -m hf_titok.demo --output-dir demo
 test -s demo/samples.png && test -s demo/reconstructions.png
 "$WORK/venv/bin/hf-titok" train --list
-"$WORK/venv/bin/hf-titok" train --config titok_bl64_vq8k_single_stage --output-dir run \
+quietly "$WORK/venv/bin/hf-titok" train --config titok_bl64_vq8k_single_stage --output-dir run \
     --set model.preset=null \
     --set 'model.config={image_size: 32, encoder_patch_size: 8, decoder_patch_size: 8, encoder_hidden_size: 32, encoder_num_layers: 1, encoder_num_heads: 2, decoder_hidden_size: 32, decoder_num_layers: 1, decoder_num_heads: 2, num_latent_tokens: 8, token_size: 8, codebook_size: 32, decoder_head: pixels, legacy_encoder_layout: false, use_l2_norm: false}' \
     --set 'discriminator={hidden_channels: 16, channel_mult: [1, 2], num_groups: 8, pool_size: 4}' \

@@ -102,6 +102,9 @@ processor.postprocess(reconstruction)[0].save("reconstruction.png")
 
 From the shell: `hf-titok reconstruct --model {repo_id} image.jpg --output-dir out/`.
 
+Without hf_titok installed (the repo carries its code): `AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)`
+and `AutoImageProcessor.from_pretrained("{repo_id}", trust_remote_code=True)` from transformers.
+
 ## Details
 
 | field | value |
@@ -163,6 +166,9 @@ images[0].save("sample.png")
 ```
 
 From the shell: `hf-titok generate --model {repo_id} --labels 1 2 3 --output samples.png`.
+
+Without hf_titok installed (the repo carries its code):
+`DiffusionPipeline.from_pretrained("{repo_id}", trust_remote_code=True)` from diffusers.
 
 Default sampling settings ({'the official gFID protocol' if release else 'the scheduler config'}): {sampling.num_inference_steps} steps, guidance scale
 {sampling.guidance_scale} ({sampling.guidance_schedule} schedule{', power ' + str(sampling.guidance_scale_pow) if sampling.guidance_schedule == 'power-cosine' else ''}), temperature {sampling.temperature},
