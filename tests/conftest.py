@@ -8,6 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
+import huggingface_hub  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
@@ -127,6 +128,15 @@ def tiny_pipeline(architecture: str = "bert", id2label=None, **overrides):
     pipe = TiTokPipeline(vqvae=vqvae, transformer=transformer, scheduler=TiTokMaskGITScheduler(**sampling), id2label=id2label)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty offline Hub cache that hf_hub_download/snapshot_download/from_pretrained read."""
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
 
 
 def populate_hub_cache(cache_dir, repo_id: str, folder) -> None:

@@ -173,6 +173,13 @@ CASES = [
     ("loading", "another model type", lambda r: TiTokTokenizer.from_pretrained(r.root / "generator_as_tokenizer"), ValueError, "config of a 'titok_maskgit' model, not of a TiTokTokenizer"),
     ("loading", "pipeline without a component", lambda r: TiTokPipeline.from_pretrained(r.root / "no_transformer"), FileNotFoundError, "no_transformer/transformer"),
     ("loading", "not a pipeline folder", lambda r: TiTokPipeline.from_pretrained(r.root / "vq"), FileNotFoundError, "no model_index.json"),
+    ("loading", "a config of neither format", lambda r: TiTokTokenizer.from_pretrained(_folder_with(r.root / "neither", {"hidden": 3})), ValueError, "neither an hf_titok config .* nor an official TiTok config .*Accepted: "),
+    ("loading", "an official generator as a tokenizer", lambda r: TiTokTokenizer.from_pretrained(_official(r.root, "maskgit_vit")), ValueError, "official TiTok generator checkpoint, not a TiTokTokenizer's: load it with TiTokMaskGIT or TiTokPipeline"),
+    ("loading", "an official release folder without weights", lambda r: TiTokTokenizer.from_pretrained(_official(r.root, "titok_vq_single", weights=False)), FileNotFoundError, "has no model.safetensors"),
+    ("loading", "fun-research without a release", lambda r: TiTokTokenizer.from_pretrained("fun-research/TiTok"), ValueError, "pass --release / release="),
+    ("loading", "an official .bin that runs code", lambda r: TiTokTokenizer.from_pretrained(_bin_folder(r.root), release="titok_l32"), ValueError, "weights-only"),
+    ("loading", "an unknown release name", lambda r: TiTokTokenizer.from_pretrained(r.root / "vq", release="titok_xl"), ValueError, "unknown official release 'titok_xl'"),
+    ("loading", "fast_path not a bool", lambda r: TiTokTokenizer.from_pretrained(r.root / "vq", fast_path="yes"), TypeError, "fast_path must be True or False, got 'yes'"),
     ("configs", "a size as a string", lambda r: TiTokConfig(image_size="256"), StrictDataclassError, "image_size"),
     ("configs", "a negative size", lambda r: TiTokConfig(num_latent_tokens=-4), StrictDataclassError, "num_latent_tokens must be a positive integer"),
     ("configs", "a NaN ratio", lambda r: TiTokConfig(mlp_ratio=math.nan), StrictDataclassError, "mlp_ratio must be a finite number"),
@@ -194,6 +201,33 @@ CASES = [
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def _folder_with(folder: Path, config: dict) -> Path:
+    import json
+
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def _official(root: Path, name: str, weights: bool = True) -> Path:
+    """A folder in the official release layout holding fixture `name`."""
+    folder = root / f"official_{name}_{weights}"
+    if not folder.exists():
+        folder.mkdir()
+        shutil.copy(FIXTURES / f"{name}.config.json", folder / "config.json")
+        if weights:
+            shutil.copy(FIXTURES / f"{name}.weights.safetensors", folder / "model.safetensors")
+    return folder
+
+
+def _bin_folder(root: Path) -> Path:
+    """A folder of fun-research .bin files whose tokenizer file is a pickle that would run code."""
+    folder = root / "bins"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(_pickle_with_code(root), folder / "tokenizer_titok_l32.bin")
+    return folder
 
 
 def _pickle_with_code(root: Path) -> Path:

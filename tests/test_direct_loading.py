@@ -51,14 +51,6 @@ def official_folder(root: Path, fixtures, name: str, config: str) -> Path:
 
 
 @pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    return cache
-
-
-@pytest.fixture
 def official_hub(hub_cache, tmp_path, fixtures):
     """The official release ids of OFFICIAL_REPOS in the offline Hub cache."""
     for repo_id, (name, config) in OFFICIAL_REPOS.items():
@@ -105,7 +97,7 @@ def test_official_tokenizer_ids_load_directly(repo_id, official_hub, fixtures, t
     assert_same_weights(tokenizer, TiTokTokenizer.from_pretrained(converted(tmp_path, repo_id)))
 
 
-def test_loading_arguments_work_as_for_converted_repos(official_hub, fixtures, tmp_path):
+def test_loading_arguments_work_as_for_converted_repos(official_hub, fixtures, tmp_path, monkeypatch):
     exact = TiTokTokenizer.from_pretrained(L32)
     half = TiTokTokenizer.from_pretrained(L32, dtype=torch.bfloat16)
     assert {p.dtype for p in half.parameters()} == {torch.bfloat16}
@@ -118,7 +110,7 @@ def test_loading_arguments_work_as_for_converted_repos(official_hub, fixtures, t
     assert_same_weights(exact, TiTokTokenizer.from_pretrained(L32, revision=commit))
     other_cache = tmp_path / "other_cache"
     populate_hub_cache(other_cache, L32, official_folder(tmp_path / "again", fixtures, "titok_vq_legacy", "titok_vq_legacy.config.json"))
-    huggingface_hub.constants.HF_HUB_CACHE = str(tmp_path / "empty")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
     assert_same_weights(exact, TiTokTokenizer.from_pretrained(L32, cache_dir=str(other_cache)))
     with pytest.raises(OSError, match=f"cannot fetch config.json from the Hub repo {L32}"):
         TiTokTokenizer.from_pretrained(L32)  # not in the (now empty) default cache, and offline
@@ -234,7 +226,18 @@ def test_cli_takes_official_ids(official_hub, tmp_path, capsys):
     assert "is an official tokenizer checkpoint; generation needs a generator" in capsys.readouterr().err
 
 
-def test_evaluate_and_loaders_take_official_ids(official_hub):
+def test_evaluate_and_loaders_take_official_ids(official_hub, tmp_path, capsys):
+    images = tmp_path / "images" / "c0"
+    images.mkdir(parents=True)
+    for i in range(4):
+        PIL.Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    assert main(["evaluate", "reconstruction", "--model", VQ8K, "--data", str(tmp_path / "images"), "--split", "train",
+                 "--no-fid", "--max-images", "4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_images"] == 4 and report["image_size"] == 32
+    assert main(["evaluate", "generation", "--model", L32_GENERATOR, "--output-dir", str(tmp_path / "gen"),
+                 "--per-class", "2", "--classes", "1", "--steps", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_images"] == 2
     tokenizer, processor = load_tokenizer(VAE)
     assert tokenizer.config.quantize_mode == "vae" and processor.size["shortest_edge"] == 32
     generator_tokenizer, _ = load_tokenizer(L32_GENERATOR)

@@ -27,15 +27,6 @@ ATOL = 1e-4
 
 
 @pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """An empty offline Hub cache that hf_hub_download/snapshot_download/from_pretrained read."""
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    return cache
-
-
-@pytest.fixture
 def uploads(monkeypatch):
     """Record HfApi uploads instead of reaching the Hub."""
     calls = []
