@@ -44,6 +44,8 @@ class MaskGITVQGANConfig(PreTrainedConfig):
     """
 
     model_type = "titok_maskgit_vqgan"
+    # transformers' common property name, for code (and test suites) that read it from any config.
+    attribute_map = {"hidden_size": "hidden_channels"}
 
     image_size: int = 256
     num_channels: int = 3

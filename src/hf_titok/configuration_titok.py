@@ -90,6 +90,10 @@ class TiTokConfig(PreTrainedConfig):
     """
 
     model_type = "titok"
+    # transformers' common property names (ViT-style), for code and test suites that read them from any config:
+    # they are the encoder's.
+    attribute_map = {"hidden_size": "encoder_hidden_size", "num_hidden_layers": "encoder_num_layers",
+                     "num_attention_heads": "encoder_num_heads"}
     sub_configs_defaults = {"pixel_decoder_config": SubConfigSpec(MaskGITVQGANConfig, optional=True)}
 
     image_size: int = 256

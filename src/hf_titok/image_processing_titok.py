@@ -35,6 +35,16 @@ from .remote_code import add_auto_map, write_code
 MAX_IMAGE_PIXELS = 89_478_485
 _RANGE_SLACK = 1e-4
 
+# The per-call overrides `preprocess` takes, and the flags of transformers' processors that TiTok's input fixes.
+_OVERRIDES = ("size", "crop_size", "resample", "do_pad", "do_convert_rgb")
+_FIXED = {
+    "do_resize": (True, "images are always brought to the model's size"),
+    "do_center_crop": (True, "images are always cropped square to the model's size"),
+    "do_rescale": (True, "TiTok takes pixels in [0, 1]"),
+    "rescale_factor": (1 / 255, "TiTok takes pixels in [0, 1]"),
+    "do_normalize": (False, "TiTok takes pixels in [0, 1], without mean/std normalisation"),
+}
+
 
 # --------------------------------------------------------------------------------------------------
 # Geometry, shared with the training augmentation
@@ -228,30 +238,74 @@ class TiTokImageProcessor(PilBackend):
     def image_size(self) -> int:
         return self.crop_size["height"]
 
-    def preprocess(self, images, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
-        """`images` -> `{"pixel_values": [B, 3, S, S]}` float32 in [0, 1] (S = the model's image size)."""
-        if kwargs:
-            raise TypeError(f"TiTokImageProcessor takes images and return_tensors only, got {sorted(kwargs)}")
+    def preprocess(self, images, return_tensors: str | None = "pt", **overrides) -> BatchFeature:
+        """`images` -> `{"pixel_values": [B, 3, S, S]}` float32 in [0, 1] (S = the model's image size).
+
+        Per-call overrides, as transformers' image processors take them, checked as the config's own values:
+        `size` / `crop_size` (an int or the dicts of the config; square, the two equal), `resample`, `do_pad`,
+        `do_convert_rgb` (False: images must already be RGB). The steps TiTok's input needs are fixed:
+        `do_resize`, `do_center_crop`, `do_rescale` (with `rescale_factor` 1/255) are True and `do_normalize`
+        False; asking for another value is an error that says why."""
+        settings = self._call_settings(overrides)
         if return_tensors not in ("pt", "np", None):
             raise ValueError(f"return_tensors must be 'pt' or 'np', got {return_tensors!r}")
         batch = _split_batch(images)
         if not batch:
             raise ValueError("images is empty: give at least one image")
-        size, resample = self.image_size, PILImageResampling(self.resample)
+        size, resample = settings["image_size"], settings["resample"]
         prepared = []
         for index, image in enumerate(batch):
+            if not settings["do_convert_rgb"] and isinstance(image, PIL.Image.Image) and image.mode != "RGB":
+                raise ValueError(f"image {index} is a {image.mode} image: do_convert_rgb=False needs RGB images")
             image = _as_array(image, index)
             if isinstance(image, np.ndarray) and image.dtype == np.uint8:
                 image = PIL.Image.fromarray(image)
             if isinstance(image, PIL.Image.Image):
-                image = np.asarray(fit_image(image, size, self.do_pad, resample), dtype=np.float32) / 255.0
+                image = np.asarray(fit_image(image, size, settings["do_pad"], resample), dtype=np.float32) / 255.0
             else:
-                image = _fit_array(image, size, self.do_pad, resample)
+                image = _fit_array(image, size, settings["do_pad"], resample)
             prepared.append(image.transpose(2, 0, 1))
         pixel_values = np.stack(prepared).astype(np.float32)
         if return_tensors == "pt":
             pixel_values = torch.from_numpy(pixel_values)
         return BatchFeature({"pixel_values": pixel_values})
+
+    def _call_settings(self, overrides: dict) -> dict:
+        """This call's image size, resampling, padding and RGB conversion: the config's, with `overrides`."""
+        unknown = sorted(set(overrides) - set(_OVERRIDES) - set(_FIXED))
+        if unknown:
+            raise TypeError(
+                f"TiTokImageProcessor takes images, return_tensors and the overrides {sorted(_OVERRIDES)} (and "
+                f"{sorted(_FIXED)} at their fixed values); got {unknown}"
+            )
+        for name, (fixed, why) in _FIXED.items():
+            if name in overrides and overrides[name] != fixed:
+                raise ValueError(f"{name}={overrides[name]!r} is not possible: {why} ({name}={fixed!r})")
+        sizes = {}
+        for name in ("size", "crop_size"):
+            value = overrides.get(name, getattr(self, name))
+            if isinstance(value, bool) or not isinstance(value, (int, dict)):
+                raise TypeError(f"{name} must be an int or a dict like the config's {getattr(self, name)}, got {value!r}")
+            sides = [value] if isinstance(value, int) else [v for k, v in value.items() if k in ("shortest_edge", "height", "width")]
+            if not sides or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sides) or len(set(sides)) > 1:
+                raise ValueError(f"{name} must give one positive square side (TiTok models take square images), got {value!r}")
+            sizes[name] = sides[0]
+        if "size" in overrides and "crop_size" not in overrides:
+            sizes["crop_size"] = sizes["size"]
+        if "crop_size" in overrides and "size" not in overrides:
+            sizes["size"] = sizes["crop_size"]
+        if sizes["size"] != sizes["crop_size"]:
+            raise ValueError(f"size and crop_size must both be the model's image size, got {sizes['size']} and {sizes['crop_size']}")
+        try:
+            resample = PILImageResampling(overrides.get("resample", self.resample))
+        except ValueError:
+            raise ValueError(f"resample must be a PIL resampling filter (PILImageResampling), got {overrides['resample']!r}") from None
+        flags = {}
+        for name in ("do_pad", "do_convert_rgb"):
+            flags[name] = overrides.get(name, getattr(self, name))
+            if not isinstance(flags[name], bool):
+                raise TypeError(f"{name} must be True or False, got {flags[name]!r}")
+        return dict(image_size=sizes["size"], resample=resample, **flags)
 
     @staticmethod
     def postprocess(
@@ -267,6 +321,13 @@ class TiTokImageProcessor(PilBackend):
                 f"postprocess expects a [B, C, H, W] tensor, got {getattr(pixel_values, 'shape', type(pixel_values))}"
             )
         if output_type == "pil":
+            if pixel_values.is_floating_point() and not bool(torch.isfinite(pixel_values).all()):
+                count = int((~torch.isfinite(pixel_values)).sum())
+                raise ValueError(
+                    f"postprocess: {count} pixel values are NaN or infinite, so there is no image to make (they would "
+                    "turn into black pixels). The model's output is not finite: a float16 overflow (try bfloat16 or "
+                    "float32), or NaN weights or inputs upstream"
+                )
             array = to_uint8(pixel_values, rounding).permute(0, 2, 3, 1).cpu().numpy()
             return [PIL.Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image) for image in array]
         if output_type not in ("np", "pt"):

@@ -112,6 +112,19 @@ def damaged_weight_files(source: str | Path, subfolder: str = "", **hub_kwargs) 
     return problems
 
 
+def _device_and_dtype(args, kwargs) -> tuple[torch.device | None, torch.dtype | None]:
+    """The device and dtype a `Module.to(...)` call asks for (either may be None)."""
+    device, dtype = kwargs.get("device"), kwargs.get("dtype")
+    for arg in args:
+        if isinstance(arg, torch.dtype):
+            dtype = arg
+        elif isinstance(arg, torch.Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, (str, int, torch.device)):
+            device = arg
+    return (torch.device(device) if device is not None else None), dtype
+
+
 class StrictLoadingMixin:
     """`from_pretrained` that refuses what transformers lets through with a warning or a bare error:
 
@@ -147,6 +160,44 @@ class StrictLoadingMixin:
             if push_to_hub:  # pushed after the code is written (push_to_hub saves again, code included)
                 self.push_to_hub(repo_id or Path(save_directory).name)
         return result
+
+    # What a model on the CPU fast path refuses, before anything changes: its int8/bfloat16 modules and ONNX
+    # Runtime session exist only for float32 inference on the CPU.
+    def _refuse_on_fast_path(self, what: str) -> None:
+        if self.fast_path:
+            raise ValueError(
+                f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules for float32 inference on the "
+                f"CPU): {what} is not possible. Load the exact model (from_pretrained without fast_path=True) for that"
+            )
+
+    def to(self, *args, **kwargs):
+        if self.fast_path:
+            device, dtype = _device_and_dtype(args, kwargs)
+            if (device is not None and device.type != "cpu") or dtype not in (None, torch.float32):
+                self._refuse_on_fast_path(f"moving it to {device or 'cpu'} / {dtype or torch.float32}")
+        return super().to(*args, **kwargs)
+
+    def cuda(self, *args, **kwargs):
+        self._refuse_on_fast_path("moving it to a GPU")
+        return super().cuda(*args, **kwargs)
+
+    def half(self, *args, **kwargs):
+        self._refuse_on_fast_path("casting it to float16")
+        return super().half(*args, **kwargs)
+
+    def bfloat16(self, *args, **kwargs):
+        self._refuse_on_fast_path("casting it to bfloat16")
+        return super().bfloat16(*args, **kwargs)
+
+    def train(self, mode: bool = True):
+        if mode:
+            self._refuse_on_fast_path("training")
+        return super().train(mode)
+
+    def requires_grad_(self, requires_grad: bool = True):
+        if requires_grad:
+            self._refuse_on_fast_path("gradients (requires_grad_(True))")
+        return super().requires_grad_(requires_grad)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True, fast_path: bool = False,

@@ -234,6 +234,18 @@ class MaskGITVQGANOutput(ModelOutput):
     encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
+    @property
+    def hidden_states(self) -> tuple[torch.FloatTensor, ...] | None:
+        """transformers' common name: the encoder's feature maps, then the decoder's."""
+        return joined_outputs(self.encoder_hidden_states, self.decoder_hidden_states)
+
+
+def joined_outputs(first: tuple | None, second: tuple | None) -> tuple | None:
+    """An encoder's per-layer outputs followed by its decoder's (`None` when neither was asked for)."""
+    if first is None and second is None:
+        return None
+    return (first or ()) + (second or ())
+
 
 class MaskGITVQGANPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     config: MaskGITVQGANConfig
@@ -312,4 +324,4 @@ class MaskGITVQGAN(MaskGITVQGANPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
-__all__ = ["MaskGITVQGAN", "MaskGITVQGANPreTrainedModel", "MaskGITVQGANEncoderOutput", "MaskGITVQGANOutput"]
+__all__ = ["MaskGITVQGAN", "MaskGITVQGANPreTrainedModel", "MaskGITVQGANEncoderOutput", "MaskGITVQGANOutput", "joined_outputs"]

@@ -29,7 +29,7 @@ from transformers.utils import ModelOutput
 from .configuration_titok import TiTokConfig
 from .input_checks import check_latents, check_pixel_values, check_token_ids
 from .loading import StrictLoadingMixin
-from .modeling_maskgit_vqgan import MaskGITVectorQuantizer, MaskGITVQGANDecoder, VQCodebook
+from .modeling_maskgit_vqgan import MaskGITVectorQuantizer, MaskGITVQGANDecoder, VQCodebook, joined_outputs
 from .fast_path import tokenizer_fast_path
 from .torch_utils import GeneratorType, check_generator, randn_tensor
 
@@ -406,6 +406,17 @@ class TiTokOutput(TiTokTokens):
     encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
     decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+    @property
+    def hidden_states(self) -> tuple[torch.FloatTensor, ...] | None:
+        """transformers' common name: the encoder's hidden states, then the decoder's (`None` without
+        `output_hidden_states`)."""
+        return joined_outputs(self.encoder_hidden_states, self.decoder_hidden_states)
+
+    @property
+    def attentions(self) -> tuple[torch.FloatTensor, ...] | None:
+        """transformers' common name: the encoder's attention weights, then the decoder's."""
+        return joined_outputs(self.encoder_attentions, self.decoder_attentions)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -229,6 +229,15 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
+    def resize_token_embeddings(self, *args, **kwargs):
+        """Refused: the embedding table holds the tokenizer's image ids (its codebook), the mask id and the
+        classes, so its size is fixed by the tokenizer. To change the classes use `resize_class_embeddings`."""
+        raise NotImplementedError(
+            "TiTokMaskGIT's input embeddings are the tokenizer's codebook ids, the mask id and the classes: their count "
+            "follows the tokenizer and cannot be resized. To train on another set of classes use "
+            "resize_class_embeddings(num_classes)"
+        )
+
     @torch.no_grad()
     def resize_class_embeddings(self, num_classes: int, keep_classes: bool = True) -> "TiTokMaskGIT":
         """Give the generator `num_classes` classes (fine-tuning on a new label set), in place.
@@ -255,7 +264,7 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
     def forward(
         self,
         input_ids: torch.Tensor,
-        class_labels: torch.Tensor,
+        class_labels: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         class_dropout_prob: float | None = None,
         generator: torch.Generator | None = None,
@@ -267,7 +276,8 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
         """
         Args:
             input_ids: `[B, N]` image ids in `[0, K]` (K = mask).
-            class_labels: `[B]` classes in `[0, num_classes]` (`num_classes` = unconditional).
+            class_labels: `[B]` classes in `[0, num_classes]` (`num_classes` = unconditional); `None`: every row
+                unconditional (the null class).
             labels: `[B, N]` target image ids; positions where `input_ids` is the mask id count fully in the
                 loss, the others with `config.unmasked_token_loss_weight`.
             class_dropout_prob: probability of replacing each class by the null class (classifier-free
@@ -286,6 +296,8 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
         if output_attentions is None:
             output_attentions = config.output_attentions
         check_token_ids(input_ids, config.num_latent_tokens, config.codebook_size + 1, "input_ids", check_values)
+        if class_labels is None:
+            class_labels = torch.full(input_ids.shape[:1], config.num_classes, device=input_ids.device)
         check_class_labels(class_labels, input_ids.shape[0], config.num_classes, check_values)
         if class_dropout_prob is None:
             class_dropout_prob = config.class_dropout_prob if self.training else 0.0

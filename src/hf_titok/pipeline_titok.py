@@ -6,6 +6,7 @@ import difflib
 import json
 import numbers
 import sys
+import threading
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,16 @@ EXAMPLE_DOC_STRING = """
 """
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+class _CallState(threading.local):
+    """What a call exposes to step callbacks through the pipeline's properties (`guidance_scale`,
+    `num_timesteps`, `do_classifier_free_guidance`, `interrupt`), per thread: concurrent calls from several
+    threads each see and change their own."""
+
+    guidance_scale: float | None = None
+    num_timesteps: int | None = None
+    interrupt: bool = False
 MAX_IMAGES_PER_LABEL = 1024  # per call; more belongs in several calls (e.g. hf_titok.evaluation.sample_shards)
 
 
@@ -105,6 +116,51 @@ class TiTokPipeline(DiffusionPipeline):
             for name in names.split(","):
                 if name.strip():
                     self.labels.setdefault(name.strip().lower(), []).append(index)
+
+    @property
+    def _call(self) -> _CallState:
+        # Built on first use: pipelines are also built by diffusers without running __init__'s body in order.
+        state = self.__dict__.get("_call_state")
+        if state is None:
+            state = self.__dict__["_call_state"] = _CallState()
+        return state
+
+    @property
+    def guidance_scale(self) -> float | None:
+        """The current call's base guidance scale (a step callback may change it through `_guidance_scale`; the
+        schedule then applies to the new value from the next step on)."""
+        return self._call.guidance_scale
+
+    @property
+    def _guidance_scale(self) -> float | None:
+        return self._call.guidance_scale
+
+    @_guidance_scale.setter
+    def _guidance_scale(self, value: float) -> None:
+        self._call.guidance_scale = value
+
+    @property
+    def do_classifier_free_guidance(self) -> bool:
+        """Whether the current call guides (a zero base scale turns the unconditional rows off)."""
+        return self._call.guidance_scale is not None and self._call.guidance_scale != 0
+
+    @property
+    def num_timesteps(self) -> int | None:
+        """The number of sampling steps of the current (or last) call."""
+        return self._call.num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        """Set `pipe._interrupt = True` in a step callback to stop sampling after that step."""
+        return self._call.interrupt
+
+    @property
+    def _interrupt(self) -> bool:
+        return self._call.interrupt
+
+    @_interrupt.setter
+    def _interrupt(self, value: bool) -> None:
+        self._call.interrupt = bool(value)
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -405,10 +461,16 @@ class TiTokPipeline(DiffusionPipeline):
             num_inference_steps = min(num_inference_steps, num_masked)
         null_labels = torch.full_like(labels, config.num_classes)
         scheduler.set_timesteps(num_inference_steps, device=device, num_masked_tokens=num_masked)
+        self._guidance_scale, self._call.num_timesteps, self._interrupt = scheduler.config.guidance_scale, len(scheduler.timesteps), False
 
         # 3. Unmask step by step; conditional and unconditional rows share one forward pass. Nothing in the
         #    loop reads a tensor back to the host.
         for i, t in enumerate(self.progress_bar(scheduler.timesteps.tolist())):
+            if self.interrupt:
+                break
+            if self._guidance_scale != scheduler.config.guidance_scale:  # changed by a step callback
+                scheduler = scheduler.from_config(scheduler.config, guidance_scale=self._guidance_scale)
+                scheduler.set_timesteps(num_inference_steps, device=device, num_masked_tokens=num_masked)
             if scheduler.guidance_scale_at(t) != 0:
                 logits = self.transformer(
                     torch.cat([token_ids, token_ids]), torch.cat([labels, null_labels]), check_values=False
@@ -427,7 +489,11 @@ class TiTokPipeline(DiffusionPipeline):
 
         # 4. Decode. (A callback that re-masked positions at the last step left no image to decode.)
         if callback_on_step_end is not None and bool((token_ids == config.mask_token_id).any()):
-            raise ValueError("callback_on_step_end left masked positions after the last step: there is no image to return")
+            if not self.interrupt:
+                raise ValueError("callback_on_step_end left masked positions after the last step: there is no image to return")
+            if output_type != "latent":
+                raise ValueError("sampling was interrupted (pipe._interrupt) with masked positions left: there is no image "
+                                 "to return; output_type='latent' returns the ids so far")
         if output_type == "latent":
             images = token_ids
         else:
