@@ -84,12 +84,16 @@ def main() -> None:
         "generator_parameters_millions": round(sum(p.numel() for p in transformer.parameters()) / 1e6, 2),
         "matmul_peak_gflops": round(peak, 1),
     }
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     for name, fn in stages.items():
         seconds = timed(fn, args.repeats, device, warmup=2 if args.compile else 1)
         result[f"{name}_seconds_per_batch"] = round(seconds, 4)
         result[f"{name}_samples_per_second"] = round(args.batch_size / seconds, 4)
         result[f"{name}_gflops"] = round(flops[name] / seconds / 1e9, 1)
         result[f"{name}_fraction_of_peak"] = round(flops[name] / seconds / 1e9 / peak, 3)
+    if device.type == "cuda":
+        result["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     result["paper_a100_images_samples_per_second"] = PAPER_A100_SAMPLES_PER_SECOND.get(args.preset)
     result.update(machine_info(device))
     print(json.dumps(result))

@@ -180,6 +180,11 @@ CASES = [
     ("loading", "an official .bin that runs code", lambda r: TiTokTokenizer.from_pretrained(_bin_folder(r.root), release="titok_l32"), ValueError, "weights-only"),
     ("loading", "an unknown release name", lambda r: TiTokTokenizer.from_pretrained(r.root / "vq", release="titok_xl"), ValueError, "unknown official release 'titok_xl'"),
     ("loading", "fast_path not a bool", lambda r: TiTokTokenizer.from_pretrained(r.root / "vq", fast_path="yes"), TypeError, "fast_path must be True or False, got 'yes'"),
+    ("fast path", "a fast pipeline to float16", lambda r: _fast(r).to(torch.float16), ValueError, "on the CPU fast path .*moving it to cpu / torch.float16 is not possible"),
+    ("fast path", "a fast model to train()", lambda r: _fast(r).vqvae.train(), ValueError, "training is not possible. Load the exact model"),
+    ("fast path", "requires_grad_(True) on a fast model", lambda r: _fast(r).transformer.requires_grad_(True), ValueError, r"gradients \(requires_grad_\(True\)\) is not possible"),
+    ("fast path", "a fast pipeline from_pretrained with fast_path='yes'", lambda r: TiTokPipeline.from_pretrained(r.root / "pipeline", fast_path="yes"), TypeError, "fast_path must be True or False"),
+    ("image processor", "NaN pixels to a PIL image", lambda r: r.processor.postprocess(torch.full((1, 3, 4, 4), math.nan)), ValueError, "48 pixel values are NaN or infinite"),
     ("configs", "a size as a string", lambda r: TiTokConfig(image_size="256"), StrictDataclassError, "image_size"),
     ("configs", "a negative size", lambda r: TiTokConfig(num_latent_tokens=-4), StrictDataclassError, "num_latent_tokens must be a positive integer"),
     ("configs", "a NaN ratio", lambda r: TiTokConfig(mlp_ratio=math.nan), StrictDataclassError, "mlp_ratio must be a finite number"),
@@ -201,6 +206,13 @@ CASES = [
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def _fast(r):
+    """A fast copy of the resources' pipeline (built once)."""
+    if not hasattr(r, "fast"):
+        r.fast = tiny_pipeline().enable_fast_path()
+    return r.fast
 
 
 def _folder_with(folder: Path, config: dict) -> Path:

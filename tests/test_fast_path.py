@@ -250,3 +250,22 @@ def test_decoding_in_chunks_gives_the_same_images(fixtures):
     # What a user sees, 8-bit images, is identical.
     pil = [pipe([0, 1, 2], generator=torch.Generator().manual_seed(1), decode_batch_size=size).images for size in (None, 2)]
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(*pil))
+
+
+def test_a_fast_model_refuses_what_it_cannot_do_before_changing_anything():
+    fast = tiny_pipeline().enable_fast_path()
+    fast.set_progress_bar_config(disable=True)
+    before = fast([1], generator=torch.Generator().manual_seed(0), output_type="latent").images
+    for move in (lambda: fast.to(torch.float16), lambda: fast.vqvae.to(torch.bfloat16), lambda: fast.transformer.to("meta"),
+                 lambda: fast.vqvae.half(), lambda: fast.transformer.bfloat16()):
+        with pytest.raises(ValueError, match="on the CPU fast path .*not possible. Load the exact model"):
+            move()
+    with pytest.raises(ValueError, match="training is not possible"):
+        fast.vqvae.train()
+    with pytest.raises(ValueError, match=r"gradients \(requires_grad_\(True\)\) is not possible"):
+        fast.transformer.requires_grad_(True)
+    # Nothing changed: the pipeline still samples the same, and harmless calls pass.
+    fast.to("cpu").to(torch.float32)
+    fast.vqvae.eval().requires_grad_(False)
+    assert fast.transformer.dtype == torch.float32 and not fast.vqvae.training
+    assert torch.equal(before, fast([1], generator=torch.Generator().manual_seed(0), output_type="latent").images)

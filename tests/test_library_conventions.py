@@ -185,3 +185,174 @@ def test_scheduler_compatibles_and_from_config():
     assert scheduler.compatibles == [TiTokMaskGITScheduler]
     again = TiTokMaskGITScheduler.from_config(scheduler.config)
     assert again.config.num_inference_steps == 5
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The suites' failures of the last round (transformers 5.25 ModelTesterMixin / ConfigTester /
+# ImageProcessingTestMixin, diffusers PipelineTesterMixin), one test each, in our own words
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_forward_outputs_have_the_common_hidden_states_and_attentions_fields():
+    """test_hidden_states_output / test_attention_outputs / test_retain_grad_hidden_states_attentions."""
+    config = tiny_titok_config("single_vq")
+    model = TiTokTokenizer(config).train()
+    out = model(torch.rand(2, 3, 32, 32), output_hidden_states=True, output_attentions=True)
+    assert out.hidden_states == out.encoder_hidden_states + out.decoder_hidden_states
+    assert out.attentions == out.encoder_attentions + out.decoder_attentions
+    assert len(out.hidden_states) == config.encoder_num_layers + 1 + config.decoder_num_layers + 1
+    assert model(torch.rand(2, 3, 32, 32)).hidden_states is None
+    first, attention = out.hidden_states[0], out.attentions[0]
+    first.retain_grad()
+    attention.retain_grad()
+    out.loss.backward()
+    assert first.grad is not None and attention.grad is not None
+    vqgan = MaskGITVQGAN(MaskGITVQGANConfig(**VQGAN))
+    maps = vqgan(torch.rand(1, 3, 32, 32), output_hidden_states=True)
+    assert maps.hidden_states == maps.encoder_hidden_states + maps.decoder_hidden_states
+
+
+def test_from_pretrained_with_a_config_and_a_state_dict_only():
+    for model in (TiTokTokenizer(tiny_titok_config("vae")), TiTokMaskGIT(tiny_maskgit_config()), MaskGITVQGAN(MaskGITVQGANConfig(**VQGAN))):
+        loaded = type(model).from_pretrained(None, config=model.config, state_dict=model.state_dict())
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    with pytest.raises(ValueError, match="release= names an official release"):
+        TiTokTokenizer.from_pretrained(None, config=model.config, state_dict=model.state_dict(), release="titok_l32")
+
+
+def test_saved_without_tied_weights_loads_with_nothing_missing(tmp_path):
+    """test_load_save_without_tied_weights: none of the models ties weights, so nothing is left out."""
+    for index, model in enumerate((TiTokTokenizer(tiny_titok_config("two_stage")), TiTokMaskGIT(tiny_maskgit_config("uvit")))):
+        model.config.tie_word_embeddings = False
+        model.save_pretrained(tmp_path / str(index))
+        _, info = type(model).from_pretrained(tmp_path / str(index), output_loading_info=True)
+        assert not info["missing_keys"] and not info["unexpected_keys"]
+
+
+def test_resize_token_embeddings_is_refused_with_the_way_to_resize_classes():
+    model = TiTokMaskGIT(tiny_maskgit_config())
+    with pytest.raises(NotImplementedError, match=r"follows the tokenizer .*use resize_class_embeddings\(num_classes\)"):
+        model.resize_token_embeddings(100)
+    assert model.resize_class_embeddings(12).config.num_classes == 12
+
+
+def test_configs_have_the_common_property_names_and_round_trip_through_json(tmp_path):
+    titok = tiny_titok_config("two_stage")
+    assert (titok.hidden_size, titok.num_hidden_layers, titok.num_attention_heads) == (
+        titok.encoder_hidden_size, titok.encoder_num_layers, titok.encoder_num_heads)
+    vqgan = MaskGITVQGANConfig(**VQGAN)
+    assert vqgan.hidden_size == vqgan.hidden_channels == 32
+    for config in (titok, vqgan, tiny_maskgit_config("uvit")):
+        config.to_json_file(tmp_path / "config.json")
+        assert type(config).from_json_file(tmp_path / "config.json").to_dict() == config.to_dict()
+        assert type(config).from_dict(config.to_dict()).to_dict() == config.to_dict()
+        import json
+
+        written = json.loads(config.to_json_string(use_diff=False))
+        assert {k: v for k, v in written.items() if k != "transformers_version"} == json.loads(json.dumps(
+            {k: v for k, v in config.to_dict().items() if k != "transformers_version"}))
+
+
+@torch.no_grad()
+def test_generator_forward_without_class_labels_is_unconditional():
+    model = TiTokMaskGIT(tiny_maskgit_config()).eval()
+    ids = torch.full((2, 8), model.config.mask_token_id)
+    null = torch.full((2,), model.config.num_classes)
+    assert torch.equal(model(ids).logits, model(ids, null).logits)
+    assert torch.equal(model(input_ids=ids).logits, model(ids, class_labels=null).logits)
+
+
+def test_step_callbacks_read_and_change_guidance_and_can_interrupt():
+    """test_callback_cfg / test_callback_inputs: guidance_scale, num_timesteps, do_classifier_free_guidance and
+    interrupt, read and changed mid-sampling as in every diffusers pipeline."""
+    pipe = tiny_pipeline()
+    seen = []
+
+    def increase_guidance(pipeline, step, timestep, kwargs):
+        seen.append((pipeline.guidance_scale, pipeline.do_classifier_free_guidance, pipeline.num_timesteps))
+        pipeline._guidance_scale += 1.0
+        return kwargs
+
+    pipe([1], guidance_scale=2.0, num_inference_steps=4, output_type="latent", callback_on_step_end=increase_guidance)
+    assert seen == [(2.0, True, 4), (3.0, True, 4), (4.0, True, 4), (5.0, True, 4)]
+    assert pipe.guidance_scale == 2.0 + pipe.num_timesteps
+    # Turning guidance off mid-way changes the samples from that step on (one forward pass without null rows).
+    calls = []
+    pipe.transformer.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+
+    def no_guidance(pipeline, step, timestep, kwargs):
+        pipeline._guidance_scale = 0.0
+        return kwargs
+
+    pipe([1], guidance_scale=2.0, guidance_schedule="constant", num_inference_steps=4, output_type="latent",
+         callback_on_step_end=no_guidance)
+    assert calls == [2, 1, 1, 1] and not pipe.do_classifier_free_guidance
+
+    def stop(pipeline, step, timestep, kwargs):
+        pipeline._interrupt = step == 1
+        return kwargs
+
+    calls.clear()
+    ids = pipe([1], num_inference_steps=4, output_type="latent", callback_on_step_end=stop).images
+    assert len(calls) == 2 and pipe.interrupt and bool((ids == pipe.transformer.config.mask_token_id).any())
+    with pytest.raises(ValueError, match="interrupted .* output_type='latent' returns the ids so far"):
+        pipe([1], num_inference_steps=4, callback_on_step_end=stop)
+    pipe([1], num_inference_steps=4, output_type="latent")
+    assert not pipe.interrupt  # each call starts afresh
+
+
+def test_variants_save_and_load(tmp_path):
+    """test_loading_with_variants / test_serialization_with_variants."""
+    pipe = tiny_pipeline()
+    pipe.save_pretrained(tmp_path, variant="fp16")
+    assert (tmp_path / "vqvae" / "model.fp16.safetensors").is_file() and not (tmp_path / "vqvae" / "model.safetensors").exists()
+    loaded = type(pipe).from_pretrained(tmp_path, variant="fp16")
+    loaded.set_progress_bar_config(disable=True)
+    same = [p([1], generator=torch.Generator().manual_seed(0), output_type="latent").images for p in (pipe, loaded)]
+    assert torch.equal(*same)
+
+
+def test_sequential_offload_with_the_cpu_as_execution_device():
+    """enable_sequential_cpu_offload(device="cpu") as diffusers' own test calls it."""
+    reference = tiny_pipeline()
+    expected = reference([1, 2], generator=torch.Generator().manual_seed(0), output_type="pt").images
+    pipe = tiny_pipeline()
+    pipe.enable_sequential_cpu_offload(device="cpu")
+    assert pipe.transformer.position_embedding.device.type == "meta" and pipe._execution_device.type == "cpu"
+    images = pipe([1, 2], generator=torch.Generator().manual_seed(0), output_type="pt").images
+    torch.testing.assert_close(images, expected, atol=1e-5, rtol=0)
+
+
+def test_image_processor_takes_the_standard_per_call_overrides():
+    from PIL import Image
+
+    from hf_titok import TiTokImageProcessor
+
+    processor = TiTokImageProcessor.for_image_size(32)
+    image = Image.new("RGB", (48, 40), (200, 10, 10))
+    assert processor(image, size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})["pixel_values"].shape == (1, 3, 16, 16)
+    assert processor(image, size=24)["pixel_values"].shape == (1, 3, 24, 24)
+    nearest = processor(image, resample=0)["pixel_values"]
+    assert nearest.shape == (1, 3, 32, 32) and processor(image, do_convert_rgb=False, do_normalize=False)["pixel_values"].shape == (1, 3, 32, 32)
+    assert processor(Image.new("RGB", (20, 20)), do_pad=True)["pixel_values"][0, :, 0, 0].tolist() == [0, 0, 0]
+    for overrides, error, words in [
+        (dict(do_convert_rgb=False), ValueError, "is a L image: do_convert_rgb=False needs RGB images"),
+        (dict(do_normalize=True), ValueError, "do_normalize=True is not possible: TiTok takes pixels in"),
+        (dict(size={"height": 16, "width": 20}), ValueError, "one positive square side"),
+        (dict(size=16, crop_size=24), ValueError, "size and crop_size must both be"),
+        (dict(resample="bilinear"), ValueError, "resample must be a PIL resampling filter"),
+        (dict(do_pad="yes"), TypeError, "do_pad must be True or False"),
+        (dict(image_mean=[0.5]), TypeError, "takes images, return_tensors and the overrides"),
+    ]:
+        with pytest.raises(error, match=words):
+            processor(Image.new("L", (32, 32)), **overrides)
+
+
+def test_postprocess_refuses_non_finite_pixels_for_8_bit_images():
+    from hf_titok import TiTokImageProcessor
+
+    pixels = torch.rand(1, 3, 8, 8)
+    pixels[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="1 pixel values are NaN or infinite.*float16 overflow"):
+        TiTokImageProcessor.postprocess(pixels, output_type="pil")
+    assert torch.isnan(TiTokImageProcessor.postprocess(pixels, output_type="pt")).any()  # floats stay as they are

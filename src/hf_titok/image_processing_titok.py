@@ -283,17 +283,18 @@ class TiTokImageProcessor(PilBackend):
                 raise ValueError(f"{name}={overrides[name]!r} is not possible: {why} ({name}={fixed!r})")
         sizes = {}
         for name in ("size", "crop_size"):
-            value = overrides.get(name, getattr(self, name))
+            if name not in overrides:
+                continue
+            value = overrides[name]
             if isinstance(value, bool) or not isinstance(value, (int, dict)):
-                raise TypeError(f"{name} must be an int or a dict like the config's {getattr(self, name)}, got {value!r}")
+                raise TypeError(f"{name} must be an int or a dict like {{'height': S, 'width': S}}, got {value!r}")
             sides = [value] if isinstance(value, int) else [v for k, v in value.items() if k in ("shortest_edge", "height", "width")]
             if not sides or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sides) or len(set(sides)) > 1:
                 raise ValueError(f"{name} must give one positive square side (TiTok models take square images), got {value!r}")
             sizes[name] = sides[0]
-        if "size" in overrides and "crop_size" not in overrides:
-            sizes["crop_size"] = sizes["size"]
-        if "crop_size" in overrides and "size" not in overrides:
-            sizes["size"] = sizes["crop_size"]
+        # One given: the other follows it (both are the model's image size); none given: the config's.
+        sizes = {"size": sizes.get("size", sizes.get("crop_size", self.image_size)),
+                 "crop_size": sizes.get("crop_size", sizes.get("size", self.image_size))}
         if sizes["size"] != sizes["crop_size"]:
             raise ValueError(f"size and crop_size must both be the model's image size, got {sizes['size']} and {sizes['crop_size']}")
         try:

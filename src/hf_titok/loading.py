@@ -144,9 +144,12 @@ class StrictLoadingMixin:
     # True once `enable_fast_path()` has run (hf_titok.fast_path): int8/bfloat16 modules, inference only.
     fast_path: bool = False
 
-    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
+    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, variant: str | None = None,
+                        max_shard_size: int | str = "50GB", **kwargs):
         """transformers' `save_pretrained`, and the model's code with an `auto_map`, so the folder also loads
-        without hf_titok (`AutoModel.from_pretrained(folder, trust_remote_code=True)`; `hf_titok.remote_code`)."""
+        without hf_titok (`AutoModel.from_pretrained(folder, trust_remote_code=True)`; `hf_titok.remote_code`).
+        (`variant` and `max_shard_size` are named so that diffusers' pipeline saving passes them on.)"""
+        kwargs.update(variant=variant, max_shard_size=max_shard_size)
         if self.fast_path:
             raise ValueError(
                 f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules), which is not saved: save "

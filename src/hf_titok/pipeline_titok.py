@@ -208,6 +208,21 @@ class TiTokPipeline(DiffusionPipeline):
         self.transformer.eval().enable_fast_path()
         return self
 
+    def enable_sequential_cpu_offload(self, gpu_id: int | None = None, device: torch.device | str | None = None):
+        """diffusers' `enable_sequential_cpu_offload`, with any execution device: diffusers names the CPU "cpu:0",
+        on which accelerate's hooks cannot place weights, so with the CPU as the execution device the weights are
+        offloaded to and run on "cpu" (what tests and CPU-only machines use)."""
+        if device is None or torch.device(device).type != "cpu":
+            return super().enable_sequential_cpu_offload(gpu_id=gpu_id, device=device)
+        from accelerate import cpu_offload
+
+        self.remove_all_hooks()
+        self._offload_device = torch.device("cpu")
+        for name, model in self.components.items():
+            if isinstance(model, torch.nn.Module) and name not in self._exclude_from_cpu_offload:
+                # buffers too when the component has weights of its own outside submodules (diffusers' rule)
+                cpu_offload(model, torch.device("cpu"), offload_buffers=len(model._parameters) > 0)
+
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         """diffusers' `save_pretrained`; the folder also carries the code (`hf_titok.remote_code`), so it loads
         without hf_titok: `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`."""
