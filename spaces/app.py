@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -75,7 +76,7 @@ def load_model(name: str) -> SpaceModel:
         source = str(folder)
     if kind == "generator":
         pipeline = load_pipeline(source)
-        return SpaceModel(name, pipeline.vqvae, pipeline.image_processor, pipeline)
+        return SpaceModel(name, pipeline.vqvae, pipeline.processor, pipeline)
     tokenizer, processor = load_tokenizer(source)
     return SpaceModel(name, tokenizer, processor)
 
@@ -253,7 +254,7 @@ def variations(model: SpaceModel, path, num_remasked, num_variations, class_choi
     num_variations = whole_number(num_variations, "Number of variations", 1, MAX_VARIATIONS)
     label = class_label(model, class_choice)
     seed = resolve_seed(seed, random_seed)
-    steps = min(model.pipeline.scheduler.config.num_inference_steps, num_remasked)
+    steps = min(model.pipeline.sampling_settings()["num_inference_steps"], num_remasked)
     images = model.pipeline(
         label, image=image, strength=num_remasked / num_tokens, num_images_per_label=num_variations,
         generator=torch.Generator().manual_seed(seed), callback_on_step_end=progress_callback(progress, steps, "re-sampling"),
@@ -283,7 +284,7 @@ def example_images() -> list[str]:
 
 
 def build_demo(model: SpaceModel) -> gr.Blocks:
-    sampling = model.pipeline.scheduler.config if model.pipeline is not None else None  # the defaults
+    sampling = SimpleNamespace(**model.pipeline.sampling_settings()) if model.pipeline is not None else None  # the defaults
     num_tokens = model.tokenizer.config.num_latent_tokens
     with gr.Blocks(title=f"TiTok: an image is worth {num_tokens} tokens") as demo:
         gr.Markdown(

@@ -356,3 +356,22 @@ def test_postprocess_refuses_non_finite_pixels_for_8_bit_images():
     with pytest.raises(ValueError, match="1 pixel values are NaN or infinite.*float16 overflow"):
         TiTokImageProcessor.postprocess(pixels, output_type="pil")
     assert torch.isnan(TiTokImageProcessor.postprocess(pixels, output_type="pt")).any()  # floats stay as they are
+
+
+def test_optional_components_saved_as_none_load_as_none(tmp_path):
+    """test_save_load_optional_components: a component set to None is saved as null and comes back None; calls
+    then use the defaults (the scheduler's settings, the standard processor)."""
+    pipe = tiny_pipeline()
+    default = type(pipe)(pipe.vqvae, pipe.transformer)  # left out: the default ones are built
+    assert isinstance(default.scheduler, TiTokMaskGITScheduler) and default.image_processor is not None
+    bare = type(pipe)(pipe.vqvae, pipe.transformer, scheduler=None, image_processor=None)
+    bare.set_progress_bar_config(disable=True)
+    bare.save_pretrained(tmp_path)
+    loaded = type(pipe).from_pretrained(tmp_path)
+    assert loaded.scheduler is None and loaded.image_processor is None and loaded.processor.image_size == 32
+    loaded.set_progress_bar_config(disable=True)
+    default.set_progress_bar_config(disable=True)
+    assert loaded.sampling_settings() == default.sampling_settings()
+    same = [p([1], generator=torch.Generator().manual_seed(0), output_type="pt").images for p in (default, loaded)]
+    assert torch.equal(*same)
+    assert len(loaded([1], image=torch.rand(1, 3, 32, 32), output_type="pil").images) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import PIL.Image
@@ -28,7 +29,7 @@ def write_samples(pipe: TiTokPipeline, path: Path, samples_per_class: int, seed:
     images = pipe(classes, num_images_per_label=samples_per_class, generator=torch.Generator().manual_seed(seed)).images
     rows = [images[i * samples_per_class : (i + 1) * samples_per_class] for i in range(len(classes))]
     labels = [pipe.id2label[c].split(",")[0] for c in classes]
-    sampling = pipe.scheduler.config
+    sampling = SimpleNamespace(**pipe.sampling_settings())
     title = (f"TiTok samples, {pipe.transformer.config.num_latent_tokens} tokens, {sampling.num_inference_steps} steps, "
              f"guidance {sampling.guidance_scale} ({sampling.guidance_schedule}), seed {seed}")
     grid = image_grid(rows, row_labels=labels, title=title, cell_size=64)
@@ -44,8 +45,8 @@ def write_reconstructions(pipe: TiTokPipeline, path: Path, count: int) -> float:
     pixel_values = torch.from_numpy(images[order]).permute(0, 3, 1, 2).float() / 255
     token_ids = pipe.vqvae.encode(pixel_values).token_ids
     reconstruction = pipe.vqvae.decode(token_ids)
-    originals = pipe.image_processor.postprocess(pixel_values, rounding="round")
-    reconstructed = pipe.image_processor.postprocess(reconstruction)
+    originals = pipe.processor.postprocess(pixel_values, rounding="round")
+    reconstructed = pipe.processor.postprocess(reconstruction)
     value = float(psnr(to_uint8(reconstruction).float() / 255, pixel_values).mean())  # of the uint8 images shown
     columns = 5
     rows = []

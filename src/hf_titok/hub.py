@@ -8,6 +8,7 @@ from the environment (`HF_TOKEN` or `hf auth login`). Turning official release r
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
@@ -130,7 +131,7 @@ License: Apache-2.0 (official weights: trained on ImageNet-1k, for research purp
 def pipeline_card(pipeline, repo_id: str, release: OfficialRelease | None = None) -> ModelCard:
     """Model card of a [`TiTokPipeline`] repo (generator + tokenizer)."""
     transformer, vqvae = pipeline.transformer, pipeline.vqvae
-    config, sampling = transformer.config, pipeline.scheduler.config
+    config, sampling = transformer.config, SimpleNamespace(**pipeline.sampling_settings())
     base = [release.repo_id, get_release(release.tokenizer).repo_id] if release and release.tokenizer else None
     data = ModelCardData(
         license="apache-2.0",

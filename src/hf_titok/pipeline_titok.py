@@ -44,6 +44,17 @@ EXAMPLE_DOC_STRING = """
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
 
+class _Default:
+    """The value of an optional component left out of `TiTokPipeline(...)`: the default one is built (`None`
+    keeps none)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
+
+
 class _CallState(threading.local):
     """What a call exposes to step callbacks through the pipeline's properties (`guidance_scale`,
     `num_timesteps`, `do_classifier_free_guidance`, `interrupt`), per thread: concurrent calls from several
@@ -66,10 +77,12 @@ class TiTokPipeline(DiffusionPipeline):
             the images of variations).
         transformer ([`TiTokMaskGIT`]): the class-conditional MaskGIT over the tokenizer's ids.
         scheduler ([`TiTokMaskGITScheduler`], *optional*): the official confidence-based unmasking sampler; its
-            config is the sampling recipe (steps, guidance, temperature), the defaults of every call. Default:
-            `TiTokMaskGITScheduler()` (TiTok-L-32's official settings).
+            config is the sampling recipe (steps, guidance, temperature), the defaults of every call. Left out:
+            `TiTokMaskGITScheduler()` (TiTok-L-32's official settings); `None` (diffusers' "no component", as a
+            pipeline saved without one loads): none is kept and calls sample with that default.
         image_processor ([`TiTokImageProcessor`], *optional*): the tokenizer's preprocessing (variations) and
-            the post-processing of outputs. Default: the standard one for the tokenizer's image size.
+            the post-processing of outputs. Left out: the standard one for the tokenizer's image size; `None`:
+            none is kept and calls use that standard one (`processor`).
         id2label (`dict[int, str]`, *optional*): class names ("name, synonym, ..."); default `class 0`,
             `class 1`, ... (converted ImageNet pipelines store the ImageNet names). Stored in `model_index.json`.
 
@@ -85,23 +98,23 @@ class TiTokPipeline(DiffusionPipeline):
         self,
         vqvae: TiTokTokenizer,
         transformer: TiTokMaskGIT,
-        scheduler: TiTokMaskGITScheduler | None = None,
-        image_processor: TiTokImageProcessor | None = None,
+        scheduler: TiTokMaskGITScheduler | None = DEFAULT,
+        image_processor: TiTokImageProcessor | None = DEFAULT,
         id2label: dict | None = None,
     ):
         super().__init__()
         for name, component, expected in (
             ("vqvae", vqvae, TiTokTokenizer),
             ("transformer", transformer, TiTokMaskGIT),
-            ("scheduler", scheduler, (TiTokMaskGITScheduler, type(None))),
-            ("image_processor", image_processor, (TiTokImageProcessor, type(None))),
+            ("scheduler", scheduler, (TiTokMaskGITScheduler, type(None), _Default)),
+            ("image_processor", image_processor, (TiTokImageProcessor, type(None), _Default)),
         ):
             if not isinstance(component, expected):
                 wanted = expected.__name__ if isinstance(expected, type) else expected[0].__name__
                 raise TypeError(f"{name} must be a {wanted}, got {type(component).__name__}")
         transformer.config.check_tokenizer(vqvae.config)
         scheduler = _scheduler_with_legacy_settings(scheduler, transformer)
-        if image_processor is None:
+        if image_processor is DEFAULT:
             image_processor = TiTokImageProcessor.for_image_size(vqvae.config.image_size)
         num_classes = transformer.config.num_classes
         if id2label is None:
@@ -163,6 +176,14 @@ class TiTokPipeline(DiffusionPipeline):
         self._call.interrupt = bool(value)
 
     @property
+    def processor(self) -> TiTokImageProcessor:
+        """The image processor calls use: the `image_processor` component, or the standard one for the tokenizer's
+        image size when the pipeline has none."""
+        if self.image_processor is not None:
+            return self.image_processor
+        return TiTokImageProcessor.for_image_size(self.vqvae.config.image_size)
+
+    @property
     def id2label(self) -> dict[int, str]:
         return {int(key): value for key, value in self.config.id2label.items()}
 
@@ -196,7 +217,10 @@ class TiTokPipeline(DiffusionPipeline):
         folder = Path(source)
         if not folder.is_dir():
             folder = Path(cls.download(str(source), **kwargs))
-        cls._check_folder(folder)
+        index = cls._check_folder(folder)
+        for name in cls._optional_components:  # absent (saved before it existed): the default; null: none
+            if name not in index:
+                kwargs.setdefault(name, DEFAULT)
         pipe = super().from_pretrained(folder, **kwargs)
         return pipe.enable_fast_path() if fast_path else pipe
 
@@ -246,7 +270,7 @@ class TiTokPipeline(DiffusionPipeline):
         return installed_entries(loaded, package)
 
     @classmethod
-    def _check_folder(cls, folder: Path) -> None:
+    def _check_folder(cls, folder: Path) -> dict:
         index_file = folder / "model_index.json"
         if not index_file.is_file():
             raise FileNotFoundError(f"{folder} is not a TiTokPipeline folder: no model_index.json")
@@ -262,6 +286,7 @@ class TiTokPipeline(DiffusionPipeline):
                 continue
             if not (folder / name / filename).is_file():
                 raise FileNotFoundError(f"the pipeline's {name} component is missing: no {folder / name / filename}")
+        return index
 
     @classmethod
     def download(cls, pretrained_model_name, **kwargs) -> str:
@@ -329,7 +354,7 @@ class TiTokPipeline(DiffusionPipeline):
         unknown = sorted(set(overrides) - set(SAMPLING_SETTINGS))
         if unknown:
             raise TypeError(f"unknown sampling settings {unknown}; the settings are {list(SAMPLING_SETTINGS)}")
-        config = self.scheduler.config
+        config = (self.scheduler if self.scheduler is not None else TiTokMaskGITScheduler()).config  # none: the default
         return check_sampling_settings(
             **{name: config[name] if overrides.get(name) is None else overrides[name] for name in SAMPLING_SETTINGS}
         )
@@ -372,7 +397,7 @@ class TiTokPipeline(DiffusionPipeline):
         if isinstance(image, torch.Tensor):
             pixel_values = image if image.ndim == 4 else image.unsqueeze(0)
         else:
-            pixel_values = self.image_processor(image, return_tensors="pt").pixel_values
+            pixel_values = self.processor(image, return_tensors="pt").pixel_values
         pixel_values = pixel_values.to(self._execution_device)
         num_images = pixel_values.shape[0]
         if labels.shape[0] not in (1, num_images):
@@ -449,7 +474,8 @@ class TiTokPipeline(DiffusionPipeline):
         )
         # This call's sampler: the pipeline's scheduler config with the call's settings (checked above), so the
         # shared scheduler is never changed and concurrent calls do not interfere.
-        scheduler = self.scheduler.from_config(self.scheduler.config, **settings)
+        base = self.scheduler if self.scheduler is not None else TiTokMaskGITScheduler()
+        scheduler = base.from_config(base.config, **settings)
         num_inference_steps = settings["num_inference_steps"]
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
@@ -513,7 +539,7 @@ class TiTokPipeline(DiffusionPipeline):
             images = token_ids
         else:
             pixels = self.vqvae.decode(token_ids, batch_size=decode_batch_size)
-            images = self.image_processor.postprocess(pixels, output_type=output_type)
+            images = self.processor.postprocess(pixels, output_type=output_type)
 
         self.maybe_free_model_hooks()
         if not return_dict:
@@ -547,16 +573,16 @@ def _flatten_labels(labels) -> list:
     return [labels]
 
 
-def _scheduler_with_legacy_settings(scheduler: TiTokMaskGITScheduler | None, transformer: TiTokMaskGIT) -> TiTokMaskGITScheduler:
-    """The pipeline's scheduler. Pipelines saved by hf_titok 0.1 kept the sampling settings in the generator's
-    config (and a scheduler config without them): they move to the scheduler, for the settings its config did
-    not set, and leave the generator config."""
+def _scheduler_with_legacy_settings(scheduler, transformer: TiTokMaskGIT) -> TiTokMaskGITScheduler | None:
+    """The pipeline's scheduler (`DEFAULT`: the default one). Pipelines saved by hf_titok 0.1 kept the sampling
+    settings in the generator's config (and a scheduler config without them): they move to the scheduler, for
+    the settings its config did not set, and leave the generator config."""
     legacy = transformer.config.legacy_sampling_settings()
     if not legacy:
-        return scheduler if scheduler is not None else TiTokMaskGITScheduler()
+        return TiTokMaskGITScheduler() if scheduler is DEFAULT else scheduler
     for name in legacy:
         setattr(transformer.config, name, None)
-    if scheduler is None:
+    if scheduler is None or scheduler is DEFAULT:
         return TiTokMaskGITScheduler(**legacy)
     unset = set(scheduler.config.get("_use_default_values", []))
     return scheduler.from_config(scheduler.config, **{name: value for name, value in legacy.items() if name in unset})
