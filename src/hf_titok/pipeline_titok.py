@@ -290,8 +290,10 @@ class TiTokPipeline(DiffusionPipeline):
 
     @classmethod
     def download(cls, pretrained_model_name, **kwargs) -> str:
-        """Resolve a Hub repo id to a local snapshot. diffusers' own `download` refuses components from
-        libraries other than diffusers/transformers; the repo is plain files, so a snapshot is all we need."""
+        """Resolve a Hub repo id to a local snapshot (with the Hub arguments `revision`, `cache_dir`, `token`,
+        `local_files_only`, `force_download`, `proxies`). diffusers' own `download` would load the repo's copy of
+        the code (`trust_remote_code`) to learn the pipeline class, and offline it needs a cached file listing
+        that plain downloads do not leave; the repo is plain files, so a snapshot is all we need."""
         return snapshot_download(
             pretrained_model_name,
             revision=kwargs.get("revision"),
@@ -299,6 +301,7 @@ class TiTokPipeline(DiffusionPipeline):
             token=kwargs.get("token"),
             local_files_only=kwargs.get("local_files_only", False),
             force_download=kwargs.get("force_download", False),
+            proxies=kwargs.get("proxies"),
         )
 
     def push_to_hub(
