@@ -238,7 +238,10 @@ class TiTokPipeline(DiffusionPipeline):
         offloaded to and run on "cpu" (what tests and CPU-only machines use)."""
         if device is None or torch.device(device).type != "cpu":
             return super().enable_sequential_cpu_offload(gpu_id=gpu_id, device=device)
-        from accelerate import cpu_offload
+        try:  # optional (as for diffusers' own offload); imports in a try block are not required of remote code
+            from accelerate import cpu_offload
+        except ImportError as error:
+            raise ImportError("enable_sequential_cpu_offload needs accelerate: pip install accelerate") from error
 
         self.remove_all_hooks()
         self._offload_device = torch.device("cpu")
