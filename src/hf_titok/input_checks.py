@@ -1,13 +1,16 @@
 """Checks of user-facing tensors, shared by the models so every entry point fails the same clear way.
 
 Types, shapes and dtypes are always checked. Value checks (ranges, finiteness) read the tensor back to the
-host: they run in eager mode only when asked (`check_values`), and never inside a `torch.compile` or
-`torch.export` graph, where Python cannot branch on tensor values.
+host: they run in eager mode only when asked (`check_values`), never inside a `torch.compile` or
+`torch.export` graph, where Python cannot branch on tensor values, and not inside `trusted_values()`, where the
+package's own code made the inputs (training steps).
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
+from contextlib import contextmanager
 
 import torch
 
@@ -15,9 +18,24 @@ import torch
 _RANGE_SLACK = 1e-4
 
 
+_TRUSTED = contextvars.ContextVar("hf_titok_trusted_values", default=False)
+
+
+@contextmanager
+def trusted_values():
+    """Within this block the models skip the value checks of their inputs, each of which reads values back to
+    the host (a device sync): for inputs the package's own code produced, such as a training step's batch."""
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
 def values_checkable(check_values: bool = True) -> bool:
-    """Whether value checks can run here: asked for, and not while tracing a compiled or exported graph."""
-    return check_values and not (torch.compiler.is_compiling() or torch.compiler.is_exporting())
+    """Whether value checks can run here: asked for, not while tracing a compiled or exported graph, and not in
+    a `trusted_values()` block."""
+    return check_values and not (torch.compiler.is_compiling() or torch.compiler.is_exporting()) and not _TRUSTED.get()
 
 
 def check_pixel_values(pixel_values, image_size: int, num_channels: int = 3, check_values: bool = True) -> None:

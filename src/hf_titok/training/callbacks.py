@@ -82,24 +82,47 @@ class EMACallback(TrainerCallback):
             ema.copy_(live)
 
 
-class CodebookUsageCallback(TrainerCallback):
-    """Logs the fraction of codebook entries used and the perplexity of their distribution over each logging
-    window (token ids seen by this process)."""
+class _TokenCounts:
+    """How often each codebook entry was chosen in a window, counted on the ids' device (a scatter-add: no read
+    back to the host, unlike `bincount`, which sizes its output from the ids' maximum)."""
 
     def __init__(self, codebook_size: int):
         self.codebook_size = codebook_size
         self.counts = torch.zeros(codebook_size, dtype=torch.long)
 
+    def add(self, token_ids: torch.Tensor | None) -> None:
+        if token_ids is None:
+            return
+        ids = token_ids.detach().flatten().long()
+        if self.counts.device != ids.device:
+            self.counts = self.counts.to(ids.device)
+        self.counts.scatter_add_(0, ids, torch.ones_like(ids))
+
+    def reset(self) -> None:
+        self.counts = torch.zeros_like(self.counts)
+
+
+class CodebookUsageCallback(TrainerCallback):
+    """Logs the fraction of codebook entries used and the perplexity of their distribution over each logging
+    window (token ids seen by this process). Counts stay on the device; they are read at logging steps."""
+
+    def __init__(self, codebook_size: int):
+        self.codebook_size = codebook_size
+        self.window = _TokenCounts(codebook_size)
+
+    @property
+    def counts(self) -> torch.Tensor:
+        return self.window.counts
+
     def on_step_end(self, args, state, control, **kwargs):
         wrapper = _wrapper(kwargs)
-        if wrapper.last_token_ids is not None:
-            self.counts += torch.bincount(wrapper.last_token_ids.flatten().cpu(), minlength=self.codebook_size)[: self.codebook_size]
+        self.window.add(wrapper.last_token_ids)
         if args.logging_steps and state.global_step % args.logging_steps == 0 and self.counts.sum() > 0:
             probabilities = self.counts.float() / self.counts.sum()
             entropy = -(probabilities[probabilities > 0] * probabilities[probabilities > 0].log()).sum()
             wrapper.extra_logs["codebook_usage"] = round(float((self.counts > 0).float().mean()), 4)
             wrapper.extra_logs["codebook_perplexity"] = round(float(entropy.exp()), 2)
-            self.counts.zero_()
+            self.window.reset()
 
 
 class CodebookRestartCallback(TrainerCallback, ExportableState):
@@ -116,24 +139,27 @@ class CodebookRestartCallback(TrainerCallback, ExportableState):
         if restart_steps <= 0:
             raise ValueError(f"codebook_restart_steps must be positive, got {restart_steps}")
         self.codebook_size, self.restart_steps, self.seed = codebook_size, restart_steps, seed
-        self.counts = torch.zeros(codebook_size, dtype=torch.long)
+        self.window = _TokenCounts(codebook_size)
 
     def state(self) -> dict:
         return {"args": {"codebook_size": self.codebook_size, "restart_steps": self.restart_steps, "seed": self.seed},
-                "attributes": {"window_counts": self.counts.tolist()}}
+                "attributes": {"window_counts": self.window_counts}}
+
+    @property
+    def counts(self) -> torch.Tensor:
+        return self.window.counts
 
     @property
     def window_counts(self) -> list[int]:
-        return self.counts.tolist()
+        return self.window.counts.tolist()
 
     @window_counts.setter
     def window_counts(self, values: list[int]) -> None:  # restored from a checkpoint
-        self.counts = torch.tensor(values, dtype=torch.long)
+        self.window.counts = torch.tensor(values, dtype=torch.long)
 
     def on_step_end(self, args, state, control, optimizer=None, **kwargs):
         wrapper = _wrapper(kwargs)
-        if wrapper.last_token_ids is not None:
-            self.counts += torch.bincount(wrapper.last_token_ids.flatten().cpu(), minlength=self.codebook_size)[: self.codebook_size]
+        self.window.add(wrapper.last_token_ids)
         if state.global_step % self.restart_steps or wrapper.last_unquantized_latents is None:
             return
         counts, pool = self.counts, wrapper.last_unquantized_latents.detach().flatten(0, -2).float().cpu()
@@ -144,7 +170,7 @@ class CodebookRestartCallback(TrainerCallback, ExportableState):
             torch.distributed.broadcast_object_list(shared, src=0)
             pool = shared[0]
         dead = (counts.cpu() == 0).nonzero().flatten()
-        self.counts = torch.zeros_like(self.counts)
+        self.window.reset()
         wrapper.extra_logs["codebook_restarted"] = int(dead.numel())
         if dead.numel() == 0:
             return

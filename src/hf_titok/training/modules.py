@@ -60,16 +60,19 @@ class TrainingModule(nn.Module):
         return self.ema_model if self.ema_model is not None else self.model
 
     def record(self, **values: torch.Tensor) -> None:
-        """Accumulate this step's scalar values (one call per training forward); the trainer logs their means
-        at each logging step. Evaluation forwards are not recorded."""
+        """Accumulate this step's scalar values (one call per training forward) on their device: nothing is read
+        back to the host until the trainer logs their means at a logging step (`pop_logs`). Evaluation forwards
+        are not recorded."""
         if not self.training:
             return
         for name, value in values.items():
-            self._log_sums[name] = self._log_sums.get(name, 0.0) + float(value.detach())
+            value = torch.as_tensor(value).detach().float()
+            self._log_sums[name] = self._log_sums[name] + value if name in self._log_sums else value
         self._log_count += 1
 
     def pop_logs(self) -> dict[str, float]:
-        logs = {name: round(total / max(self._log_count, 1), 6) for name, total in self._log_sums.items()}
+        """The means recorded since the last call (read to the host here, once per logging step)."""
+        logs = {name: round(float(total) / max(self._log_count, 1), 6) for name, total in self._log_sums.items()}
         logs.update(self.extra_logs)
         self._log_sums, self._log_count, self.extra_logs = {}, 0, {}
         return logs

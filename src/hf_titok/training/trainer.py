@@ -9,6 +9,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainingArguments
 
+from ..input_checks import trusted_values
 from .modules import TrainingModule, cosine_with_warmup
 
 # Official weight-decay exclusions (all TiTok trainers): 1-D parameters and names containing these.
@@ -33,6 +34,9 @@ class TiTokTrainingArguments(TrainingArguments):
     # The recipe wrappers take the collated batch as it is (pixel_values / token_ids / labels): the Trainer's
     # column removal, which inspects `forward`'s signature, has nothing to do and breaks lazy transforms.
     remove_unused_columns: bool = field(default=False, metadata={"help": "drop dataset columns forward does not take"})
+    # The Trainer's NaN/inf filter reads every step's loss back to the host (a device sync per step); the
+    # recipes log step means read at logging steps only.
+    logging_nan_inf_filter: bool = field(default=False, metadata={"help": "skip NaN/inf losses in the logged loss (reads every step's loss: a device sync)"})
 
 
 def is_decayed(name: str, parameter: torch.nn.Parameter) -> bool:
@@ -87,6 +91,12 @@ class TiTokTrainer(Trainer):
         self.lr_scheduler = LambdaLR(optimizer, [schedule(group) for group in optimizer.param_groups])
         self._created_lr_scheduler = True
         return self.lr_scheduler
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # The batch comes from the recipe's own data pipeline: the models skip their user-input value checks,
+        # each of which would read the batch back to the host (a device sync per step).
+        with trusted_values():
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and isinstance(self.model, TrainingModule):
