@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install demo space chromium test test-all wheel-check gpu-check bench clean
+.PHONY: install demo space chromium lint test test-all wheel-check gpu-check bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,13 @@ chromium:
 	@command -v chromium >/dev/null || { echo "installing chromium (apt)" && $(SUDO) apt-get update -qq && \
 	  $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-## The test suite (fast tests; CI runs exactly this).
-test: install chromium
+## ruff: pycodestyle, pyflakes (unused names), import order, line length 120, formatting (pyproject.toml).
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+## The test suite (fast tests; CI runs exactly this), after the linter.
+test: install chromium lint
 	$(PY) -m pytest -q -m "not slow"
 
 ## The wheel as users install it: built, installed into a fresh virtualenv outside the clone, demo + 3 training steps.

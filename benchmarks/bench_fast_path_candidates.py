@@ -26,10 +26,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common import machine_info, matmul_peak_gflops, timed
 from hf_titok import MaskGITVQGANConfig
 from hf_titok.fast_path import DecoderPixels, Float32Boundary, fast_bfloat16, quantize_linear_layers
 from hf_titok.modeling_maskgit_vqgan import MaskGITVQGANDecoder
+
+from common import machine_info, matmul_peak_gflops, timed
 
 
 def mlp() -> nn.Module:
@@ -78,6 +79,7 @@ def onnx_runtime(module: nn.Module, example: torch.Tensor, int8: bool):
 
 def candidates(piece: str, module: nn.Module, example: torch.Tensor) -> dict:
     """name -> (callable, what it is) for one piece."""
+
     def bf16(m):
         return Float32Boundary(copy.deepcopy(m))
 
@@ -113,11 +115,20 @@ def measure(piece: str, module: nn.Module, example: torch.Tensor, repeats: int) 
             rows.append({"candidate": name, "status": f"not installed ({error.name})"})
             continue
         except Exception as error:  # a candidate that does not run is a result too
-            rows.append({"candidate": name, "status": f"failed: {type(error).__name__}: {str(error).splitlines()[0][:120]}"})
+            rows.append(
+                {"candidate": name, "status": f"failed: {type(error).__name__}: {str(error).splitlines()[0][:120]}"}
+            )
             continue
         base = base or seconds
-        rows.append({"candidate": name, "status": "ok", "ms": round(seconds * 1e3, 1), "speedup": round(base / seconds, 2),
-                     "max_abs_error": float(f"{(output.float() - reference).abs().max():.3g}")})
+        rows.append(
+            {
+                "candidate": name,
+                "status": "ok",
+                "ms": round(seconds * 1e3, 1),
+                "speedup": round(base / seconds, 2),
+                "max_abs_error": float(f"{(output.float() - reference).abs().max():.3g}"),
+            }
+        )
     return rows
 
 
@@ -133,17 +144,30 @@ def main() -> None:
     vqgan_config = MaskGITVQGANConfig()
     decoder = DecoderPixels(MaskGITVQGANDecoder(vqgan_config)).eval()
     latents = torch.randn(args.vqgan_batch, vqgan_config.z_channels, vqgan_config.grid_size, vqgan_config.grid_size)
-    result = {"benchmark": "fast_path_candidates", "threads": torch.get_num_threads(), "fast_bfloat16": fast_bfloat16(),
-              "matmul_peak_gflops": {"float32": round(matmul_peak_gflops(), 1),
-                                     "bfloat16": round(matmul_peak_gflops(dtype=torch.bfloat16), 1)},
-              "mlp": measure("mlp", mlp(), torch.randn(args.tokens, 1024), args.repeats),
-              "vqgan_decoder": measure("vqgan", decoder, latents, args.repeats), **machine_info(torch.device("cpu"))}
+    result = {
+        "benchmark": "fast_path_candidates",
+        "threads": torch.get_num_threads(),
+        "fast_bfloat16": fast_bfloat16(),
+        "matmul_peak_gflops": {
+            "float32": round(matmul_peak_gflops(), 1),
+            "bfloat16": round(matmul_peak_gflops(dtype=torch.bfloat16), 1),
+        },
+        "mlp": measure("mlp", mlp(), torch.randn(args.tokens, 1024), args.repeats),
+        "vqgan_decoder": measure("vqgan", decoder, latents, args.repeats),
+        **machine_info(torch.device("cpu")),
+    }
     print(json.dumps(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
-    print(f"\nfloat32 matmul peak {result['matmul_peak_gflops']['float32']} GFLOP/s, bfloat16 "
-          f"{result['matmul_peak_gflops']['bfloat16']} (fast bfloat16: {result['fast_bfloat16']}), {result['threads']} threads")
-    for piece, title in (("mlp", f"L-32 MLP block, {args.tokens} tokens"), ("vqgan_decoder", f"VQGAN decoder, batch {args.vqgan_batch}")):
+    print(
+        f"\nfloat32 matmul peak {result['matmul_peak_gflops']['float32']} GFLOP/s, bfloat16 "
+        f"{result['matmul_peak_gflops']['bfloat16']} (fast bfloat16: {result['fast_bfloat16']}), "
+        f"{result['threads']} threads"
+    )
+    for piece, title in (
+        ("mlp", f"L-32 MLP block, {args.tokens} tokens"),
+        ("vqgan_decoder", f"VQGAN decoder, batch {args.vqgan_batch}"),
+    ):
         print(f"\n{title}\n| candidate | ms | speed-up | max abs error |\n|---|---|---|---|")
         for row in result[piece]:
             if row["status"] == "ok":

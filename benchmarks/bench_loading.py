@@ -64,8 +64,15 @@ def load_once(kind: str, folder: str) -> None:
     start = time.perf_counter()
     model = CLASSES[kind].from_pretrained(folder)
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": round(seconds, 2), "peak_rss_added_mb": round(_status("VmHWM") - before, 1),
-                      "parameters": sum(p.numel() for p in model.parameters())}))
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 2),
+                "peak_rss_added_mb": round(_status("VmHWM") - before, 1),
+                "parameters": sum(p.numel() for p in model.parameters()),
+            }
+        )
+    )
 
 
 def measure(kind: str, folder: Path, repeats: int) -> dict:
@@ -75,8 +82,11 @@ def measure(kind: str, folder: Path, repeats: int) -> dict:
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         runs.append(json.loads(output.strip().splitlines()[-1]))
     best = min(runs, key=lambda run: run["seconds"])
-    return {"seconds_best": best["seconds"], "seconds_all": [run["seconds"] for run in runs],
-            "peak_rss_added_mb": max(run["peak_rss_added_mb"] for run in runs)}
+    return {
+        "seconds_best": best["seconds"],
+        "seconds_all": [run["seconds"] for run in runs],
+        "peak_rss_added_mb": max(run["peak_rss_added_mb"] for run in runs),
+    }
 
 
 def main() -> None:
@@ -94,19 +104,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         official, converted = Path(root) / "official", Path(root) / "converted"
         parameters = write_official_folder(args.release, official, args.keys_dir)
-        convert(kind, official / "config.json", official / "model.safetensors", converted)  # = hf-titok convert --weights
+        convert(
+            kind, official / "config.json", official / "model.safetensors", converted
+        )  # = hf-titok convert --weights
         weights_mb = parameters * 4 / 2**20
-        rows = {"converted folder": measure(kind, converted, args.repeats),
-                "official folder (in-memory conversion)": measure(kind, official, args.repeats)}
+        rows = {
+            "converted folder": measure(kind, converted, args.repeats),
+            "official folder (in-memory conversion)": measure(kind, official, args.repeats),
+        }
     for row in rows.values():
         row["peak_over_weights"] = round(row["peak_rss_added_mb"] / weights_mb, 2)
-    result = {"benchmark": "loading", "release": args.release, "float32_weights_mb": round(weights_mb, 1),
-              "threads": torch.get_num_threads(), "rows": rows}
+    result = {
+        "benchmark": "loading",
+        "release": args.release,
+        "float32_weights_mb": round(weights_mb, 1),
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
     print(json.dumps(result))
     print(f"\n{args.release}: {parameters / 1e6:.1f} M parameters, {weights_mb:.0f} MB in float32")
     print(f"{'source':42s} {'best s':>8s} {'peak RSS MB':>12s} {'x weights':>10s}")
     for name, row in rows.items():
-        print(f"{name:42s} {row['seconds_best']:8.2f} {row['peak_rss_added_mb']:12.0f} {row['peak_over_weights']:10.2f}")
+        print(
+            f"{name:42s} {row['seconds_best']:8.2f} {row['peak_rss_added_mb']:12.0f} {row['peak_over_weights']:10.2f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

@@ -19,6 +19,16 @@ import json
 
 import torch
 
+from hf_titok import (
+    TITOK_MASKGIT_PRESETS,
+    TiTokConfig,
+    TiTokMaskGIT,
+    TiTokMaskGITConfig,
+    TiTokMaskGITScheduler,
+    TiTokPipeline,
+    TiTokTokenizer,
+)
+
 from common import (
     PAPER_A100_SAMPLES_PER_SECOND,
     add_device_arguments,
@@ -28,15 +38,6 @@ from common import (
     matmul_peak_gflops,
     setup,
     timed,
-)
-from hf_titok import (
-    TITOK_MASKGIT_PRESETS,
-    TiTokConfig,
-    TiTokMaskGIT,
-    TiTokMaskGITConfig,
-    TiTokMaskGITScheduler,
-    TiTokPipeline,
-    TiTokTokenizer,
 )
 
 

@@ -34,21 +34,33 @@ from pathlib import Path
 
 import torch
 
-from common import PAPER_A100_SAMPLES_PER_SECOND, count_flops, machine_info, matmul_peak_gflops, timed
 from hf_titok import TiTokConfig, TiTokMaskGIT, TiTokMaskGITConfig, TiTokMaskGITScheduler, TiTokPipeline, TiTokTokenizer
 from hf_titok.fast_path import fast_bfloat16
 
+from common import PAPER_A100_SAMPLES_PER_SECOND, count_flops, machine_info, matmul_peak_gflops, timed
+
 STAGES = ("encode", "decode", "tokens", "images")
 OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official_bench_cpu.json"
-OFFICIAL_KEYS = {"encode": "encode_images_per_s", "decode": "decode_images_per_s", "tokens": "generate_tokens_samples_per_s",
-                 "images": "generate_plus_decode_samples_per_s"}
+OFFICIAL_KEYS = {
+    "encode": "encode_images_per_s",
+    "decode": "decode_images_per_s",
+    "tokens": "generate_tokens_samples_per_s",
+    "images": "generate_plus_decode_samples_per_s",
+}
 
 # Per-module breakdown: (group, regex of the FLOP counter's module names whose time and FLOPs it sums).
 GROUPS = {
-    "encode": [("encoder ViT layers", r"TiTokEncoder\.layers\.\d+$"), ("patch embedding", r"TiTokEncoder\.patch_embedding$"),
-               ("token projection", r"TiTokEncoder\.projection$"), ("codebook search", r"TiTokVectorQuantizer$")],
-    "decode": [("decoder ViT layers", r"TiTokDecoder\.layers\.\d+$"), ("decoder head", r"TiTokDecoder\.head$"),
-               ("VQGAN convolutions", r"MaskGITVQGANDecoder$")],
+    "encode": [
+        ("encoder ViT layers", r"TiTokEncoder\.layers\.\d+$"),
+        ("patch embedding", r"TiTokEncoder\.patch_embedding$"),
+        ("token projection", r"TiTokEncoder\.projection$"),
+        ("codebook search", r"TiTokVectorQuantizer$"),
+    ],
+    "decode": [
+        ("decoder ViT layers", r"TiTokDecoder\.layers\.\d+$"),
+        ("decoder head", r"TiTokDecoder\.head$"),
+        ("VQGAN convolutions", r"MaskGITVQGANDecoder$"),
+    ],
     "tokens": [("generator layers", r"TiTokMaskGIT\.encoder$"), ("generator output head", r"TiTokMaskGIT\.lm_head$")],
 }
 GROUPS["images"] = GROUPS["tokens"] + GROUPS["decode"]
@@ -113,10 +125,14 @@ def breakdown(pipe, function, stage: str, per_module_flops: dict, peak: float) -
     # The counter names a module by the class of the outermost module called (decode calls the decoder directly).
     by_counter_name = {}
     for full_name, module in modules.items():
-        for prefix, owner in (("TiTokTokenizer.encoder", "TiTokEncoder"), ("TiTokTokenizer.decoder", "TiTokDecoder"),
-                              ("TiTokTokenizer.pixel_decoder", "MaskGITVQGANDecoder"), ("TiTokTokenizer.quantizer", "TiTokVectorQuantizer")):
+        for prefix, owner in (
+            ("TiTokTokenizer.encoder", "TiTokEncoder"),
+            ("TiTokTokenizer.decoder", "TiTokDecoder"),
+            ("TiTokTokenizer.pixel_decoder", "MaskGITVQGANDecoder"),
+            ("TiTokTokenizer.quantizer", "TiTokVectorQuantizer"),
+        ):
             if full_name.startswith(prefix):
-                by_counter_name[owner + full_name[len(prefix):]] = module
+                by_counter_name[owner + full_name[len(prefix) :]] = module
         if full_name.startswith("TiTokMaskGIT"):
             by_counter_name[full_name] = module
     times, handles = defaultdict(float), []
@@ -148,13 +164,26 @@ def breakdown(pipe, function, stage: str, per_module_flops: dict, peak: float) -
         seen.add(row["group"])
         seconds = times[row["group"]]
         gflops = row["flops"] / seconds / 1e9 if seconds else 0.0
-        result.append({"group": row["group"], "seconds": round(seconds, 3), "share": round(seconds / total, 3),
-                       "gflops": round(gflops, 1), "fraction_of_peak": round(gflops / peak, 3)})
+        result.append(
+            {
+                "group": row["group"],
+                "seconds": round(seconds, 3),
+                "share": round(seconds / total, 3),
+                "gflops": round(gflops, 1),
+                "fraction_of_peak": round(gflops / peak, 3),
+            }
+        )
     rest_seconds = total - sum(times.values())
     rest_flops = per_module_flops.get("Global", 0) - sum(r["flops"] for r in rows if r["group"] in seen)
-    result.append({"group": "rest", "seconds": round(rest_seconds, 3), "share": round(rest_seconds / total, 3),
-                   "gflops": round(rest_flops / max(rest_seconds, 1e-9) / 1e9, 1),
-                   "fraction_of_peak": round(rest_flops / max(rest_seconds, 1e-9) / 1e9 / peak, 3)})
+    result.append(
+        {
+            "group": "rest",
+            "seconds": round(rest_seconds, 3),
+            "share": round(rest_seconds / total, 3),
+            "gflops": round(rest_flops / max(rest_seconds, 1e-9) / 1e9, 1),
+            "fraction_of_peak": round(rest_flops / max(rest_seconds, 1e-9) / 1e9 / peak, 3),
+        }
+    )
     return result
 
 
@@ -164,10 +193,15 @@ def measure_loading(tokenizer, generator, preset, fast: bool) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         pipeline(tokenizer, generator, preset).save_pretrained(folder)
         command = [sys.executable, __file__, "--load-only", folder] + (["--fast-path"] if fast else [])
-        measured = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+        measured = json.loads(
+            subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+        )
     weights_mb = sum(p.numel() * 4 for m in (tokenizer, generator) for p in m.parameters()) / 2**20
-    return {**measured, "float32_weights_mb": round(weights_mb, 1),
-            "peak_over_weights": round(measured["peak_rss_added_mb"] / weights_mb, 3)}
+    return {
+        **measured,
+        "float32_weights_mb": round(weights_mb, 1),
+        "peak_over_weights": round(measured["peak_rss_added_mb"] / weights_mb, 3),
+    }
 
 
 def load_only(folder: str, fast: bool) -> None:
@@ -179,10 +213,17 @@ def load_only(folder: str, fast: bool) -> None:
     seconds = time.perf_counter() - start
     # safetensors maps the file: its pages count in RSS but are clean; the fast path's int8/bfloat16/ONNX Runtime
     # copies are anonymous memory, and the float32 weights they replace give their file pages back (release_pages).
-    print(json.dumps({"seconds": round(seconds, 2), "peak_rss_added_mb": round(_status("VmHWM") - before["VmRSS"], 1),
-                      "after_loading_anonymous_mb": round(_status("RssAnon") - before["RssAnon"], 1),
-                      "after_loading_file_mapped_mb": round(_status("RssFile") - before["RssFile"], 1),
-                      "fast_path": loaded.vqvae.fast_path}))
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 2),
+                "peak_rss_added_mb": round(_status("VmHWM") - before["VmRSS"], 1),
+                "after_loading_anonymous_mb": round(_status("RssAnon") - before["RssAnon"], 1),
+                "after_loading_file_mapped_mb": round(_status("RssFile") - before["RssFile"], 1),
+                "fast_path": loaded.vqvae.fast_path,
+            }
+        )
+    )
 
 
 def agreement(stage: str, exact, fast) -> str:
@@ -229,13 +270,22 @@ def main() -> None:
     ids = tokenizer.encode(images).token_ids
     labels = list(range(args.batch_size))
     functions = {"exact": stage_functions(exact, images, ids, labels)}
-    counted = {stage: count_flops([exact.vqvae, exact.transformer], functions["exact"][stage], per_module=True) for stage in stages}
+    counted = {
+        stage: count_flops([exact.vqvae, exact.transformer], functions["exact"][stage], per_module=True)
+        for stage in stages
+    }
     if "fast" in paths:
         functions["fast"] = stage_functions(fast_copy(tokenizer, generator, args.preset), images, ids, labels)
 
-    result = {"benchmark": "stages", "preset": args.preset, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
-              "fast_bfloat16": fast_bfloat16(), "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
-              "paths": {}}
+    result = {
+        "benchmark": "stages",
+        "preset": args.preset,
+        "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(),
+        "fast_bfloat16": fast_bfloat16(),
+        "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
+        "paths": {},
+    }
     outputs = defaultdict(dict)
     for path in paths:
         rows = {}
@@ -248,22 +298,29 @@ def main() -> None:
             with peak_rss() as memory:
                 seconds = timed(keep_output, args.repeats)
             flops = counted[stage][0]
-            row = {"seconds_per_batch": round(seconds, 3), "per_second": round(args.batch_size / seconds, 4),
-                   "gflops": round(flops / seconds / 1e9, 1), "fraction_of_peak": round(flops / seconds / 1e9 / peaks["float32"], 3),
-                   **memory}
+            row = {
+                "seconds_per_batch": round(seconds, 3),
+                "per_second": round(args.batch_size / seconds, 4),
+                "gflops": round(flops / seconds / 1e9, 1),
+                "fraction_of_peak": round(flops / seconds / 1e9 / peaks["float32"], 3),
+                **memory,
+            }
             if path == "exact" and not args.no_breakdown:
                 row["breakdown"] = breakdown(exact, function, stage, counted[stage][1], peaks["float32"])
             rows[stage] = row
         result["paths"][path] = rows
     if "fast" in paths and "exact" in paths:
         for stage in stages:
-            result["paths"]["fast"][stage]["agreement_random_weights"] = agreement(stage, outputs["exact"][stage], outputs["fast"][stage])
+            result["paths"]["fast"][stage]["agreement_random_weights"] = agreement(
+                stage, outputs["exact"][stage], outputs["fast"][stage]
+            )
     if not args.no_memory:
         result["loading"] = {path: measure_loading(tokenizer, generator, args.preset, path == "fast") for path in paths}
     if OFFICIAL.is_file():
         official = json.loads(OFFICIAL.read_text())["models"].get(args.preset, {})
-        result["official_cpu_per_second_other_run"] = {stage: round(official[key], 4) for stage, key in OFFICIAL_KEYS.items()
-                                                      if key in official}
+        result["official_cpu_per_second_other_run"] = {
+            stage: round(official[key], 4) for stage, key in OFFICIAL_KEYS.items() if key in official
+        }
     result["paper_a100_images_per_second"] = PAPER_A100_SAMPLES_PER_SECOND.get(args.preset)
     result.update(machine_info(torch.device("cpu")))
     print(json.dumps(result))
@@ -274,8 +331,11 @@ def main() -> None:
 
 def print_table(result: dict) -> None:
     paths = result["paths"]
-    print(f"\n{result['preset']}, batch {result['batch_size']}, {result['threads']} threads; float32 matmul peak "
-          f"{result['matmul_peak_gflops']['float32']} GFLOP/s (bfloat16 {result['matmul_peak_gflops']['bfloat16']}) in this run")
+    print(
+        f"\n{result['preset']}, batch {result['batch_size']}, {result['threads']} threads; float32 matmul peak "
+        f"{result['matmul_peak_gflops']['float32']} GFLOP/s (bfloat16 "
+        f"{result['matmul_peak_gflops']['bfloat16']}) in this run"
+    )
     header = "| stage | " + " | ".join(f"{p} /s | {p} frac. of peak | {p} peak RSS MB" for p in paths)
     both = "exact" in paths and "fast" in paths
     if both:
@@ -293,17 +353,24 @@ def print_table(result: dict) -> None:
         print(f"| {stage} | " + " | ".join(cells) + " |")
     official = result.get("official_cpu_per_second_other_run")
     if official:
-        print("official code, this kind of machine, another run (compare as ratios only): "
-              + ", ".join(f"{stage} {value}/s" for stage, value in official.items()))
+        print(
+            "official code, this kind of machine, another run (compare as ratios only): "
+            + ", ".join(f"{stage} {value}/s" for stage, value in official.items())
+        )
     for stage, row in paths.get("exact", {}).items():
         if "breakdown" in row:
-            parts = ", ".join(f"{b['group']} {b['seconds']} s ({b['share']:.0%}, {b['fraction_of_peak']:.2f} of peak)" for b in row["breakdown"])
+            parts = ", ".join(
+                f"{b['group']} {b['seconds']} s ({b['share']:.0%}, {b['fraction_of_peak']:.2f} of peak)"
+                for b in row["breakdown"]
+            )
             print(f"exact {stage}: {parts}")
     for path, loading in result.get("loading", {}).items():
-        print(f"loading ({path}): {loading['seconds']} s, peak RSS +{loading['peak_rss_added_mb']} MB = "
-              f"{loading['peak_over_weights']} x the {loading['float32_weights_mb']} MB of float32 weights "
-              f"(after loading: {loading['after_loading_file_mapped_mb']} MB mapped from the file, "
-              f"{loading['after_loading_anonymous_mb']} MB anonymous)")
+        print(
+            f"loading ({path}): {loading['seconds']} s, peak RSS +{loading['peak_rss_added_mb']} MB = "
+            f"{loading['peak_over_weights']} x the {loading['float32_weights_mb']} MB of float32 weights "
+            f"(after loading: {loading['after_loading_file_mapped_mb']} MB mapped from the file, "
+            f"{loading['after_loading_anonymous_mb']} MB anonymous)"
+        )
 
 
 if __name__ == "__main__":

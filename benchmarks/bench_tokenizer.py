@@ -18,8 +18,9 @@ import json
 
 import torch
 
-from common import add_device_arguments, compile_tokenizer, count_flops, machine_info, matmul_peak_gflops, setup, timed
 from hf_titok import TITOK_PRESETS, TiTokConfig, TiTokTokenizer
+
+from common import add_device_arguments, compile_tokenizer, count_flops, machine_info, matmul_peak_gflops, setup, timed
 
 
 @torch.inference_mode()

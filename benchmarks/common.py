@@ -43,8 +43,12 @@ def synchronize(device: torch.device) -> None:
         torch.accelerator.synchronize(device)
 
 
-def matmul_peak_gflops(device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32,
-                       size: int | None = None, repeats: int = 5) -> float:
+def matmul_peak_gflops(
+    device: torch.device = torch.device("cpu"),
+    dtype: torch.dtype = torch.float32,
+    size: int | None = None,
+    repeats: int = 5,
+) -> float:
     """Best observed GEMM rate (GFLOP/s) of a square matmul in `dtype` on `device` (2048 on a CPU, 8192 on
     an accelerator, where smaller matmuls do not fill the chip)."""
     size = size or (2048 if device.type == "cpu" else 8192)
@@ -91,7 +95,9 @@ def count_flops(models, fn, per_module: bool = False):
         for model, implementation in zip(models, implementations):
             model.config._attn_implementation = implementation
     if per_module:
-        return counter.get_total_flops(), {name: sum(counts.values()) for name, counts in counter.get_flop_counts().items()}
+        return counter.get_total_flops(), {
+            name: sum(counts.values()) for name, counts in counter.get_flop_counts().items()
+        }
     return counter.get_total_flops()
 
 

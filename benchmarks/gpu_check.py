@@ -39,14 +39,25 @@ def main() -> int:
     parser.add_argument("--budget-seconds", type=float, default=450.0, help="total time for all steps (default 450)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
-        print("gpu-check: skipped - no CUDA device here (torch.cuda.is_available() is False); run it on a machine "
-              "with an NVIDIA GPU and a CUDA build of torch")
+        print(
+            "gpu-check: skipped - no CUDA device here (torch.cuda.is_available() is False); run it on a machine "
+            "with an NVIDIA GPU and a CUDA build of torch"
+        )
         return 0
     deadline = time.monotonic() + args.budget_seconds
-    result = {"check": "gpu", "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "batch_size": args.batch_size,
-              "dtype": "bfloat16", "tests": {}, "pipelines": []}
+    result = {
+        "check": "gpu",
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "batch_size": args.batch_size,
+        "dtype": "bfloat16",
+        "tests": {},
+        "pipelines": [],
+    }
 
-    code, output = run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider"], deadline - time.monotonic())
+    code, output = run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider"], deadline - time.monotonic()
+    )
     summary = re.findall(r"(\d+) (passed|failed|skipped|error)", output)
     result["tests"] = {"exit_code": code, **{word: int(count) for count, word in summary}}
     print(f"gpu tests: {result['tests']}", flush=True)
@@ -58,22 +69,49 @@ def main() -> int:
         if remaining < 20:
             row["skipped"] = "out of time budget"
         else:
-            command = [sys.executable, "benchmarks/bench_pipeline.py", "--preset", preset, "--device", "cuda", "--dtype",
-                       "bfloat16", "--batch-size", str(args.batch_size), "--repeats", "3"] + (["--compile"] if compiled else [])
+            command = [
+                sys.executable,
+                "benchmarks/bench_pipeline.py",
+                "--preset",
+                preset,
+                "--device",
+                "cuda",
+                "--dtype",
+                "bfloat16",
+                "--batch-size",
+                str(args.batch_size),
+                "--repeats",
+                "3",
+            ] + (["--compile"] if compiled else [])
             code, output = run(command, remaining / (len(steps) - index) * 1.5)
             lines = [line for line in output.splitlines() if line.startswith("{")]
             if code == 0 and lines:
                 measured = json.loads(lines[-1])
-                row.update({key: measured.get(key) for key in (
-                    "images_samples_per_second", "tokens_samples_per_second", "images_fraction_of_peak",
-                    "peak_gpu_memory_mb", "paper_a100_images_samples_per_second", "num_inference_steps", "matmul_peak_gflops")})
+                row.update(
+                    {
+                        key: measured.get(key)
+                        for key in (
+                            "images_samples_per_second",
+                            "tokens_samples_per_second",
+                            "images_fraction_of_peak",
+                            "peak_gpu_memory_mb",
+                            "paper_a100_images_samples_per_second",
+                            "num_inference_steps",
+                            "matmul_peak_gflops",
+                        )
+                    }
+                )
             else:
                 row["error"] = output.strip().splitlines()[-1] if output.strip() else f"exit code {code}"
         result["pipelines"].append(row)
         print(json.dumps(row), flush=True)
     Path(args.output).write_text(json.dumps(result, indent=2))
     print(f"gpu-check: wrote {args.output}")
-    return 0 if result["tests"].get("exit_code") in (0, 5) and not any("error" in row for row in result["pipelines"]) else 1
+    return (
+        0
+        if result["tests"].get("exit_code") in (0, 5) and not any("error" in row for row in result["pipelines"])
+        else 1
+    )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,10 @@ class SpaceModel:
     def class_choices(self) -> list[tuple[str, int]]:
         if self.pipeline is None:
             return []
-        names = [(f"{index}: {name}" if len(self.pipeline.id2label) > 20 else name, index)
-                 for index, name in sorted(self.pipeline.id2label.items())]
+        names = [
+            (f"{index}: {name}" if len(self.pipeline.id2label) > 20 else name, index)
+            for index, name in sorted(self.pipeline.id2label.items())
+        ]
         return names + [("unconditional (no class)", UNCONDITIONAL)]
 
 
@@ -135,14 +137,18 @@ def open_upload(path: str | None) -> PIL.Image.Image:
         with PIL.Image.open(path) as image:
             width, height = image.size  # read from the header, before decoding any pixels
             if width * height > MAX_UPLOAD_PIXELS:
-                raise gr.Error(f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); the limit is "
-                               f"{MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels.")
+                raise gr.Error(
+                    f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); the limit is "
+                    f"{MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels."
+                )
             image.load()
             return image.copy()  # any mode: the image processor converts to RGB
     except gr.Error:
         raise
     except (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, OSError, SyntaxError, ValueError):
-        raise gr.Error(f"{Path(path).name} is not an image this app can read (PNG, JPEG, WebP, BMP, GIF, TIFF...).") from None
+        raise gr.Error(
+            f"{Path(path).name} is not an image this app can read (PNG, JPEG, WebP, BMP, GIF, TIFF...)."
+        ) from None
 
 
 def for_display(image: PIL.Image.Image) -> PIL.Image.Image:
@@ -153,7 +159,9 @@ def for_display(image: PIL.Image.Image) -> PIL.Image.Image:
 
 def save_grid(images: list[PIL.Image.Image], title: str) -> str:
     """A PNG of all results, for one-click download."""
-    grid = image_grid([images[i : i + 8] for i in range(0, len(images), 8)], title=title, cell_size=max(images[0].width, 64))
+    grid = image_grid(
+        [images[i : i + 8] for i in range(0, len(images), 8)], title=title, cell_size=max(images[0].width, 64)
+    )
     file = tempfile.NamedTemporaryFile(prefix="titok_", suffix=".png", delete=False)
     grid.save(file.name)
     return file.name
@@ -184,8 +192,18 @@ def progress_callback(progress: gr.Progress, steps: int, what: str):
     return callback
 
 
-def generate(model: SpaceModel, class_choice, num_images, steps, guidance_scale, guidance_schedule, temperature, seed,
-             random_seed, progress=gr.Progress()):
+def generate(
+    model: SpaceModel,
+    class_choice,
+    num_images,
+    steps,
+    guidance_scale,
+    guidance_schedule,
+    temperature,
+    seed,
+    random_seed,
+    progress=gr.Progress(),
+):
     if model.pipeline is None:
         raise gr.Error("This model is a tokenizer without a generator: generation needs a TiTokPipeline.")
     label = class_label(model, class_choice)
@@ -196,13 +214,20 @@ def generate(model: SpaceModel, class_choice, num_images, steps, guidance_scale,
     temperature = number_in_range(temperature, "Temperature", 0.0, MAX_TEMPERATURE)
     seed = resolve_seed(seed, random_seed)
     images = model.pipeline(
-        label, num_images_per_label=num_images, num_inference_steps=steps, guidance_scale=guidance_scale,
-        guidance_schedule=guidance_schedule, temperature=temperature, generator=torch.Generator().manual_seed(seed),
+        label,
+        num_images_per_label=num_images,
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        guidance_schedule=guidance_schedule,
+        temperature=temperature,
+        generator=torch.Generator().manual_seed(seed),
         callback_on_step_end=progress_callback(progress, steps, "sampling"),
     ).images
     name = "unconditional" if label is None else model.pipeline.id2label[label].split(",")[0]
     gallery = [(for_display(image), f"{name} #{i + 1}") for i, image in enumerate(images)]
-    download = save_grid(images, f"{name}, {steps} steps, guidance {guidance_scale:g} ({guidance_schedule}), seed {seed}")
+    download = save_grid(
+        images, f"{name}, {steps} steps, guidance {guidance_scale:g} ({guidance_schedule}), seed {seed}"
+    )
     return gallery, f"Seed used: {seed}", download
 
 
@@ -225,7 +250,9 @@ def reconstruct(model: SpaceModel, path):
     reconstruction = model.tokenizer.decode(encoded.tokens)
     original = model.processor.postprocess(pixel_values, rounding="round")[0]
     reconstructed = model.processor.postprocess(reconstruction)[0]
-    shown = [torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255 for image in (reconstructed, original)]
+    shown = [
+        torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255 for image in (reconstructed, original)
+    ]
     value = float(psnr(*shown)[0])  # of the uint8 images shown
     num_tokens = model.tokenizer.config.num_latent_tokens
     if model.is_vq:
@@ -234,7 +261,9 @@ def reconstruct(model: SpaceModel, path):
         rows = [ids[i : i + columns] for i in range(0, len(ids), columns)]
         table = [[f"{i * columns}"] + [str(v) for v in row] + [""] * (columns - len(row)) for i, row in enumerate(rows)]
         headers = ["token"] + [f"+{j}" for j in range(columns)]
-        summary = f"**PSNR {value:.2f} dB** — {num_tokens} tokens from a codebook of {model.tokenizer.config.codebook_size}"
+        summary = (
+            f"**PSNR {value:.2f} dB** — {num_tokens} tokens from a codebook of {model.tokenizer.config.codebook_size}"
+        )
     else:
         latents = encoded.latents[0]
         table = [[str(i)] + [f"{v:.2f}" for v in row.tolist()] for i, row in enumerate(latents)]
@@ -244,8 +273,9 @@ def reconstruct(model: SpaceModel, path):
 
 
 @torch.no_grad()
-def variations(model: SpaceModel, path, num_remasked, num_variations, class_choice, seed, random_seed,
-               progress=gr.Progress()):
+def variations(
+    model: SpaceModel, path, num_remasked, num_variations, class_choice, seed, random_seed, progress=gr.Progress()
+):
     if model.pipeline is None:
         raise gr.Error("Variations need a generator: this model is a tokenizer alone.")
     image = open_upload(path)
@@ -256,8 +286,12 @@ def variations(model: SpaceModel, path, num_remasked, num_variations, class_choi
     seed = resolve_seed(seed, random_seed)
     steps = min(model.pipeline.sampling_settings()["num_inference_steps"], num_remasked)
     images = model.pipeline(
-        label, image=image, strength=num_remasked / num_tokens, num_images_per_label=num_variations,
-        generator=torch.Generator().manual_seed(seed), callback_on_step_end=progress_callback(progress, steps, "re-sampling"),
+        label,
+        image=image,
+        strength=num_remasked / num_tokens,
+        num_images_per_label=num_variations,
+        generator=torch.Generator().manual_seed(seed),
+        callback_on_step_end=progress_callback(progress, steps, "re-sampling"),
     ).images
     gallery = [(for_display(im), f"variation {i + 1}") for i, im in enumerate(images)]
     return gallery, f"Seed used: {seed} — {num_remasked} of {num_tokens} tokens re-sampled"
@@ -284,90 +318,173 @@ def example_images() -> list[str]:
 
 
 def build_demo(model: SpaceModel) -> gr.Blocks:
-    sampling = SimpleNamespace(**model.pipeline.sampling_settings()) if model.pipeline is not None else None  # the defaults
+    sampling = (
+        SimpleNamespace(**model.pipeline.sampling_settings()) if model.pipeline is not None else None
+    )  # the defaults
     num_tokens = model.tokenizer.config.num_latent_tokens
     with gr.Blocks(title=f"TiTok: an image is worth {num_tokens} tokens") as demo:
         gr.Markdown(
             f"# TiTok — an image is worth {num_tokens} tokens\n"
             f"Model: `{Path(model.name).name if os.path.isdir(model.name) else model.name}` — "
-            f"{model.tokenizer.config.image_size}x{model.tokenizer.config.image_size} images as {num_tokens} 1-D tokens. "
+            f"{model.tokenizer.config.image_size}x{model.tokenizer.config.image_size} images as {num_tokens} "
+            "1-D tokens. "
             "[Paper](https://arxiv.org/abs/2406.07550) · requests are queued: one runs at a time."
         )
         with gr.Tab("Generate", id="generate"):
             if model.pipeline is None:
-                gr.Markdown("This model is a tokenizer alone: generation needs a TiTokPipeline (tokenizer + generator).")
+                gr.Markdown(
+                    "This model is a tokenizer alone: generation needs a TiTokPipeline (tokenizer + generator)."
+                )
             else:
                 with gr.Row():
                     with gr.Column(scale=1):
-                        class_choice = gr.Dropdown(model.class_choices, value=model.class_choices[0][1], label="Class",
-                                                   filterable=True, elem_id="class-picker")
-                        num_images = gr.Number(4, label=f"Number of images (1-{MAX_IMAGES})", precision=0, elem_id="num-images")
-                        steps = gr.Number(sampling.num_inference_steps, label=f"Steps (1-{MAX_STEPS})", precision=0, elem_id="steps")
-                        guidance_scale = gr.Slider(0, MAX_GUIDANCE, value=sampling.guidance_scale, step=0.1, label="Guidance scale")
-                        guidance_schedule = gr.Radio(["constant", "linear", "power-cosine"], value=sampling.guidance_schedule,
-                                                     label="Guidance schedule")
-                        temperature = gr.Slider(0, MAX_TEMPERATURE, value=sampling.temperature, step=0.1, label="Temperature")
+                        class_choice = gr.Dropdown(
+                            model.class_choices,
+                            value=model.class_choices[0][1],
+                            label="Class",
+                            filterable=True,
+                            elem_id="class-picker",
+                        )
+                        num_images = gr.Number(
+                            4, label=f"Number of images (1-{MAX_IMAGES})", precision=0, elem_id="num-images"
+                        )
+                        steps = gr.Number(
+                            sampling.num_inference_steps, label=f"Steps (1-{MAX_STEPS})", precision=0, elem_id="steps"
+                        )
+                        guidance_scale = gr.Slider(
+                            0, MAX_GUIDANCE, value=sampling.guidance_scale, step=0.1, label="Guidance scale"
+                        )
+                        guidance_schedule = gr.Radio(
+                            ["constant", "linear", "power-cosine"],
+                            value=sampling.guidance_schedule,
+                            label="Guidance schedule",
+                        )
+                        temperature = gr.Slider(
+                            0, MAX_TEMPERATURE, value=sampling.temperature, step=0.1, label="Temperature"
+                        )
                         with gr.Row():
                             seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
                             random_seed = gr.Checkbox(False, label="Random seed", elem_id="random-seed")
                         generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
                     with gr.Column(scale=2):
-                        gallery = gr.Gallery(label="Samples", columns=4, object_fit="contain", elem_id="samples",
-                                             buttons=["download", "fullscreen"])
+                        gallery = gr.Gallery(
+                            label="Samples",
+                            columns=4,
+                            object_fit="contain",
+                            elem_id="samples",
+                            buttons=["download", "fullscreen"],
+                        )
                         seed_used = gr.Markdown(elem_id="seed-used")
                         download = gr.File(label="Download all (PNG grid)", elem_id="samples-download")
                 generate_button.click(
                     lambda *args, progress=gr.Progress(): generate(model, *args, progress=progress),
-                    [class_choice, num_images, steps, guidance_scale, guidance_schedule, temperature, seed, random_seed],
-                    [gallery, seed_used, download], api_name="generate",
+                    [
+                        class_choice,
+                        num_images,
+                        steps,
+                        guidance_scale,
+                        guidance_schedule,
+                        temperature,
+                        seed,
+                        random_seed,
+                    ],
+                    [gallery, seed_used, download],
+                    api_name="generate",
                 )
         with gr.Tab("Reconstruct", id="reconstruct"):
             with gr.Row():
                 with gr.Column(scale=1):
                     # A file input, not gr.Image: gr.Image fails inside Gradio on a file it cannot decode, before
                     # our handler could explain the problem.
-                    upload = gr.File(label=f"Image file (PNG, JPEG, WebP...; up to {MAX_UPLOAD_BYTES // 2**20} MB)",
-                                     file_types=["image"], type="filepath", elem_id="upload")
+                    upload = gr.File(
+                        label=f"Image file (PNG, JPEG, WebP...; up to {MAX_UPLOAD_BYTES // 2**20} MB)",
+                        file_types=["image"],
+                        type="filepath",
+                        elem_id="upload",
+                    )
                     examples = example_images()
-                    example_gallery = gr.Gallery(examples, label="Or click an example (Fashion-MNIST test images)", columns=4,
-                                                 object_fit="contain", allow_preview=False, elem_id="examples")
-                    reconstruct_button = gr.Button("Tokenize and reconstruct", variant="primary", elem_id="reconstruct-button")
+                    example_gallery = gr.Gallery(
+                        examples,
+                        label="Or click an example (Fashion-MNIST test images)",
+                        columns=4,
+                        object_fit="contain",
+                        allow_preview=False,
+                        elem_id="examples",
+                    )
+                    reconstruct_button = gr.Button(
+                        "Tokenize and reconstruct", variant="primary", elem_id="reconstruct-button"
+                    )
                 with gr.Column(scale=2):
                     with gr.Row():
-                        model_input = gr.Image(label="Input (as the model sees it)", interactive=False, elem_id="model-input")
-                        reconstruction = gr.Image(label=f"Reconstruction from {num_tokens} tokens", interactive=False,
-                                                  elem_id="reconstruction")
+                        model_input = gr.Image(
+                            label="Input (as the model sees it)", interactive=False, elem_id="model-input"
+                        )
+                        reconstruction = gr.Image(
+                            label=f"Reconstruction from {num_tokens} tokens",
+                            interactive=False,
+                            elem_id="reconstruction",
+                        )
                     summary = gr.Markdown(elem_id="psnr")
-                    tokens = gr.Dataframe(value=[[""]], headers=["token"], label="Token ids" if model.is_vq else "Latent tokens", interactive=False,
-                                          elem_id="token-ids", max_height=260)
+                    tokens = gr.Dataframe(
+                        value=[[""]],
+                        headers=["token"],
+                        label="Token ids" if model.is_vq else "Latent tokens",
+                        interactive=False,
+                        elem_id="token-ids",
+                        max_height=260,
+                    )
+
             def pick_example(event: gr.SelectData) -> str:
                 return examples[event.index]
 
             example_gallery.select(pick_example, None, upload, api_name=False)
             upload.change(lambda path: preview(model, path), upload, model_input, api_name=False)
-            reconstruct_button.click(lambda path: reconstruct(model, path), upload, [model_input, reconstruction, summary, tokens],
-                                     api_name="reconstruct")
+            reconstruct_button.click(
+                lambda path: reconstruct(model, path),
+                upload,
+                [model_input, reconstruction, summary, tokens],
+                api_name="reconstruct",
+            )
             if model.pipeline is not None and model.is_vq:
                 with gr.Accordion("Variations: re-mask some tokens and let the generator re-sample them", open=True):
                     with gr.Row():
                         with gr.Column(scale=1):
-                            num_remasked = gr.Slider(1, num_tokens, value=max(1, num_tokens // 4), step=1,
-                                                     label="Tokens to re-sample", elem_id="num-remasked")
-                            num_variations = gr.Number(4, label=f"Variations (1-{MAX_VARIATIONS})", precision=0, elem_id="num-variations")
-                            variation_class = gr.Dropdown(model.class_choices, value=UNCONDITIONAL, label="Condition on class",
-                                                          filterable=True, elem_id="variation-class")
+                            num_remasked = gr.Slider(
+                                1,
+                                num_tokens,
+                                value=max(1, num_tokens // 4),
+                                step=1,
+                                label="Tokens to re-sample",
+                                elem_id="num-remasked",
+                            )
+                            num_variations = gr.Number(
+                                4, label=f"Variations (1-{MAX_VARIATIONS})", precision=0, elem_id="num-variations"
+                            )
+                            variation_class = gr.Dropdown(
+                                model.class_choices,
+                                value=UNCONDITIONAL,
+                                label="Condition on class",
+                                filterable=True,
+                                elem_id="variation-class",
+                            )
                             with gr.Row():
                                 variation_seed = gr.Number(0, label="Seed", precision=0)
                                 variation_random = gr.Checkbox(False, label="Random seed")
                             variations_button = gr.Button("Make variations", elem_id="variations-button")
                         with gr.Column(scale=2):
-                            variation_gallery = gr.Gallery(label="Variations", columns=4, object_fit="contain",
-                                                           elem_id="variations", buttons=["download", "fullscreen"])
+                            variation_gallery = gr.Gallery(
+                                label="Variations",
+                                columns=4,
+                                object_fit="contain",
+                                elem_id="variations",
+                                buttons=["download", "fullscreen"],
+                            )
                             variation_info = gr.Markdown(elem_id="variation-info")
                     variations_button.click(
                         lambda *args, progress=gr.Progress(): variations(model, *args, progress=progress),
                         [upload, num_remasked, num_variations, variation_class, variation_seed, variation_random],
-                        [variation_gallery, variation_info], api_name="variations",
+                        [variation_gallery, variation_info],
+                        api_name="variations",
                     )
     # One request at a time: the CPU is shared by everyone; the rest wait in the queue (with their position shown).
     demo.queue(default_concurrency_limit=1, max_size=32)
@@ -376,8 +493,12 @@ def build_demo(model: SpaceModel) -> gr.Blocks:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=os.environ.get("TITOK_MODEL", FASHION_MNIST_PIPELINE),
-                        help="TiTokPipeline or tokenizer: local directory or Hub repo id (default: $TITOK_MODEL, else the built-in Fashion-MNIST pipeline)")
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("TITOK_MODEL", FASHION_MNIST_PIPELINE),
+        help="TiTokPipeline or tokenizer: local directory or Hub repo id "
+        "(default: $TITOK_MODEL, else the built-in Fashion-MNIST pipeline)",
+    )
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args(argv)

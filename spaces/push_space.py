@@ -26,16 +26,18 @@ def assemble(output_dir: Path) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copy2(SPACE / name, output_dir / name)
-    shutil.copytree(PACKAGE, output_dir / "hf_titok", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        PACKAGE, output_dir / "hf_titok", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     return output_dir
 
 
 def push(folder: Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
-    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space",
-                               commit_message="hf_titok Space")
+    commit = api.upload_folder(
+        folder_path=str(folder), repo_id=repo_id, repo_type="space", commit_message="hf_titok Space"
+    )
     return getattr(commit, "commit_url", str(commit))
 
 

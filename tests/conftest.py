@@ -27,7 +27,11 @@ def _fixtures_dir() -> Path:
 
 
 def _official_keys_dir() -> Path:
-    for candidate in (os.environ.get("TITOK_OFFICIAL_KEYS_DIR"), SHARED_REFERENCE / "official_keys", TESTS_DIR / "official_keys"):
+    for candidate in (
+        os.environ.get("TITOK_OFFICIAL_KEYS_DIR"),
+        SHARED_REFERENCE / "official_keys",
+        TESTS_DIR / "official_keys",
+    ):
         if candidate and (Path(candidate) / "index.json").is_file():
             return Path(candidate)
     raise RuntimeError("official key listings not found (set TITOK_OFFICIAL_KEYS_DIR)")
@@ -67,7 +71,7 @@ class Fixtures:
         weights = self.weights("maskgit_vqgan")
         for key, value in self.weights("titok_vq_legacy").items():
             if key.startswith("pixel_decoder."):
-                weights["decoder." + key[len("pixel_decoder."):]] = value
+                weights["decoder." + key[len("pixel_decoder.") :]] = value
         return weights
 
 
@@ -86,15 +90,34 @@ def tiny_titok_config(kind: str = "two_stage", **overrides):
     `stage1`, `single_vq` and `vae`."""
     from hf_titok import TiTokConfig
 
-    base = dict(image_size=32, encoder_patch_size=8, decoder_patch_size=8, encoder_hidden_size=32,
-                encoder_num_layers=2, encoder_num_heads=2, decoder_hidden_size=48, decoder_num_layers=2,
-                decoder_num_heads=3, num_latent_tokens=8, token_size=8, codebook_size=64)
-    pixel = dict(image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=16,
-                 codebook_size=128)
+    base = dict(
+        image_size=32,
+        encoder_patch_size=8,
+        decoder_patch_size=8,
+        encoder_hidden_size=32,
+        encoder_num_layers=2,
+        encoder_num_heads=2,
+        decoder_hidden_size=48,
+        decoder_num_layers=2,
+        decoder_num_heads=3,
+        num_latent_tokens=8,
+        token_size=8,
+        codebook_size=64,
+    )
+    pixel = dict(
+        image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=16, codebook_size=128
+    )
     kinds = {
-        "two_stage": dict(decoder_head="proxy_codes", legacy_encoder_layout=True, use_l2_norm=True, pixel_decoder_config=pixel),
-        "stage1": dict(decoder_head="proxy_codes", legacy_encoder_layout=True, use_l2_norm=True,
-                       include_pixel_decoder=False, pixel_decoder_config=pixel),
+        "two_stage": dict(
+            decoder_head="proxy_codes", legacy_encoder_layout=True, use_l2_norm=True, pixel_decoder_config=pixel
+        ),
+        "stage1": dict(
+            decoder_head="proxy_codes",
+            legacy_encoder_layout=True,
+            use_l2_norm=True,
+            include_pixel_decoder=False,
+            pixel_decoder_config=pixel,
+        ),
         "single_vq": dict(decoder_head="pixels", legacy_encoder_layout=False, use_l2_norm=False),
         "vae": dict(decoder_head="pixels", legacy_encoder_layout=False, quantize_mode="vae"),
     }
@@ -105,9 +128,17 @@ def tiny_maskgit_config(architecture: str = "bert", **overrides):
     """A small generator over the ids of `tiny_titok_config()` (K=64, N=8)."""
     from hf_titok import TiTokMaskGITConfig
 
-    base = dict(architecture=architecture, codebook_size=64, num_latent_tokens=8, num_classes=10, hidden_size=32,
-                num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                layer_norm_eps=1e-12 if architecture == "bert" else 1e-5)
+    base = dict(
+        architecture=architecture,
+        codebook_size=64,
+        num_latent_tokens=8,
+        num_classes=10,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        layer_norm_eps=1e-12 if architecture == "bert" else 1e-5,
+    )
     return TiTokMaskGITConfig(**{**base, **overrides})
 
 
@@ -125,7 +156,9 @@ def tiny_pipeline(architecture: str = "bert", id2label=None, **overrides):
     torch.manual_seed(0)
     vqvae = TiTokTokenizer(tiny_titok_config("two_stage")).eval()
     transformer = TiTokMaskGIT(tiny_maskgit_config(architecture, **overrides)).eval()
-    pipe = TiTokPipeline(vqvae=vqvae, transformer=transformer, scheduler=TiTokMaskGITScheduler(**sampling), id2label=id2label)
+    pipe = TiTokPipeline(
+        vqvae=vqvae, transformer=transformer, scheduler=TiTokMaskGITScheduler(**sampling), id2label=id2label
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

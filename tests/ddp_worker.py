@@ -24,4 +24,7 @@ trainer.train()
 rank = trainer.args.process_index
 state = {k: v.detach().contiguous() for k, v in trainer.model.state_dict().items()}
 save_file(state, str(output_dir / f"rank{rank}.safetensors"))
-print("RANK_RESULT", json.dumps({"rank": rank, "world_size": trainer.args.world_size, "first_batch_checksum": first.get("x")}))
+print(
+    "RANK_RESULT",
+    json.dumps({"rank": rank, "world_size": trainer.args.world_size, "first_batch_checksum": first.get("x")}),
+)

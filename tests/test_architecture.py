@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 import hf_titok
 from hf_titok import TiTokMaskGIT, TiTokMaskGITScheduler, TiTokPipeline
+
 from conftest import FIXTURES, TESTS_DIR, tiny_pipeline
 
 PACKAGE = Path(hf_titok.__file__).parent
@@ -21,10 +22,26 @@ LEGACY_PIPELINE = TESTS_DIR / "fixtures" / "pipeline_saved_by_0.1"
 # Conversion, evaluation and training are siblings: none imports another.
 LAYERS = [
     {"releases"},
-    {"configuration_titok", "configuration_titok_maskgit", "configuration_maskgit_vqgan", "modeling_titok",
-     "modeling_titok_maskgit", "modeling_maskgit_vqgan", "image_processing_titok", "scheduling_titok_maskgit",
-     "pipeline_titok", "hub", "loaders", "loading", "input_checks", "torch_utils", "visualization", "perceptual",
-     "fast_path", "remote_code"},
+    {
+        "configuration_titok",
+        "configuration_titok_maskgit",
+        "configuration_maskgit_vqgan",
+        "modeling_titok",
+        "modeling_titok_maskgit",
+        "modeling_maskgit_vqgan",
+        "image_processing_titok",
+        "scheduling_titok_maskgit",
+        "pipeline_titok",
+        "hub",
+        "loaders",
+        "loading",
+        "input_checks",
+        "torch_utils",
+        "visualization",
+        "perceptual",
+        "fast_path",
+        "remote_code",
+    },
     {"data"},
     {"conversion", "evaluation", "training"},
     {"cli", "demo"},
@@ -85,7 +102,9 @@ def test_no_import_cycles_and_dependencies_run_one_way():
         for target in targets:
             if target == "hf_titok":
                 continue
-            if layer(target) > layer(module) or (layer(target) == layer(module) == 3 and group(target) != group(module)):
+            if layer(target) > layer(module) or (
+                layer(target) == layer(module) == 3 and group(target) != group(module)
+            ):
                 violations.append(f"{module} -> {target}")
     assert violations == []
     # Cycles (depth-first search over the whole graph).
@@ -95,7 +114,7 @@ def test_no_import_cycles_and_dependencies_run_one_way():
         state[module] = "open"
         for target in sorted(graph[module]):
             if state.get(target) == "open":
-                cycles.append(path[path.index(target):] + [target] if target in path else [module, target])
+                cycles.append(path[path.index(target) :] + [target] if target in path else [module, target])
             elif target not in state:
                 visit(target, path + [target])
         state[module] = "done"
@@ -121,12 +140,26 @@ def test_sampling_settings_have_one_owner():
 def test_concurrent_calls_with_different_settings_equal_sequential_calls():
     pipe = tiny_pipeline()
     requests = [
-        dict(class_labels=[1, 2], num_inference_steps=steps, guidance_scale=scale, guidance_schedule=schedule,
-             temperature=temperature, seed=seed)
-        for seed, (steps, scale, schedule, temperature) in enumerate([
-            (2, 0.0, "constant", 1.0), (8, 3.0, "linear", 2.0), (5, 4.0, "power-cosine", 0.5), (1, 1.0, "constant", 0.0),
-            (7, 2.0, "linear", 3.0), (3, 6.0, "power-cosine", 1.5), (6, 0.5, "constant", 2.5), (4, 1.5, "linear", 0.0),
-        ])
+        dict(
+            class_labels=[1, 2],
+            num_inference_steps=steps,
+            guidance_scale=scale,
+            guidance_schedule=schedule,
+            temperature=temperature,
+            seed=seed,
+        )
+        for seed, (steps, scale, schedule, temperature) in enumerate(
+            [
+                (2, 0.0, "constant", 1.0),
+                (8, 3.0, "linear", 2.0),
+                (5, 4.0, "power-cosine", 0.5),
+                (1, 1.0, "constant", 0.0),
+                (7, 2.0, "linear", 3.0),
+                (3, 6.0, "power-cosine", 1.5),
+                (6, 0.5, "constant", 2.5),
+                (4, 1.5, "linear", 0.0),
+            ]
+        )
     ]
 
     def sample(request):
@@ -145,12 +178,19 @@ def test_concurrent_calls_with_different_settings_equal_sequential_calls():
 def test_a_pipeline_saved_before_the_redesign_loads_and_samples_the_same(tmp_path):
     """hf_titok 0.1 kept the sampling settings in the generator config and a mask id in the scheduler config."""
     old_index = json.loads((LEGACY_PIPELINE / "model_index.json").read_text())
-    assert "image_processor" not in old_index and "num_inference_steps" in json.loads((LEGACY_PIPELINE / "transformer" / "config.json").read_text())
+    assert "image_processor" not in old_index and "num_inference_steps" in json.loads(
+        (LEGACY_PIPELINE / "transformer" / "config.json").read_text()
+    )
     pipe = TiTokPipeline.from_pretrained(LEGACY_PIPELINE)
     pipe.set_progress_bar_config(disable=True)
     sampling = pipe.scheduler.config
-    assert (sampling.num_inference_steps, sampling.guidance_scale, sampling.guidance_schedule, sampling.temperature,
-            sampling.softmax_temperature_annealing) == (3, 1.5, "constant", 1.0, False)
+    assert (
+        sampling.num_inference_steps,
+        sampling.guidance_scale,
+        sampling.guidance_schedule,
+        sampling.temperature,
+        sampling.softmax_temperature_annealing,
+    ) == (3, 1.5, "constant", 1.0, False)
     assert not pipe.transformer.config.legacy_sampling_settings()
     expected = load_file(str(LEGACY_PIPELINE.parent / "pipeline_saved_by_0.1.expected.safetensors"))["ids"]
     ids = pipe([0, 1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images
@@ -163,7 +203,9 @@ def test_a_pipeline_saved_before_the_redesign_loads_and_samples_the_same(tmp_pat
     assert (tmp_path / "image_processor" / "preprocessor_config.json").is_file()
     again = TiTokPipeline.from_pretrained(tmp_path)
     again.set_progress_bar_config(disable=True)
-    assert torch.equal(again([0, 1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images, expected)
+    assert torch.equal(
+        again([0, 1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images, expected
+    )
     # A generator config alone, saved by 0.1, loads too (its settings move to the pipeline's scheduler).
     shutil.copytree(LEGACY_PIPELINE / "transformer", tmp_path / "old_transformer")
     transformer = TiTokMaskGIT.from_pretrained(tmp_path / "old_transformer")

@@ -1,7 +1,8 @@
 """Bad input anywhere gets a clear error that names the problem: one table of distinct bad inputs across every
 public surface (models, image processor, pipeline, scheduler, loading, configs, converter, command line,
 training configs, evaluation, the Space), each asserting the error type and the words that name the problem.
-(Threads with mixed settings: `test_architecture.py::test_concurrent_calls_with_different_settings_equal_sequential_calls`.)"""
+(Threads with mixed settings:
+`test_architecture.py::test_concurrent_calls_with_different_settings_equal_sequential_calls`.)"""
 
 import math
 import shutil
@@ -29,9 +30,12 @@ from hf_titok import (
 from hf_titok.cli import main as cli
 from hf_titok.conversion import ConversionError, convert, load_official_config, load_official_weights
 from hf_titok.training import build_trainer, load_recipe_config
+
 from conftest import FIXTURES, tiny_pipeline, tiny_titok_config
 
-VQGAN = dict(image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=16, codebook_size=128)
+VQGAN = dict(
+    image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=16, codebook_size=128
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,11 @@ def r(tmp_path_factory):
     vq = TiTokTokenizer(tiny_titok_config("single_vq")).eval()
     vae = TiTokTokenizer(tiny_titok_config("vae")).eval()
     vq.save_pretrained(root / "vq")
-    for name, damage in (("truncated", lambda b: b[: len(b) // 2]), ("empty", lambda b: b""), ("garbage", lambda b: b"\x07" * 64)):
+    for name, damage in (
+        ("truncated", lambda b: b[: len(b) // 2]),
+        ("empty", lambda b: b""),
+        ("garbage", lambda b: b"\x07" * 64),
+    ):
         shutil.copytree(root / "vq", root / name)
         path = root / name / "model.safetensors"
         path.write_bytes(damage(path.read_bytes()))
@@ -67,9 +75,20 @@ def r(tmp_path_factory):
     scheduler.set_timesteps()
     app = load_space_app()
     space = app.load_model(str(root / "pipeline"))
-    return SimpleNamespace(root=root, pipe=pipe, vq=vq, vae=vae, vqgan=MaskGITVQGAN(MaskGITVQGANConfig(**VQGAN)).eval(),
-                           generator=pipe.transformer, scheduler=scheduler, processor=TiTokImageProcessor.for_image_size(32),
-                           image=image, bomb=bomb, space=space, app=app)
+    return SimpleNamespace(
+        root=root,
+        pipe=pipe,
+        vq=vq,
+        vae=vae,
+        vqgan=MaskGITVQGAN(MaskGITVQGANConfig(**VQGAN)).eval(),
+        generator=pipe.transformer,
+        scheduler=scheduler,
+        processor=TiTokImageProcessor.for_image_size(32),
+        image=image,
+        bomb=bomb,
+        space=space,
+        app=app,
+    )
 
 
 def load_space_app():
@@ -78,7 +97,9 @@ def load_space_app():
 
     if "titok_space_app" in sys.modules:
         return sys.modules["titok_space_app"]
-    spec = importlib.util.spec_from_file_location("titok_space_app", Path(__file__).resolve().parent.parent / "spaces" / "app.py")
+    spec = importlib.util.spec_from_file_location(
+        "titok_space_app", Path(__file__).resolve().parent.parent / "spaces" / "app.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -94,112 +115,595 @@ PIXELS = torch.rand(2, 3, 32, 32)
 # (surface, what is wrong, call(r), expected error type(s), words that name the problem)
 CASES = [
     # ---- models: tokenizer, VQGAN, generator -------------------------------------------------------------
-    ("models", "NaN pixels", lambda r: r.vq.encode(torch.full((1, 3, 32, 32), math.nan)), ValueError, "NaN or infinite"),
-    ("models", "inf pixels", lambda r: r.vq.encode(torch.full((1, 3, 32, 32), math.inf)), ValueError, "NaN or infinite"),
+    (
+        "models",
+        "NaN pixels",
+        lambda r: r.vq.encode(torch.full((1, 3, 32, 32), math.nan)),
+        ValueError,
+        "NaN or infinite",
+    ),
+    (
+        "models",
+        "inf pixels",
+        lambda r: r.vq.encode(torch.full((1, 3, 32, 32), math.inf)),
+        ValueError,
+        "NaN or infinite",
+    ),
     ("models", "pixels in [0, 255]", lambda r: r.vq.encode(PIXELS * 255), ValueError, r"\[0, 255\]: divide by 255"),
     ("models", "pixels in [-1, 1]", lambda r: r.vq.encode(PIXELS * 2 - 1), ValueError, r"\(x \+ 1\) / 2"),
     ("models", "uint8 pixels", lambda r: r.vq.encode((PIXELS * 255).to(torch.uint8)), TypeError, "floating-point"),
     ("models", "a NumPy image", lambda r: r.vq.encode(PIXELS.numpy()), TypeError, "must be a torch.Tensor"),
-    ("models", "wrong image size", lambda r: r.vq.encode(torch.rand(1, 3, 16, 16)), ValueError, "takes 32x32 images, got 16x16"),
+    (
+        "models",
+        "wrong image size",
+        lambda r: r.vq.encode(torch.rand(1, 3, 16, 16)),
+        ValueError,
+        "takes 32x32 images, got 16x16",
+    ),
     ("models", "2 channels", lambda r: r.vq.encode(torch.rand(1, 2, 32, 32)), ValueError, "3 channels"),
     ("models", "3-d pixels", lambda r: r.vq.encode(torch.rand(3, 32, 32)), ValueError, "4 dimensions"),
     ("models", "empty batch", lambda r: r.vq.encode(torch.rand(0, 3, 32, 32)), ValueError, "empty batch"),
-    ("models", "ids out of range", lambda r: r.vq.decode(ids(1, 8) + 64), ValueError, r"token_ids must lie in \[0, 63\]"),
+    (
+        "models",
+        "ids out of range",
+        lambda r: r.vq.decode(ids(1, 8) + 64),
+        ValueError,
+        r"token_ids must lie in \[0, 63\]",
+    ),
     ("models", "wrong number of ids", lambda r: r.vq.decode(ids(1, 9)), ValueError, r"shape \[B, 8\]"),
     ("models", "float ids to a VQ model", lambda r: r.vq.decode(torch.rand(1, 8)), TypeError, "VQ tokenizer"),
     ("models", "ids to a VAE model", lambda r: r.vae.decode(ids(1, 8)), TypeError, "VAE tokenizer"),
-    ("models", "NaN latents", lambda r: r.vae.decode(torch.full((1, 8, 8), math.nan)), ValueError, "latents contain NaN"),
+    (
+        "models",
+        "NaN latents",
+        lambda r: r.vae.decode(torch.full((1, 8, 8), math.nan)),
+        ValueError,
+        "latents contain NaN",
+    ),
     ("models", "bool ids", lambda r: r.vq.decode(ids(1, 8) > 3), TypeError, "integer tensor"),
-    ("models", "bad generator for sampling", lambda r: r.vae.encode(PIXELS, sample_posterior=True, generator=3), TypeError, "torch.Generator"),
-    ("models", "proxy-code labels to a pixel model", lambda r: r.vq(PIXELS, labels=ids(2, 16)), ValueError, "pixel head"),
-    ("models", "VQGAN codes out of range", lambda r: r.vqgan.decode(ids(1, 16, high=128) + 128), ValueError, r"codes must lie in \[0, 127\]"),
-    ("models", "VQGAN wrong size", lambda r: r.vqgan.encode(torch.rand(1, 3, 64, 64)), ValueError, "takes 32x32 images"),
-    ("models", "generator ids out of range", lambda r: r.generator(ids(2, 8) + 65, torch.tensor([0, 1])), ValueError, r"input_ids must lie in \[0, 64\]"),
-    ("models", "class label out of range", lambda r: r.generator(ids(2, 8), torch.tensor([0, 11])), ValueError, r"class_labels must lie in \[0, 10\]"),
-    ("models", "float class labels", lambda r: r.generator(ids(2, 8), torch.tensor([0.0, 1.0])), TypeError, "integer tensor"),
-    ("models", "class labels of another batch", lambda r: r.generator(ids(2, 8), torch.tensor([0])), ValueError, r"shape \[2\]"),
+    (
+        "models",
+        "bad generator for sampling",
+        lambda r: r.vae.encode(PIXELS, sample_posterior=True, generator=3),
+        TypeError,
+        "torch.Generator",
+    ),
+    (
+        "models",
+        "proxy-code labels to a pixel model",
+        lambda r: r.vq(PIXELS, labels=ids(2, 16)),
+        ValueError,
+        "pixel head",
+    ),
+    (
+        "models",
+        "VQGAN codes out of range",
+        lambda r: r.vqgan.decode(ids(1, 16, high=128) + 128),
+        ValueError,
+        r"codes must lie in \[0, 127\]",
+    ),
+    (
+        "models",
+        "VQGAN wrong size",
+        lambda r: r.vqgan.encode(torch.rand(1, 3, 64, 64)),
+        ValueError,
+        "takes 32x32 images",
+    ),
+    (
+        "models",
+        "generator ids out of range",
+        lambda r: r.generator(ids(2, 8) + 65, torch.tensor([0, 1])),
+        ValueError,
+        r"input_ids must lie in \[0, 64\]",
+    ),
+    (
+        "models",
+        "class label out of range",
+        lambda r: r.generator(ids(2, 8), torch.tensor([0, 11])),
+        ValueError,
+        r"class_labels must lie in \[0, 10\]",
+    ),
+    (
+        "models",
+        "float class labels",
+        lambda r: r.generator(ids(2, 8), torch.tensor([0.0, 1.0])),
+        TypeError,
+        "integer tensor",
+    ),
+    (
+        "models",
+        "class labels of another batch",
+        lambda r: r.generator(ids(2, 8), torch.tensor([0])),
+        ValueError,
+        r"shape \[2\]",
+    ),
     # ---- image processor -----------------------------------------------------------------------------------
-    ("image processor", "float image in [0, 255]", lambda r: r.processor(np.full((32, 32, 3), 200.0)), ValueError, r"must lie in \[0, 1\].*\[0, 255\]"),
-    ("image processor", "NaN in a float image", lambda r: r.processor(np.full((32, 32, 3), math.nan, np.float32)), ValueError, "NaN or infinite"),
-    ("image processor", "2 channels", lambda r: r.processor(np.zeros((32, 32, 2), np.uint8)), ValueError, "1 \\(grey\\), 3 \\(RGB\\) or 4"),
-    ("image processor", "5 channels", lambda r: r.processor(np.zeros((5, 32, 32), np.uint8)), ValueError, "got shape \\(5, 32, 32\\)"),
-    ("image processor", "16-bit levels as int64", lambda r: r.processor(np.full((8, 8), 1000)), ValueError, r"8-bit levels in \[0, 255\]"),
+    (
+        "image processor",
+        "float image in [0, 255]",
+        lambda r: r.processor(np.full((32, 32, 3), 200.0)),
+        ValueError,
+        r"must lie in \[0, 1\].*\[0, 255\]",
+    ),
+    (
+        "image processor",
+        "NaN in a float image",
+        lambda r: r.processor(np.full((32, 32, 3), math.nan, np.float32)),
+        ValueError,
+        "NaN or infinite",
+    ),
+    (
+        "image processor",
+        "2 channels",
+        lambda r: r.processor(np.zeros((32, 32, 2), np.uint8)),
+        ValueError,
+        "1 \\(grey\\), 3 \\(RGB\\) or 4",
+    ),
+    (
+        "image processor",
+        "5 channels",
+        lambda r: r.processor(np.zeros((5, 32, 32), np.uint8)),
+        ValueError,
+        "got shape \\(5, 32, 32\\)",
+    ),
+    (
+        "image processor",
+        "16-bit levels as int64",
+        lambda r: r.processor(np.full((8, 8), 1000)),
+        ValueError,
+        r"8-bit levels in \[0, 255\]",
+    ),
     ("image processor", "bool image", lambda r: r.processor(np.zeros((8, 8), bool)), TypeError, "dtype bool"),
-    ("image processor", "complex image", lambda r: r.processor(np.zeros((8, 8), np.complex64)), TypeError, "dtype complex64"),
+    (
+        "image processor",
+        "complex image",
+        lambda r: r.processor(np.zeros((8, 8), np.complex64)),
+        TypeError,
+        "dtype complex64",
+    ),
     ("image processor", "empty list", lambda r: r.processor([]), ValueError, "images is empty"),
     ("image processor", "a path instead of an image", lambda r: r.processor("photo.png"), TypeError, "got str"),
-    ("image processor", "1-d array", lambda r: r.processor(np.zeros(10, np.uint8)), ValueError, r"\[H, W\], \[H, W, C\]"),
+    (
+        "image processor",
+        "1-d array",
+        lambda r: r.processor(np.zeros(10, np.uint8)),
+        ValueError,
+        r"\[H, W\], \[H, W, C\]",
+    ),
     ("image processor", "zero-size image", lambda r: r.processor(np.zeros((0, 5, 3), np.uint8)), ValueError, "empty"),
-    ("image processor", "unknown argument", lambda r: r.processor(np.zeros((8, 8), np.uint8), do_flip=True), TypeError, "do_flip"),
-    ("image processor", "non-square sizes", lambda r: TiTokImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 16}), ValueError, "square images"),
+    (
+        "image processor",
+        "unknown argument",
+        lambda r: r.processor(np.zeros((8, 8), np.uint8), do_flip=True),
+        TypeError,
+        "do_flip",
+    ),
+    (
+        "image processor",
+        "non-square sizes",
+        lambda r: TiTokImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 16}),
+        ValueError,
+        "square images",
+    ),
     # ---- pipeline ------------------------------------------------------------------------------------------
     ("pipeline", "unknown class name", lambda r: r.pipe("zebra"), ValueError, "unknown class name 'zebra'"),
     ("pipeline", "class id out of range", lambda r: r.pipe(10), ValueError, "class id 10 is out of range"),
     ("pipeline", "float class label", lambda r: r.pipe(1.5), TypeError, "ints, class names or None, got float"),
     ("pipeline", "no class labels", lambda r: r.pipe([]), ValueError, "class_labels is empty"),
-    ("pipeline", "steps as a string", lambda r: r.pipe(1, num_inference_steps="4"), TypeError, "num_inference_steps must be an integer"),
-    ("pipeline", "more steps than tokens", lambda r: r.pipe(1, num_inference_steps=10_000), ValueError, "exceeds the 8 tokens"),
-    ("pipeline", "NaN guidance", lambda r: r.pipe(1, guidance_scale=math.nan), ValueError, "guidance_scale must be finite"),
-    ("pipeline", "huge guidance", lambda r: r.pipe(1, guidance_scale=1e30), ValueError, r"guidance_scale must lie in \[0, 100\]"),
-    ("pipeline", "inf temperature", lambda r: r.pipe(1, temperature=math.inf), ValueError, "temperature must be finite"),
-    ("pipeline", "temperature as a string", lambda r: r.pipe(1, temperature="hot"), TypeError, "temperature must be a number"),
-    ("pipeline", "unknown guidance schedule", lambda r: r.pipe(1, guidance_schedule="cosine"), ValueError, "guidance_schedule must be one of"),
-    ("pipeline", "annealing as a string", lambda r: r.pipe(1, softmax_temperature_annealing="yes"), TypeError, "True or False"),
+    (
+        "pipeline",
+        "steps as a string",
+        lambda r: r.pipe(1, num_inference_steps="4"),
+        TypeError,
+        "num_inference_steps must be an integer",
+    ),
+    (
+        "pipeline",
+        "more steps than tokens",
+        lambda r: r.pipe(1, num_inference_steps=10_000),
+        ValueError,
+        "exceeds the 8 tokens",
+    ),
+    (
+        "pipeline",
+        "NaN guidance",
+        lambda r: r.pipe(1, guidance_scale=math.nan),
+        ValueError,
+        "guidance_scale must be finite",
+    ),
+    (
+        "pipeline",
+        "huge guidance",
+        lambda r: r.pipe(1, guidance_scale=1e30),
+        ValueError,
+        r"guidance_scale must lie in \[0, 100\]",
+    ),
+    (
+        "pipeline",
+        "inf temperature",
+        lambda r: r.pipe(1, temperature=math.inf),
+        ValueError,
+        "temperature must be finite",
+    ),
+    (
+        "pipeline",
+        "temperature as a string",
+        lambda r: r.pipe(1, temperature="hot"),
+        TypeError,
+        "temperature must be a number",
+    ),
+    (
+        "pipeline",
+        "unknown guidance schedule",
+        lambda r: r.pipe(1, guidance_schedule="cosine"),
+        ValueError,
+        "guidance_schedule must be one of",
+    ),
+    (
+        "pipeline",
+        "annealing as a string",
+        lambda r: r.pipe(1, softmax_temperature_annealing="yes"),
+        TypeError,
+        "True or False",
+    ),
     ("pipeline", "strength without an image", lambda r: r.pipe(1, strength=0.3), ValueError, "it needs image="),
-    ("pipeline", "strength above 1", lambda r: r.pipe(1, image=PIXELS, strength=1.5), ValueError, r"strength must be a number in \(0, 1\]"),
+    (
+        "pipeline",
+        "strength above 1",
+        lambda r: r.pipe(1, image=PIXELS, strength=1.5),
+        ValueError,
+        r"strength must be a number in \(0, 1\]",
+    ),
     ("pipeline", "non-Generator generator", lambda r: r.pipe(1, generator=42), TypeError, "torch.Generator"),
-    ("pipeline", "too few generators", lambda r: r.pipe([1, 2], generator=[torch.Generator()]), None, None),  # one generator is fine
-    ("pipeline", "generators for another batch", lambda r: r.pipe([1, 2], generator=[torch.Generator()] * 3), ValueError, "list of 3 generators, but the batch has 2"),
-    ("pipeline", "zero images per label", lambda r: r.pipe(1, num_images_per_label=0), ValueError, "num_images_per_label must be an integer >= 1"),
-    ("pipeline", "unknown output type", lambda r: r.pipe(1, output_type="jpeg"), ValueError, "output_type must be one of"),
-    ("pipeline", "unknown callback tensor", lambda r: r.pipe(1, callback_on_step_end=lambda *a: {}, callback_on_step_end_tensor_inputs=["noise"]), ValueError, "not among the tensors"),
-    ("pipeline", "callback leaves masks", lambda r: r.pipe(1, output_type="latent", callback_on_step_end=lambda p, i, t, kw: {"latents": torch.full_like(kw["latents"], 64)}), ValueError, "left masked positions"),
-    ("pipeline", "a VAE as the vqvae", lambda r: TiTokPipeline(r.vae, r.generator), ValueError, "VQ tokenizer, not a VAE"),
-    ("pipeline", "incomplete id2label", lambda r: TiTokPipeline(r.pipe.vqvae, r.generator, id2label={0: "a"}), ValueError, "id2label must name every class"),
+    (
+        "pipeline",
+        "too few generators",
+        lambda r: r.pipe([1, 2], generator=[torch.Generator()]),
+        None,
+        None,
+    ),  # one generator is fine
+    (
+        "pipeline",
+        "generators for another batch",
+        lambda r: r.pipe([1, 2], generator=[torch.Generator()] * 3),
+        ValueError,
+        "list of 3 generators, but the batch has 2",
+    ),
+    (
+        "pipeline",
+        "zero images per label",
+        lambda r: r.pipe(1, num_images_per_label=0),
+        ValueError,
+        "num_images_per_label must be an integer >= 1",
+    ),
+    (
+        "pipeline",
+        "unknown output type",
+        lambda r: r.pipe(1, output_type="jpeg"),
+        ValueError,
+        "output_type must be one of",
+    ),
+    (
+        "pipeline",
+        "unknown callback tensor",
+        lambda r: r.pipe(1, callback_on_step_end=lambda *a: {}, callback_on_step_end_tensor_inputs=["noise"]),
+        ValueError,
+        "not among the tensors",
+    ),
+    (
+        "pipeline",
+        "callback leaves masks",
+        lambda r: r.pipe(
+            1,
+            output_type="latent",
+            callback_on_step_end=lambda p, i, t, kw: {"latents": torch.full_like(kw["latents"], 64)},
+        ),
+        ValueError,
+        "left masked positions",
+    ),
+    (
+        "pipeline",
+        "a VAE as the vqvae",
+        lambda r: TiTokPipeline(r.vae, r.generator),
+        ValueError,
+        "VQ tokenizer, not a VAE",
+    ),
+    (
+        "pipeline",
+        "incomplete id2label",
+        lambda r: TiTokPipeline(r.pipe.vqvae, r.generator, id2label={0: "a"}),
+        ValueError,
+        "id2label must name every class",
+    ),
     # ---- scheduler -----------------------------------------------------------------------------------------
-    ("scheduler", "negative temperature", lambda r: TiTokMaskGITScheduler(temperature=-1.0), ValueError, r"temperature must lie in \[0, 100\]"),
-    ("scheduler", "zero power", lambda r: TiTokMaskGITScheduler(guidance_scale_pow=0.0), ValueError, r"guidance_scale_pow must lie in \(0, 100\]"),
-    ("scheduler", "step before set_timesteps", lambda r: TiTokMaskGITScheduler().step(torch.zeros(1, 8, 64), 0, ids(1, 8)), RuntimeError, "set_timesteps"),
-    ("scheduler", "timestep out of range", lambda r: r.scheduler.step(torch.zeros(1, 8, 64), 9, ids(1, 8)), ValueError, r"timestep must lie in \[0, 3\]"),
-    ("scheduler", "logits and ids disagree", lambda r: r.scheduler.step(torch.zeros(1, 8, 64), 0, ids(1, 7)), ValueError, "disagree on"),
-    ("scheduler", "float ids", lambda r: r.scheduler.step(torch.zeros(1, 8, 64), 0, torch.zeros(1, 8)), TypeError, "sample must be integer ids"),
-    ("scheduler", "float timestep", lambda r: r.scheduler.step(torch.zeros(1, 8, 64), 0.5, ids(1, 8)), TypeError, "timestep must be an integer"),
-    ("scheduler", "zero masked tokens", lambda r: TiTokMaskGITScheduler().set_timesteps(num_masked_tokens=0), ValueError, "num_masked_tokens must be an integer >= 1"),
+    (
+        "scheduler",
+        "negative temperature",
+        lambda r: TiTokMaskGITScheduler(temperature=-1.0),
+        ValueError,
+        r"temperature must lie in \[0, 100\]",
+    ),
+    (
+        "scheduler",
+        "zero power",
+        lambda r: TiTokMaskGITScheduler(guidance_scale_pow=0.0),
+        ValueError,
+        r"guidance_scale_pow must lie in \(0, 100\]",
+    ),
+    (
+        "scheduler",
+        "step before set_timesteps",
+        lambda r: TiTokMaskGITScheduler().step(torch.zeros(1, 8, 64), 0, ids(1, 8)),
+        RuntimeError,
+        "set_timesteps",
+    ),
+    (
+        "scheduler",
+        "timestep out of range",
+        lambda r: r.scheduler.step(torch.zeros(1, 8, 64), 9, ids(1, 8)),
+        ValueError,
+        r"timestep must lie in \[0, 3\]",
+    ),
+    (
+        "scheduler",
+        "logits and ids disagree",
+        lambda r: r.scheduler.step(torch.zeros(1, 8, 64), 0, ids(1, 7)),
+        ValueError,
+        "disagree on",
+    ),
+    (
+        "scheduler",
+        "float ids",
+        lambda r: r.scheduler.step(torch.zeros(1, 8, 64), 0, torch.zeros(1, 8)),
+        TypeError,
+        "sample must be integer ids",
+    ),
+    (
+        "scheduler",
+        "float timestep",
+        lambda r: r.scheduler.step(torch.zeros(1, 8, 64), 0.5, ids(1, 8)),
+        TypeError,
+        "timestep must be an integer",
+    ),
+    (
+        "scheduler",
+        "zero masked tokens",
+        lambda r: TiTokMaskGITScheduler().set_timesteps(num_masked_tokens=0),
+        ValueError,
+        "num_masked_tokens must be an integer >= 1",
+    ),
     # ---- loading and configs -------------------------------------------------------------------------------
-    ("loading", "truncated weights", lambda r: TiTokTokenizer.from_pretrained(r.root / "truncated"), ValueError, r"damaged weight file .*truncated/model.safetensors.*not fully covered"),
-    ("loading", "zero-byte weights", lambda r: TiTokTokenizer.from_pretrained(r.root / "empty"), ValueError, r"empty/model.safetensors.*\(0 bytes\)"),
-    ("loading", "garbage weights", lambda r: TiTokTokenizer.from_pretrained(r.root / "garbage"), ValueError, r"garbage/model.safetensors"),
-    ("loading", "NaN weights", lambda r: TiTokTokenizer.from_pretrained(r.root / "nan"), ValueError, "NaN or infinite weights: decoder.mask_token"),
-    ("loading", "another model type", lambda r: TiTokTokenizer.from_pretrained(r.root / "generator_as_tokenizer"), ValueError, "config of a 'titok_maskgit' model, not of a TiTokTokenizer"),
-    ("loading", "pipeline without a component", lambda r: TiTokPipeline.from_pretrained(r.root / "no_transformer"), FileNotFoundError, "no_transformer/transformer"),
-    ("loading", "not a pipeline folder", lambda r: TiTokPipeline.from_pretrained(r.root / "vq"), FileNotFoundError, "no model_index.json"),
-    ("loading", "a config of neither format", lambda r: TiTokTokenizer.from_pretrained(_folder_with(r.root / "neither", {"hidden": 3})), ValueError, "neither an hf_titok config .* nor an official TiTok config .*Accepted: "),
-    ("loading", "an official generator as a tokenizer", lambda r: TiTokTokenizer.from_pretrained(_official(r.root, "maskgit_vit")), ValueError, "official TiTok generator checkpoint, not a TiTokTokenizer's: load it with TiTokMaskGIT or TiTokPipeline"),
-    ("loading", "an official release folder without weights", lambda r: TiTokTokenizer.from_pretrained(_official(r.root, "titok_vq_single", weights=False)), FileNotFoundError, "has no model.safetensors"),
-    ("loading", "fun-research without a release", lambda r: TiTokTokenizer.from_pretrained("fun-research/TiTok"), ValueError, "pass --release / release="),
-    ("loading", "an official .bin that runs code", lambda r: TiTokTokenizer.from_pretrained(_bin_folder(r.root), release="titok_l32"), ValueError, "weights-only"),
-    ("loading", "an unknown release name", lambda r: TiTokTokenizer.from_pretrained(r.root / "vq", release="titok_xl"), ValueError, "unknown official release 'titok_xl'"),
-    ("loading", "fast_path not a bool", lambda r: TiTokTokenizer.from_pretrained(r.root / "vq", fast_path="yes"), TypeError, "fast_path must be True or False, got 'yes'"),
-    ("fast path", "a fast pipeline to float16", lambda r: _fast(r).to(torch.float16), ValueError, "on the CPU fast path .*moving it to cpu / torch.float16 is not possible"),
-    ("fast path", "a fast model to train()", lambda r: _fast(r).vqvae.train(), ValueError, "training is not possible. Load the exact model"),
-    ("fast path", "requires_grad_(True) on a fast model", lambda r: _fast(r).transformer.requires_grad_(True), ValueError, r"gradients \(requires_grad_\(True\)\) is not possible"),
-    ("fast path", "a fast pipeline from_pretrained with fast_path='yes'", lambda r: TiTokPipeline.from_pretrained(r.root / "pipeline", fast_path="yes"), TypeError, "fast_path must be True or False"),
-    ("image processor", "NaN pixels to a PIL image", lambda r: r.processor.postprocess(torch.full((1, 3, 4, 4), math.nan)), ValueError, "48 pixel values are NaN or infinite"),
+    (
+        "loading",
+        "truncated weights",
+        lambda r: TiTokTokenizer.from_pretrained(r.root / "truncated"),
+        ValueError,
+        r"damaged weight file .*truncated/model.safetensors.*not fully covered",
+    ),
+    (
+        "loading",
+        "zero-byte weights",
+        lambda r: TiTokTokenizer.from_pretrained(r.root / "empty"),
+        ValueError,
+        r"empty/model.safetensors.*\(0 bytes\)",
+    ),
+    (
+        "loading",
+        "garbage weights",
+        lambda r: TiTokTokenizer.from_pretrained(r.root / "garbage"),
+        ValueError,
+        r"garbage/model.safetensors",
+    ),
+    (
+        "loading",
+        "NaN weights",
+        lambda r: TiTokTokenizer.from_pretrained(r.root / "nan"),
+        ValueError,
+        "NaN or infinite weights: decoder.mask_token",
+    ),
+    (
+        "loading",
+        "another model type",
+        lambda r: TiTokTokenizer.from_pretrained(r.root / "generator_as_tokenizer"),
+        ValueError,
+        "config of a 'titok_maskgit' model, not of a TiTokTokenizer",
+    ),
+    (
+        "loading",
+        "pipeline without a component",
+        lambda r: TiTokPipeline.from_pretrained(r.root / "no_transformer"),
+        FileNotFoundError,
+        "no_transformer/transformer",
+    ),
+    (
+        "loading",
+        "not a pipeline folder",
+        lambda r: TiTokPipeline.from_pretrained(r.root / "vq"),
+        FileNotFoundError,
+        "no model_index.json",
+    ),
+    (
+        "loading",
+        "a config of neither format",
+        lambda r: TiTokTokenizer.from_pretrained(_folder_with(r.root / "neither", {"hidden": 3})),
+        ValueError,
+        "neither an hf_titok config .* nor an official TiTok config .*Accepted: ",
+    ),
+    (
+        "loading",
+        "an official generator as a tokenizer",
+        lambda r: TiTokTokenizer.from_pretrained(_official(r.root, "maskgit_vit")),
+        ValueError,
+        "official TiTok generator checkpoint, not a TiTokTokenizer's: load it with TiTokMaskGIT or TiTokPipeline",
+    ),
+    (
+        "loading",
+        "an official release folder without weights",
+        lambda r: TiTokTokenizer.from_pretrained(_official(r.root, "titok_vq_single", weights=False)),
+        FileNotFoundError,
+        "has no model.safetensors",
+    ),
+    (
+        "loading",
+        "fun-research without a release",
+        lambda r: TiTokTokenizer.from_pretrained("fun-research/TiTok"),
+        ValueError,
+        "pass --release / release=",
+    ),
+    (
+        "loading",
+        "an official .bin that runs code",
+        lambda r: TiTokTokenizer.from_pretrained(_bin_folder(r.root), release="titok_l32"),
+        ValueError,
+        "weights-only",
+    ),
+    (
+        "loading",
+        "an unknown release name",
+        lambda r: TiTokTokenizer.from_pretrained(r.root / "vq", release="titok_xl"),
+        ValueError,
+        "unknown official release 'titok_xl'",
+    ),
+    (
+        "loading",
+        "fast_path not a bool",
+        lambda r: TiTokTokenizer.from_pretrained(r.root / "vq", fast_path="yes"),
+        TypeError,
+        "fast_path must be True or False, got 'yes'",
+    ),
+    (
+        "fast path",
+        "a fast pipeline to float16",
+        lambda r: _fast(r).to(torch.float16),
+        ValueError,
+        "on the CPU fast path .*moving it to cpu / torch.float16 is not possible",
+    ),
+    (
+        "fast path",
+        "a fast model to train()",
+        lambda r: _fast(r).vqvae.train(),
+        ValueError,
+        "training is not possible. Load the exact model",
+    ),
+    (
+        "fast path",
+        "requires_grad_(True) on a fast model",
+        lambda r: _fast(r).transformer.requires_grad_(True),
+        ValueError,
+        r"gradients \(requires_grad_\(True\)\) is not possible",
+    ),
+    (
+        "fast path",
+        "a fast pipeline from_pretrained with fast_path='yes'",
+        lambda r: TiTokPipeline.from_pretrained(r.root / "pipeline", fast_path="yes"),
+        TypeError,
+        "fast_path must be True or False",
+    ),
+    (
+        "image processor",
+        "NaN pixels to a PIL image",
+        lambda r: r.processor.postprocess(torch.full((1, 3, 4, 4), math.nan)),
+        ValueError,
+        "48 pixel values are NaN or infinite",
+    ),
     ("configs", "a size as a string", lambda r: TiTokConfig(image_size="256"), StrictDataclassError, "image_size"),
-    ("configs", "a negative size", lambda r: TiTokConfig(num_latent_tokens=-4), StrictDataclassError, "num_latent_tokens must be a positive integer"),
-    ("configs", "a NaN ratio", lambda r: TiTokConfig(mlp_ratio=math.nan), StrictDataclassError, "mlp_ratio must be a finite number"),
-    ("configs", "heads that do not divide the width", lambda r: TiTokMaskGITConfig(hidden_size=30, num_attention_heads=4), StrictDataclassError, "not divisible"),
-    ("configs", "a dropout above 1", lambda r: TiTokMaskGITConfig(class_dropout_prob=1.5), StrictDataclassError, "probability in \\[0, 1\\]"),
-    ("configs", "a pixel head with a pixel decoder", lambda r: TiTokConfig(decoder_head="pixels", include_pixel_decoder=True), ValueError, "needs decoder_head='proxy_codes'"),
-    ("configs", "unknown preset", lambda r: TiTokConfig.from_preset("titok_xl"), ValueError, "unknown TiTok preset 'titok_xl'"),
-    ("configs", "VQGAN groups that do not divide", lambda r: MaskGITVQGANConfig(hidden_channels=30), StrictDataclassError, "not divisible by norm_num_groups"),
+    (
+        "configs",
+        "a negative size",
+        lambda r: TiTokConfig(num_latent_tokens=-4),
+        StrictDataclassError,
+        "num_latent_tokens must be a positive integer",
+    ),
+    (
+        "configs",
+        "a NaN ratio",
+        lambda r: TiTokConfig(mlp_ratio=math.nan),
+        StrictDataclassError,
+        "mlp_ratio must be a finite number",
+    ),
+    (
+        "configs",
+        "heads that do not divide the width",
+        lambda r: TiTokMaskGITConfig(hidden_size=30, num_attention_heads=4),
+        StrictDataclassError,
+        "not divisible",
+    ),
+    (
+        "configs",
+        "a dropout above 1",
+        lambda r: TiTokMaskGITConfig(class_dropout_prob=1.5),
+        StrictDataclassError,
+        "probability in \\[0, 1\\]",
+    ),
+    (
+        "configs",
+        "a pixel head with a pixel decoder",
+        lambda r: TiTokConfig(decoder_head="pixels", include_pixel_decoder=True),
+        ValueError,
+        "needs decoder_head='proxy_codes'",
+    ),
+    (
+        "configs",
+        "unknown preset",
+        lambda r: TiTokConfig.from_preset("titok_xl"),
+        ValueError,
+        "unknown TiTok preset 'titok_xl'",
+    ),
+    (
+        "configs",
+        "VQGAN groups that do not divide",
+        lambda r: MaskGITVQGANConfig(hidden_channels=30),
+        StrictDataclassError,
+        "not divisible by norm_num_groups",
+    ),
     # ---- converter -----------------------------------------------------------------------------------------
-    ("converter", "missing weights file", lambda r: load_official_weights(r.root / "nothing.bin"), FileNotFoundError, "weights file not found"),
-    ("converter", "a pickle that is not weights", lambda r: load_official_weights(_pickle_with_code(r.root)), ConversionError, "weights-only"),
-    ("converter", "missing config file", lambda r: load_official_config(r.root / "nothing.yaml"), FileNotFoundError, "config file not found"),
-    ("converter", "a config that is not a mapping", lambda r: load_official_config(_write(r.root / "list.json", "[1, 2]")), ConversionError, "does not hold a config mapping"),
-    ("converter", "unknown kind", lambda r: convert("decoder", None, r.root / "x", r.root / "out"), ConversionError, "unknown kind 'decoder'"),
-    ("converter", "tokenizer weights of another size", lambda r: convert("tokenizer", FIXTURES / "titok_vq_single.config.json", FIXTURES / "titok_vq_legacy.weights.safetensors", r.root / "out"), ConversionError, "does not match the model"),
+    (
+        "converter",
+        "missing weights file",
+        lambda r: load_official_weights(r.root / "nothing.bin"),
+        FileNotFoundError,
+        "weights file not found",
+    ),
+    (
+        "converter",
+        "a pickle that is not weights",
+        lambda r: load_official_weights(_pickle_with_code(r.root)),
+        ConversionError,
+        "weights-only",
+    ),
+    (
+        "converter",
+        "missing config file",
+        lambda r: load_official_config(r.root / "nothing.yaml"),
+        FileNotFoundError,
+        "config file not found",
+    ),
+    (
+        "converter",
+        "a config that is not a mapping",
+        lambda r: load_official_config(_write(r.root / "list.json", "[1, 2]")),
+        ConversionError,
+        "does not hold a config mapping",
+    ),
+    (
+        "converter",
+        "unknown kind",
+        lambda r: convert("decoder", None, r.root / "x", r.root / "out"),
+        ConversionError,
+        "unknown kind 'decoder'",
+    ),
+    (
+        "converter",
+        "tokenizer weights of another size",
+        lambda r: convert(
+            "tokenizer",
+            FIXTURES / "titok_vq_single.config.json",
+            FIXTURES / "titok_vq_legacy.weights.safetensors",
+            r.root / "out",
+        ),
+        ConversionError,
+        "does not match the model",
+    ),
 ]
 
 
@@ -263,18 +767,98 @@ def test_bad_input_gets_a_clear_error(r, case):
 # ---- command line: one line on stderr, exit status 2 ----------------------------------------------------------
 
 CLI_CASES = [
-    ("decompression bomb", lambda r: ["reconstruct", str(r.bomb), "--model", str(r.root / "vq")], "refusing image .*bomb.png"),
-    ("not an image", lambda r: ["reconstruct", str(r.root / "not_an_image.png"), "--model", str(r.root / "vq")], "cannot read image"),
-    ("missing image", lambda r: ["encode", str(r.root / "nothing.png"), "--model", str(r.root / "vq"), "--output", "ids.npy"], "image not found"),
-    ("missing model folder", lambda r: ["encode", str(r.image), "--model", str(r.root / "nowhere"), "--output", "ids.npy"], "model directory not found"),
-    ("damaged model", lambda r: ["encode", str(r.image), "--model", str(r.root / "truncated"), "--output", str(r.root / "ids.npy")], "damaged weight file"),
-    ("unknown class", lambda r: ["generate", "--model", str(r.root / "pipeline"), "--labels", "zebra"], "unknown class name 'zebra'"),
+    (
+        "decompression bomb",
+        lambda r: ["reconstruct", str(r.bomb), "--model", str(r.root / "vq")],
+        "refusing image .*bomb.png",
+    ),
+    (
+        "not an image",
+        lambda r: ["reconstruct", str(r.root / "not_an_image.png"), "--model", str(r.root / "vq")],
+        "cannot read image",
+    ),
+    (
+        "missing image",
+        lambda r: ["encode", str(r.root / "nothing.png"), "--model", str(r.root / "vq"), "--output", "ids.npy"],
+        "image not found",
+    ),
+    (
+        "missing model folder",
+        lambda r: ["encode", str(r.image), "--model", str(r.root / "nowhere"), "--output", "ids.npy"],
+        "model directory not found",
+    ),
+    (
+        "damaged model",
+        lambda r: ["encode", str(r.image), "--model", str(r.root / "truncated"), "--output", str(r.root / "ids.npy")],
+        "damaged weight file",
+    ),
+    (
+        "unknown class",
+        lambda r: ["generate", "--model", str(r.root / "pipeline"), "--labels", "zebra"],
+        "unknown class name 'zebra'",
+    ),
     ("zero steps", lambda r: ["generate", "--model", str(r.root / "pipeline"), "--steps", "0"], "--steps must be >= 1"),
-    ("NaN guidance", lambda r: ["generate", "--model", str(r.root / "pipeline"), "--guidance-scale", "nan", "--output", str(r.root / "s.png")], "guidance_scale must be finite"),
-    ("bad token file", lambda r: ["decode", str(_write(r.root / "ids.txt", "1 2")), "--model", str(r.root / "vq")], "token files are .npy or .json"),
-    ("missing reference", lambda r: ["evaluate", "generation", "--model", str(r.root / "pipeline"), "--output-dir", str(r.root / "g"), "--reference", str(r.root / "nothing.npz")], "--reference not found"),
-    ("missing Inception file", lambda r: ["evaluate", "generation", "--model", str(r.root / "pipeline"), "--output-dir", str(r.root / "g2"), "--reference", str(r.root / "images"), "--inception", str(r.root / "nothing.pt")], "Inception"),
-    ("missing data folder", lambda r: ["evaluate", "reconstruction", "--model", str(r.root / "vq"), "--data", "./no/such/folder", "--no-fid"], "dataset folder not found: ./no/such/folder"),
+    (
+        "NaN guidance",
+        lambda r: [
+            "generate",
+            "--model",
+            str(r.root / "pipeline"),
+            "--guidance-scale",
+            "nan",
+            "--output",
+            str(r.root / "s.png"),
+        ],
+        "guidance_scale must be finite",
+    ),
+    (
+        "bad token file",
+        lambda r: ["decode", str(_write(r.root / "ids.txt", "1 2")), "--model", str(r.root / "vq")],
+        "token files are .npy or .json",
+    ),
+    (
+        "missing reference",
+        lambda r: [
+            "evaluate",
+            "generation",
+            "--model",
+            str(r.root / "pipeline"),
+            "--output-dir",
+            str(r.root / "g"),
+            "--reference",
+            str(r.root / "nothing.npz"),
+        ],
+        "--reference not found",
+    ),
+    (
+        "missing Inception file",
+        lambda r: [
+            "evaluate",
+            "generation",
+            "--model",
+            str(r.root / "pipeline"),
+            "--output-dir",
+            str(r.root / "g2"),
+            "--reference",
+            str(r.root / "images"),
+            "--inception",
+            str(r.root / "nothing.pt"),
+        ],
+        "Inception",
+    ),
+    (
+        "missing data folder",
+        lambda r: [
+            "evaluate",
+            "reconstruction",
+            "--model",
+            str(r.root / "vq"),
+            "--data",
+            "./no/such/folder",
+            "--no-fid",
+        ],
+        "dataset folder not found: ./no/such/folder",
+    ),
 ]
 
 
@@ -305,17 +889,52 @@ class _no_exit:
 # ---- training configs -----------------------------------------------------------------------------------------
 
 TRAINING_CASES = [
-    ("misspelt section", {"recipe": "stage1", "trainng": {"max_steps": 3}}, None, "unknown section 'trainng' \\(did you mean 'training'\\?\\)"),
-    ("misspelt training key", {"recipe": "stage1", "training": {"max_step": 3}}, None, "unknown key training.max_step \\(did you mean 'max_steps'\\?\\)"),
-    ("misspelt model config key", {"recipe": "stage1", "model": {"config": {"num_latent_token": 8}}}, None, "model.config.num_latent_token .*'num_latent_tokens'"),
-    ("misspelt loss key", {"recipe": "stage2", "loss": {"perceptual_wieght": 1}}, None, "loss.perceptual_wieght .*'perceptual_weight'"),
+    (
+        "misspelt section",
+        {"recipe": "stage1", "trainng": {"max_steps": 3}},
+        None,
+        "unknown section 'trainng' \\(did you mean 'training'\\?\\)",
+    ),
+    (
+        "misspelt training key",
+        {"recipe": "stage1", "training": {"max_step": 3}},
+        None,
+        "unknown key training.max_step \\(did you mean 'max_steps'\\?\\)",
+    ),
+    (
+        "misspelt model config key",
+        {"recipe": "stage1", "model": {"config": {"num_latent_token": 8}}},
+        None,
+        "model.config.num_latent_token .*'num_latent_tokens'",
+    ),
+    (
+        "misspelt loss key",
+        {"recipe": "stage2", "loss": {"perceptual_wieght": 1}},
+        None,
+        "loss.perceptual_wieght .*'perceptual_weight'",
+    ),
     ("misspelt data key", {"recipe": "stage1", "data": {"sorce": "x"}}, None, "unknown key data.sorce .*'source'"),
-    ("--set of the wrong type", {"recipe": "stage1"}, ["training.max_steps=abc"], "training.max_steps must be an integer, got 'abc'"),
+    (
+        "--set of the wrong type",
+        {"recipe": "stage1"},
+        ["training.max_steps=abc"],
+        "training.max_steps must be an integer, got 'abc'",
+    ),
     ("--set NaN", {"recipe": "stage1"}, ["training.learning_rate=.nan"], "training.learning_rate must be finite"),
     ("--set into a value", {"recipe": "stage1", "teacher": "t"}, ["teacher.path=x"], "teacher is not a section"),
-    ("a section that is not a mapping", {"recipe": "stage1", "data": "images/"}, None, "section 'data' must be a mapping"),
+    (
+        "a section that is not a mapping",
+        {"recipe": "stage1", "data": "images/"},
+        None,
+        "section 'data' must be a mapping",
+    ),
     ("unknown recipe", {"recipe": "stage3"}, None, "recipe must be one of .* got 'stage3'"),
-    ("a sampling setting of the wrong type", {"recipe": "generator", "sampling": {"num_inference_steps": 2.5}}, None, "sampling.num_inference_steps must be an integer"),
+    (
+        "a sampling setting of the wrong type",
+        {"recipe": "generator", "sampling": {"num_inference_steps": 2.5}},
+        None,
+        "sampling.num_inference_steps must be an integer",
+    ),
 ]
 
 
@@ -329,8 +948,13 @@ def test_training_config_errors(case):
 def test_an_unwritable_output_dir_is_a_clear_error(r, tmp_path):
     blocked = tmp_path / "blocked"
     blocked.write_text("a file, not a folder")
-    config = load_recipe_config({"recipe": "single_stage", "model": {"config": {"image_size": 32, "decoder_head": "pixels"}},
-                                 "data": {"source": str(r.root / "images")}})
+    config = load_recipe_config(
+        {
+            "recipe": "single_stage",
+            "model": {"config": {"image_size": 32, "decoder_head": "pixels"}},
+            "data": {"source": str(r.root / "images")},
+        }
+    )
     with pytest.raises(OSError, match="cannot write to the training output directory .*blocked"):
         build_trainer(config, str(blocked / "run"))
 
@@ -338,13 +962,41 @@ def test_an_unwritable_output_dir_is_a_clear_error(r, tmp_path):
 # ---- the Space: every handler answers bad input with a readable gr.Error ---------------------------------------
 
 SPACE_CASES = [
-    ("steps as text", lambda r, app: app.generate(r.space, 0, 1, "many", 1.0, "linear", 1.0, 0, False, progress=_progress), "Steps must be a whole number"),
-    ("guidance as text", lambda r, app: app.generate(r.space, 0, 1, 2, "strong", "linear", 1.0, 0, False, progress=_progress), "Guidance scale must be between"),
-    ("unknown schedule", lambda r, app: app.generate(r.space, 0, 1, 2, 1.0, "cosine", 1.0, 0, False, progress=_progress), "Guidance schedule must be one of"),
-    ("class as text", lambda r, app: app.generate(r.space, "dog", 1, 2, 1.0, "linear", 1.0, 0, False, progress=_progress), "Unknown class dog"),
-    ("NaN temperature", lambda r, app: app.generate(r.space, 0, 1, 2, 1.0, "linear", math.nan, 0, False, progress=_progress), "Temperature must be between"),
-    ("not an image", lambda r, app: app.reconstruct(r.space, str(r.root / "not_an_image.png")), "is not an image this app can read"),
-    ("variations of nothing", lambda r, app: app.variations(r.space, None, 2, 1, 0, 0, False, progress=_progress), "Upload an image"),
+    (
+        "steps as text",
+        lambda r, app: app.generate(r.space, 0, 1, "many", 1.0, "linear", 1.0, 0, False, progress=_progress),
+        "Steps must be a whole number",
+    ),
+    (
+        "guidance as text",
+        lambda r, app: app.generate(r.space, 0, 1, 2, "strong", "linear", 1.0, 0, False, progress=_progress),
+        "Guidance scale must be between",
+    ),
+    (
+        "unknown schedule",
+        lambda r, app: app.generate(r.space, 0, 1, 2, 1.0, "cosine", 1.0, 0, False, progress=_progress),
+        "Guidance schedule must be one of",
+    ),
+    (
+        "class as text",
+        lambda r, app: app.generate(r.space, "dog", 1, 2, 1.0, "linear", 1.0, 0, False, progress=_progress),
+        "Unknown class dog",
+    ),
+    (
+        "NaN temperature",
+        lambda r, app: app.generate(r.space, 0, 1, 2, 1.0, "linear", math.nan, 0, False, progress=_progress),
+        "Temperature must be between",
+    ),
+    (
+        "not an image",
+        lambda r, app: app.reconstruct(r.space, str(r.root / "not_an_image.png")),
+        "is not an image this app can read",
+    ),
+    (
+        "variations of nothing",
+        lambda r, app: app.variations(r.space, None, 2, 1, 0, 0, False, progress=_progress),
+        "Upload an image",
+    ),
 ]
 
 
@@ -363,6 +1015,8 @@ def test_space_handlers_answer_with_messages(r, case):
 
 def test_the_table_covers_every_surface():
     counts = Counter(surface for surface, *_ in CASES)
-    counts.update({"command line": len(CLI_CASES), "training configs": len(TRAINING_CASES) + 1, "Space": len(SPACE_CASES)})
+    counts.update(
+        {"command line": len(CLI_CASES), "training configs": len(TRAINING_CASES) + 1, "Space": len(SPACE_CASES)}
+    )
     assert sum(counts.values()) >= 60 and len(counts) >= 10, counts
     print("bad inputs per surface:", dict(counts))

@@ -15,8 +15,7 @@ import torch
 import hf_titok
 from hf_titok import TiTokPipeline
 from hf_titok.cli import main as cli
-from hf_titok.data.fashion_mnist import demo_test_images
-from hf_titok.data.fashion_mnist import FASHION_MNIST_CLASSES
+from hf_titok.data.fashion_mnist import FASHION_MNIST_CLASSES, demo_test_images
 from hf_titok.evaluation.metrics import psnr
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -41,9 +40,15 @@ def test_ships_inside_the_package_and_loads_offline(pipe):
 
 
 def test_same_seed_same_images(pipe):
-    a = pipe(["Trouser", "Bag"], num_images_per_label=2, generator=torch.Generator().manual_seed(3), output_type="np").images
-    b = pipe(["Trouser", "Bag"], num_images_per_label=2, generator=torch.Generator().manual_seed(3), output_type="np").images
-    c = pipe(["Trouser", "Bag"], num_images_per_label=2, generator=torch.Generator().manual_seed(4), output_type="np").images
+    a = pipe(
+        ["Trouser", "Bag"], num_images_per_label=2, generator=torch.Generator().manual_seed(3), output_type="np"
+    ).images
+    b = pipe(
+        ["Trouser", "Bag"], num_images_per_label=2, generator=torch.Generator().manual_seed(3), output_type="np"
+    ).images
+    c = pipe(
+        ["Trouser", "Bag"], num_images_per_label=2, generator=torch.Generator().manual_seed(4), output_type="np"
+    ).images
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
@@ -63,10 +68,26 @@ def test_demo_writes_both_images(tmp_path):
     """What `make demo` runs, with a small grid."""
     makefile = (PROJECT / "Makefile").read_text()
     assert "-m hf_titok.demo" in makefile
-    result = subprocess.run([sys.executable, "-m", "hf_titok.demo", "--output-dir", str(tmp_path), "--samples-per-class", "2",
-                             "--reconstructions", "10"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_titok.demo",
+            "--output-dir",
+            str(tmp_path),
+            "--samples-per-class",
+            "2",
+            "--reconstructions",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    samples, reconstructions = PIL.Image.open(tmp_path / "samples.png"), PIL.Image.open(tmp_path / "reconstructions.png")
+    samples, reconstructions = (
+        PIL.Image.open(tmp_path / "samples.png"),
+        PIL.Image.open(tmp_path / "reconstructions.png"),
+    )
     assert samples.size[1] > 10 * 64 and samples.size[0] > 2 * 64
     assert reconstructions.size[0] > 10 * 64
     assert "tokens each, PSNR" in result.stdout
@@ -87,23 +108,62 @@ def test_cli_uses_the_builtin_model_by_default(pipe, tmp_path, capsys):
 def test_packaging_takes_the_sweep_best_settings_and_writes_the_card(tmp_path):
     """training/fashion_mnist/package_model.py: the sweep's best settings become the shipped defaults."""
     sweep = tmp_path / "sweep.json"
-    sweep.write_text(json.dumps({"sweep_best": {"num_inference_steps": 6, "guidance_scale": 1.5,
-                                                "guidance_schedule": "constant", "temperature": 3.0}}))
+    sweep.write_text(
+        json.dumps(
+            {
+                "sweep_best": {
+                    "num_inference_steps": 6,
+                    "guidance_scale": 1.5,
+                    "guidance_schedule": "constant",
+                    "temperature": 3.0,
+                }
+            }
+        )
+    )
     builtin = json.loads((Path(hf_titok.FASHION_MNIST_PIPELINE) / "scheduler" / "scheduler_config.json").read_text())
-    shipped_settings = {"num_inference_steps": 6, "guidance_scale": 1.5, "guidance_schedule": "constant",
-                        "guidance_scale_pow": builtin["guidance_scale_pow"], "temperature": 2.5,
-                        "softmax_temperature_annealing": True}
+    shipped_settings = {
+        "num_inference_steps": 6,
+        "guidance_scale": 1.5,
+        "guidance_schedule": "constant",
+        "guidance_scale_pow": builtin["guidance_scale_pow"],
+        "temperature": 2.5,
+        "softmax_temperature_annealing": True,
+    }
     gfid = tmp_path / "gfid.json"
-    gfid.write_text(json.dumps({"protocol": "generation", "fid": 12.345, "num_images": 100, "per_class": 10, "seed": 0,
-                                "reference": "test_reference.npz (10000 images)", "sampling": shipped_settings}))
-    script = [sys.executable, str(PROJECT / "training" / "fashion_mnist" / "package_model.py"),
-              "--pipeline", hf_titok.FASHION_MNIST_PIPELINE, "--output-dir", str(tmp_path / "shipped")]
-    result = subprocess.run(script + ["--settings", str(sweep), "--temperature", "2.5", "--fid-reports", str(gfid)],
-                            capture_output=True, text=True)
+    gfid.write_text(
+        json.dumps(
+            {
+                "protocol": "generation",
+                "fid": 12.345,
+                "num_images": 100,
+                "per_class": 10,
+                "seed": 0,
+                "reference": "test_reference.npz (10000 images)",
+                "sampling": shipped_settings,
+            }
+        )
+    )
+    script = [
+        sys.executable,
+        str(PROJECT / "training" / "fashion_mnist" / "package_model.py"),
+        "--pipeline",
+        hf_titok.FASHION_MNIST_PIPELINE,
+        "--output-dir",
+        str(tmp_path / "shipped"),
+    ]
+    result = subprocess.run(
+        script + ["--settings", str(sweep), "--temperature", "2.5", "--fid-reports", str(gfid)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     config = json.loads((tmp_path / "shipped" / "scheduler" / "scheduler_config.json").read_text())
-    assert (config["num_inference_steps"], config["guidance_scale"], config["guidance_schedule"], config["temperature"]) == \
-        (6, 1.5, "constant", 2.5)  # a flag wins over the sweep
+    assert (
+        config["num_inference_steps"],
+        config["guidance_scale"],
+        config["guidance_schedule"],
+        config["temperature"],
+    ) == (6, 1.5, "constant", 2.5)  # a flag wins over the sweep
     card = (tmp_path / "shipped" / "README.md").read_text()
     assert "Default sampling: 6 steps, guidance 1.5 (constant), temperature\n2.5" in card and "**gFID 12.35**" in card
     assert "no Inception Score" in card
@@ -115,7 +175,9 @@ def test_packaging_takes_the_sweep_best_settings_and_writes_the_card(tmp_path):
     assert result.returncode == 2
     assert "no value for num_inference_steps, guidance_scale, guidance_schedule, temperature" in result.stderr
     # A report of samples made with other settings than the shipped defaults would mislabel the card.
-    result = subprocess.run(script + ["--settings", str(sweep), "--fid-reports", str(gfid)], capture_output=True, text=True)
+    result = subprocess.run(
+        script + ["--settings", str(sweep), "--fid-reports", str(gfid)], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert f"{gfid} was measured with sampling settings" in result.stderr and "'temperature': 3.0" in result.stderr
     assert (tmp_path / "shipped" / "README.md").read_text() == card  # the refused run left the packaged model alone
@@ -123,7 +185,9 @@ def test_packaging_takes_the_sweep_best_settings_and_writes_the_card(tmp_path):
 
 def fashion_mnist_evaluate():
     """training/fashion_mnist/evaluate.py as a module (not importable by name: `evaluate` is 🤗 Evaluate's)."""
-    spec = importlib.util.spec_from_file_location("fmnist_evaluate", PROJECT / "training" / "fashion_mnist" / "evaluate.py")
+    spec = importlib.util.spec_from_file_location(
+        "fmnist_evaluate", PROJECT / "training" / "fashion_mnist" / "evaluate.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -131,10 +195,12 @@ def fashion_mnist_evaluate():
 
 def test_sweep_rule_picks_the_closest_to_the_data_among_those_as_recognisable_as_real_images():
     module = fashion_mnist_evaluate()
-    rows = [{"settings": {"id": 1}, "class_consistency_mean": 0.99, "classifier_frechet_distance": 20.0},
-            {"settings": {"id": 2}, "class_consistency_mean": 0.92, "classifier_frechet_distance": 50.0},
-            {"settings": {"id": 3}, "class_consistency_mean": 0.86, "classifier_frechet_distance": 40.0},
-            {"settings": {"id": 4}, "class_consistency_mean": 0.70, "classifier_frechet_distance": 10.0}]
+    rows = [
+        {"settings": {"id": 1}, "class_consistency_mean": 0.99, "classifier_frechet_distance": 20.0},
+        {"settings": {"id": 2}, "class_consistency_mean": 0.92, "classifier_frechet_distance": 50.0},
+        {"settings": {"id": 3}, "class_consistency_mean": 0.86, "classifier_frechet_distance": 40.0},
+        {"settings": {"id": 4}, "class_consistency_mean": 0.70, "classifier_frechet_distance": 10.0},
+    ]
     # Real test images: 0.88. id 1 is far more recognisable than real images (less varied), id 4 far less.
     assert module.best_settings(rows, target=0.88) == {"id": 3}
     assert module.best_settings(rows, target=0.95) == {"id": 1}
@@ -144,15 +210,25 @@ def test_sweep_rule_picks_the_closest_to_the_data_among_those_as_recognisable_as
 def test_a_sweep_extends_earlier_comparable_sweeps_only(tmp_path, capsys):
     module = fashion_mnist_evaluate()
     header = {"pipeline": "gen/final", "per_class": 100, "classifier_test_accuracy_mean": 0.88}
-    row = lambda steps: {"settings": {"num_inference_steps": steps}, "class_consistency_mean": 0.9, "classifier_frechet_distance": 1.0}
+
+    def row(steps):
+        return {
+            "settings": {"num_inference_steps": steps},
+            "class_consistency_mean": 0.9,
+            "classifier_frechet_distance": 1.0,
+        }
+
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     first.write_text(json.dumps({**header, "sweep": [row(2), row(3)]}))
     second.write_text(json.dumps({**header, "sweep": [row(3), row(4)]}))
     parser = argparse.ArgumentParser()
     rows = module.earlier_sweep_rows(parser, argparse.Namespace(sweep_from=[first, second]), header)
     assert [r["settings"]["num_inference_steps"] for r in rows] == [2, 3, 4]  # each setting once
-    for change, message in [({"per_class": 50}, "per_class 50 (here 100)"), ({"pipeline": "other"}, "pipeline 'other'"),
-                            ({"classifier_test_accuracy_mean": 0.9}, "classifier_test_accuracy_mean 0.9 (here 0.88)")]:
+    for change, message in [
+        ({"per_class": 50}, "per_class 50 (here 100)"),
+        ({"pipeline": "other"}, "pipeline 'other'"),
+        ({"classifier_test_accuracy_mean": 0.9}, "classifier_test_accuracy_mean 0.9 (here 0.88)"),
+    ]:
         first.write_text(json.dumps({**header, **change, "sweep": [row(2)]}))
         with pytest.raises(SystemExit):
             module.earlier_sweep_rows(parser, argparse.Namespace(sweep_from=[first]), header)

@@ -9,6 +9,7 @@ import torch
 from torch.export import Dim, export
 
 from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokMaskGIT, TiTokMaskGITScheduler, TiTokTokenizer
+
 from conftest import tiny_maskgit_config, tiny_pipeline, tiny_titok_config
 
 BATCH = Dim("batch", min=1, max=256)
@@ -21,8 +22,16 @@ def tokenizer(kind: str) -> TiTokTokenizer:
 
 def vqgan() -> MaskGITVQGAN:
     torch.manual_seed(0)
-    return MaskGITVQGAN(MaskGITVQGANConfig(image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2],
-                                           num_res_blocks=1, z_channels=16, codebook_size=128)).eval()
+    return MaskGITVQGAN(
+        MaskGITVQGANConfig(
+            image_size=32,
+            hidden_channels=32,
+            channel_mult=[1, 1, 2, 2],
+            num_res_blocks=1,
+            z_channels=16,
+            codebook_size=128,
+        )
+    ).eval()
 
 
 class Call(torch.nn.Module):
@@ -54,7 +63,11 @@ def entry_points():
     for architecture in ("bert", "uvit"):
         torch.manual_seed(0)
         generator = TiTokMaskGIT(tiny_maskgit_config(architecture)).eval()
-        yield f"{architecture}.forward", Call(generator, "forward", "logits"), (torch.randint(0, 65, (2, 8)), torch.tensor([1, 10]))
+        yield (
+            f"{architecture}.forward",
+            Call(generator, "forward", "logits"),
+            (torch.randint(0, 65, (2, 8)), torch.tensor([1, 10])),
+        )
 
 
 ENTRY_POINTS = list(entry_points())
@@ -94,8 +107,13 @@ def test_compiled_equals_eager(name):
 def test_scheduler_step_compiles_and_exports():
     import torch._inductor.config as inductor_config
 
-    scheduler = TiTokMaskGITScheduler(num_inference_steps=3, guidance_scale=2.0, guidance_schedule="linear",
-                                      temperature=2.0, softmax_temperature_annealing=True)
+    scheduler = TiTokMaskGITScheduler(
+        num_inference_steps=3,
+        guidance_scale=2.0,
+        guidance_schedule="linear",
+        temperature=2.0,
+        softmax_temperature_annealing=True,
+    )
     scheduler.set_timesteps()
     logits = torch.randn(3, 8, 64, generator=torch.Generator().manual_seed(0))
     sample = torch.full((3, 8), 64)
@@ -180,13 +198,20 @@ def test_the_sampling_loop_never_reads_tensors_back(schedule):
                 return function(*args, **kwargs)
             finally:
                 reads[0] = False
+
         return call
 
     pipe.scheduler.step = armed(step)
     pipe.transformer.forward = armed(forward)
     with record_host_reads(reads):
-        ids = pipe([1, 2], num_inference_steps=5, guidance_schedule=schedule, guidance_scale=3.0,
-                   generator=torch.Generator().manual_seed(0), output_type="latent").images
+        ids = pipe(
+            [1, 2],
+            num_inference_steps=5,
+            guidance_schedule=schedule,
+            guidance_scale=3.0,
+            generator=torch.Generator().manual_seed(0),
+            output_type="latent",
+        ).images
     assert ids.shape == (2, 8) and reads[1:] == []
     # The guard works: a forward with value checks on does read.
     reads[:] = [True]

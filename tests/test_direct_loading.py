@@ -15,10 +15,11 @@ from safetensors.torch import load_file, save_file
 
 from hf_titok import MaskGITVQGAN, TiTokMaskGIT, TiTokPipeline, TiTokTokenizer
 from hf_titok.cli import main
-from hf_titok.conversion import official as official_module
 from hf_titok.conversion import direct
+from hf_titok.conversion import official as official_module
 from hf_titok.loaders import load_pipeline, load_tokenizer
 from hf_titok.releases import FUN_RESEARCH_REPO, RELEASES
+
 from conftest import populate_hub_cache
 
 L32 = RELEASES["titok_l32"].repo_id
@@ -37,8 +38,13 @@ OFFICIAL_REPOS = {
     VQ8K: ("titok_vq_single", "titok_vq_single.config.json"),
     VAE: ("titok_vae", "titok_vae.config.json"),
 }
-DETERMINISTIC = dict(num_inference_steps=8, guidance_scale=0.0, guidance_schedule="constant", temperature=0.0,
-                     softmax_temperature_annealing=False)
+DETERMINISTIC = dict(
+    num_inference_steps=8,
+    guidance_scale=0.0,
+    guidance_schedule="constant",
+    temperature=0.0,
+    softmax_temperature_annealing=False,
+)
 
 
 def official_folder(root: Path, fixtures, name: str, config: str) -> Path:
@@ -83,7 +89,9 @@ def test_official_tokenizer_ids_load_directly(repo_id, official_hub, fixtures, t
     with caplog.at_level(logging.WARNING, logger="hf_titok.conversion.direct"):
         tokenizer = TiTokTokenizer.from_pretrained(repo_id)
     lines = [r.getMessage() for r in caplog.records if r.name == "hf_titok.conversion.direct"]
-    assert len(lines) == 1 and lines[0].startswith(f"{repo_id} is an official TiTok tokenizer checkpoint: converted in memory")
+    assert len(lines) == 1 and lines[0].startswith(
+        f"{repo_id} is an official TiTok tokenizer checkpoint: converted in memory"
+    )
     assert not tokenizer.training
     io = fixtures.io(name)
     with torch.no_grad():
@@ -109,7 +117,11 @@ def test_loading_arguments_work_as_for_converted_repos(official_hub, fixtures, t
     commit = (official_hub / f"models--{L32.replace('/', '--')}" / "refs" / "main").read_text()
     assert_same_weights(exact, TiTokTokenizer.from_pretrained(L32, revision=commit))
     other_cache = tmp_path / "other_cache"
-    populate_hub_cache(other_cache, L32, official_folder(tmp_path / "again", fixtures, "titok_vq_legacy", "titok_vq_legacy.config.json"))
+    populate_hub_cache(
+        other_cache,
+        L32,
+        official_folder(tmp_path / "again", fixtures, "titok_vq_legacy", "titok_vq_legacy.config.json"),
+    )
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
     assert_same_weights(exact, TiTokTokenizer.from_pretrained(L32, cache_dir=str(other_cache)))
     with pytest.raises(OSError, match=f"cannot fetch config.json from the Hub repo {L32}"):
@@ -135,12 +147,19 @@ def test_official_generator_ids_give_a_full_pipeline(repo_id, name, official_hub
     pipe.set_progress_bar_config(disable=True)
     io = fixtures.io(name)
     # The tokenizer is the release's (the tiny two-stage fixture under its id), the sampler the official one.
-    assert_same_weights(pipe.vqvae, TiTokTokenizer.from_pretrained(RELEASES[RELEASES[
-        next(n for n, r in RELEASES.items() if r.repo_id == repo_id)].tokenizer].repo_id))
+    assert_same_weights(
+        pipe.vqvae,
+        TiTokTokenizer.from_pretrained(
+            RELEASES[RELEASES[next(n for n, r in RELEASES.items() if r.repo_id == repo_id)].tokenizer].repo_id
+        ),
+    )
     official = json.loads((fixtures.dir / OFFICIAL_REPOS[repo_id][1]).read_text())["model"]["generator"]
     settings = pipe.scheduler.config
     assert (settings.num_inference_steps, settings.guidance_scale, settings.guidance_schedule) == (
-        official.get("num_steps", 8), official.get("guidance_scale", 3.0), official.get("guidance_decay", "constant"))
+        official.get("num_steps", 8),
+        official.get("guidance_scale", 3.0),
+        official.get("guidance_decay", "constant"),
+    )
     assert settings.softmax_temperature_annealing
     labels = io["gen_labels"].tolist()
     ids = pipe(labels, output_type="latent", **DETERMINISTIC).images
@@ -196,7 +215,9 @@ def test_fun_research_bin_files_with_a_release(hub_cache, fixtures, tmp_path, mo
     pipe = TiTokPipeline.from_pretrained(FUN_RESEARCH_REPO, release="titok_l32_generator")
     pipe.set_progress_bar_config(disable=True)
     io = fixtures.io("maskgit_vit")
-    assert torch.equal(pipe(io["gen_labels"].tolist(), output_type="latent", **DETERMINISTIC).images, io["gen_det_nocfg_ids"])
+    assert torch.equal(
+        pipe(io["gen_labels"].tolist(), output_type="latent", **DETERMINISTIC).images, io["gen_det_nocfg_ids"]
+    )
     assert_same_weights(pipe.vqvae, tokenizer)
     vqgan = MaskGITVQGAN.from_pretrained(FUN_RESEARCH_REPO)  # the only MaskGIT-VQGAN there: no release needed
     with torch.no_grad():
@@ -218,7 +239,9 @@ def test_cli_takes_official_ids(official_hub, tmp_path, capsys):
     assert main(["encode", "--model", L32, str(image), "--output", str(tmp_path / "ids.json")]) == 0
     ids = json.loads((tmp_path / "ids.json").read_text())
     assert main(["reconstruct", "--model", L32_GENERATOR, str(image), "--output-dir", str(tmp_path / "rec")]) == 0
-    assert main(["generate", "--model", L32_GENERATOR, "--labels", "1", "2", "--output", str(tmp_path / "grid.png")]) == 0
+    assert (
+        main(["generate", "--model", L32_GENERATOR, "--labels", "1", "2", "--output", str(tmp_path / "grid.png")]) == 0
+    )
     assert PIL.Image.open(tmp_path / "grid.png").size[0] > 64  # a grid of 32x32 samples
     assert len(next(iter(ids.values())) if isinstance(ids, dict) else ids) >= 1
     capsys.readouterr()
@@ -230,13 +253,48 @@ def test_evaluate_and_loaders_take_official_ids(official_hub, tmp_path, capsys):
     images = tmp_path / "images" / "c0"
     images.mkdir(parents=True)
     for i in range(4):
-        PIL.Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(images / f"{i}.png")
-    assert main(["evaluate", "reconstruction", "--model", VQ8K, "--data", str(tmp_path / "images"), "--split", "train",
-                 "--no-fid", "--max-images", "4"]) == 0
+        PIL.Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
+            images / f"{i}.png"
+        )
+    assert (
+        main(
+            [
+                "evaluate",
+                "reconstruction",
+                "--model",
+                VQ8K,
+                "--data",
+                str(tmp_path / "images"),
+                "--split",
+                "train",
+                "--no-fid",
+                "--max-images",
+                "4",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["num_images"] == 4 and report["image_size"] == 32
-    assert main(["evaluate", "generation", "--model", L32_GENERATOR, "--output-dir", str(tmp_path / "gen"),
-                 "--per-class", "2", "--classes", "1", "--steps", "2"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "generation",
+                "--model",
+                L32_GENERATOR,
+                "--output-dir",
+                str(tmp_path / "gen"),
+                "--per-class",
+                "2",
+                "--classes",
+                "1",
+                "--steps",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["num_images"] == 2
     tokenizer, processor = load_tokenizer(VAE)
     assert tokenizer.config.quantize_mode == "vae" and processor.size["shortest_edge"] == 32
@@ -269,7 +327,10 @@ def test_bad_sources_get_errors_that_say_what_they_are(official_hub, fixtures, t
     with pytest.raises(Exception, match="neither an hf_titok config .* nor an official TiTok config.*Accepted: "):
         TiTokTokenizer.from_pretrained(neither)
     # Another kind of official checkpoint, for each class.
-    with pytest.raises(ValueError, match="official TiTok generator checkpoint, not a TiTokTokenizer's: load it with TiTokMaskGIT or TiTokPipeline"):
+    with pytest.raises(
+        ValueError,
+        match="official TiTok generator checkpoint, not a TiTokTokenizer's: load it with TiTokMaskGIT or TiTokPipeline",
+    ):
         TiTokTokenizer.from_pretrained(L32_GENERATOR)
     with pytest.raises(ValueError, match="official TiTok tokenizer checkpoint, not a TiTokMaskGIT's"):
         TiTokMaskGIT.from_pretrained(L32)
@@ -295,14 +356,19 @@ def test_bad_sources_get_errors_that_say_what_they_are(official_hub, fixtures, t
 
 
 def test_a_generator_whose_tokenizer_cannot_be_reached(hub_cache, fixtures, tmp_path):
-    populate_hub_cache(hub_cache, L32_GENERATOR, official_folder(tmp_path / "g", fixtures, "maskgit_vit", "maskgit_vit.config.json"))
-    with pytest.raises(OSError, match=f"cannot load the tokenizer of {L32_GENERATOR} \\({L32}, release titok_l32\\).*Or pass vqvae="):
+    populate_hub_cache(
+        hub_cache, L32_GENERATOR, official_folder(tmp_path / "g", fixtures, "maskgit_vit", "maskgit_vit.config.json")
+    )
+    with pytest.raises(
+        OSError, match=f"cannot load the tokenizer of {L32_GENERATOR} \\({L32}, release titok_l32\\).*Or pass vqvae="
+    ):
         TiTokPipeline.from_pretrained(L32_GENERATOR)
 
 
 def test_converted_weights_equal_the_fixture_conversion(fixtures, tmp_path):
     """The in-memory path uses the converter's own function: the state dict equals convert_tokenizer's."""
     folder = official_folder(tmp_path, fixtures, "titok_vae", "titok_vae.config.json")
-    expected = official_module.convert_tokenizer(official_module.load_official_config(folder / "config.json"),
-                                                 load_file(str(folder / "model.safetensors")))
+    expected = official_module.convert_tokenizer(
+        official_module.load_official_config(folder / "config.json"), load_file(str(folder / "model.safetensors"))
+    )
     assert_same_weights(TiTokTokenizer.from_pretrained(folder), expected)

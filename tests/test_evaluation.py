@@ -20,8 +20,14 @@ from hf_titok import TiTokTokenizer
 from hf_titok.cli import main as cli
 from hf_titok.evaluation import add_reference, evaluate_samples, merge_shards, sample_shards
 from hf_titok.evaluation.inception import InceptionFeatureExtractor
-from hf_titok.evaluation.metrics import (EVALUATE_METRIC_PATH, ImageMetrics, make_compute_metrics, reference_statistics,
-                             set_reference_statistics)
+from hf_titok.evaluation.metrics import (
+    EVALUATE_METRIC_PATH,
+    ImageMetrics,
+    make_compute_metrics,
+    reference_statistics,
+    set_reference_statistics,
+)
+
 from conftest import tiny_pipeline, tiny_titok_config
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -84,9 +90,17 @@ def reference_inception_score(logits: np.ndarray) -> float:
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_grows_between_classes():
-    blobs, other_blobs, stripes = make_images("blobs", 64, 0), make_images("blobs", 64, 1), make_images("stripes", 64, 2)
+    blobs, other_blobs, stripes = (
+        make_images("blobs", 64, 0),
+        make_images("blobs", 64, 1),
+        make_images("stripes", 64, 2),
+    )
     scores = {}
-    for name, (real, fake) in {"same": (blobs, blobs), "same_class": (blobs, other_blobs), "other_class": (blobs, stripes)}.items():
+    for name, (real, fake) in {
+        "same": (blobs, blobs),
+        "same_class": (blobs, other_blobs),
+        "other_class": (blobs, stripes),
+    }.items():
         metrics = ImageMetrics(TinyFeatures())
         metrics.update(real=real)
         metrics.update(fake=fake)
@@ -127,7 +141,11 @@ def test_precomputed_reference_statistics_give_the_same_fid():
         set_reference_statistics(from_statistics.fid, np.zeros(8), np.eye(8), 10)
     # reference_statistics reads them back: numpy's mean and covariance of the features.
     mean, covariance, count = reference_statistics(direct.fid)
-    assert count == 40 and np.allclose(mean, features.mean(0), atol=1e-9) and np.allclose(covariance, np.cov(features, rowvar=False), atol=1e-9)
+    assert (
+        count == 40
+        and np.allclose(mean, features.mean(0), atol=1e-9)
+        and np.allclose(covariance, np.cov(features, rowvar=False), atol=1e-9)
+    )
     with pytest.raises(ValueError, match="at least 2 images, got 0"):
         reference_statistics(ImageMetrics(extractor).fid)
 
@@ -191,7 +209,12 @@ def inception_files(tmp_path_factory):
 def test_both_inception_file_layouts_load(inception_files):
     images = make_images("blobs", 3, 8)
     helper = InceptionFeatureExtractor.from_file(inception_files / "fid_helper_like.pt")
-    assert helper.kind == "fid_helper" and not helper.has_classifier and helper(images).shape == (3, 24) and helper.num_features == 24
+    assert (
+        helper.kind == "fid_helper"
+        and not helper.has_classifier
+        and helper(images).shape == (3, 24)
+        and helper.num_features == 24
+    )
     with pytest.raises(ValueError, match="Inception Score needs NVIDIA's inception-2015-12-05.pt"):
         helper.logits(images)
     nvidia = InceptionFeatureExtractor.from_file(inception_files / "nvidia_like.pt")
@@ -209,8 +232,9 @@ def test_both_inception_file_layouts_load(inception_files):
 
 def test_samples_npz_is_the_adm_layout_and_sampling_resumes(tmp_path):
     pipe = tiny_pipeline()
-    shards = sample_shards(pipe, tmp_path / "run", [3, 5, None], per_class=3, batch_size=4, seed=1, progress=False,
-                           num_inference_steps=2)
+    shards = sample_shards(
+        pipe, tmp_path / "run", [3, 5, None], per_class=3, batch_size=4, seed=1, progress=False, num_inference_steps=2
+    )
     assert [p.name for p in shards] == ["shard_000000.npz", "shard_000001.npz", "shard_000002.npz"]
     npz = merge_shards(tmp_path / "run", tmp_path / "samples.npz", expected=9)
     with np.load(npz) as data:
@@ -235,7 +259,16 @@ def test_samples_npz_is_the_adm_layout_and_sampling_resumes(tmp_path):
 
     type(pipe).__call__ = counting_call
     try:
-        sample_shards(pipe, tmp_path / "run", [3, 5, None], per_class=3, batch_size=4, seed=1, progress=False, num_inference_steps=2)
+        sample_shards(
+            pipe,
+            tmp_path / "run",
+            [3, 5, None],
+            per_class=3,
+            batch_size=4,
+            seed=1,
+            progress=False,
+            num_inference_steps=2,
+        )
     finally:
         type(pipe).__call__ = original_call
     assert calls == [[5, 5, None, None]]
@@ -251,12 +284,18 @@ def test_resuming_refuses_shards_of_another_run(tmp_path):
     run = dict(class_ids=[3, 5], per_class=2, batch_size=2, seed=1, progress=False)
     sample_shards(pipe, tmp_path / "run", **run, num_inference_steps=2)
     recorded = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert recorded["sampling"] == pipe.sampling_settings(num_inference_steps=2) and recorded["sampling"]["num_inference_steps"] == 2
+    assert (
+        recorded["sampling"] == pipe.sampling_settings(num_inference_steps=2)
+        and recorded["sampling"]["num_inference_steps"] == 2
+    )
     assert recorded["class_ids"] == [3, 5] and recorded["seed"] == 1
     # The same run written through the defaults (steps=2 is the default now) is the same run.
     pipe.scheduler = pipe.scheduler.from_config(pipe.scheduler.config, num_inference_steps=2)
     sample_shards(pipe, tmp_path / "run", **run)
-    with pytest.raises(ValueError, match=r"holds samples of another run \(sampling: .*'num_inference_steps': 2.* -> .*'num_inference_steps': 3"):
+    with pytest.raises(
+        ValueError,
+        match=r"holds samples of another run \(sampling: .*'num_inference_steps': 2.* -> .*'num_inference_steps': 3",
+    ):
         sample_shards(pipe, tmp_path / "run", **run, num_inference_steps=3)
     with pytest.raises(ValueError, match=r"another run \(seed: 1 -> 2\)"):
         sample_shards(pipe, tmp_path / "run", **{**run, "seed": 2}, num_inference_steps=2)
@@ -275,8 +314,12 @@ def test_generation_fid_against_an_adm_reference_batch(tmp_path):
     reference_images = make_images("stripes", 30, 10)
     extractor = TinyFeatures()
     features = extractor(reference_images).numpy()
-    np.savez(tmp_path / "ref_stats.npz", arr_0=reference_images.permute(0, 2, 3, 1).numpy(), mu=features.mean(0),
-             sigma=np.cov(features, rowvar=False))
+    np.savez(
+        tmp_path / "ref_stats.npz",
+        arr_0=reference_images.permute(0, 2, 3, 1).numpy(),
+        mu=features.mean(0),
+        sigma=np.cov(features, rowvar=False),
+    )
     np.savez(tmp_path / "ref_images.npz", arr_0=reference_images.permute(0, 2, 3, 1).numpy())
     results = {}
     for name in ("ref_stats.npz", "ref_images.npz"):
@@ -285,7 +328,9 @@ def test_generation_fid_against_an_adm_reference_batch(tmp_path):
         results[name] = evaluate_samples(tmp_path / "samples.npz", metrics, progress=False)
         assert results[name]["num_images"] == 20 and "30" in description
     assert results["ref_stats.npz"]["fid"] == pytest.approx(results["ref_images.npz"]["fid"], rel=1e-6)
-    assert results["ref_stats.npz"]["fid"] == pytest.approx(reference_fid(extractor(make_images("blobs", 20, 9)).numpy(), features), rel=1e-3)
+    assert results["ref_stats.npz"]["fid"] == pytest.approx(
+        reference_fid(extractor(make_images("blobs", 20, 9)).numpy(), features), rel=1e-3
+    )
 
 
 @pytest.fixture(scope="module")
@@ -304,60 +349,230 @@ def saved_models(tmp_path_factory):
 
 def test_cli_evaluate_reconstruction(saved_models, inception_files, tmp_path, capsys):
     report_path = tmp_path / "report.json"
-    assert cli(["evaluate", "reconstruction", "--model", str(saved_models / "tokenizer"), "--data", str(saved_models / "images"),
-                "--split", "train", "--inception", str(inception_files / "fid_helper_like.pt"), "--batch-size", "5",
-                "--output", str(report_path)]) == 0
+    assert (
+        cli(
+            [
+                "evaluate",
+                "reconstruction",
+                "--model",
+                str(saved_models / "tokenizer"),
+                "--data",
+                str(saved_models / "images"),
+                "--split",
+                "train",
+                "--inception",
+                str(inception_files / "fid_helper_like.pt"),
+                "--batch-size",
+                "5",
+                "--output",
+                str(report_path),
+            ]
+        )
+        == 0
+    )
     report = json.loads(report_path.read_text())
     assert report["num_images"] == 12 and report["image_size"] == 32 and report["fid"] >= 0
     assert 0 < report["psnr"] < 100 and -1 <= report["ssim"] <= 1 and 0 < report["codebook_usage"] <= 1
     assert "no classifier" in report["notes"]["inception_score"] and "inception_score" not in report
     assert json.loads(capsys.readouterr().out) == report
-    assert cli(["evaluate", "reconstruction", "--model", str(saved_models / "tokenizer"), "--data", str(saved_models / "images"),
-                "--split", "train", "--no-fid", "--max-images", "4"]) == 0
+    assert (
+        cli(
+            [
+                "evaluate",
+                "reconstruction",
+                "--model",
+                str(saved_models / "tokenizer"),
+                "--data",
+                str(saved_models / "images"),
+                "--split",
+                "train",
+                "--no-fid",
+                "--max-images",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["num_images"] == 4
-    assert cli(["evaluate", "reconstruction", "--model", str(saved_models / "tokenizer"), "--data", str(tmp_path / "missing"),
-                "--inception", str(inception_files / "fid_helper_like.pt")]) == 2
+    assert (
+        cli(
+            [
+                "evaluate",
+                "reconstruction",
+                "--model",
+                str(saved_models / "tokenizer"),
+                "--data",
+                str(tmp_path / "missing"),
+                "--inception",
+                str(inception_files / "fid_helper_like.pt"),
+            ]
+        )
+        == 2
+    )
     assert "dataset folder not found" in capsys.readouterr().err
 
 
 def test_cli_evaluate_generation_with_reference_and_inception_score(saved_models, inception_files, tmp_path, capsys):
-    assert cli(["evaluate", "generation", "--model", str(saved_models / "pipeline"), "--output-dir", str(tmp_path / "gen"),
-                "--per-class", "3", "--classes", "1", "2", "--batch-size", "4", "--steps", "2",
-                "--reference", str(saved_models / "images"), "--inception", str(inception_files / "nvidia_like.pt")]) == 0
+    assert (
+        cli(
+            [
+                "evaluate",
+                "generation",
+                "--model",
+                str(saved_models / "pipeline"),
+                "--output-dir",
+                str(tmp_path / "gen"),
+                "--per-class",
+                "3",
+                "--classes",
+                "1",
+                "2",
+                "--batch-size",
+                "4",
+                "--steps",
+                "2",
+                "--reference",
+                str(saved_models / "images"),
+                "--inception",
+                str(inception_files / "nvidia_like.pt"),
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
-    assert report["num_images"] == 6 and report["fid"] > 0 and report["inception_score"] >= 1 - 1e-6  # exp(mean KL) >= 1
+    assert (
+        report["num_images"] == 6 and report["fid"] > 0 and report["inception_score"] >= 1 - 1e-6
+    )  # exp(mean KL) >= 1
     assert "12 images" in report["reference"]
     with np.load(tmp_path / "gen" / "samples.npz") as data:
         assert data["arr_0"].shape == (6, 32, 32, 3) and data["arr_1"].tolist() == [1, 1, 1, 2, 2, 2]
     assert report["sampling"]["num_inference_steps"] == 2 and "temperature" in report["sampling"]  # resolved settings
-    assert cli(["evaluate", "generation", "--model", str(saved_models / "pipeline"), "--output-dir", str(tmp_path / "gen"),
-                "--per-class", "3", "--classes", "1", "2", "--batch-size", "4", "--steps", "3"]) == 2
+    assert (
+        cli(
+            [
+                "evaluate",
+                "generation",
+                "--model",
+                str(saved_models / "pipeline"),
+                "--output-dir",
+                str(tmp_path / "gen"),
+                "--per-class",
+                "3",
+                "--classes",
+                "1",
+                "2",
+                "--batch-size",
+                "4",
+                "--steps",
+                "3",
+            ]
+        )
+        == 2
+    )
     assert "holds samples of another run" in capsys.readouterr().err
     # A reference batch precomputed once gives the same gFID as the reference images themselves.
     statistics = tmp_path / "reference_stats.npz"
-    assert cli(["evaluate", "reference", "--reference", str(saved_models / "images"), "--image-size", "32",
-                "--statistics", str(statistics), "--inception", str(inception_files / "nvidia_like.pt")]) == 0
+    assert (
+        cli(
+            [
+                "evaluate",
+                "reference",
+                "--reference",
+                str(saved_models / "images"),
+                "--image-size",
+                "32",
+                "--statistics",
+                str(statistics),
+                "--inception",
+                str(inception_files / "nvidia_like.pt"),
+            ]
+        )
+        == 0
+    )
     written = json.loads(capsys.readouterr().out)
-    assert written["num_images"] == 12 and written["statistics"] == str(statistics) and "inception_score" not in written["notes"]
+    assert (
+        written["num_images"] == 12
+        and written["statistics"] == str(statistics)
+        and "inception_score" not in written["notes"]
+    )
     with np.load(statistics) as data:
         assert data["mu"].shape == (24,) and data["sigma"].shape == (24, 24) and int(data["num_images"]) == 12
-    assert cli(["evaluate", "generation", "--model", str(saved_models / "pipeline"), "--output-dir", str(tmp_path / "gen"),
-                "--per-class", "3", "--classes", "1", "2", "--batch-size", "4", "--steps", "2",
-                "--reference", str(statistics), "--inception", str(inception_files / "nvidia_like.pt")]) == 0
+    assert (
+        cli(
+            [
+                "evaluate",
+                "generation",
+                "--model",
+                str(saved_models / "pipeline"),
+                "--output-dir",
+                str(tmp_path / "gen"),
+                "--per-class",
+                "3",
+                "--classes",
+                "1",
+                "2",
+                "--batch-size",
+                "4",
+                "--steps",
+                "2",
+                "--reference",
+                str(statistics),
+                "--inception",
+                str(inception_files / "nvidia_like.pt"),
+            ]
+        )
+        == 0
+    )
     again = json.loads(capsys.readouterr().out)
-    assert again["fid"] == pytest.approx(report["fid"], rel=1e-6) and "precomputed statistics of 12 images" in again["reference"]
+    assert (
+        again["fid"] == pytest.approx(report["fid"], rel=1e-6)
+        and "precomputed statistics of 12 images" in again["reference"]
+    )
 
 
 def test_two_processes_sample_the_same_images_as_one(saved_models, tmp_path):
-    arguments = ["evaluate", "generation", "--model", str(saved_models / "pipeline"), "--per-class", "3", "--classes", "1", "2",
-                 "3", "--batch-size", "2", "--steps", "2", "--seed", "4"]
+    arguments = [
+        "evaluate",
+        "generation",
+        "--model",
+        str(saved_models / "pipeline"),
+        "--per-class",
+        "3",
+        "--classes",
+        "1",
+        "2",
+        "3",
+        "--batch-size",
+        "2",
+        "--steps",
+        "2",
+        "--seed",
+        "4",
+    ]
     assert cli(arguments + ["--output-dir", str(tmp_path / "one")]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PROJECT / "training" / "accelerate" / "cpu_2proc.yaml"),
-         "--main_process_port", str(29900 + os.getpid() % 90), "-m", "hf_titok.cli", *arguments, "--output-dir", str(tmp_path / "two"),
-         "--output", str(tmp_path / "two.json")],
-        capture_output=True, text=True, env=env, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            str(PROJECT / "training" / "accelerate" / "cpu_2proc.yaml"),
+            "--main_process_port",
+            str(29900 + os.getpid() % 90),
+            "-m",
+            "hf_titok.cli",
+            *arguments,
+            "--output-dir",
+            str(tmp_path / "two"),
+            "--output",
+            str(tmp_path / "two.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "two.json").read_text())["num_processes"] == 2  # the work was really split
     with np.load(tmp_path / "one" / "samples.npz") as one, np.load(tmp_path / "two" / "samples.npz") as two:
@@ -375,12 +590,18 @@ def test_evaluate_module_loads_from_its_path():
     metric = evaluate.load(EVALUATE_METRIC_PATH)
     real, fake = make_images("blobs", 12, 11), make_images("blobs", 12, 12)
     as_pil = [PIL.Image.fromarray(image.permute(1, 2, 0).numpy()) for image in fake]
-    results = metric.compute(predictions=as_pil, references=[image.permute(1, 2, 0).numpy() for image in real],
-                             feature_extractor=TinyFeatures(), batch_size=5)
+    results = metric.compute(
+        predictions=as_pil,
+        references=[image.permute(1, 2, 0).numpy() for image in real],
+        feature_extractor=TinyFeatures(),
+        batch_size=5,
+    )
     direct = ImageMetrics(TinyFeatures(), compute_inception_score=True)
     direct.update(real=real, fake=fake)
     expected = direct.compute()
-    assert results["psnr"] == pytest.approx(expected["psnr"]) and results["fid"] == pytest.approx(expected["fid"], rel=1e-6)
+    assert results["psnr"] == pytest.approx(expected["psnr"]) and results["fid"] == pytest.approx(
+        expected["fid"], rel=1e-6
+    )
     assert results["inception_score"] > 1
     no_fid = metric.compute(predictions=as_pil, references=as_pil, fid=False)
     assert no_fid["psnr"] == pytest.approx(120, abs=1) and "fid" not in no_fid
@@ -389,10 +610,18 @@ def test_evaluate_module_loads_from_its_path():
 def test_trainer_evaluate_with_compute_metrics(tmp_path, saved_models):
     from hf_titok.training import load_recipe_config
     from hf_titok.training.recipes import build_trainer
+
     from test_training import DISCRIMINATOR, SINGLE_VQ, training
 
-    config = load_recipe_config({"recipe": "single_stage", "model": {"config": SINGLE_VQ}, "data": {"source": str(saved_models / "images")},
-                                 "discriminator": DISCRIMINATOR, "training": training(max_steps=2, per_device_eval_batch_size=5)})
+    config = load_recipe_config(
+        {
+            "recipe": "single_stage",
+            "model": {"config": SINGLE_VQ},
+            "data": {"source": str(saved_models / "images")},
+            "discriminator": DISCRIMINATOR,
+            "training": training(max_steps=2, per_device_eval_batch_size=5),
+        }
+    )
     trainer = build_trainer(config, str(tmp_path / "out"))
     trainer.compute_metrics = make_compute_metrics(TinyFeatures())
     results = trainer.evaluate(eval_dataset=trainer.train_dataset)

@@ -44,7 +44,10 @@ def test_images():
 
 
 def quantized_linear_layers(module: nn.Module) -> int:
-    return sum(type(m).__name__ == "Linear" and type(m).__module__.startswith("torch.ao.nn.quantized") for m in module.modules())
+    return sum(
+        type(m).__name__ == "Linear" and type(m).__module__.startswith("torch.ao.nn.quantized")
+        for m in module.modules()
+    )
 
 
 @torch.no_grad()
@@ -66,7 +69,9 @@ def test_builtin_model_samples_nearly_the_same_tokens(exact_and_fast):
     class consistency bound is measured by evaluate.py --fast-path on 1,000 samples)."""
     exact, fast = exact_and_fast
     labels = list(range(10)) * 3
-    ids = [pipe(labels, generator=torch.Generator().manual_seed(0), output_type="latent").images for pipe in (exact, fast)]
+    ids = [
+        pipe(labels, generator=torch.Generator().manual_seed(0), output_type="latent").images for pipe in (exact, fast)
+    ]
     assert ids[0].shape == ids[1].shape == (30, exact.vqvae.config.num_latent_tokens)
     assert float((ids[0] == ids[1]).float().mean()) >= 0.8
     again = fast(labels, generator=torch.Generator().manual_seed(0), output_type="latent").images
@@ -78,8 +83,12 @@ def test_what_the_fast_path_changes(exact_and_fast):
     bfloat16 = isinstance(fast.vqvae.encoder.layers[0].mlp, Float32Boundary)
     assert fast.vqvae.fast_path and fast.transformer.fast_path and not exact.vqvae.fast_path
     # int8: every linear layer of the tokenizer's decoder and of the generator.
-    assert quantized_linear_layers(fast.vqvae.decoder) == sum(isinstance(m, nn.Linear) for m in exact.vqvae.decoder.modules())
-    assert quantized_linear_layers(fast.transformer) == sum(isinstance(m, nn.Linear) for m in exact.transformer.modules())
+    assert quantized_linear_layers(fast.vqvae.decoder) == sum(
+        isinstance(m, nn.Linear) for m in exact.vqvae.decoder.modules()
+    )
+    assert quantized_linear_layers(fast.transformer) == sum(
+        isinstance(m, nn.Linear) for m in exact.transformer.modules()
+    )
     # The encoder's query/key/value projections, the quantizer and the sampler stay exact float32.
     for layer in fast.vqvae.encoder.layers:
         assert type(layer.self_attn.qkv_proj) is nn.Linear and layer.self_attn.qkv_proj.weight.dtype == torch.float32
@@ -163,7 +172,9 @@ def test_fast_from_pretrained_gives_the_replaced_float32_pages_back(tmp_path):
 
     config = tiny_maskgit_config(hidden_size=512, intermediate_size=2048, num_attention_heads=4)
     TiTokMaskGIT(config).save_pretrained(tmp_path)
-    ids = torch.randint(0, config.codebook_size, (2, config.num_latent_tokens), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(
+        0, config.codebook_size, (2, config.num_latent_tokens), generator=torch.Generator().manual_seed(0)
+    )
     labels = torch.tensor([1, 2])
     exact = TiTokMaskGIT.from_pretrained(tmp_path).eval()
     linear_mb = sum(m.weight.nbytes for m in exact.modules() if type(m) is nn.Linear) / 2**20  # ~25 MB
@@ -185,7 +196,9 @@ def test_standalone_vqgan_fast_path(fixtures):
     from hf_titok.conversion import convert_vqgan, load_official_config
 
     def load():
-        return convert_vqgan(load_official_config(fixtures.config_path("maskgit_vqgan")), fixtures.vqgan_weights()).eval()
+        return convert_vqgan(
+            load_official_config(fixtures.config_path("maskgit_vqgan")), fixtures.vqgan_weights()
+        ).eval()
 
     exact, fast = load(), load().enable_fast_path(bfloat16=True)
     pixels = fixtures.pixel_values
@@ -210,7 +223,9 @@ def test_standalone_vqgan_fast_path(fixtures):
         assert torch.allclose(float32.decode(two), exact.decode(two), atol=1e-4, rtol=0)
         latents = exact.quantizer.embed_codes(codes, exact.config.grid_size)
         maps = float32.decoder(latents, True)
-        assert maps.hidden_states is not None and torch.equal(maps.last_hidden_state, exact.decoder(latents, True).last_hidden_state)
+        assert maps.hidden_states is not None and torch.equal(
+            maps.last_hidden_state, exact.decoder(latents, True).last_hidden_state
+        )
 
 
 def test_refusals(tmp_path):
@@ -232,8 +247,12 @@ def test_refusals(tmp_path):
 def test_decoding_in_chunks_gives_the_same_images(fixtures):
     pipe = tiny_pipeline()
     tokenizer = pipe.vqvae.eval()
-    ids = torch.randint(0, tokenizer.config.codebook_size, (7, tokenizer.config.num_latent_tokens),
-                        generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(
+        0,
+        tokenizer.config.codebook_size,
+        (7, tokenizer.config.num_latent_tokens),
+        generator=torch.Generator().manual_seed(0),
+    )
     whole = tokenizer.decode(ids)
     for batch_size in (1, 3, 7, 100):
         # Not bit-identical: CPU matrix kernels block their work by batch size (differences ~1e-8).
@@ -244,11 +263,15 @@ def test_decoding_in_chunks_gives_the_same_images(fixtures):
         with pytest.raises(ValueError, match="batch_size must be a positive integer or None"):
             tokenizer.decode(ids, batch_size=bad)
     pipe.set_progress_bar_config(disable=True)
-    images = [pipe([0, 1, 2], generator=torch.Generator().manual_seed(1), output_type="np", decode_batch_size=size).images
-              for size in (None, 1)]
+    images = [
+        pipe([0, 1, 2], generator=torch.Generator().manual_seed(1), output_type="np", decode_batch_size=size).images
+        for size in (None, 1)
+    ]
     assert np.allclose(images[0], images[1], atol=1e-5)
     # What a user sees, 8-bit images, is identical.
-    pil = [pipe([0, 1, 2], generator=torch.Generator().manual_seed(1), decode_batch_size=size).images for size in (None, 2)]
+    pil = [
+        pipe([0, 1, 2], generator=torch.Generator().manual_seed(1), decode_batch_size=size).images for size in (None, 2)
+    ]
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(*pil))
 
 
@@ -256,8 +279,13 @@ def test_a_fast_model_refuses_what_it_cannot_do_before_changing_anything():
     fast = tiny_pipeline().enable_fast_path()
     fast.set_progress_bar_config(disable=True)
     before = fast([1], generator=torch.Generator().manual_seed(0), output_type="latent").images
-    for move in (lambda: fast.to(torch.float16), lambda: fast.vqvae.to(torch.bfloat16), lambda: fast.transformer.to("meta"),
-                 lambda: fast.vqvae.half(), lambda: fast.transformer.bfloat16()):
+    for move in (
+        lambda: fast.to(torch.float16),
+        lambda: fast.vqvae.to(torch.bfloat16),
+        lambda: fast.transformer.to("meta"),
+        lambda: fast.vqvae.half(),
+        lambda: fast.transformer.bfloat16(),
+    ):
         with pytest.raises(ValueError, match="on the CPU fast path .*not possible. Load the exact model"):
             move()
     with pytest.raises(ValueError, match="training is not possible"):

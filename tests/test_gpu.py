@@ -12,6 +12,7 @@ import hf_titok
 from hf_titok import TiTokPipeline
 from hf_titok.data.fashion_mnist import demo_test_images
 from hf_titok.evaluation.metrics import psnr
+
 from conftest import tiny_pipeline
 
 pytestmark = [

@@ -5,7 +5,6 @@ import json
 import subprocess
 import sys
 
-import huggingface_hub
 import numpy as np
 import PIL.Image
 import pytest
@@ -14,12 +13,12 @@ from huggingface_hub import HfApi, ModelCard
 
 from hf_titok import TiTokMaskGIT, TiTokMaskGITScheduler, TiTokPipeline, TiTokTokenizer
 from hf_titok.cli import main
+from hf_titok.conversion import convert_generator, convert_tokenizer, official_config
 from hf_titok.data import imagenet_id2label
-from hf_titok.image_processing_titok import to_uint8
-from hf_titok.conversion import convert_generator, convert_tokenizer
 from hf_titok.hub import pipeline_card, tokenizer_card
-from hf_titok.conversion import official_config
+from hf_titok.image_processing_titok import to_uint8
 from hf_titok.releases import RELEASES
+
 from conftest import populate_hub_cache, tiny_pipeline, tiny_titok_config
 from test_official_keys import meta_state_dict
 
@@ -43,7 +42,13 @@ def uploads(monkeypatch):
     def upload_folder(self, folder_path, repo_id, **kwargs):
         from pathlib import Path
 
-        calls.append(("upload_folder", repo_id, sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file())))
+        calls.append(
+            (
+                "upload_folder",
+                repo_id,
+                sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()),
+            )
+        )
         return f"https://huggingface.co/{repo_id}/commit/0"
 
     def create_commit(self, repo_id, operations, **kwargs):
@@ -94,7 +99,9 @@ def test_every_release_converts_and_gets_a_valid_card(name, tmp_path):
     if release.is_generator:
         transformer = convert_generator(official_config(name), meta_state_dict(f"{release.tokenizer}_generator"))
         vqvae = convert_tokenizer(official_config(release.tokenizer), meta_state_dict(release.tokenizer))
-        pipe = TiTokPipeline(vqvae, transformer, TiTokMaskGITScheduler.from_preset(release.preset), id2label=imagenet_id2label())
+        pipe = TiTokPipeline(
+            vqvae, transformer, TiTokMaskGITScheduler.from_preset(release.preset), id2label=imagenet_id2label()
+        )
         card = pipeline_card(pipe, f"me/{name}", release)
         steps = TiTokMaskGITScheduler.from_preset(release.preset).config.num_inference_steps
         assert f"Default sampling settings (the official gFID protocol): {steps} steps" in card.content
@@ -121,8 +128,13 @@ def test_every_release_converts_and_gets_a_valid_card(name, tmp_path):
 
 def fixture_pipeline_outputs(fixtures):
     io = fixtures.io("maskgit_vit")
-    return io, dict(num_inference_steps=8, guidance_scale=0.0, guidance_schedule="constant", temperature=0.0,
-                    softmax_temperature_annealing=False)
+    return io, dict(
+        num_inference_steps=8,
+        guidance_scale=0.0,
+        guidance_schedule="constant",
+        temperature=0.0,
+        softmax_temperature_annealing=False,
+    )
 
 
 def assert_pipeline_matches_official(folder, fixtures):
@@ -137,8 +149,16 @@ def assert_pipeline_matches_official(folder, fixtures):
 
 
 def test_hub_release_repos_become_a_pipeline_repo(fixtures, tmp_path, hub_cache, capsys, monkeypatch):
-    populate_hub_cache(hub_cache, RELEASES["titok_l32"].repo_id, official_repo(tmp_path, fixtures, "titok_vq_legacy", "titok_vq_legacy"))
-    populate_hub_cache(hub_cache, RELEASES["titok_l32_generator"].repo_id, official_repo(tmp_path, fixtures, "maskgit_vit", "maskgit_vit"))
+    populate_hub_cache(
+        hub_cache,
+        RELEASES["titok_l32"].repo_id,
+        official_repo(tmp_path, fixtures, "titok_vq_legacy", "titok_vq_legacy"),
+    )
+    populate_hub_cache(
+        hub_cache,
+        RELEASES["titok_l32_generator"].repo_id,
+        official_repo(tmp_path, fixtures, "maskgit_vit", "maskgit_vit"),
+    )
     out = tmp_path / "pipeline"
     assert main(["convert", "--release", "titok_l32_generator", "--output-dir", str(out)]) == 0
     assert "wrote TiTokPipeline" in capsys.readouterr().out
@@ -146,7 +166,10 @@ def test_hub_release_repos_become_a_pipeline_repo(fixtures, tmp_path, hub_cache,
     # The scheduler holds the official protocol's sampling defaults; the card says so and parses.
     assert pipe.scheduler.config.guidance_schedule == "linear" and pipe.scheduler.config.softmax_temperature_annealing
     card = parse_card(out / "README.md")
-    assert card.data.base_model == ["yucornetto/generator_titok_l32_imagenet", "yucornetto/tokenizer_titok_l32_imagenet"]
+    assert card.data.base_model == [
+        "yucornetto/generator_titok_l32_imagenet",
+        "yucornetto/tokenizer_titok_l32_imagenet",
+    ]
     run_card_snippet(out / "README.md", tmp_path, monkeypatch)
     assert PIL.Image.open(tmp_path / "sample.png").size == (32, 32)
     # The same release converted by repo id gives a tokenizer repo with the tokenizer card.
@@ -169,8 +192,19 @@ def test_fun_research_bin_files_with_an_infer_config(fixtures, tmp_path, hub_cac
     torch.save(fixtures.weights("maskgit_vit"), folder / "generator_titok_l32.bin")
     populate_hub_cache(hub_cache, "fun-research/TiTok", folder)
     out = tmp_path / "pipeline"
-    code = main(["convert", "--repo-id", "fun-research/TiTok", "--release", "titok_l32_generator",
-                 "--config", str(fixtures.config_path("maskgit_vit")), "--output-dir", str(out)])
+    code = main(
+        [
+            "convert",
+            "--repo-id",
+            "fun-research/TiTok",
+            "--release",
+            "titok_l32_generator",
+            "--config",
+            str(fixtures.config_path("maskgit_vit")),
+            "--output-dir",
+            str(out),
+        ]
+    )
     assert code == 0
     assert_pipeline_matches_official(out, fixtures)
 
@@ -181,7 +215,20 @@ def test_fun_research_vqgan(fixtures, tmp_path, hub_cache):
     torch.save(fixtures.vqgan_weights(), folder / "maskgit-vqgan-imagenet-f16-256.bin")
     populate_hub_cache(hub_cache, "fun-research/TiTok", folder)
     out = tmp_path / "vqgan"
-    assert main(["convert", "--release", "maskgit_vqgan", "--config", str(fixtures.config_path("maskgit_vqgan")), "--output-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "--release",
+                "maskgit_vqgan",
+                "--config",
+                str(fixtures.config_path("maskgit_vqgan")),
+                "--output-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     from hf_titok import MaskGITVQGAN
 
     with torch.no_grad():
@@ -194,7 +241,9 @@ def test_convert_errors_are_one_line(tmp_path, hub_cache, capsys):
     assert "pass --release" in capsys.readouterr().err
     assert main(["convert", "--release", "titok_b64", "--output-dir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("hf-titok convert: error: cannot fetch config.json from the Hub repo yucornetto/tokenizer_titok_b64_imagenet")
+    assert err.startswith(
+        "hf-titok convert: error: cannot fetch config.json from the Hub repo yucornetto/tokenizer_titok_b64_imagenet"
+    )
     assert len(err.strip().splitlines()) == 1
     assert main(["convert", "--output-dir", str(tmp_path / "x")]) == 2
     assert "give --release NAME, --repo-id REPO" in capsys.readouterr().err
@@ -206,12 +255,27 @@ def test_convert_errors_are_one_line(tmp_path, hub_cache, capsys):
 def test_push_to_hub_after_conversion(fixtures, tmp_path, uploads, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     out = tmp_path / "converted"
-    code = main(["convert", "--kind", "tokenizer", "--config", str(fixtures.config_path("titok_vq_single")),
-                 "--weights", str(fixtures.path("titok_vq_single.weights.safetensors")), "--output-dir", str(out),
-                 "--push-to-hub", "me/titok-tiny", "--private"])
+    code = main(
+        [
+            "convert",
+            "--kind",
+            "tokenizer",
+            "--config",
+            str(fixtures.config_path("titok_vq_single")),
+            "--weights",
+            str(fixtures.path("titok_vq_single.weights.safetensors")),
+            "--output-dir",
+            str(out),
+            "--push-to-hub",
+            "me/titok-tiny",
+            "--private",
+        ]
+    )
     assert code == 0
     assert uploads[0] == ("create_repo", "me/titok-tiny", True)
-    assert uploads[1][0] == "upload_folder" and {"config.json", "model.safetensors", "preprocessor_config.json"} <= set(uploads[1][2])
+    assert uploads[1][0] == "upload_folder" and {"config.json", "model.safetensors", "preprocessor_config.json"} <= set(
+        uploads[1][2]
+    )
 
 
 def test_push_to_hub_of_the_three_kinds(tmp_path, uploads):
@@ -219,7 +283,13 @@ def test_push_to_hub_of_the_three_kinds(tmp_path, uploads):
     pipe.push_to_hub("me/pipe", private=True)
     assert uploads[0] == ("create_repo", "me/pipe", True)
     files = set(uploads[1][2])
-    assert {"model_index.json", "README.md", "vqvae/model.safetensors", "transformer/config.json", "scheduler/scheduler_config.json"} <= files
+    assert {
+        "model_index.json",
+        "README.md",
+        "vqvae/model.safetensors",
+        "transformer/config.json",
+        "scheduler/scheduler_config.json",
+    } <= files
     uploads.clear()
     for model, repo in ((pipe.vqvae, "me/tok"), (pipe.transformer, "me/gen")):
         model.push_to_hub(repo)
@@ -263,18 +333,62 @@ def models(tmp_path_factory):
 
 def test_cli_generate_grid_and_pngs(models, tmp_path, capsys):
     grid, out_dir = tmp_path / "grid.png", tmp_path / "pngs"
-    code = main(["generate", "--model", str(models / "pipeline"), "--labels", "thing1", "2", "ALIAS3",
-                 "--num-per-label", "2", "--seed", "5", "--steps", "3", "--batch-size", "4",
-                 "--output", str(grid), "--out-dir", str(out_dir)])
+    code = main(
+        [
+            "generate",
+            "--model",
+            str(models / "pipeline"),
+            "--labels",
+            "thing1",
+            "2",
+            "ALIAS3",
+            "--num-per-label",
+            "2",
+            "--seed",
+            "5",
+            "--steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--output",
+            str(grid),
+            "--out-dir",
+            str(out_dir),
+        ]
+    )
     assert code == 0
     assert f"wrote {grid} (6 images, seed 5)" in capsys.readouterr().out
     assert PIL.Image.open(grid).size[0] > 2 * 32
     pngs = sorted(out_dir.glob("*.png"))
     assert [p.name for p in pngs][:2] == ["0000_class1.png", "0001_class1.png"] and len(pngs) == 6
     # Same seed, same images.
-    main(["generate", "--model", str(models / "pipeline"), "--labels", "thing1", "2", "ALIAS3", "--num-per-label", "2",
-          "--seed", "5", "--steps", "3", "--batch-size", "4", "--output", str(tmp_path / "again.png"), "--out-dir", str(tmp_path / "again")])
-    assert all(np.array_equal(np.asarray(PIL.Image.open(p)), np.asarray(PIL.Image.open(tmp_path / "again" / p.name))) for p in pngs)
+    main(
+        [
+            "generate",
+            "--model",
+            str(models / "pipeline"),
+            "--labels",
+            "thing1",
+            "2",
+            "ALIAS3",
+            "--num-per-label",
+            "2",
+            "--seed",
+            "5",
+            "--steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--output",
+            str(tmp_path / "again.png"),
+            "--out-dir",
+            str(tmp_path / "again"),
+        ]
+    )
+    assert all(
+        np.array_equal(np.asarray(PIL.Image.open(p)), np.asarray(PIL.Image.open(tmp_path / "again" / p.name)))
+        for p in pngs
+    )
 
 
 def test_cli_reconstruct_prints_ids_and_writes_side_by_side(models, tmp_path, capsys):
@@ -296,11 +410,19 @@ def test_cli_encode_decode_round_trip(models, tmp_path, suffix):
     ids = np.load(ids_file) if suffix == ".npy" else np.asarray(json.loads(ids_file.read_text())["token_ids"])
     assert ids.shape == (3, 8) and ids.dtype.kind == "i"
     tokenizer = TiTokTokenizer.from_pretrained(models / "pipeline" / "vqvae")
-    assert main(["decode", str(ids_file), "--model", str(models / "pipeline"), "--output-dir", str(tmp_path / "out")]) == 0
+    assert (
+        main(["decode", str(ids_file), "--model", str(models / "pipeline"), "--output-dir", str(tmp_path / "out")]) == 0
+    )
     names = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
-    assert names == (["img0.png", "img1.png", "img2.png"] if suffix == ".json" else ["decoded_0000.png", "decoded_0001.png", "decoded_0002.png"])
+    assert names == (
+        ["img0.png", "img1.png", "img2.png"]
+        if suffix == ".json"
+        else ["decoded_0000.png", "decoded_0001.png", "decoded_0002.png"]
+    )
     with torch.no_grad():
-        expected = tokenizer.decode(torch.from_numpy(ids))[:1]  # the batch the CLI decodes (results depend on it in the last bit)
+        expected = tokenizer.decode(torch.from_numpy(ids))[
+            :1
+        ]  # the batch the CLI decodes (results depend on it in the last bit)
     first = np.asarray(PIL.Image.open(sorted((tmp_path / "out").glob("*.png"))[0]))
     assert np.array_equal(first, to_uint8(expected)[0].permute(1, 2, 0).numpy())
 
@@ -310,7 +432,10 @@ def test_cli_vae_encode_decode(models, tmp_path):
     assert main(["encode", image, "--model", str(models / "vae"), "--output", str(tmp_path / "z.npy")]) == 0
     latents = np.load(tmp_path / "z.npy")
     assert latents.shape == (1, 8, 8) and latents.dtype == np.float32
-    assert main(["decode", str(tmp_path / "z.npy"), "--model", str(models / "vae"), "--output-dir", str(tmp_path / "o")]) == 0
+    assert (
+        main(["decode", str(tmp_path / "z.npy"), "--model", str(models / "vae"), "--output-dir", str(tmp_path / "o")])
+        == 0
+    )
     assert len(list((tmp_path / "o").glob("*.png"))) == 1
 
 
@@ -319,13 +444,32 @@ def test_cli_bad_input_is_one_clear_line(models, tmp_path, capsys):
     cases = [
         (["reconstruct", broken, "--model", pipeline], f"cannot read image {broken}"),
         (["reconstruct", str(tmp_path / "nope.png"), "--model", pipeline], "image not found"),
-        (["encode", broken, "--model", pipeline, "--output", str(tmp_path / "x.txt")], "--output must end in .npy or .json"),
+        (
+            ["encode", broken, "--model", pipeline, "--output", str(tmp_path / "x.txt")],
+            "--output must end in .npy or .json",
+        ),
         (["decode", str(tmp_path / "missing.npy"), "--model", pipeline], "token file not found"),
-        (["generate", "--model", pipeline, "--labels", "thingy"], "unknown class name 'thingy'; close matches: 'thing9'"),
+        (
+            ["generate", "--model", pipeline, "--labels", "thingy"],
+            "unknown class name 'thingy'; close matches: 'thing9'",
+        ),
         (["generate", "--model", pipeline, "--labels", "11"], "class id 11 is out of range"),
         (["generate", "--model", str(models / "vae"), "--labels", "1"], "is not a TiTokPipeline"),
-        (["reconstruct", str(models / "images" / "img0.png"), "--model", str(tmp_path / "nowhere")], "model directory not found"),
-        (["encode", str(models / "images" / "img0.png"), "--model", "org/not-cached", "--output", str(tmp_path / "a.npy")], "cannot load model 'org/not-cached'"),
+        (
+            ["reconstruct", str(models / "images" / "img0.png"), "--model", str(tmp_path / "nowhere")],
+            "model directory not found",
+        ),
+        (
+            [
+                "encode",
+                str(models / "images" / "img0.png"),
+                "--model",
+                "org/not-cached",
+                "--output",
+                str(tmp_path / "a.npy"),
+            ],
+            "cannot load model 'org/not-cached'",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -342,11 +486,25 @@ def test_cli_bad_input_is_one_clear_line(models, tmp_path, capsys):
 
 def test_console_script_is_installed(models, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "hf_titok.cli", "encode", str(models / "images" / "img0.png"), "--model",
-         str(models / "pipeline"), "--output", str(tmp_path / "ids.json")], capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "hf_titok.cli",
+            "encode",
+            str(models / "images" / "img0.png"),
+            "--model",
+            str(models / "pipeline"),
+            "--output",
+            str(tmp_path / "ids.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     from shutil import which
 
     script = which("hf-titok") or str(__import__("pathlib").Path(sys.executable).parent / "hf-titok")
     help_text = subprocess.run([script, "--help"], capture_output=True, text=True)
-    assert help_text.returncode == 0 and all(c in help_text.stdout for c in ("generate", "reconstruct", "encode", "decode", "convert"))
+    assert help_text.returncode == 0 and all(
+        c in help_text.stdout for c in ("generate", "reconstruct", "encode", "decode", "convert")
+    )

@@ -104,9 +104,12 @@ def test_processor_equals_the_training_augmentation_without_randomness(pad):
 def test_float_arrays_are_taken_as_they_are(processor):
     array = np.random.default_rng(5).random((32, 32, 3)).astype(np.float32)
     for image in (array, torch.from_numpy(array), torch.from_numpy(array).permute(2, 0, 1)):
-        torch.testing.assert_close(processor(image, return_tensors="pt").pixel_values[0], torch.from_numpy(array).permute(2, 0, 1))
+        torch.testing.assert_close(
+            processor(image, return_tensors="pt").pixel_values[0], torch.from_numpy(array).permute(2, 0, 1)
+        )
     uint8 = (array * 255).astype(np.uint8)
-    torch.testing.assert_close(processor(uint8, return_tensors="pt").pixel_values[0],
-                               torch.from_numpy(uint8).permute(2, 0, 1).float() / 255)
+    torch.testing.assert_close(
+        processor(uint8, return_tensors="pt").pixel_values[0], torch.from_numpy(uint8).permute(2, 0, 1).float() / 255
+    )
     small = processor(np.full((16, 16), 0.25, np.float32), return_tensors="pt").pixel_values
     assert small.shape == (1, 3, 32, 32) and torch.allclose(small, torch.full_like(small, 0.25), atol=1e-6)

@@ -8,9 +8,12 @@ from diffusers.callbacks import PipelineCallback
 from transformers import Trainer, TrainingArguments
 
 from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokMaskGIT, TiTokMaskGITScheduler, TiTokTokenizer
+
 from conftest import tiny_maskgit_config, tiny_pipeline, tiny_titok_config
 
-VQGAN = dict(image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=16, codebook_size=128)
+VQGAN = dict(
+    image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=16, codebook_size=128
+)
 
 
 @pytest.mark.parametrize("kind", ["two_stage", "vae"])
@@ -28,9 +31,13 @@ def test_tokenizer_hidden_states_and_attentions(kind):
     assert len(out.decoder_hidden_states) == config.decoder_num_layers + 1
     assert out.encoder_hidden_states[0].shape == (2, encoder_length, config.encoder_hidden_size)
     assert out.decoder_hidden_states[-1].shape == (2, decoder_length, config.decoder_hidden_size)
-    assert [a.shape for a in out.encoder_attentions] == [(2, config.encoder_num_heads, encoder_length, encoder_length)] * 2
+    assert [a.shape for a in out.encoder_attentions] == [
+        (2, config.encoder_num_heads, encoder_length, encoder_length)
+    ] * 2
     assert len(out.decoder_attentions) == config.decoder_num_layers
-    torch.testing.assert_close(out.decoder_attentions[0].sum(-1), torch.ones(2, config.decoder_num_heads, decoder_length))
+    torch.testing.assert_close(
+        out.decoder_attentions[0].sum(-1), torch.ones(2, config.decoder_num_heads, decoder_length)
+    )
     # Asking for attentions runs eager attention for that call: same results as SDPA.
     torch.testing.assert_close(out.reconstruction, plain.reconstruction, atol=1e-5, rtol=0)
     encoded = model.encode(pixels, output_hidden_states=True, output_attentions=True)
@@ -66,7 +73,12 @@ def test_vqgan_hidden_states_and_loss():
     out = model(pixels, output_hidden_states=True)
     # encoder: conv_in, 4 levels, middle; decoder: conv_in, middle, 4 levels
     assert len(out.encoder_hidden_states) == 6 and len(out.decoder_hidden_states) == 6
-    assert out.encoder_hidden_states[-1].shape == (2, 64, 4, 4) and out.decoder_hidden_states[-1].shape == (2, 32, 32, 32)
+    assert out.encoder_hidden_states[-1].shape == (2, 64, 4, 4) and out.decoder_hidden_states[-1].shape == (
+        2,
+        32,
+        32,
+        32,
+    )
     expected = torch.nn.functional.mse_loss(out.reconstruction, pixels) + out.quantizer_loss
     torch.testing.assert_close(out.loss, expected)
     assert model(pixels).encoder_hidden_states is None
@@ -110,8 +122,17 @@ def test_a_plain_trainer_fine_tunes_the_autoencoders(name, tmp_path):
     torch.manual_seed(0)
     model = MaskGITVQGAN(MaskGITVQGANConfig(**VQGAN)) if name == "vqgan" else TiTokTokenizer(tiny_titok_config(name))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=6, per_device_train_batch_size=4, learning_rate=1e-3,
-                             logging_steps=1, use_cpu=True, disable_tqdm=True, report_to="none", save_strategy="no")
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=6,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        logging_steps=1,
+        use_cpu=True,
+        disable_tqdm=True,
+        report_to="none",
+        save_strategy="no",
+    )
     trainer = Trainer(model=model, args=args, train_dataset=PixelDataset())
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -133,11 +154,21 @@ def test_callback_on_step_end_tensor_inputs():
         assert kwargs["logits"].shape == (1, 8, 64) and kwargs["logits"].dtype == torch.float32
         return {}
 
-    pipe(1, num_inference_steps=3, callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents", "logits"],
-         output_type="latent")
+    pipe(
+        1,
+        num_inference_steps=3,
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=["latents", "logits"],
+        output_type="latent",
+    )
     assert seen == [["latents", "logits"]] * 3
     seen.clear()
-    pipe(1, num_inference_steps=2, callback_on_step_end=lambda p, s, t, kw: seen.append(sorted(kw)) or {}, output_type="latent")
+    pipe(
+        1,
+        num_inference_steps=2,
+        callback_on_step_end=lambda p, s, t, kw: seen.append(sorted(kw)) or {},
+        output_type="latent",
+    )
     assert seen == [["latents"]] * 2
     with pytest.raises(ValueError, match=r"\['noise'\] are not among the tensors.*\['latents', 'logits'\]"):
         pipe(1, callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["noise"])
@@ -157,14 +188,22 @@ def test_pipeline_callback_objects_and_their_tensor_inputs():
 
     callback = CountMasked()
     tiny_pipeline()(1, num_inference_steps=4, callback_on_step_end=callback, output_type="latent")
-    assert len(callback.counts) == 4 and callback.counts[-1] == 0 and callback.counts == sorted(callback.counts, reverse=True)
+    assert (
+        len(callback.counts) == 4
+        and callback.counts[-1] == 0
+        and callback.counts == sorted(callback.counts, reverse=True)
+    )
 
 
 def test_a_callback_returning_bad_ids_is_refused():
     pipe = tiny_pipeline()
     with pytest.raises(ValueError, match="latents returned by callback_on_step_end must lie in"):
-        pipe(1, num_inference_steps=2, output_type="latent",
-             callback_on_step_end=lambda p, s, t, kw: {"latents": kw["latents"] + 1000})
+        pipe(
+            1,
+            num_inference_steps=2,
+            output_type="latent",
+            callback_on_step_end=lambda p, s, t, kw: {"latents": kw["latents"] + 1000},
+        )
 
 
 def test_class_labels_may_be_nested_lists_arrays_or_tensors():
@@ -213,7 +252,11 @@ def test_forward_outputs_have_the_common_hidden_states_and_attentions_fields():
 
 
 def test_from_pretrained_with_a_config_and_a_state_dict_only():
-    for model in (TiTokTokenizer(tiny_titok_config("vae")), TiTokMaskGIT(tiny_maskgit_config()), MaskGITVQGAN(MaskGITVQGANConfig(**VQGAN))):
+    for model in (
+        TiTokTokenizer(tiny_titok_config("vae")),
+        TiTokMaskGIT(tiny_maskgit_config()),
+        MaskGITVQGAN(MaskGITVQGANConfig(**VQGAN)),
+    ):
         loaded = type(model).from_pretrained(None, config=model.config, state_dict=model.state_dict())
         assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
     with pytest.raises(ValueError, match="release= names an official release"):
@@ -222,7 +265,9 @@ def test_from_pretrained_with_a_config_and_a_state_dict_only():
 
 def test_saved_without_tied_weights_loads_with_nothing_missing(tmp_path):
     """test_load_save_without_tied_weights: none of the models ties weights, so nothing is left out."""
-    for index, model in enumerate((TiTokTokenizer(tiny_titok_config("two_stage")), TiTokMaskGIT(tiny_maskgit_config("uvit")))):
+    for index, model in enumerate(
+        (TiTokTokenizer(tiny_titok_config("two_stage")), TiTokMaskGIT(tiny_maskgit_config("uvit")))
+    ):
         model.config.tie_word_embeddings = False
         model.save_pretrained(tmp_path / str(index))
         _, info = type(model).from_pretrained(tmp_path / str(index), output_loading_info=True)
@@ -231,7 +276,9 @@ def test_saved_without_tied_weights_loads_with_nothing_missing(tmp_path):
 
 def test_resize_token_embeddings_is_refused_with_the_way_to_resize_classes():
     model = TiTokMaskGIT(tiny_maskgit_config())
-    with pytest.raises(NotImplementedError, match=r"follows the tokenizer .*use resize_class_embeddings\(num_classes\)"):
+    with pytest.raises(
+        NotImplementedError, match=r"follows the tokenizer .*use resize_class_embeddings\(num_classes\)"
+    ):
         model.resize_token_embeddings(100)
     assert model.resize_class_embeddings(12).config.num_classes == 12
 
@@ -239,7 +286,10 @@ def test_resize_token_embeddings_is_refused_with_the_way_to_resize_classes():
 def test_configs_have_the_common_property_names_and_round_trip_through_json(tmp_path):
     titok = tiny_titok_config("two_stage")
     assert (titok.hidden_size, titok.num_hidden_layers, titok.num_attention_heads) == (
-        titok.encoder_hidden_size, titok.encoder_num_layers, titok.encoder_num_heads)
+        titok.encoder_hidden_size,
+        titok.encoder_num_layers,
+        titok.encoder_num_heads,
+    )
     vqgan = MaskGITVQGANConfig(**VQGAN)
     assert vqgan.hidden_size == vqgan.hidden_channels == 32
     for config in (titok, vqgan, tiny_maskgit_config("uvit")):
@@ -249,8 +299,9 @@ def test_configs_have_the_common_property_names_and_round_trip_through_json(tmp_
         import json
 
         written = json.loads(config.to_json_string(use_diff=False))
-        assert {k: v for k, v in written.items() if k != "transformers_version"} == json.loads(json.dumps(
-            {k: v for k, v in config.to_dict().items() if k != "transformers_version"}))
+        assert {k: v for k, v in written.items() if k != "transformers_version"} == json.loads(
+            json.dumps({k: v for k, v in config.to_dict().items() if k != "transformers_version"})
+        )
 
 
 @torch.no_grad()
@@ -284,8 +335,14 @@ def test_step_callbacks_read_and_change_guidance_and_can_interrupt():
         pipeline._guidance_scale = 0.0
         return kwargs
 
-    pipe([1], guidance_scale=2.0, guidance_schedule="constant", num_inference_steps=4, output_type="latent",
-         callback_on_step_end=no_guidance)
+    pipe(
+        [1],
+        guidance_scale=2.0,
+        guidance_schedule="constant",
+        num_inference_steps=4,
+        output_type="latent",
+        callback_on_step_end=no_guidance,
+    )
     assert calls == [2, 1, 1, 1] and not pipe.do_classifier_free_guidance
 
     def stop(pipeline, step, timestep, kwargs):
@@ -305,7 +362,9 @@ def test_variants_save_and_load(tmp_path):
     """test_loading_with_variants / test_serialization_with_variants."""
     pipe = tiny_pipeline()
     pipe.save_pretrained(tmp_path, variant="fp16")
-    assert (tmp_path / "vqvae" / "model.fp16.safetensors").is_file() and not (tmp_path / "vqvae" / "model.safetensors").exists()
+    assert (tmp_path / "vqvae" / "model.fp16.safetensors").is_file() and not (
+        tmp_path / "vqvae" / "model.safetensors"
+    ).exists()
     loaded = type(pipe).from_pretrained(tmp_path, variant="fp16")
     loaded.set_progress_bar_config(disable=True)
     same = [p([1], generator=torch.Generator().manual_seed(0), output_type="latent").images for p in (pipe, loaded)]
@@ -330,10 +389,14 @@ def test_image_processor_takes_the_standard_per_call_overrides():
 
     processor = TiTokImageProcessor.for_image_size(32)
     image = Image.new("RGB", (48, 40), (200, 10, 10))
-    assert processor(image, size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})["pixel_values"].shape == (1, 3, 16, 16)
+    assert processor(image, size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})[
+        "pixel_values"
+    ].shape == (1, 3, 16, 16)
     assert processor(image, size=24)["pixel_values"].shape == (1, 3, 24, 24)
     nearest = processor(image, resample=0)["pixel_values"]
-    assert nearest.shape == (1, 3, 32, 32) and processor(image, do_convert_rgb=False, do_normalize=False)["pixel_values"].shape == (1, 3, 32, 32)
+    assert nearest.shape == (1, 3, 32, 32) and processor(image, do_convert_rgb=False, do_normalize=False)[
+        "pixel_values"
+    ].shape == (1, 3, 32, 32)
     assert processor(Image.new("RGB", (20, 20)), do_pad=True)["pixel_values"][0, :, 0, 0].tolist() == [0, 0, 0]
     for overrides, error, words in [
         (dict(do_convert_rgb=False), ValueError, "is a L image: do_convert_rgb=False needs RGB images"),

@@ -9,6 +9,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
 from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokConfig, TiTokImageProcessor, TiTokTokenizer
+
 from conftest import tiny_titok_config
 
 KINDS = ["two_stage", "stage1", "single_vq", "vae"]
@@ -85,7 +86,9 @@ def test_save_and_load_round_trip_is_bit_exact(kind, tmp_path):
 
 def test_vqgan_round_trip_and_auto_model(tmp_path):
     torch.manual_seed(0)
-    config = MaskGITVQGANConfig(image_size=32, hidden_channels=32, channel_mult=[1, 2], num_res_blocks=1, z_channels=8, codebook_size=16)
+    config = MaskGITVQGANConfig(
+        image_size=32, hidden_channels=32, channel_mult=[1, 2], num_res_blocks=1, z_channels=8, codebook_size=16
+    )
     model = MaskGITVQGAN(config).eval()
     model.save_pretrained(tmp_path)
     reloaded = AutoModel.from_pretrained(tmp_path)
@@ -258,8 +261,12 @@ class TestBadInput:
             TiTokTokenizer.from_pretrained(tmp_path, config=tiny_titok_config("single_vq", token_size=4))
         weights = load_file(tmp_path / "model.safetensors")
         weights.pop("quantizer.embedding.weight")
-        save_file({**weights, "extra.weight": torch.zeros(1)}, tmp_path / "model.safetensors", metadata={"format": "pt"})
-        with pytest.raises(ValueError, match="missing weights: quantizer.embedding.weight; unexpected weights: extra.weight"):
+        save_file(
+            {**weights, "extra.weight": torch.zeros(1)}, tmp_path / "model.safetensors", metadata={"format": "pt"}
+        )
+        with pytest.raises(
+            ValueError, match="missing weights: quantizer.embedding.weight; unexpected weights: extra.weight"
+        ):
             TiTokTokenizer.from_pretrained(tmp_path)
         with pytest.raises(ValueError, match="missing weights"):
             AutoModel.from_pretrained(tmp_path)

@@ -12,11 +12,12 @@ from hf_titok.conversion import (
     convert_tokenizer,
     convert_vqgan,
     load_official_config,
+    official_config,
     titok_config_from_official,
 )
-from conftest import OFFICIAL_KEYS
-from hf_titok.conversion import official_config
 from hf_titok.releases import GENERATOR_PRESETS, TOKENIZER_PRESETS
+
+from conftest import OFFICIAL_KEYS
 
 INDEX = json.loads((OFFICIAL_KEYS / "index.json").read_text())["models"]
 TOKENIZER_LISTINGS = sorted(name for name, entry in INDEX.items() if entry["kind"].startswith("tokenizer"))

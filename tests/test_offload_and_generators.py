@@ -7,6 +7,7 @@ from accelerate import cpu_offload
 
 from hf_titok import TiTokPipeline, TiTokTokenizer
 from hf_titok.torch_utils import check_generator, rand_tensor
+
 from conftest import tiny_pipeline
 
 
@@ -82,7 +83,13 @@ def test_sequential_offload_samples_and_decodes(saved_pipeline):
 
 def test_device_map_with_disk_and_cpu_offload_decodes(saved_pipeline, tmp_path):
     reference = TiTokTokenizer.from_pretrained(saved_pipeline / "vqvae")
-    device_map = {"encoder": "cpu", "quantizer": "disk", "decoder": "disk", "pixel_quantizer": "disk", "pixel_decoder": "cpu"}
+    device_map = {
+        "encoder": "cpu",
+        "quantizer": "disk",
+        "decoder": "disk",
+        "pixel_quantizer": "disk",
+        "pixel_decoder": "cpu",
+    }
     tokenizer = TiTokTokenizer.from_pretrained(saved_pipeline / "vqvae", device_map=device_map, offload_folder=tmp_path)
     assert tokenizer.decoder.latent_projection.weight.device.type == "meta"
     assert tokenizer.quantizer.embedding.weight.device.type == "meta"

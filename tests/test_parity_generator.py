@@ -8,6 +8,7 @@ import torch
 
 from hf_titok import TiTokMaskGITScheduler, TiTokPipeline, mask_tokens
 from hf_titok.conversion import convert_generator, convert_tokenizer, load_official_config, load_official_weights
+
 from conftest import FIXTURES
 
 GENERATORS = ["maskgit_vit", "maskgit_uvit"]
@@ -39,7 +40,10 @@ def tokenizer(fixtures):
 
 
 def generator(fixtures, name):
-    return convert_generator(load_official_config(fixtures.config_path(name)), load_official_weights(fixtures.path(f"{name}.weights.safetensors")))
+    return convert_generator(
+        load_official_config(fixtures.config_path(name)),
+        load_official_weights(fixtures.path(f"{name}.weights.safetensors")),
+    )
 
 
 @pytest.mark.parametrize("name", GENERATORS)
@@ -58,7 +62,11 @@ def test_conditional_and_unconditional_logits(fixtures, name):
 @torch.no_grad()
 def test_training_masking_and_loss(fixtures, name):
     model, io = generator(fixtures, name), fixtures.io(name)
-    seed = int(MANIFEST["files"][f"{name}.io.safetensors"]["tensors"]["train_masked_tokens"]["description"].split("manual_seed(")[1].split(")")[0])
+    seed = int(
+        MANIFEST["files"][f"{name}.io.safetensors"]["tensors"]["train_masked_tokens"]["description"]
+        .split("manual_seed(")[1]
+        .split(")")[0]
+    )
     masked, mask = mask_tokens(io["train_targets"], model.config.mask_token_id, torch.Generator().manual_seed(seed))
     assert torch.equal(masked, io["train_masked_tokens"]) and torch.equal(mask, io["train_mask"])
     out = model(masked, io["labels"], labels=io["train_targets"], class_dropout_prob=0.0)
@@ -89,9 +97,13 @@ def test_every_sampling_run_through_the_pipeline(fixtures, tokenizer, name):
         ).images
         assert torch.equal(ids, io[tensor]), f"{tensor}: {ids.tolist()} vs {io[tensor].tolist()}"
     if "gen_seeded_pixels" in io:
-        pixels = pipe(io["gen_labels"].tolist(), num_inference_steps=runs["gen_seeded_ids"]["num_sample_steps"],
-                      generator=torch.Generator().manual_seed(runs["gen_seeded_ids"]["seed"]),
-                      temperature=runs["gen_seeded_ids"]["randomize_temperature"], output_type="pt").images
+        pixels = pipe(
+            io["gen_labels"].tolist(),
+            num_inference_steps=runs["gen_seeded_ids"]["num_sample_steps"],
+            generator=torch.Generator().manual_seed(runs["gen_seeded_ids"]["seed"]),
+            temperature=runs["gen_seeded_ids"]["randomize_temperature"],
+            output_type="pt",
+        ).images
         torch.testing.assert_close(pixels, io["gen_seeded_pixels"].clamp(0, 1), atol=1e-3, rtol=1e-4)
 
 
@@ -103,9 +115,15 @@ def test_global_rng_reproduces_official_seeded_run(fixtures, tokenizer):
     pipe = TiTokPipeline(tokenizer, model, TiTokMaskGITScheduler())
     pipe.set_progress_bar_config(disable=True)
     torch.manual_seed(run["seed"])
-    ids = pipe(io["gen_labels"].tolist(), num_inference_steps=run["num_sample_steps"], guidance_scale=run["guidance_scale"],
-               guidance_schedule=run["guidance_decay"], temperature=run["randomize_temperature"],
-               softmax_temperature_annealing=run["softmax_temperature_annealing"], output_type="latent").images
+    ids = pipe(
+        io["gen_labels"].tolist(),
+        num_inference_steps=run["num_sample_steps"],
+        guidance_scale=run["guidance_scale"],
+        guidance_schedule=run["guidance_decay"],
+        temperature=run["randomize_temperature"],
+        softmax_temperature_annealing=run["softmax_temperature_annealing"],
+        output_type="latent",
+    ).images
     assert torch.equal(ids, io["gen_seeded_ids"])
 
 
@@ -119,9 +137,20 @@ def test_converter_script_converts_generators(fixtures, name, tmp_path):
 
     script = Path(__file__).resolve().parent.parent / "conversion" / "convert_official_titok.py"
     result = subprocess.run(
-        [sys.executable, str(script), "--kind", "generator", "--config", str(fixtures.config_path(name)),
-         "--weights", str(fixtures.path(f"{name}.weights.safetensors")), "--output-dir", str(tmp_path)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            str(script),
+            "--kind",
+            "generator",
+            "--config",
+            str(fixtures.config_path(name)),
+            "--weights",
+            str(fixtures.path(f"{name}.weights.safetensors")),
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     model, io = TiTokMaskGIT.from_pretrained(tmp_path), fixtures.io(name)

@@ -105,7 +105,9 @@ def test_single_stage_vq_tokenizer_matches_official(fixtures):
     pixels = model.decode_latents(encoded.latents)
     torch.testing.assert_close(seen["dec_ffn_out"], io["dec_ffn_out"], atol=PIXEL_ATOL, rtol=RTOL)
     torch.testing.assert_close(pixels, io["decoded_pixels"], atol=PIXEL_ATOL, rtol=RTOL)
-    torch.testing.assert_close(model.decode(io["indices"][:, 0]), io["decoded_pixels_from_tokens"], atol=PIXEL_ATOL, rtol=RTOL)
+    torch.testing.assert_close(
+        model.decode(io["indices"][:, 0]), io["decoded_pixels_from_tokens"], atol=PIXEL_ATOL, rtol=RTOL
+    )
 
 
 @torch.no_grad()
@@ -120,7 +122,9 @@ def test_vae_tokenizer_matches_official(fixtures):
     torch.testing.assert_close(official_layout(encoded.latents), io["posterior_mean"], atol=ATOL, rtol=RTOL)
     torch.testing.assert_close(official_layout(encoded.posterior_logvar), io["posterior_logvar"], atol=ATOL, rtol=RTOL)
     torch.testing.assert_close(encoded.kl_loss, io["kl"].sum() / x.shape[0], atol=ATOL, rtol=RTOL)
-    torch.testing.assert_close(model.decode(encoded.latents), io["decoded_pixels_from_mean"], atol=PIXEL_ATOL, rtol=RTOL)
+    torch.testing.assert_close(
+        model.decode(encoded.latents), io["decoded_pixels_from_mean"], atol=PIXEL_ATOL, rtol=RTOL
+    )
 
     # The official sample is mean + std * randn after torch.manual_seed(1305): a seeded generator
     # reproduces it, and the sampled latents decode as the official ones do.
@@ -128,7 +132,12 @@ def test_vae_tokenizer_matches_official(fixtures):
     torch.testing.assert_close(official_layout(sampled), io["z_sample"], atol=ATOL, rtol=RTOL)
     std = torch.exp(0.5 * encoded.posterior_logvar)
     torch.testing.assert_close(official_layout(std), io["posterior_std"], atol=ATOL, rtol=RTOL)
-    torch.testing.assert_close(model.decode(io["z_sample"].squeeze(2).transpose(1, 2)), io["decoded_pixels_from_sample"], atol=PIXEL_ATOL, rtol=RTOL)
+    torch.testing.assert_close(
+        model.decode(io["z_sample"].squeeze(2).transpose(1, 2)),
+        io["decoded_pixels_from_sample"],
+        atol=PIXEL_ATOL,
+        rtol=RTOL,
+    )
 
 
 @torch.no_grad()
@@ -150,7 +159,9 @@ def test_stage1_layout_matches_official(fixtures):
         torch.testing.assert_close(out[name].reshape(1), io[name], atol=1e-5, rtol=1e-4)
     cross_entropy = F.cross_entropy(out.proxy_logits.flatten(0, 1), io["proxy_codes"].flatten())
     torch.testing.assert_close(cross_entropy.reshape(1), io["stage1_reconstruction_loss"], atol=ATOL, rtol=RTOL)
-    torch.testing.assert_close((cross_entropy + out.quantizer_loss).reshape(1), io["stage1_total_loss"], atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(
+        (cross_entropy + out.quantizer_loss).reshape(1), io["stage1_total_loss"], atol=ATOL, rtol=RTOL
+    )
     with pytest.raises(ValueError, match="stage-1 layout"):
         model.decode(out.token_ids)
 
@@ -163,7 +174,9 @@ def test_maskgit_vqgan_matches_official(fixtures):
     torch.testing.assert_close(encoded.latents, io["encoder_out"], atol=ATOL, rtol=RTOL)
     assert torch.equal(encoded.codes, io["proxy_codes"])
     # The official PretrainedTokenizer.decode clamps; ours returns the raw decoder output.
-    torch.testing.assert_close(model.decode(encoded.codes).clamp(0, 1), io["decoded_pixels"], atol=PIXEL_ATOL, rtol=RTOL)
+    torch.testing.assert_close(
+        model.decode(encoded.codes).clamp(0, 1), io["decoded_pixels"], atol=PIXEL_ATOL, rtol=RTOL
+    )
     # Its codebook and decoder are exactly the two-stage tokenizer's pixel decoder.
     tokenizer = load(fixtures, "titok_vq_legacy")
     grid = model.config.grid_size
@@ -186,10 +199,20 @@ def test_hub_config_json_converts_like_the_harness_config(fixtures, tmp_path):
 def test_converter_script_writes_a_loadable_model(fixtures, tmp_path):
     out = tmp_path / "converted"
     result = subprocess.run(
-        [sys.executable, str(PROJECT / "conversion" / "convert_official_titok.py"), "--kind", "tokenizer",
-         "--config", str(fixtures.config_path("titok_vq_single")),
-         "--weights", str(fixtures.path("titok_vq_single.weights.safetensors")), "--output-dir", str(out)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            str(PROJECT / "conversion" / "convert_official_titok.py"),
+            "--kind",
+            "tokenizer",
+            "--config",
+            str(fixtures.config_path("titok_vq_single")),
+            "--weights",
+            str(fixtures.path("titok_vq_single.weights.safetensors")),
+            "--output-dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert "wrote TiTokTokenizer" in result.stdout
@@ -200,10 +223,20 @@ def test_converter_script_writes_a_loadable_model(fixtures, tmp_path):
         assert torch.equal(model.encode(fixtures.pixel_values).token_ids, io["indices"][:, 0])
 
     bad = subprocess.run(
-        [sys.executable, str(PROJECT / "conversion" / "convert_official_titok.py"), "--kind", "tokenizer",
-         "--config", str(fixtures.config_path("titok_vq_single")),
-         "--weights", str(fixtures.path("titok_vq_legacy.weights.safetensors")), "--output-dir", str(tmp_path / "x")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            str(PROJECT / "conversion" / "convert_official_titok.py"),
+            "--kind",
+            "tokenizer",
+            "--config",
+            str(fixtures.config_path("titok_vq_single")),
+            "--weights",
+            str(fixtures.path("titok_vq_legacy.weights.safetensors")),
+            "--output-dir",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("hf-titok convert: error: the tokenizer checkpoint does not match")

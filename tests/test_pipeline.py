@@ -20,6 +20,7 @@ from hf_titok import (
     imagenet_id2label,
     mask_tokens,
 )
+
 from conftest import populate_hub_cache, tiny_maskgit_config, tiny_pipeline, tiny_titok_config
 
 
@@ -77,8 +78,11 @@ def test_defaults_come_from_the_scheduler_config(monkeypatch):
     pipe = tiny_pipeline(num_inference_steps=3, guidance_schedule="power-cosine", guidance_scale=5.0, temperature=1.5)
     used = []
     original = TiTokMaskGITScheduler.set_timesteps
-    monkeypatch.setattr(TiTokMaskGITScheduler, "set_timesteps",
-                        lambda self, *args, **kwargs: (used.append(self), original(self, *args, **kwargs))[1])
+    monkeypatch.setattr(
+        TiTokMaskGITScheduler,
+        "set_timesteps",
+        lambda self, *args, **kwargs: (used.append(self), original(self, *args, **kwargs))[1],
+    )
     pipe([0], output_type="latent")
     sampler = used[0]
     assert sampler is not pipe.scheduler  # each call samples with its own copy
@@ -90,9 +94,13 @@ def test_defaults_come_from_the_scheduler_config(monkeypatch):
     assert pipe.scheduler.config.guidance_scale == 5.0 and pipe.scheduler.timesteps is None  # left as it was
     # sampling_settings is what a call uses: the given values, the config's for the rest.
     assert pipe.sampling_settings(temperature=None, guidance_scale=1.0) == {
-        "num_inference_steps": 3, "guidance_scale": 1.0, "guidance_schedule": "power-cosine",
-        "guidance_scale_pow": pipe.scheduler.config.guidance_scale_pow, "temperature": 1.5,
-        "softmax_temperature_annealing": True}
+        "num_inference_steps": 3,
+        "guidance_scale": 1.0,
+        "guidance_schedule": "power-cosine",
+        "guidance_scale_pow": pipe.scheduler.config.guidance_scale_pow,
+        "temperature": 1.5,
+        "softmax_temperature_annealing": True,
+    }
     with pytest.raises(TypeError, match=r"unknown sampling settings \['steps'\]"):
         pipe.sampling_settings(steps=3)
 
@@ -223,8 +231,10 @@ def test_from_pretrained_hub_id_through_offline_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     loaded = TiTokPipeline.from_pretrained("some-org/titok-tiny")
     loaded.set_progress_bar_config(disable=True)
-    assert torch.equal(pipe([1], generator=seeded(0), output_type="latent").images,
-                       loaded([1], generator=seeded(0), output_type="latent").images)
+    assert torch.equal(
+        pipe([1], generator=seeded(0), output_type="latent").images,
+        loaded([1], generator=seeded(0), output_type="latent").images,
+    )
     also = TiTokPipeline.from_pretrained("some-org/titok-tiny", cache_dir=str(cache))
     assert isinstance(also.transformer, TiTokMaskGIT)
     with pytest.raises(Exception, match="Cannot find an appropriate cached snapshot"):
@@ -305,8 +315,16 @@ def test_variations_keep_the_unmasked_tokens_and_resample_the_rest():
         masked_counts.append((kwargs["latents"] == pipe.transformer.config.mask_token_id).sum(1).tolist())
         return kwargs
 
-    ids = pipe([1, 2], image=images, strength=0.5, num_images_per_label=3, num_inference_steps=4, generator=seeded(0),
-               output_type="latent", callback_on_step_end=count_masked).images
+    ids = pipe(
+        [1, 2],
+        image=images,
+        strength=0.5,
+        num_images_per_label=3,
+        num_inference_steps=4,
+        generator=seeded(0),
+        output_type="latent",
+        callback_on_step_end=count_masked,
+    ).images
     assert ids.shape == (6, 8) and not (ids == pipe.transformer.config.mask_token_id).any()
     expected = original.repeat_interleave(3, dim=0)
     # round(0.5 * 8) = 4 positions per row re-sampled: at least the other 4 are the image's own tokens.
@@ -314,8 +332,15 @@ def test_variations_keep_the_unmasked_tokens_and_resample_the_rest():
     # The schedule runs over the 4 masked positions: after step 1 floor(4 * arccos(1/4) / (pi/2)) = 3 remain.
     assert masked_counts[0] == [3] * 6 and masked_counts[-1] == [0] * 6 and len(masked_counts) == 4
     assert len({tuple(row) for row in ids.tolist()}) > 1  # the variations differ
-    again = pipe([1, 2], image=images, strength=0.5, num_images_per_label=3, num_inference_steps=4, generator=seeded(0),
-                 output_type="latent").images
+    again = pipe(
+        [1, 2],
+        image=images,
+        strength=0.5,
+        num_images_per_label=3,
+        num_inference_steps=4,
+        generator=seeded(0),
+        output_type="latent",
+    ).images
     assert torch.equal(ids, again)
 
 
@@ -324,7 +349,9 @@ def test_variations_from_pil_images_one_label_or_unconditional_and_few_tokens():
     grey = PIL.Image.fromarray((np.arange(40 * 50) % 251).astype(np.uint8).reshape(40, 50), mode="L")
     out = pipe("class 3", image=[grey, grey.convert("RGBA")], num_images_per_label=2, generator=seeded(1)).images
     assert len(out) == 4 and out[0].size == (32, 32)
-    unconditional = pipe(None, image=grey, strength=0.01, num_inference_steps=12, generator=seeded(1), output_type="latent").images
+    unconditional = pipe(
+        None, image=grey, strength=0.01, num_inference_steps=12, generator=seeded(1), output_type="latent"
+    ).images
     # strength 0.01 still re-samples one token (in one step, not 12): the rest is the image's tokens.
     pixel_values = TiTokImageProcessor.for_image_size(32)(grey, return_tensors="pt").pixel_values
     assert unconditional.shape == (1, 8)

@@ -11,6 +11,7 @@ import hf_titok
 from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokMaskGIT, TiTokPipeline, TiTokTokenizer
 from hf_titok.data.fashion_mnist import demo_test_images
 from hf_titok.evaluation.metrics import psnr
+
 from conftest import tiny_maskgit_config, tiny_pipeline, tiny_titok_config
 
 HALF = [torch.float16, torch.bfloat16]
@@ -56,8 +57,9 @@ def test_tokenizers_run_in_half_precision(kind, dtype):
 @torch.no_grad()
 def test_vqgan_runs_in_half_precision(dtype):
     torch.manual_seed(0)
-    config = MaskGITVQGANConfig(image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1,
-                                z_channels=16, codebook_size=128)
+    config = MaskGITVQGANConfig(
+        image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=16, codebook_size=128
+    )
     model = MaskGITVQGAN(config).eval()
     half = cast_copy(model, dtype)
     pixels = torch.rand(2, 3, 32, 32)
@@ -151,7 +153,9 @@ def test_builtin_model_in_half_precision(dtype):
     assert float(psnr(half_reconstruction.clamp(0, 1), reconstruction.clamp(0, 1)).mean()) > 45
     labels = torch.arange(10)
     logits = reference.transformer(ids[:10], labels).logits
-    torch.testing.assert_close(pipe.transformer(ids[:10], labels).logits.float(), logits, atol=LOGIT_ATOL[dtype], rtol=0)
+    torch.testing.assert_close(
+        pipe.transformer(ids[:10], labels).logits.float(), logits, atol=LOGIT_ATOL[dtype], rtol=0
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -175,26 +179,40 @@ def _bf16_recipes(root):
 
     yield "vqgan", {"recipe": "vqgan", "model": {"config": VQGAN}, "discriminator": DISCRIMINATOR}
     yield "stage1", {"recipe": "stage1", "model": {"config": TWO_STAGE}, "teacher": str(root / "teacher")}
-    yield "stage2", {"recipe": "stage2", "model": {"init_from": str(root / "stage1" / "final"),
-                                                   "pixel_decoder_from": str(root / "teacher")},
-                     "discriminator": DISCRIMINATOR}
+    yield (
+        "stage2",
+        {
+            "recipe": "stage2",
+            "model": {"init_from": str(root / "stage1" / "final"), "pixel_decoder_from": str(root / "teacher")},
+            "discriminator": DISCRIMINATOR,
+        },
+    )
     yield "single_vq", {"recipe": "single_stage", "model": {"config": SINGLE_VQ}, "discriminator": DISCRIMINATOR}
     yield "single_vae", {"recipe": "single_stage", "model": {"config": SINGLE_VAE}, "discriminator": DISCRIMINATOR}
-    yield "generator", {"recipe": "generator", "tokenizer": str(root / "single_vq" / "final"), "model": {"config": GENERATOR}}
+    yield (
+        "generator",
+        {"recipe": "generator", "tokenizer": str(root / "single_vq" / "final"), "model": {"config": GENERATOR}},
+    )
 
 
 def test_bf16_mixed_precision_trains_every_recipe(bf16_workspace):
     from hf_titok.training import load_recipe_config
     from hf_titok.training.recipes import build_trainer
+
     from test_training import training
 
     root = bf16_workspace
     for name, recipe in _bf16_recipes(root):
-        config = {**recipe, "data": {"source": str(root / "images")},
-                  "training": training(max_steps=3, bf16=True, logging_steps=1, discriminator_start=1)}
+        config = {
+            **recipe,
+            "data": {"source": str(root / "images")},
+            "training": training(max_steps=3, bf16=True, logging_steps=1, discriminator_start=1),
+        }
         trainer = build_trainer(load_recipe_config(config), str(root / name))
         seen = set()
-        first_layer = next(m for m in trainer.model.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)))
+        first_layer = next(
+            m for m in trainer.model.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
+        )
         first_layer.register_forward_hook(lambda module, args, output: seen.add(output.dtype))
         trainer.train()
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import hf_titok
 from hf_titok import TiTokImageProcessor, TiTokMaskGITScheduler, TiTokTokenizer
+
 from conftest import tiny_pipeline, tiny_titok_config
 
 PACKAGE = str(Path(hf_titok.__file__).parent)
@@ -42,7 +43,9 @@ def arrays(draw):
     ndim = draw(st.sampled_from([0, 1, 2, 3, 4]))
     shape = []
     for axis in range(ndim):
-        shape.append(draw(st.sampled_from([0, 1, 2, 3, 4, 5, 7, 16, 33])) if axis in (0, ndim - 1) else draw(st.integers(1, 40)))
+        shape.append(
+            draw(st.sampled_from([0, 1, 2, 3, 4, 5, 7, 16, 33])) if axis in (0, ndim - 1) else draw(st.integers(1, 40))
+        )
     dtype = draw(st.sampled_from(DTYPES))
     values = draw(st.sampled_from(["uniform", "bytes", "special"]))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
@@ -74,8 +77,12 @@ def test_image_processor_on_random_arrays(array, as_tensor, pad):
 
 
 @SETTINGS
-@given(mode=st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I", "I;16", "F"]),
-       width=st.integers(1, 50), height=st.integers(1, 50), pad=st.booleans())
+@given(
+    mode=st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I", "I;16", "F"]),
+    width=st.integers(1, 50),
+    height=st.integers(1, 50),
+    pad=st.booleans(),
+)
 def test_image_processor_on_random_pil_images(mode, width, height, pad):
     image = PIL.Image.new(mode, (width, height))
     out = valid_or_our_error(TiTokImageProcessor.for_image_size(16, do_pad=pad), image, return_tensors="pt")
@@ -92,7 +99,11 @@ def tokenizers():
 def tensors(draw):
     ndim = draw(st.sampled_from([0, 1, 2, 3, 4, 5]))
     shape = [draw(st.sampled_from([0, 1, 2, 3, 8, 16, 32])) for _ in range(ndim)]
-    dtype = draw(st.sampled_from([torch.float32, torch.float16, torch.float64, torch.int64, torch.int32, torch.uint8, torch.bool]))
+    dtype = draw(
+        st.sampled_from(
+            [torch.float32, torch.float16, torch.float64, torch.int64, torch.int32, torch.uint8, torch.bool]
+        )
+    )
     fill = draw(st.sampled_from(["rand", "randint", "special"]))
     generator = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
     if fill == "rand":
@@ -113,7 +124,11 @@ def model_inputs(draw):
         axis = draw(st.integers(0, len(shape) - 1))
         shape[axis] += draw(st.sampled_from([-1, 1]))
     batch = draw(st.integers(0, 3))
-    dtype = draw(st.sampled_from([torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32, torch.uint8]))
+    dtype = draw(
+        st.sampled_from(
+            [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32, torch.uint8]
+        )
+    )
     generator = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
     fill = draw(st.sampled_from(["rand", "ids", "special"]))
     if fill == "rand":
@@ -138,8 +153,16 @@ def test_encode_and_decode_on_random_tensors(tokenizers, tensor, kind):
             assert decoded.shape == (tensor.shape[0], 3, 32, 32) and torch.isfinite(decoded).all()
 
 
-ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-                      st.text(max_size=5), st.just([1, 2]), st.just(np.int64(3)), st.just(np.float32(0.5)))
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.just([1, 2]),
+    st.just(np.int64(3)),
+    st.just(np.float32(0.5)),
+)
 
 
 @pytest.fixture(scope="module")
@@ -148,16 +171,32 @@ def pipe():
 
 
 @SETTINGS
-@given(steps=st.one_of(st.integers(1, 8), ANY_VALUE), guidance=st.one_of(st.floats(0, 10), ANY_VALUE),
-       temperature=st.one_of(st.floats(0, 5), ANY_VALUE),
-       schedule=st.one_of(st.none(), st.sampled_from(["constant", "linear", "power-cosine", "cosine", ""])),
-       labels=st.one_of(st.integers(-3, 12), st.text(max_size=4), st.lists(st.integers(0, 9), max_size=3), st.none(),
-                        st.floats(allow_nan=True)),
-       per_label=st.one_of(st.integers(-1, 3), ANY_VALUE))
+@given(
+    steps=st.one_of(st.integers(1, 8), ANY_VALUE),
+    guidance=st.one_of(st.floats(0, 10), ANY_VALUE),
+    temperature=st.one_of(st.floats(0, 5), ANY_VALUE),
+    schedule=st.one_of(st.none(), st.sampled_from(["constant", "linear", "power-cosine", "cosine", ""])),
+    labels=st.one_of(
+        st.integers(-3, 12),
+        st.text(max_size=4),
+        st.lists(st.integers(0, 9), max_size=3),
+        st.none(),
+        st.floats(allow_nan=True),
+    ),
+    per_label=st.one_of(st.integers(-1, 3), ANY_VALUE),
+)
 def test_pipeline_arguments(pipe, steps, guidance, temperature, schedule, labels, per_label):
-    ids = valid_or_our_error(pipe, labels, num_images_per_label=per_label, num_inference_steps=steps, guidance_scale=guidance,
-                             temperature=temperature, guidance_schedule=schedule, output_type="latent",
-                             generator=torch.Generator().manual_seed(0))
+    ids = valid_or_our_error(
+        pipe,
+        labels,
+        num_images_per_label=per_label,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        temperature=temperature,
+        guidance_schedule=schedule,
+        output_type="latent",
+        generator=torch.Generator().manual_seed(0),
+    )
     if ids is not None:
         ids = ids.images
         assert ids.dtype == torch.int64 and ids.shape[1] == 8 and int(ids.min()) >= 0 and int(ids.max()) < 64
@@ -174,13 +213,21 @@ def step_inputs(draw):
 
 
 @SETTINGS
-@given(steps=st.one_of(st.integers(1, 6), ANY_VALUE), guidance=st.one_of(st.floats(0, 10), ANY_VALUE), power=ANY_VALUE,
-       inputs=st.one_of(step_inputs(), st.tuples(tensors(), tensors())), timestep=st.one_of(st.integers(-1, 6), ANY_VALUE))
+@given(
+    steps=st.one_of(st.integers(1, 6), ANY_VALUE),
+    guidance=st.one_of(st.floats(0, 10), ANY_VALUE),
+    power=ANY_VALUE,
+    inputs=st.one_of(step_inputs(), st.tuples(tensors(), tensors())),
+    timestep=st.one_of(st.integers(-1, 6), ANY_VALUE),
+)
 def test_scheduler_on_random_arguments(steps, guidance, power, inputs, timestep):
     logits, sample = inputs
-    scheduler = valid_or_our_error(TiTokMaskGITScheduler, num_inference_steps=steps if steps is not None else 4,
-                                   guidance_scale=guidance if guidance is not None else 1.0,
-                                   guidance_scale_pow=power if power is not None else 3.0)
+    scheduler = valid_or_our_error(
+        TiTokMaskGITScheduler,
+        num_inference_steps=steps if steps is not None else 4,
+        guidance_scale=guidance if guidance is not None else 1.0,
+        guidance_scale_pow=power if power is not None else 3.0,
+    )
     if scheduler is None:
         return
     scheduler.set_timesteps()

@@ -25,14 +25,42 @@ from hf_titok import (
 from hf_titok.data import imagenet_id2label
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-VQGAN = dict(image_size=32, hidden_channels=16, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=8,
-             codebook_size=64, norm_num_groups=8)
-TOKENIZER = dict(image_size=32, encoder_patch_size=8, decoder_patch_size=8, encoder_hidden_size=32, encoder_num_layers=1,
-                 encoder_num_heads=2, decoder_hidden_size=32, decoder_num_layers=1, decoder_num_heads=2,
-                 num_latent_tokens=8, token_size=8, codebook_size=32, decoder_head="proxy_codes",
-                 legacy_encoder_layout=True, use_l2_norm=True, pixel_decoder_config=VQGAN)
-GENERATOR = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, codebook_size=32,
-                 num_latent_tokens=8, num_classes=1000)
+VQGAN = dict(
+    image_size=32,
+    hidden_channels=16,
+    channel_mult=[1, 1, 2, 2],
+    num_res_blocks=1,
+    z_channels=8,
+    codebook_size=64,
+    norm_num_groups=8,
+)
+TOKENIZER = dict(
+    image_size=32,
+    encoder_patch_size=8,
+    decoder_patch_size=8,
+    encoder_hidden_size=32,
+    encoder_num_layers=1,
+    encoder_num_heads=2,
+    decoder_hidden_size=32,
+    decoder_num_layers=1,
+    decoder_num_heads=2,
+    num_latent_tokens=8,
+    token_size=8,
+    codebook_size=32,
+    decoder_head="proxy_codes",
+    legacy_encoder_layout=True,
+    use_l2_norm=True,
+    pixel_decoder_config=VQGAN,
+)
+GENERATOR = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    codebook_size=32,
+    num_latent_tokens=8,
+    num_classes=1000,
+)
 NEW_CLASSES = ("cactus", "teapot", "violin")
 
 
@@ -71,7 +99,8 @@ def converted(tmp_path_factory):
     generator = TiTokMaskGIT(TiTokMaskGITConfig(**GENERATOR)).eval()
     scheduler = TiTokMaskGITScheduler(num_inference_steps=2)
     TiTokPipeline(tokenizer, generator, scheduler, processor, id2label=imagenet_id2label()).save_pretrained(
-        root / "titok-l32-pipeline")
+        root / "titok-l32-pipeline"
+    )
     image_folder(root / "my_images", ("a", "b"))
     image_folder(root / "my_labelled_images", NEW_CLASSES)
     return root
@@ -90,7 +119,10 @@ def test_finetune_tokenizer_example(converted, tmp_path, monkeypatch):
     code = example("finetune-tokenizer", STEPS=3, BATCH_SIZE=2)
     namespace = run_example(code, tmp_path, monkeypatch)
 
-    before, after = load_file(converted / "titok-l32" / "model.safetensors"), load_file(tmp_path / "my-titok-l32" / "model.safetensors")
+    before, after = (
+        load_file(converted / "titok-l32" / "model.safetensors"),
+        load_file(tmp_path / "my-titok-l32" / "model.safetensors"),
+    )
     frozen = [key for key in before if key.startswith(("encoder.", "quantizer."))]
     trained = [key for key in before if key.startswith(("decoder.", "pixel_decoder."))]
     assert frozen and all(torch.equal(before[key], after[key]) for key in frozen)
@@ -113,7 +145,10 @@ def test_finetune_generator_example(converted, tmp_path, monkeypatch, keep_old_c
 
     reloaded = TiTokPipeline.from_pretrained(tmp_path / "my-titok-generator")
     first = 1000 if keep_old_classes else 0
-    expected = {**(imagenet_id2label() if keep_old_classes else {}), **{first + i: n for i, n in enumerate(NEW_CLASSES)}}
+    expected = {
+        **(imagenet_id2label() if keep_old_classes else {}),
+        **{first + i: n for i, n in enumerate(NEW_CLASSES)},
+    }
     assert reloaded.id2label == expected
     assert reloaded.transformer.config.num_classes == len(expected)
     assert reloaded.transformer.embed_tokens.num_embeddings == 32 + len(expected) + 2

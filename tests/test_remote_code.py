@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokImageProcessor, TiTokPipeline, TiTokTokenizer
 from hf_titok.remote_code import ENTRY_MODULE, module_closure
+
 from conftest import tiny_pipeline, tiny_titok_config
 
 RUN_WITHOUT_HF_TITOK = """
@@ -35,8 +36,14 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel
 def run_without_hf_titok(code: str, tmp_path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
     env.pop("PYTHONPATH", None)
-    return subprocess.run([sys.executable, "-c", RUN_WITHOUT_HF_TITOK + textwrap.dedent(code)], capture_output=True,
-                          text=True, env=env, cwd=tmp_path, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", RUN_WITHOUT_HF_TITOK + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
 
 
 def test_saved_pipeline_and_models_load_without_the_package(tmp_path):
@@ -44,23 +51,35 @@ def test_saved_pipeline_and_models_load_without_the_package(tmp_path):
     pipe.save_pretrained(tmp_path / "pipe")
     tokenizer = TiTokTokenizer(tiny_titok_config("vae")).eval()
     tokenizer.save_pretrained(tmp_path / "vae")
-    vqgan = MaskGITVQGAN(MaskGITVQGANConfig(image_size=32, hidden_channels=16, channel_mult=[1, 2], num_res_blocks=1,
-                                            z_channels=8, codebook_size=32, norm_num_groups=8)).eval()
+    vqgan = MaskGITVQGAN(
+        MaskGITVQGANConfig(
+            image_size=32,
+            hidden_channels=16,
+            channel_mult=[1, 2],
+            num_res_blocks=1,
+            z_channels=8,
+            codebook_size=32,
+            norm_num_groups=8,
+        )
+    ).eval()
     vqgan.save_pretrained(tmp_path / "vqgan")
     pixels = torch.rand(2, 3, 32, 32)
     torch.save(pixels, tmp_path / "pixels.pt")
-    result = run_without_hf_titok(f"""
-        pipe = DiffusionPipeline.from_pretrained("{tmp_path / 'pipe'}", trust_remote_code=True)
+    result = run_without_hf_titok(
+        f"""
+        pipe = DiffusionPipeline.from_pretrained("{tmp_path / "pipe"}", trust_remote_code=True)
         pipe.set_progress_bar_config(disable=True)
         assert type(pipe).__name__ == "TiTokPipeline" and not type(pipe).__module__.startswith("hf_titok")
         ids = pipe([1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images
         images = pipe([3], generator=torch.Generator().manual_seed(1), output_type="pt").images
-        pixels = torch.load("{tmp_path / 'pixels.pt'}")
-        vae = AutoModel.from_pretrained("{tmp_path / 'vae'}", trust_remote_code=True)
-        vqgan = AutoModel.from_pretrained("{tmp_path / 'vqgan'}", trust_remote_code=True)
-        generator = AutoModel.from_pretrained("{tmp_path / 'pipe' / 'transformer'}", trust_remote_code=True)
-        config = AutoConfig.from_pretrained("{tmp_path / 'pipe' / 'vqvae'}", trust_remote_code=True)
-        processor = AutoImageProcessor.from_pretrained("{tmp_path / 'pipe' / 'image_processor'}", trust_remote_code=True)
+        pixels = torch.load("{tmp_path / "pixels.pt"}")
+        vae = AutoModel.from_pretrained("{tmp_path / "vae"}", trust_remote_code=True)
+        vqgan = AutoModel.from_pretrained("{tmp_path / "vqgan"}", trust_remote_code=True)
+        generator = AutoModel.from_pretrained("{tmp_path / "pipe" / "transformer"}", trust_remote_code=True)
+        config = AutoConfig.from_pretrained("{tmp_path / "pipe" / "vqvae"}", trust_remote_code=True)
+        processor = AutoImageProcessor.from_pretrained(
+            "{tmp_path / "pipe" / "image_processor"}", trust_remote_code=True
+        )
         with torch.no_grad():
             out = dict(ids=ids, images=images, vae_latents=vae.encode(pixels).latents,
                        vae_pixels=vae.decode(vae.encode(pixels).latents), vqgan_codes=vqgan.encode(pixels).codes,
@@ -68,31 +87,42 @@ def test_saved_pipeline_and_models_load_without_the_package(tmp_path):
                        processed=processor(torch.ones(2, 40, 40, 3).numpy(), return_tensors="pt")["pixel_values"])
         assert type(config).__name__ == "TiTokConfig" and config.num_latent_tokens == 8
         save_file({{k: v.contiguous() for k, v in out.items()}}, "out.safetensors")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     got = load_file(str(tmp_path / "out.safetensors"))
     with torch.no_grad():
-        assert torch.equal(got["ids"], pipe([1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images)
-        assert torch.equal(got["images"], pipe([3], generator=torch.Generator().manual_seed(1), output_type="pt").images)
+        assert torch.equal(
+            got["ids"], pipe([1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images
+        )
+        assert torch.equal(
+            got["images"], pipe([3], generator=torch.Generator().manual_seed(1), output_type="pt").images
+        )
         latents = tokenizer.encode(pixels).latents
         assert torch.equal(got["vae_latents"], latents) and torch.equal(got["vae_pixels"], tokenizer.decode(latents))
         assert torch.equal(got["vqgan_codes"], vqgan.encode(pixels).codes)
         assert torch.equal(got["logits"], pipe.transformer(got["ids"], torch.tensor([1, 2])).logits)
-    assert torch.equal(got["processed"], pipe.image_processor(torch.ones(2, 40, 40, 3).numpy(), return_tensors="pt")["pixel_values"])
+    assert torch.equal(
+        got["processed"], pipe.image_processor(torch.ones(2, 40, 40, 3).numpy(), return_tensors="pt")["pixel_values"]
+    )
 
 
 def test_remote_code_runs_only_when_trusted(tmp_path):
     tiny_pipeline().save_pretrained(tmp_path / "pipe")
-    result = run_without_hf_titok(f"""
-        for load in (lambda: DiffusionPipeline.from_pretrained("{tmp_path / 'pipe'}"),
-                     lambda: AutoModel.from_pretrained("{tmp_path / 'pipe' / 'vqvae'}", trust_remote_code=False)):
+    result = run_without_hf_titok(
+        f"""
+        for load in (lambda: DiffusionPipeline.from_pretrained("{tmp_path / "pipe"}"),
+                     lambda: AutoModel.from_pretrained("{tmp_path / "pipe" / "vqvae"}", trust_remote_code=False)):
             try:
                 load()
             except ValueError as error:
                 assert "trust_remote_code=True" in str(error), error
             else:
                 raise SystemExit("remote code ran without trust_remote_code")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -102,15 +132,25 @@ def test_with_the_package_installed_its_own_classes_load_the_folder(tmp_path):
     pipe = tiny_pipeline()
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
-    assert index["_class_name"] == [ENTRY_MODULE, "TiTokPipeline"] and index["vqvae"] == [ENTRY_MODULE, "TiTokTokenizer"]
+    assert index["_class_name"] == [ENTRY_MODULE, "TiTokPipeline"] and index["vqvae"] == [
+        ENTRY_MODULE,
+        "TiTokTokenizer",
+    ]
     config = json.loads((tmp_path / "vqvae" / "config.json").read_text())
-    assert config["auto_map"] == {"AutoConfig": "configuration_titok.TiTokConfig", "AutoModel": "modeling_titok.TiTokTokenizer"}
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_titok.TiTokConfig",
+        "AutoModel": "modeling_titok.TiTokTokenizer",
+    }
     assert json.loads((tmp_path / "image_processor" / "preprocessor_config.json").read_text())["auto_map"] == {
-        "AutoImageProcessor": "image_processing_titok.TiTokImageProcessor"}
-    for folder, module in [(tmp_path, "pipeline_titok"), (tmp_path / "vqvae", "modeling_titok"),
-                           (tmp_path / "transformer", "modeling_titok_maskgit"),
-                           (tmp_path / "scheduler", "scheduling_titok_maskgit"),
-                           (tmp_path / "image_processor", "image_processing_titok")]:
+        "AutoImageProcessor": "image_processing_titok.TiTokImageProcessor"
+    }
+    for folder, module in [
+        (tmp_path, "pipeline_titok"),
+        (tmp_path / "vqvae", "modeling_titok"),
+        (tmp_path / "transformer", "modeling_titok_maskgit"),
+        (tmp_path / "scheduler", "scheduling_titok_maskgit"),
+        (tmp_path / "image_processor", "image_processing_titok"),
+    ]:
         assert {f"{name}.py" for name in module_closure(module)} <= {p.name for p in folder.glob("*.py")}, folder
     again = TiTokPipeline.from_pretrained(tmp_path)  # no trust_remote_code: the package's classes
     assert type(again.vqvae) is TiTokTokenizer and type(again.image_processor) is TiTokImageProcessor
@@ -130,19 +170,30 @@ def test_the_code_has_no_import_the_loaders_cannot_satisfy():
 
     allowed = {"torch", "transformers", "diffusers", "huggingface_hub", "safetensors", "numpy", "PIL"}
     modules = set()
-    for root in ("pipeline_titok", "modeling_titok", "modeling_titok_maskgit", "modeling_maskgit_vqgan",
-                 "image_processing_titok", "scheduling_titok_maskgit"):
+    for root in (
+        "pipeline_titok",
+        "modeling_titok",
+        "modeling_titok_maskgit",
+        "modeling_maskgit_vqgan",
+        "image_processing_titok",
+        "scheduling_titok_maskgit",
+    ):
         modules |= set(module_closure(root))
     for name in modules:
         imports = set(get_imports(PACKAGE_DIR / f"{name}.py"))
-        assert imports <= allowed | set(sys.stdlib_module_names), (name, imports - allowed - set(sys.stdlib_module_names))
+        assert imports <= allowed | set(sys.stdlib_module_names), (
+            name,
+            imports - allowed - set(sys.stdlib_module_names),
+        )
 
 
 @pytest.mark.parametrize("kind", ["tokenizer", "generator"])
 def test_converted_official_repos_carry_the_code(kind, fixtures, tmp_path):
     from hf_titok.conversion import convert
 
-    name, config = {"tokenizer": ("titok_vq_legacy", "titok_vq_legacy"), "generator": ("maskgit_vit", "maskgit_vit")}[kind]
+    name, config = {"tokenizer": ("titok_vq_legacy", "titok_vq_legacy"), "generator": ("maskgit_vit", "maskgit_vit")}[
+        kind
+    ]
     convert(kind, fixtures.config_path(config), fixtures.path(f"{name}.weights.safetensors"), tmp_path)
     assert "auto_map" in json.loads((tmp_path / "config.json").read_text())
     assert (tmp_path / f"{ENTRY_MODULE}.py").is_file()

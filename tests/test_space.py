@@ -12,18 +12,26 @@ import sys
 import time
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import PIL.Image
 import pytest
 
-import gradio as gr
 from hf_titok import TiTokTokenizer
+
 from conftest import tiny_titok_config
 
 PROJECT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("TITOK_TEST_ARTIFACTS", PROJECT / "test-artifacts"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def load_app():
@@ -72,35 +80,50 @@ def test_generate_gives_the_requested_images_and_the_seed(model):
     assert PIL.Image.open(download).size[0] > 3 * 32
     again, _, _ = app.generate(model, 7, 3, 4, 2.0, "linear", 2.0, 11, False, progress=no_progress)
     assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(gallery, again))
-    drawn, seed_text, _ = app.generate(model, app.UNCONDITIONAL, 1, 4, 0.0, "constant", 1.0, 0, True, progress=no_progress)
+    drawn, seed_text, _ = app.generate(
+        model, app.UNCONDITIONAL, 1, 4, 0.0, "constant", 1.0, 0, True, progress=no_progress
+    )
     seed = int(re.fullmatch(r"Seed used: (\d+)", seed_text).group(1))
     replay, _, _ = app.generate(model, app.UNCONDITIONAL, 1, 4, 0.0, "constant", 1.0, seed, False, progress=no_progress)
     assert np.array_equal(pixels(drawn[0]), pixels(replay[0])) and drawn[0][1] == "unconditional #1"
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"num_images": 0}, "Number of images must be between 1 and 16, got 0."),
-    ({"num_images": None}, "Number of images must be a whole number between 1 and 16, got None."),
-    ({"steps": 100000}, "Steps must be between 1 and 64, got 100000."),
-    ({"steps": 2.5}, "Steps must be a whole number between 1 and 64, got 2.5."),
-    ({"guidance_scale": -1}, "Guidance scale must be between 0 and 20, got -1."),
-    ({"temperature": math.nan}, "Temperature must be between 0 and 20, got nan."),
-    ({"seed": -3}, "Seed must be between 0 and 2147483647, got -3."),
-    ({"class_choice": 99}, "Unknown class id 99."),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"num_images": 0}, "Number of images must be between 1 and 16, got 0."),
+        ({"num_images": None}, "Number of images must be a whole number between 1 and 16, got None."),
+        ({"steps": 100000}, "Steps must be between 1 and 64, got 100000."),
+        ({"steps": 2.5}, "Steps must be a whole number between 1 and 64, got 2.5."),
+        ({"guidance_scale": -1}, "Guidance scale must be between 0 and 20, got -1."),
+        ({"temperature": math.nan}, "Temperature must be between 0 and 20, got nan."),
+        ({"seed": -3}, "Seed must be between 0 and 2147483647, got -3."),
+        ({"class_choice": 99}, "Unknown class id 99."),
+    ],
+)
 def test_generate_explains_bad_settings(model, change, message):
-    settings = dict(class_choice=0, num_images=2, steps=4, guidance_scale=2.0, guidance_schedule="linear", temperature=1.0,
-                    seed=0, random_seed=False)
+    settings = dict(
+        class_choice=0,
+        num_images=2,
+        steps=4,
+        guidance_scale=2.0,
+        guidance_schedule="linear",
+        temperature=1.0,
+        seed=0,
+        random_seed=False,
+    )
     with pytest.raises(gr.Error) as error:
         app.generate(model, *{**settings, **change}.values(), progress=no_progress)
     assert error.value.message == message
 
 
 def test_uploads_are_checked_before_decoding(bad_files):
-    cases = {None: "Upload an image or pick an example first.",
-             bad_files / "fake.png": "fake.png is not an image this app can read",
-             bad_files / "huge_bytes.png": "The file is 11.0 MB; the limit is 10 MB.",
-             bad_files / "huge_pixels.png": "The image is 7000x7000 (49.0 megapixels); the limit is 36 megapixels."}
+    cases = {
+        None: "Upload an image or pick an example first.",
+        bad_files / "fake.png": "fake.png is not an image this app can read",
+        bad_files / "huge_bytes.png": "The file is 11.0 MB; the limit is 10 MB.",
+        bad_files / "huge_pixels.png": "The image is 7000x7000 (49.0 megapixels); the limit is 36 megapixels.",
+    }
     for path, message in cases.items():
         with pytest.raises(gr.Error) as error:
             app.open_upload(str(path) if path else None)
@@ -117,10 +140,14 @@ def test_reconstruct_any_image_mode(model, tmp_path, mode):
     shown, reconstruction, summary, table = app.reconstruct(model, str(path))
     assert shown.size == reconstruction.size == (128, 128)
     config = model.tokenizer.config
-    assert re.fullmatch(rf"\*\*PSNR \d+\.\d\d dB\*\* — {config.num_latent_tokens} tokens from a codebook of {config.codebook_size}",
-                        summary)
+    assert re.fullmatch(
+        rf"\*\*PSNR \d+\.\d\d dB\*\* — {config.num_latent_tokens} tokens from a codebook of {config.codebook_size}",
+        summary,
+    )
     ids = model.tokenizer.encode(app.model_input(model, str(path))).token_ids[0].tolist()
-    assert [int(v) for row in table["data"] for v in row[1:]] == ids and len(table["data"]) == config.num_latent_tokens // 8
+    assert [int(v) for row in table["data"] for v in row[1:]] == ids and len(
+        table["data"]
+    ) == config.num_latent_tokens // 8
 
 
 def test_variations_resample_the_chosen_number_of_tokens(model):
@@ -136,13 +163,18 @@ def test_variations_resample_the_chosen_number_of_tokens(model):
 
 
 def test_imagenet_class_picker_lists_every_class_with_its_id(tmp_path):
-    from conftest import tiny_pipeline
     from hf_titok import imagenet_id2label
+
+    from conftest import tiny_pipeline
 
     tiny_pipeline(num_classes=1000, id2label=imagenet_id2label()).save_pretrained(tmp_path / "imagenet_like")
     imagenet = app.load_model(str(tmp_path / "imagenet_like"))
     choices = dict(imagenet.class_choices)
-    assert len(choices) == 1001 and choices["207: golden retriever"] == 207 and choices["unconditional (no class)"] == app.UNCONDITIONAL
+    assert (
+        len(choices) == 1001
+        and choices["207: golden retriever"] == 207
+        and choices["unconditional (no class)"] == app.UNCONDITIONAL
+    )
     gallery, _, _ = app.generate(imagenet, 207, 1, 2, 1.0, "constant", 1.0, 0, False, progress=no_progress)
     assert gallery[0][1] == "golden retriever #1"
 
@@ -208,8 +240,12 @@ def loaded_images(page, selector: str, count: int) -> list[dict]:
     page.wait_for_function(
         "([selector, count]) => { const images = [...document.querySelectorAll(selector + ' img')];"
         " return images.length >= count && images.slice(0, count).every(i => i.complete && i.naturalWidth > 0); }",
-        arg=[selector, count], timeout=120_000)
-    return page.eval_on_selector_all(f"{selector} img", "images => images.map(i => ({w: i.naturalWidth, h: i.naturalHeight, src: i.src}))")
+        arg=[selector, count],
+        timeout=120_000,
+    )
+    return page.eval_on_selector_all(
+        f"{selector} img", "images => images.map(i => ({w: i.naturalWidth, h: i.naturalHeight, src: i.src}))"
+    )
 
 
 def fetched_image(page, source: str) -> PIL.Image.Image:
@@ -279,10 +315,15 @@ def test_browser_bad_settings_get_messages_and_the_app_keeps_serving(page):
     assert len(loaded_images(page, "#samples", 1)) >= 1
 
 
-@pytest.mark.parametrize("name, message", [("fake.png", "fake.png is not an image this app can read"),
-                                           ("huge_pixels.png", "(49.0 megapixels); the limit is 36 megapixels."),
-                                           ("huge_bytes.png", "The file is 11.0 MB; the limit is 10 MB.")],
-                         ids=["not_an_image", "too_many_pixels", "too_many_bytes"])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("fake.png", "fake.png is not an image this app can read"),
+        ("huge_pixels.png", "(49.0 megapixels); the limit is 36 megapixels."),
+        ("huge_bytes.png", "The file is 11.0 MB; the limit is 10 MB."),
+    ],
+    ids=["not_an_image", "too_many_pixels", "too_many_bytes"],
+)
 def test_browser_bad_uploads_get_messages(page, bad_files, name, message):
     page.get_by_role("tab", name="Reconstruct").click()
     page.locator("#upload input[type=file]").set_input_files(str(bad_files / name))
@@ -305,12 +346,17 @@ def test_space_folder_is_ready_to_push(tmp_path, monkeypatch):
     card = huggingface_hub.SpaceCard.load(PROJECT / "spaces" / "README.md")
     assert card.data.sdk == "gradio" and card.data.app_file == "app.py" and card.data.license == "apache-2.0"
     assert card.data.title and card.data.sdk_version.split(".")[0] == gr.__version__.split(".")[0]
-    requirements = [line.strip() for line in (PROJECT / "spaces" / "requirements.txt").read_text().splitlines()
-                    if line.strip() and not line.startswith(("#", "--"))]
+    requirements = [
+        line.strip()
+        for line in (PROJECT / "spaces" / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "--"))
+    ]
     setup = configparser.ConfigParser()
     setup.read(PROJECT / "setup.cfg")
     package = [line.strip() for line in setup["options"]["install_requires"].splitlines() if line.strip()]
-    assert {r for r in requirements if not r.startswith(("torch", "gradio"))} == {r for r in package if not r.startswith("torch")}
+    assert {r for r in requirements if not r.startswith(("torch", "gradio"))} == {
+        r for r in package if not r.startswith("torch")
+    }
     assert "torch==2.13.0" in requirements and any(r.startswith("gradio") for r in requirements)
 
     spec = importlib.util.spec_from_file_location("push_space", PROJECT / "spaces" / "push_space.py")
@@ -331,12 +377,21 @@ def test_space_folder_is_ready_to_push(tmp_path, monkeypatch):
 
     monkeypatch.setattr(push_space, "HfApi", FakeApi)
     push_space.main(["--repo-id", "me/titok", "--output-dir", str(tmp_path / "space")])
-    assert calls[0] == ("create", "me/titok", {"repo_type": "space", "space_sdk": "gradio", "private": False, "exist_ok": True})
+    assert calls[0] == (
+        "create",
+        "me/titok",
+        {"repo_type": "space", "space_sdk": "gradio", "private": False, "exist_ok": True},
+    )
     assert calls[1] == ("upload", "me/titok", ["README.md", "app.py", "hf_titok", "requirements.txt"])
     staged = tmp_path / "space"
     assert (staged / "hf_titok" / "pretrained" / "fashion_mnist" / "model_index.json").is_file()
     assert not list(staged.rglob("__pycache__"))
     # On the Space, app.py's folder comes first on sys.path: the copied package is the one imported.
-    found = subprocess.run([sys.executable, "-c", "import hf_titok; print(hf_titok.__file__)"], cwd=staged,
-                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    found = subprocess.run(
+        [sys.executable, "-c", "import hf_titok; print(hf_titok.__file__)"],
+        cwd=staged,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
     assert found.stdout.strip() == str(staged / "hf_titok" / "__init__.py"), found.stderr[-2000:]

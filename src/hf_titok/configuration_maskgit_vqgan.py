@@ -67,10 +67,21 @@ class MaskGITVQGANConfig(PreTrainedConfig):
     def validate_architecture(self):
         """Part of `@strict` validation: sizes that the modules could not be built with."""
         super().validate_architecture()
-        check_config_values(self, positive_ints=("image_size", "num_channels", "hidden_channels", "num_res_blocks",
-                                                 "z_channels", "codebook_size", "norm_num_groups"),
-                            positive_floats=("norm_eps", "initializer_range"), non_negative_floats=("commitment_cost",),
-                            probabilities=("dropout",))
+        check_config_values(
+            self,
+            positive_ints=(
+                "image_size",
+                "num_channels",
+                "hidden_channels",
+                "num_res_blocks",
+                "z_channels",
+                "codebook_size",
+                "norm_num_groups",
+            ),
+            positive_floats=("norm_eps", "initializer_range"),
+            non_negative_floats=("commitment_cost",),
+            probabilities=("dropout",),
+        )
         if not self.channel_mult or min(self.channel_mult) < 1:
             raise ValueError(f"channel_mult must be a non-empty list of positive ints, got {self.channel_mult}")
         if self.image_size % self.downsample_factor:

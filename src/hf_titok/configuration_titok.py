@@ -92,8 +92,11 @@ class TiTokConfig(PreTrainedConfig):
     model_type = "titok"
     # transformers' common property names (ViT-style), for code and test suites that read them from any config:
     # they are the encoder's.
-    attribute_map = {"hidden_size": "encoder_hidden_size", "num_hidden_layers": "encoder_num_layers",
-                     "num_attention_heads": "encoder_num_heads"}
+    attribute_map = {
+        "hidden_size": "encoder_hidden_size",
+        "num_hidden_layers": "encoder_num_layers",
+        "num_attention_heads": "encoder_num_heads",
+    }
     sub_configs_defaults = {"pixel_decoder_config": SubConfigSpec(MaskGITVQGANConfig, optional=True)}
 
     image_size: int = 256
@@ -125,9 +128,14 @@ class TiTokConfig(PreTrainedConfig):
         # Contradictions are errors, not silently overwritten: a pixel head has no pixel decoder.
         if self.decoder_head == "pixels":
             if self.include_pixel_decoder:
-                raise ValueError("include_pixel_decoder=True needs decoder_head='proxy_codes': a pixel head decodes pixels itself")
+                raise ValueError(
+                    "include_pixel_decoder=True needs decoder_head='proxy_codes': a pixel head decodes pixels itself"
+                )
             if self.pixel_decoder_config is not None:
-                raise ValueError("pixel_decoder_config is the MaskGIT-VQGAN of decoder_head='proxy_codes'; this config has a pixel head")
+                raise ValueError(
+                    "pixel_decoder_config is the MaskGIT-VQGAN of decoder_head='proxy_codes'; this config has a "
+                    "pixel head"
+                )
             self.include_pixel_decoder = False
         elif self.decoder_head == "proxy_codes":
             if self.include_pixel_decoder is None:
@@ -141,9 +149,21 @@ class TiTokConfig(PreTrainedConfig):
         super().validate_architecture()
         check_config_values(
             self,
-            positive_ints=("image_size", "num_channels", "encoder_patch_size", "decoder_patch_size", "encoder_hidden_size",
-                           "encoder_num_layers", "encoder_num_heads", "decoder_hidden_size", "decoder_num_layers",
-                           "decoder_num_heads", "num_latent_tokens", "token_size", "codebook_size"),
+            positive_ints=(
+                "image_size",
+                "num_channels",
+                "encoder_patch_size",
+                "decoder_patch_size",
+                "encoder_hidden_size",
+                "encoder_num_layers",
+                "encoder_num_heads",
+                "decoder_hidden_size",
+                "decoder_num_layers",
+                "decoder_num_heads",
+                "num_latent_tokens",
+                "token_size",
+                "codebook_size",
+            ),
             positive_floats=("mlp_ratio", "layer_norm_eps", "initializer_range"),
             non_negative_floats=("commitment_cost", "kl_weight"),
         )

@@ -80,8 +80,15 @@ class TiTokMaskGITConfig(PreTrainedConfig):
         super().validate_architecture()
         check_config_values(
             self,
-            positive_ints=("codebook_size", "num_latent_tokens", "num_classes", "hidden_size", "num_hidden_layers",
-                           "num_attention_heads", "intermediate_size"),
+            positive_ints=(
+                "codebook_size",
+                "num_latent_tokens",
+                "num_classes",
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "intermediate_size",
+            ),
             positive_floats=("layer_norm_eps", "initializer_range"),
             probabilities=("hidden_dropout_prob", "attention_dropout_prob", "class_dropout_prob", "label_smoothing"),
             non_negative_floats=("unmasked_token_loss_weight",),

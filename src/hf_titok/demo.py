@@ -30,8 +30,10 @@ def write_samples(pipe: TiTokPipeline, path: Path, samples_per_class: int, seed:
     rows = [images[i * samples_per_class : (i + 1) * samples_per_class] for i in range(len(classes))]
     labels = [pipe.id2label[c].split(",")[0] for c in classes]
     sampling = SimpleNamespace(**pipe.sampling_settings())
-    title = (f"TiTok samples, {pipe.transformer.config.num_latent_tokens} tokens, {sampling.num_inference_steps} steps, "
-             f"guidance {sampling.guidance_scale} ({sampling.guidance_schedule}), seed {seed}")
+    title = (
+        f"TiTok samples, {pipe.transformer.config.num_latent_tokens} tokens, {sampling.num_inference_steps} steps, "
+        f"guidance {sampling.guidance_scale} ({sampling.guidance_schedule}), seed {seed}"
+    )
     grid = image_grid(rows, row_labels=labels, title=title, cell_size=64)
     grid.save(path)
     return grid
@@ -51,7 +53,13 @@ def write_reconstructions(pipe: TiTokPipeline, path: Path, count: int) -> float:
     columns = 5
     rows = []
     for start in range(0, len(order), columns):
-        rows.append([image for pair in zip(originals[start : start + columns], reconstructed[start : start + columns]) for image in pair])
+        rows.append(
+            [
+                image
+                for pair in zip(originals[start : start + columns], reconstructed[start : start + columns])
+                for image in pair
+            ]
+        )
     header = [label for _ in range(columns) for label in ("input", "recon")]
     title = f"TiTok reconstructions from {token_ids.shape[1]} tokens per image (PSNR {value:.1f} dB)"
     image_grid(rows, column_labels=header, title=title, cell_size=64).save(path)
@@ -72,9 +80,15 @@ def main(argv: list[str] | None = None) -> None:
     pipe = TiTokPipeline.from_pretrained(args.model)
     write_samples(pipe, out / "samples.png", args.samples_per_class, args.seed)
     value = write_reconstructions(pipe, out / "reconstructions.png", args.reconstructions)
-    print(f"wrote {out / 'samples.png'} ({len(pipe.id2label)} classes x {args.samples_per_class} samples, seed {args.seed})")
-    print(f"wrote {out / 'reconstructions.png'} ({args.reconstructions} test images, "
-          f"{pipe.vqvae.config.num_latent_tokens} tokens each, PSNR {value:.2f} dB) in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {out / 'samples.png'} ({len(pipe.id2label)} classes x {args.samples_per_class} samples, seed "
+        f"{args.seed})"
+    )
+    print(
+        f"wrote {out / 'reconstructions.png'} ({args.reconstructions} test images, "
+        f"{pipe.vqvae.config.num_latent_tokens} tokens each, PSNR {value:.2f} dB) in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -80,7 +80,9 @@ class Float32Boundary(nn.Module):
         release_pages(float32)
 
     def forward(self, *args):
-        output = self.module(*(a.to(torch.bfloat16) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args))
+        output = self.module(
+            *(a.to(torch.bfloat16) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+        )
         return _to_float32(output)
 
 
@@ -101,8 +103,15 @@ class OnnxRuntimeConvolutions(nn.Module):
         axes = {0: "batch", 2: "height", 3: "width"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
-            torch.onnx.export(DecoderPixels(decoder), (example,), buffer, dynamo=False, input_names=["latents"],
-                              output_names=["pixels"], dynamic_axes={"latents": axes, "pixels": axes})
+            torch.onnx.export(
+                DecoderPixels(decoder),
+                (example,),
+                buffer,
+                dynamo=False,
+                input_names=["latents"],
+                output_names=["pixels"],
+                dynamic_axes={"latents": axes, "pixels": axes},
+            )
         graph = buffer.getvalue()
         del buffer
         # ONNX Runtime makes its own copy of the weights: the PyTorch decoder's file pages go back to the OS first
@@ -206,8 +215,12 @@ def quantize_linear_layers(module: nn.Module) -> nn.Module:
     """Every `nn.Linear` of `module` -> a dynamically quantized int8 linear layer (torch.ao's `quantize_dynamic`
     with int8 weights), in place, one layer at a time: each float32 weight gives its pages back as soon as its
     int8 copy exists (`release_pages`), so the float32 and int8 decoders never coexist."""
-    linears = [(parent, name, child) for parent in module.modules() for name, child in parent.named_children()
-               if type(child) is nn.Linear]  # what quantize_dynamic(module, {nn.Linear}) swaps
+    linears = [
+        (parent, name, child)
+        for parent in module.modules()
+        for name, child in parent.named_children()
+        if type(child) is nn.Linear
+    ]  # what quantize_dynamic(module, {nn.Linear}) swaps
     with warnings.catch_warnings():
         # torch.ao's eager dynamic quantization is deprecated in favour of torchao, whose int8 path is slower than
         # this one in eager mode and ~1.4x faster only after torch.compile (seconds to minutes per shape on a CPU,

@@ -50,7 +50,11 @@ def _results_table(release: OfficialRelease | None) -> str:
     if release is None or not release.results:
         return ""
     rows = "\n".join(f"| {metric} | {value} |" for metric, value in release.results.items())
-    what = "rFID on ImageNet-1k val (50k), 256x256" if release.kind == "tokenizer" else "gFID on 50k samples, ImageNet 256x256"
+    what = (
+        "rFID on ImageNet-1k val (50k), 256x256"
+        if release.kind == "tokenizer"
+        else "gFID on 50k samples, ImageNet 256x256"
+    )
     return (
         f"\n## Results reported by the authors\n\n{what}, as reported in the official README "
         f"(bytedance/1d-tokenizer):\n\n| metric | value |\n|---|---|\n{rows}\n"
@@ -63,7 +67,8 @@ def tokenizer_card(model: TiTokTokenizer, repo_id: str, release: OfficialRelease
     kind = "VAE (continuous tokens)" if config.quantize_mode == "vae" else f"VQ, codebook {config.codebook_size}"
     head = (
         "two-stage: the decoder predicts MaskGIT-VQGAN proxy codes, rendered by the VQGAN decoder"
-        if config.decoder_head == "proxy_codes" else "single-stage: the decoder predicts pixels"
+        if config.decoder_head == "proxy_codes"
+        else "single-stage: the decoder predicts pixels"
     )
     data = ModelCardData(
         license="apache-2.0",
@@ -83,7 +88,7 @@ def tokenizer_card(model: TiTokTokenizer, repo_id: str, release: OfficialRelease
 A TiTok 1-D image tokenizer ("An Image is Worth 32 Tokens for Reconstruction and Generation", Yu et al.,
 NeurIPS 2024) for the `hf_titok` package: a {config.image_size}x{config.image_size} image
 becomes **{config.num_latent_tokens} tokens** ({kind}); {head}.
-{'Converted from the official release `' + release.repo_id + '` with `hf-titok convert`; its outputs match the official implementation.' if release else ''}
+{"Converted from the official release `" + release.repo_id + "` with `hf-titok convert`; its outputs match the official implementation." if release else ""}
 {_results_table(release)}
 ## Usage
 
@@ -153,7 +158,7 @@ Class-conditional image generation with TiTok ("An Image is Worth 32 Tokens for 
 Generation", Yu et al., NeurIPS 2024) for the `hf_titok` package: a MaskGIT
 {architecture} transformer generates {config.num_latent_tokens} TiTok tokens per image over
 {sampling.num_inference_steps} steps and the TiTok tokenizer decodes them to {vqvae.config.image_size}x{vqvae.config.image_size} pixels.
-{'Converted from the official releases ' + ' and '.join('`' + b + '`' for b in base) + ' with `hf-titok convert`; samples match the official sampler token for token.' if base else ''}
+{"Converted from the official releases " + " and ".join("`" + b + "`" for b in base) + " with `hf-titok convert`; samples match the official sampler token for token." if base else ""}
 {_results_table(release)}
 ## Usage
 
@@ -162,7 +167,7 @@ import torch
 from hf_titok import TiTokPipeline
 
 pipe = TiTokPipeline.from_pretrained("{repo_id}")
-images = pipe(class_labels=[{', '.join(repr(name.split(',')[0].strip()) for name in list(pipeline.id2label.values())[:2])}], generator=torch.Generator().manual_seed(0)).images
+images = pipe(class_labels=[{", ".join(repr(name.split(",")[0].strip()) for name in list(pipeline.id2label.values())[:2])}], generator=torch.Generator().manual_seed(0)).images
 images[0].save("sample.png")
 ```
 
@@ -171,9 +176,9 @@ From the shell: `hf-titok generate --model {repo_id} --labels 1 2 3 --output sam
 Without hf_titok installed (the repo carries its code):
 `DiffusionPipeline.from_pretrained("{repo_id}", trust_remote_code=True)` from diffusers.
 
-Default sampling settings ({'the official gFID protocol' if release else 'the scheduler config'}): {sampling.num_inference_steps} steps, guidance scale
-{sampling.guidance_scale} ({sampling.guidance_schedule} schedule{', power ' + str(sampling.guidance_scale_pow) if sampling.guidance_schedule == 'power-cosine' else ''}), temperature {sampling.temperature},
-softmax temperature annealing {'on' if sampling.softmax_temperature_annealing else 'off'}.
+Default sampling settings ({"the official gFID protocol" if release else "the scheduler config"}): {sampling.num_inference_steps} steps, guidance scale
+{sampling.guidance_scale} ({sampling.guidance_schedule} schedule{", power " + str(sampling.guidance_scale_pow) if sampling.guidance_schedule == "power-cosine" else ""}), temperature {sampling.temperature},
+softmax temperature annealing {"on" if sampling.softmax_temperature_annealing else "off"}.
 
 | component | parameters |
 |---|---|

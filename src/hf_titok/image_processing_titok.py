@@ -13,15 +13,17 @@ so a model's saved processor does exactly what its training data pipeline did.
 from __future__ import annotations
 
 import numbers
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import PIL.Image
 import torch
-from transformers import BatchFeature
-from transformers import ImageProcessingMixin  # noqa: F401 - see below
+from transformers import (
+    BatchFeature,
+    ImageProcessingMixin,  # noqa: F401 - see below
+)
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import PILImageResampling
 
@@ -107,7 +109,9 @@ def _as_array(image, index: int) -> np.ndarray | PIL.Image.Image:
     """One input image as a PIL image, or a float32 / uint8 array `[H, W, C]` (C = 1 or 3), checked."""
     if isinstance(image, PIL.Image.Image):
         if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise ValueError(f"image {index} has {image.width}x{image.height} pixels, more than the {MAX_IMAGE_PIXELS} allowed")
+            raise ValueError(
+                f"image {index} has {image.width}x{image.height} pixels, more than the {MAX_IMAGE_PIXELS} allowed"
+            )
         if image.width == 0 or image.height == 0:
             raise ValueError(f"image {index} is empty ({image.width}x{image.height})")
         return to_rgb(image)
@@ -126,16 +130,18 @@ def _as_array(image, index: int) -> np.ndarray | PIL.Image.Image:
     if image.shape[-1] not in (1, 3, 4) and image.shape[0] in (1, 3, 4):
         image = np.moveaxis(image, 0, -1)  # channels first -> last
     if image.shape[-1] not in (1, 3, 4):
-        raise ValueError(
-            f"image {index} must have 1 (grey), 3 (RGB) or 4 (RGBA) channels, got shape {image.shape}"
-        )
+        raise ValueError(f"image {index} must have 1 (grey), 3 (RGB) or 4 (RGBA) channels, got shape {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image {index} is empty (shape {image.shape})")
     if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
-        raise ValueError(f"image {index} has {image.shape[1]}x{image.shape[0]} pixels, more than the {MAX_IMAGE_PIXELS} allowed")
+        raise ValueError(
+            f"image {index} has {image.shape[1]}x{image.shape[0]} pixels, more than the {MAX_IMAGE_PIXELS} allowed"
+        )
     if image.shape[-1] == 4:
         image = image[..., :3]  # arrays carry no compositing convention: the alpha channel is dropped
-    if image.dtype == np.bool_ or not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+    if image.dtype == np.bool_ or not (
+        np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)
+    ):
         raise TypeError(f"image {index} has dtype {image.dtype}; give uint8 values in [0, 255] or floats in [0, 1]")
     if np.issubdtype(image.dtype, np.floating):
         # Floats are taken as they are: values in [0, 1], never divided by 255 again.
@@ -160,7 +166,9 @@ def _fit_array(image: np.ndarray, size: int, pad_small: bool, resample: int) -> 
     """`fit_image` on a float32 `[H, W, 3]` array: Pillow's float mode, channel by channel, clipped to [0, 1] (bicubic
     overshoots at edges; 8-bit images are clipped by Pillow itself)."""
     channels = [PIL.Image.fromarray(np.ascontiguousarray(image[..., c])) for c in range(3)]
-    fitted = np.stack([np.asarray(fit_image(channel, size, pad_small, resample), dtype=np.float32) for channel in channels], -1)
+    fitted = np.stack(
+        [np.asarray(fit_image(channel, size, pad_small, resample), dtype=np.float32) for channel in channels], -1
+    )
     return np.clip(fitted, 0.0, 1.0)
 
 
@@ -209,7 +217,10 @@ class TiTokImageProcessor(PilBackend):
         if not isinstance(do_pad, bool):
             raise TypeError(f"do_pad must be True or False, got {do_pad!r}")
         self.do_pad = do_pad
-        if self.crop_size["height"] != self.crop_size["width"] or self.size.get("shortest_edge") != self.crop_size["height"]:
+        if (
+            self.crop_size["height"] != self.crop_size["width"]
+            or self.size.get("shortest_edge") != self.crop_size["height"]
+        ):
             raise ValueError(
                 f"TiTok models take square images: size {self.size} and crop_size {self.crop_size} must both be the "
                 "model's image size (use TiTokImageProcessor.for_image_size)"
@@ -288,19 +299,35 @@ class TiTokImageProcessor(PilBackend):
             value = overrides[name]
             if isinstance(value, bool) or not isinstance(value, (int, dict)):
                 raise TypeError(f"{name} must be an int or a dict like {{'height': S, 'width': S}}, got {value!r}")
-            sides = [value] if isinstance(value, int) else [v for k, v in value.items() if k in ("shortest_edge", "height", "width")]
-            if not sides or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sides) or len(set(sides)) > 1:
-                raise ValueError(f"{name} must give one positive square side (TiTok models take square images), got {value!r}")
+            sides = (
+                [value]
+                if isinstance(value, int)
+                else [v for k, v in value.items() if k in ("shortest_edge", "height", "width")]
+            )
+            if (
+                not sides
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sides)
+                or len(set(sides)) > 1
+            ):
+                raise ValueError(
+                    f"{name} must give one positive square side (TiTok models take square images), got {value!r}"
+                )
             sizes[name] = sides[0]
         # One given: the other follows it (both are the model's image size); none given: the config's.
-        sizes = {"size": sizes.get("size", sizes.get("crop_size", self.image_size)),
-                 "crop_size": sizes.get("crop_size", sizes.get("size", self.image_size))}
+        sizes = {
+            "size": sizes.get("size", sizes.get("crop_size", self.image_size)),
+            "crop_size": sizes.get("crop_size", sizes.get("size", self.image_size)),
+        }
         if sizes["size"] != sizes["crop_size"]:
-            raise ValueError(f"size and crop_size must both be the model's image size, got {sizes['size']} and {sizes['crop_size']}")
+            raise ValueError(
+                f"size and crop_size must both be the model's image size, got {sizes['size']} and {sizes['crop_size']}"
+            )
         try:
             resample = PILImageResampling(overrides.get("resample", self.resample))
         except ValueError:
-            raise ValueError(f"resample must be a PIL resampling filter (PILImageResampling), got {overrides['resample']!r}") from None
+            raise ValueError(
+                f"resample must be a PIL resampling filter (PILImageResampling), got {overrides['resample']!r}"
+            ) from None
         flags = {}
         for name in ("do_pad", "do_convert_rgb"):
             flags[name] = overrides.get(name, getattr(self, name))

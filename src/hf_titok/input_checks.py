@@ -52,9 +52,7 @@ def check_pixel_values(pixel_values, image_size: int, num_channels: int = 3, che
             "(uint8 images: divide by 255, or use TiTokImageProcessor)"
         )
     if pixel_values.ndim != 4:
-        raise ValueError(
-            f"pixel_values must have 4 dimensions [B, C, H, W], got shape {tuple(pixel_values.shape)}"
-        )
+        raise ValueError(f"pixel_values must have 4 dimensions [B, C, H, W], got shape {tuple(pixel_values.shape)}")
     if pixel_values.shape[1] != num_channels:
         raise ValueError(
             f"pixel_values must have {num_channels} channels (RGB) in dimension 1, got shape "
@@ -64,7 +62,8 @@ def check_pixel_values(pixel_values, image_size: int, num_channels: int = 3, che
         raise ValueError(f"pixel_values is an empty batch (shape {tuple(pixel_values.shape)}): give at least one image")
     if tuple(pixel_values.shape[-2:]) != (image_size, image_size):
         raise ValueError(
-            f"this model takes {image_size}x{image_size} images, got {pixel_values.shape[-2]}x{pixel_values.shape[-1]}; "
+            f"this model takes {image_size}x{image_size} images, got "
+            f"{pixel_values.shape[-2]}x{pixel_values.shape[-1]}; "
             "resize and center-crop with TiTokImageProcessor"
         )
     if values_checkable(check_values) and pixel_values.numel():
@@ -73,13 +72,17 @@ def check_pixel_values(pixel_values, image_size: int, num_channels: int = 3, che
         if not (low >= -_RANGE_SLACK and high <= 1 + _RANGE_SLACK):
             if not torch.isfinite(pixel_values).all():
                 raise ValueError("pixel_values contain NaN or infinite values")
-            hint = " (values look like [0, 255]: divide by 255)" if high > 2 else (
-                " (values look like [-1, 1]: map them with (x + 1) / 2)" if low < -0.5 else ""
+            hint = (
+                " (values look like [0, 255]: divide by 255)"
+                if high > 2
+                else (" (values look like [-1, 1]: map them with (x + 1) / 2)" if low < -0.5 else "")
             )
             raise ValueError(f"pixel_values must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]{hint}")
 
 
-def check_token_ids(token_ids, num_tokens: int, vocab_size: int, what: str = "token_ids", check_values: bool = True) -> None:
+def check_token_ids(
+    token_ids, num_tokens: int, vocab_size: int, what: str = "token_ids", check_values: bool = True
+) -> None:
     """Raise unless `token_ids` is an integer `[B, num_tokens]` tensor with values in [0, vocab_size)."""
     if not isinstance(token_ids, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor of shape [B, {num_tokens}], got {type(token_ids).__name__}")
@@ -100,7 +103,11 @@ def check_token_ids(token_ids, num_tokens: int, vocab_size: int, what: str = "to
 def check_class_labels(class_labels, batch_size: int, num_classes: int, check_values: bool = True) -> None:
     """Raise unless `class_labels` is an integer `[batch_size]` tensor with values in [0, num_classes]
     (`num_classes` being the unconditional class)."""
-    if not isinstance(class_labels, torch.Tensor) or class_labels.is_floating_point() or class_labels.dtype == torch.bool:
+    if (
+        not isinstance(class_labels, torch.Tensor)
+        or class_labels.is_floating_point()
+        or class_labels.dtype == torch.bool
+    ):
         given = getattr(class_labels, "dtype", type(class_labels).__name__)
         raise TypeError(f"class_labels must be an integer tensor of shape [{batch_size}], got {given}")
     if class_labels.ndim != 1 or class_labels.shape[0] != batch_size:
@@ -111,14 +118,17 @@ def check_class_labels(class_labels, batch_size: int, num_classes: int, check_va
         low, high = (value.item() for value in class_labels.aminmax())
         if low < 0 or high > num_classes:
             raise ValueError(
-                f"class_labels must lie in [0, {num_classes}] ({num_classes} = unconditional), got values in [{low}, {high}]"
+                f"class_labels must lie in [0, {num_classes}] ({num_classes} = unconditional), got values in "
+                f"[{low}, {high}]"
             )
 
 
 def check_latents(latents, num_tokens: int, channels: int, check_values: bool = True) -> None:
     """Raise unless `latents` is a float `[B, num_tokens, channels]` tensor of finite values."""
     if not isinstance(latents, torch.Tensor):
-        raise TypeError(f"latents must be a torch.Tensor of shape [B, {num_tokens}, {channels}], got {type(latents).__name__}")
+        raise TypeError(
+            f"latents must be a torch.Tensor of shape [B, {num_tokens}, {channels}], got {type(latents).__name__}"
+        )
     if not latents.is_floating_point():
         raise TypeError(f"latents must be a floating-point tensor, got dtype {latents.dtype}")
     if latents.ndim != 3 or tuple(latents.shape[1:]) != (num_tokens, channels):

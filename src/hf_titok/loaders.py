@@ -35,7 +35,9 @@ def resolve_model_folder(model: str) -> Path:
     try:
         return Path(snapshot_download(model))
     except Exception as error:  # offline without a cached copy, unknown repo, no network
-        raise ModelNotFoundError(f"cannot load model {model!r}: not a local directory, and the Hub says: {error}") from None
+        raise ModelNotFoundError(
+            f"cannot load model {model!r}: not a local directory, and the Hub says: {error}"
+        ) from None
 
 
 def load_image_processor(folder: Path, image_size: int) -> TiTokImageProcessor:
@@ -49,7 +51,7 @@ def load_image_processor(folder: Path, image_size: int) -> TiTokImageProcessor:
 
 
 def official_kind(model: str) -> str | None:
-    """"tokenizer", "generator" or "vqgan" when `model` is an official checkpoint (a release id, or a folder in
+    """ "tokenizer", "generator" or "vqgan" when `model` is an official checkpoint (a release id, or a folder in
     the official format), else None. Release ids are answered without reaching the Hub."""
     release = release_for_repo(model)
     if release is not None:
@@ -62,7 +64,9 @@ def _official_tokenizer(model: str, kind: str) -> tuple[TiTokTokenizer, TiTokIma
     if kind == "generator":
         release = release_for_repo(model)
         if release is None:
-            raise ModelNotFoundError(f"{model} is an official generator checkpoint: give its tokenizer's folder or repo")
+            raise ModelNotFoundError(
+                f"{model} is an official generator checkpoint: give its tokenizer's folder or repo"
+            )
         model = get_release(release.tokenizer).repo_id
     elif kind != "tokenizer":
         raise ModelNotFoundError(f"{model} is an official {kind} checkpoint, not a TiTok tokenizer")
@@ -101,7 +105,9 @@ def load_pipeline(model: str) -> TiTokPipeline:
         kind = official_kind(str(folder))
         model = str(folder)
         if kind is None and not (folder / "model_index.json").is_file():
-            raise ModelNotFoundError(f"{model} is not a TiTokPipeline (no model_index.json); generation needs a generator")
+            raise ModelNotFoundError(
+                f"{model} is not a TiTokPipeline (no model_index.json); generation needs a generator"
+            )
     if kind not in (None, "generator"):
         raise ModelNotFoundError(f"{model} is an official {kind} checkpoint; generation needs a generator")
     pipe = TiTokPipeline.from_pretrained(model)

@@ -26,15 +26,16 @@ HUB_ARGUMENTS = ("cache_dir", "revision", "token", "local_files_only", "force_do
 class CheckpointReader(Protocol):
     """Reads checkpoints of another format (see the module docstring)."""
 
-    def read_model(self, model_class: type, source, *, release: str | None, config: dict | None,
-                   **hub_kwargs) -> tuple | None:
+    def read_model(
+        self, model_class: type, source, *, release: str | None, config: dict | None, **hub_kwargs
+    ) -> tuple | None:
         """(config, state dict in this package's names) of a checkpoint in the reader's format, else None."""
 
     def read_pipeline(self, pipeline_class: type, source, *, release: str | None, **kwargs):
         """A whole pipeline from a generator checkpoint in the reader's format, else None."""
 
     def official_kind(self, folder) -> str | None:
-        """"tokenizer", "generator" or "vqgan" for a folder in the reader's format, else None."""
+        """ "tokenizer", "generator" or "vqgan" for a folder in the reader's format, else None."""
 
 
 _checkpoint_reader: CheckpointReader | None = None
@@ -84,8 +85,12 @@ def _local_file(source: str | Path, filename: str, subfolder: str = "", **hub_kw
     if folder.is_dir():
         path = folder / filename
         return path if path.is_file() else None
-    cached = try_to_load_from_cache(str(source), f"{subfolder}/{filename}" if subfolder else filename,
-                                    cache_dir=hub_kwargs.get("cache_dir"), revision=hub_kwargs.get("revision"))
+    cached = try_to_load_from_cache(
+        str(source),
+        f"{subfolder}/{filename}" if subfolder else filename,
+        cache_dir=hub_kwargs.get("cache_dir"),
+        revision=hub_kwargs.get("revision"),
+    )
     return Path(cached) if isinstance(cached, str) else None
 
 
@@ -144,8 +149,15 @@ class StrictLoadingMixin:
     # True once `enable_fast_path()` has run (hf_titok.fast_path): int8/bfloat16 modules, inference only.
     fast_path: bool = False
 
-    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, variant: str | None = None,
-                        max_shard_size: int | str = "50GB", **kwargs):
+    def save_pretrained(
+        self,
+        save_directory,
+        *args,
+        is_main_process: bool = True,
+        variant: str | None = None,
+        max_shard_size: int | str = "50GB",
+        **kwargs,
+    ):
         """transformers' `save_pretrained`, and the model's code with an `auto_map`, so the folder also loads
         without hf_titok (`AutoModel.from_pretrained(folder, trust_remote_code=True)`; `hf_titok.remote_code`).
         (`variant` and `max_shard_size` are named so that diffusers' pipeline saving passes them on.)"""
@@ -169,7 +181,8 @@ class StrictLoadingMixin:
     def _refuse_on_fast_path(self, what: str) -> None:
         if self.fast_path:
             raise ValueError(
-                f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules for float32 inference on the "
+                f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules for float32 "
+                "inference on the "
                 f"CPU): {what} is not possible. Load the exact model (from_pretrained without fast_path=True) for that"
             )
 
@@ -203,8 +216,15 @@ class StrictLoadingMixin:
         return super().requires_grad_(requires_grad)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True, fast_path: bool = False,
-                        release: str | None = None, **kwargs):
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path,
+        *model_args,
+        strict: bool = True,
+        fast_path: bool = False,
+        release: str | None = None,
+        **kwargs,
+    ):
         """transformers' `from_pretrained`, strict (see the class docstring); `fast_path=True` then switches on the
         CPU fast path (`enable_fast_path`, `hf_titok.fast_path`).
 
@@ -225,7 +245,9 @@ class StrictLoadingMixin:
                 kwargs.update(config=config, state_dict=state_dict)
                 source = None
         elif release is not None:
-            raise ValueError("release= names an official release to load; it cannot be combined with config= or state_dict=")
+            raise ValueError(
+                "release= names an official release to load; it cannot be combined with config= or state_dict="
+            )
         try:
             model, info = super().from_pretrained(source, *model_args, output_loading_info=True, **kwargs)
         except (SafetensorError, OSError, RuntimeError) as error:
@@ -248,7 +270,8 @@ class StrictLoadingMixin:
                 f"config ({'; '.join(problems)}); pass strict=False to load it anyway"
             )
         not_finite = [
-            name for name, tensor in model.state_dict().items()
+            name
+            for name, tensor in model.state_dict().items()
             if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all())
         ]
         if not_finite:

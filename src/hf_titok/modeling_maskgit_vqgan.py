@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from diffusers.utils.accelerate_utils import apply_forward_hook
+from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
@@ -78,7 +78,9 @@ class MaskGITVQGANEncoder(nn.Module):
         self.conv_in = nn.Conv2d(config.num_channels, config.hidden_channels, 3, padding=1, bias=False)
         in_widths = [config.hidden_channels] + widths[:-1]
         self.down = nn.ModuleList(MaskGITResolutionLevel(config, i, o) for i, o in zip(in_widths, widths))
-        self.mid = nn.ModuleList(MaskGITResnetBlock(config, widths[-1], widths[-1]) for _ in range(config.num_res_blocks))
+        self.mid = nn.ModuleList(
+            MaskGITResnetBlock(config, widths[-1], widths[-1]) for _ in range(config.num_res_blocks)
+        )
         self.norm_out = nn.GroupNorm(config.norm_num_groups, widths[-1], eps=config.norm_eps)
         self.conv_out = nn.Conv2d(widths[-1], config.z_channels, 1)
 
@@ -108,7 +110,9 @@ class MaskGITVQGANDecoder(nn.Module):
         super().__init__()
         widths = [config.hidden_channels * m for m in config.channel_mult]
         self.conv_in = nn.Conv2d(config.z_channels, widths[-1], 3, padding=1)
-        self.mid = nn.ModuleList(MaskGITResnetBlock(config, widths[-1], widths[-1]) for _ in range(config.num_res_blocks))
+        self.mid = nn.ModuleList(
+            MaskGITResnetBlock(config, widths[-1], widths[-1]) for _ in range(config.num_res_blocks)
+        )
         # `up[i]` works at the resolution of encoder level i; it is applied deepest level first.
         in_widths = widths[1:] + widths[-1:]
         self.up = nn.ModuleList(
@@ -324,4 +328,10 @@ class MaskGITVQGAN(MaskGITVQGANPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
-__all__ = ["MaskGITVQGAN", "MaskGITVQGANPreTrainedModel", "MaskGITVQGANEncoderOutput", "MaskGITVQGANOutput", "joined_outputs"]
+__all__ = [
+    "MaskGITVQGAN",
+    "MaskGITVQGANPreTrainedModel",
+    "MaskGITVQGANEncoderOutput",
+    "MaskGITVQGANOutput",
+    "joined_outputs",
+]

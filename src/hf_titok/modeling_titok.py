@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from diffusers.utils.accelerate_utils import apply_forward_hook
+from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -27,12 +27,11 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
 from .configuration_titok import TiTokConfig
+from .fast_path import tokenizer_fast_path
 from .input_checks import check_latents, check_pixel_values, check_token_ids
 from .loading import StrictLoadingMixin
 from .modeling_maskgit_vqgan import MaskGITVectorQuantizer, MaskGITVQGANDecoder, VQCodebook, joined_outputs
-from .fast_path import tokenizer_fast_path
 from .torch_utils import GeneratorType, check_generator, randn_tensor
-
 
 # --------------------------------------------------------------------------------------------------
 # Transformer building blocks (shared with the MaskGIT generator)
@@ -116,7 +115,9 @@ class TiTokMLP(nn.Module):
 class TiTokLayer(GradientCheckpointingLayer):
     """Pre-norm transformer block: x += attn(ln1(x)); x += mlp(ln2(x))."""
 
-    def __init__(self, config, hidden_size: int, num_heads: int, intermediate_size: int, eps: float, qkv_bias: bool = True):
+    def __init__(
+        self, config, hidden_size: int, num_heads: int, intermediate_size: int, eps: float, qkv_bias: bool = True
+    ):
         super().__init__()
         self.layer_norm1 = nn.LayerNorm(hidden_size, eps=eps)
         self.self_attn = TiTokAttention(config, hidden_size, num_heads, qkv_bias=qkv_bias)
@@ -158,7 +159,9 @@ def run_layers(
 def _vit_layers(config: TiTokConfig, prefix: str) -> nn.ModuleList:
     width = getattr(config, f"{prefix}_hidden_size")
     return nn.ModuleList(
-        TiTokLayer(config, width, getattr(config, f"{prefix}_num_heads"), int(width * config.mlp_ratio), config.layer_norm_eps)
+        TiTokLayer(
+            config, width, getattr(config, f"{prefix}_num_heads"), int(width * config.mlp_ratio), config.layer_norm_eps
+        )
         for _ in range(getattr(config, f"{prefix}_num_layers"))
     )
 
@@ -500,8 +503,9 @@ class TiTokTokenizer(TiTokPreTrainedModel):
     def enable_fast_path(self, bfloat16: bool | None = None) -> "TiTokTokenizer":
         """Switch on the CPU fast path in place (`hf_titok.fast_path`): int8 decoder; on CPUs with fast bfloat16
         (AMX, or measured) the encoder's MLPs/output projections and the pixel decoder in bfloat16, elsewhere the
-        pixel decoder through ONNX Runtime when installed; ids are decided in float32. Inference only. `bfloat16`: force the
-        bfloat16 parts on or off (default: `fast_bfloat16()`, whether this CPU multiplies bfloat16 faster)."""
+        pixel decoder through ONNX Runtime when installed; ids are decided in float32. Inference only. `bfloat16`:
+        force the bfloat16 parts on or off (default: `fast_bfloat16()`, whether this CPU multiplies bfloat16
+        faster)."""
         return tokenizer_fast_path(self, bfloat16)
 
     @property
@@ -572,14 +576,18 @@ class TiTokTokenizer(TiTokPreTrainedModel):
             if isinstance(tokens, torch.Tensor) and tokens.is_floating_point():
                 raise TypeError(
                     "this is a VQ tokenizer: decode() takes integer token ids [B, "
-                    f"{self.config.num_latent_tokens}]; got a float tensor (use decode_latents() for continuous latents)"
+                    f"{self.config.num_latent_tokens}]; got a float tensor (use decode_latents() for continuous "
+                    "latents)"
                 )
             check_token_ids(tokens, self.config.num_latent_tokens, self.config.codebook_size)
-            return self._in_chunks(lambda chunk: self._decode_latents(self.quantizer.embed(chunk.long())), tokens, batch_size)
+            return self._in_chunks(
+                lambda chunk: self._decode_latents(self.quantizer.embed(chunk.long())), tokens, batch_size
+            )
         if isinstance(tokens, torch.Tensor) and not tokens.is_floating_point():
             raise TypeError(
                 "this is a VAE tokenizer: decode() takes continuous latents [B, "
-                f"{self.config.num_latent_tokens}, {self.config.token_size}]; got an integer tensor of dtype {tokens.dtype}"
+                f"{self.config.num_latent_tokens}, {self.config.token_size}]; got an integer tensor of dtype "
+                f"{tokens.dtype}"
             )
         return self.decode_latents(tokens, batch_size)
 
@@ -592,7 +600,9 @@ class TiTokTokenizer(TiTokPreTrainedModel):
 
     @staticmethod
     def _in_chunks(function, inputs: torch.Tensor, batch_size: int | None) -> torch.Tensor:
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         if batch_size is None or inputs.shape[0] <= batch_size:
             return function(inputs)

@@ -106,7 +106,11 @@ class TiTokMaskGITUViTLayer(TiTokLayer):
 
     def __init__(self, config: TiTokMaskGITConfig, with_skip: bool = False):
         super().__init__(
-            config, config.hidden_size, config.num_attention_heads, config.intermediate_size, config.layer_norm_eps,
+            config,
+            config.hidden_size,
+            config.num_attention_heads,
+            config.intermediate_size,
+            config.layer_norm_eps,
             qkv_bias=False,
         )
         self.skip_linear = nn.Linear(2 * config.hidden_size, config.hidden_size) if with_skip else None
@@ -214,7 +218,9 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
         super().__init__(config)
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.position_embedding = nn.Parameter(torch.empty(config.num_latent_tokens + 1, config.hidden_size))
-        self.encoder = TiTokMaskGITBertEncoder(config) if config.architecture == "bert" else TiTokMaskGITUViTEncoder(config)
+        self.encoder = (
+            TiTokMaskGITBertEncoder(config) if config.architecture == "bert" else TiTokMaskGITUViTEncoder(config)
+        )
         self.lm_head = nn.Linear(config.hidden_size, config.codebook_size)
         self.post_init()
 
@@ -233,7 +239,8 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
         """Refused: the embedding table holds the tokenizer's image ids (its codebook), the mask id and the
         classes, so its size is fixed by the tokenizer. To change the classes use `resize_class_embeddings`."""
         raise NotImplementedError(
-            "TiTokMaskGIT's input embeddings are the tokenizer's codebook ids, the mask id and the classes: their count "
+            "TiTokMaskGIT's input embeddings are the tokenizer's codebook ids, the mask id and the classes: "
+            "their count "
             "follows the tokenizer and cannot be resized. To train on another set of classes use "
             "resize_class_embeddings(num_classes)"
         )
@@ -252,11 +259,11 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         config, old = self.config, self.embed_tokens.weight
         offset, old_count = config.class_token_offset, config.num_classes
-        old_classes = old[offset:offset + old_count]
+        old_classes = old[offset : offset + old_count]
         kept = min(old_count, num_classes) if keep_classes else 0
         classes = old_classes.mean(0, keepdim=True).expand(num_classes, -1).clone()
         classes[:kept] = old_classes[:kept]
-        weight = torch.cat([old[:offset], classes, old[config.null_class_id:config.null_class_id + 1]])
+        weight = torch.cat([old[:offset], classes, old[config.null_class_id : config.null_class_id + 1]])
         self.embed_tokens = nn.Embedding.from_pretrained(weight, freeze=not old.requires_grad)
         config.num_classes = num_classes
         return self
@@ -306,17 +313,25 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
             drop = torch.rand(class_tokens.shape, generator=generator, device=class_tokens.device) < class_dropout_prob
             class_tokens = torch.where(drop, torch.full_like(class_tokens, config.null_class_id), class_tokens)
         tokens = torch.cat([class_tokens.unsqueeze(1), input_ids.long()], dim=1)
-        stack = self.encoder(self.embed_tokens(tokens) + self.position_embedding, output_hidden_states, output_attentions)
+        stack = self.encoder(
+            self.embed_tokens(tokens) + self.position_embedding, output_hidden_states, output_attentions
+        )
         logits = self.lm_head(stack.last_hidden_state[:, 1:])
         loss = accuracy = None
         if labels is not None:
             check_token_ids(labels, config.num_latent_tokens, config.codebook_size, "labels", check_values)
             loss, accuracy = masked_token_loss(
-                logits, labels, input_ids == config.mask_token_id, config.label_smoothing,
+                logits,
+                labels,
+                input_ids == config.mask_token_id,
+                config.label_smoothing,
                 config.unmasked_token_loss_weight,
             )
         output = TiTokMaskGITOutput(
-            loss=loss, logits=logits, masked_token_accuracy=accuracy, hidden_states=stack.hidden_states,
+            loss=loss,
+            logits=logits,
+            masked_token_accuracy=accuracy,
+            hidden_states=stack.hidden_states,
             attentions=stack.attentions,
         )
         return output if return_dict else output.to_tuple()

@@ -35,7 +35,9 @@ def load_state_dict_file(path: str | Path) -> dict:
 
 class LayerNorm2d(nn.LayerNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps).permute(
+            0, 3, 1, 2
+        )
 
 
 class _Permute(nn.Module):
@@ -75,10 +77,16 @@ class ConvNeXtSmall(nn.Module):
         for i, (width, depth) in enumerate(zip(widths, depths)):
             layers.append(nn.Sequential(*[CNBlock(width) for _ in range(depth)]))
             if i < 3:
-                layers.append(nn.Sequential(LayerNorm2d(width, eps=1e-6), nn.Conv2d(width, widths[i + 1], kernel_size=2, stride=2)))
+                layers.append(
+                    nn.Sequential(
+                        LayerNorm2d(width, eps=1e-6), nn.Conv2d(width, widths[i + 1], kernel_size=2, stride=2)
+                    )
+                )
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(LayerNorm2d(widths[-1], eps=1e-6), nn.Flatten(1), nn.Linear(widths[-1], num_classes))
+        self.classifier = nn.Sequential(
+            LayerNorm2d(widths[-1], eps=1e-6), nn.Flatten(1), nn.Linear(widths[-1], num_classes)
+        )
 
     def forward(self, x):
         return self.classifier(self.avgpool(self.features(x)))
@@ -107,7 +115,7 @@ class LPIPS(nn.Module):
 
     def load_weights(self, vgg_path: str | Path, heads_path: str | Path) -> None:
         vgg = load_state_dict_file(vgg_path)
-        self.features.load_state_dict({k[len("features."):]: v for k, v in vgg.items() if k.startswith("features.")})
+        self.features.load_state_dict({k[len("features.") :]: v for k, v in vgg.items() if k.startswith("features.")})
         heads = load_state_dict_file(heads_path)
         for i, head in enumerate(self.heads):
             head.weight.data.copy_(heads[f"lin{i}.model.1.weight"])

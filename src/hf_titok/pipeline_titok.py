@@ -6,8 +6,8 @@ import difflib
 import json
 import numbers
 import sys
-import threading
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,8 +63,9 @@ class _CallState(threading.local):
     guidance_scale: float | None = None
     num_timesteps: int | None = None
     interrupt: bool = False
-MAX_IMAGES_PER_LABEL = 1024  # per call; more belongs in several calls (e.g. hf_titok.evaluation.sample_shards)
 
+
+MAX_IMAGES_PER_LABEL = 1024  # per call; more belongs in several calls (e.g. hf_titok.evaluation.sample_shards)
 
 
 class TiTokPipeline(DiffusionPipeline):
@@ -122,7 +123,9 @@ class TiTokPipeline(DiffusionPipeline):
         id2label = {int(key): str(value) for key, value in id2label.items()}  # JSON turns keys into strings
         if sorted(id2label) != list(range(num_classes)):
             raise ValueError(f"id2label must name every class 0..{num_classes - 1} exactly once")
-        self.register_modules(vqvae=vqvae, transformer=transformer, scheduler=scheduler, image_processor=image_processor)
+        self.register_modules(
+            vqvae=vqvae, transformer=transformer, scheduler=scheduler, image_processor=image_processor
+        )
         self.register_to_config(id2label=id2label)
         self.labels: dict[str, list[int]] = {}
         for index, names in sorted(id2label.items()):
@@ -188,12 +191,17 @@ class TiTokPipeline(DiffusionPipeline):
         return {int(key): value for key, value in self.config.id2label.items()}
 
     # The file each saved component's folder must hold.
-    _COMPONENT_FILES = {"vqvae": "config.json", "transformer": "config.json", "scheduler": "scheduler_config.json",
-                        "image_processor": "preprocessor_config.json"}
+    _COMPONENT_FILES = {
+        "vqvae": "config.json",
+        "transformer": "config.json",
+        "scheduler": "scheduler_config.json",
+        "image_processor": "preprocessor_config.json",
+    }
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, fast_path: bool = False, release: str | None = None,
-                        **kwargs):
+    def from_pretrained(
+        cls, pretrained_model_name_or_path, fast_path: bool = False, release: str | None = None, **kwargs
+    ):
         """diffusers' `from_pretrained`, after checking that the folder (or Hub snapshot) holds a TiTokPipeline
         whose every component is there, so a missing one is named rather than failing deep inside the loader.
         `fast_path=True` then switches on the CPU fast path (`enable_fast_path`).
@@ -334,10 +342,14 @@ class TiTokPipeline(DiffusionPipeline):
                 ids.append(self._label_id(label))
             elif isinstance(label, (int, np.integer)) and not isinstance(label, (bool, np.bool_)):
                 if not 0 <= label < num_classes:
-                    raise ValueError(f"class id {label} is out of range: this generator has classes 0..{num_classes - 1}")
+                    raise ValueError(
+                        f"class id {label} is out of range: this generator has classes 0..{num_classes - 1}"
+                    )
                 ids.append(int(label))
             else:
-                raise TypeError(f"class labels must be ints, class names or None, got {type(label).__name__}: {label!r}")
+                raise TypeError(
+                    f"class labels must be ints, class names or None, got {type(label).__name__}: {label!r}"
+                )
         if not ids:
             raise ValueError("class_labels is empty: give at least one class id or name")
         return ids
@@ -366,14 +378,26 @@ class TiTokPipeline(DiffusionPipeline):
         )
 
     def check_inputs(
-        self, num_images_per_label, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, image=None,
-        strength=None, return_dict=True,
+        self,
+        num_images_per_label,
+        output_type,
+        callback_on_step_end,
+        callback_on_step_end_tensor_inputs,
+        image=None,
+        strength=None,
+        return_dict=True,
     ) -> float | None:
         """Check the call's arguments; returns the strength of a variations call (None otherwise)."""
-        if isinstance(num_images_per_label, bool) or not isinstance(num_images_per_label, numbers.Integral) or num_images_per_label < 1:
+        if (
+            isinstance(num_images_per_label, bool)
+            or not isinstance(num_images_per_label, numbers.Integral)
+            or num_images_per_label < 1
+        ):
             raise ValueError(f"num_images_per_label must be an integer >= 1, got {num_images_per_label!r}")
         if num_images_per_label > MAX_IMAGES_PER_LABEL:
-            raise ValueError(f"num_images_per_label={num_images_per_label} is more than {MAX_IMAGES_PER_LABEL}: make several calls")
+            raise ValueError(
+                f"num_images_per_label={num_images_per_label} is more than {MAX_IMAGES_PER_LABEL}: make several calls"
+            )
         if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         if callback_on_step_end is not None and not callable(callback_on_step_end):
@@ -388,15 +412,20 @@ class TiTokPipeline(DiffusionPipeline):
             raise TypeError(f"return_dict must be True or False, got {return_dict!r}")
         if image is None:
             if strength is not None:
-                raise ValueError("strength is the fraction of an image's tokens re-sampled: it needs image= (variations)")
+                raise ValueError(
+                    "strength is the fraction of an image's tokens re-sampled: it needs image= (variations)"
+                )
             return None
         strength = 0.5 if strength is None else strength
         if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 < float(strength) <= 1:
-            raise ValueError(f"strength must be a number in (0, 1] (the fraction of the image's tokens re-sampled), got {strength!r}")
+            raise ValueError(
+                f"strength must be a number in (0, 1] (the fraction of the image's tokens re-sampled), got {strength!r}"
+            )
         return float(strength)
 
-    def prepare_image_tokens(self, image, labels: torch.Tensor, strength: float, num_images_per_label: int,
-                             generator: GeneratorType) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def prepare_image_tokens(
+        self, image, labels: torch.Tensor, strength: float, num_images_per_label: int, generator: GeneratorType
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Variations: tokenize `image` (PIL image(s), NumPy array(s), or a float tensor `[B, 3, S, S]` in
         [0, 1]), repeat each image's ids `num_images_per_label` times and re-mask `round(strength * N)` (>= 1)
         random positions per row. Returns the ids, the labels matched to the images, and the masked count."""
@@ -407,7 +436,10 @@ class TiTokPipeline(DiffusionPipeline):
         pixel_values = pixel_values.to(self._execution_device)
         num_images = pixel_values.shape[0]
         if labels.shape[0] not in (1, num_images):
-            raise ValueError(f"give one class label for all images or one per image: got {labels.shape[0]} labels for {num_images} images")
+            raise ValueError(
+                f"give one class label for all images or one per image: got {labels.shape[0]} labels for "
+                f"{num_images} images"
+            )
         labels = labels.expand(num_images) if labels.shape[0] == 1 else labels
         check_generator(generator, num_images * num_images_per_label)
         token_ids = self.vqvae.encode(pixel_values).token_ids.repeat_interleave(num_images_per_label, dim=0)
@@ -474,8 +506,11 @@ class TiTokPipeline(DiffusionPipeline):
         """
         config = self.transformer.config
         settings = self.sampling_settings(
-            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, guidance_schedule=guidance_schedule,
-            guidance_scale_pow=guidance_scale_pow, temperature=temperature,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            guidance_schedule=guidance_schedule,
+            guidance_scale_pow=guidance_scale_pow,
+            temperature=temperature,
             softmax_temperature_annealing=softmax_temperature_annealing,
         )
         # This call's sampler: the pipeline's scheduler config with the call's settings (checked above), so the
@@ -489,7 +524,12 @@ class TiTokPipeline(DiffusionPipeline):
 
         # 1. Check inputs and resolve the labels (checked here once: the loop's model calls skip value checks).
         strength = self.check_inputs(
-            num_images_per_label, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, image, strength,
+            num_images_per_label,
+            output_type,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+            image,
+            strength,
             return_dict,
         )
         device = self._execution_device
@@ -503,12 +543,18 @@ class TiTokPipeline(DiffusionPipeline):
             num_masked = None
             check_steps(num_inference_steps, maximum=config.num_latent_tokens)
         else:
-            token_ids, labels, num_masked = self.prepare_image_tokens(image, labels, strength, num_images_per_label, generator)
+            token_ids, labels, num_masked = self.prepare_image_tokens(
+                image, labels, strength, num_images_per_label, generator
+            )
             # Each step decodes at least one token: more steps than masked tokens would re-mask finished rows.
             num_inference_steps = min(num_inference_steps, num_masked)
         null_labels = torch.full_like(labels, config.num_classes)
         scheduler.set_timesteps(num_inference_steps, device=device, num_masked_tokens=num_masked)
-        self._guidance_scale, self._call.num_timesteps, self._interrupt = scheduler.config.guidance_scale, len(scheduler.timesteps), False
+        self._guidance_scale, self._call.num_timesteps, self._interrupt = (
+            scheduler.config.guidance_scale,
+            len(scheduler.timesteps),
+            False,
+        )
 
         # 3. Unmask step by step; conditional and unconditional rows share one forward pass. Nothing in the
         #    loop reads a tensor back to the host.
@@ -532,15 +578,24 @@ class TiTokPipeline(DiffusionPipeline):
                 returned = callback_on_step_end(self, i, t, callback_kwargs)
                 if returned is not None and "latents" in returned:
                     token_ids = returned["latents"]
-                    check_token_ids(token_ids, config.num_latent_tokens, config.codebook_size + 1, "latents returned by callback_on_step_end")
+                    check_token_ids(
+                        token_ids,
+                        config.num_latent_tokens,
+                        config.codebook_size + 1,
+                        "latents returned by callback_on_step_end",
+                    )
 
         # 4. Decode. (A callback that re-masked positions at the last step left no image to decode.)
         if callback_on_step_end is not None and bool((token_ids == config.mask_token_id).any()):
             if not self.interrupt:
-                raise ValueError("callback_on_step_end left masked positions after the last step: there is no image to return")
+                raise ValueError(
+                    "callback_on_step_end left masked positions after the last step: there is no image to return"
+                )
             if output_type != "latent":
-                raise ValueError("sampling was interrupted (pipe._interrupt) with masked positions left: there is no image "
-                                 "to return; output_type='latent' returns the ids so far")
+                raise ValueError(
+                    "sampling was interrupted (pipe._interrupt) with masked positions left: there is no image "
+                    "to return; output_type='latent' returns the ids so far"
+                )
         if output_type == "latent":
             images = token_ids
         else:

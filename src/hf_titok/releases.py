@@ -34,11 +34,25 @@ VIT_SIZES = {
 # What a tokenizer family fixes (field names of `TiTokConfig`).
 TOKENIZER_FAMILIES = {
     # Two-stage training (proxy codes of the MaskGIT-VQGAN, then pixels): the released L-32, B-64, S-128.
-    "two_stage": dict(token_size=12, quantize_mode="vq", codebook_size=4096, use_l2_norm=True, commitment_cost=0.25,
-                      decoder_head="proxy_codes", legacy_encoder_layout=True),
+    "two_stage": dict(
+        token_size=12,
+        quantize_mode="vq",
+        codebook_size=4096,
+        use_l2_norm=True,
+        commitment_cost=0.25,
+        decoder_head="proxy_codes",
+        legacy_encoder_layout=True,
+    ),
     # Single-stage VQ with an 8192-entry codebook.
-    "vq8k": dict(token_size=64, quantize_mode="vq", codebook_size=8192, use_l2_norm=False, commitment_cost=0.25,
-                 decoder_head="pixels", legacy_encoder_layout=False),
+    "vq8k": dict(
+        token_size=64,
+        quantize_mode="vq",
+        codebook_size=8192,
+        use_l2_norm=False,
+        commitment_cost=0.25,
+        decoder_head="pixels",
+        legacy_encoder_layout=False,
+    ),
     # Single-stage VAE with 16 channels per token.
     "vae_c16": dict(token_size=16, quantize_mode="vae", decoder_head="pixels", legacy_encoder_layout=False),
 }
@@ -58,8 +72,13 @@ class TokenizerPreset:
 
     def config_kwargs(self) -> dict:
         """The `TiTokConfig` arguments of this preset."""
-        kwargs = dict(image_size=self.image_size, encoder_patch_size=self.patch_size, decoder_patch_size=self.patch_size,
-                      num_latent_tokens=self.num_latent_tokens, **TOKENIZER_FAMILIES[self.family])
+        kwargs = dict(
+            image_size=self.image_size,
+            encoder_patch_size=self.patch_size,
+            decoder_patch_size=self.patch_size,
+            num_latent_tokens=self.num_latent_tokens,
+            **TOKENIZER_FAMILIES[self.family],
+        )
         for side, size in (("encoder", self.encoder), ("decoder", self.decoder)):
             kwargs.update({f"{side}_{key}": value for key, value in VIT_SIZES[size].items()})
         return kwargs
@@ -83,10 +102,22 @@ TOKENIZER_PRESETS: dict[str, TokenizerPreset] = {
 
 # The two released generator architectures (field names of `TiTokMaskGITConfig`).
 GENERATOR_ARCHITECTURES = {
-    "bert": dict(architecture="bert", hidden_size=768, num_hidden_layers=24, num_attention_heads=16,
-                 intermediate_size=3072, layer_norm_eps=1e-12),
-    "uvit": dict(architecture="uvit", hidden_size=1024, num_hidden_layers=20, num_attention_heads=16,
-                 intermediate_size=4096, layer_norm_eps=1e-5),
+    "bert": dict(
+        architecture="bert",
+        hidden_size=768,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=3072,
+        layer_norm_eps=1e-12,
+    ),
+    "uvit": dict(
+        architecture="uvit",
+        hidden_size=1024,
+        num_hidden_layers=20,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        layer_norm_eps=1e-5,
+    ),
 }
 
 
@@ -124,8 +155,12 @@ class GeneratorPreset:
     def config_kwargs(self) -> dict:
         """The `TiTokMaskGITConfig` arguments of this preset (its vocabulary follows its tokenizer's)."""
         tokenizer = TOKENIZER_PRESETS[self.tokenizer].config_kwargs()
-        return dict(GENERATOR_ARCHITECTURES[self.architecture], codebook_size=tokenizer["codebook_size"],
-                    num_latent_tokens=tokenizer["num_latent_tokens"], num_classes=self.num_classes)
+        return dict(
+            GENERATOR_ARCHITECTURES[self.architecture],
+            codebook_size=tokenizer["codebook_size"],
+            num_latent_tokens=tokenizer["num_latent_tokens"],
+            num_classes=self.num_classes,
+        )
 
 
 GENERATOR_PRESETS: dict[str, GeneratorPreset] = {
@@ -137,15 +172,21 @@ GENERATOR_PRESETS: dict[str, GeneratorPreset] = {
     # settings of the 256 generator of the same architecture, step count and closest token count (B-64's for
     # L-64, S-128's for B-128); tune them with a gFID sweep once the models are trained.
     "titok_l64_512": GeneratorPreset("bert", SamplingPreset(8, 3.0, "linear", 11.0), "titok_l64_512", released=False),
-    "titok_b128_512": GeneratorPreset("uvit", SamplingPreset(64, 6.9, "power-cosine", 2.8), "titok_b128_512",
-                                      released=False),
+    "titok_b128_512": GeneratorPreset(
+        "uvit", SamplingPreset(64, 6.9, "power-cosine", 2.8), "titok_b128_512", released=False
+    ),
 }
 
 # What the paper reports for its 512x512 models (ImageNet 512x512, Table 2; gFID with the generator preset of the
 # same name and its step count). Parameter counts in millions, as the paper's tables give them.
 PAPER_RESULTS_512 = {
-    "titok_l64_512": {"rFID": 1.77, "gFID": 2.74, "sampling steps": 8, "tokenizer params (M)": 644,
-                      "generator params (M)": 177},
+    "titok_l64_512": {
+        "rFID": 1.77,
+        "gFID": 2.74,
+        "sampling steps": 8,
+        "tokenizer params (M)": 644,
+        "generator params (M)": 177,
+    },
     "titok_b128_512": {"rFID": 1.52, "gFID": 2.13, "sampling steps": 64, "tokenizer params (M)": 202},
 }
 
@@ -192,13 +233,22 @@ class OfficialRelease:
 
 
 def _tokenizer(name, title, rfid, bin_filename=None):
-    return OfficialRelease(name, "tokenizer", f"yucornetto/tokenizer_{name}_imagenet", title, {"rFID": rfid}, bin_filename)
+    return OfficialRelease(
+        name, "tokenizer", f"yucornetto/tokenizer_{name}_imagenet", title, {"rFID": rfid}, bin_filename
+    )
 
 
 def _generator(name, title, gfid, bin_filename):
     steps = GENERATOR_PRESETS[name].sampling.num_inference_steps
-    return OfficialRelease(f"{name}_generator", "generator", f"yucornetto/generator_{name}_imagenet", title,
-                           {"gFID": gfid, "sampling steps": steps}, bin_filename, tokenizer=name)
+    return OfficialRelease(
+        f"{name}_generator",
+        "generator",
+        f"yucornetto/generator_{name}_imagenet",
+        title,
+        {"gFID": gfid, "sampling steps": steps},
+        bin_filename,
+        tokenizer=name,
+    )
 
 
 RELEASES: dict[str, OfficialRelease] = {
@@ -216,9 +266,14 @@ RELEASES: dict[str, OfficialRelease] = {
         _generator("titok_l32", "MaskGIT generator for TiTok-L-32", 2.77, "generator_titok_l32.bin"),
         _generator("titok_b64", "MaskGIT generator for TiTok-B-64", 2.48, "generator_titok_b64.bin"),
         _generator("titok_s128", "U-ViT MaskGIT generator for TiTok-S-128", 1.97, "generator_titok_s128.bin"),
-        OfficialRelease("maskgit_vqgan", "vqgan", FUN_RESEARCH_REPO,
-                        "MaskGIT-VQGAN ImageNet f16 (TiTok's proxy-code teacher)", {},
-                        "maskgit-vqgan-imagenet-f16-256.bin"),
+        OfficialRelease(
+            "maskgit_vqgan",
+            "vqgan",
+            FUN_RESEARCH_REPO,
+            "MaskGIT-VQGAN ImageNet f16 (TiTok's proxy-code teacher)",
+            {},
+            "maskgit-vqgan-imagenet-f16-256.bin",
+        ),
     ]
 }
 

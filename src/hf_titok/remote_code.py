@@ -53,8 +53,9 @@ def write_code(folder: str | Path, module: str) -> list[str]:
     folder = Path(folder)
     for name in module_closure(module):
         shutil.copyfile(PACKAGE_DIR / f"{name}.py", folder / f"{name}.py")
-    held = sorted(path.stem for path in folder.glob("*.py")
-                  if path.stem != ENTRY_MODULE and (PACKAGE_DIR / path.name).is_file())
+    held = sorted(
+        path.stem for path in folder.glob("*.py") if path.stem != ENTRY_MODULE and (PACKAGE_DIR / path.name).is_file()
+    )
     imports = "".join(f"from .{name} import *  # noqa: F401,F403\n" for name in held)
     (folder / f"{ENTRY_MODULE}.py").write_text(
         '"""hf_titok\'s code for loading this folder without the package (written by hf_titok.remote_code): diffusers\n'
@@ -113,5 +114,13 @@ def installed_entries(index: dict, package) -> dict:
     return index
 
 
-__all__ = ["ENTRY_MODULE", "add_auto_map", "class_reference", "installed_entries", "module_closure", "write_code", "write_model_code",
-           "write_pipeline_code"]
+__all__ = [
+    "ENTRY_MODULE",
+    "add_auto_map",
+    "class_reference",
+    "installed_entries",
+    "module_closure",
+    "write_code",
+    "write_model_code",
+    "write_pipeline_code",
+]

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -101,7 +100,12 @@ def check_steps(value, name: str = "num_inference_steps", maximum: int | None = 
 
 
 def check_sampling_settings(
-    num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature, softmax_temperature_annealing
+    num_inference_steps,
+    guidance_scale,
+    guidance_schedule,
+    guidance_scale_pow,
+    temperature,
+    softmax_temperature_annealing,
 ) -> dict:
     """The sampling settings as plain Python values, or a `TypeError`/`ValueError` naming the first bad one."""
     if not isinstance(guidance_schedule, str) or guidance_schedule not in GUIDANCE_SCHEDULES:
@@ -112,7 +116,9 @@ def check_sampling_settings(
         num_inference_steps=check_steps(num_inference_steps),
         guidance_scale=_number("guidance_scale", guidance_scale, 0.0, MAX_GUIDANCE_SCALE),
         guidance_schedule=guidance_schedule,
-        guidance_scale_pow=_number("guidance_scale_pow", guidance_scale_pow, 0.0, MAX_GUIDANCE_SCALE_POW, low_inclusive=False),
+        guidance_scale_pow=_number(
+            "guidance_scale_pow", guidance_scale_pow, 0.0, MAX_GUIDANCE_SCALE_POW, low_inclusive=False
+        ),
         temperature=_number("temperature", temperature, 0.0, MAX_TEMPERATURE),
         softmax_temperature_annealing=bool(softmax_temperature_annealing),
     )
@@ -149,8 +155,14 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         softmax_temperature_annealing: bool = True,
         match_official_rng: bool = True,
     ):
-        check_sampling_settings(num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature,
-                                softmax_temperature_annealing)
+        check_sampling_settings(
+            num_inference_steps,
+            guidance_scale,
+            guidance_schedule,
+            guidance_scale_pow,
+            temperature,
+            softmax_temperature_annealing,
+        )
         self.timesteps = None
         self.num_inference_steps = None
         self.num_masked_tokens = None
@@ -187,7 +199,9 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         the config's), kept on the CPU whatever `device` is (they only feed host-side arithmetic, so reading
         them never syncs a GPU). `num_masked_tokens`: how many positions the first step starts with masked
         (default: all of them)."""
-        num_inference_steps = check_steps(self.config.num_inference_steps if num_inference_steps is None else num_inference_steps)
+        num_inference_steps = check_steps(
+            self.config.num_inference_steps if num_inference_steps is None else num_inference_steps
+        )
         if num_masked_tokens is not None:
             num_masked_tokens = check_steps(num_masked_tokens, "num_masked_tokens")
         self.num_inference_steps = num_inference_steps
@@ -215,7 +229,9 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         self._check_ready()
         return self.guidance_scales[int(timestep)]
 
-    def apply_guidance(self, cond_logits: torch.Tensor, uncond_logits: torch.Tensor, timestep: int | torch.Tensor) -> torch.Tensor:
+    def apply_guidance(
+        self, cond_logits: torch.Tensor, uncond_logits: torch.Tensor, timestep: int | torch.Tensor
+    ) -> torch.Tensor:
         """Classifier-free guidance with the official formula of the schedule, in float32 (the difference of
         two nearly equal half-precision logits times a scale of ~5-10 would amplify their rounding error)."""
         scale = self.guidance_scale_at(timestep)
@@ -282,15 +298,29 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
     def _check_step_inputs(self, model_output, timestep, sample) -> None:
         """Types, shapes and the step index: static checks (no tensor values are read, so `step` compiles)."""
         if not isinstance(model_output, torch.Tensor) or not model_output.is_floating_point() or model_output.ndim != 3:
-            raise TypeError(f"model_output must be float logits [B, N, K], got {getattr(model_output, 'shape', type(model_output).__name__)}")
-        if not isinstance(sample, torch.Tensor) or sample.is_floating_point() or sample.dtype == torch.bool or sample.ndim != 2:
-            raise TypeError(f"sample must be integer ids [B, N], got {getattr(sample, 'dtype', type(sample).__name__)} "
-                            f"{tuple(getattr(sample, 'shape', ()))}")
+            raise TypeError(
+                "model_output must be float logits [B, N, K], got "
+                f"{getattr(model_output, 'shape', type(model_output).__name__)}"
+            )
+        if (
+            not isinstance(sample, torch.Tensor)
+            or sample.is_floating_point()
+            or sample.dtype == torch.bool
+            or sample.ndim != 2
+        ):
+            raise TypeError(
+                f"sample must be integer ids [B, N], got {getattr(sample, 'dtype', type(sample).__name__)} "
+                f"{tuple(getattr(sample, 'shape', ()))}"
+            )
         if tuple(model_output.shape[:2]) != tuple(sample.shape):
-            raise ValueError(f"model_output {tuple(model_output.shape)} and sample {tuple(sample.shape)} disagree on [B, N]")
+            raise ValueError(
+                f"model_output {tuple(model_output.shape)} and sample {tuple(sample.shape)} disagree on [B, N]"
+            )
         if isinstance(timestep, torch.Tensor):
             if timestep.numel() != 1 or timestep.is_floating_point():
-                raise TypeError(f"timestep must be an integer step index, got a tensor of shape {tuple(timestep.shape)}")
+                raise TypeError(
+                    f"timestep must be an integer step index, got a tensor of shape {tuple(timestep.shape)}"
+                )
         elif isinstance(timestep, bool) or not isinstance(timestep, numbers.Integral):
             raise TypeError(f"timestep must be an integer step index, got {type(timestep).__name__} {timestep!r}")
         if not torch.compiler.is_compiling() and not 0 <= int(timestep) < self.num_inference_steps:

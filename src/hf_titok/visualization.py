@@ -55,7 +55,9 @@ def image_grid(
         draw.text((padding, padding), title, fill=_TEXT, font=font)
     if column_labels:
         for j, label in enumerate(column_labels):
-            draw.text((label_width + padding + j * (cell + padding), title_height + padding), label, fill=_TEXT, font=font)
+            draw.text(
+                (label_width + padding + j * (cell + padding), title_height + padding), label, fill=_TEXT, font=font
+            )
     top = title_height + header + padding
     for i, row in enumerate(rows):
         y = top + i * (cell + padding)
@@ -63,7 +65,9 @@ def image_grid(
             draw.text((padding, y + cell // 2 - line_height // 2 + padding), row_labels[i], fill=_TEXT, font=font)
         for j, image in enumerate(row):
             resample = PIL.Image.NEAREST if image.width < cell else PIL.Image.BICUBIC
-            canvas.paste(image.convert("RGB").resize((cell, cell), resample), (label_width + padding + j * (cell + padding), y))
+            canvas.paste(
+                image.convert("RGB").resize((cell, cell), resample), (label_width + padding + j * (cell + padding), y)
+            )
     return canvas
 
 

@@ -38,9 +38,19 @@ class Classifier(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 8 * 8, 128), nn.ReLU(),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * 8 * 8, 128),
+            nn.ReLU(),
         )
         self.head = nn.Linear(128, 10)
 
@@ -105,27 +115,42 @@ def reconstruction_metrics(pipe: TiTokPipeline, images: torch.Tensor, batch_size
     psnrs, ssims, ids = [], [], []
     for batch in tqdm(images.split(batch_size), desc="reconstructing the test split"):
         encoded = tokenizer.encode(batch)
-        reconstruction = (tokenizer.decode(encoded.token_ids).clamp(0, 1) * 255).round() / 255  # uint8, as evaluated officially
+        reconstruction = (
+            tokenizer.decode(encoded.token_ids).clamp(0, 1) * 255
+        ).round() / 255  # uint8, as evaluated officially
         psnrs.append(psnr(reconstruction, batch))
         ssims.append(ssim(reconstruction, batch))
         ids.append(encoded.token_ids)
     stats = codebook_statistics(torch.cat(ids), tokenizer.config.codebook_size)
-    return {"psnr_db": float(torch.cat(psnrs).mean()), "ssim": float(torch.cat(ssims).mean()),
-            "num_tokens": tokenizer.config.num_latent_tokens, **{k: round(v, 4) for k, v in stats.items()}}
+    return {
+        "psnr_db": float(torch.cat(psnrs).mean()),
+        "ssim": float(torch.cat(ssims).mean()),
+        "num_tokens": tokenizer.config.num_latent_tokens,
+        **{k: round(v, 4) for k, v in stats.items()},
+    }
 
 
 @torch.no_grad()
-def generation_metrics(pipe: TiTokPipeline, classifier: Classifier, real_features: torch.Tensor, per_class: int,
-                       seed: int = 0, **settings) -> dict:
+def generation_metrics(
+    pipe: TiTokPipeline, classifier: Classifier, real_features: torch.Tensor, per_class: int, seed: int = 0, **settings
+) -> dict:
     labels = torch.arange(10).repeat_interleave(per_class)
-    images = pipe(list(range(10)), num_images_per_label=per_class, generator=torch.Generator().manual_seed(seed),
-                  output_type="pt", **settings).images
+    images = pipe(
+        list(range(10)),
+        num_images_per_label=per_class,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="pt",
+        **settings,
+    ).images
     images = (images * 255).floor() / 255  # what the PNGs hold
     predictions = classifier(images).argmax(-1)
     accuracy = per_class_accuracy(predictions, labels)
-    return {"settings": pipe.sampling_settings(**settings), "class_consistency_per_class": dict(zip(FASHION_MNIST_CLASSES, accuracy)),
-            "class_consistency_mean": float(np.mean(accuracy)),
-            "classifier_frechet_distance": frechet_distance(classifier.embed(images), real_features)}
+    return {
+        "settings": pipe.sampling_settings(**settings),
+        "class_consistency_per_class": dict(zip(FASHION_MNIST_CLASSES, accuracy)),
+        "class_consistency_mean": float(np.mean(accuracy)),
+        "classifier_frechet_distance": frechet_distance(classifier.embed(images), real_features),
+    }
 
 
 def best_settings(sweep: list[dict], target: float, tolerance: float = 0.05) -> dict:
@@ -145,7 +170,9 @@ def earlier_sweep_rows(parser: argparse.ArgumentParser, args: argparse.Namespace
     rows = []
     for path in args.sweep_from:
         earlier = json.loads(Path(path).read_text())
-        same = {key: (earlier.get(key), report[key]) for key in ("pipeline", "per_class", "classifier_test_accuracy_mean")}
+        same = {
+            key: (earlier.get(key), report[key]) for key in ("pipeline", "per_class", "classifier_test_accuracy_mean")
+        }
         different = [f"{key} {old!r} (here {new!r})" for key, (old, new) in same.items() if old != new]
         if different:
             parser.error(f"--sweep-from {path} is not comparable with this run: {', '.join(different)}")
@@ -164,10 +191,17 @@ def main() -> None:
     parser.add_argument("--sweep-steps", type=int, nargs="+", default=[6, 8, 12])
     parser.add_argument("--sweep-guidance", type=float, nargs="+", default=[0.5, 1.5, 3.0])
     parser.add_argument("--sweep-temperature", type=float, nargs="+", default=[1.0, 2.0, 3.0])
-    parser.add_argument("--sweep-schedule", nargs="+", default=["linear"], choices=["constant", "linear", "power-cosine"])
-    parser.add_argument("--sweep-from", nargs="+", default=[], metavar="REPORT",
-                        help="earlier --sweep reports of the same pipeline and classifier: their rows are kept and ranked "
-                             "with the new ones, and settings they measured are not run again (also resumes a killed sweep)")
+    parser.add_argument(
+        "--sweep-schedule", nargs="+", default=["linear"], choices=["constant", "linear", "power-cosine"]
+    )
+    parser.add_argument(
+        "--sweep-from",
+        nargs="+",
+        default=[],
+        metavar="REPORT",
+        help="earlier --sweep reports of the same pipeline and classifier: their rows are kept and ranked "
+        "with the new ones, and settings they measured are not run again (also resumes a killed sweep)",
+    )
     parser.add_argument("--report", default="outputs/fashion_mnist/report.json")
     parser.add_argument("--fast-path", action="store_true", help="also score the CPU fast path against the exact one")
     args = parser.parse_args()
@@ -201,31 +235,50 @@ def main() -> None:
             "psnr_db": fast_reconstruction["psnr_db"],
             "psnr_delta_db": fast_reconstruction["psnr_db"] - report["reconstruction"]["psnr_db"],
             "class_consistency_mean": fast_generation["class_consistency_mean"],
-            "class_consistency_delta": fast_generation["class_consistency_mean"] - report["generation"]["class_consistency_mean"],
+            "class_consistency_delta": fast_generation["class_consistency_mean"]
+            - report["generation"]["class_consistency_mean"],
             "classifier_frechet_distance": fast_generation["classifier_frechet_distance"],
         }
         print("fast path:", {key: round(value, 4) for key, value in report["fast_path"].items()})
     if args.sweep:
         report["sweep"] = earlier_sweep_rows(parser, args, report)
         measured = [row["settings"] for row in report["sweep"]]
-        grid = [dict(num_inference_steps=steps, guidance_scale=scale, temperature=temperature, guidance_schedule=schedule)
-                for steps, scale, temperature, schedule in itertools.product(
-                    args.sweep_steps, args.sweep_guidance, args.sweep_temperature, args.sweep_schedule)]
+        grid = [
+            dict(num_inference_steps=steps, guidance_scale=scale, temperature=temperature, guidance_schedule=schedule)
+            for steps, scale, temperature, schedule in itertools.product(
+                args.sweep_steps, args.sweep_guidance, args.sweep_temperature, args.sweep_schedule
+            )
+        ]
         todo = [settings for settings in grid if pipe.sampling_settings(**settings) not in measured]
-        print(f"sweep: {len(grid)} settings, {len(grid) - len(todo)} of them already measured; {len(report['sweep'])} rows kept")
+        print(
+            f"sweep: {len(grid)} settings, {len(grid) - len(todo)} of them already measured; "
+            f"{len(report['sweep'])} rows kept"
+        )
         for settings in tqdm(todo, desc="sweeping sampling settings"):
             report["sweep"].append(generation_metrics(pipe, classifier, real_features, args.per_class, **settings))
             Path(args.report).write_text(json.dumps(report, indent=2))  # a killed sweep resumes with --sweep-from
         for row in sorted(report["sweep"], key=lambda r: r["classifier_frechet_distance"])[:10]:
-            print(f"{row['settings']}: consistency {row['class_consistency_mean']:.3f}, FD {row['classifier_frechet_distance']:.2f}")
+            print(
+                f"{row['settings']}: consistency {row['class_consistency_mean']:.3f}, FD "
+                f"{row['classifier_frechet_distance']:.2f}"
+            )
         target = report["classifier_test_accuracy_mean"]
         report["sweep_best"] = best_settings(report["sweep"], target)
-        print(f"best (lowest FD among the settings with class consistency within 0.05 of {target:.3f}): {report['sweep_best']}")
+        print(
+            f"best (lowest FD among the settings with class consistency within 0.05 of {target:.3f}): "
+            f"{report['sweep_best']}"
+        )
     Path(args.report).write_text(json.dumps(report, indent=2))
     rec, gen = report["reconstruction"], report["generation"]
-    print(f"reconstruction: PSNR {rec['psnr_db']:.2f} dB, SSIM {rec['ssim']:.4f}, codebook usage {rec['codebook_usage']:.3f}")
+    print(
+        f"reconstruction: PSNR {rec['psnr_db']:.2f} dB, SSIM {rec['ssim']:.4f}, codebook usage "
+        f"{rec['codebook_usage']:.3f}"
+    )
     print(f"classifier on real test images: {report['classifier_test_accuracy_mean']:.4f}")
-    print(f"class consistency of samples: {gen['class_consistency_mean']:.4f}, FD {gen['classifier_frechet_distance']:.2f}")
+    print(
+        f"class consistency of samples: {gen['class_consistency_mean']:.4f}, FD "
+        f"{gen['classifier_frechet_distance']:.2f}"
+    )
     print(f"wrote {args.report}")
 
 

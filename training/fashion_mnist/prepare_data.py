@@ -25,7 +25,9 @@ args = parser.parse_args()
 if (Path(args.output_dir) / "dataset_dict.json").is_file() and not args.overwrite:
     print(f"{args.output_dir} already holds the dataset (--overwrite to rewrite it)")
 else:
-    splits = datasets.DatasetDict({split: fashion_mnist_dataset(split, limit=args.limit) for split in ("train", "test")})
+    splits = datasets.DatasetDict(
+        {split: fashion_mnist_dataset(split, limit=args.limit) for split in ("train", "test")}
+    )
     splits.save_to_disk(args.output_dir)
     print(f"wrote {', '.join(f'{k}: {len(v)}' for k, v in splits.items())} to {args.output_dir}")
 if args.reference_npz:

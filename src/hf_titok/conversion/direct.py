@@ -103,11 +103,16 @@ class OfficialCheckpoint:
     `source` is a folder or Hub repo; `release` the release it holds (required for `fun-research/TiTok`, whose
     `.bin` files come without configs); `config_path` an official config file that replaces the source's."""
 
-    def __init__(self, source, release: OfficialRelease | None = None, config_path: str | Path | None = None,
-                 **hub_kwargs):
+    def __init__(
+        self, source, release: OfficialRelease | None = None, config_path: str | Path | None = None, **hub_kwargs
+    ):
         self.source, self.release = str(source), release
         config_file = Path(config_path) if config_path else None
-        if release is not None and release.bin_filename and (self.source == FUN_RESEARCH_REPO or _is_bin_folder(source, release)):
+        if (
+            release is not None
+            and release.bin_filename
+            and (self.source == FUN_RESEARCH_REPO or _is_bin_folder(source, release))
+        ):
             self.weights = _weights(_fetch(source, release.bin_filename, release.name, **hub_kwargs), source)
             if config_file is not None:
                 self.config = load_official_config(config_file)
@@ -116,12 +121,21 @@ class OfficialCheckpoint:
         else:
             if self.source == FUN_RESEARCH_REPO:
                 with_bin = ", ".join(r.name for r in RELEASES.values() if r.bin_filename)
-                raise ValueError(f"{FUN_RESEARCH_REPO} holds the .bin files of several releases: pass --release / release= (one of {with_bin})")
+                raise ValueError(
+                    f"{FUN_RESEARCH_REPO} holds the .bin files of several releases: pass --release / release= "
+                    f"(one of {with_bin})"
+                )
             if config_file is None:
                 local = Path(source).is_dir()
-                config_file = fetch_config(source, **hub_kwargs) if local else _fetch(source, "config.json", "its config", **hub_kwargs)
+                config_file = (
+                    fetch_config(source, **hub_kwargs)
+                    if local
+                    else _fetch(source, "config.json", "its config", **hub_kwargs)
+                )
             config = read_json_config(config_file) if config_file is not None else None
-            if not (isinstance(config, dict) and isinstance(config.get("model"), dict) and "vq_model" in config["model"]):
+            if not (
+                isinstance(config, dict) and isinstance(config.get("model"), dict) and "vq_model" in config["model"]
+            ):
                 raise ConversionError(_not_official(source, config))
             self.config = load_official_config(config_file)  # with its ${...} interpolations resolved
             self.weights = _weights(_fetch(source, "model.safetensors", "official checkpoint", **hub_kwargs), source)
@@ -134,11 +148,16 @@ def _is_bin_folder(source, release: OfficialRelease) -> bool:
 
 def _not_official(source, config) -> str:
     if config is None:
-        return f"{source} has no config.json: it is not a TiTok checkpoint this package can read. Accepted: {accepted_sources()}"
+        return (
+            f"{source} has no config.json: it is not a TiTok checkpoint this package can read. "
+            f"Accepted: {accepted_sources()}"
+        )
     if isinstance(config, dict) and "model_type" in config:
         return f"{source} holds an hf_titok {config['model_type']!r} model, not an official checkpoint"
-    return (f"{source}'s config.json is neither an hf_titok config (it has no model_type) nor an official TiTok config "
-            f"(no model.vq_model section). Accepted: {accepted_sources()}")
+    return (
+        f"{source}'s config.json is neither an hf_titok config (it has no model_type) nor an official TiTok config "
+        f"(no model.vq_model section). Accepted: {accepted_sources()}"
+    )
 
 
 def release_of(source, release: str | None) -> OfficialRelease | None:
@@ -171,7 +190,10 @@ class OfficialReader:
         converted = convert_checkpoint(kind, checkpoint.config, checkpoint.weights)
         logger.warning(
             "%s is an official TiTok %s checkpoint: converted in memory (%.1f s); `hf-titok convert` saves a converted "
-            "copy that loads without converting", _described(source, known), checkpoint.kind, time.perf_counter() - started,
+            "copy that loads without converting",
+            _described(source, known),
+            checkpoint.kind,
+            time.perf_counter() - started,
         )
         return converted
 
@@ -184,13 +206,17 @@ class OfficialReader:
         hub_kwargs = {key: value for key, value in hub_kwargs.items() if value is not None}
         if known is not None and not known.is_generator:
             raise ValueError(_wrong_class(source, known.kind, pipeline_class))
-        config_file = None if known is not None and str(source) == FUN_RESEARCH_REPO else fetch_config(source, **hub_kwargs)
+        config_file = (
+            None if known is not None and str(source) == FUN_RESEARCH_REPO else fetch_config(source, **hub_kwargs)
+        )
         config = read_json_config(config_file) if config_file is not None else None
         if known is None and config is None and str(source) != FUN_RESEARCH_REPO:
             return None
         if isinstance(config, dict) and "model_type" in config:
-            raise FileNotFoundError(f"{source} is not a TiTokPipeline folder: no model_index.json (it holds an hf_titok "
-                                    f"{config['model_type']!r} model alone)")
+            raise FileNotFoundError(
+                f"{source} is not a TiTokPipeline folder: no model_index.json (it holds an hf_titok "
+                f"{config['model_type']!r} model alone)"
+            )
         bin_release = known.name if known is not None and str(source) == FUN_RESEARCH_REPO else release
         transformer = TiTokMaskGIT.from_pretrained(source, release=bin_release, **hub_kwargs, **kwargs)
         official = load_official_config(config_file) if config_file is not None else official_config(known.preset)
@@ -200,8 +226,9 @@ class OfficialReader:
             vqvae = TiTokTokenizer.from_pretrained(vqvae, **_without_revision(hub_kwargs), **kwargs)
         num_classes = transformer.config.num_classes
         id2label = imagenet_id2label() if num_classes == 1000 else None  # every official generator is ImageNet's
-        return pipeline_class(vqvae=vqvae, transformer=transformer, scheduler=scheduler_from_official(official),
-                              id2label=id2label)
+        return pipeline_class(
+            vqvae=vqvae, transformer=transformer, scheduler=scheduler_from_official(official), id2label=id2label
+        )
 
     def official_kind(self, folder) -> str | None:
         folder = Path(folder)
@@ -228,8 +255,12 @@ class OfficialReader:
         from_bins = str(source) == FUN_RESEARCH_REPO
         tokenizer_source = FUN_RESEARCH_REPO if from_bins else tokenizer.repo_id
         try:
-            return TiTokTokenizer.from_pretrained(tokenizer_source, release=tokenizer.name if from_bins else None,
-                                                  **_without_revision(hub_kwargs), **kwargs)
+            return TiTokTokenizer.from_pretrained(
+                tokenizer_source,
+                release=tokenizer.name if from_bins else None,
+                **_without_revision(hub_kwargs),
+                **kwargs,
+            )
         except (OSError, ValueError) as error:
             raise type(error)(
                 f"cannot load the tokenizer of {_described(source, known)} ({tokenizer_source}, release "
@@ -243,8 +274,10 @@ def _without_revision(hub_kwargs: dict) -> dict:
 
 
 def _wrong_class(source, kind: str, wanted: type) -> str:
-    return (f"{source} is an official TiTok {kind} checkpoint, not a {wanted.__name__}'s: load it with "
-            f"{LOADER_OF_KIND[kind]}.from_pretrained")
+    return (
+        f"{source} is an official TiTok {kind} checkpoint, not a {wanted.__name__}'s: load it with "
+        f"{LOADER_OF_KIND[kind]}.from_pretrained"
+    )
 
 
 register_checkpoint_reader(OfficialReader())

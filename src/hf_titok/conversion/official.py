@@ -33,7 +33,9 @@ from ..releases import GENERATOR_PRESETS, TOKENIZER_PRESETS, VIT_SIZES
 from ..scheduling_titok_maskgit import TiTokMaskGITScheduler
 
 # The MaskGIT-VQGAN that official TiTok hard-codes (maskgit-vqgan-imagenet-f16-256).
-OFFICIAL_VQGAN = dict(hidden_channels=128, channel_mult=[1, 1, 2, 2, 4], num_res_blocks=2, z_channels=256, codebook_size=1024)
+OFFICIAL_VQGAN = dict(
+    hidden_channels=128, channel_mult=[1, 1, 2, 2, 4], num_res_blocks=2, z_channels=256, codebook_size=1024
+)
 
 _INTERPOLATION = re.compile(r"\$\{([^}]+)\}")
 
@@ -96,12 +98,20 @@ def _vit_size(name: str, harness: dict) -> dict:
 
 
 def _vqgan_kwargs(spec: Mapping, image_size: int) -> dict:
-    kwargs = {key: spec[key] for key in ("hidden_channels", "channel_mult", "num_res_blocks", "z_channels", "codebook_size") if key in spec}
+    kwargs = {
+        key: spec[key]
+        for key in ("hidden_channels", "channel_mult", "num_res_blocks", "z_channels", "codebook_size")
+        if key in spec
+    }
     kwargs["image_size"] = spec.get("resolution", image_size)
     if "dropout" in spec:
         kwargs["dropout"] = spec["dropout"]
-    if "num_resolutions" in spec and spec["num_resolutions"] != len(kwargs.get("channel_mult", OFFICIAL_VQGAN["channel_mult"])):
-        raise ConversionError(f"num_resolutions={spec['num_resolutions']} disagrees with channel_mult={spec.get('channel_mult')}")
+    if "num_resolutions" in spec and spec["num_resolutions"] != len(
+        kwargs.get("channel_mult", OFFICIAL_VQGAN["channel_mult"])
+    ):
+        raise ConversionError(
+            f"num_resolutions={spec['num_resolutions']} disagrees with channel_mult={spec.get('channel_mult')}"
+        )
     return kwargs
 
 
@@ -119,7 +129,9 @@ def titok_config_from_official(official: Mapping) -> TiTokConfig:
     is_legacy = vq.get("is_legacy", True)
     finetune_decoder = vq.get("finetune_decoder", True)
     if quantize_mode == "vae" and finetune_decoder:
-        raise ConversionError("official VAE tokenizers cannot have finetune_decoder=True (the official code rejects it)")
+        raise ConversionError(
+            "official VAE tokenizers cannot have finetune_decoder=True (the official code rejects it)"
+        )
     if finetune_decoder and not is_legacy:
         raise ConversionError("finetune_decoder=True needs the legacy proxy-code decoder head (is_legacy=True)")
     encoder, decoder = _vit_size(vq["vit_enc_model_size"], harness), _vit_size(vq["vit_dec_model_size"], harness)
@@ -152,7 +164,9 @@ def _generator_section(official: Mapping) -> tuple[dict, dict]:
     try:
         return official["model"]["generator"], official["model"]["vq_model"]
     except (KeyError, TypeError):
-        raise ConversionError("not an official TiTok generator config: it needs model.generator and model.vq_model") from None
+        raise ConversionError(
+            "not an official TiTok generator config: it needs model.generator and model.vq_model"
+        ) from None
 
 
 def maskgit_config_from_official(official: Mapping) -> TiTokMaskGITConfig:
@@ -209,14 +223,22 @@ def official_config(name: str) -> dict:
         raise ValueError(f"no official config for {name!r}; available: {', '.join(TOKENIZER_PRESETS)}")
     preset = TOKENIZER_PRESETS[base]
     ours = preset.config_kwargs()
-    vq_model = dict(vit_enc_model_size=preset.encoder, vit_dec_model_size=preset.decoder,
-                    vit_enc_patch_size=preset.patch_size, vit_dec_patch_size=preset.patch_size,
-                    num_latent_tokens=preset.num_latent_tokens, token_size=ours["token_size"])
+    vq_model = dict(
+        vit_enc_model_size=preset.encoder,
+        vit_dec_model_size=preset.decoder,
+        vit_enc_patch_size=preset.patch_size,
+        vit_dec_patch_size=preset.patch_size,
+        num_latent_tokens=preset.num_latent_tokens,
+        token_size=ours["token_size"],
+    )
     if ours["quantize_mode"] == "vae":
         vq_model.update(quantize_mode="vae", finetune_decoder=False, is_legacy=False)
     else:
-        vq_model.update(codebook_size=ours["codebook_size"], use_l2_norm=ours["use_l2_norm"],
-                        commitment_cost=ours["commitment_cost"])
+        vq_model.update(
+            codebook_size=ours["codebook_size"],
+            use_l2_norm=ours["use_l2_norm"],
+            commitment_cost=ours["commitment_cost"],
+        )
         if ours["legacy_encoder_layout"]:
             vq_model["finetune_decoder"] = not name.endswith("_stage1")  # is_legacy absent -> True, as released
         else:
@@ -227,12 +249,20 @@ def official_config(name: str) -> dict:
         architecture = TiTokMaskGITConfig.from_preset(base)
         sampling = generator.sampling
         model["generator"] = dict(
-            model_type={"bert": "ViT", "uvit": "UViT"}[generator.architecture], hidden_size=architecture.hidden_size,
-            num_hidden_layers=architecture.num_hidden_layers, num_attention_heads=architecture.num_attention_heads,
-            intermediate_size=architecture.intermediate_size, condition_num_classes=generator.num_classes, dropout=0.1,
-            attn_drop=0.1, class_label_dropout=0.1, image_seq_len="${model.vq_model.num_latent_tokens}",
-            num_steps=sampling.num_inference_steps, guidance_scale=sampling.guidance_scale,
-            guidance_decay=sampling.guidance_schedule, randomize_temperature=sampling.temperature,
+            model_type={"bert": "ViT", "uvit": "UViT"}[generator.architecture],
+            hidden_size=architecture.hidden_size,
+            num_hidden_layers=architecture.num_hidden_layers,
+            num_attention_heads=architecture.num_attention_heads,
+            intermediate_size=architecture.intermediate_size,
+            condition_num_classes=generator.num_classes,
+            dropout=0.1,
+            attn_drop=0.1,
+            class_label_dropout=0.1,
+            image_seq_len="${model.vq_model.num_latent_tokens}",
+            num_steps=sampling.num_inference_steps,
+            guidance_scale=sampling.guidance_scale,
+            guidance_decay=sampling.guidance_schedule,
+            randomize_temperature=sampling.temperature,
         )
     return {"experiment": {}, "model": model, "dataset": {"preprocessing": {"crop_size": preset.image_size}}}
 
@@ -264,6 +294,7 @@ _VIT_RULES = [
     (r"latent_token_positional_embedding$", "latent_position_embedding"),
 ]
 
+
 def _tokenizer_rules(config: TiTokConfig) -> list[tuple[str, str]]:
     rules = [
         (r"^latent_tokens$", "encoder.latent_tokens"),
@@ -272,7 +303,10 @@ def _tokenizer_rules(config: TiTokConfig) -> list[tuple[str, str]]:
         (r"^decoder\.mask_token$", "decoder.mask_token"),
         (r"^decoder\.decoder_embed\.", "decoder.latent_projection."),
         # ffn.0 is the first 1x1 conv of the proxy-code head, or the patch conv of the pixel head.
-        (r"^decoder\.ffn\.0\.", "decoder.head.fc1." if config.decoder_head == "proxy_codes" else "decoder.head.to_patches."),
+        (
+            r"^decoder\.ffn\.0\.",
+            "decoder.head.fc1." if config.decoder_head == "proxy_codes" else "decoder.head.to_patches.",
+        ),
         (r"^decoder\.ffn\.2\.", "decoder.head.fc2."),
         (r"^decoder\.conv_out\.", "decoder.head.conv_out."),
         (r"^quantize\.embedding\.weight$", "quantizer.embedding.weight"),
@@ -299,8 +333,12 @@ BERT_RULES = [
 ]
 
 _UVIT_BLOCK = [
-    (r"norm1\.", "layer_norm1."), (r"norm2\.", "layer_norm2."), (r"attn\.qkv\.", "self_attn.qkv_proj."),
-    (r"attn\.proj\.", "self_attn.out_proj."), (r"mlp\.fc1\.", "mlp.fc1."), (r"mlp\.fc2\.", "mlp.fc2."),
+    (r"norm1\.", "layer_norm1."),
+    (r"norm2\.", "layer_norm2."),
+    (r"attn\.qkv\.", "self_attn.qkv_proj."),
+    (r"attn\.proj\.", "self_attn.out_proj."),
+    (r"mlp\.fc1\.", "mlp.fc1."),
+    (r"mlp\.fc2\.", "mlp.fc2."),
     (r"skip_linear\.", "skip_linear."),
 ]
 UVIT_RULES = [
@@ -379,8 +417,12 @@ def convert_state_dict(
         converted[new_key] = fitted
     missing = [key for key in expected if key not in seen]
     problems = []
-    for title, keys in (("keys with no mapping", unmapped), ("keys the model does not have", unexpected),
-                        ("shape mismatches", mismatched), ("parameters missing from the checkpoint", missing)):
+    for title, keys in (
+        ("keys with no mapping", unmapped),
+        ("keys the model does not have", unexpected),
+        ("shape mismatches", mismatched),
+        ("parameters missing from the checkpoint", missing),
+    ):
         if keys:
             shown = ", ".join(keys[:12]) + (f", ... ({len(keys)} in all)" if len(keys) > 12 else "")
             problems.append(f"{title}: {shown}")
@@ -466,7 +508,11 @@ def convert(kind: str, config_path: str | Path | None, weights_path: str | Path,
     return model
 
 
-CONVERTERS: dict[str, Callable] = {"tokenizer": convert_tokenizer, "generator": convert_generator, "vqgan": convert_vqgan}
+CONVERTERS: dict[str, Callable] = {
+    "tokenizer": convert_tokenizer,
+    "generator": convert_generator,
+    "vqgan": convert_vqgan,
+}
 MODEL_CLASSES = {"tokenizer": TiTokTokenizer, "generator": TiTokMaskGIT, "vqgan": MaskGITVQGAN}
 MODEL_NAMES = {"tokenizer": "tokenizer", "generator": "generator", "vqgan": "MaskGIT-VQGAN"}
 

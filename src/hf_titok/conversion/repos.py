@@ -10,7 +10,7 @@ from ..data.class_labels import imagenet_id2label
 from ..hub import pipeline_card, push_folder_to_hub, tokenizer_card
 from ..image_processing_titok import TiTokImageProcessor
 from ..pipeline_titok import TiTokPipeline
-from ..releases import FUN_RESEARCH_REPO, RELEASES, OfficialRelease, get_release, release_for_repo
+from ..releases import FUN_RESEARCH_REPO, get_release, release_for_repo
 from .direct import OfficialCheckpoint
 from .official import ConversionError, convert_generator, convert_tokenizer, convert_vqgan, scheduler_from_official
 
@@ -58,7 +58,9 @@ def convert_official_repo(
     del weights
     if tokenizer_repo_id is None:
         if known is None or known.tokenizer is None:
-            raise ConversionError(f"{repo_id} is a generator: pass --tokenizer-repo with the tokenizer it was trained on")
+            raise ConversionError(
+                f"{repo_id} is a generator: pass --tokenizer-repo with the tokenizer it was trained on"
+            )
         tokenizer_release = get_release(known.tokenizer)
         tokenizer_repo_id = FUN_RESEARCH_REPO if repo_id == FUN_RESEARCH_REPO else tokenizer_release.repo_id
     else:
@@ -73,7 +75,9 @@ def convert_official_repo(
     return output_dir
 
 
-def convert_and_push(output_dir: str | Path, push_to_hub: str | None, private: bool | None = None, **convert_kwargs) -> Path:
+def convert_and_push(
+    output_dir: str | Path, push_to_hub: str | None, private: bool | None = None, **convert_kwargs
+) -> Path:
     """[`convert_official_repo`], then upload the folder when `push_to_hub` names a repo."""
     folder = convert_official_repo(output_dir=output_dir, card_repo_id=push_to_hub, **convert_kwargs)
     if push_to_hub:

@@ -12,7 +12,14 @@ from .datasets import (
     evaluation_images,
     load_image_dataset,
 )
-from .fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_PIPELINE, demo_test_images, fashion_mnist_dataset, load_fashion_mnist, to_rgb32
+from .fashion_mnist import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_PIPELINE,
+    demo_test_images,
+    fashion_mnist_dataset,
+    load_fashion_mnist,
+    to_rgb32,
+)
 from .images import Augmentation, decode_image, sample_rng
 
 __all__ = [

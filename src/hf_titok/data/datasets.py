@@ -26,8 +26,15 @@ class ImageTrainingDataset(torch.utils.data.Dataset):
 
     Undecodable images are replaced by the next decodable sample and counted in `skipped`."""
 
-    def __init__(self, dataset, augmentation: Augmentation, image_column: str = "image",
-                 label_column: str | None = "label", seed: int = 0, max_skips: int = 64):
+    def __init__(
+        self,
+        dataset,
+        augmentation: Augmentation,
+        image_column: str = "image",
+        label_column: str | None = "label",
+        seed: int = 0,
+        max_skips: int = 64,
+    ):
         if image_column not in dataset.column_names:
             raise ValueError(f"the dataset has no image column {image_column!r}; columns: {dataset.column_names}")
         if label_column is not None and label_column not in dataset.column_names:
@@ -59,15 +66,23 @@ class ImageTrainingDataset(torch.utils.data.Dataset):
             pixel_values = self.augmentation(image, sample_rng(self.seed, self.epoch, position))
             label = int(row[self.label_column]) if self.label_column is not None else 0
             return {"pixel_values": pixel_values, "labels": label}
-        raise RuntimeError(f"{self.max_skips} consecutive unreadable images from index {index}: is the dataset corrupt?")
+        raise RuntimeError(
+            f"{self.max_skips} consecutive unreadable images from index {index}: is the dataset corrupt?"
+        )
 
 
 class StreamingImageDataset(torch.utils.data.IterableDataset):
     """Iterable wrapper of a streaming `datasets.IterableDataset` (e.g. ImageNet webdataset shards);
     augmentation keyed by the sample's `__key__`, unreadable images skipped and counted."""
 
-    def __init__(self, dataset, augmentation: Augmentation, image_column: str = "jpg",
-                 label_column: str | None = "cls", seed: int = 0):
+    def __init__(
+        self,
+        dataset,
+        augmentation: Augmentation,
+        image_column: str = "jpg",
+        label_column: str | None = "cls",
+        seed: int = 0,
+    ):
         self.dataset, self.augmentation = dataset, augmentation
         self.image_column, self.label_column = image_column, label_column
         self.seed, self.epoch, self.skipped = seed, 0, 0
@@ -114,11 +129,15 @@ def load_image_dataset(
     elif path.is_dir():
         tars = sorted(path.glob(f"*{split}*.tar")) or sorted(path.glob("*.tar"))
         if tars:
-            dataset = datasets.load_dataset("webdataset", data_files={split: [str(t) for t in tars]}, split=split, streaming=bool(streaming))
+            dataset = datasets.load_dataset(
+                "webdataset", data_files={split: [str(t) for t in tars]}, split=split, streaming=bool(streaming)
+            )
             image_column, label_column = image_column or "jpg", label_column or "cls"
         else:
             data_dir = path / split if (path / split).is_dir() else path
-            dataset = datasets.load_dataset("imagefolder", data_dir=str(data_dir), split="train", streaming=bool(streaming))
+            dataset = datasets.load_dataset(
+                "imagefolder", data_dir=str(data_dir), split="train", streaming=bool(streaming)
+            )
             image_column, label_column = image_column or "image", label_column or "label"
     elif path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1:
         # A Hub dataset id is "owner/name": anything else was meant as a local path.
@@ -140,12 +159,15 @@ def load_image_dataset(
     return ImageTrainingDataset(dataset, augmentation, image_column, label_column, seed)
 
 
-def evaluation_images(source: str, split: str, image_size: int, max_images: int | None = None,
-                      pad_small_images: bool = False):
+def evaluation_images(
+    source: str, split: str, image_size: int, max_images: int | None = None, pad_small_images: bool = False
+):
     """Evaluation-preprocessed images (shorter side `image_size`, bicubic; center crop; no flip - what a
     tokenizer's image processor does, `pad_small_images` its `do_pad`) of a `datasets` split, a `save_to_disk`
     dataset or an image folder: an iterable of `(pixel_values, label)`."""
-    augmentation = Augmentation(crop_size=image_size, random_crop=False, random_flip=False, pad_small_images=pad_small_images)
+    augmentation = Augmentation(
+        crop_size=image_size, random_crop=False, random_flip=False, pad_small_images=pad_small_images
+    )
     dataset = load_image_dataset(source, split, augmentation)
     # Map-style datasets by index (their __getitem__ replaces an unreadable image by a neighbour, so plain
     # iteration would never end); streamed ones by iteration.

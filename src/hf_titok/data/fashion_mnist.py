@@ -14,10 +14,23 @@ import PIL.Image
 
 # The built-in TiTok pipeline trained on Fashion-MNIST with this package (training/fashion_mnist/).
 FASHION_MNIST_PIPELINE = str(Path(__file__).resolve().parent.parent / "pretrained" / "fashion_mnist")
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 DEFAULT_ROOT = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
-_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-          "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -56,7 +69,8 @@ def fashion_mnist_dataset(split: str = "train", root: str | Path = DEFAULT_ROOT,
         images, labels = images[:limit], labels[:limit]
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES)})
     return datasets.Dataset.from_dict(
-        {"image": [PIL.Image.fromarray(image) for image in to_rgb32(images)], "label": labels.tolist()}, features=features
+        {"image": [PIL.Image.fromarray(image) for image in to_rgb32(images)], "label": labels.tolist()},
+        features=features,
     )
 
 
@@ -67,5 +81,11 @@ def demo_test_images() -> tuple[np.ndarray, np.ndarray]:
         return to_rgb32(data["images"]), data["labels"]
 
 
-__all__ = ["FASHION_MNIST_CLASSES", "FASHION_MNIST_PIPELINE", "demo_test_images", "fashion_mnist_dataset",
-           "load_fashion_mnist", "to_rgb32"]
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_PIPELINE",
+    "demo_test_images",
+    "fashion_mnist_dataset",
+    "load_fashion_mnist",
+    "to_rgb32",
+]

@@ -38,8 +38,13 @@ class Augmentation:
         def offset(extra_width: int, extra_height: int) -> tuple[int, int]:
             return rng.randint(0, extra_width), rng.randint(0, extra_height)
 
-        image = fit_image(to_rgb(image), self.crop_size, self.pad_small_images, PIL.Image.BICUBIC,
-                          offset if self.random_crop else None)
+        image = fit_image(
+            to_rgb(image),
+            self.crop_size,
+            self.pad_small_images,
+            PIL.Image.BICUBIC,
+            offset if self.random_crop else None,
+        )
         if self.random_flip and rng.random() < 0.5:
             image = image.transpose(PIL.Image.FLIP_LEFT_RIGHT)
         array = np.asarray(image, dtype=np.float32) / 255.0

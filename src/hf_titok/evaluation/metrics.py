@@ -16,7 +16,6 @@ from torchmetrics.image.inception import InceptionScore
 from ..image_processing_titok import to_uint8
 from .inception import MISSING_WEIGHTS_HELP, InceptionLogits
 
-
 # The same metrics as a 🤗 Evaluate module: `evaluate.load(EVALUATE_METRIC_PATH)`.
 EVALUATE_METRIC_PATH = str(Path(__file__).parent / "evaluate_metric" / "titok_image_metrics.py")
 
@@ -34,8 +33,13 @@ def _gaussian_window(size: int, sigma: float, channels: int, device) -> torch.Te
     return kernel.expand(channels, 1, size, size).contiguous()
 
 
-def ssim(reconstruction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, window_size: int = 11,
-         sigma: float = 1.5) -> torch.Tensor:
+def ssim(
+    reconstruction: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    window_size: int = 11,
+    sigma: float = 1.5,
+) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004) per image: 11x11 Gaussian window (sigma 1.5), valid
     positions only, K1 = 0.01, K2 = 0.03, averaged over channels and positions."""
     x, y = reconstruction.float(), target.float()
@@ -74,11 +78,15 @@ def set_reference_statistics(fid, mean, covariance, num_samples: int) -> None:
     mean = torch.as_tensor(mean, dtype=torch.float64)
     covariance = torch.as_tensor(covariance, dtype=torch.float64)
     if covariance.shape != (mean.numel(), mean.numel()) or mean.numel() != fid.real_features_sum.numel():
-        raise ValueError(f"reference statistics of shape {tuple(mean.shape)}/{tuple(covariance.shape)} do not match the "
-                         f"{fid.real_features_sum.numel()}-d features of the FID network")
+        raise ValueError(
+            f"reference statistics of shape {tuple(mean.shape)}/{tuple(covariance.shape)} do not match the "
+            f"{fid.real_features_sum.numel()}-d features of the FID network"
+        )
     # torchmetrics: mean = sum / n; covariance = (cov_sum - n * mean mean^T) / (n - 1)
     fid.real_features_sum = (mean * num_samples).to(fid.real_features_sum.device)
-    fid.real_features_cov_sum = (covariance * (num_samples - 1) + num_samples * torch.outer(mean, mean)).to(fid.real_features_sum.device)
+    fid.real_features_cov_sum = (covariance * (num_samples - 1) + num_samples * torch.outer(mean, mean)).to(
+        fid.real_features_sum.device
+    )
     fid.real_features_num_samples = torch.tensor(num_samples, device=fid.real_features_sum.device)
 
 
@@ -104,21 +112,34 @@ class ImageMetrics:
     - `codebook_usage`, `codebook_entropy_bits`, `codebook_perplexity` of the token ids seen.
     """
 
-    def __init__(self, feature_extractor=None, compute_fid: bool = True, compute_inception_score: bool = False,
-                 lpips=None, codebook_size: int | None = None, inception_splits: int = 10):
+    def __init__(
+        self,
+        feature_extractor=None,
+        compute_fid: bool = True,
+        compute_inception_score: bool = False,
+        lpips=None,
+        codebook_size: int | None = None,
+        inception_splits: int = 10,
+    ):
         if (compute_fid or compute_inception_score) and feature_extractor is None:
             raise ValueError(f"FID/IS need a feature extractor. {MISSING_WEIGHTS_HELP}")
-        self.fid = FrechetInceptionDistance(feature=feature_extractor, reset_real_features=False) if compute_fid else None
-        self.inception_score = (InceptionScore(feature=InceptionLogits(feature_extractor), splits=inception_splits)
-                                if compute_inception_score else None)
+        self.fid = (
+            FrechetInceptionDistance(feature=feature_extractor, reset_real_features=False) if compute_fid else None
+        )
+        self.inception_score = (
+            InceptionScore(feature=InceptionLogits(feature_extractor), splits=inception_splits)
+            if compute_inception_score
+            else None
+        )
         self.lpips, self.codebook_size = lpips, codebook_size
         self.sums: dict[str, float] = {}
         self.count = 0
         self.token_ids: list[torch.Tensor] = []
 
     @torch.no_grad()
-    def update(self, real: torch.Tensor | None = None, fake: torch.Tensor | None = None,
-               token_ids: torch.Tensor | None = None) -> None:
+    def update(
+        self, real: torch.Tensor | None = None, fake: torch.Tensor | None = None, token_ids: torch.Tensor | None = None
+    ) -> None:
         """`real`/`fake`: `[B, 3, H, W]` images (uint8, or float in [0, 1] - quantised like the official
         evaluators); when both are given they are pairs (reconstructions of the real images)."""
         real = to_uint8(real) if real is not None else None
@@ -162,12 +183,22 @@ def make_compute_metrics(feature_extractor=None, compute_fid: bool = True, lpips
         reconstruction, target = (torch.as_tensor(array) for array in eval_prediction.predictions[:2])
         metrics = ImageMetrics(feature_extractor, compute_fid=compute_fid, lpips=lpips)
         for start in range(0, reconstruction.shape[0], batch_size):
-            metrics.update(real=target[start : start + batch_size].to(torch.uint8),
-                           fake=reconstruction[start : start + batch_size].to(torch.uint8))
+            metrics.update(
+                real=target[start : start + batch_size].to(torch.uint8),
+                fake=reconstruction[start : start + batch_size].to(torch.uint8),
+            )
         return metrics.compute()
 
     return compute_metrics
 
 
-__all__ = ["EVALUATE_METRIC_PATH", "ImageMetrics", "make_compute_metrics", "codebook_statistics", "psnr", "reference_statistics",
-           "set_reference_statistics", "ssim"]
+__all__ = [
+    "EVALUATE_METRIC_PATH",
+    "ImageMetrics",
+    "make_compute_metrics",
+    "codebook_statistics",
+    "psnr",
+    "reference_statistics",
+    "set_reference_statistics",
+    "ssim",
+]

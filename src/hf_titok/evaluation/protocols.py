@@ -50,8 +50,9 @@ def _batched(rows, batch_size: int):
 
 
 @torch.no_grad()
-def evaluate_reconstruction(tokenizer, images, metrics: ImageMetrics, batch_size: int = 32, total: int | None = None,
-                            progress: bool = True) -> dict[str, float]:
+def evaluate_reconstruction(
+    tokenizer, images, metrics: ImageMetrics, batch_size: int = 32, total: int | None = None, progress: bool = True
+) -> dict[str, float]:
     """Reconstruct `images` (an iterable of `(pixel_values [3, S, S] in [0, 1], label)`) and return the
     metrics' results plus `num_images`."""
     count = 0
@@ -60,8 +61,11 @@ def evaluate_reconstruction(tokenizer, images, metrics: ImageMetrics, batch_size
             pixel_values = torch.stack([pixels for pixels, _ in batch]).to(tokenizer.device)
             encoded = tokenizer.encode(pixel_values)
             reconstruction = tokenizer.decode(encoded.tokens)
-            metrics.update(real=to_uint8(pixel_values, "round").cpu(), fake=to_uint8(reconstruction).cpu(),
-                           token_ids=encoded.token_ids)
+            metrics.update(
+                real=to_uint8(pixel_values, "round").cpu(),
+                fake=to_uint8(reconstruction).cpu(),
+                token_ids=encoded.token_ids,
+            )
             count += len(batch)
             bar.update(len(batch))
     return {**metrics.compute(), "num_images": count}
@@ -95,8 +99,10 @@ def check_run(output_dir: Path, run: dict) -> None:
     has_shards = any(output_dir.glob("shard_*[0-9].npz"))
     if not record.is_file():
         if has_shards:
-            raise ValueError(f"{output_dir} holds sample shards but no {RUN_FILE}, so they cannot be resumed safely: "
-                             "delete them or choose another output directory")
+            raise ValueError(
+                f"{output_dir} holds sample shards but no {RUN_FILE}, so they cannot be resumed safely: "
+                "delete them or choose another output directory"
+            )
         temporary = record.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_text(json.dumps(run, indent=2))
         os.replace(temporary, record)
@@ -104,29 +110,52 @@ def check_run(output_dir: Path, run: dict) -> None:
     recorded = json.loads(record.read_text())
     changed = [f"{key}: {recorded.get(key)!r} -> {run[key]!r}" for key in run if recorded.get(key) != run[key]]
     if changed:
-        raise ValueError(f"{output_dir} holds samples of another run ({'; '.join(changed)}): choose another output "
-                         "directory, or delete it to sample again")
+        raise ValueError(
+            f"{output_dir} holds samples of another run ({'; '.join(changed)}): choose another output "
+            "directory, or delete it to sample again"
+        )
 
 
-def sample_shards(pipeline, output_dir: str | Path, class_ids: Sequence[int | None], per_class: int, batch_size: int = 32,
-                  seed: int = 0, process_index: int = 0, num_processes: int = 1, progress: bool = True,
-                  **sampling_kwargs) -> list[Path]:
+def sample_shards(
+    pipeline,
+    output_dir: str | Path,
+    class_ids: Sequence[int | None],
+    per_class: int,
+    batch_size: int = 32,
+    seed: int = 0,
+    process_index: int = 0,
+    num_processes: int = 1,
+    progress: bool = True,
+    **sampling_kwargs,
+) -> list[Path]:
     """Sample `per_class` images of every class (grouped by class) in shards of `batch_size`; this process
     writes shards `process_index`, `process_index + num_processes`, ... and skips those already on disk
     (after checking, through `run.json`, that they come from the same model, classes, seed and settings).
     Shard k uses `torch.Generator().manual_seed(seed * 1_000_003 + k)`. Returns this process's shards."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    check_run(output_dir, {"model": model_fingerprint(pipeline.transformer, pipeline.vqvae),
-                           "class_ids": list(class_ids), "per_class": per_class, "batch_size": batch_size, "seed": seed,
-                           "sampling": pipeline.sampling_settings(**sampling_kwargs)})
+    check_run(
+        output_dir,
+        {
+            "model": model_fingerprint(pipeline.transformer, pipeline.vqvae),
+            "class_ids": list(class_ids),
+            "per_class": per_class,
+            "batch_size": batch_size,
+            "seed": seed,
+            "sampling": pipeline.sampling_settings(**sampling_kwargs),
+        },
+    )
     labels = [class_id for class_id in class_ids for _ in range(per_class)]
     num_shards = -(-len(labels) // batch_size)
     mine = list(range(process_index, num_shards, num_processes))
     todo = [shard for shard in mine if not shard_path(output_dir, shard).is_file()]
     if len(todo) < len(mine):
-        logger.info("process %d: %d of its %d shards already done, skipped", process_index, len(mine) - len(todo), len(mine))
-    with tqdm(total=len(todo) * batch_size, desc=f"sampling (process {process_index})", unit="img", disable=not progress) as bar:
+        logger.info(
+            "process %d: %d of its %d shards already done, skipped", process_index, len(mine) - len(todo), len(mine)
+        )
+    with tqdm(
+        total=len(todo) * batch_size, desc=f"sampling (process {process_index})", unit="img", disable=not progress
+    ) as bar:
         for shard in todo:
             shard_labels = labels[shard * batch_size : (shard + 1) * batch_size]
             # Seed and shard mixed through a prime larger than any shard count: distinct (seed, shard) pairs get
@@ -155,7 +184,9 @@ def merge_shards(output_dir: str | Path, npz_path: str | Path, expected: int | N
             labels.append(data["labels"])
     images, labels = np.concatenate(images), np.concatenate(labels)
     if expected is not None and len(images) != expected:
-        raise RuntimeError(f"{len(images)} images in the shards of {output_dir}, expected {expected}: some shards are missing")
+        raise RuntimeError(
+            f"{len(images)} images in the shards of {output_dir}, expected {expected}: some shards are missing"
+        )
     np.savez(npz_path, arr_0=images, arr_1=labels)
     return Path(npz_path)
 
@@ -170,8 +201,9 @@ def load_npz_images(path: str | Path) -> np.ndarray:
     return images
 
 
-def add_reference(metrics: ImageMetrics, reference: str | Path, image_size: int, batch_size: int = 64,
-                  progress: bool = True) -> str:
+def add_reference(
+    metrics: ImageMetrics, reference: str | Path, image_size: int, batch_size: int = 64, progress: bool = True
+) -> str:
     """Feed the reference to the FID metric: an ADM reference batch's precomputed `mu`/`sigma` when present,
     else its `arr_0` images, or the images of a folder / dataset (resized and center-cropped to
     `image_size`). Returns a description."""
@@ -180,15 +212,25 @@ def add_reference(metrics: ImageMetrics, reference: str | Path, image_size: int,
         with np.load(reference) as data:
             if "mu" in data and "sigma" in data:
                 # The ADM batches hold their images beside the statistics; ours (`save_reference_statistics`) the count.
-                num_samples = int(data["num_images"]) if "num_images" in data else len(data["arr_0"]) if "arr_0" in data else 50_000
+                num_samples = (
+                    int(data["num_images"])
+                    if "num_images" in data
+                    else len(data["arr_0"])
+                    if "arr_0" in data
+                    else 50_000
+                )
                 set_reference_statistics(metrics.fid, data["mu"], data["sigma"], num_samples)
                 return f"{reference.name} (precomputed statistics of {num_samples} images)"
         images = load_npz_images(reference)
         for start in tqdm(range(0, len(images), batch_size), desc="reference", disable=not progress):
-            metrics.fid.update(torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).contiguous(), real=True)
+            metrics.fid.update(
+                torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).contiguous(), real=True
+            )
         return f"{reference.name} ({len(images)} images)"
     count = 0
-    for batch in _batched(tqdm(evaluation_images(str(reference), "train", image_size), desc="reference", disable=not progress), batch_size):
+    for batch in _batched(
+        tqdm(evaluation_images(str(reference), "train", image_size), desc="reference", disable=not progress), batch_size
+    ):
         metrics.fid.update(to_uint8(torch.stack([pixels for pixels, _ in batch]), "round"), real=True)
         count += len(batch)
     return f"{reference} ({count} images)"
@@ -202,7 +244,9 @@ def save_reference_statistics(metrics: ImageMetrics, path: str | Path) -> Path:
     return Path(path)
 
 
-def evaluate_samples(npz_path: str | Path, metrics: ImageMetrics, batch_size: int = 64, progress: bool = True) -> dict[str, float]:
+def evaluate_samples(
+    npz_path: str | Path, metrics: ImageMetrics, batch_size: int = 64, progress: bool = True
+) -> dict[str, float]:
     """FID/IS of the samples in an ADM `.npz` (the reference already added to `metrics`)."""
     images = load_npz_images(npz_path)
     for start in tqdm(range(0, len(images), batch_size), desc="scoring samples", disable=not progress):

@@ -13,8 +13,8 @@ from .callbacks import (
     SkippedImagesCallback,
 )
 from .discriminator import LeCamRegularizer, NLayerDiscriminator, hinge_discriminator_loss
-from .modules import GeneratorTraining, PixelTokenizerTraining, Stage1Training, TrainingModule, VQGANTraining
 from .losses import PerceptualLoss
+from .modules import GeneratorTraining, PixelTokenizerTraining, Stage1Training, TrainingModule, VQGANTraining
 from .pretokenize import pretokenize
 from .recipes import RECIPES, Recipe, RecipeRun, build_trainer, init_stage2_tokenizer, load_recipe_config, run
 from .trainer import TiTokTrainer, TiTokTrainingArguments

@@ -39,7 +39,12 @@ class FreezeCallback(TrainerCallback):
 
     def on_init_end(self, args, state, control, **kwargs):
         frozen, trainable = self.apply(_wrapper(kwargs))
-        logger.info("frozen %s: %.2f M parameters; trainable: %.2f M", ", ".join(self.frozen_prefixes), frozen / 1e6, trainable / 1e6)
+        logger.info(
+            "frozen %s: %.2f M parameters; trainable: %.2f M",
+            ", ".join(self.frozen_prefixes),
+            frozen / 1e6,
+            trainable / 1e6,
+        )
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.apply(_wrapper(kwargs))
@@ -142,8 +147,10 @@ class CodebookRestartCallback(TrainerCallback, ExportableState):
         self.window = _TokenCounts(codebook_size)
 
     def state(self) -> dict:
-        return {"args": {"codebook_size": self.codebook_size, "restart_steps": self.restart_steps, "seed": self.seed},
-                "attributes": {"window_counts": self.window_counts}}
+        return {
+            "args": {"codebook_size": self.codebook_size, "restart_steps": self.restart_steps, "seed": self.seed},
+            "attributes": {"window_counts": self.window_counts},
+        }
 
     @property
     def counts(self) -> torch.Tensor:
@@ -236,7 +243,9 @@ class ImageGridCallback(TrainerCallback):
             self._write(args, state, _wrapper(kwargs))
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self.every_steps and (not self.written or not self.written[-1].name.endswith(f"{state.global_step:07d}.png")):
+        if self.every_steps and (
+            not self.written or not self.written[-1].name.endswith(f"{state.global_step:07d}.png")
+        ):
             self._write(args, state, _wrapper(kwargs))
 
 
@@ -258,7 +267,9 @@ class ExportCallback(TrainerCallback):
             extra.save_pretrained(self.export_dir)
         logger.info("exported %s to %s", type(exported).__name__, self.export_dir)
         if self.push_to_hub:
-            push_folder_to_hub(self.export_dir, self.push_to_hub, commit_message=f"hf_titok training, step {state.global_step}")
+            push_folder_to_hub(
+                self.export_dir, self.push_to_hub, commit_message=f"hf_titok training, step {state.global_step}"
+            )
 
 
 __all__ = [

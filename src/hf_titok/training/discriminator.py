@@ -25,8 +25,14 @@ class NLayerDiscriminator(nn.Module):
     """Conv5x5 -> LeakyReLU(0.1); per stage Conv3x3 -> blur-downsample -> GroupNorm(32) -> LeakyReLU;
     adaptive max-pool to 16x16; 1x1 conv -> LeakyReLU; 5x5 conv to one logit map."""
 
-    def __init__(self, num_channels: int = 3, hidden_channels: int = 128, channel_mult: tuple[int, ...] = (1, 2, 4),
-                 num_groups: int = 32, pool_size: int = 16):
+    def __init__(
+        self,
+        num_channels: int = 3,
+        hidden_channels: int = 128,
+        channel_mult: tuple[int, ...] = (1, 2, 4),
+        num_groups: int = 32,
+        pool_size: int = 16,
+    ):
         super().__init__()
         layers = [nn.Conv2d(num_channels, hidden_channels, 5, padding=2), nn.LeakyReLU(0.1)]
         in_channels = hidden_channels

@@ -20,8 +20,13 @@ class PerceptualLoss(nn.Module):
     """The official perceptual term: `"convnext_s"`, `"lpips"` or `"lpips-convnext_s"` (their sum), from
     local weight files. Missing files leave the term off (0) with one log line. The networks are frozen."""
 
-    def __init__(self, kind: str = "convnext_s", convnext_weights: str | None = None,
-                 lpips_vgg_weights: str | None = None, lpips_head_weights: str | None = None):
+    def __init__(
+        self,
+        kind: str = "convnext_s",
+        convnext_weights: str | None = None,
+        lpips_vgg_weights: str | None = None,
+        lpips_head_weights: str | None = None,
+    ):
         super().__init__()
         if kind not in ("convnext_s", "lpips", "lpips-convnext_s", "none"):
             raise ValueError(f"perceptual loss must be convnext_s, lpips, lpips-convnext_s or none, got {kind!r}")
@@ -31,13 +36,18 @@ class PerceptualLoss(nn.Module):
                 self.convnext = ConvNeXtSmall()
                 self.convnext.load_state_dict(load_state_dict_file(convnext_weights))
             else:
-                logger.warning("perceptual loss: no ConvNeXt-S weights given (convnext_weights); the ConvNeXt term is off")
+                logger.warning(
+                    "perceptual loss: no ConvNeXt-S weights given (convnext_weights); the ConvNeXt term is off"
+                )
         if "lpips" in kind:
             if lpips_vgg_weights and lpips_head_weights:
                 self.lpips = LPIPS()
                 self.lpips.load_weights(lpips_vgg_weights, lpips_head_weights)
             else:
-                logger.warning("perceptual loss: no LPIPS weights given (lpips_vgg_weights + lpips_head_weights); the LPIPS term is off")
+                logger.warning(
+                    "perceptual loss: no LPIPS weights given (lpips_vgg_weights + lpips_head_weights); the "
+                    "LPIPS term is off"
+                )
         self.requires_grad_(False)
         self.eval()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -53,6 +63,7 @@ class PerceptualLoss(nn.Module):
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = input.new_zeros(())
         if self.convnext is not None:
+
             def logits(x):
                 x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False, antialias=True)
                 return self.convnext((x - self.mean) / self.std)

@@ -88,8 +88,13 @@ class GANLoss(nn.Module):
     """PatchGAN hinge loss with LeCam regularisation. The generator term sees the discriminator with
     detached weights, the discriminator term sees detached images, so one backward trains both correctly."""
 
-    def __init__(self, discriminator: nn.Module, generator_weight: float = 0.01, lecam_weight: float = 0.001,
-                 lecam_decay: float = 0.999):
+    def __init__(
+        self,
+        discriminator: nn.Module,
+        generator_weight: float = 0.01,
+        lecam_weight: float = 0.001,
+        lecam_decay: float = 0.999,
+    ):
         super().__init__()
         self.discriminator = discriminator
         self.lecam = LeCamRegularizer(lecam_decay)
@@ -99,7 +104,9 @@ class GANLoss(nn.Module):
         frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
         return -functional_call(self.discriminator, frozen, (fake,)).mean() * self.generator_weight
 
-    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def discriminator_loss(
+        self, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         real_logits, fake_logits = self.discriminator(real.detach()), self.discriminator(fake.detach())
         loss = hinge_discriminator_loss(real_logits, fake_logits)
         if self.lecam_weight > 0:
@@ -117,7 +124,11 @@ class PixelLossMixin:
     def _pixel_losses(self, reconstruction, target, perceptual_weight: float):
         reconstruction_loss = F.mse_loss(reconstruction, target)
         perceptual = self.helper("perceptual", target.device)
-        perceptual_loss = perceptual(reconstruction, target) * perceptual_weight if perceptual is not None and perceptual.enabled else reconstruction.new_zeros(())
+        perceptual_loss = (
+            perceptual(reconstruction, target) * perceptual_weight
+            if perceptual is not None and perceptual.enabled
+            else reconstruction.new_zeros(())
+        )
         generator_loss = self.gan.generator_loss(reconstruction) * self.gan_factor
         discriminator_loss, real_logit, fake_logit = self.gan.discriminator_loss(target, reconstruction)
         # Before the GAN starts the discriminator still runs with weight 0, so DDP sees every parameter used.
@@ -135,9 +146,17 @@ class PixelLossMixin:
 class VQGANTraining(PixelLossMixin, TrainingModule):
     """Recipe 1: train the MaskGIT-VQGAN itself (L2 + perceptual + quantizer + PatchGAN/LeCam)."""
 
-    def __init__(self, model: MaskGITVQGAN, discriminator: nn.Module, perceptual: PerceptualLoss | None = None,
-                 perceptual_weight: float = 0.1, quantizer_weight: float = 1.0, gan_weight: float = 0.01,
-                 lecam_weight: float = 0.001, use_ema: bool = True):
+    def __init__(
+        self,
+        model: MaskGITVQGAN,
+        discriminator: nn.Module,
+        perceptual: PerceptualLoss | None = None,
+        perceptual_weight: float = 0.1,
+        quantizer_weight: float = 1.0,
+        gan_weight: float = 0.01,
+        lecam_weight: float = 0.001,
+        use_ema: bool = True,
+    ):
         super().__init__(model, use_ema)
         self.gan = GANLoss(discriminator, gan_weight, lecam_weight)
         self.set_helper("perceptual", perceptual)
@@ -149,8 +168,15 @@ class VQGANTraining(PixelLossMixin, TrainingModule):
         rec, perc, g, d, real, fake = self._pixel_losses(out.reconstruction, pixel_values, self.perceptual_weight)
         quantizer = self.quantizer_weight * out.quantizer_loss
         loss = rec + perc + quantizer + g + d
-        self.record(reconstruction_loss=rec, perceptual_loss=perc, quantizer_loss=out.quantizer_loss,
-                    generator_gan_loss=g, discriminator_loss=d, logits_real=real, logits_fake=fake)
+        self.record(
+            reconstruction_loss=rec,
+            perceptual_loss=perc,
+            quantizer_loss=out.quantizer_loss,
+            generator_gan_loss=g,
+            discriminator_loss=d,
+            logits_real=real,
+            logits_fake=fake,
+        )
         return self._outputs(loss, out.reconstruction, pixel_values)
 
 
@@ -158,14 +184,21 @@ class Stage1Training(TrainingModule):
     """Recipe 2: TiTok (stage-1 layout) predicts the proxy codes of a frozen MaskGIT-VQGAN teacher:
     cross-entropy over the VQGAN codebook per decoder patch + `quantizer_weight` x quantizer loss."""
 
-    def __init__(self, model: TiTokTokenizer, teacher: MaskGITVQGAN, quantizer_weight: float = 1.0, use_ema: bool = True):
+    def __init__(
+        self, model: TiTokTokenizer, teacher: MaskGITVQGAN, quantizer_weight: float = 1.0, use_ema: bool = True
+    ):
         super().__init__(model, use_ema)
         if model.config.decoder_head != "proxy_codes":
             raise ValueError("stage-1 training needs a tokenizer with decoder_head='proxy_codes'")
-        if teacher.config.codebook_size != model.config.num_proxy_codes or teacher.config.grid_size != model.config.decoder_grid_size:
+        if (
+            teacher.config.codebook_size != model.config.num_proxy_codes
+            or teacher.config.grid_size != model.config.decoder_grid_size
+        ):
             raise ValueError(
-                f"the teacher VQGAN ({teacher.config.codebook_size} codes on a {teacher.config.grid_size}^2 grid) does not "
-                f"match the tokenizer's proxy-code head ({model.config.num_proxy_codes} codes, {model.config.decoder_grid_size}^2)"
+                f"the teacher VQGAN ({teacher.config.codebook_size} codes on a {teacher.config.grid_size}^2 "
+                "grid) does not "
+                f"match the tokenizer's proxy-code head ({model.config.num_proxy_codes} codes, "
+                f"{model.config.decoder_grid_size}^2)"
             )
         self.set_helper("teacher", teacher)
         self.quantizer_weight = quantizer_weight
@@ -187,12 +220,23 @@ class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
     frozen; single-stage VQ or VAE from scratch). L2 + perceptual + PatchGAN/LeCam (+ quantizer loss, or for
     VAE: reconstruction / exp(logvar) + kl_weight x KL)."""
 
-    def __init__(self, model: TiTokTokenizer, discriminator: nn.Module, perceptual: PerceptualLoss | None = None,
-                 perceptual_weight: float = 0.1, quantizer_weight: float = 0.0, kl_weight: float = 1e-6,
-                 gan_weight: float = 0.01, lecam_weight: float = 0.001, use_ema: bool = True):
+    def __init__(
+        self,
+        model: TiTokTokenizer,
+        discriminator: nn.Module,
+        perceptual: PerceptualLoss | None = None,
+        perceptual_weight: float = 0.1,
+        quantizer_weight: float = 0.0,
+        kl_weight: float = 1e-6,
+        gan_weight: float = 0.01,
+        lecam_weight: float = 0.001,
+        use_ema: bool = True,
+    ):
         super().__init__(model, use_ema)
         if model.config.decoder_head == "proxy_codes" and model.pixel_decoder is None:
-            raise ValueError("pixel-space training of a proxy-code tokenizer needs its pixel decoder (include_pixel_decoder=True)")
+            raise ValueError(
+                "pixel-space training of a proxy-code tokenizer needs its pixel decoder (include_pixel_decoder=True)"
+            )
         self.gan = GANLoss(discriminator, gan_weight, lecam_weight)
         self.set_helper("perceptual", perceptual)
         self.perceptual_weight, self.quantizer_weight, self.kl_weight = perceptual_weight, quantizer_weight, kl_weight
@@ -204,14 +248,25 @@ class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
         self.last_token_ids, self.last_unquantized_latents = out.token_ids, out.unquantized_latents
         rec, perc, g, d, real, fake = self._pixel_losses(out.reconstruction, pixel_values, self.perceptual_weight)
         if self.model.is_vq:
-            regulariser, regulariser_log = self.quantizer_weight * out.quantizer_loss, {"quantizer_loss": out.quantizer_loss}
+            regulariser, regulariser_log = (
+                self.quantizer_weight * out.quantizer_loss,
+                {"quantizer_loss": out.quantizer_loss},
+            )
         else:
             rec = rec / torch.exp(self.logvar)
             regulariser, regulariser_log = self.kl_weight * out.kl_loss, {"kl_loss": out.kl_loss}
         loss = rec + perc + regulariser + g + d
         psnr = -10 * torch.log10(F.mse_loss(out.reconstruction.detach().clamp(0, 1), pixel_values))
-        self.record(reconstruction_loss=rec, perceptual_loss=perc, generator_gan_loss=g, discriminator_loss=d,
-                    logits_real=real, logits_fake=fake, psnr=psnr, **regulariser_log)
+        self.record(
+            reconstruction_loss=rec,
+            perceptual_loss=perc,
+            generator_gan_loss=g,
+            discriminator_loss=d,
+            logits_real=real,
+            logits_fake=fake,
+            psnr=psnr,
+            **regulariser_log,
+        )
         return self._outputs(loss, out.reconstruction, pixel_values)
 
 
@@ -225,8 +280,9 @@ class GeneratorTraining(TrainingModule):
             model.config.check_tokenizer(tokenizer.config)
         self.set_helper("tokenizer", tokenizer)
 
-    def forward(self, labels: torch.Tensor, token_ids: torch.Tensor | None = None,
-                pixel_values: torch.Tensor | None = None) -> dict:
+    def forward(
+        self, labels: torch.Tensor, token_ids: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None
+    ) -> dict:
         if token_ids is None:
             tokenizer = self.helper("tokenizer", labels.device)
             if tokenizer is None or pixel_values is None:

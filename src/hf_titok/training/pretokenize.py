@@ -27,9 +27,17 @@ logger = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def pretokenize(tokenizer: str | TiTokTokenizer, source: str, output_dir: str | Path, split: str = "train",
-                batch_size: int = 64, flip: bool = True, image_column: str | None = None,
-                label_column: str | None = None, limit: int | None = None):
+def pretokenize(
+    tokenizer: str | TiTokTokenizer,
+    source: str,
+    output_dir: str | Path,
+    split: str = "train",
+    batch_size: int = 64,
+    flip: bool = True,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    limit: int | None = None,
+):
     """Write `output_dir` (`datasets.Dataset.save_to_disk`) with columns `token_ids` (N ids), `label`
     (a `ClassLabel` when the source names its classes) and `flipped`. Returns the dataset."""
     if isinstance(tokenizer, (str, Path)):
@@ -54,8 +62,11 @@ def pretokenize(tokenizer: str | TiTokTokenizer, source: str, output_dir: str | 
                 labels += [row["labels"] for row in rows]
                 flipped += [is_flipped] * len(rows)
             bar.update(len(rows))
-    features = {"token_ids": datasets.Sequence(datasets.Value("int32"), length=model.config.num_latent_tokens),
-                "label": datasets.Value("int64"), "flipped": datasets.Value("bool")}
+    features = {
+        "token_ids": datasets.Sequence(datasets.Value("int32"), length=model.config.num_latent_tokens),
+        "label": datasets.Value("int64"),
+        "flipped": datasets.Value("bool"),
+    }
     names = dataset_class_names(images)
     if names:
         features["label"] = datasets.ClassLabel(names=names)
@@ -64,13 +75,21 @@ def pretokenize(tokenizer: str | TiTokTokenizer, source: str, output_dir: str | 
         features=datasets.Features(features),
     )
     dataset.save_to_disk(str(output_dir))
-    logger.info("wrote %d token sequences (%d images%s) to %s; %d unreadable images skipped", len(dataset), total,
-                ", with flips" if flip else "", output_dir, getattr(images, "skipped", 0))
+    logger.info(
+        "wrote %d token sequences (%d images%s) to %s; %d unreadable images skipped",
+        len(dataset),
+        total,
+        ", with flips" if flip else "",
+        output_dir,
+        getattr(images, "skipped", 0),
+    )
     return dataset
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=prog, description="Pre-tokenize images (and their flips) for generator training.")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Pre-tokenize images (and their flips) for generator training."
+    )
     parser.add_argument("--tokenizer", required=True, help="TiTok tokenizer directory or Hub id")
     parser.add_argument("--source", required=True, help="image folder, webdataset folder or Hub dataset id")
     parser.add_argument("--output-dir", required=True)
@@ -81,7 +100,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        pretokenize(args.tokenizer, args.source, args.output_dir, args.split, args.batch_size, not args.no_flip, limit=args.limit)
+        pretokenize(
+            args.tokenizer,
+            args.source,
+            args.output_dir,
+            args.split,
+            args.batch_size,
+            not args.no_flip,
+            limit=args.limit,
+        )
     except (ValueError, FileNotFoundError, OSError) as error:
         parser.exit(2, f"error: {error}\n")
 

@@ -71,17 +71,54 @@ from .trainer import TiTokTrainer, TiTokTrainingArguments
 
 logger = logging.getLogger(__name__)
 
-_TOKENIZER_TRAINING = dict(learning_rate=1e-4, adam_beta1=0.9, adam_beta2=0.99, weight_decay=1e-4, warmup_steps=10_000,
-                           end_learning_rate=1e-5, max_steps=1_000_000, per_device_train_batch_size=32,
-                           max_grad_norm=1.0, seed=42, use_ema=True, ema_decay=0.999)
-_PIXEL_LOSS = dict(perceptual="convnext_s", perceptual_weight=0.1, gan_weight=0.01, lecam_weight=0.001,
-                   convnext_weights=None, lpips_vgg_weights=None, lpips_head_weights=None)
+_TOKENIZER_TRAINING = dict(
+    learning_rate=1e-4,
+    adam_beta1=0.9,
+    adam_beta2=0.99,
+    weight_decay=1e-4,
+    warmup_steps=10_000,
+    end_learning_rate=1e-5,
+    max_steps=1_000_000,
+    per_device_train_batch_size=32,
+    max_grad_norm=1.0,
+    seed=42,
+    use_ema=True,
+    ema_decay=0.999,
+)
+_PIXEL_LOSS = dict(
+    perceptual="convnext_s",
+    perceptual_weight=0.1,
+    gan_weight=0.01,
+    lecam_weight=0.001,
+    convnext_weights=None,
+    lpips_vgg_weights=None,
+    lpips_head_weights=None,
+)
 _PIXEL_TRAINING = dict(_TOKENIZER_TRAINING, adam_beta2=0.999, max_steps=500_000, discriminator_start=20_000)
-_GENERATOR_TRAINING = dict(learning_rate=2e-4, adam_beta1=0.9, adam_beta2=0.96, weight_decay=0.03, warmup_steps=10_000,
-                           end_learning_rate=1e-5, max_steps=500_000, per_device_train_batch_size=64, max_grad_norm=1.0,
-                           seed=42, use_ema=True, ema_decay=0.999)
-_ALWAYS = dict(remove_unused_columns=False, report_to="none", save_strategy="steps", save_steps=5_000,
-               save_total_limit=2, logging_steps=50, dataloader_num_workers=0, lr_scheduler_type="constant")
+_GENERATOR_TRAINING = dict(
+    learning_rate=2e-4,
+    adam_beta1=0.9,
+    adam_beta2=0.96,
+    weight_decay=0.03,
+    warmup_steps=10_000,
+    end_learning_rate=1e-5,
+    max_steps=500_000,
+    per_device_train_batch_size=64,
+    max_grad_norm=1.0,
+    seed=42,
+    use_ema=True,
+    ema_decay=0.999,
+)
+_ALWAYS = dict(
+    remove_unused_columns=False,
+    report_to="none",
+    save_strategy="steps",
+    save_steps=5_000,
+    save_total_limit=2,
+    logging_steps=50,
+    dataloader_num_workers=0,
+    lr_scheduler_type="constant",
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -92,7 +129,9 @@ _ALWAYS = dict(remove_unused_columns=False, report_to="none", save_strategy="ste
 def _merge(base: dict, update: dict) -> dict:
     merged = copy.deepcopy(base)
     for key, value in (update or {}).items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        merged[key] = (
+            _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
     return merged
 
 
@@ -103,8 +142,10 @@ class _ConfigLoader(yaml.SafeLoader):
 
 _ConfigLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
-               r"|[0-9][0-9_]*[eE][-+]?[0-9]+|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$"),
+    re.compile(
+        r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[0-9][0-9_]*[eE][-+]?[0-9]+|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$"
+    ),
     list("-+0123456789."),
 )
 
@@ -151,7 +192,9 @@ def load_recipe_config(path: str | Path | dict, overrides: list[str] | None = No
         except yaml.YAMLError as error:
             raise ValueError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(config, dict):
-        raise ValueError(f"a training config is a mapping of sections (recipe, training, data, ...), got {type(config).__name__}")
+        raise ValueError(
+            f"a training config is a mapping of sections (recipe, training, data, ...), got {type(config).__name__}"
+        )
     for override in overrides or []:
         if "=" not in override:
             raise ValueError(f"overrides look like section.key=value, got {override!r}")
@@ -172,18 +215,45 @@ def load_recipe_config(path: str | Path | dict, overrides: list[str] | None = No
         raise ValueError(f"the config's recipe must be one of {tuple(RECIPES)}, got {recipe!r}{hint}")
     check_recipe_config(config)
     defaults = RECIPES[recipe]
-    return _merge({"data": {}, "model": {}, "training": dict(_ALWAYS, **defaults.training), "loss": dict(defaults.loss)}, config)
+    return _merge(
+        {"data": {}, "model": {}, "training": dict(_ALWAYS, **defaults.training), "loss": dict(defaults.loss)}, config
+    )
 
 
 # The keys of each config section and the type of their values (None, "unset", is always allowed).
 _SECTION_SCHEMAS = {
-    "data": {"source": str, "split": str, "crop_size": int, "random_flip": bool, "image_column": str, "label_column": str,
-             "streaming": bool, "pretokenized": str, "num_classes": int, "id2label": dict, "pad_small_images": bool},
-    "model": {"preset": str, "config": dict, "pretrained": str, "init_from": str, "pixel_decoder_from": str, "frozen": list},
+    "data": {
+        "source": str,
+        "split": str,
+        "crop_size": int,
+        "random_flip": bool,
+        "image_column": str,
+        "label_column": str,
+        "streaming": bool,
+        "pretokenized": str,
+        "num_classes": int,
+        "id2label": dict,
+        "pad_small_images": bool,
+    },
+    "model": {
+        "preset": str,
+        "config": dict,
+        "pretrained": str,
+        "init_from": str,
+        "pixel_decoder_from": str,
+        "frozen": list,
+    },
     "discriminator": {"hidden_channels": int, "channel_mult": list, "num_groups": int, "pool_size": int},
     "sampling": {**dict(zip(SAMPLING_SETTINGS, (int, float, str, float, float, bool))), "match_official_rng": bool},
 }
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list", dict: "a mapping"}
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 def _close_match(key: str, known) -> str:
@@ -201,7 +271,11 @@ def _type_problem(where: str, value, kind) -> str | None:
             return f"{where} must be finite, got {value!r}"
         return None
     if kind is int:
-        return None if isinstance(value, int) and not isinstance(value, bool) else f"{where} must be an integer, got {value!r}"
+        return (
+            None
+            if isinstance(value, int) and not isinstance(value, bool)
+            else f"{where} must be an integer, got {value!r}"
+        )
     if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
         return None
     return f"{where} must be {_TYPE_NAMES.get(kind, kind.__name__)}, got {value!r}"
@@ -252,7 +326,9 @@ def check_recipe_config(config: dict) -> None:
         fields = {item.name for item in dataclasses.fields(recipe.model_config)}
         for key in model_config:
             if key not in fields:
-                problems.append(f"unknown key model.config.{key} of {recipe.model_config.__name__}{_close_match(key, fields)}")
+                problems.append(
+                    f"unknown key model.config.{key} of {recipe.model_config.__name__}{_close_match(key, fields)}"
+                )
     problems = [problem for problem in problems if problem]
     if problems:
         raise ValueError(f"the {recipe.name} config has {len(problems)} problem(s): " + "; ".join(problems))
@@ -297,10 +373,18 @@ def init_stage2_tokenizer(section: dict) -> TiTokTokenizer:
     if stage1.pixel_decoder is not None:
         return stage1  # already has its pixel decoder (e.g. a converted two-stage release)
     if not section.get("pixel_decoder_from"):
-        raise ValueError("stage 2 needs model.pixel_decoder_from: the MaskGIT-VQGAN whose decoder renders the proxy codes")
+        raise ValueError(
+            "stage 2 needs model.pixel_decoder_from: the MaskGIT-VQGAN whose decoder renders the proxy codes"
+        )
     vqgan = load_vqgan_at(section["pixel_decoder_from"], stage1.config.image_size)
-    config = TiTokConfig(**{**stage1.config.to_diff_dict(), "include_pixel_decoder": True, "commitment_cost": 0.0,
-                            "pixel_decoder_config": vqgan.config.to_dict()})
+    config = TiTokConfig(
+        **{
+            **stage1.config.to_diff_dict(),
+            "include_pixel_decoder": True,
+            "commitment_cost": 0.0,
+            "pixel_decoder_config": vqgan.config.to_dict(),
+        }
+    )
     model = TiTokTokenizer(config)
     missing, unexpected = model.load_state_dict(stage1.state_dict(), strict=False)
     if unexpected or any(not key.startswith("pixel_") for key in missing):
@@ -346,18 +430,33 @@ def load_vqgan_at(source: str, image_size: int) -> MaskGITVQGAN:
 def _augmentation(config: dict, image_size: int, random_crop: bool = True) -> Augmentation:
     data = config["data"]
     if data.get("crop_size") not in (None, image_size):
-        raise ValueError(f"data.crop_size={data['crop_size']} differs from the model's image_size={image_size}: "
-                         f"set data.crop_size: {image_size} (or a model of that size)")
-    return Augmentation(data.get("crop_size", image_size), random_crop=random_crop, random_flip=data.get("random_flip", True),
-                        pad_small_images=data.get("pad_small_images", False))
+        raise ValueError(
+            f"data.crop_size={data['crop_size']} differs from the model's image_size={image_size}: "
+            f"set data.crop_size: {image_size} (or a model of that size)"
+        )
+    return Augmentation(
+        data.get("crop_size", image_size),
+        random_crop=random_crop,
+        random_flip=data.get("random_flip", True),
+        pad_small_images=data.get("pad_small_images", False),
+    )
 
 
 def _image_data(config: dict, augmentation: Augmentation, seed: int):
     data = config["data"]
     if not data.get("source"):
-        raise ValueError("the config needs data.source: a local image folder or a Hub dataset id (e.g. timm/imagenet-1k-wds)")
-    dataset = load_image_dataset(data["source"], data.get("split", "train"), augmentation, data.get("image_column"),
-                                 data.get("label_column"), data.get("streaming"), seed)
+        raise ValueError(
+            "the config needs data.source: a local image folder or a Hub dataset id (e.g. timm/imagenet-1k-wds)"
+        )
+    dataset = load_image_dataset(
+        data["source"],
+        data.get("split", "train"),
+        augmentation,
+        data.get("image_column"),
+        data.get("label_column"),
+        data.get("streaming"),
+        seed,
+    )
     return dataset, collate_images
 
 
@@ -367,15 +466,25 @@ def _prepare_images(make_model: Callable[[dict], nn.Module], needs_teacher: bool
     def prepare(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
         teacher = None
         if needs_teacher and not config.get("teacher"):
-            raise ValueError("stage 1 needs `teacher:` the MaskGIT-VQGAN (local dir or Hub id) whose codes are the targets")
+            raise ValueError(
+                "stage 1 needs `teacher:` the MaskGIT-VQGAN (local dir or Hub id) whose codes are the targets"
+            )
         model = make_model(config)
         augmentation = _augmentation(config, model.config.image_size)
         if needs_teacher:
             teacher = load_vqgan_at(config["teacher"], model.config.image_size)
         with args.main_process_first(desc="loading the dataset"):
             dataset, collator = _image_data(config, augmentation, args.seed)
-        return RecipeRun(config, args, model, dataset, collator, model.config.image_size, augmentation.image_processor(),
-                         teacher=teacher)
+        return RecipeRun(
+            config,
+            args,
+            model,
+            dataset,
+            collator,
+            model.config.image_size,
+            augmentation.image_processor(),
+            teacher=teacher,
+        )
 
     return prepare
 
@@ -400,10 +509,16 @@ def _prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
                 dataset = dataset[data.get("split", "train")]
             collator = collate_tokens
         elif tokenizer is None:
-            raise ValueError("generator training needs `tokenizer:` (ids on the fly) or data.pretokenized (ids on disk)")
+            raise ValueError(
+                "generator training needs `tokenizer:` (ids on the fly) or data.pretokenized (ids on disk)"
+            )
         else:  # center crops (and flips) of the images, tokenized on the fly, as the tokenizer's processor does them
-            augmentation = Augmentation(processor.image_size, random_crop=False, random_flip=data.get("random_flip", True),
-                                        pad_small_images=processor.do_pad)
+            augmentation = Augmentation(
+                processor.image_size,
+                random_crop=False,
+                random_flip=data.get("random_flip", True),
+                pad_small_images=processor.do_pad,
+            )
             dataset, collator = _image_data(config, augmentation, args.seed)
     section = config["model"]
     if section.get("pretrained"):
@@ -411,31 +526,50 @@ def _prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
     else:
         derived = dict(num_classes=_dataset_num_classes(dataset, config))
         if tokenizer is not None:
-            derived.update(codebook_size=tokenizer.config.codebook_size, num_latent_tokens=tokenizer.config.num_latent_tokens)
+            derived.update(
+                codebook_size=tokenizer.config.codebook_size, num_latent_tokens=tokenizer.config.num_latent_tokens
+            )
         overrides = {**{k: v for k, v in derived.items() if v is not None}, **section.get("config", {})}
         preset = section.get("preset")
-        model = TiTokMaskGIT(TiTokMaskGITConfig.from_preset(preset, **overrides) if preset else TiTokMaskGITConfig(**overrides))
+        model = TiTokMaskGIT(
+            TiTokMaskGITConfig.from_preset(preset, **overrides) if preset else TiTokMaskGITConfig(**overrides)
+        )
     image_size = tokenizer.config.image_size if tokenizer is not None else 256
     processor = processor or TiTokImageProcessor.for_image_size(image_size)
     return RecipeRun(config, args, model, dataset, collator, image_size, processor, tokenizer=tokenizer)
 
 
 def _perceptual(loss: dict) -> PerceptualLoss:
-    return PerceptualLoss(loss.get("perceptual", "convnext_s"), loss.get("convnext_weights"),
-                          loss.get("lpips_vgg_weights"), loss.get("lpips_head_weights"))
+    return PerceptualLoss(
+        loss.get("perceptual", "convnext_s"),
+        loss.get("convnext_weights"),
+        loss.get("lpips_vgg_weights"),
+        loss.get("lpips_head_weights"),
+    )
 
 
 def _discriminator(config: dict) -> NLayerDiscriminator:
     spec = config.get("discriminator", {})
-    return NLayerDiscriminator(hidden_channels=spec.get("hidden_channels", 128),
-                               channel_mult=tuple(spec.get("channel_mult", (1, 2, 4))),
-                               num_groups=spec.get("num_groups", 32), pool_size=spec.get("pool_size", 16))
+    return NLayerDiscriminator(
+        hidden_channels=spec.get("hidden_channels", 128),
+        channel_mult=tuple(spec.get("channel_mult", (1, 2, 4))),
+        num_groups=spec.get("num_groups", 32),
+        pool_size=spec.get("pool_size", 16),
+    )
 
 
 def _vqgan_wrapper(run: RecipeRun) -> TrainingModule:
     loss = run.config["loss"]
-    return VQGANTraining(run.model, _discriminator(run.config), _perceptual(loss), loss["perceptual_weight"],
-                         loss["quantizer_weight"], loss["gan_weight"], loss["lecam_weight"], run.args.use_ema)
+    return VQGANTraining(
+        run.model,
+        _discriminator(run.config),
+        _perceptual(loss),
+        loss["perceptual_weight"],
+        loss["quantizer_weight"],
+        loss["gan_weight"],
+        loss["lecam_weight"],
+        run.args.use_ema,
+    )
 
 
 def _stage1_wrapper(run: RecipeRun) -> TrainingModule:
@@ -444,9 +578,17 @@ def _stage1_wrapper(run: RecipeRun) -> TrainingModule:
 
 def _pixel_tokenizer_wrapper(run: RecipeRun) -> TrainingModule:
     loss = run.config["loss"]
-    return PixelTokenizerTraining(run.model, _discriminator(run.config), _perceptual(loss), loss["perceptual_weight"],
-                                  loss.get("quantizer_weight", 0.0), loss.get("kl_weight", 1e-6), loss["gan_weight"],
-                                  loss["lecam_weight"], run.args.use_ema)
+    return PixelTokenizerTraining(
+        run.model,
+        _discriminator(run.config),
+        _perceptual(loss),
+        loss["perceptual_weight"],
+        loss.get("quantizer_weight", 0.0),
+        loss.get("kl_weight", 1e-6),
+        loss["gan_weight"],
+        loss["lecam_weight"],
+        run.args.use_ema,
+    )
 
 
 def _generator_wrapper(run: RecipeRun) -> TrainingModule:
@@ -486,7 +628,9 @@ def _first_images(dataset, count: int, processor: TiTokImageProcessor) -> torch.
         spread = sorted({round(i * (len(dataset) - 1) / max(count - 1, 1)) for i in range(count)})
         for index in spread + [i for i in range(len(dataset)) if i not in spread]:
             try:
-                images.append(center(decode_image(dataset.dataset[index][dataset.image_column]), sample_rng(0, 0, index)))
+                images.append(
+                    center(decode_image(dataset.dataset[index][dataset.image_column]), sample_rng(0, 0, index))
+                )
             except Exception:  # skip unreadable files here too
                 continue
             if len(images) == count:
@@ -543,7 +687,9 @@ def _sample_grids(run: RecipeRun, samples_per_class: int = 4, max_classes: int =
         pipe = TiTokPipeline(tokenizer, model, scheduler, id2label=id2label)
         pipe.set_progress_bar_config(disable=True)
         classes = list(range(min(max_classes, model.config.num_classes)))
-        images = pipe(classes, num_images_per_label=samples_per_class, generator=torch.Generator().manual_seed(0)).images
+        images = pipe(
+            classes, num_images_per_label=samples_per_class, generator=torch.Generator().manual_seed(0)
+        ).images
         rows = [images[i * samples_per_class : (i + 1) * samples_per_class] for i in range(len(classes))]
         return image_grid(rows, row_labels=[id2label[c].split(",")[0] for c in classes], title=f"step {step}")
 
@@ -602,23 +748,63 @@ _PIXEL_CALLBACKS = (_gan_start, _codebook_usage, _reconstruction_grids)
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in [
-        Recipe("vqgan", "tokenizer", dict(_PIXEL_TRAINING), dict(_PIXEL_LOSS, quantizer_weight=1.0),
-               _prepare_images(_new_vqgan), _vqgan_wrapper, _PIXEL_CALLBACKS, extra_sections=("discriminator",),
-               model_config=MaskGITVQGANConfig),
-        Recipe("stage1", "tokenizer", dict(_TOKENIZER_TRAINING), {"quantizer_weight": 1.0},
-               _prepare_images(_stage1_tokenizer, needs_teacher=True), _stage1_wrapper, (_codebook_usage, _codebook_restarts, _reconstruction_grids), extra_sections=("teacher",)),
-        Recipe("stage2", "tokenizer", dict(_TOKENIZER_TRAINING, adam_beta2=0.999, warmup_steps=5_000, max_steps=500_000,
-                                          discriminator_start=20_000),
-               dict(_PIXEL_LOSS, quantizer_weight=0.0),
-               _prepare_images(_stage2_tokenizer), _pixel_tokenizer_wrapper, (_freeze, *_PIXEL_CALLBACKS), extra_sections=("discriminator",)),
+        Recipe(
+            "vqgan",
+            "tokenizer",
+            dict(_PIXEL_TRAINING),
+            dict(_PIXEL_LOSS, quantizer_weight=1.0),
+            _prepare_images(_new_vqgan),
+            _vqgan_wrapper,
+            _PIXEL_CALLBACKS,
+            extra_sections=("discriminator",),
+            model_config=MaskGITVQGANConfig,
+        ),
+        Recipe(
+            "stage1",
+            "tokenizer",
+            dict(_TOKENIZER_TRAINING),
+            {"quantizer_weight": 1.0},
+            _prepare_images(_stage1_tokenizer, needs_teacher=True),
+            _stage1_wrapper,
+            (_codebook_usage, _codebook_restarts, _reconstruction_grids),
+            extra_sections=("teacher",),
+        ),
+        Recipe(
+            "stage2",
+            "tokenizer",
+            dict(
+                _TOKENIZER_TRAINING, adam_beta2=0.999, warmup_steps=5_000, max_steps=500_000, discriminator_start=20_000
+            ),
+            dict(_PIXEL_LOSS, quantizer_weight=0.0),
+            _prepare_images(_stage2_tokenizer),
+            _pixel_tokenizer_wrapper,
+            (_freeze, *_PIXEL_CALLBACKS),
+            extra_sections=("discriminator",),
+        ),
         # No official single-stage TiTok training config exists (bytedance/1d-tokenizer issue #100): the stage-2
         # loss weights and optimiser, with the quantizer loss (VQ) or KL (VAE) switched on.
-        Recipe("single_stage", "tokenizer", dict(_PIXEL_TRAINING), dict(_PIXEL_LOSS, quantizer_weight=1.0, kl_weight=1e-6),
-               _prepare_images(_new_tokenizer), _pixel_tokenizer_wrapper, (*_PIXEL_CALLBACKS, _codebook_restarts),
-               extra_sections=("discriminator",)),
-        Recipe("generator", "generator", dict(_GENERATOR_TRAINING), {}, _prepare_generator, _generator_wrapper,
-               (_codebook_usage, _sample_grids), export=_export_pipeline, extra_sections=("tokenizer", "sampling"),
-               model_config=TiTokMaskGITConfig),
+        Recipe(
+            "single_stage",
+            "tokenizer",
+            dict(_PIXEL_TRAINING),
+            dict(_PIXEL_LOSS, quantizer_weight=1.0, kl_weight=1e-6),
+            _prepare_images(_new_tokenizer),
+            _pixel_tokenizer_wrapper,
+            (*_PIXEL_CALLBACKS, _codebook_restarts),
+            extra_sections=("discriminator",),
+        ),
+        Recipe(
+            "generator",
+            "generator",
+            dict(_GENERATOR_TRAINING),
+            {},
+            _prepare_generator,
+            _generator_wrapper,
+            (_codebook_usage, _sample_grids),
+            export=_export_pipeline,
+            extra_sections=("tokenizer", "sampling"),
+            model_config=TiTokMaskGITConfig,
+        ),
     ]
 }
 
@@ -639,14 +825,18 @@ def build_trainer(config: dict, output_dir: str | None = None) -> TiTokTrainer:
     args = TiTokTrainingArguments(**training)
     set_seed(args.seed)  # new weights (model, discriminator) are drawn from the seeded RNG
     if args.codebook_restart_steps and _codebook_restarts not in recipe.callbacks:
-        raise ValueError(f"codebook_restart_steps applies to VQ tokenizers whose quantizer trains (stage1, single_stage), "
-                         f"not to recipe {recipe.name!r}")
+        raise ValueError(
+            f"codebook_restart_steps applies to VQ tokenizers whose quantizer trains (stage1, single_stage), "
+            f"not to recipe {recipe.name!r}"
+        )
     run = recipe.prepare(config, args)
     run.wrapper = recipe.wrapper(run)
     callbacks = [EMACallback(args.ema_decay)] if args.use_ema else []
     callbacks += [callback for factory in recipe.callbacks if (callback := factory(run)) is not None]
     callbacks += [SkippedImagesCallback(run.dataset), recipe.export(run)]
-    return TiTokTrainer(model=run.wrapper, args=args, train_dataset=run.dataset, data_collator=run.collator, callbacks=callbacks)
+    return TiTokTrainer(
+        model=run.wrapper, args=args, train_dataset=run.dataset, data_collator=run.collator, callbacks=callbacks
+    )
 
 
 def checkpoint_problem(path: Path) -> str | None:
@@ -678,7 +868,9 @@ def last_checkpoint(output_dir: str) -> str | None:
     if not folder.is_dir():
         return None
     checkpoints = sorted(
-        (int(path.name.split("-")[1]), path) for path in folder.glob("checkpoint-*") if path.name.split("-")[1].isdigit()
+        (int(path.name.split("-")[1]), path)
+        for path in folder.glob("checkpoint-*")
+        if path.name.split("-")[1].isdigit()
     )
     for step, path in reversed(checkpoints):
         problem = checkpoint_problem(path)
@@ -718,14 +910,24 @@ def run(config: dict, output_dir: str | None = None, resume: str | bool = "auto"
 def main(argv: list[str] | None = None, entry_point: str | None = None, prog: str | None = None) -> None:
     """Command line of training (`hf-titok train --config ...`, `accelerate launch -m hf_titok.training ...`, or
     the scripts in `training/`); `entry_point` ("tokenizer" or "generator") limits it to those recipes."""
-    parser = argparse.ArgumentParser(prog=prog, description="Train a TiTok recipe with the HF Trainer (launch with "
-                                     "accelerate for several GPUs or processes).")
-    parser.add_argument("--config", help="a shipped recipe config by name (e.g. titok_l32_stage1; see --list) or a "
-                        "path to a recipe yaml")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Train a TiTok recipe with the HF Trainer (launch with accelerate for several GPUs or processes).",
+    )
+    parser.add_argument(
+        "--config",
+        help="a shipped recipe config by name (e.g. titok_l32_stage1; see --list) or a path to a recipe yaml",
+    )
     parser.add_argument("--list", action="store_true", help="list the shipped recipe configs and exit")
     parser.add_argument("--output-dir", help="overrides training.output_dir")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config entry, e.g. --set training.max_steps=1000 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config entry, e.g. --set training.max_steps=1000 (repeatable)",
+    )
     parser.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     args = parser.parse_args(argv)
     if args.list:
@@ -747,6 +949,20 @@ def main(argv: list[str] | None = None, entry_point: str | None = None, prog: st
     resume_and_train(trainer, resume=False if args.no_resume else "auto")
 
 
-__all__ = ["CONFIGS_DIR", "RECIPES", "Recipe", "RecipeRun", "build_trainer", "check_recipe_config", "checkpoint_problem",
-           "config_path", "init_stage2_tokenizer", "last_checkpoint", "load_recipe_config", "main", "resume_and_train", "run",
-           "shipped_configs"]
+__all__ = [
+    "CONFIGS_DIR",
+    "RECIPES",
+    "Recipe",
+    "RecipeRun",
+    "build_trainer",
+    "check_recipe_config",
+    "checkpoint_problem",
+    "config_path",
+    "init_stage2_tokenizer",
+    "last_checkpoint",
+    "load_recipe_config",
+    "main",
+    "resume_and_train",
+    "run",
+    "shipped_configs",
+]

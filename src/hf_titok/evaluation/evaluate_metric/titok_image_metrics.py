@@ -37,7 +37,9 @@ Returns:
 
 
 def _to_tensor(images) -> torch.Tensor:
-    arrays = [np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.uint8) for image in images]
+    arrays = [
+        np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.uint8) for image in images
+    ]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -57,6 +59,8 @@ class TiTokImageMetrics(evaluate.Metric):
         has_classifier = bool(getattr(feature_extractor, "has_classifier", False))
         metrics = ImageMetrics(feature_extractor, compute_fid=fid, compute_inception_score=fid and has_classifier)
         for start in range(0, len(predictions), batch_size):
-            metrics.update(real=_to_tensor(references[start : start + batch_size]),
-                           fake=_to_tensor(predictions[start : start + batch_size]))
+            metrics.update(
+                real=_to_tensor(references[start : start + batch_size]),
+                fake=_to_tensor(predictions[start : start + batch_size]),
+            )
         return metrics.compute()
