@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from hf_titok import MaskGITVQGANConfig
-from hf_titok.fast_path import DecoderPixels, Float32Boundary, fast_bfloat16, quantize_linear_layers
+from hf_titok.fast_path import Bfloat16Island, DecoderPixels, fast_bfloat16, quantize_linear_layers
 from hf_titok.modeling_maskgit_vqgan import MaskGITVQGANDecoder
 
 from common import machine_info, matmul_peak_gflops, timed
@@ -81,7 +81,7 @@ def candidates(piece: str, module: nn.Module, example: torch.Tensor) -> dict:
     """name -> (callable, what it is) for one piece."""
 
     def bf16(m):
-        return Float32Boundary(copy.deepcopy(m))
+        return Bfloat16Island(copy.deepcopy(m))
 
     table = {
         "float32 eager": lambda: module,

@@ -26,7 +26,7 @@ import torch
 
 from hf_titok.data.fashion_mnist import FASHION_MNIST_PIPELINE, to_rgb32
 from hf_titok.evaluation.metrics import psnr
-from hf_titok.image_processing_titok import TiTokImageProcessor
+from hf_titok.image_processing_titok import TiTokImageProcessor, to_float
 from hf_titok.loaders import ModelNotFoundError, load_pipeline, load_tokenizer, official_kind, resolve_model_folder
 from hf_titok.scheduling_titok_maskgit import GUIDANCE_SCHEDULES
 from hf_titok.visualization import image_grid
@@ -250,9 +250,7 @@ def reconstruct(model: SpaceModel, path):
     reconstruction = model.tokenizer.decode(encoded.tokens)
     original = model.processor.postprocess(pixel_values, rounding="round")[0]
     reconstructed = model.processor.postprocess(reconstruction)[0]
-    shown = [
-        torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255 for image in (reconstructed, original)
-    ]
+    shown = [to_float(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]) for image in (reconstructed, original)]
     value = float(psnr(*shown)[0])  # of the uint8 images shown
     num_tokens = model.tokenizer.config.num_latent_tokens
     if model.is_vq:

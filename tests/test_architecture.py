@@ -221,3 +221,25 @@ def test_the_builtin_pipeline_loads_in_the_new_format():
 
 def test_fixtures_are_reachable():
     assert (FIXTURES / "manifest.json").is_file() and LEGACY_PIPELINE.is_dir()
+
+
+def test_each_release_fact_is_written_once():
+    """The default scheduler samples with TiTok-L-32's official settings and the default VQGAN config is the
+    released MaskGIT-VQGAN: both read from the release table, not copies of it."""
+    from hf_titok import MaskGITVQGANConfig
+    from hf_titok.releases import MASKGIT_VQGAN
+
+    default, preset = TiTokMaskGITScheduler().config, TiTokMaskGITScheduler.from_preset("titok_l32").config
+    assert {k: default[k] for k in preset if not k.startswith("_")} == {
+        k: preset[k] for k in preset if not k.startswith("_")
+    }
+    config = MaskGITVQGANConfig()
+    assert {key: getattr(config, key) for key in MASKGIT_VQGAN} == {
+        **MASKGIT_VQGAN,
+        "channel_mult": list(MASKGIT_VQGAN["channel_mult"]),
+    }
+    # uint8 <-> float: one pair of functions, exact inverses on 8-bit levels.
+    from hf_titok.image_processing_titok import to_float, to_uint8
+
+    levels = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
+    assert torch.equal(to_uint8(to_float(levels), rounding="round"), levels)

@@ -206,7 +206,7 @@ def test_fun_research_bin_files_with_a_release(hub_cache, fixtures, tmp_path, mo
     populate_hub_cache(hub_cache, FUN_RESEARCH_REPO, folder)
     tiny = json.loads(fixtures.config_path("maskgit_vit").read_text())
     monkeypatch.setattr(direct, "official_config", lambda name: tiny)
-    monkeypatch.setattr(official_module, "OFFICIAL_VQGAN", tiny["_harness"]["pixel_decoder"])
+    monkeypatch.setattr(official_module, "MASKGIT_VQGAN", tiny["_harness"]["pixel_decoder"])
 
     tokenizer = TiTokTokenizer.from_pretrained(FUN_RESEARCH_REPO, release="titok_l32")
     with torch.no_grad():

@@ -13,7 +13,7 @@ from hf_titok import TiTokMaskGIT, TiTokPipeline, TiTokTokenizer
 from hf_titok.data.fashion_mnist import demo_test_images
 from hf_titok.evaluation.metrics import psnr
 from hf_titok.fast_path import (
-    Float32Boundary,
+    Bfloat16Island,
     OnnxRuntimeConvolutions,
     fast_bfloat16,
     onnx_runtime_available,
@@ -80,7 +80,7 @@ def test_builtin_model_samples_nearly_the_same_tokens(exact_and_fast):
 
 def test_what_the_fast_path_changes(exact_and_fast):
     exact, fast = exact_and_fast
-    bfloat16 = isinstance(fast.vqvae.encoder.layers[0].mlp, Float32Boundary)
+    bfloat16 = isinstance(fast.vqvae.encoder.layers[0].mlp, Bfloat16Island)
     assert fast.vqvae.fast_path and fast.transformer.fast_path and not exact.vqvae.fast_path
     # int8: every linear layer of the tokenizer's decoder and of the generator.
     assert quantized_linear_layers(fast.vqvae.decoder) == sum(
@@ -92,9 +92,9 @@ def test_what_the_fast_path_changes(exact_and_fast):
     # The encoder's query/key/value projections, the quantizer and the sampler stay exact float32.
     for layer in fast.vqvae.encoder.layers:
         assert type(layer.self_attn.qkv_proj) is nn.Linear and layer.self_attn.qkv_proj.weight.dtype == torch.float32
-        assert isinstance(layer.self_attn.out_proj, Float32Boundary) == bfloat16
+        assert isinstance(layer.self_attn.out_proj, Bfloat16Island) == bfloat16
     assert fast.vqvae.quantizer.embedding.weight.dtype == torch.float32
-    assert isinstance(fast.vqvae.pixel_decoder, Float32Boundary) == bfloat16
+    assert isinstance(fast.vqvae.pixel_decoder, Bfloat16Island) == bfloat16
     if bfloat16:
         assert fast.vqvae.encoder.layers[0].mlp.module.fc1.weight.dtype == torch.bfloat16
 
@@ -109,7 +109,7 @@ def test_one_argument_on_every_from_pretrained(tmp_path):
     assert tokenizer.fast_path and generator.fast_path
     assert quantized_linear_layers(tokenizer.decoder) > 0 and quantized_linear_layers(generator) > 0
     # The default follows the CPU: bfloat16 parts only where bfloat16 matrix products are fast.
-    assert isinstance(tokenizer.encoder.layers[0].mlp, Float32Boundary) == fast_bfloat16()
+    assert isinstance(tokenizer.encoder.layers[0].mlp, Bfloat16Island) == fast_bfloat16()
     pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ids = tokenizer.encode(pixels).token_ids
@@ -206,7 +206,7 @@ def test_standalone_vqgan_fast_path(fixtures):
         codes = exact.encode(pixels).codes
         assert torch.equal(fast.encode(pixels).codes, codes)  # the codebook search stays float32
         exact_pixels, fast_pixels = exact.decode(codes), fast.decode(codes)
-    assert isinstance(fast.decoder, Float32Boundary) and fast_pixels.dtype == torch.float32
+    assert isinstance(fast.decoder, Bfloat16Island) and fast_pixels.dtype == torch.float32
     between = float(psnr(fast_pixels.clamp(0, 1), exact_pixels.clamp(0, 1)).mean())
     assert 35 < between < 200
     # Without bfloat16 (CPUs where it is slow): the float32 convolutions through ONNX Runtime (a dev dependency).

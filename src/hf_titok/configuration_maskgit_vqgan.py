@@ -4,6 +4,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 from .input_checks import check_config_values
+from .releases import MASKGIT_VQGAN
 
 
 @strict
@@ -49,11 +50,11 @@ class MaskGITVQGANConfig(PreTrainedConfig):
 
     image_size: int = 256
     num_channels: int = 3
-    hidden_channels: int = 128
-    channel_mult: list[int] | tuple[int, ...] = (1, 1, 2, 2, 4)
-    num_res_blocks: int = 2
-    z_channels: int = 256
-    codebook_size: int = 1024
+    hidden_channels: int = MASKGIT_VQGAN["hidden_channels"]
+    channel_mult: list[int] | tuple[int, ...] = MASKGIT_VQGAN["channel_mult"]
+    num_res_blocks: int = MASKGIT_VQGAN["num_res_blocks"]
+    z_channels: int = MASKGIT_VQGAN["z_channels"]
+    codebook_size: int = MASKGIT_VQGAN["codebook_size"]
     commitment_cost: float | int = 0.25
     dropout: float | int = 0.0
     norm_num_groups: int = 32

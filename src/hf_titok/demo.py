@@ -19,7 +19,7 @@ import torch
 
 from .data.fashion_mnist import FASHION_MNIST_PIPELINE, demo_test_images
 from .evaluation.metrics import psnr
-from .image_processing_titok import to_uint8
+from .image_processing_titok import to_float, to_uint8
 from .pipeline_titok import TiTokPipeline
 from .visualization import image_grid
 
@@ -44,12 +44,12 @@ def write_reconstructions(pipe: TiTokPipeline, path: Path, count: int) -> float:
     """Test images beside their reconstructions; returns the mean PSNR (dB) of the shown images."""
     images, labels = demo_test_images()
     order = np.argsort(np.arange(len(labels)) % 3 * 100 + labels, kind="stable")[:count]  # one per class first
-    pixel_values = torch.from_numpy(images[order]).permute(0, 3, 1, 2).float() / 255
+    pixel_values = to_float(torch.from_numpy(images[order]).permute(0, 3, 1, 2))
     token_ids = pipe.vqvae.encode(pixel_values).token_ids
     reconstruction = pipe.vqvae.decode(token_ids)
     originals = pipe.processor.postprocess(pixel_values, rounding="round")
     reconstructed = pipe.processor.postprocess(reconstruction)
-    value = float(psnr(to_uint8(reconstruction).float() / 255, pixel_values).mean())  # of the uint8 images shown
+    value = float(psnr(to_float(to_uint8(reconstruction)), pixel_values).mean())  # of the uint8 images shown
     columns = 5
     rows = []
     for start in range(0, len(order), columns):

@@ -5,18 +5,18 @@ Switched on with one argument, `from_pretrained(..., fast_path=True)` (tokenizer
 
 - int8 dynamic quantization (PyTorch's `torch.ao` dynamic quantization: int8 weights per tensor, activations
   quantized per batch, fbgemm/oneDNN int8 GEMMs, no compilation) of every linear layer of the tokenizer's
-  decoder ViT and of the generator. On the built-in model it costs 0.02 dB of reconstruction PSNR.
+  decoder ViT and of the generator.
 - bfloat16 for the encoder's MLPs and attention output projections and for the MaskGIT-VQGAN decoder's
   convolutions, on CPUs where bfloat16 matrix products are clearly faster than float32 (`fast_bfloat16()`:
-  AMX tiles, ~4x; elsewhere measured once per process, since AVX-512 BF16 ran 0.55x float32 on one CPU and
-  2.6x on another). Elsewhere these parts stay float32. The encoder's query/key/value projections and attention
-  stay float32: the encoder decides the ids, and each cheaper part costs some of them. On the built-in model's
-  10,000 test images, equal ids: bfloat16 MLPs 99.37%, + output projections 99.18% (this path), +
-  query/key/value 98.61%; int8 encoder 86%.
+  AMX tiles, or else measured once per process, since CPUs with the same instruction flags differ). Elsewhere
+  these parts stay float32. The encoder's query/key/value projections and attention stay float32: the encoder
+  decides the ids, and each cheaper part costs some of them.
 - The MaskGIT-VQGAN decoder's convolutions where bfloat16 is not fast: exported to ONNX and run by ONNX Runtime
-  when it is installed (`pip install hf_titok[fast]`): 1.3-1.9x PyTorch's float32 convolutions, pixels within
-  ~4e-5.
+  when it is installed (`pip install hf_titok[fast]`), faster than PyTorch's float32 convolutions.
 - Everything that decides ids stays float32: the codebook search, the proxy-code softmax, the sampler.
+
+What each choice measured (speed, equal ids, PSNR, memory) is in the README's "Performance" section and
+`benchmarks/bench_stages.py` / `bench_fast_path_candidates.py`, not here, where figures would go stale.
 
 Memory: `from_pretrained` maps the safetensors file, so the float32 weights are file pages. Each float32 weight
 the fast path replaces (an int8 or bfloat16 copy, ONNX Runtime's copy of the VQGAN decoder) gives its pages back
@@ -46,12 +46,21 @@ from torch import nn
 
 @functools.cache
 def fast_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices clearly (>= 1.3x) faster than float32. CPUs with AMX tiles do
-    (measured ~4x: 696 vs 169 GFLOP/s); without AMX the instruction flags do not tell: one AVX-512 BF16 CPU ran
-    bfloat16 at 0.55x float32 (160 vs 293 GFLOP/s), another (AMD EPYC) at 2.6x (386 vs 151). So elsewhere it
-    is measured, once per process (`bfloat16_speedup`, ~0.1 s). `enable_fast_path(bfloat16=True/False)`
-    overrides it."""
-    return bool(torch.cpu._is_amx_tile_supported()) or bfloat16_speedup() >= 1.3
+    """Whether this CPU multiplies bfloat16 matrices clearly (>= 1.3x) faster than float32. CPUs with AMX tiles do;
+    without AMX the instruction flags do not tell (CPUs with AVX-512 BF16 were measured both well below and well
+    above float32: README "Performance"), so elsewhere it is measured, once per process (`bfloat16_speedup`).
+    `enable_fast_path(bfloat16=True/False)` overrides it."""
+    return _has_amx() or bfloat16_speedup() >= 1.3
+
+
+def _has_amx() -> bool:
+    """AMX tiles, as torch reports them. The probe is private to torch (`torch.cpu._is_amx_tile_supported`): when a
+    release lacks it, the speed is measured instead."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except Exception:  # a probe that fails on this CPU or build: measure instead
+        return False
 
 
 def bfloat16_speedup() -> float:
@@ -70,8 +79,9 @@ def bfloat16_speedup() -> float:
     return best[torch.float32] / best[torch.bfloat16]
 
 
-class Float32Boundary(nn.Module):
-    """Runs `module` in bfloat16 between float32 neighbours: inputs cast to bfloat16, outputs back to float32."""
+class Bfloat16Island(nn.Module):
+    """`module` run in bfloat16 inside a float32 model: inputs cast to bfloat16 on the way in, outputs back to
+    float32 on the way out."""
 
     def __init__(self, module: nn.Module):
         super().__init__()
@@ -87,9 +97,10 @@ class Float32Boundary(nn.Module):
 
 
 class OnnxRuntimeConvolutions(nn.Module):
-    """A MaskGIT-VQGAN decoder exported to ONNX and run by ONNX Runtime's CPU kernels: 1.3-1.9x PyTorch's float32
-    convolutions on this project's CPUs (interleaved runs), pixels within ~4e-5. The ONNX graph takes any batch
-    and grid size. Feature maps on request (`output_hidden_states`) come from the PyTorch decoder it keeps."""
+    """A MaskGIT-VQGAN decoder exported to ONNX and run by ONNX Runtime's CPU kernels (faster than PyTorch's float32
+    convolutions on the CPUs measured, pixels equal up to float rounding: README "Performance"). The ONNX graph
+    takes any batch and grid size. Feature maps on request (`output_hidden_states`) come from the PyTorch decoder
+    it keeps."""
 
     def __init__(self, decoder: nn.Module):
         super().__init__()
@@ -197,7 +208,7 @@ def onnx_runtime_available() -> bool:
 def _fast_convolutions(decoder: nn.Module, bfloat16: bool) -> nn.Module:
     """The MaskGIT-VQGAN decoder of the fast path: bfloat16 where it is fast, else ONNX Runtime when installed."""
     if bfloat16:
-        return Float32Boundary(decoder)
+        return Bfloat16Island(decoder)
     return OnnxRuntimeConvolutions(decoder) if onnx_runtime_available() else decoder
 
 
@@ -223,8 +234,8 @@ def quantize_linear_layers(module: nn.Module) -> nn.Module:
     ]  # what quantize_dynamic(module, {nn.Linear}) swaps
     with warnings.catch_warnings():
         # torch.ao's eager dynamic quantization is deprecated in favour of torchao, whose int8 path is slower than
-        # this one in eager mode and ~1.4x faster only after torch.compile (seconds to minutes per shape on a CPU,
-        # and an extra package): measured in benchmarks/bench_fast_path_candidates.py.
+        # this one in eager mode and faster only after torch.compile (seconds to minutes per shape on a CPU, and an
+        # extra package): measured in benchmarks/bench_fast_path_candidates.py.
         warnings.simplefilter("ignore")
         for parent, name, linear in linears:
             linear.qconfig = torch.ao.quantization.default_dynamic_qconfig
@@ -263,8 +274,8 @@ def tokenizer_fast_path(tokenizer, bfloat16: bool | None = None):
     bfloat16 = fast_bfloat16() if bfloat16 is None else bfloat16
     if bfloat16:
         for layer in tokenizer.encoder.layers:
-            layer.mlp = Float32Boundary(layer.mlp)
-            layer.self_attn.out_proj = Float32Boundary(layer.self_attn.out_proj)
+            layer.mlp = Bfloat16Island(layer.mlp)
+            layer.self_attn.out_proj = Bfloat16Island(layer.self_attn.out_proj)
     quantize_linear_layers(tokenizer.decoder)
     if tokenizer.pixel_decoder is not None:
         tokenizer.pixel_decoder = _fast_convolutions(tokenizer.pixel_decoder, bfloat16)
@@ -293,7 +304,7 @@ def generator_fast_path(generator):
 
 __all__ = [
     "DecoderPixels",
-    "Float32Boundary",
+    "Bfloat16Island",
     "OnnxRuntimeConvolutions",
     "bfloat16_speedup",
     "fast_bfloat16",

@@ -27,6 +27,7 @@ from transformers import (
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import PILImageResampling
 
+from .input_checks import RANGE_SLACK
 from .remote_code import add_auto_map, write_code
 
 # diffusers loads a pipeline component by looking up its library's base class (`ImageProcessingMixin` for an
@@ -35,7 +36,6 @@ from .remote_code import add_auto_map, write_code
 # Pixel-count limit of one input image (Pillow's decompression-bomb limit is ~89 MP; images given as arrays
 # never pass through it).
 MAX_IMAGE_PIXELS = 89_478_485
-_RANGE_SLACK = 1e-4
 
 # The per-call overrides `preprocess` takes, and the flags of transformers' processors that TiTok's input fixes.
 _OVERRIDES = ("size", "crop_size", "resample", "do_pad", "do_convert_rgb")
@@ -148,7 +148,7 @@ def _as_array(image, index: int) -> np.ndarray | PIL.Image.Image:
         if not np.isfinite(image).all():
             raise ValueError(f"image {index} contains NaN or infinite values")
         low, high = float(image.min()), float(image.max())
-        if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
+        if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
             hint = " (values look like [0, 255]: give uint8, or divide by 255)" if high > 2 else ""
             raise ValueError(f"float image {index} must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]{hint}")
         image = np.clip(image, 0.0, 1.0).astype(np.float32)
@@ -272,7 +272,7 @@ class TiTokImageProcessor(PilBackend):
             if isinstance(image, np.ndarray) and image.dtype == np.uint8:
                 image = PIL.Image.fromarray(image)
             if isinstance(image, PIL.Image.Image):
-                image = np.asarray(fit_image(image, size, settings["do_pad"], resample), dtype=np.float32) / 255.0
+                image = to_float(fit_image(image, size, settings["do_pad"], resample))
             else:
                 image = _fit_array(image, size, settings["do_pad"], resample)
             prepared.append(image.transpose(2, 0, 1))
@@ -364,6 +364,14 @@ class TiTokImageProcessor(PilBackend):
         return images.permute(0, 2, 3, 1).cpu().numpy() if output_type == "np" else images
 
 
+def to_float(images):
+    """uint8 levels -> float32 in [0, 1] (a tensor stays a tensor, anything else becomes a NumPy array; any
+    layout): the one uint8 -> float conversion of the package, the inverse of `to_uint8(..., "round")`."""
+    if isinstance(images, torch.Tensor):
+        return images.float() / 255.0
+    return np.asarray(images, dtype=np.float32) / 255.0
+
+
 def to_uint8(images: torch.Tensor, rounding: Literal["floor", "round"] = "floor") -> torch.Tensor:
     """Float images (nominally [0, 1]) -> uint8 tensors of the same layout, clamped: the one float -> uint8
     conversion of the package. `"floor"` truncates, as the official sampler and evaluators do with model
@@ -377,4 +385,4 @@ def to_uint8(images: torch.Tensor, rounding: Literal["floor", "round"] = "floor"
     return (scaled.round() if rounding == "round" else scaled).to(torch.uint8)
 
 
-__all__ = ["MAX_IMAGE_PIXELS", "TiTokImageProcessor", "fit_image", "pad_to_size", "to_rgb", "to_uint8"]
+__all__ = ["MAX_IMAGE_PIXELS", "TiTokImageProcessor", "fit_image", "pad_to_size", "to_float", "to_rgb", "to_uint8"]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import torch
 
 # Images are RGB in [0, 1]; allow float rounding slack (e.g. k/255 computed in another dtype).
-_RANGE_SLACK = 1e-4
+RANGE_SLACK = 1e-4
 
 
 _TRUSTED = contextvars.ContextVar("hf_titok_trusted_values", default=False)
@@ -69,7 +69,7 @@ def check_pixel_values(pixel_values, image_size: int, num_channels: int = 3, che
     if values_checkable(check_values) and pixel_values.numel():
         low, high = (value.item() for value in pixel_values.aminmax())
         # Written so that NaN (which compares false with everything) fails too.
-        if not (low >= -_RANGE_SLACK and high <= 1 + _RANGE_SLACK):
+        if not (low >= -RANGE_SLACK and high <= 1 + RANGE_SLACK):
             if not torch.isfinite(pixel_values).all():
                 raise ValueError("pixel_values contain NaN or infinite values")
             hint = (

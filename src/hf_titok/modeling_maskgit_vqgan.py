@@ -87,7 +87,7 @@ class MaskGITVQGANEncoder(nn.Module):
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> FeatureMaps:
         """Returns the latent grid as `last_hidden_state` and, on request, the feature maps after `conv_in`,
         each resolution level and the middle blocks."""
-        # channels-last activations make the CPU (oneDNN) convolutions ~1.2x faster; inputs take the model's dtype
+        # channels-last activations make the CPU (oneDNN) convolutions faster; inputs take the model's dtype
         pixel_values = pixel_values.to(self.conv_in.weight.dtype).contiguous(memory_format=torch.channels_last)
         hidden_states = self.conv_in(pixel_values)
         features = [hidden_states]
@@ -124,7 +124,7 @@ class MaskGITVQGANDecoder(nn.Module):
     def forward(self, latents: torch.Tensor, output_hidden_states: bool = False) -> FeatureMaps:
         """Returns the image as `last_hidden_state` and, on request, the feature maps after `conv_in`, the
         middle blocks and each resolution level."""
-        # channels-last activations make the CPU (oneDNN) convolutions ~1.2x faster; codebook vectors are
+        # channels-last activations make the CPU (oneDNN) convolutions faster; codebook vectors are
         # float32 (VQCodebook), the convolutions run in the model's dtype
         latents = latents.to(self.conv_in.weight.dtype).contiguous(memory_format=torch.channels_last)
         hidden_states = self.conv_in(latents)

@@ -24,6 +24,12 @@ from typing import Literal
 FUN_RESEARCH_REPO = "fun-research/TiTok"
 PAPER = "arxiv:2406.07550"
 
+# The MaskGIT-VQGAN that official TiTok hard-codes (maskgit-vqgan-imagenet-f16-256): the proxy-code teacher and
+# pixel decoder of the two-stage tokenizers; `MaskGITVQGANConfig`'s defaults and the converter read it here.
+MASKGIT_VQGAN = dict(
+    hidden_channels=128, channel_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=256, codebook_size=1024
+)
+
 # Width / depth / heads behind the official ViT size names.
 VIT_SIZES = {
     "small": dict(hidden_size=512, num_layers=8, num_heads=8),
@@ -295,6 +301,7 @@ __all__ = [
     "GENERATOR_ARCHITECTURES",
     "GENERATOR_PRESETS",
     "GeneratorPreset",
+    "MASKGIT_VQGAN",
     "OfficialRelease",
     "PAPER",
     "PAPER_RESULTS_512",

@@ -45,6 +45,10 @@ from .torch_utils import GeneratorType, rand_tensor
 GUIDANCE_SCHEDULES = ("constant", "linear", "power-cosine")
 
 
+# The defaults of a scheduler built without settings: TiTok-L-32's official gFID sampling (the release table's).
+_DEFAULTS = generator_preset("titok_l32").sampling
+
+
 @dataclass
 class TiTokMaskGITSchedulerOutput(BaseOutput):
     """
@@ -147,12 +151,12 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
     @register_to_config
     def __init__(
         self,
-        num_inference_steps: int = 8,
-        guidance_scale: float = 4.5,
-        guidance_schedule: str = "linear",
-        guidance_scale_pow: float = 3.0,
-        temperature: float = 9.5,
-        softmax_temperature_annealing: bool = True,
+        num_inference_steps: int = _DEFAULTS.num_inference_steps,
+        guidance_scale: float = _DEFAULTS.guidance_scale,
+        guidance_schedule: str = _DEFAULTS.guidance_schedule,
+        guidance_scale_pow: float = _DEFAULTS.guidance_scale_pow,
+        temperature: float = _DEFAULTS.temperature,
+        softmax_temperature_annealing: bool = _DEFAULTS.softmax_temperature_annealing,
         match_official_rng: bool = True,
     ):
         check_sampling_settings(

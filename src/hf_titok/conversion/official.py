@@ -29,13 +29,8 @@ from ..image_processing_titok import TiTokImageProcessor
 from ..modeling_maskgit_vqgan import MaskGITVQGAN
 from ..modeling_titok import TiTokTokenizer
 from ..modeling_titok_maskgit import TiTokMaskGIT
-from ..releases import GENERATOR_PRESETS, TOKENIZER_PRESETS, VIT_SIZES
+from ..releases import GENERATOR_PRESETS, MASKGIT_VQGAN, TOKENIZER_PRESETS, VIT_SIZES
 from ..scheduling_titok_maskgit import TiTokMaskGITScheduler
-
-# The MaskGIT-VQGAN that official TiTok hard-codes (maskgit-vqgan-imagenet-f16-256).
-OFFICIAL_VQGAN = dict(
-    hidden_channels=128, channel_mult=[1, 1, 2, 2, 4], num_res_blocks=2, z_channels=256, codebook_size=1024
-)
 
 _INTERPOLATION = re.compile(r"\$\{([^}]+)\}")
 
@@ -107,7 +102,7 @@ def _vqgan_kwargs(spec: Mapping, image_size: int) -> dict:
     if "dropout" in spec:
         kwargs["dropout"] = spec["dropout"]
     if "num_resolutions" in spec and spec["num_resolutions"] != len(
-        kwargs.get("channel_mult", OFFICIAL_VQGAN["channel_mult"])
+        kwargs.get("channel_mult", MASKGIT_VQGAN["channel_mult"])
     ):
         raise ConversionError(
             f"num_resolutions={spec['num_resolutions']} disagrees with channel_mult={spec.get('channel_mult')}"
@@ -155,7 +150,7 @@ def titok_config_from_official(official: Mapping) -> TiTokConfig:
         )
     if is_legacy:
         kwargs["include_pixel_decoder"] = finetune_decoder
-        kwargs["pixel_decoder_config"] = _vqgan_kwargs(harness.get("pixel_decoder", OFFICIAL_VQGAN), image_size)
+        kwargs["pixel_decoder_config"] = _vqgan_kwargs(harness.get("pixel_decoder", MASKGIT_VQGAN), image_size)
     return TiTokConfig(**kwargs)
 
 
@@ -271,7 +266,7 @@ def vqgan_config_from_official(official: Mapping | None) -> MaskGITVQGANConfig:
     """The MaskGIT-VQGAN config: the `pixel_vqgan` (or `_harness.pixel_decoder`) channel config when the
     given config has one, the released f16-256 model otherwise."""
     official = official or {}
-    spec = official.get("pixel_vqgan") or official.get("_harness", {}).get("pixel_decoder") or OFFICIAL_VQGAN
+    spec = official.get("pixel_vqgan") or official.get("_harness", {}).get("pixel_decoder") or MASKGIT_VQGAN
     image_size = official.get("dataset", {}).get("preprocessing", {}).get("crop_size", 256)
     return MaskGITVQGANConfig(**_vqgan_kwargs(spec, image_size))
 

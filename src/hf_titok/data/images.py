@@ -13,11 +13,10 @@ import io
 import random
 from dataclasses import dataclass
 
-import numpy as np
 import PIL.Image
 import torch
 
-from ..image_processing_titok import TiTokImageProcessor, fit_image, to_rgb
+from ..image_processing_titok import TiTokImageProcessor, fit_image, to_float, to_rgb
 
 
 @dataclass
@@ -47,7 +46,7 @@ class Augmentation:
         )
         if self.random_flip and rng.random() < 0.5:
             image = image.transpose(PIL.Image.FLIP_LEFT_RIGHT)
-        array = np.asarray(image, dtype=np.float32) / 255.0
+        array = to_float(image)
         return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
     def image_processor(self) -> TiTokImageProcessor:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
-from ..image_processing_titok import to_uint8
+from ..image_processing_titok import to_float, to_uint8
 from .inception import MISSING_WEIGHTS_HELP, InceptionLogits
 
 # The same metrics as a 🤗 Evaluate module: `evaluate.load(EVALUATE_METRIC_PATH)`.
@@ -152,7 +152,7 @@ class ImageMetrics:
         if self.inception_score is not None and fake is not None:
             self.inception_score.update(fake)
         if real is not None and fake is not None:
-            x, y = fake.float() / 255, real.float() / 255
+            x, y = to_float(fake), to_float(real)
             values = {"psnr": psnr(x, y), "ssim": ssim(x, y)}
             if self.lpips is not None:
                 values["lpips"] = self.lpips(x, y)
