@@ -28,10 +28,11 @@ from hf_titok.data.fashion_mnist import FASHION_MNIST_PIPELINE, to_rgb32
 from hf_titok.evaluation.metrics import psnr
 from hf_titok.image_processing_titok import TiTokImageProcessor, to_float
 from hf_titok.loaders import ModelNotFoundError, load_pipeline, load_tokenizer, official_kind, resolve_model_folder
-from hf_titok.scheduling_titok_maskgit import GUIDANCE_SCHEDULES
+from hf_titok.sampling_settings import GUIDANCE_SCHEDULES
 from hf_titok.visualization import image_grid
 
-# Limits of what one request may ask for (a CPU Space serves everyone from 2 cores).
+# Limits of what one request may ask for (a CPU Space serves everyone from 2 cores): tighter than the sampler's own
+# bounds (hf_titok.sampling_settings), which the pipeline checks as well.
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 6000 * 6000
 MAX_IMAGES = 16
@@ -353,7 +354,7 @@ def build_demo(model: SpaceModel) -> gr.Blocks:
                             0, MAX_GUIDANCE, value=sampling.guidance_scale, step=0.1, label="Guidance scale"
                         )
                         guidance_schedule = gr.Radio(
-                            ["constant", "linear", "power-cosine"],
+                            list(GUIDANCE_SCHEDULES),
                             value=sampling.guidance_schedule,
                             label="Guidance schedule",
                         )

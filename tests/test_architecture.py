@@ -21,7 +21,7 @@ LEGACY_PIPELINE = TESTS_DIR / "fixtures" / "pipeline_saved_by_0.1"
 # The layers, bottom up: a module may import its own layer's modules (without cycles) and lower layers.
 # Conversion, evaluation and training are siblings: none imports another.
 LAYERS = [
-    {"releases"},
+    {"releases", "sampling_settings"},
     {
         "configuration_titok",
         "configuration_titok_maskgit",
@@ -243,3 +243,38 @@ def test_each_release_fact_is_written_once():
 
     levels = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
     assert torch.equal(to_uint8(to_float(levels), rounding="round"), levels)
+
+
+def test_the_sampler_settings_are_declared_once(monkeypatch):
+    """One declaration (hf_titok.sampling_settings): the release table's presets, the scheduler config, the
+    pipeline's arguments, both commands' flags and the recipe schema follow it, and a call checks each once."""
+    import argparse
+    import dataclasses
+    import inspect
+
+    from hf_titok.cli import build_parser
+    from hf_titok.releases import SamplingPreset
+    from hf_titok.sampling_settings import SAMPLER_SETTINGS, SAMPLING_SETTINGS, SamplerSetting
+    from hf_titok.training.recipes import _SECTION_SCHEMAS
+
+    assert tuple(field.name for field in dataclasses.fields(SamplingPreset)) == SAMPLING_SETTINGS
+    assert set(SAMPLING_SETTINGS) <= set(TiTokMaskGITScheduler().config)
+    assert set(SAMPLING_SETTINGS) <= set(inspect.signature(TiTokPipeline.__call__).parameters)
+    assert {name: _SECTION_SCHEMAS["sampling"][name] for name in SAMPLING_SETTINGS} == {
+        s.name: s.type for s in SAMPLER_SETTINGS
+    }
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    evaluate = next(a for a in commands["evaluate"]._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for command in (commands["generate"], evaluate["generation"]):
+        flags = {
+            action.dest: action.option_strings[0] for action in command._actions if action.dest in SAMPLING_SETTINGS
+        }
+        assert flags == {s.name: s.flag for s in SAMPLER_SETTINGS}
+    checked = []
+    original = SamplerSetting.check
+    monkeypatch.setattr(SamplerSetting, "check", lambda self, value: checked.append(self.name) or original(self, value))
+    pipe = tiny_pipeline()
+    checked.clear()  # (building the pipeline's scheduler checked its config)
+    pipe([1], num_inference_steps=3, guidance_scale=1.0, output_type="latent")
+    assert checked.count("num_inference_steps") == 1 and checked.count("guidance_scale") == 1

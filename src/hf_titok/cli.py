@@ -38,6 +38,7 @@ from .hub import push_folder_to_hub
 from .loaders import load_pipeline, load_tokenizer, quiet_library_progress_bars
 from .perceptual import LPIPS
 from .releases import RELEASES
+from .sampling_settings import add_sampler_arguments, given_settings
 from .visualization import image_grid
 
 DESCRIPTION = "TiTok 1-D image tokenizers and MaskGIT generators (hf_titok)."
@@ -107,13 +108,7 @@ def cmd_generate(args) -> None:
     class_ids = pipe.get_label_ids(labels)  # validates names and ids before any work
     requests = [class_id for class_id in class_ids for _ in range(args.num_per_label)]
     generator = torch.Generator().manual_seed(args.seed)
-    settings = dict(
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        guidance_schedule=args.guidance_schedule,
-        guidance_scale_pow=args.guidance_pow,
-        temperature=args.temperature,
-    )
+    settings = given_settings(args)
     images = []
     with _progress(len(requests), "generating") as bar:
         for _, batch in _batches(requests, args.batch_size):
@@ -371,16 +366,7 @@ def cmd_evaluate_generation(args) -> None:
     num_classes = pipe.transformer.config.num_classes
     labels = [parse_label(label) for label in args.classes] if args.classes else list(range(num_classes))
     class_ids = [None if c == num_classes else c for c in pipe.get_label_ids(labels)]
-    settings = {
-        key: value
-        for key, value in dict(
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance_scale,
-            guidance_schedule=args.guidance_schedule,
-            temperature=args.temperature,
-        ).items()
-        if value is not None
-    }
+    settings = given_settings(args)
     pipe.to(state.device)
     sample_shards(
         pipe,
@@ -467,11 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--num-per-label", type=int, default=4, help="images per label (default 4)")
     generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
-    generate.add_argument("--guidance-scale", type=float, help="classifier-free guidance scale (default: the model's)")
-    generate.add_argument("--guidance-schedule", choices=["constant", "linear", "power-cosine"])
-    generate.add_argument("--guidance-pow", type=float, help="power of the power-cosine schedule")
-    generate.add_argument("--temperature", type=float, help="Gumbel temperature (default: the model's)")
+    add_sampler_arguments(generate)
     generate.add_argument("--batch-size", type=int, default=8)
     generate.add_argument("--output", default="samples.png", help="grid PNG (default samples.png)")
     generate.add_argument("--out-dir", help="also write every image as its own PNG here")
@@ -570,10 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--classes", nargs="+", help="class ids or names (default: every class)")
     generation.add_argument("--reference", help="ADM reference batch .npz (mu/sigma or arr_0), or an image folder")
     generation.add_argument("--seed", type=int, default=0)
-    generation.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
-    generation.add_argument("--guidance-scale", type=float)
-    generation.add_argument("--guidance-schedule", choices=["constant", "linear", "power-cosine"])
-    generation.add_argument("--temperature", type=float)
+    add_sampler_arguments(generation)
     metric_arguments(generation)
     generation.set_defaults(func=cmd_evaluate_generation)
 
@@ -597,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_positive(parser, args) -> None:
-    for name in ("num_per_label", "batch_size", "steps", "per_class", "max_images", "image_size"):
+    for name in ("num_per_label", "batch_size", "per_class", "max_images", "image_size"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")

@@ -26,7 +26,8 @@ from .modeling_titok import TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT
 from .releases import SAMPLING_SETTINGS
 from .remote_code import installed_entries, write_pipeline_code
-from .scheduling_titok_maskgit import TiTokMaskGITScheduler, check_sampling_settings, check_steps
+from .sampling_settings import check_sampling_settings
+from .scheduling_titok_maskgit import TiTokMaskGITScheduler, check_steps_fit
 from .torch_utils import GeneratorType, check_generator, rand_tensor
 
 EXAMPLE_DOC_STRING = """
@@ -369,13 +370,13 @@ class TiTokPipeline(DiffusionPipeline):
     def sampling_settings(self, **overrides) -> dict:
         """The sampler settings a call uses: each given (not `None`) value of `overrides`, else the scheduler
         config's, checked and as plain Python values - e.g. to record exactly how a set of samples was made."""
-        unknown = sorted(set(overrides) - set(SAMPLING_SETTINGS))
-        if unknown:
-            raise TypeError(f"unknown sampling settings {unknown}; the settings are {list(SAMPLING_SETTINGS)}")
-        config = (self.scheduler if self.scheduler is not None else TiTokMaskGITScheduler()).config  # none: the default
-        return check_sampling_settings(
-            **{name: config[name] if overrides.get(name) is None else overrides[name] for name in SAMPLING_SETTINGS}
-        )
+        config = self._sampler().config
+        given = {name: value for name, value in overrides.items() if value is not None or name not in SAMPLING_SETTINGS}
+        return check_sampling_settings({**{name: config[name] for name in SAMPLING_SETTINGS}, **given})
+
+    def _sampler(self) -> TiTokMaskGITScheduler:
+        """The scheduler whose config holds the call defaults: the pipeline's, or the default one if it has none."""
+        return self.scheduler if self.scheduler is not None else TiTokMaskGITScheduler()
 
     def check_inputs(
         self,
@@ -505,7 +506,10 @@ class TiTokPipeline(DiffusionPipeline):
         Examples:
         """
         config = self.transformer.config
-        settings = self.sampling_settings(
+        # This call's sampler: the pipeline's scheduler config with the call's settings, checked once (by the
+        # scheduler). The shared scheduler is never changed, so concurrent calls do not interfere.
+        base = self._sampler()
+        given = dict(
             num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale,
             guidance_schedule=guidance_schedule,
@@ -513,11 +517,8 @@ class TiTokPipeline(DiffusionPipeline):
             temperature=temperature,
             softmax_temperature_annealing=softmax_temperature_annealing,
         )
-        # This call's sampler: the pipeline's scheduler config with the call's settings (checked above), so the
-        # shared scheduler is never changed and concurrent calls do not interfere.
-        base = self.scheduler if self.scheduler is not None else TiTokMaskGITScheduler()
-        scheduler = base.from_config(base.config, **settings)
-        num_inference_steps = settings["num_inference_steps"]
+        scheduler = base.from_config(base.config, **{name: value for name, value in given.items() if value is not None})
+        num_inference_steps = scheduler.config.num_inference_steps
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
@@ -541,7 +542,7 @@ class TiTokPipeline(DiffusionPipeline):
             check_generator(generator, labels.shape[0])
             token_ids = torch.full((labels.shape[0], config.num_latent_tokens), config.mask_token_id, device=device)
             num_masked = None
-            check_steps(num_inference_steps, maximum=config.num_latent_tokens)
+            check_steps_fit(num_inference_steps, config.num_latent_tokens)
         else:
             token_ids, labels, num_masked = self.prepare_image_tokens(
                 image, labels, strength, num_images_per_label, generator
@@ -549,7 +550,10 @@ class TiTokPipeline(DiffusionPipeline):
             # Each step decodes at least one token: more steps than masked tokens would re-mask finished rows.
             num_inference_steps = min(num_inference_steps, num_masked)
         null_labels = torch.full_like(labels, config.num_classes)
-        scheduler.set_timesteps(num_inference_steps, device=device, num_masked_tokens=num_masked)
+        # (the config's step count was checked when the sampler was built; variations pass their shortened count)
+        scheduler.set_timesteps(
+            None if num_masked is None else num_inference_steps, device=device, num_masked_tokens=num_masked
+        )
         self._guidance_scale, self._call.num_timesteps, self._interrupt = (
             scheduler.config.guidance_scale,
             len(scheduler.timesteps),

@@ -13,13 +13,16 @@ official gFID sampling settings), the official infer configs the converter pairs
 - `PAPER_RESULTS_512`: what the paper reports for the 512x512 models.
 - `RELEASES`: where each checkpoint lives on the Hub and what its authors report.
 
-This module imports nothing of the package: it is the bottom of the dependency graph.
+This module imports only `sampling_settings` (the declaration of the sampler settings) of the package: they are
+the bottom of the dependency graph.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Literal
+
+from .sampling_settings import SAMPLING_SETTINGS
 
 FUN_RESEARCH_REPO = "fun-research/TiTok"
 PAPER = "arxiv:2406.07550"
@@ -144,8 +147,7 @@ class SamplingPreset:
         return {name: getattr(self, name) for name in SAMPLING_SETTINGS}
 
 
-# The names of the sampler settings: the scheduler's config fields and the pipeline's per-call arguments.
-SAMPLING_SETTINGS = tuple(setting.name for setting in fields(SamplingPreset))
+# SamplingPreset's fields are the sampler settings of `hf_titok.sampling_settings`, in its order (tested).
 
 
 @dataclass(frozen=True)

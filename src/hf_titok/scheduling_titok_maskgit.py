@@ -32,7 +32,6 @@ import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -40,10 +39,8 @@ from diffusers.utils import BaseOutput
 
 from .releases import generator_preset
 from .remote_code import write_code
+from .sampling_settings import SamplerSetting, check_sampling_settings
 from .torch_utils import GeneratorType, rand_tensor
-
-GUIDANCE_SCHEDULES = ("constant", "linear", "power-cosine")
-
 
 # The defaults of a scheduler built without settings: TiTok-L-32's official gFID sampling (the release table's).
 _DEFAULTS = generator_preset("titok_l32").sampling
@@ -69,63 +66,21 @@ def _gumbel(shape, generator: GeneratorType, device) -> torch.Tensor:
     return -torch.log((-torch.log(uniform.clamp(min=1e-20))).clamp(min=1e-20))
 
 
-# Sane bounds of the user-facing settings: the released models use guidance <= 7 and temperatures <= 11; far
-# larger values only overflow the float32 logits (1e30 x a logit is inf), so they are refused.
-MAX_GUIDANCE_SCALE = 100.0
-MAX_TEMPERATURE = 100.0
-MAX_GUIDANCE_SCALE_POW = 100.0
-
-
-def _number(name: str, value, low: float, high: float, low_inclusive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if value < low or (value == low and not low_inclusive) or value > high:
-        bracket = "[" if low_inclusive else "("
-        raise ValueError(f"{name} must lie in {bracket}{low:g}, {high:g}], got {value:g}")
-    return value
-
-
 def check_steps(value, name: str = "num_inference_steps", maximum: int | None = None) -> int:
     """An integer number of steps >= 1 (and <= `maximum`), as a Python int; NumPy integers are fine."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(
-            f"{name}={value} exceeds the {maximum} tokens to sample: each step unmasks at least one token, so at "
-            f"most {maximum} steps are meaningful"
-        )
+    value = SamplerSetting(name, int, "", "", low=1).check(value)
+    if maximum is not None:
+        check_steps_fit(value, maximum, name)
     return value
 
 
-def check_sampling_settings(
-    num_inference_steps,
-    guidance_scale,
-    guidance_schedule,
-    guidance_scale_pow,
-    temperature,
-    softmax_temperature_annealing,
-) -> dict:
-    """The sampling settings as plain Python values, or a `TypeError`/`ValueError` naming the first bad one."""
-    if not isinstance(guidance_schedule, str) or guidance_schedule not in GUIDANCE_SCHEDULES:
-        raise ValueError(f"guidance_schedule must be one of {GUIDANCE_SCHEDULES}, got {guidance_schedule!r}")
-    if not isinstance(softmax_temperature_annealing, (bool, np.bool_)):
-        raise TypeError(f"softmax_temperature_annealing must be True or False, got {softmax_temperature_annealing!r}")
-    return dict(
-        num_inference_steps=check_steps(num_inference_steps),
-        guidance_scale=_number("guidance_scale", guidance_scale, 0.0, MAX_GUIDANCE_SCALE),
-        guidance_schedule=guidance_schedule,
-        guidance_scale_pow=_number(
-            "guidance_scale_pow", guidance_scale_pow, 0.0, MAX_GUIDANCE_SCALE_POW, low_inclusive=False
-        ),
-        temperature=_number("temperature", temperature, 0.0, MAX_TEMPERATURE),
-        softmax_temperature_annealing=bool(softmax_temperature_annealing),
-    )
+def check_steps_fit(steps: int, num_tokens: int, name: str = "num_inference_steps") -> None:
+    """A (checked) step count against the tokens to sample: each step unmasks at least one token."""
+    if steps > num_tokens:
+        raise ValueError(
+            f"{name}={steps} exceeds the {num_tokens} tokens to sample: each step unmasks at least one token, so at "
+            f"most {num_tokens} steps are meaningful"
+        )
 
 
 class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
@@ -160,12 +115,14 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         match_official_rng: bool = True,
     ):
         check_sampling_settings(
-            num_inference_steps,
-            guidance_scale,
-            guidance_schedule,
-            guidance_scale_pow,
-            temperature,
-            softmax_temperature_annealing,
+            dict(
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                guidance_schedule=guidance_schedule,
+                guidance_scale_pow=guidance_scale_pow,
+                temperature=temperature,
+                softmax_temperature_annealing=softmax_temperature_annealing,
+            )
         )
         self.timesteps = None
         self.num_inference_steps = None
@@ -203,9 +160,11 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         the config's), kept on the CPU whatever `device` is (they only feed host-side arithmetic, so reading
         them never syncs a GPU). `num_masked_tokens`: how many positions the first step starts with masked
         (default: all of them)."""
-        num_inference_steps = check_steps(
-            self.config.num_inference_steps if num_inference_steps is None else num_inference_steps
-        )
+        # The config's value was checked when the scheduler was built; a value given here is checked now.
+        if num_inference_steps is None:
+            num_inference_steps = self.config.num_inference_steps
+        else:
+            num_inference_steps = check_steps(num_inference_steps)
         if num_masked_tokens is not None:
             num_masked_tokens = check_steps(num_masked_tokens, "num_masked_tokens")
         self.num_inference_steps = num_inference_steps
@@ -336,4 +295,4 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         return [cls]
 
 
-__all__ = ["GUIDANCE_SCHEDULES", "TiTokMaskGITScheduler", "TiTokMaskGITSchedulerOutput", "check_sampling_settings"]
+__all__ = ["TiTokMaskGITScheduler", "TiTokMaskGITSchedulerOutput", "check_steps", "check_steps_fit"]

@@ -51,7 +51,7 @@ from ..modeling_maskgit_vqgan import MaskGITVQGAN
 from ..modeling_titok import TiTokTokenizer
 from ..modeling_titok_maskgit import TiTokMaskGIT
 from ..pipeline_titok import TiTokPipeline
-from ..releases import SAMPLING_SETTINGS
+from ..sampling_settings import SAMPLER_SETTINGS, SETTINGS
 from ..scheduling_titok_maskgit import TiTokMaskGITScheduler
 from ..visualization import image_grid
 from .callbacks import (
@@ -244,7 +244,7 @@ _SECTION_SCHEMAS = {
         "frozen": list,
     },
     "discriminator": {"hidden_channels": int, "channel_mult": list, "num_groups": int, "pool_size": int},
-    "sampling": {**dict(zip(SAMPLING_SETTINGS, (int, float, str, float, float, bool))), "match_official_rng": bool},
+    "sampling": {**{setting.name: setting.type for setting in SAMPLER_SETTINGS}, "match_official_rng": bool},
 }
 _TYPE_NAMES = {
     int: "an integer",
@@ -321,6 +321,13 @@ def check_recipe_config(config: dict) -> None:
                 problems.append(f"unknown key {section}.{key}{_close_match(key, schema)}")
             else:
                 problems.append(_type_problem(f"{section}.{key}", value, schema[key]))
+    sampling = config.get("sampling")
+    for key, value in sampling.items() if isinstance(sampling, dict) else ():
+        if key in SETTINGS and value is not None and not _type_problem(key, value, SETTINGS[key].type):
+            try:  # the sampler's own bounds (hf_titok.sampling_settings)
+                SETTINGS[key].check(value)
+            except (TypeError, ValueError) as error:
+                problems.append(f"sampling.{error}")
     model_config = (config.get("model") or {}).get("config")
     if isinstance(model_config, dict):
         fields = {item.name for item in dataclasses.fields(recipe.model_config)}
