@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 import hf_titok
 from hf_titok import TiTokMaskGIT, TiTokMaskGITScheduler, TiTokPipeline
+from hf_titok.sampling_settings import SAMPLING_SETTINGS
 
 from conftest import FIXTURES, TESTS_DIR, tiny_pipeline
 
@@ -41,6 +42,7 @@ LAYERS = [
         "perceptual",
         "fast_path",
         "remote_code",
+        "legacy",
     },
     {"data"},
     {"conversion", "evaluation", "training"},
@@ -128,8 +130,7 @@ def test_no_import_cycles_and_dependencies_run_one_way():
 def test_sampling_settings_have_one_owner():
     pipe = tiny_pipeline(num_inference_steps=3, guidance_scale=1.5)
     # The transformer config holds no sampling settings; the scheduler config is the recipe.
-    assert not pipe.transformer.config.legacy_sampling_settings()
-    assert "num_inference_steps" not in pipe.transformer.config.to_diff_dict()
+    assert not set(SAMPLING_SETTINGS) & set(pipe.transformer.config.to_dict())
     assert pipe.sampling_settings()["num_inference_steps"] == 3 == pipe.scheduler.config.num_inference_steps
     # The default scheduler is built, and no caller copies a mask id into it.
     built = TiTokPipeline(pipe.vqvae, pipe.transformer)
@@ -191,7 +192,9 @@ def test_a_pipeline_saved_before_the_redesign_loads_and_samples_the_same(tmp_pat
         sampling.temperature,
         sampling.softmax_temperature_annealing,
     ) == (3, 1.5, "constant", 1.0, False)
-    assert not pipe.transformer.config.legacy_sampling_settings()
+    # The live configs have no legacy fields: the 0.1 keys were taken out as the files were read (hf_titok.legacy).
+    assert not set(SAMPLING_SETTINGS) & set(pipe.transformer.config.to_dict())
+    assert "mask_token_id" not in pipe.scheduler.config
     expected = load_file(str(LEGACY_PIPELINE.parent / "pipeline_saved_by_0.1.expected.safetensors"))["ids"]
     ids = pipe([0, 1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images
     assert torch.equal(ids, expected)
@@ -206,10 +209,12 @@ def test_a_pipeline_saved_before_the_redesign_loads_and_samples_the_same(tmp_pat
     assert torch.equal(
         again([0, 1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images, expected
     )
-    # A generator config alone, saved by 0.1, loads too (its settings move to the pipeline's scheduler).
+    # A generator saved by 0.1 loads alone too: its sampler settings belong to a pipeline's scheduler and are
+    # left out (a pipeline folder moves them there, above).
     shutil.copytree(LEGACY_PIPELINE / "transformer", tmp_path / "old_transformer")
     transformer = TiTokMaskGIT.from_pretrained(tmp_path / "old_transformer")
-    assert TiTokPipeline(pipe.vqvae, transformer).scheduler.config.num_inference_steps == 3
+    assert not set(SAMPLING_SETTINGS) & set(transformer.config.to_dict())
+    assert torch.equal(transformer.state_dict()["lm_head.weight"], pipe.transformer.state_dict()["lm_head.weight"])
 
 
 def test_the_builtin_pipeline_loads_in_the_new_format():

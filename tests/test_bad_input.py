@@ -895,6 +895,18 @@ class _no_exit:
 
 TRAINING_CASES = [
     (
+        "a sampler setting in the generator's model config",
+        {"recipe": "generator", "model": {"config": {"num_inference_steps": 4}}},
+        None,
+        "model.config.num_inference_steps is a sampler setting: set it in the sampling: section",
+    ),
+    (
+        "a sampler setting out of bounds",
+        {"recipe": "generator", "sampling": {"guidance_scale": 1000.0}},
+        None,
+        "sampling.guidance_scale must lie in \\[0, 100\\], got 1000",
+    ),
+    (
         "misspelt section",
         {"recipe": "stage1", "trainng": {"max_steps": 3}},
         None,

@@ -175,7 +175,7 @@ def bf16_workspace(tmp_path_factory):
 
 
 def _bf16_recipes(root):
-    from test_training import DISCRIMINATOR, GENERATOR, SINGLE_VAE, SINGLE_VQ, TWO_STAGE, VQGAN
+    from test_training import DISCRIMINATOR, GENERATOR, SAMPLING, SINGLE_VAE, SINGLE_VQ, TWO_STAGE, VQGAN
 
     yield "vqgan", {"recipe": "vqgan", "model": {"config": VQGAN}, "discriminator": DISCRIMINATOR}
     yield "stage1", {"recipe": "stage1", "model": {"config": TWO_STAGE}, "teacher": str(root / "teacher")}
@@ -191,7 +191,12 @@ def _bf16_recipes(root):
     yield "single_vae", {"recipe": "single_stage", "model": {"config": SINGLE_VAE}, "discriminator": DISCRIMINATOR}
     yield (
         "generator",
-        {"recipe": "generator", "tokenizer": str(root / "single_vq" / "final"), "model": {"config": GENERATOR}},
+        {
+            "recipe": "generator",
+            "tokenizer": str(root / "single_vq" / "final"),
+            "model": {"config": GENERATOR},
+            "sampling": SAMPLING,
+        },
     )
 
 

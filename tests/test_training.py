@@ -59,9 +59,8 @@ TWO_STAGE = dict(
     TOKENIZER, decoder_head="proxy_codes", legacy_encoder_layout=True, use_l2_norm=True, pixel_decoder_config=VQGAN
 )
 DISCRIMINATOR = {"hidden_channels": 16, "channel_mult": [1, 2], "num_groups": 8, "pool_size": 4}
-GENERATOR = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_inference_steps=4
-)
+GENERATOR = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+SAMPLING = {"num_inference_steps": 4}  # the exported pipeline's sampler (and the sample grids')
 
 
 def training(**overrides):
@@ -319,6 +318,7 @@ def test_generator_on_the_fly_and_pretokenized(single_vq, workspace, tmp_path):
             "recipe": "generator",
             "tokenizer": str(tokenizer_dir),
             "model": {"config": GENERATOR},
+            "sampling": SAMPLING,
             "data": {"source": str(workspace / "images")},
             "training": training(image_log_steps=30),
         },
@@ -343,6 +343,7 @@ def test_generator_on_the_fly_and_pretokenized(single_vq, workspace, tmp_path):
         {
             "recipe": "generator",
             "model": {"config": {**GENERATOR, "codebook_size": 32, "num_latent_tokens": 8}},
+            "sampling": SAMPLING,
             "data": {"pretokenized": str(tmp_path / "tokens")},
             "training": training(),
         },
@@ -703,7 +704,12 @@ def test_no_host_sync_in_a_training_step_between_logging_steps(recipe, workspace
     else:
         tokenizer = tmp_path / "tokenizer"
         TiTokTokenizer(TiTokConfig(**SINGLE_VQ)).save_pretrained(tokenizer)
-        config = {"recipe": "generator", "tokenizer": str(tokenizer), "model": {"config": GENERATOR}}
+        config = {
+            "recipe": "generator",
+            "tokenizer": str(tokenizer),
+            "model": {"config": GENERATOR},
+            "sampling": SAMPLING,
+        }
     config.update(data={"source": str(workspace / "images")}, training=training(max_steps=6, logging_steps=3))
     trainer = build_trainer(load_recipe_config(config), str(tmp_path / "out"))
     reads, window = [], {"open": False}

@@ -6,7 +6,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 from .input_checks import check_config_values
-from .releases import GENERATOR_PRESETS, SAMPLING_SETTINGS, generator_preset
+from .legacy import without_legacy_generator_keys
+from .releases import GENERATOR_PRESETS, generator_preset
 
 # The released generators' config arguments, derived from the one table in `hf_titok.releases` (their sampling
 # settings are the scheduler's: `TiTokMaskGITScheduler.from_preset`).
@@ -65,15 +66,13 @@ class TiTokMaskGITConfig(PreTrainedConfig):
     unmasked_token_loss_weight: float | int = 0.1
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False
-    # Read only from configs written by hf_titok 0.1, which kept the sampling settings here (transformers would
-    # drop `temperature` as a generation parameter if it were not a field). `TiTokPipeline` moves them to its
-    # scheduler, the sampling recipe's one owner, and clears them; new configs leave them unset.
-    num_inference_steps: int | None = None
-    guidance_scale: float | int | None = None
-    guidance_schedule: str | None = None
-    guidance_scale_pow: float | int | None = None
-    temperature: float | int | None = None
-    softmax_temperature_annealing: bool | None = None
+
+    @classmethod
+    def get_config_dict(cls, *args, **kwargs):
+        # Files written by hf_titok 0.1 hold the sampler settings, which belong to the pipeline's scheduler
+        # (hf_titok.legacy): they are taken out as the file is read.
+        config, unused = super().get_config_dict(*args, **kwargs)
+        return without_legacy_generator_keys(config), unused
 
     def validate_architecture(self):
         """Part of `@strict` validation: sizes that the modules could not be built with."""
@@ -102,18 +101,6 @@ class TiTokMaskGITConfig(PreTrainedConfig):
         if self.tie_word_embeddings:
             # The output head predicts K image ids only; tying it to the K+C+2 embeddings would widen it.
             raise ValueError("TiTokMaskGIT cannot tie its K-wide output head to its input embeddings")
-
-    def legacy_sampling_settings(self) -> dict:
-        """The sampling settings a config written by hf_titok 0.1 carries (empty for newer configs);
-        `TiTokPipeline` moves them to its scheduler."""
-        return {name: getattr(self, name) for name in SAMPLING_SETTINGS if getattr(self, name) is not None}
-
-    def to_dict(self) -> dict:
-        output = super().to_dict()
-        for name in SAMPLING_SETTINGS:  # the unset legacy fields are not written
-            if output.get(name) is None:
-                output.pop(name, None)
-        return output
 
     def check_tokenizer(self, tokenizer_config) -> None:
         """Raise unless a tokenizer with `tokenizer_config` produces the ids this generator models: VQ, with the

@@ -21,6 +21,7 @@ from huggingface_hub import hf_hub_download, snapshot_download
 from .hub import pipeline_card, push_folder_to_hub
 from .image_processing_titok import TiTokImageProcessor
 from .input_checks import check_token_ids
+from .legacy import legacy_pipeline_scheduler
 from .loading import checkpoint_reader, hub_arguments
 from .modeling_titok import TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT
@@ -115,7 +116,8 @@ class TiTokPipeline(DiffusionPipeline):
                 wanted = expected.__name__ if isinstance(expected, type) else expected[0].__name__
                 raise TypeError(f"{name} must be a {wanted}, got {type(component).__name__}")
         transformer.config.check_tokenizer(vqvae.config)
-        scheduler = _scheduler_with_legacy_settings(scheduler, transformer)
+        if scheduler is DEFAULT:
+            scheduler = TiTokMaskGITScheduler()
         if image_processor is DEFAULT:
             image_processor = TiTokImageProcessor.for_image_size(vqvae.config.image_size)
         num_classes = transformer.config.num_classes
@@ -227,9 +229,14 @@ class TiTokPipeline(DiffusionPipeline):
         if not folder.is_dir():
             folder = Path(cls.download(str(source), **kwargs))
         index = cls._check_folder(folder)
-        for name in cls._optional_components:  # absent (saved before it existed): the default; null: none
+        # Folders saved by hf_titok 0.1 (hf_titok.legacy): no image_processor entry (the default one is built),
+        # the sampler settings in the generator config (moved to the scheduler).
+        for name in cls._optional_components:
             if name not in index:
                 kwargs.setdefault(name, DEFAULT)
+        scheduler = legacy_pipeline_scheduler(folder, TiTokMaskGITScheduler)
+        if scheduler is not None:
+            kwargs.setdefault("scheduler", scheduler)
         pipe = super().from_pretrained(folder, **kwargs)
         return pipe.enable_fast_path() if fast_path else pipe
 
@@ -636,21 +643,6 @@ def _flatten_labels(labels) -> list:
     if isinstance(labels, (list, tuple)):
         return [label for item in labels for label in _flatten_labels(item)]
     return [labels]
-
-
-def _scheduler_with_legacy_settings(scheduler, transformer: TiTokMaskGIT) -> TiTokMaskGITScheduler | None:
-    """The pipeline's scheduler (`DEFAULT`: the default one). Pipelines saved by hf_titok 0.1 kept the sampling
-    settings in the generator's config (and a scheduler config without them): they move to the scheduler, for
-    the settings its config did not set, and leave the generator config."""
-    legacy = transformer.config.legacy_sampling_settings()
-    if not legacy:
-        return TiTokMaskGITScheduler() if scheduler is DEFAULT else scheduler
-    for name in legacy:
-        setattr(transformer.config, name, None)
-    if scheduler is None or scheduler is DEFAULT:
-        return TiTokMaskGITScheduler(**legacy)
-    unset = set(scheduler.config.get("_use_default_values", []))
-    return scheduler.from_config(scheduler.config, **{name: value for name, value in legacy.items() if name in unset})
 
 
 __all__ = ["TiTokPipeline"]

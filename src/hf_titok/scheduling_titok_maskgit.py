@@ -37,6 +37,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
+from .legacy import without_legacy_scheduler_keys
 from .releases import generator_preset
 from .remote_code import write_code
 from .sampling_settings import SamplerSetting, check_sampling_settings
@@ -131,9 +132,8 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
 
     @classmethod
     def extract_init_dict(cls, config_dict, **kwargs):
-        # Scheduler configs written by hf_titok 0.1 carry the mask id, which is now derived from the logits.
-        config_dict = {key: value for key, value in config_dict.items() if key != "mask_token_id"}
-        return super().extract_init_dict(config_dict, **kwargs)
+        # Files written by hf_titok 0.1 hold keys this config no longer has (hf_titok.legacy).
+        return super().extract_init_dict(without_legacy_scheduler_keys(config_dict), **kwargs)
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         """diffusers' `save_pretrained`, and the scheduler's code, which a pipeline saved with it loads as a custom

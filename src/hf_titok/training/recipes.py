@@ -332,7 +332,9 @@ def check_recipe_config(config: dict) -> None:
     if isinstance(model_config, dict):
         fields = {item.name for item in dataclasses.fields(recipe.model_config)}
         for key in model_config:
-            if key not in fields:
+            if key in SETTINGS:
+                problems.append(f"model.config.{key} is a sampler setting: set it in the sampling: section")
+            elif key not in fields:
                 problems.append(
                     f"unknown key model.config.{key} of {recipe.model_config.__name__}{_close_match(key, fields)}"
                 )
