@@ -512,19 +512,13 @@ class TiTokPipeline(DiffusionPipeline):
 
         Examples:
         """
+        arguments = locals()  # the call's arguments, before any is reassigned below
         config = self.transformer.config
         # This call's sampler: the pipeline's scheduler config with the call's settings, checked once (by the
         # scheduler). The shared scheduler is never changed, so concurrent calls do not interfere.
         base = self._sampler()
-        given = dict(
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            guidance_schedule=guidance_schedule,
-            guidance_scale_pow=guidance_scale_pow,
-            temperature=temperature,
-            softmax_temperature_annealing=softmax_temperature_annealing,
-        )
-        scheduler = base.from_config(base.config, **{name: value for name, value in given.items() if value is not None})
+        given = {name: arguments[name] for name in SAMPLING_SETTINGS if arguments[name] is not None}
+        scheduler = base.from_config(base.config, **given)
         num_inference_steps = scheduler.config.num_inference_steps
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs

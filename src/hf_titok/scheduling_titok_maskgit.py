@@ -40,7 +40,7 @@ from diffusers.utils import BaseOutput
 from .legacy import without_legacy_scheduler_keys
 from .releases import generator_preset
 from .remote_code import write_code
-from .sampling_settings import SamplerSetting, check_sampling_settings
+from .sampling_settings import SAMPLING_SETTINGS, SamplerSetting, check_sampling_settings
 from .torch_utils import GeneratorType, rand_tensor
 
 # The defaults of a scheduler built without settings: TiTok-L-32's official gFID sampling (the release table's).
@@ -115,16 +115,8 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         softmax_temperature_annealing: bool = _DEFAULTS.softmax_temperature_annealing,
         match_official_rng: bool = True,
     ):
-        check_sampling_settings(
-            dict(
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                guidance_schedule=guidance_schedule,
-                guidance_scale_pow=guidance_scale_pow,
-                temperature=temperature,
-                softmax_temperature_annealing=softmax_temperature_annealing,
-            )
-        )
+        arguments = locals()
+        check_sampling_settings({name: arguments[name] for name in SAMPLING_SETTINGS})
         self.timesteps = None
         self.num_inference_steps = None
         self.num_masked_tokens = None
