@@ -326,8 +326,7 @@ def build_demo(model: SpaceModel) -> gr.Blocks:
             f"# TiTok — an image is worth {num_tokens} tokens\n"
             f"Model: `{Path(model.name).name if os.path.isdir(model.name) else model.name}` — "
             f"{model.tokenizer.config.image_size}x{model.tokenizer.config.image_size} images as {num_tokens} "
-            "1-D tokens. "
-            "[Paper](https://arxiv.org/abs/2406.07550) · requests are queued: one runs at a time."
+            "1-D tokens. [Paper](https://arxiv.org/abs/2406.07550) · requests are queued: one runs at a time."
         )
         with gr.Tab("Generate", id="generate"):
             if model.pipeline is None:

@@ -197,3 +197,17 @@ def test_converted_official_repos_carry_the_code(kind, fixtures, tmp_path):
     convert(kind, fixtures.config_path(config), fixtures.path(f"{name}.weights.safetensors"), tmp_path)
     assert "auto_map" in json.loads((tmp_path / "config.json").read_text())
     assert (tmp_path / f"{ENTRY_MODULE}.py").is_file()
+
+
+class MyTokenizer(TiTokTokenizer):
+    """A user's subclass, defined outside the package."""
+
+
+def test_a_subclass_defined_elsewhere_saves_without_code(tmp_path):
+    """Only the package's own classes carry code: a user's subclass has none here to copy, so its folder is saved
+    without code or auto_map (it loads with the user's package) instead of failing."""
+    model = MyTokenizer(tiny_titok_config("vae")).eval()
+    model.save_pretrained(tmp_path)
+    assert not list(tmp_path.glob("*.py")) and "auto_map" not in json.loads((tmp_path / "config.json").read_text())
+    loaded = MyTokenizer.from_pretrained(tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))

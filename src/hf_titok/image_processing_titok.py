@@ -28,7 +28,7 @@ from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import PILImageResampling
 
 from .input_checks import RANGE_SLACK
-from .remote_code import add_auto_map, write_code
+from .remote_code import add_auto_map, carries_code, write_code
 
 # diffusers loads a pipeline component by looking up its library's base class (`ImageProcessingMixin` for an
 # image processor) in the module its model_index.json entry names: this one.
@@ -231,8 +231,9 @@ class TiTokImageProcessor(PilBackend):
         without hf_titok (`AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)`)."""
         repo_id = kwargs.pop("repo_id", None)
         result = super().save_pretrained(save_directory, **kwargs)
-        write_code(save_directory, __name__.rpartition(".")[2])
-        add_auto_map(Path(save_directory) / "preprocessor_config.json", {"AutoImageProcessor": type(self)})
+        if carries_code(type(self)):
+            write_code(save_directory, type(self))
+            add_auto_map(Path(save_directory) / "preprocessor_config.json", {"AutoImageProcessor": type(self)})
         if push_to_hub:  # pushed after the code is written (push_to_hub saves again, code included)
             self.push_to_hub(repo_id or Path(save_directory).name)
         return result

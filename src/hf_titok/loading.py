@@ -181,9 +181,9 @@ class StrictLoadingMixin:
     def _refuse_on_fast_path(self, what: str) -> None:
         if self.fast_path:
             raise ValueError(
-                f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules for float32 "
-                "inference on the "
-                f"CPU): {what} is not possible. Load the exact model (from_pretrained without fast_path=True) for that"
+                f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules for float32 inference "
+                f"on the CPU): {what} is not possible. Load the exact model (from_pretrained without "
+                "fast_path=True) for that"
             )
 
     def to(self, *args, **kwargs):

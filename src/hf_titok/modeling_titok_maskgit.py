@@ -240,8 +240,7 @@ class TiTokMaskGIT(TiTokMaskGITPreTrainedModel):
         classes, so its size is fixed by the tokenizer. To change the classes use `resize_class_embeddings`."""
         raise NotImplementedError(
             "TiTokMaskGIT's input embeddings are the tokenizer's codebook ids, the mask id and the classes: "
-            "their count "
-            "follows the tokenizer and cannot be resized. To train on another set of classes use "
+            "their count follows the tokenizer and cannot be resized. To train on another set of classes use "
             "resize_class_embeddings(num_classes)"
         )
 

@@ -27,9 +27,9 @@ PACKAGE_DIR = Path(__file__).parent
 _RELATIVE_IMPORT = re.compile(r"^\s*from\s+\.(\w+)\s+import", re.MULTILINE)
 
 
-def module_closure(module: str) -> list[str]:
-    """`module` and every sibling module it imports, directly or not (file stems, sorted)."""
-    seen, todo = set(), [module]
+def module_closure(*modules: str) -> list[str]:
+    """`modules` and every sibling module they import, directly or not (file stems, sorted)."""
+    seen, todo = set(), list(modules)
     while todo:
         name = todo.pop()
         if name in seen:
@@ -47,11 +47,24 @@ def module_closure(module: str) -> list[str]:
 ENTRY_MODULE = "hf_titok_remote"
 
 
-def write_code(folder: str | Path, module: str) -> list[str]:
-    """Copy `module` and its sibling imports into `folder`, with the folder's entry module; returns the module
-    names the folder holds."""
+def module_of(cls: type) -> str:
+    """The package module (file stem) that defines `cls`."""
+    return cls.__module__.rpartition(".")[2]
+
+
+def carries_code(cls: type) -> bool:
+    """Whether `cls` is defined by this package's code (a subclass defined elsewhere has no code here to copy:
+    its folders are saved without code, and load with its own package)."""
+    return (PACKAGE_DIR / f"{module_of(cls)}.py").is_file() and cls.__module__.rpartition(".")[
+        0
+    ] == __name__.rpartition(".")[0]
+
+
+def write_code(folder: str | Path, *classes: type) -> list[str]:
+    """Copy the modules defining `classes` and their sibling imports into `folder`, with the folder's entry
+    module; returns the module names the folder holds."""
     folder = Path(folder)
-    for name in module_closure(module):
+    for name in module_closure(*(module_of(cls) for cls in classes)):
         shutil.copyfile(PACKAGE_DIR / f"{name}.py", folder / f"{name}.py")
     held = sorted(
         path.stem for path in folder.glob("*.py") if path.stem != ENTRY_MODULE and (PACKAGE_DIR / path.name).is_file()
@@ -67,7 +80,7 @@ def write_code(folder: str | Path, module: str) -> list[str]:
 
 def class_reference(cls: type) -> str:
     """`module.Class` of a package class, as `auto_map` and `model_index.json` name it."""
-    return f"{cls.__module__.rpartition('.')[2]}.{cls.__qualname__}"
+    return f"{module_of(cls)}.{cls.__qualname__}"
 
 
 def add_auto_map(config_file: str | Path, auto_map: dict[str, type]) -> None:
@@ -80,8 +93,9 @@ def add_auto_map(config_file: str | Path, auto_map: dict[str, type]) -> None:
 
 def write_model_code(folder: str | Path, model_class: type, config_class: type) -> None:
     """A saved transformers model: its code and the config's `auto_map` (AutoConfig, AutoModel)."""
-    write_code(folder, model_class.__module__.rpartition(".")[2])
-    write_code(folder, config_class.__module__.rpartition(".")[2])
+    if not (carries_code(model_class) and carries_code(config_class)):
+        return
+    write_code(folder, model_class, config_class)
     add_auto_map(Path(folder) / "config.json", {"AutoConfig": config_class, "AutoModel": model_class})
 
 
@@ -89,7 +103,9 @@ def write_pipeline_code(folder: str | Path, pipeline_class: type, components: di
     """A saved diffusers pipeline: its code at the root and `model_index.json` entries `[ENTRY_MODULE, class]`
     for the pipeline and every component saved with its code (`components`: name -> component)."""
     folder = Path(folder)
-    write_code(folder, pipeline_class.__module__.rpartition(".")[2])
+    if not carries_code(pipeline_class):
+        return
+    write_code(folder, pipeline_class)
     index_file = folder / "model_index.json"
     index = json.loads(index_file.read_text())
     index["_class_name"] = [ENTRY_MODULE, pipeline_class.__name__]
@@ -117,6 +133,7 @@ def installed_entries(index: dict, package) -> dict:
 __all__ = [
     "ENTRY_MODULE",
     "add_auto_map",
+    "carries_code",
     "class_reference",
     "installed_entries",
     "module_closure",

@@ -39,7 +39,7 @@ from diffusers.utils import BaseOutput
 
 from .legacy import without_legacy_scheduler_keys
 from .releases import generator_preset
-from .remote_code import write_code
+from .remote_code import carries_code, write_code
 from .sampling_settings import SAMPLING_SETTINGS, SamplerSetting, check_sampling_settings
 from .torch_utils import GeneratorType, rand_tensor
 
@@ -131,7 +131,8 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         """diffusers' `save_pretrained`, and the scheduler's code, which a pipeline saved with it loads as a custom
         component when hf_titok is not installed (`hf_titok.remote_code`)."""
         super().save_pretrained(save_directory, **kwargs)
-        write_code(save_directory, __name__.rpartition(".")[2])
+        if carries_code(type(self)):
+            write_code(save_directory, type(self))
         if push_to_hub:  # pushed after the code is written
             self.push_to_hub(kwargs.get("repo_id") or Path(save_directory).name)
 

@@ -66,6 +66,11 @@ def detect_kind(weight_names) -> str:
     raise ConversionError("the weights are neither an official TiTok tokenizer, generator nor MaskGIT-VQGAN state dict")
 
 
+def is_official_config(config) -> bool:
+    """Whether a parsed `config.json` is an official TiTok config (the nested OmegaConf dict with `model.vq_model`)."""
+    return isinstance(config, dict) and isinstance(config.get("model"), dict) and "vq_model" in config["model"]
+
+
 def _fetch(source, filename: str, what: str, **hub_kwargs) -> Path:
     """`filename` of a folder, or of a Hub repo (downloaded, or from the cache offline)."""
     subfolder = hub_kwargs.pop("subfolder", None) or ""
@@ -133,9 +138,7 @@ class OfficialCheckpoint:
                     else _fetch(source, "config.json", "its config", **hub_kwargs)
                 )
             config = read_json_config(config_file) if config_file is not None else None
-            if not (
-                isinstance(config, dict) and isinstance(config.get("model"), dict) and "vq_model" in config["model"]
-            ):
+            if not is_official_config(config):
                 raise ConversionError(_not_official(source, config))
             self.config = load_official_config(config_file)  # with its ${...} interpolations resolved
             self.weights = _weights(_fetch(source, "model.safetensors", "official checkpoint", **hub_kwargs), source)
@@ -236,13 +239,17 @@ class OfficialReader:
         if (folder / "model_index.json").is_file() or not (config_file.is_file() and weights_file.is_file()):
             return None
         config = read_json_config(config_file)
-        if not (isinstance(config, dict) and isinstance(config.get("model"), dict) and "vq_model" in config["model"]):
+        if not is_official_config(config):
             return None
         try:
             with safe_open(str(weights_file), "pt") as weights:
-                return detect_kind(set(weights.keys()))
-        except Exception:  # damaged weights: loading the checkpoint names the problem
-            return "tokenizer" if "generator" not in config["model"] else None
+                names = set(weights.keys())
+        except Exception as error:  # a truncated or corrupt file: say so rather than guess the kind
+            raise ConversionError(
+                f"{folder}: cannot read model.safetensors ({error}); the file may be truncated: copy or download it "
+                "again"
+            ) from None
+        return detect_kind(names)
 
     @staticmethod
     def _tokenizer_of(source, known: OfficialRelease | None, hub_kwargs: dict, kwargs: dict) -> TiTokTokenizer:

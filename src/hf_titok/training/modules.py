@@ -196,8 +196,7 @@ class Stage1Training(TrainingModule):
         ):
             raise ValueError(
                 f"the teacher VQGAN ({teacher.config.codebook_size} codes on a {teacher.config.grid_size}^2 "
-                "grid) does not "
-                f"match the tokenizer's proxy-code head ({model.config.num_proxy_codes} codes, "
+                f"grid) does not match the tokenizer's proxy-code head ({model.config.num_proxy_codes} codes, "
                 f"{model.config.decoder_grid_size}^2)"
             )
         self.set_helper("teacher", teacher)
