@@ -20,9 +20,9 @@ from hf_titok import (
     TiTokTokenizer,
 )
 from hf_titok.releases import GENERATOR_PRESETS, PAPER_RESULTS_512, TOKENIZER_PRESETS
-from hf_titok.training import load_recipe_config, run
-from hf_titok.training.recipes import CONFIGS_DIR as CONFIGS  # the configs shipped in the package
-from hf_titok.training.recipes import load_vqgan_at
+from hf_titok.training import load_recipe_config, train
+from hf_titok.training.builders import load_vqgan_at
+from hf_titok.training.config import CONFIGS_DIR as CONFIGS  # the configs shipped in the package
 
 PRESETS_512 = ("titok_l64_512", "titok_b128_512")
 # Tiny widths and depths; the geometry (512x512, patch 16, the preset's token count) stays the preset's.
@@ -139,7 +139,7 @@ def one_step(path: Path, output: Path, *overrides: str):
         "training.use_cpu=true",
         "training.disable_tqdm=true",
     ]
-    return run(load_recipe_config(path, [*common, *overrides]), output_dir=str(output))
+    return train(load_recipe_config(path, [*common, *overrides]), output_dir=str(output))
 
 
 @pytest.mark.parametrize("name", PRESETS_512)
@@ -208,14 +208,17 @@ def test_512_recipe_refuses_a_256_crop(tmp_path):
 
 
 def test_a_generator_preset_without_sampling_samples_with_the_preset():
-    from hf_titok.training.recipes import _scheduler
+    from hf_titok.training.builders import sampling_scheduler
 
     class Run:
         config = {"model": {"preset": "titok_b128_512"}}
 
-    assert _scheduler(Run).config.num_inference_steps == 64
+    assert sampling_scheduler(Run).config.num_inference_steps == 64
     Run.config = {"model": {"preset": "titok_b128_512"}, "sampling": {"num_inference_steps": 12}}
-    assert _scheduler(Run).config.num_inference_steps == 12 and _scheduler(Run).config.guidance_scale == 6.9
+    assert (
+        sampling_scheduler(Run).config.num_inference_steps == 12
+        and sampling_scheduler(Run).config.guidance_scale == 6.9
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

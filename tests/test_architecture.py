@@ -260,12 +260,12 @@ def test_the_sampler_settings_are_declared_once(monkeypatch):
     from hf_titok.cli import build_parser
     from hf_titok.releases import SamplingPreset
     from hf_titok.sampling_settings import SAMPLER_SETTINGS, SAMPLING_SETTINGS, SamplerSetting
-    from hf_titok.training.recipes import _SECTION_SCHEMAS
+    from hf_titok.training.config import SECTION_SCHEMAS
 
     assert tuple(field.name for field in dataclasses.fields(SamplingPreset)) == SAMPLING_SETTINGS
     assert set(SAMPLING_SETTINGS) <= set(TiTokMaskGITScheduler().config)
     assert set(SAMPLING_SETTINGS) <= set(inspect.signature(TiTokPipeline.__call__).parameters)
-    assert {name: _SECTION_SCHEMAS["sampling"][name] for name in SAMPLING_SETTINGS} == {
+    assert {name: SECTION_SCHEMAS["sampling"][name] for name in SAMPLING_SETTINGS} == {
         s.name: s.type for s in SAMPLER_SETTINGS
     }
     parser = build_parser()

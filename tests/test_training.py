@@ -24,10 +24,12 @@ from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokConfig, TiTokMaskGIT
 from hf_titok.data import Augmentation, load_image_dataset
 from hf_titok.data.images import sample_rng
 from hf_titok.perceptual import LPIPS, ConvNeXtSmall
-from hf_titok.training import CodebookRestartCallback, NLayerDiscriminator, PerceptualLoss, load_recipe_config, run
-from hf_titok.training.modules import TrainingModule
+from hf_titok.training import CodebookRestartCallback, NLayerDiscriminator, PerceptualLoss, load_recipe_config
+from hf_titok.training import train as train_recipe
 from hf_titok.training.pretokenize import pretokenize
-from hf_titok.training.recipes import build_trainer, last_checkpoint
+from hf_titok.training.recipes import build_trainer
+from hf_titok.training.trainer import last_checkpoint
+from hf_titok.training.wrappers import TrainingModule
 
 PROJECT = Path(__file__).resolve().parent.parent
 TOKENIZER = dict(
@@ -109,7 +111,7 @@ def history(trainer, key):
 
 
 def train(config, output_dir):
-    return run(load_recipe_config(config), output_dir=str(output_dir))
+    return train_recipe(load_recipe_config(config), output_dir=str(output_dir))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -506,7 +508,7 @@ def test_config_errors(workspace, tmp_path):
 
 
 def test_shipped_configs_parse():
-    from hf_titok.training.recipes import CONFIGS_DIR, shipped_configs
+    from hf_titok.training.config import CONFIGS_DIR, shipped_configs
 
     names = shipped_configs()
     assert "titok_l32_stage1" in names and "fashion_mnist/generator" in names and len(names) >= 16
@@ -536,6 +538,41 @@ def test_config_floats_without_a_dot_are_numbers(tmp_path):
     assert values["adam_beta2"] == 0.99 and values["max_steps"] == 10 and values["run_name"] == "1e-3x"
     assert all(isinstance(values[key], float) for key in ("learning_rate", "weight_decay", "adam_beta2"))
 
+
+
+def test_config_sections_are_typed_by_their_declarations():
+    """A recipe's `loss:` schema is its loss dataclass (defaults and types in one place), `discriminator:` is
+    NLayerDiscriminator's constructor: a string weight file and a float weight are told apart by their declared
+    types, not by how their names end, and a key the recipe's loss does not have is refused."""
+    import dataclasses
+
+    from hf_titok.training.config import DISCRIMINATOR_SCHEMA, declared_types
+    from hf_titok.training.recipes import RECIPES, TokenizerPixelLoss
+
+    single = RECIPES["single_stage"]
+    assert declared_types(type(single.loss)) == {
+        "perceptual": str,
+        "perceptual_weight": float,
+        "quantizer_weight": float,
+        "gan_weight": float,
+        "lecam_weight": float,
+        "convnext_weights": str,
+        "lpips_vgg_weights": str,
+        "lpips_head_weights": str,
+        "kl_weight": float,
+    }
+    assert DISCRIMINATOR_SCHEMA == {"hidden_channels": int, "channel_mult": list, "num_groups": int, "pool_size": int}
+    config = load_recipe_config({"recipe": "single_stage", "loss": {"kl_weight": 2e-6, "convnext_weights": "w.pt"}})
+    assert config["loss"] == dataclasses.asdict(TokenizerPixelLoss(kl_weight=2e-6, convnext_weights="w.pt"))
+    assert single.loss_settings(config) == TokenizerPixelLoss(kl_weight=2e-6, convnext_weights="w.pt")
+    with pytest.raises(ValueError, match=r"loss.convnext_weights must be a string, got 3.*loss.kl_weight must be a n"):
+        load_recipe_config({"recipe": "single_stage", "loss": {"convnext_weights": 3, "kl_weight": "small"}})
+    with pytest.raises(ValueError, match=r"unknown key loss.kl_weight"):
+        load_recipe_config({"recipe": "vqgan", "loss": {"kl_weight": 1e-6}})
+    with pytest.raises(ValueError, match=r"unknown key loss.quantizer_weight"):
+        load_recipe_config({"recipe": "generator", "loss": {"quantizer_weight": 1.0}})
+    with pytest.raises(ValueError, match=r"discriminator.channel_mult must be a list"):
+        load_recipe_config({"recipe": "vqgan", "discriminator": {"channel_mult": 4}})
 
 # ---------------------------------------------------------------------------------------------------------
 # Reliability and scale

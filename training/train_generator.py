@@ -9,7 +9,7 @@ Token ids come from a frozen tokenizer on the fly (`tokenizer:` + `data.source`)
 by training/pretokenize.py (`data.pretokenized`). A killed run resumes from its last checkpoint.
 """
 
-from hf_titok.training.recipes import main
+from hf_titok.training.command import main
 
 if __name__ == "__main__":
     main(entry_point="generator")

@@ -9,7 +9,7 @@ A thin wrapper of `hf-titok train` limited to vqgan, stage1, stage2, single_stag
 checkpoint when started again with the same output directory.
 """
 
-from hf_titok.training.recipes import main
+from hf_titok.training.command import main
 
 if __name__ == "__main__":
     main(entry_point="tokenizer")

@@ -434,7 +434,7 @@ TRAINING_COMMANDS = {
     "train": (
         "train any recipe: --config NAME|PATH [--set key=value ...] (--list: the shipped configs; "
         "`accelerate launch -m hf_titok.training` for several processes)",
-        "hf_titok.training.recipes",
+        "hf_titok.training.command",
     ),
     "pretokenize": ("images (and flips) -> token-id dataset for generator training", "hf_titok.training.pretokenize"),
 }

@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from ..hub import push_folder_to_hub
-from .modules import TrainingModule
+from .wrappers import TrainingModule
 
 logger = logging.getLogger(__name__)
 

@@ -1,16 +1,26 @@
 """`TiTokTrainer`: the HF Trainer with the official optimizer groups, per-group cosine schedules (the
-discriminator's offset to its start step) and the recipe's extra logs."""
+discriminator's offset to its start step) and the recipe's extra logs; and the checkpoint a run resumes from
+(the newest one that is complete and reads)."""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+import os
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainingArguments
 
 from ..input_checks import trusted_values
-from .modules import TrainingModule, cosine_with_warmup
+from ..loading import damaged_weight_files
+from .wrappers import TrainingModule
+
+logger = logging.getLogger(__name__)
 
 # Official weight-decay exclusions (all TiTok trainers): 1-D parameters and names containing these.
 NO_DECAY_NAME_PARTS = ("ln", "bias", "latent_tokens", "mask_token", "embedding", "norm", "gamma", "embed")
@@ -52,6 +62,14 @@ class TiTokTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "skip NaN/inf losses in the logged loss (reads every step's loss: a device sync)"},
     )
+
+
+def cosine_with_warmup(step: int, total: int, warmup: int, end_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine decay to `end_ratio` at `total` (the official schedule)."""
+    if step < warmup:
+        return (step + 1) / max(warmup, 1) if warmup > 0 else 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return end_ratio + (1.0 - end_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def is_decayed(name: str, parameter: torch.nn.Parameter) -> bool:
@@ -133,4 +151,80 @@ class TiTokTrainer(Trainer):
         super().log(logs, start_time)
 
 
-__all__ = ["TiTokTrainer", "TiTokTrainingArguments", "NO_DECAY_NAME_PARTS"]
+# --------------------------------------------------------------------------------------------------
+# Checkpoints: which one to resume from
+# --------------------------------------------------------------------------------------------------
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint folder cannot be resumed from, or None. The Trainer writes `trainer_state.json` last, so
+    a folder without it was being written when the run was killed; a weight, optimizer or RNG file that does not
+    read (truncated, say) is damaged. Cheap checks: safetensors headers and the zip directories of torch files."""
+    state = path / "trainer_state.json"
+    if not state.is_file():
+        return "incomplete (no trainer_state.json: the run was stopped while writing it)"
+    try:
+        json.loads(state.read_text())
+    except ValueError as error:
+        return f"damaged trainer_state.json ({error})"
+    problems = damaged_weight_files(path)
+    for file in sorted(path.iterdir()):
+        if file.suffix in (".pt", ".pth", ".bin"):
+            try:
+                with zipfile.ZipFile(file):
+                    pass
+            except (zipfile.BadZipFile, OSError) as error:
+                problems.append(f"{file}: {error}")
+    return f"damaged files: {'; '.join(problems)}" if problems else None
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The newest checkpoint in `output_dir` that can be resumed from; newer incomplete or damaged ones are
+    skipped with a warning naming them (see `checkpoint_problem`)."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return None
+    checkpoints = sorted(
+        (int(path.name.split("-")[1]), path)
+        for path in folder.glob("checkpoint-*")
+        if path.name.split("-")[1].isdigit()
+    )
+    for step, path in reversed(checkpoints):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        logger.warning("skipping checkpoint %s: %s; resuming from an earlier one", path, problem)
+    return None
+
+
+def check_output_dir(output_dir: str) -> None:
+    """Fail before any work when the run could not save its checkpoints."""
+    path = Path(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write_test_{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise OSError(f"cannot write to the training output directory {path}: {error.strerror or error}") from None
+
+
+def resume_and_train(trainer: TiTokTrainer, resume: str | bool = "auto") -> TiTokTrainer:
+    """Train, resuming as asked: `"auto"` from the last usable checkpoint in the output dir if there is one (a
+    killed run restarts where it stopped), a path from that checkpoint, False from scratch."""
+    checkpoint = last_checkpoint(trainer.args.output_dir) if resume == "auto" else (resume or None)
+    if checkpoint:
+        logger.info("resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    return trainer
+
+
+__all__ = [
+    "NO_DECAY_NAME_PARTS",
+    "TiTokTrainer",
+    "TiTokTrainingArguments",
+    "check_output_dir",
+    "checkpoint_problem",
+    "last_checkpoint",
+    "resume_and_train",
+]

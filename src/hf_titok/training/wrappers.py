@@ -9,7 +9,6 @@ which the Trainer checkpoints, so resumed runs continue exactly.
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn.functional as F
@@ -295,14 +294,6 @@ class GeneratorTraining(TrainingModule):
         return {"loss": out.loss}
 
 
-def cosine_with_warmup(step: int, total: int, warmup: int, end_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine decay to `end_ratio` at `total` (the official schedule)."""
-    if step < warmup:
-        return (step + 1) / max(warmup, 1) if warmup > 0 else 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return end_ratio + (1.0 - end_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 __all__ = [
     "GANLoss",
     "GeneratorTraining",
@@ -310,5 +301,4 @@ __all__ = [
     "Stage1Training",
     "TrainingModule",
     "VQGANTraining",
-    "cosine_with_warmup",
 ]

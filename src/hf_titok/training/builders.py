@@ -1,0 +1,277 @@
+"""What a recipe is made of: its model (new, pretrained, or initialised from an earlier stage), its data and
+collator, and the other parts a run needs (teacher, frozen tokenizer, image processor, sampler, class names),
+gathered in a `RecipeRun`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import datasets
+import torch
+from torch import nn
+
+from ..configuration_maskgit_vqgan import MaskGITVQGANConfig
+from ..configuration_titok import TiTokConfig
+from ..configuration_titok_maskgit import TiTokMaskGITConfig
+from ..data.class_labels import dataset_class_names, default_id2label
+from ..data.datasets import ImageTrainingDataset, collate_images, collate_tokens, load_image_dataset
+from ..data.images import Augmentation, decode_image, sample_rng
+from ..image_processing_titok import TiTokImageProcessor
+from ..loaders import load_tokenizer
+from ..modeling_maskgit_vqgan import MaskGITVQGAN
+from ..modeling_titok import TiTokTokenizer
+from ..modeling_titok_maskgit import TiTokMaskGIT
+from ..scheduling_titok_maskgit import TiTokMaskGITScheduler
+from .trainer import TiTokTrainingArguments
+
+
+@dataclass(frozen=True)
+class RecipeRun:
+    """What a recipe's `prepare` made for one run, handed to its wrapper and callback factories."""
+
+    config: dict
+    args: TiTokTrainingArguments
+    model: nn.Module
+    dataset: torch.utils.data.Dataset
+    collator: Callable
+    image_size: int
+    image_processor: TiTokImageProcessor  # saved with the model: the preprocessing it was trained with
+    tokenizer: TiTokTokenizer | None = None  # generator: the frozen tokenizer (ids on the fly, sample grids, export)
+    teacher: MaskGITVQGAN | None = None  # stage 1: the proxy-code teacher
+
+
+def tokenizer_config(section: dict, **forced) -> TiTokConfig:
+    overrides = {**section.get("config", {}), **forced}
+    if section.get("preset"):
+        return TiTokConfig.from_preset(section["preset"], **overrides)
+    return TiTokConfig(**overrides)
+
+
+def init_stage2_tokenizer(section: dict) -> TiTokTokenizer:
+    """Stage-2 initialisation as officially done: the stage-1 weights, plus the VQGAN's codebook and decoder
+    as the pixel codebook and pixel decoder; commitment cost 0."""
+    if not section.get("init_from"):
+        raise ValueError("stage 2 needs model.init_from: the stage-1 tokenizer to fine-tune")
+    stage1 = TiTokTokenizer.from_pretrained(section["init_from"])
+    if stage1.config.decoder_head != "proxy_codes":
+        raise ValueError("stage 2 fine-tunes a two-stage (proxy-code) tokenizer")
+    if stage1.pixel_decoder is not None:
+        return stage1  # already has its pixel decoder (e.g. a converted two-stage release)
+    if not section.get("pixel_decoder_from"):
+        raise ValueError(
+            "stage 2 needs model.pixel_decoder_from: the MaskGIT-VQGAN whose decoder renders the proxy codes"
+        )
+    vqgan = load_vqgan_at(section["pixel_decoder_from"], stage1.config.image_size)
+    config = TiTokConfig(
+        **{
+            **stage1.config.to_diff_dict(),
+            "include_pixel_decoder": True,
+            "commitment_cost": 0.0,
+            "pixel_decoder_config": vqgan.config.to_dict(),
+        }
+    )
+    model = TiTokTokenizer(config)
+    missing, unexpected = model.load_state_dict(stage1.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("pixel_") for key in missing):
+        raise ValueError(f"stage-1 weights do not fit: missing {missing}, unexpected {unexpected}")
+    model.pixel_decoder.load_state_dict(vqgan.decoder.state_dict())
+    model.pixel_quantizer.load_state_dict(vqgan.quantizer.state_dict())
+    return model
+
+
+def new_tokenizer(config: dict, **forced) -> TiTokTokenizer:
+    """The tokenizer to train: `model.pretrained` (fine-tuning), else new from `model.preset` / `model.config`."""
+    section = config["model"]
+    if section.get("pretrained"):
+        return TiTokTokenizer.from_pretrained(section["pretrained"])
+    return TiTokTokenizer(tokenizer_config(section, **forced))
+
+
+def stage1_tokenizer(config: dict) -> TiTokTokenizer:
+    """Stage 1 trains the proxy-code layout without the pixel decoder (the teacher renders its codes)."""
+    return new_tokenizer(config, decoder_head="proxy_codes", include_pixel_decoder=False)
+
+
+def stage2_tokenizer(config: dict) -> TiTokTokenizer:
+    if config["model"].get("pretrained"):
+        return new_tokenizer(config)
+    return init_stage2_tokenizer(config["model"])
+
+
+def new_vqgan(config: dict) -> MaskGITVQGAN:
+    section = config["model"]
+    if section.get("pretrained"):
+        return MaskGITVQGAN.from_pretrained(section["pretrained"])
+    return MaskGITVQGAN(MaskGITVQGANConfig(**section.get("config", {})))
+
+
+def load_vqgan_at(source: str, image_size: int) -> MaskGITVQGAN:
+    """The MaskGIT-VQGAN at `source`, run at `image_size`. It is fully convolutional, so the released 256x256
+    VQGAN (the only MaskGIT-VQGAN with converted weights) also tokenizes 512x512 images, into a 32x32 grid of
+    proxy codes: that is the teacher and pixel decoder of the 512x512 TiTok recipes."""
+    return MaskGITVQGAN.from_pretrained(source, image_size=image_size)
+
+
+def augmentation_of(config: dict, image_size: int, random_crop: bool = True) -> Augmentation:
+    data = config["data"]
+    if data.get("crop_size") not in (None, image_size):
+        raise ValueError(
+            f"data.crop_size={data['crop_size']} differs from the model's image_size={image_size}: "
+            f"set data.crop_size: {image_size} (or a model of that size)"
+        )
+    return Augmentation(
+        data.get("crop_size", image_size),
+        random_crop=random_crop,
+        random_flip=data.get("random_flip", True),
+        pad_small_images=data.get("pad_small_images", False),
+    )
+
+
+def image_data(config: dict, augmentation: Augmentation, seed: int):
+    data = config["data"]
+    if not data.get("source"):
+        raise ValueError(
+            "the config needs data.source: a local image folder or a Hub dataset id (e.g. timm/imagenet-1k-wds)"
+        )
+    dataset = load_image_dataset(
+        data["source"],
+        data.get("split", "train"),
+        augmentation,
+        data.get("image_column"),
+        data.get("label_column"),
+        data.get("streaming"),
+        seed,
+    )
+    return dataset, collate_images
+
+
+def prepare_images(make_model: Callable[[dict], nn.Module], needs_teacher: bool = False):
+    """Model + image data (random crops) for the tokenizer and VQGAN recipes; stage 1 also loads its teacher."""
+
+    def prepare(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
+        teacher = None
+        if needs_teacher and not config.get("teacher"):
+            raise ValueError(
+                "stage 1 needs `teacher:` the MaskGIT-VQGAN (local dir or Hub id) whose codes are the targets"
+            )
+        model = make_model(config)
+        augmentation = augmentation_of(config, model.config.image_size)
+        if needs_teacher:
+            teacher = load_vqgan_at(config["teacher"], model.config.image_size)
+        with args.main_process_first(desc="loading the dataset"):
+            dataset, collator = image_data(config, augmentation, args.seed)
+        return RecipeRun(
+            config,
+            args,
+            model,
+            dataset,
+            collator,
+            model.config.image_size,
+            augmentation.image_processor(),
+            teacher=teacher,
+        )
+
+    return prepare
+
+
+def dataset_num_classes(dataset, config: dict) -> int | None:
+    if config["data"].get("num_classes"):
+        return int(config["data"]["num_classes"])
+    names = dataset_class_names(dataset)
+    return len(names) if names else None
+
+
+def prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
+    """The frozen tokenizer, the ids (pre-tokenized, or images tokenized on the fly), and the generator over them."""
+    tokenizer = processor = None
+    if config.get("tokenizer"):
+        tokenizer, processor = load_tokenizer(config["tokenizer"])
+    data = config["data"]
+    with args.main_process_first(desc="loading the dataset"):
+        if data.get("pretokenized"):
+            dataset = datasets.load_from_disk(data["pretokenized"])
+            if isinstance(dataset, datasets.DatasetDict):
+                dataset = dataset[data.get("split", "train")]
+            collator = collate_tokens
+        elif tokenizer is None:
+            raise ValueError(
+                "generator training needs `tokenizer:` (ids on the fly) or data.pretokenized (ids on disk)"
+            )
+        else:  # center crops (and flips) of the images, tokenized on the fly, as the tokenizer's processor does them
+            augmentation = Augmentation(
+                processor.image_size,
+                random_crop=False,
+                random_flip=data.get("random_flip", True),
+                pad_small_images=processor.do_pad,
+            )
+            dataset, collator = image_data(config, augmentation, args.seed)
+    section = config["model"]
+    if section.get("pretrained"):
+        model = TiTokMaskGIT.from_pretrained(section["pretrained"])
+    else:
+        derived = dict(num_classes=dataset_num_classes(dataset, config))
+        if tokenizer is not None:
+            derived.update(
+                codebook_size=tokenizer.config.codebook_size, num_latent_tokens=tokenizer.config.num_latent_tokens
+            )
+        overrides = {**{k: v for k, v in derived.items() if v is not None}, **section.get("config", {})}
+        preset = section.get("preset")
+        model = TiTokMaskGIT(
+            TiTokMaskGITConfig.from_preset(preset, **overrides) if preset else TiTokMaskGITConfig(**overrides)
+        )
+    image_size = tokenizer.config.image_size if tokenizer is not None else 256
+    processor = processor or TiTokImageProcessor.for_image_size(image_size)
+    return RecipeRun(config, args, model, dataset, collator, image_size, processor, tokenizer=tokenizer)
+
+
+def first_images(dataset, count: int, processor: TiTokImageProcessor) -> torch.Tensor:
+    """A fixed, unaugmented batch for the reconstruction grids."""
+    center = Augmentation(processor.image_size, random_crop=False, random_flip=False, pad_small_images=processor.do_pad)
+    images = []
+    if isinstance(dataset, ImageTrainingDataset):
+        spread = sorted({round(i * (len(dataset) - 1) / max(count - 1, 1)) for i in range(count)})
+        for index in spread + [i for i in range(len(dataset)) if i not in spread]:
+            try:
+                images.append(
+                    center(decode_image(dataset.dataset[index][dataset.image_column]), sample_rng(0, 0, index))
+                )
+            except Exception:  # skip unreadable files here too
+                continue
+            if len(images) == count:
+                break
+    else:
+        for row in dataset:
+            images.append(row["pixel_values"])
+            if len(images) == count:
+                break
+    return torch.stack(images)
+
+
+def sampling_scheduler(run: RecipeRun) -> TiTokMaskGITScheduler:
+    """The sampler of sample grids and of the exported pipeline: the config's `sampling:` section, over the
+    official sampling settings of `model.preset` when there is one."""
+    sampling, preset = run.config.get("sampling", {}), run.config["model"].get("preset")
+    return TiTokMaskGITScheduler.from_preset(preset, **sampling) if preset else TiTokMaskGITScheduler(**sampling)
+
+
+def class_names(run: RecipeRun) -> dict[int, str]:
+    if run.config["data"].get("id2label"):
+        return {int(k): v for k, v in run.config["data"]["id2label"].items()}
+    return default_id2label(run.model.config.num_classes, run.dataset)
+
+
+__all__ = [
+    "RecipeRun",
+    "class_names",
+    "first_images",
+    "init_stage2_tokenizer",
+    "load_vqgan_at",
+    "new_tokenizer",
+    "new_vqgan",
+    "prepare_generator",
+    "prepare_images",
+    "sampling_scheduler",
+    "stage1_tokenizer",
+    "stage2_tokenizer",
+]
