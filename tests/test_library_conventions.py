@@ -49,6 +49,35 @@ def test_tokenizer_hidden_states_and_attentions(kind):
     assert isinstance(model.get_input_embeddings(), torch.nn.Conv2d)
 
 
+@pytest.mark.parametrize("kind", ["vq", "vae"])
+@torch.no_grad()
+def test_decode_returns_pixels_or_a_diffusers_decoder_output(kind):
+    """`decode` returns the pixel tensor (as since 0.1 and the official `decode_tokens`); `return_dict=True`
+    returns diffusers' `DecoderOutput`, so `VQModel`-style `decode(...).sample` works; likewise the VQGAN's."""
+    from diffusers.models.autoencoders.vae import DecoderOutput
+
+    model = TiTokTokenizer(tiny_titok_config("two_stage" if kind == "vq" else "vae")).eval()
+    encoded = model.encode(torch.rand(2, 3, 32, 32))
+    assert encoded.tokens is encoded[model.token_name]
+    assert (
+        set(encoded.tokens_and_losses()) <= {f for f in encoded.keys()}
+        and model.token_name in encoded.tokens_and_losses()
+    )
+    pixels = model.decode(encoded.tokens)
+    assert isinstance(pixels, torch.Tensor) and pixels.shape == (2, 3, 32, 32)
+    out = model.decode(encoded.tokens, return_dict=True)
+    assert isinstance(out, DecoderOutput) and torch.equal(out.sample, pixels)
+    assert torch.equal(
+        model.decode(encoded.tokens, batch_size=1, return_dict=True).sample, model.decode(encoded.tokens, batch_size=1)
+    )
+    assert torch.equal(
+        model.decode_latents(encoded.latents, return_dict=True).sample, model.decode_latents(encoded.latents)
+    )
+    vqgan = MaskGITVQGAN(MaskGITVQGANConfig(**VQGAN)).eval()
+    codes = vqgan.encode(torch.rand(1, 3, 32, 32)).codes
+    assert torch.equal(vqgan.decode(codes, return_dict=True).sample, vqgan.decode(codes))
+
+
 @pytest.mark.parametrize("architecture, num_outputs", [("bert", 3), ("uvit", 4)])
 @torch.no_grad()
 def test_generator_hidden_states_and_attentions(architecture, num_outputs):

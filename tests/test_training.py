@@ -539,7 +539,6 @@ def test_config_floats_without_a_dot_are_numbers(tmp_path):
     assert all(isinstance(values[key], float) for key in ("learning_rate", "weight_decay", "adam_beta2"))
 
 
-
 def test_config_sections_are_typed_by_their_declarations():
     """A recipe's `loss:` schema is its loss dataclass (defaults and types in one place), `discriminator:` is
     NLayerDiscriminator's constructor: a string weight file and a float weight are told apart by their declared
@@ -573,6 +572,7 @@ def test_config_sections_are_typed_by_their_declarations():
         load_recipe_config({"recipe": "generator", "loss": {"quantizer_weight": 1.0}})
     with pytest.raises(ValueError, match=r"discriminator.channel_mult must be a list"):
         load_recipe_config({"recipe": "vqgan", "discriminator": {"channel_mult": 4}})
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Reliability and scale

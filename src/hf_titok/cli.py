@@ -184,9 +184,9 @@ def cmd_encode(args) -> None:
         np.save(output, tokens)
     else:
         output.write_text(
-            json.dumps({"model": args.model, "images": args.images, tokenizer.token_field: tokens.tolist()})
+            json.dumps({"model": args.model, "images": args.images, tokenizer.token_name: tokens.tolist()})
         )
-    print(f"wrote {tokenizer.token_field} of shape {list(tokens.shape)} to {output}")
+    print(f"wrote {tokenizer.token_name} of shape {list(tokens.shape)} to {output}")
 
 
 def read_tokens(path: str, key: str) -> tuple[np.ndarray, list[str] | None]:
@@ -217,7 +217,7 @@ def read_tokens(path: str, key: str) -> tuple[np.ndarray, list[str] | None]:
 
 def cmd_decode(args) -> None:
     tokenizer, processor = load_tokenizer(args.model)
-    tokens, names = read_tokens(args.tokens, tokenizer.token_field)
+    tokens, names = read_tokens(args.tokens, tokenizer.token_name)
     tensor = torch.from_numpy(np.ascontiguousarray(tokens))  # decode() checks that they are ids or latents
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

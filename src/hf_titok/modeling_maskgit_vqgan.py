@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel
@@ -244,6 +245,14 @@ class MaskGITVQGANOutput(ModelOutput):
         return joined_outputs(self.encoder_hidden_states, self.decoder_hidden_states)
 
 
+def decoded(pixels: torch.Tensor, return_dict: bool) -> torch.Tensor | DecoderOutput:
+    """What the models' `decode` methods return. diffusers' autoencoders return `DecoderOutput` by default; ours
+    return the pixel tensor (the official `decode_tokens` API, and every caller since 0.1), and diffusers'
+    `DecoderOutput(sample=pixels)` with `return_dict=True`, so code written for `VQModel.decode(...).sample`
+    works."""
+    return DecoderOutput(sample=pixels) if return_dict else pixels
+
+
 def joined_outputs(first: tuple | None, second: tuple | None) -> tuple | None:
     """An encoder's per-layer outputs followed by its decoder's (`None` when neither was asked for)."""
     if first is None and second is None:
@@ -303,10 +312,13 @@ class MaskGITVQGAN(MaskGITVQGANPreTrainedModel):
         )
 
     @apply_forward_hook
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes `[B, grid_size**2]` (int) -> pixels `[B, 3, H, W]` in the model's dtype."""
+    def decode(self, codes: torch.Tensor, return_dict: bool = False) -> torch.Tensor | DecoderOutput:
+        """codes `[B, grid_size**2]` (int) -> pixels `[B, 3, H, W]` in the model's dtype (`return_dict=True`:
+        as diffusers' `DecoderOutput(sample=pixels)`, see `decoded`)."""
         check_token_ids(codes, self.config.grid_size**2, self.config.codebook_size, what="codes")
-        return self.decoder(self.quantizer.embed_codes(codes, self.config.grid_size)).last_hidden_state
+        return decoded(
+            self.decoder(self.quantizer.embed_codes(codes, self.config.grid_size)).last_hidden_state, return_dict
+        )
 
     def forward(
         self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None, return_dict: bool | None = None
@@ -333,5 +345,6 @@ __all__ = [
     "MaskGITVQGANPreTrainedModel",
     "MaskGITVQGANEncoderOutput",
     "MaskGITVQGANOutput",
+    "decoded",
     "joined_outputs",
 ]

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel
@@ -30,7 +31,13 @@ from .configuration_titok import TiTokConfig
 from .fast_path import tokenizer_fast_path
 from .input_checks import check_latents, check_pixel_values, check_token_ids
 from .loading import StrictLoadingMixin
-from .modeling_maskgit_vqgan import MaskGITVectorQuantizer, MaskGITVQGANDecoder, VQCodebook, joined_outputs
+from .modeling_maskgit_vqgan import (
+    MaskGITVectorQuantizer,
+    MaskGITVQGANDecoder,
+    VQCodebook,
+    decoded,
+    joined_outputs,
+)
 from .torch_utils import GeneratorType, check_generator, randn_tensor
 
 # --------------------------------------------------------------------------------------------------
@@ -354,11 +361,13 @@ class TiTokTokens(ModelOutput):
 
     @property
     def tokens(self) -> torch.Tensor | None:
-        """What [`TiTokTokenizer.decode`] takes, for both kinds of tokenizer: `token_ids` (VQ) or `latents` (VAE)."""
+        """The tokens, for both kinds of tokenizer: `token_ids` (VQ) or `latents` (VAE), the field named by
+        [`TiTokTokenizer.token_name`]; what [`TiTokTokenizer.decode`] takes."""
         return self.token_ids if self.token_ids is not None else self.latents
 
-    def token_fields(self) -> dict:
-        """The [`TiTokTokens`] fields that are set."""
+    def tokens_and_losses(self) -> dict:
+        """The [`TiTokTokens`] fields that are set (the tokens and the quantizer or posterior losses) as a dict,
+        to carry them into another output."""
         return {field.name: self[field.name] for field in fields(TiTokTokens) if field.name in self}
 
 
@@ -509,9 +518,9 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         return tokenizer_fast_path(self, bfloat16)
 
     @property
-    def token_field(self) -> str:
-        """The name of this tokenizer's tokens: `"token_ids"` (VQ) or `"latents"` (VAE) - the field of
-        [`TiTokEncoderOutput`] that `decode` takes (`encode(...).tokens` is that field)."""
+    def token_name(self) -> str:
+        """The name of the output field that holds this tokenizer's tokens: `"token_ids"` (VQ) or `"latents"`
+        (VAE); `encode(...).tokens` is that field, and token files written by `hf-titok encode` use the name."""
         return "token_ids" if self.is_vq else "latents"
 
     def get_input_embeddings(self) -> nn.Module:
@@ -567,11 +576,14 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         )
 
     @apply_forward_hook
-    def decode(self, tokens: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    def decode(
+        self, tokens: torch.Tensor, batch_size: int | None = None, return_dict: bool = False
+    ) -> torch.Tensor | DecoderOutput:
         """Token ids `[B, N]` (VQ models) or latents `[B, N, token_size]` (VAE models) -> pixels `[B, 3, H, W]`
         in the model's dtype. `batch_size`: decode at most this many images at a time (a large batch's
         activations - the pixel decoder's full-resolution feature maps above all - then never all exist at once);
-        the result is the same up to float rounding (~1e-8: CPU matrix kernels block their work by batch size)."""
+        the result is the same up to float rounding (~1e-8: CPU matrix kernels block their work by batch size).
+        `return_dict=True`: diffusers' `DecoderOutput(sample=pixels)` instead of the tensor."""
         if self.is_vq:
             if isinstance(tokens, torch.Tensor) and tokens.is_floating_point():
                 raise TypeError(
@@ -580,23 +592,26 @@ class TiTokTokenizer(TiTokPreTrainedModel):
                     "latents)"
                 )
             check_token_ids(tokens, self.config.num_latent_tokens, self.config.codebook_size)
-            return self._in_chunks(
+            pixels = self._in_chunks(
                 lambda chunk: self._decode_latents(self.quantizer.embed(chunk.long())), tokens, batch_size
             )
+            return decoded(pixels, return_dict)
         if isinstance(tokens, torch.Tensor) and not tokens.is_floating_point():
             raise TypeError(
                 "this is a VAE tokenizer: decode() takes continuous latents [B, "
                 f"{self.config.num_latent_tokens}, {self.config.token_size}]; got an integer tensor of dtype "
                 f"{tokens.dtype}"
             )
-        return self.decode_latents(tokens, batch_size)
+        return self.decode_latents(tokens, batch_size, return_dict)
 
     @apply_forward_hook
-    def decode_latents(self, latents: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    def decode_latents(
+        self, latents: torch.Tensor, batch_size: int | None = None, return_dict: bool = False
+    ) -> torch.Tensor | DecoderOutput:
         """Continuous token latents `[B, N, token_size]` (quantized for VQ models) -> pixels `[B, 3, H, W]`;
-        `batch_size` as in `decode`."""
+        `batch_size` and `return_dict` as in `decode`."""
         check_latents(latents, self.config.num_latent_tokens, self.config.token_size)
-        return self._in_chunks(self._decode_latents, latents, batch_size)
+        return decoded(self._in_chunks(self._decode_latents, latents, batch_size), return_dict)
 
     @staticmethod
     def _in_chunks(function, inputs: torch.Tensor, batch_size: int | None) -> torch.Tensor:
@@ -674,7 +689,7 @@ class TiTokTokenizer(TiTokPreTrainedModel):
             loss = loss + (encoded.quantizer_loss if self.is_vq else config.kl_weight * encoded.kl_loss)
 
         output = TiTokOutput(
-            **encoded.token_fields(),
+            **encoded.tokens_and_losses(),
             loss=loss,
             reconstruction=reconstruction,
             proxy_logits=proxy_logits,
