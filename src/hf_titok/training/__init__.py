@@ -10,51 +10,26 @@
 - `command`: `hf-titok train` and `train()`; `pretokenize`: images -> token-id datasets.
 """
 
+from . import callbacks, discriminator, losses, recipes, trainer, wrappers
 from .builders import RecipeRun, init_stage2_tokenizer
-from .callbacks import (
-    CodebookRestartCallback,
-    CodebookUsageCallback,
-    EMACallback,
-    ExportCallback,
-    FreezeCallback,
-    GANStartCallback,
-    ImageGridCallback,
-    SkippedImagesCallback,
-)
+from .callbacks import *  # noqa: F403
 from .command import train
-from .discriminator import LeCamRegularizer, NLayerDiscriminator, hinge_discriminator_loss
-from .losses import PerceptualLoss
+from .discriminator import *  # noqa: F403
+from .losses import *  # noqa: F403
 from .pretokenize import pretokenize
-from .recipes import RECIPES, Recipe, build_trainer, load_recipe_config
-from .trainer import TiTokTrainer, TiTokTrainingArguments
-from .wrappers import GeneratorTraining, PixelTokenizerTraining, Stage1Training, TrainingModule, VQGANTraining
+from .recipes import *  # noqa: F403
+from .trainer import *  # noqa: F403
+from .wrappers import *  # noqa: F403
 
 __all__ = [
-    "CodebookRestartCallback",
-    "CodebookUsageCallback",
-    "EMACallback",
-    "ExportCallback",
-    "FreezeCallback",
-    "GANStartCallback",
-    "GeneratorTraining",
-    "ImageGridCallback",
-    "LeCamRegularizer",
-    "NLayerDiscriminator",
-    "PerceptualLoss",
-    "PixelTokenizerTraining",
-    "RECIPES",
-    "Recipe",
+    *callbacks.__all__,
+    *discriminator.__all__,
+    *losses.__all__,
+    *recipes.__all__,
+    *trainer.__all__,
+    *wrappers.__all__,
     "RecipeRun",
-    "SkippedImagesCallback",
-    "Stage1Training",
-    "TiTokTrainer",
-    "TiTokTrainingArguments",
-    "TrainingModule",
-    "VQGANTraining",
-    "build_trainer",
-    "hinge_discriminator_loss",
     "init_stage2_tokenizer",
-    "load_recipe_config",
     "pretokenize",
     "train",
 ]

@@ -79,19 +79,14 @@ _TOKENIZER_TRAINING = dict(
     ema_decay=0.999,
 )
 _PIXEL_TRAINING = dict(_TOKENIZER_TRAINING, adam_beta2=0.999, max_steps=500_000, discriminator_start=20_000)
+# The generator's differ from the tokenizers' in these only.
 _GENERATOR_TRAINING = dict(
+    _TOKENIZER_TRAINING,
     learning_rate=2e-4,
-    adam_beta1=0.9,
     adam_beta2=0.96,
     weight_decay=0.03,
-    warmup_steps=10_000,
-    end_learning_rate=1e-5,
     max_steps=500_000,
     per_device_train_batch_size=64,
-    max_grad_norm=1.0,
-    seed=42,
-    use_ema=True,
-    ema_decay=0.999,
 )
 _ALWAYS = dict(
     remove_unused_columns=False,
@@ -133,12 +128,24 @@ class PixelLoss:
     def perceptual_loss(self) -> PerceptualLoss:
         return PerceptualLoss(self.perceptual, self.convnext_weights, self.lpips_vgg_weights, self.lpips_head_weights)
 
+    def weights(self) -> dict[str, float]:
+        """The loss weights, as the pixel-space wrappers take them."""
+        return dict(
+            perceptual_weight=self.perceptual_weight,
+            quantizer_weight=self.quantizer_weight,
+            gan_weight=self.gan_weight,
+            lecam_weight=self.lecam_weight,
+        )
+
 
 @dataclass(frozen=True)
 class TokenizerPixelLoss(PixelLoss):
     """`loss:` of TiTok in pixel space: `PixelLoss` plus the weight of the KL term of VAE tokenizers."""
 
     kl_weight: float = 1e-6
+
+    def weights(self) -> dict[str, float]:
+        return dict(super().weights(), kl_weight=self.kl_weight)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,35 +161,19 @@ def _discriminator(run: RecipeRun) -> NLayerDiscriminator:
     return NLayerDiscriminator(**{key: value for key, value in section.items() if value is not None})
 
 
-def _vqgan_wrapper(run: RecipeRun, loss: PixelLoss) -> TrainingModule:
-    return VQGANTraining(
-        run.model,
-        _discriminator(run),
-        loss.perceptual_loss(),
-        loss.perceptual_weight,
-        loss.quantizer_weight,
-        loss.gan_weight,
-        loss.lecam_weight,
-        run.args.use_ema,
-    )
-
-
 def _stage1_wrapper(run: RecipeRun, loss: Stage1Loss) -> TrainingModule:
     return Stage1Training(run.model, run.teacher, loss.quantizer_weight, run.args.use_ema)
 
 
-def _pixel_tokenizer_wrapper(run: RecipeRun, loss: TokenizerPixelLoss) -> TrainingModule:
-    return PixelTokenizerTraining(
-        run.model,
-        _discriminator(run),
-        loss.perceptual_loss(),
-        loss.perceptual_weight,
-        loss.quantizer_weight,
-        loss.kl_weight,
-        loss.gan_weight,
-        loss.lecam_weight,
-        run.args.use_ema,
-    )
+def _pixel_wrapper(wrapper_class: type[VQGANTraining] | type[PixelTokenizerTraining]):
+    """The factory of a pixel-space wrapper: the model, a discriminator, the loss's perceptual network and weights."""
+
+    def make(run: RecipeRun, loss: PixelLoss) -> TrainingModule:
+        return wrapper_class(
+            run.model, _discriminator(run), loss.perceptual_loss(), **loss.weights(), use_ema=run.args.use_ema
+        )
+
+    return make
 
 
 def _generator_wrapper(run: RecipeRun, loss: NoLoss) -> TrainingModule:
@@ -324,7 +315,7 @@ RECIPES: dict[str, Recipe] = {
             dict(_PIXEL_TRAINING),
             PixelLoss(),
             prepare_images(new_vqgan),
-            _vqgan_wrapper,
+            _pixel_wrapper(VQGANTraining),
             _PIXEL_CALLBACKS,
             extra_sections=("discriminator",),
             model_config=MaskGITVQGANConfig,
@@ -348,7 +339,7 @@ RECIPES: dict[str, Recipe] = {
             ),
             TokenizerPixelLoss(quantizer_weight=0.0),
             prepare_images(stage2_tokenizer),
-            _pixel_tokenizer_wrapper,
+            _pixel_wrapper(PixelTokenizerTraining),
             (_freeze, *_PIXEL_CALLBACKS),
             extra_sections=("discriminator",),
         ),
@@ -360,7 +351,7 @@ RECIPES: dict[str, Recipe] = {
             dict(_PIXEL_TRAINING),
             TokenizerPixelLoss(),
             prepare_images(new_tokenizer),
-            _pixel_tokenizer_wrapper,
+            _pixel_wrapper(PixelTokenizerTraining),
             _PIXEL_CALLBACKS,
             extra_sections=("discriminator",),
             trains_codebook=True,

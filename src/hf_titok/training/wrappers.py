@@ -120,11 +120,22 @@ class PixelLossMixin:
     def discriminator(self) -> nn.Module:
         return self.gan.discriminator
 
-    def _pixel_losses(self, reconstruction, target, perceptual_weight: float):
+    def _pixel_step(
+        self,
+        reconstruction: torch.Tensor,
+        target: torch.Tensor,
+        regulariser: torch.Tensor,
+        logs: dict[str, torch.Tensor],
+        reconstruction_scale: torch.Tensor | None = None,
+    ) -> dict:
+        """The step's loss: L2 (divided by `reconstruction_scale` when given) + perceptual + `regulariser` (the
+        weighted quantizer or KL term) + the GAN terms; records every term with `logs`."""
         reconstruction_loss = F.mse_loss(reconstruction, target)
+        if reconstruction_scale is not None:
+            reconstruction_loss = reconstruction_loss / reconstruction_scale
         perceptual = self.helper("perceptual", target.device)
         perceptual_loss = (
-            perceptual(reconstruction, target) * perceptual_weight
+            perceptual(reconstruction, target) * self.perceptual_weight
             if perceptual is not None and perceptual.enabled
             else reconstruction.new_zeros(())
         )
@@ -132,7 +143,17 @@ class PixelLossMixin:
         discriminator_loss, real_logit, fake_logit = self.gan.discriminator_loss(target, reconstruction)
         # Before the GAN starts the discriminator still runs with weight 0, so DDP sees every parameter used.
         discriminator_loss = discriminator_loss * self.gan_factor
-        return reconstruction_loss, perceptual_loss, generator_loss, discriminator_loss, real_logit, fake_logit
+        loss = reconstruction_loss + perceptual_loss + regulariser + generator_loss + discriminator_loss
+        self.record(
+            reconstruction_loss=reconstruction_loss,
+            perceptual_loss=perceptual_loss,
+            generator_gan_loss=generator_loss,
+            discriminator_loss=discriminator_loss,
+            logits_real=real_logit,
+            logits_fake=fake_logit,
+            **logs,
+        )
+        return self._outputs(loss, reconstruction, target)
 
     def _outputs(self, loss, reconstruction, target) -> dict:
         """In evaluation (`Trainer.evaluate`) also the uint8 reconstructions and targets: the predictions that
@@ -164,19 +185,12 @@ class VQGANTraining(PixelLossMixin, TrainingModule):
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
         out = self.model(pixel_values)
         self.last_token_ids = out.codes
-        rec, perc, g, d, real, fake = self._pixel_losses(out.reconstruction, pixel_values, self.perceptual_weight)
-        quantizer = self.quantizer_weight * out.quantizer_loss
-        loss = rec + perc + quantizer + g + d
-        self.record(
-            reconstruction_loss=rec,
-            perceptual_loss=perc,
-            quantizer_loss=out.quantizer_loss,
-            generator_gan_loss=g,
-            discriminator_loss=d,
-            logits_real=real,
-            logits_fake=fake,
+        return self._pixel_step(
+            out.reconstruction,
+            pixel_values,
+            self.quantizer_weight * out.quantizer_loss,
+            {"quantizer_loss": out.quantizer_loss},
         )
-        return self._outputs(loss, out.reconstruction, pixel_values)
 
 
 class Stage1Training(TrainingModule):
@@ -244,28 +258,21 @@ class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
         out = self.model(pixel_values)
         self.last_token_ids, self.last_unquantized_latents = out.token_ids, out.unquantized_latents
-        rec, perc, g, d, real, fake = self._pixel_losses(out.reconstruction, pixel_values, self.perceptual_weight)
-        if self.model.is_vq:
-            regulariser, regulariser_log = (
-                self.quantizer_weight * out.quantizer_loss,
-                {"quantizer_loss": out.quantizer_loss},
-            )
-        else:
-            rec = rec / torch.exp(self.logvar)
-            regulariser, regulariser_log = self.kl_weight * out.kl_loss, {"kl_loss": out.kl_loss}
-        loss = rec + perc + regulariser + g + d
         psnr = -10 * torch.log10(F.mse_loss(out.reconstruction.detach().clamp(0, 1), pixel_values))
-        self.record(
-            reconstruction_loss=rec,
-            perceptual_loss=perc,
-            generator_gan_loss=g,
-            discriminator_loss=d,
-            logits_real=real,
-            logits_fake=fake,
-            psnr=psnr,
-            **regulariser_log,
+        if self.model.is_vq:
+            return self._pixel_step(
+                out.reconstruction,
+                pixel_values,
+                self.quantizer_weight * out.quantizer_loss,
+                {"psnr": psnr, "quantizer_loss": out.quantizer_loss},
+            )
+        return self._pixel_step(
+            out.reconstruction,
+            pixel_values,
+            self.kl_weight * out.kl_loss,
+            {"psnr": psnr, "kl_loss": out.kl_loss},
+            reconstruction_scale=torch.exp(self.logvar),
         )
-        return self._outputs(loss, out.reconstruction, pixel_values)
 
 
 class GeneratorTraining(TrainingModule):
