@@ -14,15 +14,20 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
 from . import conversion  # noqa: F401 - registers the reader of official checkpoints (direct loading)
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
+from .configuration_tatitok import TATiTokConfig
 from .configuration_titok import TITOK_PRESETS, TiTokConfig
 from .configuration_titok_maskgit import TITOK_MASKGIT_PRESETS, TiTokMaskGITConfig
 from .data.class_labels import imagenet_id2label
 from .data.fashion_mnist import FASHION_MNIST_PIPELINE
 from .image_processing_titok import TiTokImageProcessor
+from .modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
 from .modeling_maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANEncoderOutput, MaskGITVQGANOutput
+from .modeling_tatitok import TATiTokTokenizer
 from .modeling_titok import TiTokEncoderOutput, TiTokOutput, TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT, TiTokMaskGITOutput, mask_tokens, masked_token_loss
+from .pipeline_maskgen import MaskGenPipeline
 from .pipeline_titok import TiTokPipeline
+from .scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
 from .scheduling_titok_maskgit import TiTokMaskGITScheduler, TiTokMaskGITSchedulerOutput
 
 __version__ = "0.2.0"
@@ -33,16 +38,26 @@ AutoModel.register(TiTokConfig, TiTokTokenizer, exist_ok=True)
 AutoModel.register(MaskGITVQGANConfig, MaskGITVQGAN, exist_ok=True)
 AutoConfig.register(TiTokMaskGITConfig.model_type, TiTokMaskGITConfig, exist_ok=True)
 AutoModel.register(TiTokMaskGITConfig, TiTokMaskGIT, exist_ok=True)
+AutoConfig.register(TATiTokConfig.model_type, TATiTokConfig, exist_ok=True)
+AutoModel.register(TATiTokConfig, TATiTokTokenizer, exist_ok=True)
+AutoImageProcessor.register(TATiTokConfig, slow_image_processor_class=TiTokImageProcessor, exist_ok=True)
 AutoImageProcessor.register(TiTokConfig, slow_image_processor_class=TiTokImageProcessor, exist_ok=True)
 AutoImageProcessor.register(MaskGITVQGANConfig, slow_image_processor_class=TiTokImageProcessor, exist_ok=True)
 
 __all__ = [
     "FASHION_MNIST_PIPELINE",
+    "MaskGenKLScheduler",
+    "MaskGenKLTransformer",
+    "MaskGenPipeline",
+    "MaskGenVQScheduler",
+    "MaskGenVQTransformer",
     "MaskGITVQGAN",
     "MaskGITVQGANConfig",
     "MaskGITVQGANEncoderOutput",
     "MaskGITVQGANOutput",
     "TITOK_MASKGIT_PRESETS",
+    "TATiTokConfig",
+    "TATiTokTokenizer",
     "TITOK_PRESETS",
     "TiTokConfig",
     "TiTokEncoderOutput",

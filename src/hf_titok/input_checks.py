@@ -139,6 +139,30 @@ def check_latents(latents, num_tokens: int, channels: int, check_values: bool = 
         raise ValueError("latents contain NaN or infinite values")
 
 
+def check_text_embeddings(
+    embeddings, batch_size: int, length: int, width: int, what: str = "text_embeddings", check_values: bool = True
+) -> None:
+    """Raise unless `embeddings` is a float `[batch_size or 1, length, width]` tensor of finite values (text
+    encoder outputs: CLIP's are `[B, 77, 768]`)."""
+    if not isinstance(embeddings, torch.Tensor):
+        raise TypeError(
+            f"{what} must be a torch.Tensor of shape [B, {length}, {width}], got {type(embeddings).__name__}"
+        )
+    if not embeddings.is_floating_point():
+        raise TypeError(f"{what} must be a floating-point tensor, got dtype {embeddings.dtype}")
+    if embeddings.ndim != 3 or tuple(embeddings.shape[1:]) != (length, width):
+        raise ValueError(
+            f"{what} must have shape [B, {length}, {width}] (a text encoder of width {width}, {length} positions), "
+            f"got {tuple(embeddings.shape)}"
+        )
+    if embeddings.shape[0] not in (1, batch_size):
+        raise ValueError(
+            f"{what} has {embeddings.shape[0]} rows for a batch of {batch_size} (give one per image, or one)"
+        )
+    if values_checkable(check_values) and not torch.isfinite(embeddings).all():
+        raise ValueError(f"{what} contain NaN or infinite values")
+
+
 def check_config_values(config, positive_ints=(), positive_floats=(), probabilities=(), non_negative_floats=()) -> None:
     """Range checks of config fields (types are checked by `@strict`): raise a `ValueError` naming the field."""
     for name in positive_ints:

@@ -109,6 +109,18 @@ TOKENIZER_PRESETS: dict[str, TokenizerPreset] = {
     "titok_b128_512": TokenizerPreset("base", "base", 128, "two_stage", image_size=512, released=False),
 }
 
+# TA-TiTok (MaskGen's text-aware tokenizers, bytedance/1d-tokenizer README_MaskGen.md): single-stage TiTok
+# architectures (the VQ ones are the vq8k family, the VAE ones vae_c16) whose decoder also attends to CLIP text;
+# the text fields take `TATiTokConfig`'s defaults (CLIP ViT-L/14: 768 wide, 77 positions).
+TATITOK_PRESETS: dict[str, TokenizerPreset] = {
+    "tatitok_bl32_vq": TokenizerPreset("base", "large", 32, "vq8k"),
+    "tatitok_bl64_vq": TokenizerPreset("base", "large", 64, "vq8k"),
+    "tatitok_bl128_vq": TokenizerPreset("base", "large", 128, "vq8k"),
+    "tatitok_bl32_vae": TokenizerPreset("base", "large", 32, "vae_c16"),
+    "tatitok_bl64_vae": TokenizerPreset("base", "large", 64, "vae_c16"),
+    "tatitok_sl128_vae": TokenizerPreset("small", "large", 128, "vae_c16"),
+}
+
 # The two released generator architectures (field names of `TiTokMaskGITConfig`).
 GENERATOR_ARCHITECTURES = {
     "bert": dict(
@@ -207,6 +219,10 @@ def _choose(table: dict, name: str, what: str):
 
 def tokenizer_preset(name: str) -> TokenizerPreset:
     return _choose(TOKENIZER_PRESETS, name, "TiTok preset")
+
+
+def tatitok_preset(name: str) -> TokenizerPreset:
+    return _choose(TATITOK_PRESETS, name, "TA-TiTok preset")
 
 
 def generator_preset(name: str) -> GeneratorPreset:
@@ -310,6 +326,7 @@ __all__ = [
     "RELEASES",
     "SAMPLING_SETTINGS",
     "SamplingPreset",
+    "TATITOK_PRESETS",
     "TOKENIZER_FAMILIES",
     "TOKENIZER_PRESETS",
     "TokenizerPreset",
@@ -317,5 +334,6 @@ __all__ = [
     "generator_preset",
     "get_release",
     "release_for_repo",
+    "tatitok_preset",
     "tokenizer_preset",
 ]

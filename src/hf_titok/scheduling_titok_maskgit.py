@@ -67,6 +67,44 @@ def _gumbel(shape, generator: GeneratorType, device) -> torch.Tensor:
     return -torch.log((-torch.log(uniform.clamp(min=1e-20))).clamp(min=1e-20))
 
 
+def unmask_step(
+    model_output: torch.Tensor,
+    sample: torch.LongTensor,
+    ratio: float,
+    last_step: bool,
+    scheduled_tokens: int,
+    gumbel_temperature: float,
+    softmax_temperature_annealing: bool,
+    generator: GeneratorType,
+    noisy_confidence: bool = True,
+) -> tuple[torch.LongTensor, torch.LongTensor]:
+    """The confidence-based unmasking step of MaskGIT as TiTok and MaskGen-VQ release it (see the module
+    docstring, steps 2-4): guided logits `[B, N, K]` and the current ids -> (ids after the step, candidates).
+    `ratio` = (step + 1) / steps; `scheduled_tokens`: the N of the arccos schedule; `noisy_confidence`: rank by
+    the candidate's logit plus Gumbel noise (False: by the logit alone, MaskGen's `prob_sorting=False`)."""
+    device = model_output.device
+    # float32: the Gumbel-max choice and the confidence ranking compare logits to ~1e-3
+    logits = model_output.float()
+    if softmax_temperature_annealing:
+        logits = logits / (0.5 + 0.8 * (1 - ratio))
+    mask_token_id = logits.shape[-1]  # ids 0..K-1 are image ids, K is the mask
+    is_masked = sample == mask_token_id
+    candidates = (logits + gumbel_temperature * _gumbel(logits.shape, generator, device)).argmax(dim=-1)
+    candidate_logits = logits.gather(-1, candidates.unsqueeze(-1)).squeeze(-1)
+    candidates = torch.where(is_masked, candidates, sample)
+    confidence = torch.where(is_masked, candidate_logits, torch.full_like(candidate_logits, math.inf))
+    if noisy_confidence:
+        confidence = confidence + gumbel_temperature * _gumbel(confidence.shape, generator, device)
+    if last_step:
+        return candidates, candidates
+    num_to_mask = math.floor(scheduled_tokens * (math.acos(ratio) / (math.pi * 0.5)))
+    # Clamped to [1, masked - 1] per row, on the device.
+    num_to_mask = (is_masked.sum(dim=-1, keepdim=True) - 1).clamp(max=num_to_mask).clamp(min=1)
+    cut_off = confidence.sort(dim=-1).values.gather(-1, num_to_mask - 1)
+    prev_sample = torch.where(confidence <= cut_off, torch.full_like(candidates, mask_token_id), candidates)
+    return prev_sample, candidates
+
+
 def check_steps(value, name: str = "num_inference_steps", maximum: int | None = None) -> int:
     """An integer number of steps >= 1 (and <= `maximum`), as a Python int; NumPy integers are fine."""
     value = SamplerSetting(name, int, "", "", low=1).check(value)
@@ -225,28 +263,16 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
             for _ in range(2 if self.guidance_scales[step] != 0 else 1):
                 rand_tensor((batch_size,), generator=generator, device=device)
 
-        # float32: the Gumbel-max choice and the confidence ranking compare logits to ~1e-3
-        logits = model_output.float()
-        if self.config.softmax_temperature_annealing:
-            logits = logits / (0.5 + 0.8 * (1 - ratio))
-        gumbel_temperature = self.config.temperature * (1.0 - ratio)
-        mask_token_id = logits.shape[-1]  # ids 0..K-1 are image ids, K is the mask
-        is_masked = sample == mask_token_id
-        candidates = (logits + gumbel_temperature * _gumbel(logits.shape, generator, device)).argmax(dim=-1)
-        candidate_logits = logits.gather(-1, candidates.unsqueeze(-1)).squeeze(-1)
-        candidates = torch.where(is_masked, candidates, sample)
-        candidate_logits = torch.where(is_masked, candidate_logits, torch.full_like(candidate_logits, math.inf))
-
-        confidence = candidate_logits + gumbel_temperature * _gumbel(candidate_logits.shape, generator, device)
-        if step == steps - 1:
-            prev_sample = candidates
-        else:
-            scheduled_tokens = self.num_masked_tokens or num_tokens
-            num_to_mask = math.floor(scheduled_tokens * (math.acos(ratio) / (math.pi * 0.5)))
-            # Clamped to [1, masked - 1] per row, on the device.
-            num_to_mask = (is_masked.sum(dim=-1, keepdim=True) - 1).clamp(max=num_to_mask).clamp(min=1)
-            cut_off = confidence.sort(dim=-1).values.gather(-1, num_to_mask - 1)
-            prev_sample = torch.where(confidence <= cut_off, torch.full_like(candidates, mask_token_id), candidates)
+        prev_sample, candidates = unmask_step(
+            model_output,
+            sample,
+            ratio,
+            step == steps - 1,
+            self.num_masked_tokens or num_tokens,
+            self.config.temperature * (1.0 - ratio),
+            self.config.softmax_temperature_annealing,
+            generator,
+        )
         if not return_dict:
             return (prev_sample, candidates)
         return TiTokMaskGITSchedulerOutput(prev_sample=prev_sample, pred_original_sample=candidates)
@@ -288,4 +314,4 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
         return [cls]
 
 
-__all__ = ["TiTokMaskGITScheduler", "TiTokMaskGITSchedulerOutput", "check_steps", "check_steps_fit"]
+__all__ = ["TiTokMaskGITScheduler", "TiTokMaskGITSchedulerOutput", "check_steps", "check_steps_fit", "unmask_step"]

@@ -3,9 +3,10 @@ here (`official`: configs, state-dict keys and layouts); official checkpoints lo
 `from_pretrained` (`direct`, registered on import), and whole release repos become ready hf_titok repos
 (`repos`). Builds on the models and data layers."""
 
-from . import direct, official, repos
+from . import direct, family, official, repos
 from .direct import *  # noqa: F403
+from .family import *  # noqa: F403
 from .official import *  # noqa: F403
 from .repos import *  # noqa: F403
 
-__all__ = [*direct.__all__, *official.__all__, *repos.__all__]
+__all__ = [*direct.__all__, *family.__all__, *official.__all__, *repos.__all__]

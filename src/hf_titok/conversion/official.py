@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -443,81 +444,109 @@ def load_official_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(state_dict)
 
 
-def convert_checkpoint(kind: str, official_config: Mapping | None, official_weights: Mapping[str, torch.Tensor]):
-    """An official config + state dict of `kind` ("tokenizer", "generator" or "vqgan") -> (our config, our state
-    dict), every key mapped strictly. The one conversion behind `hf-titok convert` and direct loading."""
-    if kind == "tokenizer":
-        config = titok_config_from_official(official_config)
-        model_class, rules, weights = TiTokTokenizer, _tokenizer_rules(config), official_weights
-    elif kind == "generator":
-        config = maskgit_config_from_official(official_config)
-        model_class = TiTokMaskGIT
-        if config.architecture == "bert":
-            rules, weights = BERT_RULES, _prepare_bert_weights(official_weights)
-        else:
-            rules, weights = UVIT_RULES, official_weights
-    elif kind == "vqgan":
-        config = vqgan_config_from_official(official_config)
-        model_class, rules, weights = MaskGITVQGAN, VQGAN_RULES, official_weights
-    else:
-        raise ConversionError(f"unknown kind {kind!r}; choose one of {', '.join(CONVERTERS)}")
+def _tokenizer_checkpoint(official_config, official_weights):
+    config = titok_config_from_official(official_config)
+    return TiTokTokenizer, config, _tokenizer_rules(config), official_weights
+
+
+def _generator_checkpoint(official_config, official_weights):
+    config = maskgit_config_from_official(official_config)
+    if config.architecture == "bert":
+        return TiTokMaskGIT, config, BERT_RULES, _prepare_bert_weights(official_weights)
+    return TiTokMaskGIT, config, UVIT_RULES, official_weights
+
+
+def _vqgan_checkpoint(official_config, official_weights):
+    return MaskGITVQGAN, vqgan_config_from_official(official_config), VQGAN_RULES, official_weights
+
+
+@dataclass(frozen=True)
+class CheckpointKind:
+    """How to convert one kind of official checkpoint: `prepare(official config, official weights)` returns (our
+    model class - or any callable building the model from our config -, our config, renaming rules, the weights
+    to rename); `name` is what errors call it;
+    `image_processor`: `hf-titok convert` also writes the image processor of the model's image size."""
+
+    name: str
+    prepare: Callable
+    image_processor: bool = True
+    # Models are built on the meta device and take the converted tensors as they are; a model with computed
+    # non-persistent buffers (transformers' CLIP: its position ids) is built for real instead.
+    build_on_meta: bool = True
+
+
+# Every kind `hf-titok convert --kind` takes; `hf_titok.conversion.family` adds TA-TiTok, MaskGen and the CLIP
+# text tower.
+CHECKPOINT_KINDS: dict[str, CheckpointKind] = {
+    "tokenizer": CheckpointKind("tokenizer", _tokenizer_checkpoint),
+    "generator": CheckpointKind("generator", _generator_checkpoint, image_processor=False),
+    "vqgan": CheckpointKind("MaskGIT-VQGAN", _vqgan_checkpoint),
+}
+
+
+def _prepared(kind: str, official_config, official_weights):
+    if kind not in CHECKPOINT_KINDS:
+        raise ConversionError(f"unknown kind {kind!r}; choose one of {', '.join(CHECKPOINT_KINDS)}")
+    model_class, config, rules, weights = CHECKPOINT_KINDS[kind].prepare(official_config, official_weights)
     with torch.device("meta"):
         expected = model_class(config).state_dict()
-    return config, convert_state_dict(weights, rules, expected, what=f"{MODEL_NAMES[kind]} checkpoint")
+    what = f"{CHECKPOINT_KINDS[kind].name} checkpoint"
+    return model_class, config, convert_state_dict(weights, rules, expected, what=what)
 
 
-def _build(kind: str, official_config, official_weights):
-    config, state_dict = convert_checkpoint(kind, official_config, official_weights)
-    with torch.device("meta"):
-        model = MODEL_CLASSES[kind](config)
+def convert_checkpoint(kind: str, official_config: Mapping | None, official_weights: Mapping[str, torch.Tensor]):
+    """An official config + state dict of `kind` (one of `CHECKPOINT_KINDS`) -> (our config, our state dict),
+    every key mapped strictly. The one conversion behind `hf-titok convert` and direct loading."""
+    _, config, state_dict = _prepared(kind, official_config, official_weights)
+    return config, state_dict
+
+
+def convert_model(kind: str, official_config: Mapping | None, official_weights: Mapping[str, torch.Tensor]):
+    """An official config + state dict of `kind` -> our model, in eval mode."""
+    model_class, config, state_dict = _prepared(kind, official_config, official_weights)
+    with torch.device("meta" if CHECKPOINT_KINDS[kind].build_on_meta else "cpu"):
+        model = model_class(config)
     model.load_state_dict(state_dict, strict=True, assign=True)
     return model.eval()
 
 
 def convert_tokenizer(official_config: Mapping, official_weights: Mapping[str, torch.Tensor]) -> TiTokTokenizer:
     """An official TiTok config + state dict -> [`TiTokTokenizer`] (in eval mode)."""
-    return _build("tokenizer", official_config, official_weights)
+    return convert_model("tokenizer", official_config, official_weights)
 
 
 def convert_generator(official_config: Mapping, official_weights: Mapping[str, torch.Tensor]) -> TiTokMaskGIT:
     """An official generator config + state dict (ImageBert or UViTBert) -> [`TiTokMaskGIT`]."""
-    return _build("generator", official_config, official_weights)
+    return convert_model("generator", official_config, official_weights)
 
 
 def convert_vqgan(official_config: Mapping | None, official_weights: Mapping[str, torch.Tensor]) -> MaskGITVQGAN:
     """An official MaskGIT-VQGAN state dict (PretrainedTokenizer layout) -> [`MaskGITVQGAN`]."""
-    return _build("vqgan", official_config, official_weights)
+    return convert_model("vqgan", official_config, official_weights)
 
 
 def convert(kind: str, config_path: str | Path | None, weights_path: str | Path, output_dir: str | Path):
-    """Convert official files and write the model (safetensors) and its image processor to `output_dir`."""
-    if kind not in CONVERTERS:
-        raise ConversionError(f"unknown kind {kind!r}; choose one of {', '.join(CONVERTERS)}")
+    """Convert official files and write the model (safetensors) and, for image models, its image processor to
+    `output_dir`."""
+    if kind not in CHECKPOINT_KINDS:
+        raise ConversionError(f"unknown kind {kind!r}; choose one of {', '.join(CHECKPOINT_KINDS)}")
     if config_path is None and kind != "vqgan":
         raise ConversionError(f"--config is required for --kind {kind}")
     official_config = load_official_config(config_path) if config_path is not None else None
-    model = CONVERTERS[kind](official_config, load_official_weights(weights_path))
+    model = convert_model(kind, official_config, load_official_weights(weights_path))
     model.save_pretrained(output_dir)
-    if kind != "generator":
+    if CHECKPOINT_KINDS[kind].image_processor:
         TiTokImageProcessor.for_image_size(model.config.image_size).save_pretrained(output_dir)
     return model
 
 
-CONVERTERS: dict[str, Callable] = {
-    "tokenizer": convert_tokenizer,
-    "generator": convert_generator,
-    "vqgan": convert_vqgan,
-}
-MODEL_CLASSES = {"tokenizer": TiTokTokenizer, "generator": TiTokMaskGIT, "vqgan": MaskGITVQGAN}
-MODEL_NAMES = {"tokenizer": "tokenizer", "generator": "generator", "vqgan": "MaskGIT-VQGAN"}
-
-
 __all__ = [
-    "CONVERTERS",
+    "CHECKPOINT_KINDS",
+    "CheckpointKind",
     "ConversionError",
-    "MODEL_CLASSES",
     "convert",
     "convert_checkpoint",
+    "convert_model",
     "convert_generator",
     "convert_state_dict",
     "convert_tokenizer",

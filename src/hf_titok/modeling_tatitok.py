@@ -1,0 +1,88 @@
+"""TA-TiTok: the TiTok tokenizer whose decoder attends to text (MaskGen's tokenizer, bytedance/1d-tokenizer
+modeling/tatitok.py). Everything but the decoder's text input is TiTok's (`modeling_titok.py`)."""
+
+from __future__ import annotations
+
+import torch
+from diffusers.models.autoencoders.vae import DecoderOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
+from torch import nn
+
+from .configuration_tatitok import TATiTokConfig
+from .modeling_titok import TiTokDecoder, TiTokTokenizer
+
+
+class TATiTokDecoder(TiTokDecoder):
+    """TiTok's decoder plus the text it attends to: text encoder states `[B, L, text_hidden_size]` are projected
+    to the decoder width, given a learned position table `[L, W]` and appended after the latent tokens."""
+
+    def __init__(self, config: TATiTokConfig):
+        super().__init__(config)
+        width = config.decoder_hidden_size
+        self.text_projection = nn.Linear(config.text_hidden_size, width)
+        self.text_position_embedding = nn.Parameter(torch.empty(config.text_max_length, width))
+
+    def embed_text(self, text_embeddings: torch.Tensor) -> torch.Tensor:
+        """`[B, L, text_hidden_size]` -> the decoder's text tokens `[B, L, W]` (its `context`)."""
+        text_embeddings = text_embeddings.to(self.text_projection.weight.dtype)
+        return self.text_projection(text_embeddings) + self.text_position_embedding
+
+
+class TATiTokTokenizer(TiTokTokenizer):
+    """The TA-TiTok text-aware image tokenizer.
+
+    - `encode(pixel_values)`: as [`TiTokTokenizer`] (the encoder sees no text): `token_ids` `[B, N]` (VQ) or
+      `latents` `[B, N, C]` (VAE; the posterior mean unless `sample_posterior=True`, which the official `encode`
+      always returns).
+    - `decode(tokens, text_embeddings)`: tokens + the text encoder's `[B, 77, 768]` states -> pixels
+      `[B, 3, H, W]`, not clamped. The text is CLIP ViT-L/14-336's `last_hidden_state` (all blocks, final
+      LayerNorm, every position including padding; `hf_titok.text_encoding.clip_text_features`); the same tokens
+      with another caption decode differently.
+    - `forward(pixel_values, text_embeddings=...)`: encode + decode with the training losses.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_titok import TATiTokConfig, TATiTokTokenizer
+    >>> model = TATiTokTokenizer(TATiTokConfig.from_preset("tatitok_bl32_vq")).eval()
+    >>> ids = model.encode(torch.rand(1, 3, 256, 256)).token_ids  # [1, 32]
+    >>> images = model.decode(ids, text_embeddings=torch.randn(1, 77, 768))  # [1, 3, 256, 256]
+    ```
+    """
+
+    config_class = TATiTokConfig
+    decoder_class = TATiTokDecoder
+    text_aware = True
+
+    @apply_forward_hook
+    def decode(
+        self,
+        tokens: torch.Tensor,
+        text_embeddings: torch.Tensor | None = None,
+        batch_size: int | None = None,
+        return_dict: bool = False,
+    ) -> torch.Tensor | DecoderOutput:
+        """Token ids `[B, N]` (VQ) or latents `[B, N, C]` (VAE) and text embeddings `[B or 1, 77, W]` -> pixels
+        `[B, 3, H, W]`. `batch_size` and `return_dict` as in [`TiTokTokenizer.decode`]."""
+        return self._decode(tokens, text_embeddings, batch_size, return_dict)
+
+    @apply_forward_hook
+    def decode_latents(
+        self,
+        latents: torch.Tensor,
+        text_embeddings: torch.Tensor | None = None,
+        batch_size: int | None = None,
+        return_dict: bool = False,
+    ) -> torch.Tensor | DecoderOutput:
+        """Continuous latents `[B, N, C]` (quantized for VQ) and text embeddings -> pixels `[B, 3, H, W]`."""
+        return self._decode_latents(latents, text_embeddings, batch_size, return_dict)
+
+    def enable_fast_path(self, bfloat16: bool | None = None) -> TATiTokTokenizer:
+        raise NotImplementedError(
+            "the CPU fast path covers TiTok's tokenizers; TA-TiTok runs in float32, or in half precision with "
+            "dtype=torch.bfloat16"
+        )
+
+
+__all__ = ["TATiTokDecoder", "TATiTokTokenizer"]

@@ -1,0 +1,572 @@
+"""Text-to-image generation with MaskGen over TA-TiTok tokens (bytedance/1d-tokenizer README_MaskGen.md)."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+
+import torch
+from diffusers import ImagePipelineOutput
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.utils import replace_example_docstring
+
+from .image_processing_titok import TiTokImageProcessor
+from .input_checks import check_text_embeddings, trusted_values
+from .modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
+from .modeling_tatitok import TATiTokTokenizer
+from .modeling_titok import TiTokTokenizer
+from .pipeline_utils import DEFAULT, OUTPUT_TYPES, PipelineBase
+from .scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
+from .text_encoding import check_prompts, clip_text_features, tokenize_prompts
+from .torch_utils import GeneratorType, check_generator, randn_tensor
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```python
+        >>> import torch
+        >>> from hf_titok import MaskGenPipeline
+
+        >>> pipe = MaskGenPipeline.from_pretrained("path/or/hub-id/of/a/maskgen_vq_l_pipeline")
+        >>> image = pipe("A cozy cabin in a snowy forest", generator=torch.Generator().manual_seed(0)).images[0]
+        >>> image.save("cabin.png")
+        ```
+"""
+
+# LAION aesthetic scores (what the models were trained on) lie in [0, 10]; the releases sample at 6.5.
+AESTHETIC_SCORE_RANGE = (0.0, 10.0)
+DEFAULT_AESTHETIC_SCORE = 6.5
+MAX_IMAGES_PER_PROMPT = 1024
+
+
+class MaskGenPipeline(PipelineBase):
+    r"""
+    Text-to-image generation with a MaskGen generator and a TA-TiTok tokenizer.
+
+    Components:
+        vqvae ([`TATiTokTokenizer`]): decodes the generated tokens to pixels, conditioned on the prompt's CLIP
+            `last_hidden_state` (and encodes the images of variations).
+        transformer ([`MaskGenVQTransformer`] or [`MaskGenKLTransformer`]): the generator over the tokenizer's
+            VQ ids or VAE tokens.
+        scheduler ([`MaskGenVQScheduler`] or [`MaskGenKLScheduler`], *optional*): the sampler of that kind; its
+            config holds the call defaults. Left out: the released settings of that kind.
+        text_encoder (`CLIPTextModelWithProjection`, *optional*): CLIP ViT-L/14-336's text tower (one pass gives
+            MaskGen's penultimate states and pooled embedding and TA-TiTok's last hidden state;
+            `hf_titok.text_encoding`). Without it, calls take `prompt_embeds` & co.
+        tokenizer (`CLIPTokenizer`, *optional*): its tokenizer (ids are padded with 0, as open_clip pads).
+        image_processor ([`TiTokImageProcessor`], *optional*): post-processing of outputs and preprocessing of
+            variation images; left out: the standard one for the tokenizer's image size.
+
+    Like [`TiTokPipeline`], a call works on its own copy of the scheduler and never changes the pipeline.
+    """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vqvae"
+    _optional_components = ["scheduler", "text_encoder", "tokenizer", "image_processor"]
+    _callback_tensor_inputs = ["latents", "logits"]
+    _COMPONENT_FILES = {
+        "vqvae": "config.json",
+        "transformer": "config.json",
+        "scheduler": "scheduler_config.json",
+        "text_encoder": "config.json",
+        "tokenizer": "tokenizer_config.json",
+        "image_processor": "preprocessor_config.json",
+    }
+
+    def __init__(
+        self,
+        vqvae: TATiTokTokenizer,
+        transformer: MaskGenVQTransformer | MaskGenKLTransformer,
+        scheduler: MaskGenVQScheduler | MaskGenKLScheduler | None = DEFAULT,
+        text_encoder=None,
+        tokenizer=None,
+        image_processor: TiTokImageProcessor | None = DEFAULT,
+    ):
+        super().__init__()
+        self._check_components(vqvae, transformer, scheduler, text_encoder)
+        if scheduler is DEFAULT:
+            scheduler = self._default_scheduler(transformer)
+        if image_processor is DEFAULT:
+            image_processor = TiTokImageProcessor.for_image_size(vqvae.config.image_size)
+        self.register_modules(
+            vqvae=vqvae,
+            transformer=transformer,
+            scheduler=scheduler,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            image_processor=image_processor,
+        )
+
+    @staticmethod
+    def _default_scheduler(transformer):
+        return MaskGenKLScheduler() if isinstance(transformer, MaskGenKLTransformer) else MaskGenVQScheduler()
+
+    @staticmethod
+    def _check_components(vqvae, transformer, scheduler, text_encoder) -> None:
+        """The components fit together: a text-aware tokenizer of the generator's kind and sizes, a scheduler of
+        that kind, a text encoder of the width both read."""
+        if isinstance(vqvae, TiTokTokenizer) and not vqvae.text_aware:
+            raise TypeError(
+                "vqvae is a TiTok tokenizer, which is not text-aware: MaskGen decodes with TA-TiTok "
+                "(TATiTokTokenizer); class-conditional TiTok generators go with TiTokPipeline"
+            )
+        if not isinstance(vqvae, TATiTokTokenizer):
+            raise TypeError(f"vqvae must be a TATiTokTokenizer, got {type(vqvae).__name__}")
+        if not isinstance(transformer, (MaskGenVQTransformer, MaskGenKLTransformer)):
+            raise TypeError(
+                f"transformer must be a MaskGenVQTransformer or MaskGenKLTransformer, got {type(transformer).__name__}"
+            )
+        tokens, generator = vqvae.config, transformer.config
+        kl = isinstance(transformer, MaskGenKLTransformer)
+        if kl == vqvae.is_vq:
+            raise ValueError(
+                f"a MaskGen-{'KL' if kl else 'VQ'} generator needs a TA-TiTok {'VAE' if kl else 'VQ'} tokenizer; "
+                f"this one is {'VQ' if vqvae.is_vq else 'VAE'}"
+            )
+        expected = {"num_latent_tokens": tokens.num_latent_tokens}
+        expected.update({"token_channels": tokens.token_size} if kl else {"codebook_size": tokens.codebook_size})
+        for name, value in expected.items():
+            if generator[name] != value:
+                raise ValueError(f"the generator's {name}={generator[name]} does not match the tokenizer's ({value})")
+        wanted = MaskGenKLScheduler if kl else MaskGenVQScheduler
+        if scheduler is not DEFAULT and scheduler is not None and not isinstance(scheduler, wanted):
+            raise TypeError(f"a MaskGen-{'KL' if kl else 'VQ'} pipeline samples with {wanted.__name__}")
+        if text_encoder is not None:
+            width = text_encoder.config.hidden_size
+            for owner, needed in (("tokenizer", tokens.text_hidden_size), ("generator", generator.text_hidden_size)):
+                if width != needed:
+                    raise ValueError(
+                        f"the text encoder is {width} wide, but the {owner} reads {needed}-wide text states "
+                        "(MaskGen and TA-TiTok read CLIP ViT-L/14: 768)"
+                    )
+            if text_encoder.config.projection_dim != generator.pooled_projection_dim:
+                raise ValueError(
+                    f"the text encoder projects to {text_encoder.config.projection_dim}, but the generator reads "
+                    f"{generator.pooled_projection_dim}-wide pooled embeddings"
+                )
+
+    @property
+    def is_kl(self) -> bool:
+        return isinstance(self.transformer, MaskGenKLTransformer)
+
+    @property
+    def processor(self) -> TiTokImageProcessor:
+        if self.image_processor is not None:
+            return self.image_processor
+        return TiTokImageProcessor.for_image_size(self.vqvae.config.image_size)
+
+    # ---- 1. inputs ----
+
+    def check_inputs(
+        self,
+        prompt,
+        negative_prompt,
+        prompt_embeds,
+        pooled_prompt_embeds,
+        negative_prompt_embeds,
+        negative_pooled_prompt_embeds,
+        decoder_prompt_embeds,
+        num_images_per_prompt,
+        aesthetic_score,
+        output_type,
+        callback_on_step_end,
+        callback_on_step_end_tensor_inputs,
+    ) -> None:
+        if prompt is not None and prompt_embeds is not None:
+            raise ValueError("give prompt or prompt_embeds, not both")
+        if prompt is None and prompt_embeds is None:
+            raise ValueError("give a prompt (or prompt_embeds with pooled_prompt_embeds)")
+        if prompt is not None:
+            check_prompts(prompt)
+            if self.text_encoder is None or self.tokenizer is None:
+                raise ValueError(
+                    "this pipeline has no text encoder/tokenizer: pass prompt_embeds, pooled_prompt_embeds (and "
+                    "decoder_prompt_embeds to decode), or load one (hf_titok.text_encoding.CLIP_TEXT_ENCODER)"
+                )
+        if negative_prompt is not None:
+            check_prompts(negative_prompt, "negative_prompt")
+            if negative_prompt_embeds is not None:
+                raise ValueError("give negative_prompt or negative_prompt_embeds, not both")
+        if prompt_embeds is not None and pooled_prompt_embeds is None:
+            raise ValueError("prompt_embeds needs pooled_prompt_embeds (CLIP's text_embeds), as in SD3's pipeline")
+        if (negative_prompt_embeds is None) != (negative_pooled_prompt_embeds is None):
+            raise ValueError("give negative_prompt_embeds and negative_pooled_prompt_embeds together")
+        if prompt_embeds is not None and output_type != "latent" and decoder_prompt_embeds is None:
+            if self.text_encoder is None:
+                raise ValueError(
+                    "decoding with precomputed embeddings needs decoder_prompt_embeds (CLIP's last_hidden_state, "
+                    "what TA-TiTok reads), or output_type='latent'"
+                )
+        if (
+            isinstance(num_images_per_prompt, bool)
+            or not isinstance(num_images_per_prompt, numbers.Integral)
+            or not 1 <= num_images_per_prompt <= MAX_IMAGES_PER_PROMPT
+        ):
+            raise ValueError(
+                f"num_images_per_prompt must be an integer in [1, {MAX_IMAGES_PER_PROMPT}], "
+                f"got {num_images_per_prompt!r}"
+            )
+        scores = aesthetic_score if isinstance(aesthetic_score, (list, tuple)) else [aesthetic_score]
+        if torch.is_tensor(aesthetic_score):
+            scores = aesthetic_score.flatten().tolist()
+        for score in scores:
+            low, high = AESTHETIC_SCORE_RANGE
+            if isinstance(score, bool) or not isinstance(score, numbers.Real) or not low <= float(score) <= high:
+                raise ValueError(
+                    f"aesthetic_score must be a number in [{low:g}, {high:g}] (a LAION aesthetic score; the releases "
+                    f"sample at {DEFAULT_AESTHETIC_SCORE}), got {score!r}"
+                )
+        if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise TypeError("callback_on_step_end must be callable(pipeline, step, timestep, callback_kwargs) -> dict")
+        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs {unknown} are not among {self._callback_tensor_inputs}"
+            )
+
+    # ---- 2. text ----
+
+    def encode_prompt(self, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prompts -> (MaskGen's prompt_embeds `[B, 77, W]`, pooled_prompt_embeds `[B, P]`, TA-TiTok's
+        decoder_prompt_embeds `[B, 77, W]`), one text-encoder pass (`hf_titok.text_encoding`)."""
+        max_length = self.vqvae.config.text_max_length
+        input_ids = tokenize_prompts(self.tokenizer, prompts, max_length).to(device)
+        features = clip_text_features(self.text_encoder, input_ids)
+        return features.condition, features.pooled, features.tokenizer_text
+
+    def _checked_embeds(self, embeds, rows: int | None, what: str, pooled: bool = False) -> torch.Tensor:
+        config = self.transformer.config
+        if pooled:
+            if not torch.is_tensor(embeds) or embeds.ndim != 2 or embeds.shape[1] != config.pooled_projection_dim:
+                raise ValueError(
+                    f"{what} must be a [B, {config.pooled_projection_dim}] tensor (CLIP's text_embeds), got "
+                    f"{tuple(getattr(embeds, 'shape', ())) or type(embeds).__name__}"
+                )
+            if not torch.isfinite(embeds).all():
+                raise ValueError(f"{what} contain NaN or infinite values")
+            return embeds
+        length = self.vqvae.config.text_max_length
+        check_text_embeddings(embeds, rows or embeds.shape[0], length, config.text_hidden_size, what)
+        return embeds
+
+    def _text(
+        self,
+        prompt,
+        negative_prompt,
+        prompt_embeds,
+        pooled_prompt_embeds,
+        negative_prompt_embeds,
+        negative_pooled_prompt_embeds,
+        decoder_prompt_embeds,
+        device,
+    ):
+        """Every text input of the call, encoded or checked: (cond, pooled, uncond, uncond pooled, decoder text),
+        one row per prompt (the unconditional rows: one per prompt or one for all)."""
+        if prompt is not None:
+            prompt_embeds, pooled_prompt_embeds, decoder_text = self.encode_prompt(check_prompts(prompt), device)
+            decoder_prompt_embeds = decoder_text if decoder_prompt_embeds is None else decoder_prompt_embeds
+        else:
+            prompt_embeds = self._checked_embeds(prompt_embeds, None, "prompt_embeds")
+            pooled_prompt_embeds = self._checked_embeds(pooled_prompt_embeds, None, "pooled_prompt_embeds", True)
+        rows = prompt_embeds.shape[0]
+        if pooled_prompt_embeds.shape[0] != rows:
+            raise ValueError(f"pooled_prompt_embeds has {pooled_prompt_embeds.shape[0]} rows for {rows} prompts")
+        if negative_prompt_embeds is None:
+            if self.text_encoder is None and negative_prompt is None:
+                raise ValueError(
+                    "guidance needs the unconditional text: pass negative_prompt_embeds and "
+                    "negative_pooled_prompt_embeds (the encoding of the empty prompt), or a text encoder"
+                )
+            negatives = check_prompts(negative_prompt, "negative_prompt") if negative_prompt is not None else [""]
+            negative_prompt_embeds, negative_pooled_prompt_embeds, _ = self.encode_prompt(negatives, device)
+        negative_prompt_embeds = self._checked_embeds(negative_prompt_embeds, rows, "negative_prompt_embeds")
+        negative_pooled_prompt_embeds = self._checked_embeds(
+            negative_pooled_prompt_embeds, None, "negative_pooled_prompt_embeds", True
+        )
+        if decoder_prompt_embeds is not None:
+            decoder_prompt_embeds = self._checked_embeds(decoder_prompt_embeds, rows, "decoder_prompt_embeds")
+            decoder_prompt_embeds = decoder_prompt_embeds.expand(rows, -1, -1)
+        expand = lambda t: t.expand(rows, *t.shape[1:]) if t.shape[0] == 1 else t  # noqa: E731
+        return (
+            prompt_embeds.to(device),
+            pooled_prompt_embeds.to(device),
+            expand(negative_prompt_embeds).to(device),
+            expand(negative_pooled_prompt_embeds).to(device),
+            None if decoder_prompt_embeds is None else decoder_prompt_embeds.to(device),
+        )
+
+    # ---- 4. the two samplers ----
+
+    def _sample_ids(self, scheduler, cond, uncond, aesthetic, ids, generator, callback, tensor_inputs):
+        """MaskGen-VQ: confidence-based unmasking; conditional and unconditional rows in one forward pass."""
+        for i, t in enumerate(self.progress_bar(scheduler.timesteps.tolist())):
+            if self.interrupt:
+                break
+            if scheduler.guidance_scale_at(t) != 0:
+                logits = self.transformer(
+                    torch.cat([ids, ids]),
+                    torch.cat([cond[0], uncond[0]]),
+                    torch.cat([cond[1], uncond[1]]),
+                    torch.cat([aesthetic, aesthetic]),
+                ).logits
+                logits = scheduler.apply_guidance(*logits.chunk(2), t)
+            else:
+                logits = self.transformer(ids, cond[0], cond[1], aesthetic).logits.float()
+            ids = scheduler.step(logits, t, ids, generator=generator).prev_sample
+            ids = self._after_step(callback, tensor_inputs, i, t, {"latents": ids, "logits": logits})
+        return ids
+
+    def _sample_tokens(self, scheduler, cond, uncond, aesthetic, tokens, orders, noise, generator, callback, inputs):
+        """MaskGen-KL: per step, the transformer conditions every position, and the diffusion head samples the
+        positions the step unmasks (a fixed number per image, known in advance: no host reads)."""
+        batch_size, _, channels = tokens.shape
+        head = self.transformer.diffusion_head
+        for i, t in enumerate(self.progress_bar(scheduler.timesteps.tolist())):
+            if self.interrupt:
+                break
+            mask = scheduler.mask_at(orders, t)
+            scale = scheduler.guidance_scales[i]
+            if scale is not None:
+                condition = self.transformer(
+                    torch.cat([tokens, tokens]),
+                    torch.cat([mask, mask]),
+                    torch.cat([cond[0], uncond[0]]),
+                    torch.cat([cond[1], uncond[1]]),
+                    torch.cat([aesthetic, aesthetic]),
+                ).condition
+            else:
+                condition = self.transformer(tokens, mask, cond[0], cond[1], aesthetic).condition
+            positions = scheduler.positions_at(orders, t)  # [B, k]
+            count = positions.shape[1]
+            rows = positions.repeat(2, 1) if scale is not None else positions
+            selected = condition.gather(1, rows.unsqueeze(-1).expand(-1, -1, condition.shape[-1]))
+            if noise is None:  # drawn step by step, as officially: a seeded run matches given the same orders
+                start = randn_tensor((batch_size, count, channels), generator=generator, device=tokens.device)
+            else:
+                start = noise.gather(1, positions.unsqueeze(-1).expand(-1, -1, channels))
+            start = start.reshape(-1, channels)
+            sampled = scheduler.sample_tokens(
+                head, selected.reshape(-1, condition.shape[-1]), scale, start, scheduler.temperature, generator
+            )
+            tokens = tokens.scatter(
+                1,
+                positions.unsqueeze(-1).expand(-1, -1, channels),
+                sampled.view(batch_size, count, channels).to(tokens.dtype),
+            )
+            tokens = self._after_step(callback, inputs, i, t, {"latents": tokens, "logits": condition})
+        return tokens
+
+    def _after_step(self, callback, tensor_inputs, i, t, tensors):
+        if callback is None:
+            return tensors["latents"]
+        returned = callback(self, i, t, {name: tensors[name] for name in tensor_inputs})
+        if returned is not None and "latents" in returned:
+            return returned["latents"]
+        return tensors["latents"]
+
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        num_images_per_prompt: int = 1,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        guidance_schedule: str | None = None,
+        guidance_scale_pow: float | None = None,
+        temperature: float | None = None,
+        aesthetic_score: float | list[float] = DEFAULT_AESTHETIC_SCORE,
+        generator: GeneratorType = None,
+        latents: torch.Tensor | None = None,
+        token_orders: torch.LongTensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        pooled_prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        negative_pooled_prompt_embeds: torch.Tensor | None = None,
+        decoder_prompt_embeds: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ) -> ImagePipelineOutput | tuple:
+        r"""
+        Generate images from text.
+
+        Args:
+            prompt: a prompt or a list (one image row group per prompt); or give `prompt_embeds`.
+            negative_prompt: the unconditional branch of guidance instead of the empty prompt (one, or one per
+                prompt).
+            num_images_per_prompt: images per prompt.
+            num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature: sampler
+                settings (see [`MaskGenVQScheduler`], [`MaskGenKLScheduler`]: the official schedule names,
+                `cosine`/`flippedcosine`/`linear`/`none` for VQ, `linear`/`constant` for KL; `guidance_scale_pow`
+                is VQ only); `None` takes the scheduler config's.
+            aesthetic_score: the LAION aesthetic score the images are conditioned on, in [0, 10] (one, or one
+                per prompt); 6.5 as the releases sample.
+            generator: a `torch.Generator` (or one per image) for reproducible samples; `None`: torch's global
+                RNG. MaskGen-VQ draws exactly what the official sampler draws (a generator seeded like
+                `torch.manual_seed` reproduces it); MaskGen-KL draws its token orders from it too (the official
+                code uses numpy's global state).
+            latents: MaskGen-KL only: the initial diffusion noise of every token `[B, N, C]` (default: drawn from
+                `generator` step by step); with `token_orders`, replays a recorded run.
+            token_orders: MaskGen-KL only: the order `[B, N]` in which each image's positions are generated.
+            prompt_embeds, pooled_prompt_embeds: precomputed CLIP penultimate states `[B, 77, 768]` and
+                `text_embeds` `[B, 768]` (SD3's names); negative_prompt_embeds, negative_pooled_prompt_embeds:
+                the same for the unconditional branch (default: the empty prompt's, which needs a text encoder).
+            decoder_prompt_embeds: the text TA-TiTok decodes with, CLIP's `last_hidden_state` `[B, 77, 768]`
+                (computed from `prompt` when there is one).
+            output_type: `"pil"`, `"np"`, `"pt"` or `"latent"` (VQ: ids `[B, N]`; KL: tokens `[B, N, C]` as
+                TA-TiTok decodes them, i.e. divided by the generator's `scale_factor`).
+            return_dict: return an [`ImagePipelineOutput`] rather than a tuple.
+            callback_on_step_end, callback_on_step_end_tensor_inputs: as in diffusers; `"latents"` are the ids (VQ)
+                or scaled tokens (KL) after the step, `"logits"` the guided logits (VQ) or the transformer's
+                conditions (KL).
+
+        Examples:
+        """
+        arguments = locals()
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
+
+        # 1. Check inputs
+        self.check_inputs(
+            prompt,
+            negative_prompt,
+            prompt_embeds,
+            pooled_prompt_embeds,
+            negative_prompt_embeds,
+            negative_pooled_prompt_embeds,
+            decoder_prompt_embeds,
+            num_images_per_prompt,
+            aesthetic_score,
+            output_type,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
+        base = self.scheduler if self.scheduler is not None else self._default_scheduler(self.transformer)
+        scheduler = base.from_config(base.config)
+        settings = {
+            name: arguments[name]
+            for name in ("guidance_scale", "guidance_schedule", "guidance_scale_pow", "temperature")
+            if arguments[name] is not None
+        }
+        if self.is_kl and "guidance_scale_pow" in settings:
+            raise ValueError("guidance_scale_pow belongs to MaskGen-VQ's cosine schedules; MaskGen-KL has none")
+        device = self._execution_device
+        config = self.transformer.config
+
+        # 2. Encode the prompts (one row per prompt), then one row per image
+        cond, pooled, uncond, uncond_pooled, decoder_text = self._text(
+            prompt,
+            negative_prompt,
+            prompt_embeds,
+            pooled_prompt_embeds,
+            negative_prompt_embeds,
+            negative_pooled_prompt_embeds,
+            decoder_prompt_embeds,
+            device,
+        )
+        num_prompts = cond.shape[0]
+        score = torch.as_tensor(aesthetic_score, dtype=torch.float32).reshape(-1)
+        if score.numel() not in (1, num_prompts):
+            raise ValueError(
+                f"aesthetic_score has {score.numel()} values for {num_prompts} prompts: give one or one each"
+            )
+        score = score.expand(num_prompts).to(device)
+        per_image = lambda t: None if t is None else t.repeat_interleave(num_images_per_prompt, dim=0)  # noqa: E731
+        cond, pooled, uncond, uncond_pooled = map(per_image, (cond, pooled, uncond, uncond_pooled))
+        decoder_text, score = per_image(decoder_text), per_image(score)
+        batch_size = cond.shape[0]
+        check_generator(generator, batch_size)
+
+        # 3. Prepare the sampler and the start (all masked)
+        num_tokens = config.num_latent_tokens
+        if self.is_kl:
+            scheduler.set_timesteps(num_inference_steps, device=device, num_tokens=num_tokens, **settings)
+        else:
+            scheduler.set_timesteps(num_inference_steps, device=device, **settings)
+            if scheduler.num_inference_steps > num_tokens:
+                raise ValueError(
+                    f"num_inference_steps={scheduler.num_inference_steps} is more than the {num_tokens} tokens "
+                    "to sample"
+                )
+        self._guidance_scale = (
+            scheduler.config.guidance_scale if "guidance_scale" not in settings else settings["guidance_scale"]
+        )
+        self._call.num_timesteps, self._interrupt = len(scheduler.timesteps), False
+
+        # 4. Sample (nothing in either loop reads a tensor back to the host)
+        with trusted_values():
+            if self.is_kl:
+                orders = self._token_orders(token_orders, scheduler, batch_size, generator, device)
+                noise = self._checked_noise(latents, batch_size, device)
+                tokens = torch.zeros(batch_size, num_tokens, config.token_channels, device=device)
+                result = self._sample_tokens(
+                    scheduler,
+                    (cond, pooled),
+                    (uncond, uncond_pooled),
+                    score,
+                    tokens,
+                    orders,
+                    noise,
+                    generator,
+                    callback_on_step_end,
+                    callback_on_step_end_tensor_inputs,
+                )
+                result = result / config.scale_factor
+            else:
+                if latents is not None or token_orders is not None:
+                    raise ValueError("latents and token_orders are MaskGen-KL's; MaskGen-VQ starts from all-mask ids")
+                ids = torch.full((batch_size, num_tokens), self.transformer.mask_token_id, device=device)
+                result = self._sample_ids(
+                    scheduler,
+                    (cond, pooled),
+                    (uncond, uncond_pooled),
+                    score,
+                    ids,
+                    generator,
+                    callback_on_step_end,
+                    callback_on_step_end_tensor_inputs,
+                )
+
+        # 5. Decode with the prompts' text
+        if output_type == "latent":
+            images = result
+        else:
+            pixels = self.vqvae.decode(result, text_embeddings=decoder_text)
+            images = self.processor.postprocess(pixels, output_type=output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return ImagePipelineOutput(images=images)
+
+    def _checked_noise(self, latents, batch_size, device) -> torch.Tensor | None:
+        """`latents`, the initial diffusion noise of every token `[B, N, C]`, checked (None: drawn per step)."""
+        if latents is None:
+            return None
+        config = self.transformer.config
+        shape = (batch_size, config.num_latent_tokens, config.token_channels)
+        if not torch.is_tensor(latents) or tuple(latents.shape) != shape or not latents.is_floating_point():
+            raise ValueError(
+                f"latents must be the initial diffusion noise of every token, a float tensor {list(shape)}"
+            )
+        return latents.to(device=device, dtype=torch.float32)
+
+    def _token_orders(self, token_orders, scheduler, batch_size, generator, device) -> torch.LongTensor:
+        if token_orders is None:
+            return scheduler.random_orders(batch_size, generator, device)
+        num_tokens = self.transformer.config.num_latent_tokens
+        if (
+            not torch.is_tensor(token_orders)
+            or token_orders.shape != (batch_size, num_tokens)
+            or not torch.equal(token_orders.sort(dim=1).values.cpu(), torch.arange(num_tokens).expand(batch_size, -1))
+        ):
+            raise ValueError(
+                f"token_orders must hold one permutation of 0..{num_tokens - 1} per image, [{batch_size}, {num_tokens}]"
+            )
+        return token_orders.to(device)
+
+
+__all__ = ["MaskGenPipeline", "AESTHETIC_SCORE_RANGE", "DEFAULT_AESTHETIC_SCORE"]

@@ -1,0 +1,180 @@
+"""What hf_titok's diffusers pipelines share (`TiTokPipeline`, `MaskGenPipeline`): optional components left out
+(`DEFAULT`), per-thread call state behind the properties step callbacks read, sequential offload on the CPU,
+saving with the code, loading a saved folder with the installed classes, and plain snapshot downloads."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline
+from huggingface_hub import hf_hub_download, snapshot_download
+
+from .remote_code import installed_entries, write_pipeline_code
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+class _Default:
+    """The value of an optional component left out of `TiTokPipeline(...)`: the default one is built (`None`
+    keeps none)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
+
+
+class CallState(threading.local):
+    """What a call exposes to step callbacks through the pipeline's properties (`guidance_scale`,
+    `num_timesteps`, `do_classifier_free_guidance`, `interrupt`), per thread: concurrent calls from several
+    threads each see and change their own."""
+
+    guidance_scale: float | None = None
+    num_timesteps: int | None = None
+    interrupt: bool = False
+
+
+class PipelineBase(DiffusionPipeline):
+    """The behaviour hf_titok's pipelines share (see the module docstring). A subclass names the file each saved
+    component's folder holds (`_COMPONENT_FILES`)."""
+
+    _COMPONENT_FILES: dict[str, str] = {}
+
+    @property
+    def _call(self) -> CallState:
+        # Built on first use: pipelines are also built by diffusers without running __init__'s body in order.
+        state = self.__dict__.get("_call_state")
+        if state is None:
+            state = self.__dict__["_call_state"] = CallState()
+        return state
+
+    @property
+    def guidance_scale(self) -> float | None:
+        """The current call's base guidance scale (a step callback may change it through `_guidance_scale`; the
+        schedule then applies to the new value from the next step on)."""
+        return self._call.guidance_scale
+
+    @property
+    def _guidance_scale(self) -> float | None:
+        return self._call.guidance_scale
+
+    @_guidance_scale.setter
+    def _guidance_scale(self, value: float) -> None:
+        self._call.guidance_scale = value
+
+    @property
+    def do_classifier_free_guidance(self) -> bool:
+        """Whether the current call guides (a zero base scale turns the unconditional rows off)."""
+        return self._call.guidance_scale is not None and self._call.guidance_scale != 0
+
+    @property
+    def num_timesteps(self) -> int | None:
+        """The number of sampling steps of the current (or last) call."""
+        return self._call.num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        """Set `pipe._interrupt = True` in a step callback to stop sampling after that step."""
+        return self._call.interrupt
+
+    @property
+    def _interrupt(self) -> bool:
+        return self._call.interrupt
+
+    @_interrupt.setter
+    def _interrupt(self, value: bool) -> None:
+        self._call.interrupt = bool(value)
+
+    def enable_sequential_cpu_offload(self, gpu_id: int | None = None, device: torch.device | str | None = None):
+        """diffusers' `enable_sequential_cpu_offload`, with any execution device: diffusers names the CPU "cpu:0",
+        on which accelerate's hooks cannot place weights, so with the CPU as the execution device the weights are
+        offloaded to and run on "cpu" (what tests and CPU-only machines use)."""
+        if device is None or torch.device(device).type != "cpu":
+            return super().enable_sequential_cpu_offload(gpu_id=gpu_id, device=device)
+        try:  # optional (as for diffusers' own offload); imports in a try block are not required of remote code
+            from accelerate import cpu_offload
+        except ImportError as error:
+            raise ImportError("enable_sequential_cpu_offload needs accelerate: pip install accelerate") from error
+
+        self.remove_all_hooks()
+        self._offload_device = torch.device("cpu")
+        for name, model in self.components.items():
+            if isinstance(model, torch.nn.Module) and name not in self._exclude_from_cpu_offload:
+                # buffers too when the component has weights of its own outside submodules (diffusers' rule)
+                cpu_offload(model, torch.device("cpu"), offload_buffers=len(model._parameters) > 0)
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """diffusers' `save_pretrained`; the folder also carries the code (`hf_titok.remote_code`), so it loads
+        without hf_titok: `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`."""
+        repo_id = kwargs.pop("repo_id", None)
+        super().save_pretrained(save_directory, **kwargs)
+        write_pipeline_code(save_directory, type(self), self.components)
+        if push_to_hub:  # uploaded after the code is written (push_to_hub saves again, code included)
+            self.push_to_hub(repo_id or Path(save_directory).name)
+
+    @classmethod
+    def load_config(cls, *args, **kwargs):
+        """diffusers' `load_config`; a saved pipeline's `model_index.json` names the copies of the code it carries
+        (`hf_titok.remote_code`), which load only with `trust_remote_code=True`: the installed package loads its
+        own classes instead."""
+        loaded = super().load_config(*args, **kwargs)
+        package = sys.modules.get(cls.__module__.rpartition(".")[0])
+        if package is None:
+            return loaded
+        if isinstance(loaded, tuple):
+            return (installed_entries(loaded[0], package), *loaded[1:])
+        return installed_entries(loaded, package)
+
+    @classmethod
+    def _check_folder(cls, folder: Path) -> dict:
+        index_file = folder / "model_index.json"
+        if not index_file.is_file():
+            raise FileNotFoundError(f"{folder} is not a {cls.__name__} folder: no model_index.json")
+        try:
+            index = json.loads(index_file.read_text())
+        except ValueError as error:
+            raise ValueError(f"{index_file} is not valid JSON: {error}") from None
+        for name, filename in cls._COMPONENT_FILES.items():
+            entry = index.get(name)
+            if entry is None or entry == [None, None]:
+                if name not in cls._optional_components:
+                    raise FileNotFoundError(f"{index_file} names no {name} component, which a {cls.__name__} needs")
+                continue
+            if not (folder / name / filename).is_file():
+                raise FileNotFoundError(f"the pipeline's {name} component is missing: no {folder / name / filename}")
+        return index
+
+    @classmethod
+    def download(cls, pretrained_model_name, **kwargs) -> str:
+        """Resolve a Hub repo id to a local snapshot (with the Hub arguments `revision`, `cache_dir`, `token`,
+        `local_files_only`, `force_download`, `proxies`). diffusers' own `download` would load the repo's copy of
+        the code (`trust_remote_code`) to learn the pipeline class, and offline it needs a cached file listing
+        that plain downloads do not leave; the repo is plain files, so a snapshot is all we need."""
+        return snapshot_download(
+            pretrained_model_name,
+            revision=kwargs.get("revision"),
+            cache_dir=kwargs.get("cache_dir"),
+            token=kwargs.get("token"),
+            local_files_only=kwargs.get("local_files_only", False),
+            force_download=kwargs.get("force_download", False),
+            proxies=kwargs.get("proxies"),
+        )
+
+
+def has_model_index(source, **hub_kwargs) -> bool:
+    """Whether a folder or Hub repo holds a saved pipeline (`model_index.json`)."""
+    if Path(source).is_dir():
+        return (Path(source) / "model_index.json").is_file()
+    try:
+        hf_hub_download(str(source), "model_index.json", **{k: v for k, v in hub_kwargs.items() if k != "subfolder"})
+    except Exception:  # not there, or the repo cannot be reached: from_pretrained's loading says which
+        return False
+    return True
+
+
+__all__ = ["CallState", "DEFAULT", "OUTPUT_TYPES", "PipelineBase", "has_model_index"]

@@ -1,0 +1,339 @@
+"""The samplers of MaskGen (bytedance/1d-tokenizer modeling/maskgen.py, modeling/diffusion/) as diffusers
+schedulers.
+
+`MaskGenVQScheduler` (MaskGen-VQ `generate`): TiTok's confidence-based unmasking (`unmask_step`, the arccos
+schedule, Gumbel annealing, softmax-temperature annealing) with MaskGen's guidance: `cond + s (cond - uncond)`
+where, with r = (step + 1) / steps and p = `guidance_scale_pow`, s is `cosine` 1 + (g - 1)(1 - cos(pi r^p)) / 2,
+`flippedcosine` 1 + (g - 1) cos(pi r^p) / 2, `linear` 1 + (g - 1) r or `none` g.
+
+`MaskGenKLScheduler` (MaskGen-KL `sample_tokens`): each image's tokens are predicted in a random order drawn
+from the pipeline's `generator`; step s keeps the first floor(N cos(pi/2 (s+1)/steps)) positions of the order
+masked (clamped to [1, masked - 1]) and samples the others with the diffusion head, through the respaced
+IDDPM reverse process (cosine schedule over 1000 steps, learned-range variance, epsilon prediction, no clipping;
+the head sees the original timestep indices; `temperature` multiplies the noise). Guidance: `linear` 1 + (g - 1)
+(N - masked after the step) / N, or `constant` g, applied to the noise prediction only. Every count is known on
+the host in advance, so the loops read nothing back from the device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput
+
+from .sampling_settings import MAX_GUIDANCE_SCALE, MAX_GUIDANCE_SCALE_POW, MAX_TEMPERATURE, SamplerSetting
+from .scheduling_titok_maskgit import check_steps, unmask_step
+from .torch_utils import GeneratorType, rand_tensor, randn_tensor
+
+VQ_GUIDANCE_SCHEDULES = ("cosine", "flippedcosine", "linear", "none")
+KL_GUIDANCE_SCHEDULES = ("linear", "constant")
+
+_GUIDANCE = SamplerSetting("guidance_scale", float, "", "", low=0.0, high=MAX_GUIDANCE_SCALE)
+_POW = SamplerSetting("guidance_scale_pow", float, "", "", low=0.0, high=MAX_GUIDANCE_SCALE_POW, low_inclusive=False)
+_TEMPERATURE = SamplerSetting("temperature", float, "", "", low=0.0, high=MAX_TEMPERATURE)
+
+
+def _schedule(name: str, choices: tuple[str, ...]) -> str:
+    return SamplerSetting("guidance_schedule", str, "", "", choices=choices).check(name)
+
+
+@dataclass
+class MaskGenSchedulerOutput(BaseOutput):
+    """`prev_sample`: ids (VQ) or tokens `[B, N, C]` (KL) after the step; `pred_original_sample`: this step's
+    prediction for every position (VQ: the candidates; KL: the tokens so far, including this step's)."""
+
+    prev_sample: torch.Tensor
+    pred_original_sample: torch.Tensor
+
+
+class MaskGenVQScheduler(SchedulerMixin, ConfigMixin):
+    """MaskGen-VQ's sampler (see the module docstring). Defaults: the official README's call (16 steps, guidance 12
+    with the cosine schedule, Gumbel temperature 2.0, noisy confidence ranking).
+
+    Args:
+        num_inference_steps (`int`, defaults to 16), guidance_scale (`float`, defaults to 12.0),
+        guidance_schedule (`str`, defaults to `"cosine"`: one of `cosine`, `flippedcosine`, `linear`, `none`),
+        guidance_scale_pow (`float`, defaults to 1.0), temperature (`float`, defaults to 2.0: the Gumbel noise
+        temperature, annealed linearly to 0), prob_sorting (`bool`, defaults to `True`: rank candidates by their
+        logit plus Gumbel noise rather than by the logit).
+    """
+
+    order = 1
+
+    @register_to_config
+    def __init__(
+        self,
+        num_inference_steps: int = 16,
+        guidance_scale: float = 12.0,
+        guidance_schedule: str = "cosine",
+        guidance_scale_pow: float = 1.0,
+        temperature: float = 2.0,
+        prob_sorting: bool = True,
+    ):
+        self.check_settings(num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature)
+        self.num_inference_steps = None
+        self.timesteps = None
+        self.guidance_scales = None
+
+    @staticmethod
+    def check_settings(num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature):
+        check_steps(num_inference_steps)
+        _GUIDANCE.check(guidance_scale)
+        _schedule(guidance_schedule, VQ_GUIDANCE_SCHEDULES)
+        _POW.check(guidance_scale_pow)
+        _TEMPERATURE.check(temperature)
+
+    def set_timesteps(self, num_inference_steps: int | None = None, device=None, **settings) -> None:
+        """Prepare a run of `num_inference_steps` (default: the config's); `settings` (`guidance_scale`,
+        `guidance_schedule`, `guidance_scale_pow`, `temperature`) override the config for this run."""
+        steps = self.config.num_inference_steps if num_inference_steps is None else check_steps(num_inference_steps)
+        run = {key: settings.get(key) for key in ("guidance_scale", "guidance_schedule", "guidance_scale_pow")}
+        run = {key: self.config[key] if value is None else value for key, value in run.items()}
+        self.temperature = self.config.temperature if settings.get("temperature") is None else settings["temperature"]
+        self.check_settings(
+            steps, run["guidance_scale"], run["guidance_schedule"], run["guidance_scale_pow"], self.temperature
+        )
+        self.num_inference_steps = steps
+        self.timesteps = torch.arange(steps)
+        self.guidance_scales = [self._guidance_scale(step, **run) for step in range(steps)]
+
+    def _guidance_scale(self, step: int, guidance_scale, guidance_schedule, guidance_scale_pow) -> float:
+        ratio = (step + 1) / self.num_inference_steps
+        if guidance_schedule == "cosine":
+            return 1 + (guidance_scale - 1) * (1 - math.cos(math.pi * ratio**guidance_scale_pow)) / 2
+        if guidance_schedule == "flippedcosine":
+            return 1 + (guidance_scale - 1) * math.cos(math.pi * ratio**guidance_scale_pow) / 2
+        if guidance_schedule == "linear":
+            return 1 + (guidance_scale - 1) * ratio
+        return guidance_scale
+
+    def guidance_scale_at(self, timestep) -> float:
+        """The guidance scale of step `timestep`; 0 means the step needs no unconditional pass."""
+        if self.num_inference_steps is None:
+            raise RuntimeError("call set_timesteps(...) before sampling")
+        return self.guidance_scales[int(timestep)]
+
+    def apply_guidance(self, cond_logits, uncond_logits, timestep) -> torch.Tensor:
+        """MaskGen-VQ's guidance `cond + s (cond - uncond)`, in float32."""
+        cond_logits, uncond_logits = cond_logits.float(), uncond_logits.float()
+        return cond_logits + (cond_logits - uncond_logits) * self.guidance_scale_at(timestep)
+
+    def step(self, model_output, timestep, sample, generator: GeneratorType = None, return_dict: bool = True):
+        """One unmasking step over guided logits `[B, N, K]` and the current ids `[B, N]`; `generator` draws the
+        Gumbel noise (torch's global RNG when None, as officially: one uniform `[B, N, K]`, then `[B, N]`)."""
+        step, steps = int(timestep), self.num_inference_steps
+        ratio = (step + 1) / steps
+        prev_sample, candidates = unmask_step(
+            model_output,
+            sample,
+            ratio,
+            step == steps - 1,
+            sample.shape[1],
+            self.temperature * (1.0 - ratio),
+            True,
+            generator,
+            noisy_confidence=self.config.prob_sorting,
+        )
+        if not return_dict:
+            return (prev_sample, candidates)
+        return MaskGenSchedulerOutput(prev_sample=prev_sample, pred_original_sample=candidates)
+
+
+def _cosine_alpha_bar(step: float) -> float:
+    return math.cos((step + 0.008) / 1.008 * math.pi / 2) ** 2
+
+
+class MaskGenKLScheduler(SchedulerMixin, ConfigMixin):
+    """MaskGen-KL's sampler: the random-order token schedule and the respaced diffusion process of its head (see
+    the module docstring). Defaults: the released inference configs (32 steps, guidance 3.0 linear, temperature
+    1.0, 100 diffusion steps).
+
+    Args:
+        num_inference_steps (`int`, defaults to 32): token steps (`num_iter`).
+        guidance_scale (`float`, defaults to 3.0), guidance_schedule (`str`, defaults to `"linear"`; or
+        `"constant"`), temperature (`float`, defaults to 1.0: multiplies the diffusion noise),
+        num_diffusion_steps (`int`, defaults to 100): respaced reverse-diffusion steps per token step,
+        num_train_timesteps (`int`, defaults to 1000): the head's training schedule.
+    """
+
+    order = 1
+
+    @register_to_config
+    def __init__(
+        self,
+        num_inference_steps: int = 32,
+        guidance_scale: float = 3.0,
+        guidance_schedule: str = "linear",
+        temperature: float = 1.0,
+        num_diffusion_steps: int = 100,
+        num_train_timesteps: int = 1000,
+    ):
+        check_steps(num_inference_steps)
+        _GUIDANCE.check(guidance_scale)
+        _schedule(guidance_schedule, KL_GUIDANCE_SCHEDULES)
+        _TEMPERATURE.check(temperature)
+        check_steps(num_train_timesteps, "num_train_timesteps")
+        check_steps(num_diffusion_steps, "num_diffusion_steps", maximum=num_train_timesteps)
+        self._set_diffusion(num_diffusion_steps, num_train_timesteps)
+        self.num_inference_steps = None
+        self.timesteps = None
+
+    # ---- the diffusion process (float64 tables, each coefficient cast to float32 where used, as officially) ----
+
+    def _set_diffusion(self, num_diffusion_steps: int, num_train_timesteps: int) -> None:
+        train_betas = np.array(
+            [
+                min(
+                    1 - _cosine_alpha_bar((i + 1) / num_train_timesteps) / _cosine_alpha_bar(i / num_train_timesteps),
+                    0.999,
+                )
+                for i in range(num_train_timesteps)
+            ],
+            dtype=np.float64,
+        )
+        self.train_betas = train_betas
+        alphas_cumprod = np.cumprod(1.0 - train_betas)
+        # Section respacing (one section): round(x) for x = 0, d, 2d, ... accumulated by repeated addition,
+        # d = (T - 1) / (S - 1), as the official `space_timesteps` does.
+        stride = (num_train_timesteps - 1) / (num_diffusion_steps - 1) if num_diffusion_steps > 1 else 1
+        kept, position = set(), 0.0
+        for _ in range(num_diffusion_steps):
+            kept.add(round(position))
+            position += stride
+        kept = sorted(kept)
+        last, betas = 1.0, []
+        for index in kept:
+            betas.append(1 - alphas_cumprod[index] / last)
+            last = alphas_cumprod[index]
+        betas = np.array(betas, dtype=np.float64)
+        self.betas = betas
+        self.timestep_map = torch.tensor(kept, dtype=torch.long)
+        cumprod = np.cumprod(1.0 - betas)
+        cumprod_prev = np.append(1.0, cumprod[:-1])
+        posterior_variance = betas * (1.0 - cumprod_prev) / (1.0 - cumprod)
+        tables = {
+            "sqrt_recip_alphas_cumprod": np.sqrt(1.0 / cumprod),
+            "sqrt_recipm1_alphas_cumprod": np.sqrt(1.0 / cumprod - 1),
+            "posterior_mean_coef1": betas * np.sqrt(cumprod_prev) / (1.0 - cumprod),
+            "posterior_mean_coef2": (1.0 - cumprod_prev) * np.sqrt(1.0 - betas) / (1.0 - cumprod),
+            "posterior_log_variance_clipped": np.log(np.append(posterior_variance[1], posterior_variance[1:])),
+            "log_betas": np.log(betas),
+        }
+        # One float32 row per respaced step: [coef of x_t in x0, coef of eps in x0, mean coefs, log variances].
+        self.coefficients = torch.from_numpy(np.stack(list(tables.values()), axis=1)).float()
+
+    def diffusion_step(
+        self, model_output: torch.Tensor, index: int, sample: torch.Tensor, noise: torch.Tensor | None, temperature
+    ) -> torch.Tensor:
+        """One reverse step of the respaced process at respaced index `index` (S-1 down to 0): the head's output
+        `[M, 2C]` (eps | variance values) and x_t `[M, C]` -> x_{t-1}; `noise` `[M, C]` (unused at index 0)."""
+        channels = sample.shape[-1]
+        coef = self.coefficients[index].to(sample.device)
+        eps, variance_values = model_output[:, :channels].float(), model_output[:, channels:].float()
+        x0 = coef[0] * sample - coef[1] * eps
+        mean = coef[2] * x0 + coef[3] * sample
+        if index == 0:
+            return mean
+        fraction = (variance_values + 1) / 2
+        log_variance = fraction * coef[5] + (1 - fraction) * coef[4]
+        return mean + torch.exp(0.5 * log_variance) * noise * temperature
+
+    def sample_tokens(
+        self,
+        head,
+        condition: torch.Tensor,
+        guidance_scale,
+        noise: torch.Tensor,
+        temperature: float,
+        generator: GeneratorType = None,
+    ) -> torch.Tensor:
+        """Sample `M` tokens with the diffusion head from `noise` `[M, C]` (the initial x_T). With guidance
+        (`guidance_scale` not None) `condition` is `[2M, D]`, `[conditional; unconditional]`, and the state is
+        doubled as officially (each step draws `[2M, C]` noise; the first half is returned)."""
+        guided = guidance_scale is not None
+        sample = torch.cat([noise, noise]) if guided else noise
+        for index in reversed(range(len(self.timestep_map))):
+            timesteps = self.timestep_map[index].to(sample.device).expand(sample.shape[0])
+            if guided:
+                output = head.guided(sample, timesteps, condition, guidance_scale)
+            else:
+                output = head(sample, timesteps, condition)
+            step_noise = self._step_noise(sample, noise.shape[0], generator)
+            sample = self.diffusion_step(output, index, sample, step_noise, temperature)
+        return sample[: noise.shape[0]]
+
+    @staticmethod
+    def _step_noise(sample: torch.Tensor, num_rows: int, generator: GeneratorType) -> torch.Tensor:
+        """The noise of one reverse step, drawn at every step (the last, noise-free one included) in the state's
+        shape, as officially. With one generator per image, each image's rows (image-major within the first
+        `num_rows`) come from its own generator; the unconditional half's state never reaches the result."""
+        if not isinstance(generator, (list, tuple)) or len(generator) == 1:
+            return randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=torch.float32)
+        rows = randn_tensor(
+            (len(generator), num_rows // len(generator), sample.shape[-1]),
+            generator=generator,
+            device=sample.device,
+            dtype=torch.float32,
+        ).reshape(num_rows, -1)
+        return rows.repeat(sample.shape[0] // num_rows, 1)
+
+    # ---- the token schedule ----
+
+    def set_timesteps(self, num_inference_steps: int | None = None, device=None, num_tokens: int = 32, **settings):
+        """Prepare a run over `num_tokens` tokens: `masked_after[s]` (positions still masked after step s),
+        `guidance_scales[s]` (None when the step needs no unconditional pass: guidance 1); `settings`
+        (`guidance_scale`, `guidance_schedule`, `temperature`) override the config for this run."""
+        steps = self.config.num_inference_steps if num_inference_steps is None else check_steps(num_inference_steps)
+        check_steps(steps, maximum=num_tokens)
+        scale = _GUIDANCE.check(
+            self.config.guidance_scale if settings.get("guidance_scale") is None else settings["guidance_scale"]
+        )
+        schedule = _schedule(settings.get("guidance_schedule") or self.config.guidance_schedule, KL_GUIDANCE_SCHEDULES)
+        temperature = settings.get("temperature")
+        self.temperature = _TEMPERATURE.check(self.config.temperature if temperature is None else temperature)
+        self.num_inference_steps, self.num_tokens = steps, num_tokens
+        self.timesteps = torch.arange(steps)
+        masked, self.masked_before, self.masked_after = num_tokens, [], []
+        for step in range(steps):
+            after = max(1, min(masked - 1, math.floor(num_tokens * math.cos(math.pi / 2 * (step + 1) / steps))))
+            after = 0 if step == steps - 1 else after
+            self.masked_before.append(masked)
+            self.masked_after.append(after)
+            masked = after
+        self.guided = scale != 1.0
+        self.guidance_scales = [
+            (1 + (scale - 1) * (num_tokens - max(after, 1)) / num_tokens if schedule == "linear" else scale)
+            if self.guided
+            else None
+            for after in self.masked_after
+        ]
+
+    def random_orders(self, batch_size: int, generator: GeneratorType = None, device=None) -> torch.LongTensor:
+        """One random permutation of the positions per image, from `generator` (one per image, or shared)."""
+        return rand_tensor((batch_size, self.num_tokens), generator=generator, device=device).argsort(dim=-1)
+
+    def mask_at(self, orders: torch.LongTensor, timestep) -> torch.Tensor:
+        """Which positions are masked when step `timestep` starts (True = masked): the first
+        `masked_before[step]` positions of each order."""
+        masked = self.masked_before[int(timestep)]
+        mask = torch.zeros(orders.shape, dtype=torch.bool, device=orders.device)
+        return mask.scatter(1, orders[:, :masked], True)
+
+    def positions_at(self, orders: torch.LongTensor, timestep) -> torch.LongTensor:
+        """The positions step `timestep` samples, `[B, k]`, ascending in each row (the official row order)."""
+        step = int(timestep)
+        return orders[:, self.masked_after[step] : self.masked_before[step]].sort(dim=-1).values
+
+
+__all__ = [
+    "KL_GUIDANCE_SCHEDULES",
+    "MaskGenKLScheduler",
+    "MaskGenSchedulerOutput",
+    "MaskGenVQScheduler",
+    "VQ_GUIDANCE_SCHEDULES",
+]
