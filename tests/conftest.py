@@ -37,7 +37,16 @@ def _official_keys_dir() -> Path:
     raise RuntimeError("official key listings not found (set TITOK_OFFICIAL_KEYS_DIR)")
 
 
+def _family_fixtures_dir() -> Path | None:
+    """The TA-TiTok / MaskGen fixtures: $TITOK_FAMILY_FIXTURES_DIR, else ../shared/reference/fixtures_family."""
+    for candidate in (os.environ.get("TITOK_FAMILY_FIXTURES_DIR"), SHARED_REFERENCE / "fixtures_family"):
+        if candidate and (Path(candidate) / "manifest.json").is_file():
+            return Path(candidate)
+    raise RuntimeError("official TA-TiTok/MaskGen fixtures not found (set TITOK_FAMILY_FIXTURES_DIR)")
+
+
 FIXTURES = _fixtures_dir()
+FAMILY_FIXTURES = _family_fixtures_dir()
 OFFICIAL_KEYS = _official_keys_dir()
 
 
@@ -78,6 +87,55 @@ class Fixtures:
 @pytest.fixture(scope="session")
 def fixtures() -> Fixtures:
     return Fixtures()
+
+
+class FamilyFixtures:
+    """The TA-TiTok / MaskGen / CLIP-text fixtures by name (`clip_text`, `tatitok_vq`, `tatitok_vae`,
+    `maskgen_vq`, `maskgen_kl`), and the models converted from them (cached)."""
+
+    dir = FAMILY_FIXTURES
+    KINDS = {
+        "clip_text": "clip-text",
+        "tatitok_vq": "tatitok",
+        "tatitok_vae": "tatitok",
+        "maskgen_vq": "maskgen-vq",
+        "maskgen_kl": "maskgen-kl",
+    }
+
+    def __init__(self):
+        self.manifest = json.loads((FAMILY_FIXTURES / "manifest.json").read_text())
+        self._models = {}
+
+    def io(self, name: str) -> dict[str, torch.Tensor]:
+        return load_file(str(FAMILY_FIXTURES / f"{name}.io.safetensors"))
+
+    def weights(self, name: str) -> dict[str, torch.Tensor]:
+        return load_file(str(FAMILY_FIXTURES / f"{name}.weights.safetensors"))
+
+    def config_path(self, name: str) -> Path:
+        return FAMILY_FIXTURES / f"{name}.config.json"
+
+    def runs(self, name: str) -> dict:
+        """The sampling runs the fixture recorded (name -> official settings)."""
+        return self.manifest["files"][f"{name}.io.safetensors"]["sampling_runs"]
+
+    @property
+    def settings(self) -> dict:
+        return self.manifest["settings"]
+
+    def model(self, name: str):
+        """The fixture's model converted by `hf_titok.conversion.convert_model` (eval mode, shared: do not modify)."""
+        if name not in self._models:
+            from hf_titok.conversion import convert_model, load_official_config
+
+            config = load_official_config(self.config_path(name))
+            self._models[name] = convert_model(self.KINDS[name], config, self.weights(name))
+        return self._models[name]
+
+
+@pytest.fixture(scope="session")
+def family() -> FamilyFixtures:
+    return FamilyFixtures()
 
 
 @pytest.fixture(autouse=True)
