@@ -221,6 +221,101 @@ def tiny_pipeline(architecture: str = "bert", id2label=None, **overrides):
     return pipe
 
 
+def tiny_clip_tokenizer():
+    """A CLIP tokenizer over single bytes (no merges): every character is a token; start/end are the last ids."""
+    from transformers import CLIPTokenizer
+
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1), *range(ord("\u00ae"), 256)]
+    extra = [byte for byte in range(256) if byte not in printable]
+    chars = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(extra))]
+    vocab = {char: index for index, char in enumerate(chars)}  # "!" is id 0, open_clip's padding
+    vocab.update({char + "</w>": len(chars) + index for index, char in enumerate(chars)})
+    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
+    return CLIPTokenizer(vocab=vocab, merges=[])
+
+
+def tiny_clip_text_encoder(width: int = 32):
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    config = CLIPTextConfig(
+        vocab_size=514,
+        hidden_size=width,
+        intermediate_size=4 * width,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+        projection_dim=width,
+        bos_token_id=512,
+        eos_token_id=2,
+        pad_token_id=1,
+    )
+    return CLIPTextModelWithProjection(config).eval()
+
+
+def tiny_tatitok_config(kind: str = "vq", **overrides):
+    from hf_titok import TATiTokConfig
+
+    base = dict(
+        image_size=32,
+        encoder_patch_size=8,
+        decoder_patch_size=8,
+        encoder_hidden_size=32,
+        encoder_num_layers=2,
+        encoder_num_heads=2,
+        decoder_hidden_size=48,
+        decoder_num_layers=2,
+        decoder_num_heads=3,
+        num_latent_tokens=8,
+        text_hidden_size=32,
+    )
+    if kind == "vq":
+        base.update(token_size=12, codebook_size=64)
+    else:
+        base.update(quantize_mode="vae", token_size=8)
+    return TATiTokConfig(**{**base, **overrides})
+
+
+def tiny_maskgen_pipeline(kind: str = "vq", text_encoder: bool = True, **scheduler_settings):
+    """A tiny random MaskGen pipeline (`kind` "vq" or "kl") with a tiny CLIP text encoder and tokenizer."""
+    from hf_titok import (
+        MaskGenKLScheduler,
+        MaskGenKLTransformer,
+        MaskGenPipeline,
+        MaskGenVQScheduler,
+        MaskGenVQTransformer,
+        TATiTokTokenizer,
+    )
+
+    torch.manual_seed(0)
+    trunk = dict(
+        num_latent_tokens=8,
+        hidden_size=32,
+        num_layers=2,
+        num_attention_heads=2,
+        text_hidden_size=32,
+        pooled_projection_dim=32,
+        aesthetic_embed_dim=16,
+    )
+    vqvae = TATiTokTokenizer(tiny_tatitok_config(kind)).eval()
+    if kind == "vq":
+        transformer = MaskGenVQTransformer(codebook_size=64, unused_embeddings=11, **trunk).eval()
+        scheduler = MaskGenVQScheduler(**{"num_inference_steps": 4, **scheduler_settings})
+    else:
+        transformer = MaskGenKLTransformer(token_channels=8, head_width=32, head_num_blocks=2, **trunk).eval()
+        scheduler = MaskGenKLScheduler(**{"num_inference_steps": 4, "num_diffusion_steps": 4, **scheduler_settings})
+    pipe = MaskGenPipeline(
+        vqvae,
+        transformer,
+        scheduler,
+        text_encoder=tiny_clip_text_encoder() if text_encoder else None,
+        tokenizer=tiny_clip_tokenizer() if text_encoder else None,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 @pytest.fixture
 def hub_cache(tmp_path, monkeypatch):
     """An empty offline Hub cache that hf_hub_download/snapshot_download/from_pretrained read."""

@@ -101,3 +101,52 @@ def test_generator_preset_parameter_counts(name):
         model = TiTokMaskGIT(config)
     count = sum(p.numel() for p in model.parameters())
     assert count + folded_parameters(config) == INDEX[f"{name}_generator"]["num_parameters"]
+
+
+# ---- TA-TiTok, MaskGen and the CLIP text tower (official_keys/family_index.json) ----
+
+FAMILY_INDEX = json.loads((OFFICIAL_KEYS / "family_index.json").read_text())["models"]
+FAMILY_KINDS = {
+    "tatitok-tokenizer": "tatitok",
+    "maskgen-vq-generator": "maskgen-vq",
+    "maskgen-kl-generator": "maskgen-kl",
+}
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in FAMILY_INDEX.items() if e["kind"] in FAMILY_KINDS))
+def test_family_listing_converts_completely(name):
+    """Every TA-TiTok / MaskGen layout converts with every key mapped, the official parameter count, and the
+    release table's architecture (the training layout's extra `quantize.embed_prob` buffer is dropped)."""
+    from hf_titok import TATiTokConfig
+    from hf_titok.conversion import convert_model, family_official_config
+    from hf_titok.releases import MASKGEN_PRESETS
+
+    release = name.removesuffix("_trainingcfg")
+    model = convert_model(
+        FAMILY_KINDS[FAMILY_INDEX[name]["kind"]], family_official_config(release), meta_state_dict(name)
+    )
+    assert sum(p.numel() for p in model.parameters()) == FAMILY_INDEX[name]["num_parameters"]
+    if release in MASKGEN_PRESETS:
+        assert {k: model.config[k] for k in MASKGEN_PRESETS[release].transformer_kwargs()} == (
+            MASKGEN_PRESETS[release].transformer_kwargs()
+        )
+    else:
+        assert model.config.to_dict() == TATiTokConfig.from_preset(release).to_dict()
+
+
+def test_clip_text_listing_converts_to_the_transformers_layout():
+    """open_clip's ViT-L-14-336 text tower converts to exactly the keys and shapes of transformers'
+    CLIPTextModelWithProjection (both listings are the official harness's)."""
+    from hf_titok.conversion import convert_checkpoint
+
+    open_clip_config = {
+        "embed_dim": 768,
+        "quick_gelu": True,
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 768, "heads": 12, "layers": 12},
+    }
+    config, state_dict = convert_checkpoint("clip-text", open_clip_config, meta_state_dict("openclip_vit_l14_336_text"))
+    expected = meta_state_dict("hf_clip_text_with_projection_l14_336")
+    assert {k: tuple(v.shape) for k, v in state_dict.items()} == {
+        k: tuple(v.shape) for k, v in expected.items() if k != "text_model.embeddings.position_ids"
+    }
+    assert config.hidden_size == 768 and config.projection_dim == 768 and config.hidden_act == "quick_gelu"

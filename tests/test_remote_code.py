@@ -211,3 +211,37 @@ def test_a_subclass_defined_elsewhere_saves_without_code(tmp_path):
     assert not list(tmp_path.glob("*.py")) and "auto_map" not in json.loads((tmp_path / "config.json").read_text())
     loaded = MyTokenizer.from_pretrained(tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
+def test_saved_maskgen_pipelines_load_without_the_package(tmp_path):
+    """MaskGen pipelines (VQ and KL) and a TA-TiTok tokenizer, saved by the package, load in a process where
+    hf_titok cannot be imported (DiffusionPipeline / AutoModel with trust_remote_code) and sample the same."""
+    from conftest import tiny_maskgen_pipeline
+
+    pipes = {kind: tiny_maskgen_pipeline(kind) for kind in ("vq", "kl")}
+    for kind, pipe in pipes.items():
+        pipe.save_pretrained(tmp_path / kind)
+    result = run_without_hf_titok(
+        f"""
+        out = {{}}
+        for kind in ("vq", "kl"):
+            pipe = DiffusionPipeline.from_pretrained("{tmp_path}/" + kind, trust_remote_code=True)
+            pipe.set_progress_bar_config(disable=True)
+            assert type(pipe).__name__ == "MaskGenPipeline" and not type(pipe).__module__.startswith("hf_titok")
+            out[kind] = pipe(["A red cube", "two cats"], generator=torch.Generator().manual_seed(0),
+                             output_type="latent").images.float()
+            out[kind + "_pixels"] = pipe("A red cube", generator=torch.Generator().manual_seed(1),
+                                         output_type="pt").images
+        tokenizer = AutoModel.from_pretrained("{tmp_path}/vq/vqvae", trust_remote_code=True)
+        assert type(tokenizer).__name__ == "TATiTokTokenizer"
+        save_file({{k: v.contiguous() for k, v in out.items()}}, "out.safetensors")
+    """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = load_file(str(tmp_path / "out.safetensors"))
+    for kind, pipe in pipes.items():
+        ids = pipe(["A red cube", "two cats"], generator=torch.Generator().manual_seed(0), output_type="latent").images
+        assert torch.equal(got[kind], ids.float())
+        pixels = pipe("A red cube", generator=torch.Generator().manual_seed(1), output_type="pt").images
+        assert torch.equal(got[kind + "_pixels"], pixels)

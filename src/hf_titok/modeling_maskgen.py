@@ -26,6 +26,8 @@ from diffusers.models.normalization import AdaLayerNormContinuous
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from .remote_code import SavesCodeMixin
+
 # --------------------------------------------------------------------------------------------------
 # Aesthetic-score and timestep embeddings (three different sinusoidal layouts, each as released)
 # --------------------------------------------------------------------------------------------------
@@ -122,7 +124,7 @@ class MaskGenKLOutput(BaseOutput):
     condition: torch.Tensor
 
 
-class MaskGenVQTransformer(ModelMixin, ConfigMixin, MaskGenTransformerMixin):
+class MaskGenVQTransformer(SavesCodeMixin, ModelMixin, ConfigMixin, MaskGenTransformerMixin):
     """MaskGen-VQ: a masked transformer over TA-TiTok VQ ids, conditioned on text and an aesthetic score.
 
     Args:
@@ -261,7 +263,7 @@ class MaskGenDiffusionHead(nn.Module):
         return torch.cat([torch.cat([eps_guided, eps_guided]), variance], dim=-1)
 
 
-class MaskGenKLTransformer(ModelMixin, ConfigMixin, MaskGenTransformerMixin):
+class MaskGenKLTransformer(SavesCodeMixin, ModelMixin, ConfigMixin, MaskGenTransformerMixin):
     """MaskGen-KL: a masked transformer over TA-TiTok VAE tokens whose per-position outputs condition a diffusion
     head that samples each token (MAR-style).
 

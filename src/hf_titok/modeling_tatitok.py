@@ -7,6 +7,7 @@ import torch
 from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
+from transformers import PreTrainedModel  # noqa: F401 - diffusers looks a component's base class up in its module
 
 from .configuration_tatitok import TATiTokConfig
 from .modeling_titok import TiTokDecoder, TiTokTokenizer

@@ -240,7 +240,7 @@ class OfficialRelease:
     the MaskGIT-VQGAN."""
 
     name: str
-    kind: Literal["tokenizer", "generator", "vqgan"]
+    kind: Literal["tokenizer", "generator", "vqgan", "tatitok", "maskgen-vq", "maskgen-kl"]
     repo_id: str
     title: str
     results: dict = field(default_factory=dict)  # what the official README reports (ImageNet 256x256)
@@ -250,6 +250,11 @@ class OfficialRelease:
     @property
     def is_generator(self) -> bool:
         return self.kind == "generator"
+
+    @property
+    def bin_repo(self) -> str:
+        """The repo holding this release's plain `.bin` state dict."""
+        return FAMILY_BIN_REPO if self.name in FAMILY_RELEASES else FUN_RESEARCH_REPO
 
     @property
     def preset(self) -> str:
@@ -302,20 +307,123 @@ RELEASES: dict[str, OfficialRelease] = {
 }
 
 
+# --------------------------------------------------------------------------------------------------
+# TA-TiTok and MaskGen (README_MaskGen.md of the official repository)
+# --------------------------------------------------------------------------------------------------
+
+FAMILY_BIN_REPO = "fun-research/TA-TiTok"
+MASKGEN_PAPER = "arxiv:2501.07730"
+
+
+@dataclass(frozen=True)
+class MaskGenPreset:
+    """A released MaskGen generator: its MM-DiT size, its TA-TiTok and the official sampling settings (VQ: the
+    README's `generate` call; KL: the infer config and README)."""
+
+    kind: Literal["vq", "kl"]
+    hidden_size: int
+    num_layers: int
+    num_attention_heads: int
+    tokenizer: str
+    num_inference_steps: int
+    guidance_scale: float
+    guidance_schedule: str
+    temperature: float
+    head_width: int | None = None  # KL: the diffusion head MLP (8 blocks)
+    num_diffusion_steps: int = 100  # KL: respaced reverse-diffusion steps
+    aesthetic_score: float = 6.5  # what the releases sample with
+
+    def transformer_kwargs(self) -> dict:
+        tokenizer = TATITOK_PRESETS[self.tokenizer].config_kwargs()
+        kwargs = dict(
+            num_latent_tokens=tokenizer["num_latent_tokens"],
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            num_attention_heads=self.num_attention_heads,
+        )
+        if self.kind == "vq":
+            return dict(kwargs, codebook_size=tokenizer["codebook_size"])
+        return dict(kwargs, token_channels=tokenizer["token_size"], head_width=self.head_width, head_num_blocks=8)
+
+    def scheduler_kwargs(self) -> dict:
+        kwargs = dict(
+            num_inference_steps=self.num_inference_steps,
+            guidance_scale=self.guidance_scale,
+            guidance_schedule=self.guidance_schedule,
+            temperature=self.temperature,
+        )
+        return kwargs if self.kind == "vq" else dict(kwargs, num_diffusion_steps=self.num_diffusion_steps)
+
+
+MASKGEN_PRESETS: dict[str, MaskGenPreset] = {
+    "maskgen_vq_l": MaskGenPreset("vq", 1024, 16, 16, "tatitok_bl128_vq", 16, 12.0, "cosine", 2.0),
+    "maskgen_vq_xl": MaskGenPreset("vq", 1280, 20, 16, "tatitok_bl128_vq", 16, 12.0, "cosine", 2.0),
+    "maskgen_kl_l": MaskGenPreset("kl", 1024, 16, 16, "tatitok_bl32_vae", 32, 3.0, "linear", 1.0, head_width=1024),
+    "maskgen_kl_xl": MaskGenPreset("kl", 1280, 20, 16, "tatitok_bl32_vae", 32, 3.0, "linear", 1.0, head_width=1280),
+}
+
+
+def _tatitok(name, title, rfid, inception):
+    return OfficialRelease(
+        name, "tatitok", f"turkeyju/tokenizer_{name}", title, {"rFID": rfid, "IS": inception}, f"{name}.bin"
+    )
+
+
+def _maskgen(name, title, fid, geneval):
+    preset = MASKGEN_PRESETS[name]
+    return OfficialRelease(
+        name,
+        f"maskgen-{preset.kind}",
+        f"turkeyju/generator_{name}",
+        title,
+        {"MJHQ-30K FID": fid, "GenEval": geneval},
+        f"{name}.bin",
+        tokenizer=preset.tokenizer,
+    )
+
+
+# ImageNet 256x256 rFID / IS of the tokenizers; MJHQ-30K FID and GenEval (overall) of the generators.
+FAMILY_RELEASES: dict[str, OfficialRelease] = {
+    release.name: release
+    for release in [
+        _tatitok("tatitok_bl32_vq", "TA-TiTok-BL-32 VQ", 3.95, 219.6),
+        _tatitok("tatitok_bl64_vq", "TA-TiTok-BL-64 VQ", 2.43, 218.8),
+        _tatitok("tatitok_bl128_vq", "TA-TiTok-BL-128 VQ", 1.53, 222.8),
+        _tatitok("tatitok_bl32_vae", "TA-TiTok-BL-32 VAE", 1.53, 222.0),
+        _tatitok("tatitok_bl64_vae", "TA-TiTok-BL-64 VAE", 1.47, 220.7),
+        _tatitok("tatitok_sl128_vae", "TA-TiTok-SL-128 VAE", 0.90, 227.7),
+        _maskgen("maskgen_vq_l", "MaskGen-L (discrete tokens)", 7.74, 0.53),
+        _maskgen("maskgen_vq_xl", "MaskGen-XL (discrete tokens)", 7.51, 0.57),
+        _maskgen("maskgen_kl_l", "MaskGen-L (continuous tokens)", 7.24, 0.52),
+        _maskgen("maskgen_kl_xl", "MaskGen-XL (continuous tokens)", 6.53, 0.55),
+    ]
+}
+
+
+def maskgen_preset(name: str) -> MaskGenPreset:
+    return _choose(MASKGEN_PRESETS, name, "MaskGen preset")
+
+
 def release_for_repo(repo_id: str) -> OfficialRelease | None:
     """The release published at `repo_id`, if it is one of the official single-release repos
     (`fun-research/TiTok` holds several: name the release)."""
-    if repo_id == FUN_RESEARCH_REPO:
+    if repo_id in (FUN_RESEARCH_REPO, FAMILY_BIN_REPO):
         return None
-    return next((r for r in RELEASES.values() if r.repo_id == repo_id), None)
+    return next((r for r in {**RELEASES, **FAMILY_RELEASES}.values() if r.repo_id == repo_id), None)
 
 
 def get_release(name: str) -> OfficialRelease:
-    return _choose(RELEASES, name, "official release")
+    """A release of TiTok (`RELEASES`) or of its family (`FAMILY_RELEASES`) by name."""
+    return _choose({**RELEASES, **FAMILY_RELEASES}, name, "official release")
 
 
 __all__ = [
+    "FAMILY_BIN_REPO",
+    "FAMILY_RELEASES",
     "FUN_RESEARCH_REPO",
+    "MASKGEN_PAPER",
+    "MASKGEN_PRESETS",
+    "MaskGenPreset",
     "GENERATOR_ARCHITECTURES",
     "GENERATOR_PRESETS",
     "GeneratorPreset",
@@ -332,6 +440,7 @@ __all__ = [
     "TokenizerPreset",
     "VIT_SIZES",
     "generator_preset",
+    "maskgen_preset",
     "get_release",
     "release_for_repo",
     "tatitok_preset",

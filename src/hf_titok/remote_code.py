@@ -115,6 +115,20 @@ def write_pipeline_code(folder: str | Path, pipeline_class: type, components: di
     index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
+class SavesCodeMixin:
+    """For the package's diffusers classes (models and schedulers): diffusers' `save_pretrained`, then the class's
+    code beside the config (`write_code`), so the folder loads as a custom component of a pipeline saved without
+    hf_titok; a push to the Hub happens after the code is written."""
+
+    def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
+        repo_id = kwargs.pop("repo_id", None)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if carries_code(type(self)):
+            write_code(save_directory, type(self))
+        if push_to_hub:
+            self.push_to_hub(repo_id or Path(save_directory).name)
+
+
 def installed_entries(index: dict, package) -> dict:
     """`model_index.json` entries written by `write_pipeline_code` pointed back at `package`'s own classes
     (`["hf_titok_remote", "TiTokTokenizer"]` -> `["hf_titok.modeling_titok", "TiTokTokenizer"]`), for loading with
@@ -132,6 +146,7 @@ def installed_entries(index: dict, package) -> dict:
 
 __all__ = [
     "ENTRY_MODULE",
+    "SavesCodeMixin",
     "add_auto_map",
     "carries_code",
     "class_reference",

@@ -26,6 +26,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
+from .remote_code import SavesCodeMixin
 from .sampling_settings import MAX_GUIDANCE_SCALE, MAX_GUIDANCE_SCALE_POW, MAX_TEMPERATURE, SamplerSetting
 from .scheduling_titok_maskgit import check_steps, unmask_step
 from .torch_utils import GeneratorType, rand_tensor, randn_tensor
@@ -51,7 +52,7 @@ class MaskGenSchedulerOutput(BaseOutput):
     pred_original_sample: torch.Tensor
 
 
-class MaskGenVQScheduler(SchedulerMixin, ConfigMixin):
+class MaskGenVQScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
     """MaskGen-VQ's sampler (see the module docstring). Defaults: the official README's call (16 steps, guidance 12
     with the cosine schedule, Gumbel temperature 2.0, noisy confidence ranking).
 
@@ -148,7 +149,7 @@ def _cosine_alpha_bar(step: float) -> float:
     return math.cos((step + 0.008) / 1.008 * math.pi / 2) ** 2
 
 
-class MaskGenKLScheduler(SchedulerMixin, ConfigMixin):
+class MaskGenKLScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
     """MaskGen-KL's sampler: the random-order token schedule and the respaced diffusion process of its head (see
     the module docstring). Defaults: the released inference configs (32 steps, guidance 3.0 linear, temperature
     1.0, 100 diffusion steps).

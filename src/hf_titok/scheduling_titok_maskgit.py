@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -39,7 +38,7 @@ from diffusers.utils import BaseOutput
 
 from .legacy import without_legacy_scheduler_keys
 from .releases import generator_preset
-from .remote_code import carries_code, write_code
+from .remote_code import SavesCodeMixin
 from .sampling_settings import SAMPLING_SETTINGS, SamplerSetting, check_sampling_settings
 from .torch_utils import GeneratorType, rand_tensor
 
@@ -122,7 +121,7 @@ def check_steps_fit(steps: int, num_tokens: int, name: str = "num_inference_step
         )
 
 
-class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
+class TiTokMaskGITScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
     """Confidence-based iterative unmasking with the arccos schedule, Gumbel temperature annealing and the
     three classifier-free guidance schedules of official TiTok (see the module docstring).
 
@@ -164,15 +163,6 @@ class TiTokMaskGITScheduler(SchedulerMixin, ConfigMixin):
     def extract_init_dict(cls, config_dict, **kwargs):
         # Files written by hf_titok 0.1 hold keys this config no longer has (hf_titok.legacy).
         return super().extract_init_dict(without_legacy_scheduler_keys(config_dict), **kwargs)
-
-    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        """diffusers' `save_pretrained`, and the scheduler's code, which a pipeline saved with it loads as a custom
-        component when hf_titok is not installed (`hf_titok.remote_code`)."""
-        super().save_pretrained(save_directory, **kwargs)
-        if carries_code(type(self)):
-            write_code(save_directory, type(self))
-        if push_to_hub:  # pushed after the code is written
-            self.push_to_hub(kwargs.get("repo_id") or Path(save_directory).name)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> TiTokMaskGITScheduler:

@@ -12,6 +12,8 @@ from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 from ..configuration_tatitok import TATiTokConfig
 from ..modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
 from ..modeling_tatitok import TATiTokTokenizer
+from ..releases import FAMILY_RELEASES, MASKGEN_PRESETS, TATITOK_PRESETS
+from ..scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
 from .official import (
     CHECKPOINT_KINDS,
     CheckpointKind,
@@ -19,8 +21,82 @@ from .official import (
     _resolve,
     _tokenizer_rules,
     convert_model,
-    titok_config_from_official,
+    titok_kwargs_from_official,
 )
+
+# --------------------------------------------------------------------------------------------------
+# Official configs of the releases (what the infer yamls hold; `.bin` files come without one)
+# --------------------------------------------------------------------------------------------------
+
+
+def family_official_config(name: str) -> dict:
+    """The official config dict of a TA-TiTok or MaskGen release (configs/infer/TA-TiTok, configs/infer/MaskGen),
+    built from `hf_titok.releases`."""
+    if name not in FAMILY_RELEASES:
+        raise ValueError(f"no official config for {name!r}; available: {', '.join(FAMILY_RELEASES)}")
+    maskgen = MASKGEN_PRESETS.get(name)
+    tokenizer = TATITOK_PRESETS[maskgen.tokenizer if maskgen else name]
+    ours = tokenizer.config_kwargs()
+    vq_model = dict(
+        vit_enc_model_size=tokenizer.encoder,
+        vit_dec_model_size=tokenizer.decoder,
+        vit_enc_patch_size=tokenizer.patch_size,
+        vit_dec_patch_size=tokenizer.patch_size,
+        num_latent_tokens=tokenizer.num_latent_tokens,
+        token_size=ours["token_size"],
+        quantize_mode=ours["quantize_mode"],
+        finetune_decoder=False,
+        is_legacy=False,
+    )
+    if ours["quantize_mode"] == "vq":
+        vq_model.update(
+            codebook_size=ours["codebook_size"], use_l2_norm=False, commitment_cost=0.25, clustering_vq=False
+        )
+    config = {"experiment": {}, "model": {"vq_model": vq_model}, "dataset": {"preprocessing": {"crop_size": 256}}}
+    if maskgen is None:
+        return config
+    config["model"]["maskgen"] = dict(
+        decoder_embed_dim=maskgen.hidden_size,
+        decoder_depth=maskgen.num_layers,
+        decoder_num_heads=maskgen.num_attention_heads,
+        micro_condition=True,
+        micro_condition_embed_dim=256,
+        text_drop_prob=0.1,
+        cfg=maskgen.guidance_scale,
+        num_iter=maskgen.num_inference_steps,
+        temperature=maskgen.temperature,
+        sample_aesthetic_score=maskgen.aesthetic_score,
+    )
+    if maskgen.kind == "vq":
+        config["model"]["maskgen"]["condition_num_classes"] = 1000
+        config["losses"] = {"label_smoothing": 0.1, "loss_weight_unmasked_token": 0.1}
+    else:
+        vq_model["scale_factor"] = 0.7525
+        config["model"]["maskgen"]["cfg_schedule"] = maskgen.guidance_schedule
+        config["losses"] = dict(
+            diffloss_d=8, diffloss_w=maskgen.head_width, num_sampling_steps=str(maskgen.num_diffusion_steps)
+        )
+    return config
+
+
+def maskgen_scheduler_from_official(official: Mapping) -> MaskGenVQScheduler | MaskGenKLScheduler:
+    """The sampler of an official MaskGen config: its `cfg`, `num_iter`, `temperature` (and KL's `cfg_schedule`
+    and `losses.num_sampling_steps`). The VQ `generate` does not read them (its defaults are the README's call,
+    which the released configs repeat), so VQ's schedule stays the README's cosine."""
+    maskgen, vq, losses = _maskgen_sections(official)
+    settings = dict(
+        num_inference_steps=maskgen.get("num_iter", 16),
+        guidance_scale=float(maskgen.get("cfg", 12.0)),
+        temperature=float(maskgen.get("temperature", 2.0)),
+    )
+    if vq.get("quantize_mode") == "vae":
+        return MaskGenKLScheduler(
+            **settings,
+            guidance_schedule=maskgen.get("cfg_schedule", "linear"),
+            num_diffusion_steps=int(losses.get("num_sampling_steps", "100")),
+        )
+    return MaskGenVQScheduler(**settings)
+
 
 # --------------------------------------------------------------------------------------------------
 # TA-TiTok
@@ -30,12 +106,12 @@ from .official import (
 def tatitok_config_from_official(official: Mapping) -> TATiTokConfig:
     """An official TA-TiTok config (Hub `config.json` or infer yaml) -> [`TATiTokConfig`]."""
     official = _resolve(official, official)
-    titok = titok_config_from_official(official)
-    if titok.decoder_head != "pixels":
+    kwargs = titok_kwargs_from_official(official)
+    if kwargs["decoder_head"] != "pixels":
         raise ConversionError("a TA-TiTok config has is_legacy: false and finetune_decoder: false")
     vq = official["model"]["vq_model"]
     return TATiTokConfig(
-        **titok.to_diff_dict(),
+        **kwargs,
         text_hidden_size=vq.get("text_embed_dim", 768),
         text_max_length=vq.get("text_context_length", 77),
     )
@@ -233,6 +309,8 @@ CHECKPOINT_KINDS.update(
 
 __all__ = [
     "clip_text_config_from_open_clip",
+    "family_official_config",
+    "maskgen_scheduler_from_official",
     "convert_clip_text",
     "maskgen_kl_config_from_official",
     "maskgen_vq_config_from_official",

@@ -113,6 +113,11 @@ def _vqgan_kwargs(spec: Mapping, image_size: int) -> dict:
 
 def titok_config_from_official(official: Mapping) -> TiTokConfig:
     """Map an official config dict (interpolations resolved or not) to a [`TiTokConfig`]."""
+    return TiTokConfig(**titok_kwargs_from_official(official))
+
+
+def titok_kwargs_from_official(official: Mapping) -> dict:
+    """The [`TiTokConfig`] arguments an official config sets (TA-TiTok's config adds its text fields to them)."""
     official = _resolve(official, official)
     try:
         vq = official["model"]["vq_model"]
@@ -152,7 +157,7 @@ def titok_config_from_official(official: Mapping) -> TiTokConfig:
     if is_legacy:
         kwargs["include_pixel_decoder"] = finetune_decoder
         kwargs["pixel_decoder_config"] = _vqgan_kwargs(harness.get("pixel_decoder", MASKGIT_VQGAN), image_size)
-    return TiTokConfig(**kwargs)
+    return kwargs
 
 
 def _generator_section(official: Mapping) -> tuple[dict, dict]:
@@ -557,5 +562,6 @@ __all__ = [
     "official_config",
     "scheduler_from_official",
     "titok_config_from_official",
+    "titok_kwargs_from_official",
     "vqgan_config_from_official",
 ]
