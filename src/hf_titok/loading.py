@@ -130,6 +130,37 @@ def _device_and_dtype(args, kwargs) -> tuple[torch.device | None, torch.dtype | 
     return (torch.device(device) if device is not None else None), dtype
 
 
+class OfficialFormatMixin:
+    """For the package's diffusers models (MaskGen): `from_pretrained` of a folder or repo in the official format
+    (or `release=` of a `.bin` repo) goes through the registered checkpoint reader - converted in memory with the
+    converter's strict key checks - and everything else through diffusers' own loading. `dtype=` (or diffusers'
+    `torch_dtype=`) applies to both."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, release: str | None = None, **kwargs):
+        source = pretrained_model_name_or_path
+        hub_kwargs = hub_arguments(kwargs)
+        config_file = fetch_config(source, **hub_kwargs)
+        config = read_json_config(config_file) if config_file is not None else None
+        ours = isinstance(config, dict) and "_class_name" in config
+        dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)
+        if ours or (release is None and config is None):
+            return super().from_pretrained(source, *args, **kwargs, **({"torch_dtype": dtype} if dtype else {}))
+        if _checkpoint_reader is None:
+            raise ValueError(
+                f"{source} is not a checkpoint of this package's format (it may be an official release): converting "
+                "it needs the hf_titok package (pip install hf_titok), or convert it first with `hf-titok convert`"
+            )
+        converted = _checkpoint_reader.read_model(cls, source, release=release, config=config, **hub_kwargs)
+        if converted is None:
+            return super().from_pretrained(source, *args, **kwargs)
+        arguments, state_dict = converted
+        with torch.device("meta"):
+            model = cls(**arguments)
+        model.load_state_dict(state_dict, strict=True, assign=True)
+        return (model.to(dtype) if dtype is not None else model).eval()
+
+
 class StrictLoadingMixin:
     """`from_pretrained` that refuses what transformers lets through with a warning or a bare error:
 

@@ -26,6 +26,7 @@ from diffusers.models.normalization import AdaLayerNormContinuous
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from .loading import OfficialFormatMixin
 from .remote_code import SavesCodeMixin
 
 # --------------------------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ class MaskGenKLOutput(BaseOutput):
     condition: torch.Tensor
 
 
-class MaskGenVQTransformer(SavesCodeMixin, ModelMixin, ConfigMixin, MaskGenTransformerMixin):
+class MaskGenVQTransformer(OfficialFormatMixin, SavesCodeMixin, ModelMixin, ConfigMixin, MaskGenTransformerMixin):
     """MaskGen-VQ: a masked transformer over TA-TiTok VQ ids, conditioned on text and an aesthetic score.
 
     Args:
@@ -263,7 +264,7 @@ class MaskGenDiffusionHead(nn.Module):
         return torch.cat([torch.cat([eps_guided, eps_guided]), variance], dim=-1)
 
 
-class MaskGenKLTransformer(SavesCodeMixin, ModelMixin, ConfigMixin, MaskGenTransformerMixin):
+class MaskGenKLTransformer(OfficialFormatMixin, SavesCodeMixin, ModelMixin, ConfigMixin, MaskGenTransformerMixin):
     """MaskGen-KL: a masked transformer over TA-TiTok VAE tokens whose per-position outputs condition a diffusion
     head that samples each token (MAR-style).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from diffusers import ImagePipelineOutput
@@ -12,10 +13,11 @@ from diffusers.utils import replace_example_docstring
 
 from .image_processing_titok import TiTokImageProcessor
 from .input_checks import check_text_embeddings, trusted_values
+from .loading import checkpoint_reader, hub_arguments
 from .modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
 from .modeling_tatitok import TATiTokTokenizer
 from .modeling_titok import TiTokTokenizer
-from .pipeline_utils import DEFAULT, OUTPUT_TYPES, PipelineBase
+from .pipeline_utils import DEFAULT, OUTPUT_TYPES, PipelineBase, has_model_index
 from .scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
 from .text_encoding import check_prompts, clip_text_features, tokenize_prompts
 from .torch_utils import GeneratorType, check_generator, randn_tensor
@@ -94,6 +96,31 @@ class MaskGenPipeline(PipelineBase):
             tokenizer=tokenizer,
             image_processor=image_processor,
         )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, release: str | None = None, **kwargs):
+        """diffusers' `from_pretrained` of a saved pipeline (every component checked to be there first), or an
+        official MaskGen checkpoint converted in memory (`hf_titok.conversion.direct`): a
+        `turkeyju/generator_maskgen_*` id or a folder in that format, or `fun-research/TA-TiTok` with `release=`.
+        Its TA-TiTok is the release's (or `vqvae=`), its text encoder and tokenizer the official CLIP
+        (`text_encoder=`, `tokenizer=`: models, folders or repos), its sampler the official config's. `dtype=` (or
+        `torch_dtype=`) and the Hub arguments apply to every model."""
+        source = pretrained_model_name_or_path
+        reader = checkpoint_reader()
+        if reader is not None and (release is not None or not has_model_index(source, **hub_arguments(kwargs))):
+            pipe = reader.read_pipeline(cls, source, release=release, **kwargs)
+            if pipe is not None:
+                return pipe
+        folder = Path(source)
+        if not folder.is_dir():
+            folder = Path(cls.download(str(source), **kwargs))
+        index = cls._check_folder(folder)
+        for name in cls._optional_components:
+            if name not in index:
+                kwargs.setdefault(name, DEFAULT if name in ("scheduler", "image_processor") else None)
+        if "dtype" in kwargs:  # transformers' spelling -> diffusers'
+            kwargs.setdefault("torch_dtype", kwargs.pop("dtype"))
+        return super().from_pretrained(folder, **kwargs)
 
     @staticmethod
     def _default_scheduler(transformer):

@@ -20,15 +20,30 @@ import logging
 import time
 from pathlib import Path
 
+import torch
 from huggingface_hub import hf_hub_download
 from safetensors import safe_open
+from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
 from ..data.class_labels import imagenet_id2label
 from ..loading import HUB_ARGUMENTS, fetch_config, read_json_config, register_checkpoint_reader
+from ..modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
 from ..modeling_maskgit_vqgan import MaskGITVQGAN
+from ..modeling_tatitok import TATiTokTokenizer
 from ..modeling_titok import TiTokTokenizer
 from ..modeling_titok_maskgit import TiTokMaskGIT
-from ..releases import FUN_RESEARCH_REPO, RELEASES, OfficialRelease, get_release, release_for_repo
+from ..pipeline_maskgen import MaskGenPipeline
+from ..releases import (
+    FAMILY_BIN_REPO,
+    FAMILY_RELEASES,
+    FUN_RESEARCH_REPO,
+    RELEASES,
+    OfficialRelease,
+    get_release,
+    release_for_repo,
+)
+from ..text_encoding import CLIP_TEXT_ENCODER
+from .family import family_official_config, maskgen_scheduler_from_official
 from .official import (
     ConversionError,
     convert_checkpoint,
@@ -40,30 +55,56 @@ from .official import (
 
 logger = logging.getLogger(__name__)
 
-KIND_OF_CLASS = {TiTokTokenizer: "tokenizer", TiTokMaskGIT: "generator", MaskGITVQGAN: "vqgan"}
-LOADER_OF_KIND = {"tokenizer": "TiTokTokenizer", "generator": "TiTokMaskGIT or TiTokPipeline", "vqgan": "MaskGITVQGAN"}
+# Subclasses first: a TATiTokTokenizer is a TiTokTokenizer.
+KIND_OF_CLASS = {
+    TATiTokTokenizer: "tatitok",
+    TiTokTokenizer: "tokenizer",
+    TiTokMaskGIT: "generator",
+    MaskGITVQGAN: "vqgan",
+    MaskGenVQTransformer: "maskgen-vq",
+    MaskGenKLTransformer: "maskgen-kl",
+}
+LOADER_OF_KIND = {
+    "tokenizer": "TiTokTokenizer",
+    "generator": "TiTokMaskGIT or TiTokPipeline",
+    "vqgan": "MaskGITVQGAN",
+    "tatitok": "TATiTokTokenizer",
+    "maskgen-vq": "MaskGenPipeline (or MaskGenVQTransformer)",
+    "maskgen-kl": "MaskGenPipeline (or MaskGenKLTransformer)",
+}
+BIN_REPOS = (FUN_RESEARCH_REPO, FAMILY_BIN_REPO)
 
 
 def accepted_sources() -> str:
     """What direct loading takes, for error messages."""
-    repos = ", ".join(sorted(r.repo_id for r in RELEASES.values() if r.repo_id != FUN_RESEARCH_REPO))
-    bins = ", ".join(r.name for r in RELEASES.values() if r.bin_filename)
+    releases = {**RELEASES, **FAMILY_RELEASES}.values()
+    repos = ", ".join(sorted(r.repo_id for r in releases if r.repo_id not in BIN_REPOS))
+    bins = ", ".join(r.name for r in releases if r.bin_filename)
     return (
         f"a folder or Hub repo saved by hf_titok (config.json with a model_type), an official release repo ({repos}) "
-        f"or a folder in that format (official config.json + model.safetensors), or {FUN_RESEARCH_REPO} with "
-        f"release= one of {bins}"
+        f"or a folder in that format (official config.json + model.safetensors), or {FUN_RESEARCH_REPO} / "
+        f"{FAMILY_BIN_REPO} with release= one of {bins}"
     )
 
 
 def detect_kind(weight_names) -> str:
-    """`tokenizer`, `generator` or `vqgan`, from the key names of an official state dict."""
+    """`tokenizer`, `generator`, `vqgan`, `tatitok`, `maskgen-vq` or `maskgen-kl`, from the key names of an official
+    state dict."""
+    if "decoder.text_guidance_proj.weight" in weight_names:
+        return "tatitok"
+    if "diffloss.net.input_proj.weight" in weight_names:
+        return "maskgen-kl"
+    if "text_embed_proj.weight" in weight_names:
+        return "maskgen-vq"
     if "latent_tokens" in weight_names:
         return "tokenizer"
     if "model.embeddings.word_embeddings.weight" in weight_names or "pos_embed" in weight_names:
         return "generator"
     if "encoder.conv_in.weight" in weight_names and "quantize.embedding.weight" in weight_names:
         return "vqgan"
-    raise ConversionError("the weights are neither an official TiTok tokenizer, generator nor MaskGIT-VQGAN state dict")
+    raise ConversionError(
+        "the weights are not an official TiTok tokenizer, generator, MaskGIT-VQGAN, TA-TiTok or MaskGen state dict"
+    )
 
 
 def is_official_config(config) -> bool:
@@ -116,18 +157,21 @@ class OfficialCheckpoint:
         if (
             release is not None
             and release.bin_filename
-            and (self.source == FUN_RESEARCH_REPO or _is_bin_folder(source, release))
+            and (self.source in BIN_REPOS or _is_bin_folder(source, release))
         ):
             self.weights = _weights(_fetch(source, release.bin_filename, release.name, **hub_kwargs), source)
             if config_file is not None:
                 self.config = load_official_config(config_file)
-            else:  # the release table's config, as the official infer yaml pairs it with the .bin
+            elif release.name in FAMILY_RELEASES:  # the release table's config, as its infer yaml pairs it
+                self.config = family_official_config(release.name)
+            else:
                 self.config = None if release.kind == "vqgan" else official_config(release.preset)
         else:
-            if self.source == FUN_RESEARCH_REPO:
-                with_bin = ", ".join(r.name for r in RELEASES.values() if r.bin_filename)
+            if self.source in BIN_REPOS:
+                table = FAMILY_RELEASES if self.source == FAMILY_BIN_REPO else RELEASES
+                with_bin = ", ".join(r.name for r in table.values() if r.bin_filename)
                 raise ValueError(
-                    f"{FUN_RESEARCH_REPO} holds the .bin files of several releases: pass --release / release= "
+                    f"{self.source} holds the .bin files of several releases: pass --release / release= "
                     f"(one of {with_bin})"
                 )
             if config_file is None:
@@ -171,7 +215,7 @@ def release_of(source, release: str | None) -> OfficialRelease | None:
 
 
 def _described(source, known: OfficialRelease | None) -> str:
-    return f"{source} ({known.name})" if known is not None and str(source) == FUN_RESEARCH_REPO else str(source)
+    return f"{source} ({known.name})" if known is not None and str(source) in BIN_REPOS else str(source)
 
 
 class OfficialReader:
@@ -182,7 +226,7 @@ class OfficialReader:
         known = release_of(source, release)
         if known is None and str(source) == FUN_RESEARCH_REPO and kind == "vqgan":
             known = get_release("maskgit_vqgan")  # the only MaskGIT-VQGAN there
-        if config is None and known is None and str(source) != FUN_RESEARCH_REPO:
+        if config is None and known is None and str(source) not in BIN_REPOS:
             return None  # nothing of ours or theirs: transformers' loading reports the missing files
         if known is not None and known.kind != kind:
             raise ValueError(_wrong_class(source, known.kind, model_class))
@@ -202,8 +246,10 @@ class OfficialReader:
 
     def read_pipeline(self, pipeline_class: type, source, *, release: str | None, vqvae=None, **kwargs):
         """A pipeline from an official generator: its tokenizer from the release table (or `vqvae=`, a model or a
-        folder or repo), its scheduler from the official sampling settings, the ImageNet class names. None when
-        `source` holds no config at all."""
+        folder or repo), its scheduler from the official sampling settings, the ImageNet class names (TiTok) or the
+        CLIP text encoder (MaskGen). None when `source` holds no config at all."""
+        if issubclass(pipeline_class, MaskGenPipeline):
+            return self._read_maskgen_pipeline(pipeline_class, source, release=release, vqvae=vqvae, **kwargs)
         known = release_of(source, release)
         hub_kwargs = {key: kwargs.pop(key) for key in HUB_ARGUMENTS if key in kwargs}
         hub_kwargs = {key: value for key, value in hub_kwargs.items() if value is not None}
@@ -231,6 +277,77 @@ class OfficialReader:
         id2label = imagenet_id2label() if num_classes == 1000 else None  # every official generator is ImageNet's
         return pipeline_class(
             vqvae=vqvae, transformer=transformer, scheduler=scheduler_from_official(official), id2label=id2label
+        )
+
+    def _read_maskgen_pipeline(
+        self, pipeline_class, source, *, release, vqvae=None, text_encoder=None, tokenizer=None, **kwargs
+    ):
+        """A MaskGen pipeline from an official MaskGen checkpoint: its TA-TiTok from the release table (or `vqvae=`),
+        the CLIP text encoder and tokenizer (`text_encoder=`: a model, folder or repo; default the official
+        `openai/clip-vit-large-patch14-336`), the sampler of its official config."""
+        known = release_of(source, release)
+        hub_kwargs = {key: kwargs.pop(key) for key in HUB_ARGUMENTS if kwargs.get(key) is not None}
+        for key in HUB_ARGUMENTS:
+            kwargs.pop(key, None)
+        if known is not None and not known.kind.startswith("maskgen"):
+            raise ValueError(_wrong_class(source, known.kind, pipeline_class))
+        from_bins = str(source) in BIN_REPOS
+        config_file = None if known is not None and from_bins else fetch_config(source, **hub_kwargs)
+        config = read_json_config(config_file) if config_file is not None else None
+        if known is None and config is None and not from_bins:
+            return None
+        if isinstance(config, dict) and ("model_type" in config or "_class_name" in config):
+            raise FileNotFoundError(
+                f"{source} is not a {pipeline_class.__name__} folder: no model_index.json (it holds one model alone)"
+            )
+        dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)
+        started = time.perf_counter()
+        checkpoint = OfficialCheckpoint(source, known, **hub_kwargs)
+        if not checkpoint.kind.startswith("maskgen"):
+            raise ValueError(_wrong_class(source, checkpoint.kind, pipeline_class))
+        arguments, state_dict = convert_checkpoint(checkpoint.kind, checkpoint.config, checkpoint.weights)
+        transformer_class = MaskGenVQTransformer if checkpoint.kind == "maskgen-vq" else MaskGenKLTransformer
+        with torch.device("meta"):
+            transformer = transformer_class(**arguments)
+        transformer.load_state_dict(state_dict, strict=True, assign=True)
+        del state_dict, checkpoint.weights
+        scheduler = maskgen_scheduler_from_official(checkpoint.config)
+        model_kwargs = {"dtype": dtype} if dtype is not None else {}
+        if vqvae is None:
+            if known is None or known.tokenizer is None:
+                raise ValueError(
+                    f"{source} is an official MaskGen checkpoint that is not one of the releases, so its tokenizer is "
+                    "unknown: pass vqvae= (a TATiTokTokenizer, or the folder or repo of its TA-TiTok)"
+                )
+            tokenizer_release = get_release(known.tokenizer)
+            vqvae = TATiTokTokenizer.from_pretrained(
+                FAMILY_BIN_REPO if from_bins else tokenizer_release.repo_id,
+                release=tokenizer_release.name if from_bins else None,
+                **_without_revision(hub_kwargs),
+                **model_kwargs,
+            )
+        elif not isinstance(vqvae, TATiTokTokenizer):
+            vqvae = TATiTokTokenizer.from_pretrained(vqvae, **_without_revision(hub_kwargs), **model_kwargs)
+        text_source = (
+            CLIP_TEXT_ENCODER if text_encoder is None or isinstance(text_encoder, torch.nn.Module) else text_encoder
+        )
+        if not isinstance(text_encoder, torch.nn.Module):
+            text_encoder = _clip_text(text_source, hub_kwargs, model_kwargs)
+        if tokenizer is None:
+            tokenizer = CLIPTokenizer.from_pretrained(text_source, **_without_revision(hub_kwargs))
+        logger.warning(
+            "%s is an official %s checkpoint: converted in memory (%.1f s); `hf-titok convert` saves a converted "
+            "pipeline that loads without converting",
+            _described(source, known),
+            transformer_class.__name__,
+            time.perf_counter() - started,
+        )
+        return pipeline_class(
+            vqvae,
+            transformer.to(dtype) if dtype is not None else transformer.eval(),
+            scheduler,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
         )
 
     def official_kind(self, folder) -> str | None:
@@ -275,14 +392,27 @@ class OfficialReader:
             ) from error
 
 
+def _clip_text(source, hub_kwargs: dict, model_kwargs: dict) -> CLIPTextModelWithProjection:
+    try:
+        return CLIPTextModelWithProjection.from_pretrained(
+            source, **_without_revision(hub_kwargs), **model_kwargs
+        ).eval()
+    except OSError as error:
+        raise OSError(
+            f"cannot load the CLIP text encoder {source}: {error}. MaskGen reads {CLIP_TEXT_ENCODER}; pass "
+            "text_encoder= (a CLIPTextModelWithProjection, or a local copy of it)"
+        ) from error
+
+
 def _without_revision(hub_kwargs: dict) -> dict:
     """The Hub arguments for another repo than the one named: `revision` and `subfolder` were the source's."""
     return {key: value for key, value in hub_kwargs.items() if key not in ("revision", "subfolder")}
 
 
 def _wrong_class(source, kind: str, wanted: type) -> str:
+    family = "TiTok " if kind in ("tokenizer", "generator", "vqgan") else ""
     return (
-        f"{source} is an official TiTok {kind} checkpoint, not a {wanted.__name__}'s: load it with "
+        f"{source} is an official {family}{kind} checkpoint, not a {wanted.__name__}'s: load it with "
         f"{LOADER_OF_KIND[kind]}.from_pretrained"
     )
 
