@@ -336,3 +336,39 @@ def populate_hub_cache(cache_dir, repo_id: str, folder) -> None:
     shutil.copytree(folder, repo / "snapshots" / commit)
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
+
+
+def _family_release(name: str) -> str:
+    from hf_titok.releases import FAMILY_RELEASES
+
+    return FAMILY_RELEASES[name].repo_id
+
+
+# Family release id -> the fixture in that layout (the `family_cache` fixture).
+FAMILY_REPOS = {
+    _family_release("tatitok_bl128_vq"): "tatitok_vq",
+    _family_release("tatitok_bl32_vae"): "tatitok_vae",
+    _family_release("maskgen_vq_l"): "maskgen_vq",
+    _family_release("maskgen_kl_l"): "maskgen_kl",
+}
+
+
+@pytest.fixture
+def family_cache(hub_cache, family, tmp_path):
+    """The official family repos (Hub format: the official config.json + model.safetensors) and a tiny CLIP text
+    encoder under the official CLIP id, in an offline Hub cache."""
+    from safetensors.torch import save_file
+
+    from hf_titok.text_encoding import CLIP_TEXT_ENCODER
+
+    for repo_id, name in FAMILY_REPOS.items():
+        folder = tmp_path / "repos" / name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(family.config_path(name).read_text())
+        save_file(family.weights(name), str(folder / "model.safetensors"))
+        populate_hub_cache(hub_cache, repo_id, folder)
+    clip = tmp_path / "repos" / "clip"
+    tiny_clip_text_encoder().save_pretrained(clip)
+    tiny_clip_tokenizer().save_pretrained(clip)
+    populate_hub_cache(hub_cache, CLIP_TEXT_ENCODER, clip)
+    return hub_cache

@@ -7,7 +7,6 @@ import logging
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from hf_titok import (
     MaskGenKLScheduler,
@@ -21,36 +20,11 @@ from hf_titok import (
 )
 from hf_titok.conversion import direct
 from hf_titok.releases import FAMILY_BIN_REPO, FAMILY_RELEASES
-from hf_titok.text_encoding import CLIP_TEXT_ENCODER
 
-from conftest import populate_hub_cache, tiny_clip_text_encoder, tiny_clip_tokenizer
+from conftest import populate_hub_cache
 
-# Release id -> the fixture in that layout.
-REPOS = {
-    FAMILY_RELEASES["tatitok_bl128_vq"].repo_id: "tatitok_vq",
-    FAMILY_RELEASES["tatitok_bl32_vae"].repo_id: "tatitok_vae",
-    FAMILY_RELEASES["maskgen_vq_l"].repo_id: "maskgen_vq",
-    FAMILY_RELEASES["maskgen_kl_l"].repo_id: "maskgen_kl",
-}
 VQ_GENERATOR = FAMILY_RELEASES["maskgen_vq_l"].repo_id
 KL_GENERATOR = FAMILY_RELEASES["maskgen_kl_l"].repo_id
-
-
-@pytest.fixture
-def family_cache(hub_cache, family, tmp_path):
-    """The official family repos (Hub format: the official config.json + model.safetensors) and a tiny CLIP text
-    encoder under the official CLIP id, in an offline Hub cache."""
-    for repo_id, name in REPOS.items():
-        folder = tmp_path / "repos" / name
-        folder.mkdir(parents=True)
-        (folder / "config.json").write_text(family.config_path(name).read_text())
-        save_file(family.weights(name), str(folder / "model.safetensors"))
-        populate_hub_cache(hub_cache, repo_id, folder)
-    clip = tmp_path / "repos" / "clip"
-    tiny_clip_text_encoder().save_pretrained(clip)
-    tiny_clip_tokenizer().save_pretrained(clip)
-    populate_hub_cache(hub_cache, CLIP_TEXT_ENCODER, clip)
-    return hub_cache
 
 
 def embeds(io, decoder_text) -> dict:

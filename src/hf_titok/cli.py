@@ -21,7 +21,7 @@ from accelerate import PartialState
 from huggingface_hub.errors import StrictDataclassError
 from tqdm.auto import tqdm
 
-from .conversion import convert, convert_and_push, describe_folder
+from .conversion import CHECKPOINT_KINDS, convert, convert_and_push, describe_folder
 from .data.datasets import evaluation_images
 from .data.fashion_mnist import FASHION_MNIST_PIPELINE
 from .evaluation import (
@@ -35,14 +35,18 @@ from .evaluation import (
     save_reference_statistics,
 )
 from .hub import push_folder_to_hub
-from .loaders import load_pipeline, load_tokenizer, quiet_library_progress_bars
+from .loaders import load_pipeline, load_text_encoder, load_tokenizer, quiet_library_progress_bars
 from .perceptual import LPIPS
-from .releases import RELEASES
+from .pipeline_maskgen import DEFAULT_AESTHETIC_SCORE, MaskGenPipeline
+from .releases import FAMILY_RELEASES, RELEASES
 from .sampling_settings import add_sampler_arguments, given_settings
+from .text_encoding import CLIP_TEXT_ENCODER, check_prompts, clip_text_features, tokenize_prompts
 from .visualization import image_grid
 
 DESCRIPTION = "TiTok 1-D image tokenizers and MaskGIT generators (hf_titok)."
 MODEL_HELP = "{what} directory or Hub id (default: the built-in Fashion-MNIST model)"
+# `generate --prompt` without --model: the official MaskGen-VQ-L (converted in memory from the Hub).
+DEFAULT_TEXT_TO_IMAGE = FAMILY_RELEASES["maskgen_vq_l"].repo_id
 
 
 class CommandError(Exception):
@@ -98,7 +102,11 @@ def parse_label(text: str):
 
 
 def cmd_generate(args) -> None:
+    if args.prompt:
+        return _generate_from_text(args)
     pipe = load_pipeline(args.model)
+    if isinstance(pipe, MaskGenPipeline):
+        raise CommandError(f"{args.model} is a text-to-image (MaskGen) pipeline: give --prompt")
     if args.labels:
         labels = [parse_label(label) for label in args.labels]
     elif pipe.transformer.config.num_classes <= 20:
@@ -135,6 +143,64 @@ def cmd_generate(args) -> None:
         print(f"wrote {len(images)} PNGs to {out}")
 
 
+def _generate_from_text(args) -> None:
+    """`generate --prompt`: text to images with a MaskGen pipeline (default: the official MaskGen-VQ-L)."""
+    if args.labels:
+        raise CommandError("give --prompt (text-to-image) or --labels (class-conditional), not both")
+    model = DEFAULT_TEXT_TO_IMAGE if args.model == FASHION_MNIST_PIPELINE else args.model
+    settings = given_settings(args)
+    if "softmax_temperature_annealing" in settings:
+        raise CommandError("--softmax-annealing is TiTok's; MaskGen always anneals its softmax temperature")
+    prompts = check_prompts(args.prompt)  # before loading anything
+    pipe = load_pipeline(model)
+    if not isinstance(pipe, MaskGenPipeline):
+        raise CommandError(f"{model} is a class-conditional TiTok pipeline: give --labels, or a MaskGen --model")
+    generator = torch.Generator().manual_seed(args.seed)
+    images = []
+    with _progress(len(prompts) * args.num_per_label, "generating") as bar:
+        for prompt in prompts:
+            images += pipe(
+                prompt,
+                negative_prompt=args.negative_prompt,
+                num_images_per_prompt=args.num_per_label,
+                aesthetic_score=args.aesthetic_score,
+                generator=generator,
+                **settings,
+            ).images
+            bar.update(args.num_per_label)
+    rows = [images[i * args.num_per_label : (i + 1) * args.num_per_label] for i in range(len(prompts))]
+    labels = [prompt if len(prompt) <= 40 else prompt[:37] + "..." for prompt in prompts]
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    image_grid(rows, row_labels=labels).save(args.output)
+    print(f"wrote {args.output} ({len(images)} images, seed {args.seed})")
+    if args.out_dir:
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for index, image in enumerate(images):
+            image.save(out / f"{index:04d}_prompt{index // args.num_per_label}.png")
+        print(f"wrote {len(images)} PNGs to {out}")
+
+
+def _text_for(tokenizer, args, count: int):
+    """The text a TA-TiTok decodes `count` images with (`--prompt`: one for all, or one per image), as CLIP
+    states; None for TiTok (which takes no text)."""
+    if not tokenizer.text_aware:
+        if args.prompt:
+            raise CommandError("--prompt is for TA-TiTok tokenizers; this TiTok tokenizer is not text-aware")
+        return None
+    if not args.prompt:
+        raise CommandError("TA-TiTok decodes with text: give --prompt (one caption for all images, or one per image)")
+    prompts = check_prompts(args.prompt)
+    if len(prompts) not in (1, count):
+        raise CommandError(f"give one --prompt for all {count} images, or one per image (got {len(prompts)})")
+    source = args.text_encoder or (args.model if Path(args.model, "text_encoder").is_dir() else None)
+    encoder, clip_tokenizer = load_text_encoder(source)
+    with torch.no_grad():
+        ids = tokenize_prompts(clip_tokenizer, prompts, tokenizer.config.text_max_length)
+        text = clip_text_features(encoder, ids).tokenizer_text
+    return text.expand(count, -1, -1) if text.shape[0] == 1 else text
+
+
 def _encode_batches(tokenizer, processor, images, batch_size: int, description: str):
     results = []
     with _progress(len(images), description) as bar, torch.no_grad():
@@ -145,15 +211,23 @@ def _encode_batches(tokenizer, processor, images, batch_size: int, description: 
     return results
 
 
+def _decode(tokenizer, tokens, text, start: int):
+    """`tokenizer.decode`, with the rows of `text` for these images when the tokenizer reads text (TA-TiTok)."""
+    if text is None:
+        return tokenizer.decode(tokens)
+    return tokenizer.decode(tokens, text_embeddings=text[start : start + len(tokens)])
+
+
 def cmd_reconstruct(args) -> None:
     images = read_images(args.images)
     tokenizer, processor = load_tokenizer(args.model)
+    text = _text_for(tokenizer, args, len(images))
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     index = 0
     for pixel_values, tokens in _encode_batches(tokenizer, processor, images, args.batch_size, "reconstructing"):
         with torch.no_grad():
-            reconstructions = processor.postprocess(tokenizer.decode(tokens))
+            reconstructions = processor.postprocess(_decode(tokenizer, tokens, text, index))
         originals = processor.postprocess(pixel_values, rounding="round")
         for original, reconstruction, token in zip(originals, reconstructions, tokens):
             path = Path(args.images[index])
@@ -219,12 +293,13 @@ def cmd_decode(args) -> None:
     tokenizer, processor = load_tokenizer(args.model)
     tokens, names = read_tokens(args.tokens, tokenizer.token_name)
     tensor = torch.from_numpy(np.ascontiguousarray(tokens))  # decode() checks that they are ids or latents
+    text = _text_for(tokenizer, args, len(tensor))
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     with _progress(len(tensor), "decoding") as bar, torch.no_grad():
         for start, batch in _batches(tensor, args.batch_size):
-            for offset, image in enumerate(processor.postprocess(tokenizer.decode(batch))):
+            for offset, image in enumerate(processor.postprocess(_decode(tokenizer, batch, text, start))):
                 index = start + offset
                 stem = Path(names[index]).stem if names and index < len(names) else f"decoded_{index:04d}"
                 image.save(out / f"{stem}.png")
@@ -253,6 +328,7 @@ def cmd_convert(args) -> None:
             release=args.release,
             tokenizer_repo_id=args.tokenizer_repo,
             config_path=args.config,
+            text_encoder=args.text_encoder,
         )
     print(f"wrote {describe_folder(args.output_dir)} to {args.output_dir}")
     if args.push_to_hub:
@@ -413,17 +489,29 @@ def cmd_evaluate_generation(args) -> None:
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("source (one of)")
     source.add_argument(
-        "--release", choices=sorted(RELEASES), help="an official release (its yucornetto/* Hub repo by default)"
+        "--release",
+        choices=sorted({**RELEASES, **FAMILY_RELEASES}),
+        help="an official release (its yucornetto/* or turkeyju/* Hub repo by default)",
     )
     source.add_argument(
-        "--repo-id", help="an official-format Hub repo (yucornetto/*), or fun-research/TiTok with --release"
+        "--repo-id",
+        help="an official-format Hub repo (yucornetto/*, turkeyju/*), or fun-research/TiTok or "
+        "fun-research/TA-TiTok with --release",
     )
     source.add_argument(
         "--weights", help="a local official state dict (.safetensors or .bin), with --kind and --config"
     )
-    parser.add_argument("--kind", choices=["tokenizer", "generator", "vqgan"], help="what --weights holds")
+    parser.add_argument(
+        "--kind",
+        choices=list(CHECKPOINT_KINDS),
+        help="what --weights holds (clip-text: an open_clip text tower, --config its open_clip model config)",
+    )
     parser.add_argument("--config", help="official config (Hub config.json or infer yaml); optional for Hub sources")
     parser.add_argument("--tokenizer-repo", help="generators: the tokenizer repo to build the pipeline with")
+    parser.add_argument(
+        "--text-encoder",
+        help=f"MaskGen pipelines: the CLIP text encoder, a Hub id or folder (default {CLIP_TEXT_ENCODER})",
+    )
     parser.add_argument("--output-dir", required=True, help="where to write the ready repo")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also upload the result (token from the environment)")
     parser.add_argument("--private", action="store_true", default=None, help="create the pushed repo as private")
@@ -446,14 +534,30 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help, _) in TRAINING_COMMANDS.items():
         commands.add_parser(name, help=help, add_help=False)
 
-    generate = commands.add_parser("generate", help="class ids or names -> PNG grid (and PNGs)")
-    generate.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="TiTokPipeline"))
+    generate = commands.add_parser(
+        "generate", help="class ids or names (TiTok), or --prompt text (MaskGen) -> PNG grid (and PNGs)"
+    )
+    generate.add_argument(
+        "--model",
+        default=FASHION_MNIST_PIPELINE,
+        help=MODEL_HELP.format(what="TiTokPipeline or MaskGenPipeline")
+        + f"; with --prompt the default is {DEFAULT_TEXT_TO_IMAGE}",
+    )
     generate.add_argument(
         "--labels", nargs="+", help="class ids or names ('none' = unconditional); default: every class (up to 20)"
     )
-    generate.add_argument("--num-per-label", type=int, default=4, help="images per label (default 4)")
+    generate.add_argument("--prompt", nargs="+", help="text-to-image: one or more prompts (one grid row each)")
+    generate.add_argument("--negative-prompt", help="text-to-image: the unconditional branch instead of ''")
+    generate.add_argument(
+        "--aesthetic-score",
+        type=float,
+        default=DEFAULT_AESTHETIC_SCORE,
+        help="text-to-image: the LAION aesthetic score to condition on, in [0, 10] "
+        f"(default {DEFAULT_AESTHETIC_SCORE})",
+    )
+    generate.add_argument("--num-per-label", type=int, default=4, help="images per label or prompt (default 4)")
     generate.add_argument("--seed", type=int, default=0)
-    add_sampler_arguments(generate)
+    add_sampler_arguments(generate, text_to_image=True)
     generate.add_argument("--batch-size", type=int, default=8)
     generate.add_argument("--output", default="samples.png", help="grid PNG (default samples.png)")
     generate.add_argument("--out-dir", help="also write every image as its own PNG here")
@@ -467,6 +571,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument(outputs, default=output_default, required=output_default is None, help=output_help)
         command.add_argument("--batch-size", type=int, default=8)
+        if name != "encode":  # TA-TiTok decodes with text
+            command.add_argument(
+                "--prompt", nargs="+", help="TA-TiTok: the caption(s) to decode with (one for all images, or one each)"
+            )
+            command.add_argument(
+                "--text-encoder",
+                help=f"TA-TiTok: the CLIP text encoder (default: the pipeline's, else {CLIP_TEXT_ENCODER})",
+            )
         command.set_defaults(func=func)
 
     tokenizer_command(

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from .modeling_titok import TiTokTokenizer
-from .releases import PAPER, OfficialRelease, get_release
+from .releases import MASKGEN_PAPER, PAPER, OfficialRelease, get_release
 
 CITATION = """@inproceedings{yu2024an,
   title     = {An Image is Worth 32 Tokens for Reconstruction and Generation},
@@ -196,4 +196,152 @@ License: Apache-2.0 (official weights: trained on ImageNet-1k, for research purp
     return ModelCard(content)
 
 
-__all__ = ["CITATION", "pipeline_card", "push_folder_to_hub", "tokenizer_card"]
+MASKGEN_CITATION = """@article{kim2025democratizing,
+  title   = {Democratizing Text-to-Image Masked Generative Models with Compact Text-Aware One-Dimensional Tokens},
+  author  = {Dongwon Kim and Ju He and Qihang Yu and Chenglin Yang and Xiaohui Shen and Suha Kwak and Liang-Chieh Chen},
+  journal = {arXiv preprint arXiv:2501.07730},
+  year    = {2025}
+}"""
+
+
+def _family_results(release: OfficialRelease | None) -> str:
+    if release is None or not release.results:
+        return ""
+    rows = "\n".join(f"| {metric} | {value} |" for metric, value in release.results.items())
+    what = (
+        "ImageNet-1k val, 256x256 (reconstruction)"
+        if release.kind == "tatitok"
+        else "MJHQ-30K FID and GenEval overall score"
+    )
+    return (
+        f"\n## Results reported by the authors\n\n{what}, as reported in the official README_MaskGen.md "
+        f"(bytedance/1d-tokenizer); not measured by hf_titok:\n\n| metric | value |\n|---|---|\n{rows}\n"
+    )
+
+
+def tatitok_card(model, repo_id: str, release: OfficialRelease | None = None) -> ModelCard:
+    """Model card of a TA-TiTok tokenizer repo."""
+    config = model.config
+    kind = "VAE (continuous tokens)" if config.quantize_mode == "vae" else f"VQ, codebook {config.codebook_size}"
+    data = ModelCardData(
+        license="apache-2.0",
+        library_name="hf_titok",
+        pipeline_tag="image-feature-extraction",
+        tags=["titok", "ta-titok", "maskgen", "image-tokenization", "1d-tokenizer", MASKGEN_PAPER],
+        base_model=release.repo_id if release else None,
+    )
+    title = release.title if release else f"TA-TiTok tokenizer ({config.num_latent_tokens} tokens)"
+    content = f"""---
+{data.to_yaml()}
+---
+
+# {title}
+
+A TA-TiTok text-aware 1-D image tokenizer (MaskGen, Kim et al., 2025) for the `hf_titok` package: a
+{config.image_size}x{config.image_size} image becomes **{config.num_latent_tokens} tokens** ({kind}); the decoder
+attends to the caption's CLIP ViT-L/14-336 text states (`last_hidden_state`, all 77 positions).
+{"Converted from the official release `" + release.repo_id + "`; its outputs match the official implementation." if release else ""}
+{_family_results(release)}
+## Usage
+
+```python
+import torch
+from PIL import Image
+from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+from hf_titok import TATiTokTokenizer, TiTokImageProcessor
+from hf_titok.text_encoding import CLIP_TEXT_ENCODER, clip_text_features, tokenize_prompts
+
+tokenizer = TATiTokTokenizer.from_pretrained("{repo_id}").eval()
+processor = TiTokImageProcessor.from_pretrained("{repo_id}")
+clip = CLIPTextModelWithProjection.from_pretrained(CLIP_TEXT_ENCODER).eval()
+ids = tokenize_prompts(CLIPTokenizer.from_pretrained(CLIP_TEXT_ENCODER), ["A photo of a jay."])
+with torch.no_grad():
+    text = clip_text_features(clip, ids).tokenizer_text
+    tokens = tokenizer.encode(processor(Image.open("image.jpg"), return_tensors="pt")["pixel_values"]).tokens
+    reconstruction = tokenizer.decode(tokens, text_embeddings=text)
+processor.postprocess(reconstruction)[0].save("reconstruction.png")
+```
+
+From the shell: `hf-titok reconstruct --model {repo_id} image.jpg --prompt "A photo of a jay."`.
+
+| field | value |
+|---|---|
+| encoder | ViT {config.encoder_hidden_size} wide, {config.encoder_num_layers} layers, patch {config.encoder_patch_size} |
+| decoder | ViT {config.decoder_hidden_size} wide, {config.decoder_num_layers} layers, + {config.text_max_length} text tokens ({config.text_hidden_size} wide) |
+| tokens | {config.num_latent_tokens} x {config.token_size} channels |
+| parameters | {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M |
+
+## Citation
+
+```bibtex
+{MASKGEN_CITATION}
+```
+"""
+    return ModelCard(content)
+
+
+def maskgen_card(pipeline, repo_id: str, release: OfficialRelease | None = None) -> ModelCard:
+    """Model card of a [`MaskGenPipeline`] repo."""
+    transformer, vqvae, scheduler = pipeline.transformer, pipeline.vqvae, pipeline.scheduler.config
+    kind = "KL (continuous tokens, diffusion head)" if pipeline.is_kl else "VQ (discrete tokens)"
+    base = [release.repo_id, get_release(release.tokenizer).repo_id] if release and release.tokenizer else None
+    data = ModelCardData(
+        license="apache-2.0",
+        library_name="hf_titok",
+        pipeline_tag="text-to-image",
+        tags=["maskgen", "ta-titok", "text-to-image", "masked-generative-model", MASKGEN_PAPER],
+        base_model=base,
+    )
+    title = release.title if release else f"MaskGen {kind} pipeline"
+    content = f"""---
+{data.to_yaml()}
+---
+
+# {title}
+
+Text-to-image generation with MaskGen (Kim et al., 2025) for the `hf_titok` package: an MM-DiT over
+{transformer.config.num_latent_tokens} TA-TiTok tokens ({kind}), conditioned on CLIP ViT-L/14-336 text and an
+aesthetic score; TA-TiTok decodes them to {vqvae.config.image_size}x{vqvae.config.image_size} pixels with the prompt.
+{"Converted from the official releases " + " and ".join("`" + b + "`" for b in base) + "; sampling matches the official sampler on the fixtures." if base else ""}
+{_family_results(release)}
+## Usage
+
+```python
+import torch
+from hf_titok import MaskGenPipeline
+
+pipe = MaskGenPipeline.from_pretrained("{repo_id}")
+image = pipe("A cozy cabin in a snowy forest", generator=torch.Generator().manual_seed(0)).images[0]
+image.save("sample.png")
+```
+
+From the shell: `hf-titok generate --model {repo_id} --prompt "A cozy cabin in a snowy forest"`.
+
+Without hf_titok installed: `DiffusionPipeline.from_pretrained("{repo_id}", trust_remote_code=True)`.
+
+Default sampling: {scheduler.num_inference_steps} steps, guidance {scheduler.guidance_scale} ({scheduler.guidance_schedule}),
+temperature {scheduler.temperature}, aesthetic score 6.5.
+
+| component | parameters |
+|---|---|
+| transformer | {sum(p.numel() for p in transformer.parameters()) / 1e6:.2f} M |
+| vqvae (TA-TiTok) | {sum(p.numel() for p in vqvae.parameters()) / 1e6:.2f} M |
+
+## Citation
+
+```bibtex
+{MASKGEN_CITATION}
+```
+"""
+    return ModelCard(content)
+
+
+__all__ = [
+    "CITATION",
+    "MASKGEN_CITATION",
+    "maskgen_card",
+    "pipeline_card",
+    "push_folder_to_hub",
+    "tatitok_card",
+    "tokenizer_card",
+]

@@ -12,12 +12,19 @@ This module imports nothing of the package.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
 
-# The classifier-free guidance schedules of official TiTok.
+# The classifier-free guidance schedules of official TiTok, and of MaskGen-VQ and MaskGen-KL (their official
+# names; `hf_titok.scheduling_maskgen`).
 GUIDANCE_SCHEDULES = ("constant", "linear", "power-cosine")
+MASKGEN_VQ_GUIDANCE_SCHEDULES = ("cosine", "flippedcosine", "linear", "none")
+MASKGEN_KL_GUIDANCE_SCHEDULES = ("linear", "constant")
+ALL_GUIDANCE_SCHEDULES = tuple(
+    dict.fromkeys(GUIDANCE_SCHEDULES + MASKGEN_VQ_GUIDANCE_SCHEDULES + MASKGEN_KL_GUIDANCE_SCHEDULES)
+)
 
 # Sane bounds: the released models use guidance <= 7 and temperatures <= 11; far larger values only overflow the
 # float32 logits (1e30 x a logit is inf), so they are refused.
@@ -132,10 +139,14 @@ def check_sampling_settings(values: dict) -> dict:
     return {name: SETTINGS[name].check(value) for name, value in values.items()}
 
 
-def add_sampler_arguments(parser) -> None:
+def add_sampler_arguments(parser, text_to_image: bool = False) -> None:
     """One command-line flag per setting on an `argparse` parser, each defaulting to None (the model's value) and
-    checked as it is parsed (a bad value is an argparse error naming the flag): `args.<name>` holds it."""
+    checked as it is parsed (a bad value is an argparse error naming the flag): `args.<name>` holds it. With
+    `text_to_image` the command also serves MaskGen, so `--guidance-schedule` takes its schedule names too (the
+    pipeline then checks them against its kind)."""
     for setting in SAMPLER_SETTINGS:
+        if text_to_image and setting.choices is not None:
+            setting = dataclasses.replace(setting, choices=ALL_GUIDANCE_SCHEDULES)
         help = f"{setting.help}; {setting.bounds} (default: the model's)"
         if setting.type is bool:
             parser.add_argument(setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, help=help)
@@ -160,7 +171,10 @@ def given_settings(namespace) -> dict:
 
 
 __all__ = [
+    "ALL_GUIDANCE_SCHEDULES",
     "GUIDANCE_SCHEDULES",
+    "MASKGEN_KL_GUIDANCE_SCHEDULES",
+    "MASKGEN_VQ_GUIDANCE_SCHEDULES",
     "MAX_GUIDANCE_SCALE",
     "MAX_GUIDANCE_SCALE_POW",
     "MAX_TEMPERATURE",

@@ -27,12 +27,19 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 from .remote_code import SavesCodeMixin
-from .sampling_settings import MAX_GUIDANCE_SCALE, MAX_GUIDANCE_SCALE_POW, MAX_TEMPERATURE, SamplerSetting
+from .sampling_settings import (
+    MASKGEN_KL_GUIDANCE_SCHEDULES,
+    MASKGEN_VQ_GUIDANCE_SCHEDULES,
+    MAX_GUIDANCE_SCALE,
+    MAX_GUIDANCE_SCALE_POW,
+    MAX_TEMPERATURE,
+    SamplerSetting,
+)
 from .scheduling_titok_maskgit import check_steps, unmask_step
 from .torch_utils import GeneratorType, rand_tensor, randn_tensor
 
-VQ_GUIDANCE_SCHEDULES = ("cosine", "flippedcosine", "linear", "none")
-KL_GUIDANCE_SCHEDULES = ("linear", "constant")
+VQ_GUIDANCE_SCHEDULES = MASKGEN_VQ_GUIDANCE_SCHEDULES
+KL_GUIDANCE_SCHEDULES = MASKGEN_KL_GUIDANCE_SCHEDULES
 
 _GUIDANCE = SamplerSetting("guidance_scale", float, "", "", low=0.0, high=MAX_GUIDANCE_SCALE)
 _POW = SamplerSetting("guidance_scale_pow", float, "", "", low=0.0, high=MAX_GUIDANCE_SCALE_POW, low_inclusive=False)

@@ -1,18 +1,31 @@
 """Official release repos -> ready hf_titok repos (a tokenizer repo with its image processor and card, or a
-full `TiTokPipeline` with its tokenizer, scheduler, ImageNet class names and card), optionally pushed."""
+full `TiTokPipeline` with its tokenizer, scheduler, ImageNet class names and card; for the family, a TA-TiTok
+repo or a full `MaskGenPipeline` with its TA-TiTok, CLIP text encoder and tokenizer), optionally pushed."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+
 from ..data.class_labels import imagenet_id2label
-from ..hub import pipeline_card, push_folder_to_hub, tokenizer_card
+from ..hub import maskgen_card, pipeline_card, push_folder_to_hub, tatitok_card, tokenizer_card
 from ..image_processing_titok import TiTokImageProcessor
+from ..pipeline_maskgen import MaskGenPipeline
 from ..pipeline_titok import TiTokPipeline
-from ..releases import FUN_RESEARCH_REPO, get_release, release_for_repo
+from ..releases import FAMILY_BIN_REPO, FUN_RESEARCH_REPO, get_release, release_for_repo
+from ..text_encoding import CLIP_TEXT_ENCODER
 from .direct import OfficialCheckpoint
-from .official import ConversionError, convert_generator, convert_tokenizer, convert_vqgan, scheduler_from_official
+from .family import maskgen_scheduler_from_official
+from .official import (
+    ConversionError,
+    convert_generator,
+    convert_model,
+    convert_tokenizer,
+    convert_vqgan,
+    scheduler_from_official,
+)
 
 
 def convert_official_repo(
@@ -22,6 +35,7 @@ def convert_official_repo(
     tokenizer_repo_id: str | None = None,
     config_path: str | None = None,
     card_repo_id: str | None = None,
+    text_encoder: str | None = None,
     **hub_kwargs,
 ) -> Path:
     """Convert an official release into a ready repo folder at `output_dir` (with a model card).
@@ -29,7 +43,9 @@ def convert_official_repo(
     A tokenizer becomes a `TiTokTokenizer` repo (+ image processor); a generator becomes a full
     `TiTokPipeline` repo together with its tokenizer (`tokenizer_repo_id`, by default the release's own).
     `repo_id` is a `yucornetto/*` repo, any repo in that format, or `fun-research/TiTok` with `release`;
-    with only `release`, its `yucornetto/*` repo is used.
+    with only `release`, its `yucornetto/*` repo is used. The family likewise: a `turkeyju/*` repo or
+    `fun-research/TA-TiTok` with `release`; a MaskGen generator becomes a `MaskGenPipeline` with its TA-TiTok and
+    the CLIP text encoder `text_encoder` (a Hub id or folder; default the official one).
     """
     known = get_release(release) if release else (release_for_repo(repo_id) if repo_id else None)
     if repo_id is None:
@@ -45,6 +61,27 @@ def convert_official_repo(
         model = convert_vqgan(config, weights)
         model.save_pretrained(output_dir)
         TiTokImageProcessor.for_image_size(model.config.image_size).save_pretrained(output_dir)
+        return output_dir
+    if kind == "tatitok":
+        model = convert_model("tatitok", config, weights)
+        model.save_pretrained(output_dir)
+        TiTokImageProcessor.for_image_size(model.config.image_size).save_pretrained(output_dir)
+        tatitok_card(model, card_repo_id, known).save(output_dir / "README.md")
+        return output_dir
+    if kind.startswith("maskgen"):
+        transformer = convert_model(kind, config, weights)
+        del weights
+        vqvae = _family_tokenizer(repo_id, known, tokenizer_repo_id, config_path, hub_kwargs)
+        text_source = text_encoder or CLIP_TEXT_ENCODER
+        pipe = MaskGenPipeline(
+            vqvae,
+            transformer,
+            maskgen_scheduler_from_official(config),
+            text_encoder=CLIPTextModelWithProjection.from_pretrained(text_source).eval(),
+            tokenizer=CLIPTokenizer.from_pretrained(text_source),
+        )
+        pipe.save_pretrained(output_dir)
+        maskgen_card(pipe, card_repo_id, known).save(output_dir / "README.md")
         return output_dir
     if kind == "tokenizer":
         model = convert_tokenizer(config, weights)
@@ -75,6 +112,22 @@ def convert_official_repo(
     return output_dir
 
 
+def _family_tokenizer(repo_id, known, tokenizer_repo_id, config_path, hub_kwargs):
+    """The TA-TiTok of a MaskGen release: `tokenizer_repo_id`, else the release table's (its `.bin` when the
+    generator came from `fun-research/TA-TiTok`)."""
+    if tokenizer_repo_id is None:
+        if known is None or known.tokenizer is None:
+            raise ConversionError(f"{repo_id} is a MaskGen generator: pass --tokenizer-repo with its TA-TiTok")
+        tokenizer_release = get_release(known.tokenizer)
+        tokenizer_repo_id = FAMILY_BIN_REPO if repo_id == FAMILY_BIN_REPO else tokenizer_release.repo_id
+    else:
+        tokenizer_release = release_for_repo(tokenizer_repo_id)
+    checkpoint = OfficialCheckpoint(tokenizer_repo_id, tokenizer_release, None, **hub_kwargs)
+    if checkpoint.kind != "tatitok":
+        raise ConversionError(f"{tokenizer_repo_id} is an official {checkpoint.kind} checkpoint, not a TA-TiTok")
+    return convert_model("tatitok", checkpoint.config, checkpoint.weights)
+
+
 def convert_and_push(
     output_dir: str | Path, push_to_hub: str | None, private: bool | None = None, **convert_kwargs
 ) -> Path:
@@ -90,7 +143,9 @@ def describe_folder(folder: str | Path) -> str:
     folder = Path(folder)
     if (folder / "model_index.json").is_file():
         index = json.loads((folder / "model_index.json").read_text())
-        return f"TiTokPipeline ({', '.join(k for k in index if not k.startswith('_') and k != 'id2label')})"
+        name = index.get("_class_name")
+        name = name[-1] if isinstance(name, list) else name
+        return f"{name} ({', '.join(k for k in index if not k.startswith('_') and k != 'id2label')})"
     config = json.loads((folder / "config.json").read_text())
     return config.get("architectures", ["model"])[0]
 
