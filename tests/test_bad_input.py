@@ -31,7 +31,14 @@ from hf_titok.cli import main as cli
 from hf_titok.conversion import ConversionError, convert, load_official_config, load_official_weights
 from hf_titok.training import build_trainer, load_recipe_config
 
-from conftest import FIXTURES, tiny_pipeline, tiny_titok_config
+from conftest import (
+    FIXTURES,
+    tiny_clip_text_encoder,
+    tiny_maskgen_pipeline,
+    tiny_pipeline,
+    tiny_tatitok_config,
+    tiny_titok_config,
+)
 
 VQGAN = dict(
     image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=16, codebook_size=128
@@ -88,6 +95,8 @@ def r(tmp_path_factory):
         bomb=bomb,
         space=space,
         app=app,
+        maskgen_vq=tiny_maskgen_pipeline("vq"),
+        maskgen_kl=tiny_maskgen_pipeline("kl"),
     )
 
 
@@ -112,8 +121,202 @@ def ids(*shape, high=64, dtype=torch.long):
 
 PIXELS = torch.rand(2, 3, 32, 32)
 
+
+def _maskgen(r, kind="vq", **components):
+    """A MaskGen pipeline from `r`'s tiny one with some components replaced."""
+    from hf_titok import MaskGenPipeline
+
+    pipe = r.maskgen_vq if kind == "vq" else r.maskgen_kl
+    return MaskGenPipeline(**{**pipe.components, **components})
+
+
+def _tatitok():
+    from hf_titok import TATiTokTokenizer
+
+    return TATiTokTokenizer(tiny_tatitok_config("vq")).eval()
+
+
+TEXT = torch.randn(1, 77, 32)
+
 # (surface, what is wrong, call(r), expected error type(s), words that name the problem)
 CASES = [
+    # ---- text-to-image: TA-TiTok, MaskGen pipeline ----------------------------------------------------------
+    ("text-to-image", "no prompt", lambda r: r.maskgen_vq(), ValueError, "give a prompt"),
+    ("text-to-image", "an empty prompt list", lambda r: r.maskgen_vq([]), ValueError, "non-empty list of strings"),
+    ("text-to-image", "an empty prompt", lambda r: r.maskgen_vq(["a cat", " "]), ValueError, "prompt 1 is empty"),
+    ("text-to-image", "a prompt that is not a string", lambda r: r.maskgen_vq(["a cat", 3]), TypeError, "prompt 1"),
+    (
+        "text-to-image",
+        "prompt and prompt_embeds",
+        lambda r: r.maskgen_vq("a cat", prompt_embeds=TEXT, pooled_prompt_embeds=torch.randn(1, 32)),
+        ValueError,
+        "not both",
+    ),
+    (
+        "text-to-image",
+        "prompt_embeds without pooled",
+        lambda r: r.maskgen_vq(prompt_embeds=TEXT),
+        ValueError,
+        "needs pooled_prompt_embeds",
+    ),
+    (
+        "text-to-image",
+        "NaN prompt embeddings",
+        lambda r: r.maskgen_vq(
+            prompt_embeds=torch.full((1, 77, 32), math.nan), pooled_prompt_embeds=torch.randn(1, 32)
+        ),
+        ValueError,
+        "prompt_embeds contain NaN",
+    ),
+    (
+        "text-to-image",
+        "prompt embeddings of the wrong width",
+        lambda r: r.maskgen_vq(prompt_embeds=torch.randn(1, 77, 16), pooled_prompt_embeds=torch.randn(1, 32)),
+        ValueError,
+        r"prompt_embeds must have shape \[B, 77, 32\]",
+    ),
+    (
+        "text-to-image",
+        "aesthetic score above 10",
+        lambda r: r.maskgen_vq("a cat", aesthetic_score=11),
+        ValueError,
+        r"aesthetic_score must be a number in \[0, 10\]",
+    ),
+    (
+        "text-to-image",
+        "aesthetic score not a number",
+        lambda r: r.maskgen_vq("a cat", aesthetic_score="high"),
+        ValueError,
+        "aesthetic_score",
+    ),
+    (
+        "text-to-image",
+        "negative guidance",
+        lambda r: r.maskgen_vq("a cat", guidance_scale=-1),
+        ValueError,
+        "guidance_scale must lie in",
+    ),
+    (
+        "text-to-image",
+        "zero steps",
+        lambda r: r.maskgen_vq("a cat", num_inference_steps=0),
+        ValueError,
+        "num_inference_steps must be an integer >= 1",
+    ),
+    (
+        "text-to-image",
+        "more steps than tokens",
+        lambda r: r.maskgen_kl("a cat", num_inference_steps=9),
+        ValueError,
+        "num_inference_steps",
+    ),
+    (
+        "text-to-image",
+        "a TiTok schedule name",
+        lambda r: r.maskgen_vq("a cat", guidance_schedule="power-cosine"),
+        ValueError,
+        "guidance_schedule must be one of",
+    ),
+    (
+        "text-to-image",
+        "a VQ schedule for KL",
+        lambda r: r.maskgen_kl("a cat", guidance_schedule="cosine"),
+        ValueError,
+        "guidance_schedule must be one of",
+    ),
+    (
+        "text-to-image",
+        "guidance_scale_pow for KL",
+        lambda r: r.maskgen_kl("a cat", guidance_scale_pow=2.0),
+        ValueError,
+        "MaskGen-KL has none",
+    ),
+    (
+        "text-to-image",
+        "latents for VQ",
+        lambda r: r.maskgen_vq("a cat", latents=torch.randn(1, 8, 8)),
+        ValueError,
+        "MaskGen-KL's",
+    ),
+    (
+        "text-to-image",
+        "token orders that are not permutations",
+        lambda r: r.maskgen_kl("a cat", token_orders=torch.zeros(1, 8, dtype=torch.long)),
+        ValueError,
+        "one permutation",
+    ),
+    (
+        "text-to-image",
+        "an unknown output type",
+        lambda r: r.maskgen_vq("a cat", output_type="jpeg"),
+        ValueError,
+        "output_type must be one of",
+    ),
+    (
+        "text-to-image",
+        "a text encoder of another width",
+        lambda r: _maskgen(r, text_encoder=tiny_clip_text_encoder(width=16)),
+        ValueError,
+        "the text encoder is 16 wide, but the tokenizer reads 32",
+    ),
+    (
+        "text-to-image",
+        "a TiTok tokenizer in a MaskGen pipeline",
+        lambda r: _maskgen(r, vqvae=TiTokTokenizer(tiny_titok_config("single_vq"))),
+        TypeError,
+        "not text-aware",
+    ),
+    (
+        "text-to-image",
+        "a TA-TiTok in a TiTokPipeline",
+        lambda r: TiTokPipeline(_tatitok(), r.generator),
+        TypeError,
+        "MaskGenPipeline",
+    ),
+    (
+        "text-to-image",
+        "a VQ TA-TiTok with MaskGen-KL",
+        lambda r: _maskgen(r, "kl", vqvae=r.maskgen_vq.vqvae),
+        ValueError,
+        "needs a TA-TiTok VAE tokenizer",
+    ),
+    (
+        "text-to-image",
+        "the wrong scheduler kind",
+        lambda r: _maskgen(r, scheduler=r.maskgen_kl.scheduler),
+        TypeError,
+        "samples with MaskGenVQScheduler",
+    ),
+    (
+        "text-to-image",
+        "TA-TiTok decode without text",
+        lambda r: _tatitok().decode(ids(1, 8)),
+        ValueError,
+        "TA-TiTok decodes with text",
+    ),
+    (
+        "text-to-image",
+        "text to a TiTok decode",
+        lambda r: r.vq._decode(ids(1, 8), TEXT, None, False),
+        ValueError,
+        "not text-aware",
+    ),
+    (
+        "text-to-image",
+        "text rows that do not fit the batch",
+        lambda r: _tatitok().decode(ids(3, 8), torch.randn(2, 77, 32)),
+        ValueError,
+        "2 rows for a batch of 3",
+    ),
+    (
+        "text-to-image",
+        "no text encoder and no unconditional embeddings",
+        lambda r: _maskgen(r, text_encoder=None, tokenizer=None)(
+            prompt_embeds=TEXT, pooled_prompt_embeds=torch.randn(1, 32), output_type="latent"
+        ),
+        ValueError,
+        "negative_prompt_embeds",
+    ),
     # ---- models: tokenizer, VQGAN, generator -------------------------------------------------------------
     (
         "models",

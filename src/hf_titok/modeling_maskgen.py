@@ -110,6 +110,17 @@ class MaskGenTransformerMixin:
         return self.norm_out(hidden_states, temb)
 
 
+class TiedTokenEmbedding(nn.Embedding):
+    """MaskGen-VQ's token table, also its output head: `forward(input_ids)` embeds, `forward(hidden_states=h,
+    num_logits=K)` gives `h @ weight[:K].T` (no bias). Both go through `forward`, so offload hooks place the one
+    weight for either use."""
+
+    def forward(self, input_ids=None, hidden_states=None, num_logits: int | None = None):
+        if hidden_states is not None:
+            return F.linear(hidden_states, self.weight[:num_logits])
+        return super().forward(input_ids)
+
+
 @dataclass
 class MaskGenVQOutput(BaseOutput):
     """Output of [`MaskGenVQTransformer`]: `logits` `[B, N, codebook_size]` over TA-TiTok's codebook."""
@@ -157,7 +168,7 @@ class MaskGenVQTransformer(OfficialFormatMixin, SavesCodeMixin, ModelMixin, Conf
         unused_embeddings: int = 1001,
     ):
         super().__init__()
-        self.embeddings = nn.Embedding(codebook_size + 1 + unused_embeddings, hidden_size)
+        self.embeddings = TiedTokenEmbedding(codebook_size + 1 + unused_embeddings, hidden_size)
         self.position_embedding = nn.Parameter(torch.zeros(1, num_latent_tokens, hidden_size))
         self._build_trunk(
             hidden_size, num_layers, num_attention_heads, text_hidden_size, pooled_projection_dim, aesthetic_embed_dim
@@ -186,7 +197,7 @@ class MaskGenVQTransformer(OfficialFormatMixin, SavesCodeMixin, ModelMixin, Conf
         hidden_states = self.embeddings(input_ids) + self.position_embedding
         hidden_states = self._run_trunk(hidden_states, prompt_embeds, temb)
         # The head is tied to the embeddings of the codebook ids (no bias).
-        logits = F.linear(hidden_states, self.embeddings.weight[: self.config.codebook_size])
+        logits = self.embeddings(hidden_states=hidden_states, num_logits=self.config.codebook_size)
         return MaskGenVQOutput(logits) if return_dict else (logits,)
 
 

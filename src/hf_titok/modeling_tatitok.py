@@ -23,10 +23,18 @@ class TATiTokDecoder(TiTokDecoder):
         self.text_projection = nn.Linear(config.text_hidden_size, width)
         self.text_position_embedding = nn.Parameter(torch.empty(config.text_max_length, width))
 
-    def embed_text(self, text_embeddings: torch.Tensor) -> torch.Tensor:
-        """`[B, L, text_hidden_size]` -> the decoder's text tokens `[B, L, W]` (its `context`)."""
+    def forward(
+        self,
+        latents: torch.Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        text_embeddings: torch.Tensor | None = None,
+    ):
+        """TiTok's decoder over the latents and the text `[B, L, text_hidden_size]`, projected here (inside
+        `forward`, so offload hooks have the weights in place)."""
         text_embeddings = text_embeddings.to(self.text_projection.weight.dtype)
-        return self.text_projection(text_embeddings) + self.text_position_embedding
+        context = self.text_projection(text_embeddings) + self.text_position_embedding
+        return super().forward(latents, output_hidden_states, output_attentions, context)
 
 
 class TATiTokTokenizer(TiTokTokenizer):

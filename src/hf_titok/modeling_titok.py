@@ -673,8 +673,9 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> LayerStackOutput:
-        context = self.decoder.embed_text(text_embeddings) if text_embeddings is not None else None
-        return self.decoder(latents, output_hidden_states, output_attentions, context)
+        if text_embeddings is None:
+            return self.decoder(latents, output_hidden_states, output_attentions)
+        return self.decoder(latents, output_hidden_states, output_attentions, text_embeddings)
 
     def _pixels(self, latents: torch.Tensor, text_embeddings: torch.Tensor | None = None) -> torch.Tensor:
         decoded_output = self._run_decoder(latents, text_embeddings).last_hidden_state

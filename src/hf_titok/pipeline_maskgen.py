@@ -324,9 +324,9 @@ class MaskGenPipeline(PipelineBase):
 
     # ---- 4. the two samplers ----
 
-    def _sample_ids(self, scheduler, cond, uncond, aesthetic, ids, generator, callback, tensor_inputs):
+    def _sample_ids(self, scheduler, steps, cond, uncond, aesthetic, ids, generator, callback, tensor_inputs):
         """MaskGen-VQ: confidence-based unmasking; conditional and unconditional rows in one forward pass."""
-        for i, t in enumerate(self.progress_bar(scheduler.timesteps.tolist())):
+        for i, t in enumerate(self.progress_bar(steps)):
             if self.interrupt:
                 break
             if scheduler.guidance_scale_at(t) != 0:
@@ -343,12 +343,14 @@ class MaskGenPipeline(PipelineBase):
             ids = self._after_step(callback, tensor_inputs, i, t, {"latents": ids, "logits": logits})
         return ids
 
-    def _sample_tokens(self, scheduler, cond, uncond, aesthetic, tokens, orders, noise, generator, callback, inputs):
+    def _sample_tokens(
+        self, scheduler, steps, cond, uncond, aesthetic, tokens, orders, noise, generator, callback, inputs
+    ):
         """MaskGen-KL: per step, the transformer conditions every position, and the diffusion head samples the
         positions the step unmasks (a fixed number per image, known in advance: no host reads)."""
         batch_size, _, channels = tokens.shape
         head = self.transformer.diffusion_head
-        for i, t in enumerate(self.progress_bar(scheduler.timesteps.tolist())):
+        for i, t in enumerate(self.progress_bar(steps)):
             if self.interrupt:
                 break
             mask = scheduler.mask_at(orders, t)
@@ -524,7 +526,8 @@ class MaskGenPipeline(PipelineBase):
         )
         self._call.num_timesteps, self._interrupt = len(scheduler.timesteps), False
 
-        # 4. Sample (nothing in either loop reads a tensor back to the host)
+        # 4. Sample (nothing in either loop reads a tensor back to the host; the step indices live on the host)
+        steps = scheduler.timesteps.tolist()
         with trusted_values():
             if self.is_kl:
                 orders = self._token_orders(token_orders, scheduler, batch_size, generator, device)
@@ -532,6 +535,7 @@ class MaskGenPipeline(PipelineBase):
                 tokens = torch.zeros(batch_size, num_tokens, config.token_channels, device=device)
                 result = self._sample_tokens(
                     scheduler,
+                    steps,
                     (cond, pooled),
                     (uncond, uncond_pooled),
                     score,
@@ -549,6 +553,7 @@ class MaskGenPipeline(PipelineBase):
                 ids = torch.full((batch_size, num_tokens), self.transformer.mask_token_id, device=device)
                 result = self._sample_ids(
                     scheduler,
+                    steps,
                     (cond, pooled),
                     (uncond, uncond_pooled),
                     score,

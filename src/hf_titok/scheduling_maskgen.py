@@ -280,7 +280,7 @@ class MaskGenKLScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
         """The noise of one reverse step, drawn at every step (the last, noise-free one included) in the state's
         shape, as officially. With one generator per image, each image's rows (image-major within the first
         `num_rows`) come from its own generator; the unconditional half's state never reaches the result."""
-        if not isinstance(generator, (list, tuple)) or len(generator) == 1:
+        if not isinstance(generator, (list, tuple)):
             return randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=torch.float32)
         rows = randn_tensor(
             (len(generator), num_rows // len(generator), sample.shape[-1]),

@@ -71,10 +71,10 @@ def tokenize_prompts(tokenizer, prompts: list[str], max_length: int = 77) -> tor
     return torch.tensor(rows, dtype=torch.long)
 
 
-def clip_text_features(text_encoder, input_ids: torch.Tensor) -> CLIPTextFeatures:
-    """One pass of a `CLIPTextModelWithProjection` over open_clip token ids (no attention mask: padding counts)."""
-    device = next(text_encoder.parameters()).device
-    output = text_encoder(input_ids.to(device), output_hidden_states=True)
+def clip_text_features(text_encoder, input_ids: torch.Tensor, device=None) -> CLIPTextFeatures:
+    """One pass of a `CLIPTextModelWithProjection` over open_clip token ids (no attention mask: padding counts),
+    on `device` (default: where `input_ids` are; under offload the encoder's own weights may sit on `meta`)."""
+    output = text_encoder(input_ids.to(device) if device is not None else input_ids, output_hidden_states=True)
     return CLIPTextFeatures(output.last_hidden_state, output.hidden_states[-2], output.text_embeds)
 
 

@@ -1,0 +1,193 @@
+"""MaskGenPipeline and its parts on tiny random models: prompts and CLIP ids as open_clip makes them, precomputed
+embeddings, callbacks and properties, generators (one per image), half precision, model and sequential offload,
+torch.compile with zero graph breaks, no host reads in the sampling loops, and the README example."""
+
+import logging
+
+import pytest
+import torch
+from accelerate import cpu_offload
+
+from hf_titok import MaskGenPipeline
+from hf_titok.text_encoding import OPEN_CLIP_PAD_ID, clip_text_features, tokenize_prompts
+
+from conftest import tiny_clip_tokenizer, tiny_maskgen_pipeline
+
+KINDS = ["vq", "kl"]
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def pipe(request):
+    return tiny_maskgen_pipeline(request.param)
+
+
+def test_prompt_ids_follow_open_clip(caplog):
+    """Start and end ids, padding with 0 to 77, and a long prompt cut with the end id kept last (and said)."""
+    tokenizer = tiny_clip_tokenizer()
+    start, end = tokenizer.bos_token_id, tokenizer.eos_token_id
+    ids = tokenize_prompts(tokenizer, ["A cat", ""])
+    assert ids.shape == (2, 77) and ids[0, 0] == start and ids[1, :2].tolist() == [start, end]
+    assert (ids[1, 2:] == OPEN_CLIP_PAD_ID).all() and ids[0].tolist().index(end) == 5  # a | c a t (one id per character)
+    with caplog.at_level(logging.WARNING):
+        long = tokenize_prompts(tokenizer, ["x" * 200])
+    assert long[0, -1] == end and long.shape == (1, 77) and "CLIP reads 77 tokens" in caplog.text
+
+
+def test_prompts_and_precomputed_embeddings_give_the_same_samples(pipe):
+    """`prompt=` and the same text passed as prompt/negative/decoder embeddings (SD3's names) sample the same."""
+    prompts = ["a red cube", "a blue ball"]
+    expected = pipe(prompts, generator=seeded(0), output_type="pt").images
+    ids = tokenize_prompts(pipe.tokenizer, prompts)
+    null = tokenize_prompts(pipe.tokenizer, [""])
+    with torch.no_grad():
+        text, empty = clip_text_features(pipe.text_encoder, ids), clip_text_features(pipe.text_encoder, null)
+    images = pipe(
+        prompt_embeds=text.condition,
+        pooled_prompt_embeds=text.pooled,
+        negative_prompt_embeds=empty.condition,
+        negative_pooled_prompt_embeds=empty.pooled,
+        decoder_prompt_embeds=text.tokenizer_text,
+        generator=seeded(0),
+        output_type="pt",
+    ).images
+    assert torch.equal(images, expected)
+    # A negative prompt changes the unconditional branch only.
+    other = pipe(prompts, negative_prompt="blurry", generator=seeded(0), output_type="pt").images
+    assert not torch.equal(other, expected)
+
+
+def test_output_types_and_images_per_prompt(pipe):
+    out = pipe(["a", "b"], num_images_per_prompt=3, generator=seeded(1), output_type="latent").images
+    assert out.shape[0] == 6 and (out.dtype == torch.long) == (not pipe.is_kl)
+    if pipe.is_kl:
+        assert out.shape == (6, 8, 8) and out.is_floating_point()
+    else:
+        assert ((out >= 0) & (out < 64)).all()
+    images = pipe("a", output_type="np", generator=seeded(1)).images
+    assert images.shape == (1, 32, 32, 3) and 0 <= images.min() and images.max() <= 1
+    assert pipe("a", output_type="pil", generator=seeded(1)).images[0].size == (32, 32)
+
+
+def test_generator_lists_make_each_image_independent_of_the_batch(pipe):
+    alone = pipe("a cat", generator=[seeded(7)], output_type="latent").images
+    batch = pipe(["a dog", "a cat"], generator=[seeded(3), seeded(7)], output_type="latent").images
+    if pipe.is_kl:  # float noise of batch-size-dependent kernels, amplified ~2e4-fold by the first diffusion step
+        assert ((batch[1:] - alone).abs().max() / alone.abs().max()) < 1e-3
+    else:
+        assert torch.equal(batch[1:], alone)
+
+
+def test_callbacks_see_each_step_and_can_interrupt(pipe):
+    steps = []
+
+    def callback(pipeline, step, timestep, tensors):
+        steps.append((step, pipeline.num_timesteps, pipeline.guidance_scale, tuple(tensors["latents"].shape)))
+        if step == 1:
+            pipeline._interrupt = True
+        return tensors
+
+    pipe("a cat", generator=seeded(0), output_type="latent", callback_on_step_end=callback)
+    assert [s[0] for s in steps] == [0, 1] and steps[0][1] == 4 and steps[0][2] == pipe.scheduler.config.guidance_scale
+
+
+def test_half_precision(pipe):
+    pipe_bf16 = tiny_maskgen_pipeline("kl" if pipe.is_kl else "vq").to(torch.bfloat16)
+    images = pipe_bf16("a cat", generator=seeded(0), output_type="pt").images
+    assert images.dtype == torch.float32 and torch.isfinite(images).all()
+    latents = pipe_bf16("a cat", generator=seeded(0), output_type="latent").images
+    assert torch.isfinite(latents.float()).all()
+
+
+def test_model_and_sequential_offload_give_the_same_images(pipe):
+    kind = "kl" if pipe.is_kl else "vq"
+    expected = pipe("a cat", generator=seeded(0), output_type="pt").images
+    offloaded = tiny_maskgen_pipeline(kind)
+    offloaded.enable_model_cpu_offload(device="cpu")
+    assert torch.equal(offloaded("a cat", generator=seeded(0), output_type="pt").images, expected)
+    sequential = tiny_maskgen_pipeline(kind)
+    for component in sequential.components.values():
+        if isinstance(component, torch.nn.Module):
+            cpu_offload(component, torch.device("cpu"), offload_buffers=len(component._parameters) > 0)
+    assert torch.equal(sequential("a cat", generator=seeded(0), output_type="pt").images, expected)
+
+
+@torch.no_grad()
+def test_transformers_and_decoder_compile_with_zero_graph_breaks(pipe):
+    torch._dynamo.reset()
+    cond, pooled, score = torch.randn(2, 77, 32), torch.randn(2, 32), torch.tensor([6.5, 5.0])
+    if pipe.is_kl:
+        inputs = (torch.randn(2, 8, 8), torch.rand(2, 8) > 0.5, cond, pooled, score)
+    else:
+        inputs = (torch.randint(0, 65, (2, 8)), cond, pooled, score)
+    explanation = torch._dynamo.explain(pipe.transformer)(*inputs)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    compiled = torch.compile(pipe.transformer, fullgraph=True)
+    torch.testing.assert_close(compiled(*inputs)[0], pipe.transformer(*inputs)[0], atol=1e-5, rtol=1e-5)
+    tokens = inputs[0] if not pipe.is_kl else torch.randn(2, 8, 8)
+    decode = lambda tokens, text: pipe.vqvae.decode(tokens, text_embeddings=text)  # noqa: E731
+    explanation = torch._dynamo.explain(decode)(tokens.clamp(max=63) if not pipe.is_kl else tokens, cond)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    if pipe.is_kl:
+        head = pipe.transformer.diffusion_head
+        explanation = torch._dynamo.explain(head)(
+            torch.randn(4, 8), torch.tensor([0, 10, 500, 999]), torch.randn(4, 32)
+        )
+        assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def test_the_sampling_loop_never_reads_tensors_back(pipe, monkeypatch):
+    """Between the text encoding and the decoding, nothing is read back to the host (`.item()`, `.tolist()`,
+    `bool()`, `int()`, `.cpu()`/`.numpy()` of a tensor): no GPU sync per step."""
+    reads = []
+    names = ["item", "tolist", "__bool__", "__int__", "__float__", "cpu", "numpy"]
+    originals = {name: getattr(torch.Tensor, name) for name in names}
+    active = {"on": False}
+
+    def spy(name):
+        def read(self, *args, **kwargs):
+            if active["on"]:
+                reads.append(name)
+            return originals[name](self, *args, **kwargs)
+
+        return read
+
+    run_loop = pipe._sample_tokens if pipe.is_kl else pipe._sample_ids
+
+    def watched(*args, **kwargs):
+        active["on"] = True
+        try:
+            return run_loop(*args, **kwargs)
+        finally:
+            active["on"] = False
+
+    for name in names:
+        monkeypatch.setattr(torch.Tensor, name, spy(name))
+    monkeypatch.setattr(pipe, "_sample_tokens" if pipe.is_kl else "_sample_ids", watched)
+    pipe(["a cat", "a dog"], generator=seeded(0), output_type="latent")
+    # (the progress bar reads the schedule's host-side step indices, which never were on a device)
+    assert reads == [], reads
+
+
+def test_readme_text_to_image_example_on_tiny_stand_ins(tmp_path, monkeypatch):
+    """The README's text-to-image lines, with the official ids pointed at tiny saved stand-ins."""
+    for kind in KINDS:
+        tiny_maskgen_pipeline(kind).save_pretrained(tmp_path / kind)
+    real = MaskGenPipeline.from_pretrained.__func__
+    ids = {"turkeyju/generator_maskgen_vq_l": tmp_path / "vq", "turkeyju/generator_maskgen_kl_l": tmp_path / "kl"}
+    monkeypatch.setattr(
+        MaskGenPipeline, "from_pretrained", classmethod(lambda cls, name, **kw: real(cls, ids.get(name, name), **kw))
+    )
+    # --- README ---
+    pipe = MaskGenPipeline.from_pretrained("turkeyju/generator_maskgen_vq_l")
+    image = pipe("A cozy cabin in a snowy forest", generator=torch.Generator().manual_seed(0)).images[0]
+    image.save(tmp_path / "cabin.png")
+    pipe = MaskGenPipeline.from_pretrained("turkeyju/generator_maskgen_kl_l")
+    images = pipe(
+        ["A photo of a jay", "A cozy cabin"], guidance_scale=3.0, aesthetic_score=6.5, num_inference_steps=4
+    ).images
+    # --- end ---
+    assert (tmp_path / "cabin.png").is_file() and len(images) == 2
