@@ -31,7 +31,7 @@ def test_prompt_ids_follow_open_clip(caplog):
     start, end = tokenizer.bos_token_id, tokenizer.eos_token_id
     ids = tokenize_prompts(tokenizer, ["A cat", ""])
     assert ids.shape == (2, 77) and ids[0, 0] == start and ids[1, :2].tolist() == [start, end]
-    assert (ids[1, 2:] == OPEN_CLIP_PAD_ID).all() and ids[0].tolist().index(end) == 5  # a | c a t (one id per character)
+    assert (ids[1, 2:] == OPEN_CLIP_PAD_ID).all() and ids[0].tolist().index(end) == 5  # a | c a t
     with caplog.at_level(logging.WARNING):
         long = tokenize_prompts(tokenizer, ["x" * 200])
     assert long[0, -1] == end and long.shape == (1, 77) and "CLIP reads 77 tokens" in caplog.text
