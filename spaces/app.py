@@ -1,11 +1,12 @@
-"""TiTok on Hugging Face Spaces: class-conditional generation, reconstruction from 1-D tokens, and image
-variations (re-mask some of an image's tokens and let the generator re-sample them).
+"""TiTok on Hugging Face Spaces: class-conditional generation, reconstruction from 1-D tokens, image variations
+(re-mask some of an image's tokens and let the generator re-sample them), and text-to-image with MaskGen.
 
-    python spaces/app.py [--model DIR_OR_HUB_ID] [--host 127.0.0.1] [--port 7860]
+    python spaces/app.py [--model DIR_OR_HUB_ID] [--text-model DIR_OR_HUB_ID] [--host 127.0.0.1] [--port 7860]
 
 The model defaults to the Fashion-MNIST TiTok built into `hf_titok` (works offline); `--model` or the
 `TITOK_MODEL` environment variable selects any TiTokPipeline (or a tokenizer alone: reconstruction only),
-as a local directory or a Hub repo id.
+as a local directory or a Hub repo id. `--text-model` or `TITOK_TEXT_MODEL` adds a text-to-image tab served by a
+MaskGenPipeline (e.g. `turkeyju/generator_maskgen_vq_l`, converted on load).
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from hf_titok.data.fashion_mnist import FASHION_MNIST_PIPELINE, to_rgb32
 from hf_titok.evaluation.metrics import psnr
 from hf_titok.image_processing_titok import TiTokImageProcessor, to_float
 from hf_titok.loaders import ModelNotFoundError, load_pipeline, load_tokenizer, official_kind, resolve_model_folder
-from hf_titok.sampling_settings import GUIDANCE_SCHEDULES
+from hf_titok.pipeline_maskgen import AESTHETIC_SCORE_RANGE, DEFAULT_AESTHETIC_SCORE, MaskGenPipeline
+from hf_titok.sampling_settings import (
+    GUIDANCE_SCHEDULES,
+    MASKGEN_KL_GUIDANCE_SCHEDULES,
+    MASKGEN_VQ_GUIDANCE_SCHEDULES,
+)
 from hf_titok.visualization import image_grid
 
 # Limits of what one request may ask for (a CPU Space serves everyone from 2 cores): tighter than the sampler's own
@@ -41,6 +47,7 @@ MAX_VARIATIONS = 8
 MAX_GUIDANCE = 20.0
 MAX_TEMPERATURE = 20.0
 MAX_SEED = 2**31 - 1
+MAX_PROMPT_CHARACTERS = 1000  # CLIP reads 77 tokens; longer text is cut (and the user told so)
 UNCONDITIONAL = -1  # the class picker's value for "no class"
 DISPLAY_SIZE = 128  # small images are shown upscaled (nearest neighbour) so their pixels stay visible
 
@@ -232,6 +239,115 @@ def generate(
     return gallery, f"Seed used: {seed}", download
 
 
+def load_text_model(name: str) -> MaskGenPipeline:
+    """The MaskGen pipeline of the text-to-image tab (a folder, a Hub repo or an official `turkeyju/*` id)."""
+    pipe = load_pipeline(name)
+    if not isinstance(pipe, MaskGenPipeline):
+        raise ModelNotFoundError(f"{name} is not a text-to-image (MaskGen) pipeline")
+    return pipe
+
+
+def text_schedules(pipe: MaskGenPipeline) -> tuple[str, ...]:
+    return MASKGEN_KL_GUIDANCE_SCHEDULES if pipe.is_kl else MASKGEN_VQ_GUIDANCE_SCHEDULES
+
+
+def text_to_image(
+    pipe: MaskGenPipeline,
+    prompt,
+    negative_prompt,
+    num_images,
+    steps,
+    guidance_scale,
+    guidance_schedule,
+    temperature,
+    aesthetic_score,
+    seed,
+    random_seed,
+    progress=gr.Progress(),
+):
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise gr.Error("Describe the image you want: the prompt is empty.")
+    if len(prompt) > MAX_PROMPT_CHARACTERS:
+        raise gr.Error(f"The prompt is {len(prompt)} characters long; CLIP reads about 77 words: shorten it.")
+    negative_prompt = negative_prompt.strip() if isinstance(negative_prompt, str) and negative_prompt.strip() else None
+    num_images = whole_number(num_images, "Number of images", 1, MAX_IMAGES)
+    steps = whole_number(steps, "Steps", 1, min(MAX_STEPS, pipe.transformer.config.num_latent_tokens))
+    guidance_scale = number_in_range(guidance_scale, "Guidance scale", 0.0, MAX_GUIDANCE)
+    guidance_schedule = choice_of(guidance_schedule, "Guidance schedule", text_schedules(pipe))
+    temperature = number_in_range(temperature, "Temperature", 0.0, MAX_TEMPERATURE)
+    aesthetic_score = number_in_range(aesthetic_score, "Aesthetic score", *AESTHETIC_SCORE_RANGE)
+    seed = resolve_seed(seed, random_seed)
+    ids = pipe.tokenizer(prompt)["input_ids"]
+    if len(ids) > pipe.vqvae.config.text_max_length:
+        gr.Warning(f"CLIP reads {pipe.vqvae.config.text_max_length} tokens: the end of the prompt has no effect.")
+    images = pipe(
+        prompt,
+        negative_prompt=negative_prompt,
+        num_images_per_prompt=num_images,
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        guidance_schedule=guidance_schedule,
+        temperature=temperature,
+        aesthetic_score=aesthetic_score,
+        generator=torch.Generator().manual_seed(seed),
+        callback_on_step_end=progress_callback(progress, steps, "sampling"),
+    ).images
+    gallery = [(for_display(image), f"#{i + 1}") for i, image in enumerate(images)]
+    download = save_grid(images, f"{prompt[:60]}, {steps} steps, guidance {guidance_scale:g}, seed {seed}")
+    return gallery, f"Seed used: {seed}", download
+
+
+def add_text_to_image_tab(pipe: MaskGenPipeline) -> None:
+    defaults = pipe.scheduler.config if pipe.scheduler is not None else pipe._default_scheduler(pipe.transformer).config
+    kind = "continuous tokens (MaskGen-KL)" if pipe.is_kl else "discrete tokens (MaskGen-VQ)"
+    with gr.Tab("Text to image", id="text-to-image"):
+        gr.Markdown(
+            f"MaskGen over {pipe.transformer.config.num_latent_tokens} TA-TiTok {kind}, conditioned on CLIP text "
+            "and an aesthetic score. [Paper](https://arxiv.org/abs/2501.07730)"
+        )
+        with gr.Row():
+            with gr.Column(scale=1):
+                prompt = gr.Textbox(label="Prompt", lines=2, elem_id="prompt")
+                negative_prompt = gr.Textbox(label="Negative prompt (optional)", elem_id="negative-prompt")
+                num_images = gr.Number(2, label=f"Number of images (1-{MAX_IMAGES})", precision=0, elem_id="t2i-num")
+                steps = gr.Number(defaults.num_inference_steps, label="Steps", precision=0, elem_id="t2i-steps")
+                guidance_scale = gr.Slider(0, MAX_GUIDANCE, value=defaults.guidance_scale, step=0.1, label="Guidance")
+                guidance_schedule = gr.Radio(
+                    list(text_schedules(pipe)), value=defaults.guidance_schedule, label="Guidance schedule"
+                )
+                temperature = gr.Slider(0, MAX_TEMPERATURE, value=defaults.temperature, step=0.1, label="Temperature")
+                aesthetic_score = gr.Number(
+                    DEFAULT_AESTHETIC_SCORE,
+                    label=f"Aesthetic score ({AESTHETIC_SCORE_RANGE[0]:g}-{AESTHETIC_SCORE_RANGE[1]:g})",
+                    elem_id="aesthetic-score",
+                )
+                with gr.Row():
+                    seed = gr.Number(0, label="Seed", precision=0, elem_id="t2i-seed")
+                    random_seed = gr.Checkbox(False, label="Random seed")
+                button = gr.Button("Generate from text", variant="primary", elem_id="t2i-button")
+            with gr.Column(scale=2):
+                gallery = gr.Gallery(label="Images", columns=4, object_fit="contain", elem_id="t2i-images")
+                seed_used = gr.Markdown(elem_id="t2i-seed-used")
+                download = gr.File(label="Download all (PNG grid)", elem_id="t2i-download")
+        button.click(
+            lambda *args, progress=gr.Progress(): text_to_image(pipe, *args, progress=progress),
+            [
+                prompt,
+                negative_prompt,
+                num_images,
+                steps,
+                guidance_scale,
+                guidance_schedule,
+                temperature,
+                aesthetic_score,
+                seed,
+                random_seed,
+            ],
+            [gallery, seed_used, download],
+            api_name="text_to_image",
+        )
+
+
 def model_input(model: SpaceModel, path) -> torch.Tensor:
     """The upload as the tokenizer's input: RGB, shorter side resized (bicubic) and center-cropped, [1, 3, S, S]."""
     return model.processor(open_upload(path), return_tensors="pt").pixel_values
@@ -316,7 +432,7 @@ def example_images() -> list[str]:
     return paths
 
 
-def build_demo(model: SpaceModel) -> gr.Blocks:
+def build_demo(model: SpaceModel, text_model: MaskGenPipeline | None = None) -> gr.Blocks:
     sampling = (
         SimpleNamespace(**model.pipeline.sampling_settings()) if model.pipeline is not None else None
     )  # the defaults
@@ -484,6 +600,8 @@ def build_demo(model: SpaceModel) -> gr.Blocks:
                         [variation_gallery, variation_info],
                         api_name="variations",
                     )
+        if text_model is not None:
+            add_text_to_image_tab(text_model)
     # One request at a time: the CPU is shared by everyone; the rest wait in the queue (with their position shown).
     demo.queue(default_concurrency_limit=1, max_size=32)
     return demo
@@ -497,15 +615,23 @@ def main(argv: list[str] | None = None) -> None:
         help="TiTokPipeline or tokenizer: local directory or Hub repo id "
         "(default: $TITOK_MODEL, else the built-in Fashion-MNIST pipeline)",
     )
+    parser.add_argument(
+        "--text-model",
+        default=os.environ.get("TITOK_TEXT_MODEL"),
+        help="a MaskGenPipeline for the text-to-image tab (default: $TITOK_TEXT_MODEL; none: no such tab)",
+    )
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args(argv)
     try:
         model = load_model(args.model)
+        text_model = load_text_model(args.text_model) if args.text_model else None
     except ModelNotFoundError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     # Gradio refuses bigger uploads outright; open_upload() applies the tighter, explained limit.
-    build_demo(model).launch(server_name=args.host, server_port=args.port, max_file_size=5 * MAX_UPLOAD_BYTES)
+    build_demo(model, text_model).launch(
+        server_name=args.host, server_port=args.port, max_file_size=5 * MAX_UPLOAD_BYTES
+    )
 
 
 if __name__ == "__main__":

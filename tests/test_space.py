@@ -55,6 +55,16 @@ def model():
 
 
 @pytest.fixture(scope="module")
+def text_model(tmp_path_factory):
+    """A tiny random MaskGen-VQ pipeline, saved and loaded as the app loads one (pictures are noise)."""
+    from conftest import tiny_maskgen_pipeline
+
+    folder = tmp_path_factory.mktemp("maskgen")
+    tiny_maskgen_pipeline("vq").save_pretrained(folder)
+    return app.load_text_model(str(folder))
+
+
+@pytest.fixture(scope="module")
 def bad_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("uploads")
     (root / "fake.png").write_text("hello, I am text pretending to be a PNG")
@@ -70,6 +80,47 @@ def pixels(image) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 # Handlers
 # ---------------------------------------------------------------------------------------------------------
+
+
+TEXT_DEFAULTS = dict(
+    negative_prompt="",
+    num_images=2,
+    steps=4,
+    guidance_scale=3.0,
+    guidance_schedule="cosine",
+    temperature=1.0,
+    aesthetic_score=6.5,
+    seed=5,
+    random_seed=False,
+)
+
+
+def test_text_to_image_gives_images_and_the_seed(text_model):
+    gallery, seed_used, download = app.text_to_image(text_model, "a red cube", **TEXT_DEFAULTS, progress=no_progress)
+    assert len(gallery) == 2 and seed_used == "Seed used: 5" and PIL.Image.open(download).size[0] >= 64
+    again, _, _ = app.text_to_image(text_model, "a red cube", **TEXT_DEFAULTS, progress=no_progress)
+    assert np.array_equal(pixels(gallery[0]), pixels(again[0]))
+
+
+@pytest.mark.parametrize(
+    "prompt, change, message",
+    [
+        ("   ", {}, "the prompt is empty"),
+        ("x" * 1001, {}, "shorten it"),
+        ("a cat", {"aesthetic_score": 11}, "Aesthetic score must be between 0 and 10, got 11"),
+        ("a cat", {"guidance_schedule": "power-cosine"}, "Guidance schedule must be one of cosine"),
+        ("a cat", {"steps": 9}, "Steps must be between 1 and 8, got 9"),
+        ("a cat", {"guidance_scale": -1}, "Guidance scale must be between 0 and 20"),
+    ],
+)
+def test_text_to_image_explains_bad_input(text_model, prompt, change, message):
+    with pytest.raises(gr.Error, match=re.escape(message)):
+        app.text_to_image(text_model, prompt, **{**TEXT_DEFAULTS, **change}, progress=no_progress)
+
+
+def test_the_text_model_must_be_a_maskgen_pipeline():
+    with pytest.raises(app.ModelNotFoundError, match="not a text-to-image"):
+        app.load_text_model(app.FASHION_MNIST_PIPELINE)
 
 
 def test_generate_gives_the_requested_images_and_the_seed(model):
@@ -204,8 +255,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(model):
-    demo = app.build_demo(model)
+def server(model, text_model):
+    demo = app.build_demo(model, text_model)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield url
     demo.close()
@@ -300,6 +351,23 @@ def test_browser_reconstruct_and_variations(page, model):
     variations = loaded_images(page, "#variations", 3)
     assert all(v["w"] == 128 for v in variations[:3])
     page.get_by_text(f"8 of {num_tokens} tokens re-sampled").wait_for(state="visible")
+
+
+def test_browser_text_to_image(page):
+    page.get_by_role("tab", name="Text to image").click()
+    page.locator("#prompt textarea").fill("")
+    page.click("#t2i-button")
+    expect_error(page, "the prompt is empty")
+    page.locator("#prompt textarea").fill("a cabin in the snow")
+    set_number(page, "aesthetic-score", 12)
+    page.click("#t2i-button")
+    expect_error(page, "Aesthetic score must be between 0 and 10, got 12")
+    set_number(page, "aesthetic-score", 6.5)
+    set_number(page, "t2i-steps", 4)
+    page.click("#t2i-button")
+    images = loaded_images(page, "#t2i-images", 2)
+    assert all(image["w"] == 128 for image in images[:2])  # 32x32 shown upscaled
+    page.get_by_text("Seed used: 0").wait_for(state="visible")
 
 
 def test_browser_bad_settings_get_messages_and_the_app_keeps_serving(page):
