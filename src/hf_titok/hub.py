@@ -46,17 +46,23 @@ def push_folder_to_hub(
 # --------------------------------------------------------------------------------------------------
 
 
+# What each kind of release reports, and where (the official repository's README files).
+_REPORTED = {
+    "tokenizer": ("rFID on ImageNet-1k val (50k), 256x256", "README"),
+    "generator": ("gFID on 50k samples, ImageNet 256x256", "README"),
+    "tatitok": ("ImageNet-1k val, 256x256 (reconstruction)", "README_MaskGen.md"),
+    "maskgen-vq": ("MJHQ-30K FID and GenEval overall score", "README_MaskGen.md"),
+    "maskgen-kl": ("MJHQ-30K FID and GenEval overall score", "README_MaskGen.md"),
+}
+
+
 def _results_table(release: OfficialRelease | None) -> str:
     if release is None or not release.results:
         return ""
     rows = "\n".join(f"| {metric} | {value} |" for metric, value in release.results.items())
-    what = (
-        "rFID on ImageNet-1k val (50k), 256x256"
-        if release.kind == "tokenizer"
-        else "gFID on 50k samples, ImageNet 256x256"
-    )
+    what, readme = _REPORTED[release.kind]
     return (
-        f"\n## Results reported by the authors\n\n{what}, as reported in the official README "
+        f"\n## Results reported by the authors\n\n{what}, as reported in the official {readme} "
         f"(bytedance/1d-tokenizer):\n\n| metric | value |\n|---|---|\n{rows}\n"
     )
 
@@ -204,21 +210,6 @@ MASKGEN_CITATION = """@article{kim2025democratizing,
 }"""
 
 
-def _family_results(release: OfficialRelease | None) -> str:
-    if release is None or not release.results:
-        return ""
-    rows = "\n".join(f"| {metric} | {value} |" for metric, value in release.results.items())
-    what = (
-        "ImageNet-1k val, 256x256 (reconstruction)"
-        if release.kind == "tatitok"
-        else "MJHQ-30K FID and GenEval overall score"
-    )
-    return (
-        f"\n## Results reported by the authors\n\n{what}, as reported in the official README_MaskGen.md "
-        f"(bytedance/1d-tokenizer); not measured by hf_titok:\n\n| metric | value |\n|---|---|\n{rows}\n"
-    )
-
-
 def tatitok_card(model, repo_id: str, release: OfficialRelease | None = None) -> ModelCard:
     """Model card of a TA-TiTok tokenizer repo."""
     config = model.config
@@ -241,7 +232,7 @@ A TA-TiTok text-aware 1-D image tokenizer (MaskGen, Kim et al., 2025) for the `h
 {config.image_size}x{config.image_size} image becomes **{config.num_latent_tokens} tokens** ({kind}); the decoder
 attends to the caption's CLIP ViT-L/14-336 text states (`last_hidden_state`, all 77 positions).
 {"Converted from the official release `" + release.repo_id + "`; its outputs match the official implementation." if release else ""}
-{_family_results(release)}
+{_results_table(release)}
 ## Usage
 
 ```python
@@ -303,7 +294,7 @@ Text-to-image generation with MaskGen (Kim et al., 2025) for the `hf_titok` pack
 {transformer.config.num_latent_tokens} TA-TiTok tokens ({kind}), conditioned on CLIP ViT-L/14-336 text and an
 aesthetic score; TA-TiTok decodes them to {vqvae.config.image_size}x{vqvae.config.image_size} pixels with the prompt.
 {"Converted from the official releases " + " and ".join("`" + b + "`" for b in base) + "; sampling matches the official sampler on the fixtures." if base else ""}
-{_family_results(release)}
+{_results_table(release)}
 ## Usage
 
 ```python

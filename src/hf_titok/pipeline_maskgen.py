@@ -17,7 +17,7 @@ from .loading import checkpoint_reader, hub_arguments
 from .modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
 from .modeling_tatitok import TATiTokTokenizer
 from .modeling_titok import TiTokTokenizer
-from .pipeline_utils import DEFAULT, OUTPUT_TYPES, PipelineBase, has_model_index
+from .pipeline_utils import DEFAULT, PipelineBase, has_model_index
 from .scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
 from .text_encoding import check_prompts, clip_text_features, tokenize_prompts
 from .torch_utils import GeneratorType, check_generator, randn_tensor
@@ -196,6 +196,7 @@ class MaskGenPipeline(PipelineBase):
         output_type,
         callback_on_step_end,
         callback_on_step_end_tensor_inputs,
+        return_dict=True,
     ) -> None:
         if prompt is not None and prompt_embeds is not None:
             raise ValueError("give prompt or prompt_embeds, not both")
@@ -241,15 +242,7 @@ class MaskGenPipeline(PipelineBase):
                     f"aesthetic_score must be a number in [{low:g}, {high:g}] (a LAION aesthetic score; the releases "
                     f"sample at {DEFAULT_AESTHETIC_SCORE}), got {score!r}"
                 )
-        if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if callback_on_step_end is not None and not callable(callback_on_step_end):
-            raise TypeError("callback_on_step_end must be callable(pipeline, step, timestep, callback_kwargs) -> dict")
-        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(
-                f"callback_on_step_end_tensor_inputs {unknown} are not among {self._callback_tensor_inputs}"
-            )
+        self.check_call_options(output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, return_dict)
 
     # ---- 2. text ----
 
@@ -473,6 +466,7 @@ class MaskGenPipeline(PipelineBase):
             output_type,
             callback_on_step_end,
             callback_on_step_end_tensor_inputs,
+            return_dict,
         )
         base = self.scheduler if self.scheduler is not None else self._default_scheduler(self.transformer)
         scheduler = base.from_config(base.config)
@@ -564,15 +558,9 @@ class MaskGenPipeline(PipelineBase):
                 )
 
         # 5. Decode with the prompts' text
-        if output_type == "latent":
-            images = result
-        else:
-            pixels = self.vqvae.decode(result, text_embeddings=decoder_text)
-            images = self.processor.postprocess(pixels, output_type=output_type)
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return (images,)
-        return ImagePipelineOutput(images=images)
+        return self._output(
+            result, output_type, return_dict, lambda tokens: self.vqvae.decode(tokens, text_embeddings=decoder_text)
+        )
 
     def _checked_noise(self, latents, batch_size, device) -> torch.Tensor | None:
         """`latents`, the initial diffusion noise of every token `[B, N, C]`, checked (None: drawn per step)."""

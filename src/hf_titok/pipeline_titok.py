@@ -21,7 +21,7 @@ from .legacy import legacy_pipeline_scheduler
 from .loading import checkpoint_reader, hub_arguments
 from .modeling_titok import TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT
-from .pipeline_utils import DEFAULT, OUTPUT_TYPES, PipelineBase, has_model_index
+from .pipeline_utils import DEFAULT, PipelineBase, has_model_index
 from .releases import SAMPLING_SETTINGS
 from .sampling_settings import check_sampling_settings
 from .scheduling_titok_maskgit import TiTokMaskGITScheduler, check_steps_fit
@@ -263,18 +263,7 @@ class TiTokPipeline(PipelineBase):
             raise ValueError(
                 f"num_images_per_label={num_images_per_label} is more than {MAX_IMAGES_PER_LABEL}: make several calls"
             )
-        if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if callback_on_step_end is not None and not callable(callback_on_step_end):
-            raise TypeError("callback_on_step_end must be callable(pipeline, step, timestep, callback_kwargs) -> dict")
-        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(
-                f"callback_on_step_end_tensor_inputs {unknown} are not among the tensors a step callback can get: "
-                f"{self._callback_tensor_inputs}"
-            )
-        if not isinstance(return_dict, bool):
-            raise TypeError(f"return_dict must be True or False, got {return_dict!r}")
+        self.check_call_options(output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, return_dict)
         if image is None:
             if strength is not None:
                 raise ValueError(
@@ -458,16 +447,9 @@ class TiTokPipeline(PipelineBase):
                     "sampling was interrupted (pipe._interrupt) with masked positions left: there is no image "
                     "to return; output_type='latent' returns the ids so far"
                 )
-        if output_type == "latent":
-            images = token_ids
-        else:
-            pixels = self.vqvae.decode(token_ids, batch_size=decode_batch_size)
-            images = self.processor.postprocess(pixels, output_type=output_type)
-
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return (images,)
-        return ImagePipelineOutput(images=images)
+        return self._output(
+            token_ids, output_type, return_dict, lambda ids: self.vqvae.decode(ids, batch_size=decode_batch_size)
+        )
 
 
 def _flatten_labels(labels) -> list:

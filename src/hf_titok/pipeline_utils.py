@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, ImagePipelineOutput
 from huggingface_hub import hf_hub_download, snapshot_download
 
 from .remote_code import installed_entries, write_pipeline_code
@@ -44,6 +44,30 @@ class PipelineBase(DiffusionPipeline):
     component's folder holds (`_COMPONENT_FILES`)."""
 
     _COMPONENT_FILES: dict[str, str] = {}
+
+    def _output(self, result, output_type: str, return_dict: bool, decode):
+        """A call's return value: `result` (ids or tokens) for `output_type="latent"`, else `decode(result)`
+        post-processed by the pipeline's image processor; the offload hooks are reset either way."""
+        images = (
+            result if output_type == "latent" else self.processor.postprocess(decode(result), output_type=output_type)
+        )
+        self.maybe_free_model_hooks()
+        return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+    def check_call_options(self, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, return_dict):
+        """The call arguments every pipeline shares: `output_type`, the step callback and its tensors, `return_dict`."""
+        if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise TypeError("callback_on_step_end must be callable(pipeline, step, timestep, callback_kwargs) -> dict")
+        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs {unknown} are not among the tensors a step callback can get: "
+                f"{self._callback_tensor_inputs}"
+            )
+        if not isinstance(return_dict, bool):
+            raise TypeError(f"return_dict must be True or False, got {return_dict!r}")
 
     @property
     def _call(self) -> CallState:
