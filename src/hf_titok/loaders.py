@@ -120,7 +120,9 @@ def load_pipeline(model: str) -> TiTokPipeline | MaskGenPipeline:
         kind = official_kind(str(folder))
         model = str(folder)
         if kind is None and not (folder / "model_index.json").is_file():
-            raise ModelNotFoundError(f"{model} is not a pipeline (no model_index.json); generation needs a generator")
+            raise ModelNotFoundError(
+                f"{model} is not a TiTokPipeline or MaskGenPipeline (no model_index.json); generation needs a generator"
+            )
     if kind not in (None, "generator", "maskgen-vq", "maskgen-kl"):
         raise ModelNotFoundError(f"{model} is an official {kind} checkpoint; generation needs a generator")
     text_to_image = kind is not None and kind.startswith("maskgen")
