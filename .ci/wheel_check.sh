@@ -20,7 +20,7 @@ cd "$WORK"                                         # outside the clone: only the
 "$PY" - <<'PYTHON'
 import hf_titok, pathlib
 assert "site-packages" in hf_titok.__file__, hf_titok.__file__
-from hf_titok.training.recipes import shipped_configs
+from hf_titok.training.config import shipped_configs
 assert "titok_l32_stage1" in shipped_configs() and "fashion_mnist/generator" in shipped_configs()
 # a tiny labelled image folder for the training run
 import numpy as np, PIL.Image
