@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -141,6 +142,29 @@ def family() -> FamilyFixtures:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+README = TESTS_DIR.parent / "README.md"
+
+
+def readme_example(name: str, **settings) -> str:
+    """The README's fenced Python block after `<!-- example: NAME -->`, with its settings lines
+    (`KEY = value` at the top level) set to `settings`; each must exist, so the README cannot drift."""
+    match = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", README.read_text(), re.S)
+    assert match, f"README has no example {name!r}"
+    code = match.group(1)
+    for key, value in settings.items():
+        code, count = re.subn(rf"^{key} = .*$", f"{key} = {value!r}", code, flags=re.M)
+        assert count == 1, f"example {name!r} has no setting {key}"
+    return code
+
+
+def run_readme_example(code: str, folder: Path, monkeypatch) -> dict:
+    """Runs a README block verbatim in `folder`; returns its namespace."""
+    monkeypatch.chdir(folder)
+    namespace = {"__name__": "readme_example"}
+    exec(compile(code, f"README.md example in {folder}", "exec"), namespace)
+    return namespace
 
 
 def tiny_titok_config(kind: str = "two_stage", **overrides):

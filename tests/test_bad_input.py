@@ -254,6 +254,27 @@ CASES = [
     ),
     (
         "text-to-image",
+        "strength without an image",
+        lambda r: r.maskgen_vq("a cat", strength=0.5),
+        ValueError,
+        "it needs image=",
+    ),
+    (
+        "text-to-image",
+        "a variation strength of zero",
+        lambda r: r.maskgen_kl("a cat", image=PIXELS[:1], strength=0),
+        ValueError,
+        r"strength must be a number in \(0, 1\]",
+    ),
+    (
+        "text-to-image",
+        "prompts and variation images that do not pair",
+        lambda r: r.maskgen_vq(["a cat", "a dog", "a cow"], image=PIXELS),
+        ValueError,
+        "got 3 prompts and 2 images",
+    ),
+    (
+        "text-to-image",
         "a text encoder of another width",
         lambda r: _maskgen(r, text_encoder=tiny_clip_text_encoder(width=16)),
         ValueError,

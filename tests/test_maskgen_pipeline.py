@@ -4,6 +4,8 @@ torch.compile with zero graph breaks, no host reads in the sampling loops, and t
 
 import logging
 
+import numpy as np
+import PIL.Image
 import pytest
 import torch
 from accelerate import cpu_offload
@@ -11,7 +13,7 @@ from accelerate import cpu_offload
 from hf_titok import MaskGenPipeline
 from hf_titok.text_encoding import OPEN_CLIP_PAD_ID, clip_text_features, tokenize_prompts
 
-from conftest import tiny_clip_tokenizer, tiny_maskgen_pipeline
+from conftest import readme_example, run_readme_example, tiny_clip_tokenizer, tiny_maskgen_pipeline
 
 KINDS = ["vq", "kl"]
 
@@ -172,8 +174,75 @@ def test_the_sampling_loop_never_reads_tensors_back(pipe, monkeypatch):
     assert reads == [], reads
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Variations: mask part of an image's tokens and re-sample them conditioned on the prompt
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_variations_keep_the_unmasked_tokens_and_schedule_over_the_masked(pipe):
+    torch.manual_seed(3)
+    images = torch.rand(2, 3, 32, 32)
+    encoded = pipe.vqvae.encode(images)
+    masked_after_steps = []
+
+    def watch(pipeline, step, timestep, tensors):
+        masked_after_steps.append(
+            (tensors["latents"] == pipe.transformer.mask_token_id).sum(1).tolist() if not pipe.is_kl else step
+        )
+        return tensors
+
+    call = dict(image=images, strength=0.5, num_images_per_prompt=3, output_type="latent")
+    out = pipe(["a red cube", "a blue ball"], callback_on_step_end=watch, generator=seeded(0), **call).images
+    assert out.shape[0] == 6
+    if pipe.is_kl:
+        original = encoded.latents.repeat_interleave(3, dim=0)
+        # round(0.5 * 8) = 4 tokens re-sampled per image: the other 4 are the image's own (scaled and scaled back)
+        unchanged = ((out - original).abs() <= 1e-6 * original.abs().max()).all(dim=-1)
+        assert (unchanged.sum(1) == 4).all()
+        # in at most 4 steps (4 asked for), the schedule counting over the 4 masked tokens
+        assert masked_after_steps == [0, 1, 2, 3]
+    else:
+        original = encoded.token_ids.repeat_interleave(3, dim=0)
+        assert not (out == pipe.transformer.mask_token_id).any() and ((out == original).sum(1) >= 4).all()
+        # after step 1 of 4, floor(4 * arccos(1/4) / (pi/2)) = 3 of the 4 masked positions remain masked
+        assert masked_after_steps[0] == [3] * 6 and masked_after_steps[-1] == [0] * 6
+    assert len({tuple(row.flatten().tolist()) for row in out}) > 1  # the variations differ
+    assert torch.equal(pipe(["a red cube", "a blue ball"], generator=seeded(0), **call).images, out)  # reproducible
+
+
+def test_variations_at_full_strength_ignore_the_image(pipe):
+    """strength=1 masks every token: two different images give the same samples, and for MaskGen-KL (whose
+    token order is drawn first either way) the same as sampling without an image."""
+    first = pipe("a cat", image=torch.zeros(1, 3, 32, 32), strength=1.0, generator=seeded(4), output_type="latent")
+    second = pipe("a cat", image=torch.ones(1, 3, 32, 32), strength=1.0, generator=seeded(4), output_type="latent")
+    assert torch.equal(first.images, second.images)
+    if pipe.is_kl:
+        scratch = pipe("a cat", generator=seeded(4), output_type="latent").images
+        torch.testing.assert_close(first.images, scratch, rtol=0, atol=1e-6 * scratch.abs().max().item())
+
+
+def test_variations_pair_prompts_and_images(pipe):
+    grey = PIL.Image.fromarray((np.arange(40 * 50) % 251).astype(np.uint8).reshape(40, 50), mode="L")
+    # one prompt for several images, several prompts for one image, one each
+    assert len(pipe("a cat", image=[grey, grey.convert("RGBA")], generator=seeded(1)).images) == 2
+    out = pipe(["a cat", "a dog", "a cow"], image=grey, strength=0.01, generator=seeded(1), output_type="latent")
+    assert out.images.shape[0] == 3
+    # strength 0.01 still re-samples one token, in one step: the rest are the image's tokens
+    pixel_values = pipe.processor(grey, return_tensors="pt").pixel_values
+    encoded = pipe.vqvae.encode(pixel_values)
+    if pipe.is_kl:
+        kept = ((out.images - encoded.latents).abs() <= 1e-6 * encoded.latents.abs().max()).all(dim=-1)
+        assert (kept.sum(1) == 7).all()
+    else:
+        assert ((out.images != encoded.token_ids).sum(1) <= 1).all()
+    with pytest.raises(ValueError, match="one prompt for all images, one image for all prompts, or one prompt per"):
+        pipe(["a", "b", "c"], image=[grey, grey])
+    with pytest.raises(ValueError, match="it needs image="):
+        pipe("a cat", strength=0.5)
+
+
 def test_readme_text_to_image_example_on_tiny_stand_ins(tmp_path, monkeypatch):
-    """The README's text-to-image lines, with the official ids pointed at tiny saved stand-ins."""
+    """The README's text-to-image block, run verbatim with the official ids pointed at tiny saved stand-ins."""
     for kind in KINDS:
         tiny_maskgen_pipeline(kind).save_pretrained(tmp_path / kind)
     real = MaskGenPipeline.from_pretrained.__func__
@@ -181,13 +250,6 @@ def test_readme_text_to_image_example_on_tiny_stand_ins(tmp_path, monkeypatch):
     monkeypatch.setattr(
         MaskGenPipeline, "from_pretrained", classmethod(lambda cls, name, **kw: real(cls, ids.get(name, name), **kw))
     )
-    # --- README ---
-    pipe = MaskGenPipeline.from_pretrained("turkeyju/generator_maskgen_vq_l")
-    image = pipe("A cozy cabin in a snowy forest", generator=torch.Generator().manual_seed(0)).images[0]
-    image.save(tmp_path / "cabin.png")
-    pipe = MaskGenPipeline.from_pretrained("turkeyju/generator_maskgen_kl_l")
-    images = pipe(
-        ["A photo of a jay", "A cozy cabin"], guidance_scale=3.0, aesthetic_score=6.5, num_inference_steps=4
-    ).images
-    # --- end ---
-    assert (tmp_path / "cabin.png").is_file() and len(images) == 2
+    done = run_readme_example(readme_example("text-to-image"), tmp_path, monkeypatch)
+    assert isinstance(done["image"], PIL.Image.Image) and len(done["images"]) == 2
+    assert done["variation"].size == done["images"][1].size

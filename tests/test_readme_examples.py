@@ -4,7 +4,6 @@ Each example is the fenced block after its `<!-- example: NAME -->` marker. Only
 (`NAME = value` at the top level) are changed, to tiny step counts and batches; everything else runs verbatim,
 so the README cannot drift from code that works."""
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,8 @@ from hf_titok import (
 )
 from hf_titok.data import imagenet_id2label
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from conftest import readme_example, run_readme_example
+
 VQGAN = dict(
     image_size=32,
     hidden_channels=16,
@@ -64,18 +64,6 @@ GENERATOR = dict(
 NEW_CLASSES = ("cactus", "teapot", "violin")
 
 
-def example(name: str, **settings) -> str:
-    """The README block of example `name`, with its settings lines set to `settings` (each must exist)."""
-    text = README.read_text()
-    match = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", text, re.S)
-    assert match, f"README has no example {name!r}"
-    code = match.group(1)
-    for key, value in settings.items():
-        code, count = re.subn(rf"^{key} = .*$", f"{key} = {value!r}", code, flags=re.M)
-        assert count == 1, f"example {name!r} has no setting {key}"
-    return code
-
-
 def image_folder(root: Path, classes: tuple[str, ...], per_class: int = 4) -> Path:
     rng = np.random.default_rng(0)
     for c, name in enumerate(classes):
@@ -106,18 +94,11 @@ def converted(tmp_path_factory):
     return root
 
 
-def run_example(code: str, folder: Path, monkeypatch) -> dict:
-    monkeypatch.chdir(folder)
-    namespace = {"__name__": "readme_example"}
-    exec(compile(code, f"README.md example in {folder}", "exec"), namespace)
-    return namespace
-
-
 def test_finetune_tokenizer_example(converted, tmp_path, monkeypatch):
     for name in ("titok-l32", "titok-l32-pipeline", "my_images"):
         (tmp_path / name).symlink_to(converted / name)
-    code = example("finetune-tokenizer", STEPS=3, BATCH_SIZE=2)
-    namespace = run_example(code, tmp_path, monkeypatch)
+    code = readme_example("finetune-tokenizer", STEPS=3, BATCH_SIZE=2)
+    namespace = run_readme_example(code, tmp_path, monkeypatch)
 
     before, after = (
         load_file(converted / "titok-l32" / "model.safetensors"),
@@ -140,8 +121,8 @@ def test_finetune_tokenizer_example(converted, tmp_path, monkeypatch):
 def test_finetune_generator_example(converted, tmp_path, monkeypatch, keep_old_classes):
     for name in ("titok-l32-pipeline", "my_labelled_images"):
         (tmp_path / name).symlink_to(converted / name)
-    code = example("finetune-generator", STEPS=3, BATCH_SIZE=2, KEEP_OLD_CLASSES=keep_old_classes)
-    namespace = run_example(code, tmp_path, monkeypatch)
+    code = readme_example("finetune-generator", STEPS=3, BATCH_SIZE=2, KEEP_OLD_CLASSES=keep_old_classes)
+    namespace = run_readme_example(code, tmp_path, monkeypatch)
 
     reloaded = TiTokPipeline.from_pretrained(tmp_path / "my-titok-generator")
     first = 1000 if keep_old_classes else 0
@@ -166,4 +147,4 @@ def test_finetune_generator_example(converted, tmp_path, monkeypatch, keep_old_c
 
 def test_examples_name_only_real_settings():
     with pytest.raises(AssertionError, match="no setting"):
-        example("finetune-tokenizer", NOT_A_SETTING=1)
+        readme_example("finetune-tokenizer", NOT_A_SETTING=1)

@@ -19,8 +19,9 @@ from .modeling_tatitok import TATiTokTokenizer
 from .modeling_titok import TiTokTokenizer
 from .pipeline_utils import DEFAULT, PipelineBase, has_model_index
 from .scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
+from .scheduling_titok_maskgit import check_steps
 from .text_encoding import check_prompts, clip_text_features, tokenize_prompts
-from .torch_utils import GeneratorType, check_generator, randn_tensor
+from .torch_utils import GeneratorType, check_generator, randn_tensor, random_orders
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -196,8 +197,11 @@ class MaskGenPipeline(PipelineBase):
         output_type,
         callback_on_step_end,
         callback_on_step_end_tensor_inputs,
+        image=None,
+        strength=None,
         return_dict=True,
-    ) -> None:
+    ) -> float | None:
+        """Check the call's arguments; returns the strength of a variations call (None otherwise)."""
         if prompt is not None and prompt_embeds is not None:
             raise ValueError("give prompt or prompt_embeds, not both")
         if prompt is None and prompt_embeds is None:
@@ -243,6 +247,7 @@ class MaskGenPipeline(PipelineBase):
                     f"sample at {DEFAULT_AESTHETIC_SCORE}), got {score!r}"
                 )
         self.check_call_options(output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, return_dict)
+        return self.check_strength(image, strength)
 
     # ---- 2. text ----
 
@@ -314,6 +319,26 @@ class MaskGenPipeline(PipelineBase):
             expand(negative_pooled_prompt_embeds).to(device),
             None if decoder_prompt_embeds is None else decoder_prompt_embeds.to(device),
         )
+
+    # ---- 3. variations ----
+
+    def image_tokens(self, image) -> torch.Tensor:
+        """The tokens of variation images in the generator's space: VQ ids `[I, N]`, or (KL) the TA-TiTok
+        posterior means times the generator's `scale_factor`, float32 `[I, N, C]`."""
+        encoded = self.vqvae.encode(self.variation_pixels(image))
+        if self.is_kl:
+            return encoded.latents.float() * self.transformer.config.scale_factor
+        return encoded.token_ids
+
+    @staticmethod
+    def _paired_rows(num_prompts: int, num_images: int) -> int:
+        """Variations pair prompts and images: one prompt for all images, one image for all prompts, or one each."""
+        if num_prompts not in (1, num_images) and num_images != 1:
+            raise ValueError(
+                f"give one prompt for all images, one image for all prompts, or one prompt per image: got "
+                f"{num_prompts} prompts and {num_images} images"
+            )
+        return max(num_prompts, num_images)
 
     # ---- 4. the two samplers ----
 
@@ -400,6 +425,8 @@ class MaskGenPipeline(PipelineBase):
         temperature: float | None = None,
         aesthetic_score: float | list[float] = DEFAULT_AESTHETIC_SCORE,
         generator: GeneratorType = None,
+        image=None,
+        strength: float | None = None,
         latents: torch.Tensor | None = None,
         token_orders: torch.LongTensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
@@ -413,7 +440,7 @@ class MaskGenPipeline(PipelineBase):
         callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> ImagePipelineOutput | tuple:
         r"""
-        Generate images from text.
+        Generate images from text, or variations of given images.
 
         Args:
             prompt: a prompt or a list (one image row group per prompt); or give `prompt_embeds`.
@@ -430,9 +457,20 @@ class MaskGenPipeline(PipelineBase):
                 RNG. MaskGen-VQ draws exactly what the official sampler draws (a generator seeded like
                 `torch.manual_seed` reproduces it); MaskGen-KL draws its token orders from it too (the official
                 code uses numpy's global state).
+            image: variations instead of images from scratch (not in the official code; the models allow it, as
+                both sample from partly masked sequences): PIL image(s), NumPy array(s) or a float tensor
+                `[B, 3, S, S]` in [0, 1], one for all prompts, one per prompt, or several for one prompt. Each is
+                tokenized by the TA-TiTok (VQ: its ids; KL: its posterior mean), a random `strength` fraction of
+                its tokens is masked (KL: the first ones of its token order) and the generator re-samples them
+                conditioned on the prompt, the schedule running over the masked positions in at most that many
+                steps.
+            strength: variations only: the fraction of each image's tokens re-sampled, in (0, 1], default 0.5; at
+                least one token. 1 ignores the image (KL: the same images as without `image`, given the same
+                generator).
             latents: MaskGen-KL only: the initial diffusion noise of every token `[B, N, C]` (default: drawn from
                 `generator` step by step); with `token_orders`, replays a recorded run.
-            token_orders: MaskGen-KL only: the order `[B, N]` in which each image's positions are generated.
+            token_orders: MaskGen-KL only: the order `[B, N]` in which each image's positions are generated (with
+                `image`, its first `round(strength * N)` positions are the ones re-sampled).
             prompt_embeds, pooled_prompt_embeds: precomputed CLIP penultimate states `[B, 77, 768]` and
                 `text_embeds` `[B, 768]` (SD3's names); negative_prompt_embeds, negative_pooled_prompt_embeds:
                 the same for the unconditional branch (default: the empty prompt's, which needs a text encoder).
@@ -453,7 +491,7 @@ class MaskGenPipeline(PipelineBase):
         callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
 
         # 1. Check inputs
-        self.check_inputs(
+        strength = self.check_inputs(
             prompt,
             negative_prompt,
             prompt_embeds,
@@ -466,6 +504,8 @@ class MaskGenPipeline(PipelineBase):
             output_type,
             callback_on_step_end,
             callback_on_step_end_tensor_inputs,
+            image,
+            strength,
             return_dict,
         )
         base = self.scheduler if self.scheduler is not None else self._default_scheduler(self.transformer)
@@ -498,18 +538,32 @@ class MaskGenPipeline(PipelineBase):
                 f"aesthetic_score has {score.numel()} values for {num_prompts} prompts: give one or one each"
             )
         score = score.expand(num_prompts).to(device)
+        rows = (cond, pooled, uncond, uncond_pooled, decoder_text, score)
+        start = None
+        if image is not None:  # variations: the images' tokens, paired with the prompts
+            start = self.image_tokens(image)
+            num_rows = self._paired_rows(num_prompts, start.shape[0])
+            start = start.expand(num_rows, *start.shape[1:])
+            rows = tuple(None if t is None else t.expand(num_rows, *t.shape[1:]) for t in rows)
         per_image = lambda t: None if t is None else t.repeat_interleave(num_images_per_prompt, dim=0)  # noqa: E731
-        cond, pooled, uncond, uncond_pooled = map(per_image, (cond, pooled, uncond, uncond_pooled))
-        decoder_text, score = per_image(decoder_text), per_image(score)
+        cond, pooled, uncond, uncond_pooled, decoder_text, score = map(per_image, rows)
+        start = per_image(start)
         batch_size = cond.shape[0]
         check_generator(generator, batch_size)
 
-        # 3. Prepare the sampler and the start (all masked)
+        # 3. Prepare the sampler: over every token, or over the tokens a variation re-samples (then in at most
+        #    that many steps: each step samples at least one)
         num_tokens = config.num_latent_tokens
+        num_masked = None if start is None else self.num_remasked(strength, num_tokens)
+        if num_masked is not None:
+            wanted = scheduler.config.num_inference_steps if num_inference_steps is None else num_inference_steps
+            num_inference_steps = min(check_steps(wanted), num_masked)
         if self.is_kl:
-            scheduler.set_timesteps(num_inference_steps, device=device, num_tokens=num_tokens, **settings)
+            scheduler.set_timesteps(
+                num_inference_steps, device=device, num_tokens=num_tokens, num_masked_tokens=num_masked, **settings
+            )
         else:
-            scheduler.set_timesteps(num_inference_steps, device=device, **settings)
+            scheduler.set_timesteps(num_inference_steps, device=device, num_masked_tokens=num_masked, **settings)
             if scheduler.num_inference_steps > num_tokens:
                 raise ValueError(
                     f"num_inference_steps={scheduler.num_inference_steps} is more than the {num_tokens} tokens "
@@ -520,13 +574,17 @@ class MaskGenPipeline(PipelineBase):
         )
         self._call.num_timesteps, self._interrupt = len(scheduler.timesteps), False
 
-        # 4. Sample (nothing in either loop reads a tensor back to the host; the step indices live on the host)
+        # 4. Start (all masked, or each image's tokens with a random `strength` fraction masked) and sample (nothing
+        #    in either loop reads a tensor back to the host; the step indices live on the host)
         steps = scheduler.timesteps.tolist()
         with trusted_values():
             if self.is_kl:
                 orders = self._token_orders(token_orders, scheduler, batch_size, generator, device)
                 noise = self._checked_noise(latents, batch_size, device)
-                tokens = torch.zeros(batch_size, num_tokens, config.token_channels, device=device)
+                if start is None:
+                    tokens = torch.zeros(batch_size, num_tokens, config.token_channels, device=device)
+                else:  # the masked positions are the first of each order (their values are never read)
+                    tokens = start.masked_fill(scheduler.mask_at(orders, 0).unsqueeze(-1), 0.0)
                 result = self._sample_tokens(
                     scheduler,
                     steps,
@@ -543,8 +601,12 @@ class MaskGenPipeline(PipelineBase):
                 result = result / config.scale_factor
             else:
                 if latents is not None or token_orders is not None:
-                    raise ValueError("latents and token_orders are MaskGen-KL's; MaskGen-VQ starts from all-mask ids")
-                ids = torch.full((batch_size, num_tokens), self.transformer.mask_token_id, device=device)
+                    raise ValueError("latents and token_orders are MaskGen-KL's; MaskGen-VQ starts from mask ids")
+                if start is None:
+                    ids = torch.full((batch_size, num_tokens), self.transformer.mask_token_id, device=device)
+                else:
+                    remasked = random_orders(batch_size, num_tokens, generator, device)[:, :num_masked]
+                    ids = start.scatter(1, remasked, self.transformer.mask_token_id)
                 result = self._sample_ids(
                     scheduler,
                     steps,

@@ -25,7 +25,7 @@ from .pipeline_utils import DEFAULT, PipelineBase, has_model_index
 from .releases import SAMPLING_SETTINGS
 from .sampling_settings import check_sampling_settings
 from .scheduling_titok_maskgit import TiTokMaskGITScheduler, check_steps_fit
-from .torch_utils import GeneratorType, check_generator, rand_tensor
+from .torch_utils import GeneratorType, check_generator, random_orders
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -264,18 +264,7 @@ class TiTokPipeline(PipelineBase):
                 f"num_images_per_label={num_images_per_label} is more than {MAX_IMAGES_PER_LABEL}: make several calls"
             )
         self.check_call_options(output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, return_dict)
-        if image is None:
-            if strength is not None:
-                raise ValueError(
-                    "strength is the fraction of an image's tokens re-sampled: it needs image= (variations)"
-                )
-            return None
-        strength = 0.5 if strength is None else strength
-        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 < float(strength) <= 1:
-            raise ValueError(
-                f"strength must be a number in (0, 1] (the fraction of the image's tokens re-sampled), got {strength!r}"
-            )
-        return float(strength)
+        return self.check_strength(image, strength)
 
     def prepare_image_tokens(
         self, image, labels: torch.Tensor, strength: float, num_images_per_label: int, generator: GeneratorType
@@ -283,11 +272,7 @@ class TiTokPipeline(PipelineBase):
         """Variations: tokenize `image` (PIL image(s), NumPy array(s), or a float tensor `[B, 3, S, S]` in
         [0, 1]), repeat each image's ids `num_images_per_label` times and re-mask `round(strength * N)` (>= 1)
         random positions per row. Returns the ids, the labels matched to the images, and the masked count."""
-        if isinstance(image, torch.Tensor):
-            pixel_values = image if image.ndim == 4 else image.unsqueeze(0)
-        else:
-            pixel_values = self.processor(image, return_tensors="pt").pixel_values
-        pixel_values = pixel_values.to(self._execution_device)
+        pixel_values = self.variation_pixels(image)
         num_images = pixel_values.shape[0]
         if labels.shape[0] not in (1, num_images):
             raise ValueError(
@@ -297,10 +282,9 @@ class TiTokPipeline(PipelineBase):
         labels = labels.expand(num_images) if labels.shape[0] == 1 else labels
         check_generator(generator, num_images * num_images_per_label)
         token_ids = self.vqvae.encode(pixel_values).token_ids.repeat_interleave(num_images_per_label, dim=0)
-        num_tokens = token_ids.shape[1]
-        num_masked = max(1, round(strength * num_tokens))
-        scores = rand_tensor(token_ids.shape, generator=generator, device=token_ids.device)
-        remasked = scores.argsort(dim=1)[:, :num_masked]
+        batch_size, num_tokens = token_ids.shape
+        num_masked = self.num_remasked(strength, num_tokens)
+        remasked = random_orders(batch_size, num_tokens, generator, token_ids.device)[:, :num_masked]
         token_ids = token_ids.scatter(1, remasked, self.transformer.config.mask_token_id)
         return token_ids, labels.repeat_interleave(num_images_per_label), num_masked
 

@@ -5,6 +5,7 @@ saving with the code, loading a saved folder with the installed classes, and pla
 from __future__ import annotations
 
 import json
+import numbers
 import sys
 import threading
 from pathlib import Path
@@ -53,6 +54,37 @@ class PipelineBase(DiffusionPipeline):
         )
         self.maybe_free_model_hooks()
         return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+    @staticmethod
+    def check_strength(image, strength) -> float | None:
+        """The `strength` of a variations call, checked (default 0.5); None when there is no `image=`."""
+        if image is None:
+            if strength is not None:
+                raise ValueError(
+                    "strength is the fraction of an image's tokens re-sampled: it needs image= (variations)"
+                )
+            return None
+        strength = 0.5 if strength is None else strength
+        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 < float(strength) <= 1:
+            raise ValueError(
+                f"strength must be a number in (0, 1] (the fraction of the image's tokens re-sampled), got {strength!r}"
+            )
+        return float(strength)
+
+    def variation_pixels(self, image) -> torch.Tensor:
+        """The images of a variations call as the tokenizer's input `[B, 3, S, S]` on the execution device: PIL
+        image(s) or NumPy array(s) through the image processor, or a float tensor `[B, 3, S, S]` / `[3, S, S]` in
+        [0, 1] as it is (the tokenizer checks it)."""
+        if isinstance(image, torch.Tensor):
+            pixel_values = image if image.ndim == 4 else image.unsqueeze(0)
+        else:
+            pixel_values = self.processor(image, return_tensors="pt").pixel_values
+        return pixel_values.to(self._execution_device)
+
+    @staticmethod
+    def num_remasked(strength: float, num_tokens: int) -> int:
+        """How many of an image's `num_tokens` tokens a variation re-samples: round(strength * N), at least one."""
+        return max(1, round(strength * num_tokens))
 
     def check_call_options(self, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, return_dict):
         """The call arguments every pipeline shares: `output_type`, the step callback and its tensors, `return_dict`."""

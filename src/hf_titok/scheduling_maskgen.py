@@ -4,14 +4,16 @@ schedulers.
 `MaskGenVQScheduler` (MaskGen-VQ `generate`): TiTok's confidence-based unmasking (`unmask_step`, the arccos
 schedule, Gumbel annealing, softmax-temperature annealing) with MaskGen's guidance: `cond + s (cond - uncond)`
 where, with r = (step + 1) / steps and p = `guidance_scale_pow`, s is `cosine` 1 + (g - 1)(1 - cos(pi r^p)) / 2,
-`flippedcosine` 1 + (g - 1) cos(pi r^p) / 2, `linear` 1 + (g - 1) r or `none` g.
+`flippedcosine` 1 + (g - 1) cos(pi r^p) / 2, `linear` 1 + (g - 1) r or `none` g. An image variation
+(`num_masked_tokens`) runs the arccos schedule over its masked positions.
 
 `MaskGenKLScheduler` (MaskGen-KL `sample_tokens`): each image's tokens are predicted in a random order drawn
 from the pipeline's `generator`; step s keeps the first floor(N cos(pi/2 (s+1)/steps)) positions of the order
 masked (clamped to [1, masked - 1]) and samples the others with the diffusion head, through the respaced
 IDDPM reverse process (cosine schedule over 1000 steps, learned-range variance, epsilon prediction, no clipping;
 the head sees the original timestep indices; `temperature` multiplies the noise). Guidance: `linear` 1 + (g - 1)
-(N - masked after the step) / N, or `constant` g, applied to the noise prediction only. Every count is known on
+(N - masked after the step) / N, or `constant` g, applied to the noise prediction only (N: the tokens, or the
+masked ones when an image variation starts partly masked, as in the VQ schedule). Every count is known on
 the host in advance, so the loops read nothing back from the device.
 """
 
@@ -36,7 +38,7 @@ from .sampling_settings import (
     SamplerSetting,
 )
 from .scheduling_titok_maskgit import check_steps, unmask_step
-from .torch_utils import GeneratorType, rand_tensor, randn_tensor
+from .torch_utils import GeneratorType, randn_tensor, random_orders
 
 VQ_GUIDANCE_SCHEDULES = MASKGEN_VQ_GUIDANCE_SCHEDULES
 KL_GUIDANCE_SCHEDULES = MASKGEN_KL_GUIDANCE_SCHEDULES
@@ -85,6 +87,7 @@ class MaskGenVQScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
     ):
         self.check_settings(num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature)
         self.num_inference_steps = None
+        self.num_masked_tokens = None
         self.timesteps = None
         self.guidance_scales = None
 
@@ -96,10 +99,18 @@ class MaskGenVQScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
         _POW.check(guidance_scale_pow)
         _TEMPERATURE.check(temperature)
 
-    def set_timesteps(self, num_inference_steps: int | None = None, device=None, **settings) -> None:
+    def set_timesteps(
+        self, num_inference_steps: int | None = None, device=None, num_masked_tokens: int | None = None, **settings
+    ) -> None:
         """Prepare a run of `num_inference_steps` (default: the config's); `settings` (`guidance_scale`,
-        `guidance_schedule`, `guidance_scale_pow`, `temperature`) override the config for this run."""
+        `guidance_schedule`, `guidance_scale_pow`, `temperature`) override the config for this run.
+        `num_masked_tokens`: how many positions the run starts with masked when that is not all of them (image
+        variations); the unmasking schedule then runs over those."""
         steps = self.config.num_inference_steps if num_inference_steps is None else check_steps(num_inference_steps)
+        self.num_masked_tokens = None
+        if num_masked_tokens is not None:
+            self.num_masked_tokens = check_steps(num_masked_tokens, "num_masked_tokens")
+            check_steps(steps, maximum=self.num_masked_tokens)
         run = {key: settings.get(key) for key in ("guidance_scale", "guidance_schedule", "guidance_scale_pow")}
         run = {key: self.config[key] if value is None else value for key, value in run.items()}
         self.temperature = self.config.temperature if settings.get("temperature") is None else settings["temperature"]
@@ -141,7 +152,7 @@ class MaskGenVQScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
             sample,
             ratio,
             step == steps - 1,
-            sample.shape[1],
+            self.num_masked_tokens or sample.shape[1],
             self.temperature * (1.0 - ratio),
             True,
             generator,
@@ -292,12 +303,24 @@ class MaskGenKLScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
 
     # ---- the token schedule ----
 
-    def set_timesteps(self, num_inference_steps: int | None = None, device=None, num_tokens: int = 32, **settings):
+    def set_timesteps(
+        self,
+        num_inference_steps: int | None = None,
+        device=None,
+        num_tokens: int = 32,
+        num_masked_tokens: int | None = None,
+        **settings,
+    ):
         """Prepare a run over `num_tokens` tokens: `masked_after[s]` (positions still masked after step s),
         `guidance_scales[s]` (None when the step needs no unconditional pass: guidance 1); `settings`
-        (`guidance_scale`, `guidance_schedule`, `temperature`) override the config for this run."""
+        (`guidance_scale`, `guidance_schedule`, `temperature`) override the config for this run.
+        `num_masked_tokens`: how many positions (the first of each order) the run starts with masked when that
+        is not all of them (image variations); the token schedule and the linear guidance then count over those."""
         steps = self.config.num_inference_steps if num_inference_steps is None else check_steps(num_inference_steps)
-        check_steps(steps, maximum=num_tokens)
+        scheduled = num_tokens
+        if num_masked_tokens is not None:
+            scheduled = check_steps(num_masked_tokens, "num_masked_tokens", maximum=num_tokens)
+        check_steps(steps, maximum=scheduled)
         scale = _GUIDANCE.check(
             self.config.guidance_scale if settings.get("guidance_scale") is None else settings["guidance_scale"]
         )
@@ -306,16 +329,16 @@ class MaskGenKLScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
         self.temperature = _TEMPERATURE.check(self.config.temperature if temperature is None else temperature)
         self.num_inference_steps, self.num_tokens = steps, num_tokens
         self.timesteps = torch.arange(steps)
-        masked, self.masked_before, self.masked_after = num_tokens, [], []
+        masked, self.masked_before, self.masked_after = scheduled, [], []
         for step in range(steps):
-            after = max(1, min(masked - 1, math.floor(num_tokens * math.cos(math.pi / 2 * (step + 1) / steps))))
+            after = max(1, min(masked - 1, math.floor(scheduled * math.cos(math.pi / 2 * (step + 1) / steps))))
             after = 0 if step == steps - 1 else after
             self.masked_before.append(masked)
             self.masked_after.append(after)
             masked = after
         self.guided = scale != 1.0
         self.guidance_scales = [
-            (1 + (scale - 1) * (num_tokens - max(after, 1)) / num_tokens if schedule == "linear" else scale)
+            (1 + (scale - 1) * (scheduled - max(after, 1)) / scheduled if schedule == "linear" else scale)
             if self.guided
             else None
             for after in self.masked_after
@@ -323,7 +346,7 @@ class MaskGenKLScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
 
     def random_orders(self, batch_size: int, generator: GeneratorType = None, device=None) -> torch.LongTensor:
         """One random permutation of the positions per image, from `generator` (one per image, or shared)."""
-        return rand_tensor((batch_size, self.num_tokens), generator=generator, device=device).argsort(dim=-1)
+        return random_orders(batch_size, self.num_tokens, generator, device)
 
     def mask_at(self, orders: torch.LongTensor, timestep) -> torch.Tensor:
         """Which positions are masked when step `timestep` starts (True = masked): the first

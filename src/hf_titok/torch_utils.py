@@ -69,4 +69,13 @@ def rand_tensor(
     return torch.rand(shape, generator=generator, device=_draw_device(generator, device), dtype=dtype).to(device)
 
 
-__all__ = ["GeneratorType", "check_generator", "rand_tensor", "randn_tensor"]
+def random_orders(
+    batch_size: int, num_positions: int, generator: GeneratorType = None, device: str | torch.device | None = None
+) -> torch.LongTensor:
+    """One random permutation of `0..num_positions-1` per row, `[batch_size, num_positions]`: the argsort of uniform
+    numbers (`rand_tensor`, so one generator per row gives each row its own). Its first m entries are a random
+    m-subset of the positions, in random order."""
+    return rand_tensor((batch_size, num_positions), generator=generator, device=device).argsort(dim=1)
+
+
+__all__ = ["GeneratorType", "check_generator", "rand_tensor", "randn_tensor", "random_orders"]
