@@ -699,6 +699,24 @@ CASES = [
     # ---- loading and configs -------------------------------------------------------------------------------
     (
         "loading",
+        "a TA-TiTok checkpoint with a weight missing",
+        lambda r: type(_tatitok()).from_pretrained(
+            _saved_without(_tatitok(), r.root, "tatitok-missing", "decoder.text_projection.weight")
+        ),
+        ValueError,
+        "missing weights: decoder.text_projection.weight\\); pass strict=False",
+    ),
+    (
+        "loading",
+        "a MaskGen checkpoint with a weight missing",
+        lambda r: type(r.maskgen_vq.transformer).from_pretrained(
+            _saved_without(r.maskgen_vq.transformer, r.root, "maskgen-missing", "norm_out.linear.bias")
+        ),
+        ValueError,
+        "missing weights: norm_out.linear.bias\\); pass strict=False",
+    ),
+    (
+        "loading",
         "truncated weights",
         lambda r: TiTokTokenizer.from_pretrained(r.root / "truncated"),
         ValueError,
@@ -967,6 +985,17 @@ def _bin_folder(root: Path) -> Path:
     folder = root / "bins"
     folder.mkdir(exist_ok=True)
     shutil.copy(_pickle_with_code(root), folder / "tokenizer_titok_l32.bin")
+    return folder
+
+
+def _saved_without(model, root: Path, name: str, weight: str) -> Path:
+    """`model` saved to `root/name` with one weight dropped from its safetensors file."""
+    folder = root / name
+    model.save_pretrained(folder)
+    (weights_file,) = folder.glob("*.safetensors")
+    weights = load_file(weights_file)
+    weights.pop(weight)
+    save_file(weights, weights_file, metadata={"format": "pt"})
     return folder
 
 

@@ -130,14 +130,33 @@ def _device_and_dtype(args, kwargs) -> tuple[torch.device | None, torch.dtype | 
     return (torch.device(device) if device is not None else None), dtype
 
 
+def refuse_missing_or_unexpected(cls, source, info: dict) -> None:
+    """Raises when a loading report (transformers' or diffusers' `output_loading_info`) lists missing or
+    unexpected weights: both libraries re-initialise missing ones at random, and a half-loaded tokenizer or
+    generator silently produces garbage."""
+    problems = [
+        f"{what}: {', '.join(sorted(info[key]))}"
+        for key, what in (("missing_keys", "missing weights"), ("unexpected_keys", "unexpected weights"))
+        if info.get(key)
+    ]
+    if problems:
+        raise ValueError(
+            f"the checkpoint at {source} does not match {cls.__name__} built from its "
+            f"config ({'; '.join(problems)}); pass strict=False to load it anyway"
+        )
+
+
 class OfficialFormatMixin:
     """For the package's diffusers models (MaskGen): `from_pretrained` of a folder or repo in the official format
     (or `release=` of a `.bin` repo) goes through the registered checkpoint reader - converted in memory with the
-    converter's strict key checks - and everything else through diffusers' own loading. `dtype=` (or diffusers'
+    converter's strict key checks - and everything else through diffusers' own loading, made strict: missing or
+    unexpected weights raise (diffusers only warns) unless `strict=False`. `dtype=` (or diffusers'
     `torch_dtype=`) applies to both."""
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, release: str | None = None, **kwargs):
+    def from_pretrained(
+        cls, pretrained_model_name_or_path, *args, release: str | None = None, strict: bool = True, **kwargs
+    ):
         source = pretrained_model_name_or_path
         hub_kwargs = hub_arguments(kwargs)
         config_file = fetch_config(source, **hub_kwargs)
@@ -145,7 +164,13 @@ class OfficialFormatMixin:
         ours = isinstance(config, dict) and "_class_name" in config
         dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)
         if ours or (release is None and config is None):
-            return super().from_pretrained(source, *args, **kwargs, **({"torch_dtype": dtype} if dtype else {}))
+            wants_info = kwargs.pop("output_loading_info", False)
+            model, info = super().from_pretrained(
+                source, *args, output_loading_info=True, **kwargs, **({"torch_dtype": dtype} if dtype else {})
+            )
+            if strict:
+                refuse_missing_or_unexpected(cls, source, info)
+            return (model, info) if wants_info else model
         if _checkpoint_reader is None:
             raise ValueError(
                 f"{source} is not a checkpoint of this package's format (it may be an official release): converting "
@@ -289,17 +314,9 @@ class StrictLoadingMixin:
                     "Download or save it again."
                 ) from error
             raise
-        problems = [
-            f"{what}: {', '.join(sorted(info[key]))}"
-            for key, what in (("missing_keys", "missing weights"), ("unexpected_keys", "unexpected weights"))
-            if info.get(key)
-        ]
         source = pretrained_model_name_or_path
-        if strict and problems:
-            raise ValueError(
-                f"the checkpoint at {source} does not match {cls.__name__} built from its "
-                f"config ({'; '.join(problems)}); pass strict=False to load it anyway"
-            )
+        if strict:
+            refuse_missing_or_unexpected(cls, source, info)
         not_finite = [
             name
             for name, tensor in model.state_dict().items()
