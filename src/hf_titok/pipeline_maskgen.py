@@ -486,9 +486,9 @@ class MaskGenPipeline(PipelineBase):
         Examples:
         """
         arguments = locals()
-        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
-            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
+        callback_on_step_end_tensor_inputs = self.callback_tensor_names(
+            callback_on_step_end, callback_on_step_end_tensor_inputs
+        )
 
         # 1. Check inputs
         strength = self.check_inputs(

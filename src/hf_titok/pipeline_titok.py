@@ -350,9 +350,9 @@ class TiTokPipeline(PipelineBase):
         given = {name: arguments[name] for name in SAMPLING_SETTINGS if arguments[name] is not None}
         scheduler = base.from_config(base.config, **given)
         num_inference_steps = scheduler.config.num_inference_steps
-        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
-            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        callback_on_step_end_tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
+        callback_on_step_end_tensor_inputs = self.callback_tensor_names(
+            callback_on_step_end, callback_on_step_end_tensor_inputs
+        )
 
         # 1. Check inputs and resolve the labels (checked here once: the loop's model calls skip value checks).
         strength = self.check_inputs(

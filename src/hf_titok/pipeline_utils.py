@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from huggingface_hub import hf_hub_download, snapshot_download
 
 from .remote_code import installed_entries, write_pipeline_code
@@ -85,6 +86,14 @@ class PipelineBase(DiffusionPipeline):
     def num_remasked(strength: float, num_tokens: int) -> int:
         """How many of an image's `num_tokens` tokens a variation re-samples: round(strength * N), at least one."""
         return max(1, round(strength * num_tokens))
+
+    @staticmethod
+    def callback_tensor_names(callback_on_step_end, callback_on_step_end_tensor_inputs) -> list[str]:
+        """The tensors a step callback receives: a diffusers `PipelineCallback` names its own, else the call's
+        list (default `["latents"]`)."""
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            return list(callback_on_step_end.tensor_inputs)
+        return list(callback_on_step_end_tensor_inputs or ["latents"])
 
     def check_call_options(self, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, return_dict):
         """The call arguments every pipeline shares: `output_type`, the step callback and its tensors, `return_dict`."""
