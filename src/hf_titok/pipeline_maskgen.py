@@ -602,7 +602,7 @@ class MaskGenPipeline(PipelineBase):
             else:
                 if latents is not None or token_orders is not None:
                     raise ValueError("latents and token_orders are MaskGen-KL's; MaskGen-VQ starts from mask ids")
-                if start is None:
+                if start is None or num_masked == num_tokens:  # strength 1 re-samples all: draws as from scratch
                     ids = torch.full((batch_size, num_tokens), self.transformer.mask_token_id, device=device)
                 else:
                     remasked = random_orders(batch_size, num_tokens, generator, device)[:, :num_masked]
