@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from diffusers import ImagePipelineOutput
@@ -13,11 +14,10 @@ from diffusers.utils import replace_example_docstring
 
 from .image_processing_titok import TiTokImageProcessor
 from .input_checks import check_text_embeddings, trusted_values
-from .loading import checkpoint_reader, hub_arguments
 from .modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
 from .modeling_tatitok import TATiTokTokenizer
 from .modeling_titok import TiTokTokenizer
-from .pipeline_utils import DEFAULT, PipelineBase, has_model_index
+from .pipeline_utils import DEFAULT, PipelineBase
 from .scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
 from .scheduling_titok_maskgit import check_steps
 from .text_encoding import check_prompts, clip_text_features, tokenize_prompts
@@ -39,6 +39,18 @@ EXAMPLE_DOC_STRING = """
 AESTHETIC_SCORE_RANGE = (0.0, 10.0)
 DEFAULT_AESTHETIC_SCORE = 6.5
 MAX_IMAGES_PER_PROMPT = 1024
+
+
+class TextInputs(NamedTuple):
+    """The text arguments of a call, as given: prompts, or precomputed CLIP embeddings (SD3's names)."""
+
+    prompt: str | list[str] | None
+    negative_prompt: str | list[str] | None
+    prompt_embeds: torch.Tensor | None
+    pooled_prompt_embeds: torch.Tensor | None
+    negative_prompt_embeds: torch.Tensor | None
+    negative_pooled_prompt_embeds: torch.Tensor | None
+    decoder_prompt_embeds: torch.Tensor | None
 
 
 class MaskGenPipeline(PipelineBase):
@@ -106,22 +118,15 @@ class MaskGenPipeline(PipelineBase):
         Its TA-TiTok is the release's (or `vqvae=`), its text encoder and tokenizer the official CLIP
         (`text_encoder=`, `tokenizer=`: models, folders or repos), its sampler the official config's. `dtype=` (or
         `torch_dtype=`) and the Hub arguments apply to every model."""
-        source = pretrained_model_name_or_path
-        reader = checkpoint_reader()
-        if reader is not None and (release is not None or not has_model_index(source, **hub_arguments(kwargs))):
-            pipe = reader.read_pipeline(cls, source, release=release, **kwargs)
-            if pipe is not None:
-                return pipe
-        folder = Path(source)
-        if not folder.is_dir():
-            folder = Path(cls.download(str(source), **kwargs))
-        index = cls._check_folder(folder)
-        for name in cls._optional_components:
-            if name not in index:
-                kwargs.setdefault(name, DEFAULT if name in ("scheduler", "image_processor") else None)
-        if "dtype" in kwargs:  # transformers' spelling -> diffusers'
-            kwargs.setdefault("torch_dtype", kwargs.pop("dtype"))
-        return super().from_pretrained(folder, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, release=release, **kwargs)
+
+    @classmethod
+    def _components_not_saved(cls, folder: Path, index: dict) -> dict:
+        """A folder saved without a text encoder and tokenizer loads without them (calls then take embeddings)."""
+        return {
+            name: None if name in ("text_encoder", "tokenizer") else value
+            for name, value in super()._components_not_saved(folder, index).items()
+        }
 
     @staticmethod
     def _default_scheduler(transformer):
@@ -185,43 +190,34 @@ class MaskGenPipeline(PipelineBase):
 
     def check_inputs(
         self,
-        prompt,
-        negative_prompt,
-        prompt_embeds,
-        pooled_prompt_embeds,
-        negative_prompt_embeds,
-        negative_pooled_prompt_embeds,
-        decoder_prompt_embeds,
+        text: TextInputs,
         num_images_per_prompt,
         aesthetic_score,
         output_type,
-        callback_on_step_end,
-        callback_on_step_end_tensor_inputs,
         image=None,
         strength=None,
-        return_dict=True,
     ) -> float | None:
         """Check the call's arguments; returns the strength of a variations call (None otherwise)."""
-        if prompt is not None and prompt_embeds is not None:
+        if text.prompt is not None and text.prompt_embeds is not None:
             raise ValueError("give prompt or prompt_embeds, not both")
-        if prompt is None and prompt_embeds is None:
+        if text.prompt is None and text.prompt_embeds is None:
             raise ValueError("give a prompt (or prompt_embeds with pooled_prompt_embeds)")
-        if prompt is not None:
-            check_prompts(prompt)
+        if text.prompt is not None:
+            check_prompts(text.prompt)
             if self.text_encoder is None or self.tokenizer is None:
                 raise ValueError(
                     "this pipeline has no text encoder/tokenizer: pass prompt_embeds, pooled_prompt_embeds (and "
                     "decoder_prompt_embeds to decode), or load one (hf_titok.text_encoding.CLIP_TEXT_ENCODER)"
                 )
-        if negative_prompt is not None:
-            check_prompts(negative_prompt, "negative_prompt")
-            if negative_prompt_embeds is not None:
+        if text.negative_prompt is not None:
+            check_prompts(text.negative_prompt, "negative_prompt")
+            if text.negative_prompt_embeds is not None:
                 raise ValueError("give negative_prompt or negative_prompt_embeds, not both")
-        if prompt_embeds is not None and pooled_prompt_embeds is None:
+        if text.prompt_embeds is not None and text.pooled_prompt_embeds is None:
             raise ValueError("prompt_embeds needs pooled_prompt_embeds (CLIP's text_embeds), as in SD3's pipeline")
-        if (negative_prompt_embeds is None) != (negative_pooled_prompt_embeds is None):
+        if (text.negative_prompt_embeds is None) != (text.negative_pooled_prompt_embeds is None):
             raise ValueError("give negative_prompt_embeds and negative_pooled_prompt_embeds together")
-        if prompt_embeds is not None and output_type != "latent" and decoder_prompt_embeds is None:
+        if text.prompt_embeds is not None and output_type != "latent" and text.decoder_prompt_embeds is None:
             if self.text_encoder is None:
                 raise ValueError(
                     "decoding with precomputed embeddings needs decoder_prompt_embeds (CLIP's last_hidden_state, "
@@ -246,7 +242,6 @@ class MaskGenPipeline(PipelineBase):
                     f"aesthetic_score must be a number in [{low:g}, {high:g}] (a LAION aesthetic score; the releases "
                     f"sample at {DEFAULT_AESTHETIC_SCORE}), got {score!r}"
                 )
-        self.check_call_options(output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, return_dict)
         return self.check_strength(image, strength)
 
     # ---- 2. text ----
@@ -274,19 +269,18 @@ class MaskGenPipeline(PipelineBase):
         check_text_embeddings(embeds, rows or embeds.shape[0], length, config.text_hidden_size, what)
         return embeds
 
-    def _text(
-        self,
-        prompt,
-        negative_prompt,
-        prompt_embeds,
-        pooled_prompt_embeds,
-        negative_prompt_embeds,
-        negative_pooled_prompt_embeds,
-        decoder_prompt_embeds,
-        device,
-    ):
+    def _text(self, text: TextInputs, device):
         """Every text input of the call, encoded or checked: (cond, pooled, uncond, uncond pooled, decoder text),
         one row per prompt (the unconditional rows: one per prompt or one for all)."""
+        (
+            prompt,
+            negative_prompt,
+            prompt_embeds,
+            pooled_prompt_embeds,
+            negative_prompt_embeds,
+            negative_pooled_prompt_embeds,
+            decoder_prompt_embeds,
+        ) = text
         if prompt is not None:
             prompt_embeds, pooled_prompt_embeds, decoder_text = self.encode_prompt(check_prompts(prompt), device)
             decoder_prompt_embeds = decoder_text if decoder_prompt_embeds is None else decoder_prompt_embeds
@@ -486,28 +480,13 @@ class MaskGenPipeline(PipelineBase):
         Examples:
         """
         arguments = locals()
-        callback_on_step_end_tensor_inputs = self.callback_tensor_names(
-            callback_on_step_end, callback_on_step_end_tensor_inputs
-        )
 
         # 1. Check inputs
-        strength = self.check_inputs(
-            prompt,
-            negative_prompt,
-            prompt_embeds,
-            pooled_prompt_embeds,
-            negative_prompt_embeds,
-            negative_pooled_prompt_embeds,
-            decoder_prompt_embeds,
-            num_images_per_prompt,
-            aesthetic_score,
-            output_type,
-            callback_on_step_end,
-            callback_on_step_end_tensor_inputs,
-            image,
-            strength,
-            return_dict,
+        callback_on_step_end_tensor_inputs = self.check_call_options(
+            output_type, return_dict, callback_on_step_end, callback_on_step_end_tensor_inputs
         )
+        text = TextInputs(*(arguments[name] for name in TextInputs._fields))
+        strength = self.check_inputs(text, num_images_per_prompt, aesthetic_score, output_type, image, strength)
         base = self.scheduler if self.scheduler is not None else self._default_scheduler(self.transformer)
         scheduler = base.from_config(base.config)
         settings = {
@@ -521,16 +500,7 @@ class MaskGenPipeline(PipelineBase):
         config = self.transformer.config
 
         # 2. Encode the prompts (one row per prompt), then one row per image
-        cond, pooled, uncond, uncond_pooled, decoder_text = self._text(
-            prompt,
-            negative_prompt,
-            prompt_embeds,
-            pooled_prompt_embeds,
-            negative_prompt_embeds,
-            negative_pooled_prompt_embeds,
-            decoder_prompt_embeds,
-            device,
-        )
+        cond, pooled, uncond, uncond_pooled, decoder_text = self._text(text, device)
         num_prompts = cond.shape[0]
         score = torch.as_tensor(aesthetic_score, dtype=torch.float32).reshape(-1)
         if score.numel() not in (1, num_prompts):

@@ -18,10 +18,9 @@ from .hub import pipeline_card, push_folder_to_hub
 from .image_processing_titok import TiTokImageProcessor
 from .input_checks import check_token_ids
 from .legacy import legacy_pipeline_scheduler
-from .loading import checkpoint_reader, hub_arguments
 from .modeling_titok import TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT
-from .pipeline_utils import DEFAULT, PipelineBase, has_model_index
+from .pipeline_utils import DEFAULT, PipelineBase
 from .releases import SAMPLING_SETTINGS
 from .sampling_settings import check_sampling_settings
 from .scheduling_titok_maskgit import TiTokMaskGITScheduler, check_steps_fit
@@ -148,29 +147,18 @@ class TiTokPipeline(PipelineBase):
         (or diffusers' `torch_dtype=`), `device_map=` and the Hub arguments apply to both models."""
         if not isinstance(fast_path, bool):
             raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
-        source = pretrained_model_name_or_path
-        reader = checkpoint_reader()
-        if reader is not None and (release is not None or not has_model_index(source, **hub_arguments(kwargs))):
-            model_kwargs = dict(kwargs)
-            if "torch_dtype" in model_kwargs:  # diffusers' spelling -> transformers'
-                model_kwargs.setdefault("dtype", model_kwargs.pop("torch_dtype"))
-            pipe = reader.read_pipeline(cls, source, release=release, **model_kwargs)
-            if pipe is not None:
-                return pipe.enable_fast_path() if fast_path else pipe
-        folder = Path(source)
-        if not folder.is_dir():
-            folder = Path(cls.download(str(source), **kwargs))
-        index = cls._check_folder(folder)
-        # Folders saved by hf_titok 0.1 (hf_titok.legacy): no image_processor entry (the default one is built),
-        # the sampler settings in the generator config (moved to the scheduler).
-        for name in cls._optional_components:
-            if name not in index:
-                kwargs.setdefault(name, DEFAULT)
+        pipe = super().from_pretrained(pretrained_model_name_or_path, release=release, **kwargs)
+        return pipe.enable_fast_path() if fast_path else pipe
+
+    @classmethod
+    def _components_not_saved(cls, folder: Path, index: dict) -> dict:
+        """Folders saved by hf_titok 0.1 (`hf_titok.legacy`) have no image_processor entry (the default one is
+        built) and their sampler settings in the generator config (moved to the scheduler)."""
+        components = super()._components_not_saved(folder, index)
         scheduler = legacy_pipeline_scheduler(folder, TiTokMaskGITScheduler)
         if scheduler is not None:
-            kwargs.setdefault("scheduler", scheduler)
-        pipe = super().from_pretrained(folder, **kwargs)
-        return pipe.enable_fast_path() if fast_path else pipe
+            components.setdefault("scheduler", scheduler)
+        return components
 
     def enable_fast_path(self, bfloat16: bool | None = None) -> "TiTokPipeline":
         """The CPU fast path of both models, in place (`hf_titok.fast_path`; README "Performance"): int8 generator
@@ -245,12 +233,8 @@ class TiTokPipeline(PipelineBase):
     def check_inputs(
         self,
         num_images_per_label,
-        output_type,
-        callback_on_step_end,
-        callback_on_step_end_tensor_inputs,
         image=None,
         strength=None,
-        return_dict=True,
     ) -> float | None:
         """Check the call's arguments; returns the strength of a variations call (None otherwise)."""
         if (
@@ -263,7 +247,6 @@ class TiTokPipeline(PipelineBase):
             raise ValueError(
                 f"num_images_per_label={num_images_per_label} is more than {MAX_IMAGES_PER_LABEL}: make several calls"
             )
-        self.check_call_options(output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, return_dict)
         return self.check_strength(image, strength)
 
     def prepare_image_tokens(
@@ -350,20 +333,12 @@ class TiTokPipeline(PipelineBase):
         given = {name: arguments[name] for name in SAMPLING_SETTINGS if arguments[name] is not None}
         scheduler = base.from_config(base.config, **given)
         num_inference_steps = scheduler.config.num_inference_steps
-        callback_on_step_end_tensor_inputs = self.callback_tensor_names(
-            callback_on_step_end, callback_on_step_end_tensor_inputs
-        )
 
         # 1. Check inputs and resolve the labels (checked here once: the loop's model calls skip value checks).
-        strength = self.check_inputs(
-            num_images_per_label,
-            output_type,
-            callback_on_step_end,
-            callback_on_step_end_tensor_inputs,
-            image,
-            strength,
-            return_dict,
+        callback_on_step_end_tensor_inputs = self.check_call_options(
+            output_type, return_dict, callback_on_step_end, callback_on_step_end_tensor_inputs
         )
+        strength = self.check_inputs(num_images_per_label, image, strength)
         device = self._execution_device
         labels = torch.tensor(self.get_label_ids(class_labels), device=device)
 

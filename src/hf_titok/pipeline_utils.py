@@ -1,6 +1,7 @@
 """What hf_titok's diffusers pipelines share (`TiTokPipeline`, `MaskGenPipeline`): optional components left out
 (`DEFAULT`), per-thread call state behind the properties step callbacks read, sequential offload on the CPU,
-saving with the code, loading a saved folder with the installed classes, and plain snapshot downloads."""
+saving with the code, loading (an official checkpoint converted in memory, or a saved folder with the installed
+classes), and plain snapshot downloads."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from huggingface_hub import hf_hub_download, snapshot_download
 
+from .loading import checkpoint_reader, hub_arguments
 from .remote_code import installed_entries, write_pipeline_code
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -87,28 +89,29 @@ class PipelineBase(DiffusionPipeline):
         """How many of an image's `num_tokens` tokens a variation re-samples: round(strength * N), at least one."""
         return max(1, round(strength * num_tokens))
 
-    @staticmethod
-    def callback_tensor_names(callback_on_step_end, callback_on_step_end_tensor_inputs) -> list[str]:
-        """The tensors a step callback receives: a diffusers `PipelineCallback` names its own, else the call's
-        list (default `["latents"]`)."""
-        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
-            return list(callback_on_step_end.tensor_inputs)
-        return list(callback_on_step_end_tensor_inputs or ["latents"])
-
-    def check_call_options(self, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, return_dict):
-        """The call arguments every pipeline shares: `output_type`, the step callback and its tensors, `return_dict`."""
+    def check_call_options(
+        self, output_type, return_dict, callback_on_step_end, callback_on_step_end_tensor_inputs
+    ) -> list[str]:
+        """The call arguments every pipeline shares, checked: `output_type`, `return_dict`, the step callback and
+        its tensors. Returns the names of the tensors a step callback receives: a diffusers `PipelineCallback`
+        names its own, else the call's list (default `["latents"]`)."""
         if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if not isinstance(return_dict, bool):
+            raise TypeError(f"return_dict must be True or False, got {return_dict!r}")
         if callback_on_step_end is not None and not callable(callback_on_step_end):
             raise TypeError("callback_on_step_end must be callable(pipeline, step, timestep, callback_kwargs) -> dict")
-        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            names = list(callback_on_step_end.tensor_inputs)
+        else:
+            names = list(callback_on_step_end_tensor_inputs or ["latents"])
+        unknown = [name for name in names if name not in self._callback_tensor_inputs]
         if unknown:
             raise ValueError(
                 f"callback_on_step_end_tensor_inputs {unknown} are not among the tensors a step callback can get: "
                 f"{self._callback_tensor_inputs}"
             )
-        if not isinstance(return_dict, bool):
-            raise TypeError(f"return_dict must be True or False, got {return_dict!r}")
+        return names
 
     @property
     def _call(self) -> CallState:
@@ -194,6 +197,37 @@ class PipelineBase(DiffusionPipeline):
         if isinstance(loaded, tuple):
             return (installed_entries(loaded[0], package), *loaded[1:])
         return installed_entries(loaded, package)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, release: str | None = None, **kwargs):
+        """An official checkpoint converted in memory (`hf_titok.conversion.direct`: a Hub id or folder in an
+        official format, or a repo of plain `.bin` files with `release=`), else diffusers' `from_pretrained` of a
+        saved pipeline, after checking that every component it needs is there (a missing one is named rather than
+        failing deep inside the loader). `dtype=` and diffusers' `torch_dtype=` both work."""
+        source = pretrained_model_name_or_path
+        reader = checkpoint_reader()
+        if reader is not None and (release is not None or not has_model_index(source, **hub_arguments(kwargs))):
+            model_kwargs = dict(kwargs)
+            if "torch_dtype" in model_kwargs:  # diffusers' spelling -> transformers'
+                model_kwargs.setdefault("dtype", model_kwargs.pop("torch_dtype"))
+            pipe = reader.read_pipeline(cls, source, release=release, **model_kwargs)
+            if pipe is not None:
+                return pipe
+        folder = Path(source)
+        if not folder.is_dir():
+            folder = Path(cls.download(str(source), **kwargs))
+        index = cls._check_folder(folder)
+        for name, value in cls._components_not_saved(folder, index).items():
+            kwargs.setdefault(name, value)
+        if "dtype" in kwargs:  # transformers' spelling -> diffusers'
+            kwargs.setdefault("torch_dtype", kwargs.pop("dtype"))
+        return super().from_pretrained(folder, **kwargs)
+
+    @classmethod
+    def _components_not_saved(cls, folder: Path, index: dict) -> dict:
+        """What the loader passes for the optional components a saved folder does not name: `DEFAULT`, so the
+        standard one is built."""
+        return {name: DEFAULT for name in cls._optional_components if name not in index}
 
     @classmethod
     def _check_folder(cls, folder: Path) -> dict:
