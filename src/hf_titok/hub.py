@@ -56,6 +56,24 @@ _REPORTED = {
 }
 
 
+def card_data(
+    release: OfficialRelease | None, pipeline_tag: str, tags: list[str], dataset: str | None = "ILSVRC/imagenet-1k"
+) -> ModelCardData:
+    """A card's metadata: our license and library; for a converted release, the official repos it comes from (a
+    generator's tokenizer too) and the dataset it was trained on."""
+    base = None
+    if release is not None:
+        base = [release.repo_id, get_release(release.tokenizer).repo_id] if release.tokenizer else release.repo_id
+    return ModelCardData(
+        license="apache-2.0",
+        library_name="hf_titok",
+        pipeline_tag=pipeline_tag,
+        tags=tags,
+        base_model=base,
+        datasets=[dataset] if release is not None and dataset else None,
+    )
+
+
 def _results_table(release: OfficialRelease | None) -> str:
     if release is None or not release.results:
         return ""
@@ -76,13 +94,8 @@ def tokenizer_card(model: TiTokTokenizer, repo_id: str, release: OfficialRelease
         if config.decoder_head == "proxy_codes"
         else "single-stage: the decoder predicts pixels"
     )
-    data = ModelCardData(
-        license="apache-2.0",
-        library_name="hf_titok",
-        pipeline_tag="image-feature-extraction",
-        tags=["titok", "image-tokenization", "image-tokenizer", "1d-tokenizer", PAPER],
-        base_model=release.repo_id if release else None,
-        datasets=["ILSVRC/imagenet-1k"] if release else None,
+    data = card_data(
+        release, "image-feature-extraction", ["titok", "image-tokenization", "image-tokenizer", "1d-tokenizer", PAPER]
     )
     title = release.title if release else f"TiTok tokenizer ({config.num_latent_tokens} tokens)"
     content = f"""---
@@ -143,14 +156,10 @@ def pipeline_card(pipeline, repo_id: str, release: OfficialRelease | None = None
     """Model card of a [`TiTokPipeline`] repo (generator + tokenizer)."""
     transformer, vqvae = pipeline.transformer, pipeline.vqvae
     config, sampling = transformer.config, SimpleNamespace(**pipeline.sampling_settings())
-    base = [release.repo_id, get_release(release.tokenizer).repo_id] if release and release.tokenizer else None
-    data = ModelCardData(
-        license="apache-2.0",
-        library_name="hf_titok",
-        pipeline_tag="unconditional-image-generation",
-        tags=["titok", "maskgit", "class-conditional-image-generation", "image-generation", PAPER],
-        base_model=base,
-        datasets=["ILSVRC/imagenet-1k"] if release else None,
+    data = card_data(
+        release,
+        "unconditional-image-generation",
+        ["titok", "maskgit", "class-conditional-image-generation", "image-generation", PAPER],
     )
     title = release.title if release else f"TiTok MaskGIT pipeline ({config.num_latent_tokens} tokens)"
     architecture = "BERT (post-LN)" if config.architecture == "bert" else "U-ViT"
@@ -164,7 +173,7 @@ Class-conditional image generation with TiTok ("An Image is Worth 32 Tokens for 
 Generation", Yu et al., NeurIPS 2024) for the `hf_titok` package: a MaskGIT
 {architecture} transformer generates {config.num_latent_tokens} TiTok tokens per image over
 {sampling.num_inference_steps} steps and the TiTok tokenizer decodes them to {vqvae.config.image_size}x{vqvae.config.image_size} pixels.
-{"Converted from the official releases " + " and ".join("`" + b + "`" for b in base) + " with `hf-titok convert`; samples match the official sampler token for token." if base else ""}
+{"Converted from the official releases " + " and ".join("`" + b + "`" for b in data.base_model) + " with `hf-titok convert`; samples match the official sampler token for token." if data.base_model else ""}
 {_results_table(release)}
 ## Usage
 
@@ -214,12 +223,11 @@ def tatitok_card(model, repo_id: str, release: OfficialRelease | None = None) ->
     """Model card of a TA-TiTok tokenizer repo."""
     config = model.config
     kind = "VAE (continuous tokens)" if config.quantize_mode == "vae" else f"VQ, codebook {config.codebook_size}"
-    data = ModelCardData(
-        license="apache-2.0",
-        library_name="hf_titok",
-        pipeline_tag="image-feature-extraction",
-        tags=["titok", "ta-titok", "maskgen", "image-tokenization", "1d-tokenizer", MASKGEN_PAPER],
-        base_model=release.repo_id if release else None,
+    data = card_data(
+        release,
+        "image-feature-extraction",
+        ["titok", "ta-titok", "maskgen", "image-tokenization", "1d-tokenizer", MASKGEN_PAPER],
+        dataset=None,
     )
     title = release.title if release else f"TA-TiTok tokenizer ({config.num_latent_tokens} tokens)"
     content = f"""---
@@ -275,13 +283,11 @@ def maskgen_card(pipeline, repo_id: str, release: OfficialRelease | None = None)
     """Model card of a [`MaskGenPipeline`] repo."""
     transformer, vqvae, scheduler = pipeline.transformer, pipeline.vqvae, pipeline.scheduler.config
     kind = "KL (continuous tokens, diffusion head)" if pipeline.is_kl else "VQ (discrete tokens)"
-    base = [release.repo_id, get_release(release.tokenizer).repo_id] if release and release.tokenizer else None
-    data = ModelCardData(
-        license="apache-2.0",
-        library_name="hf_titok",
-        pipeline_tag="text-to-image",
-        tags=["maskgen", "ta-titok", "text-to-image", "masked-generative-model", MASKGEN_PAPER],
-        base_model=base,
+    data = card_data(
+        release,
+        "text-to-image",
+        ["maskgen", "ta-titok", "text-to-image", "masked-generative-model", MASKGEN_PAPER],
+        dataset=None,
     )
     title = release.title if release else f"MaskGen {kind} pipeline"
     content = f"""---
@@ -293,7 +299,7 @@ def maskgen_card(pipeline, repo_id: str, release: OfficialRelease | None = None)
 Text-to-image generation with MaskGen (Kim et al., 2025) for the `hf_titok` package: an MM-DiT over
 {transformer.config.num_latent_tokens} TA-TiTok tokens ({kind}), conditioned on CLIP ViT-L/14-336 text and an
 aesthetic score; TA-TiTok decodes them to {vqvae.config.image_size}x{vqvae.config.image_size} pixels with the prompt.
-{"Converted from the official releases " + " and ".join("`" + b + "`" for b in base) + "; sampling matches the official sampler on the fixtures." if base else ""}
+{"Converted from the official releases " + " and ".join("`" + b + "`" for b in data.base_model) + "; sampling matches the official sampler on the fixtures." if data.base_model else ""}
 {_results_table(release)}
 ## Usage
 

@@ -442,6 +442,23 @@ class TiTokOutput(TiTokTokens):
 # --------------------------------------------------------------------------------------------------
 
 
+def init_dense_and_norm(
+    module: nn.Module, std: float, dense: tuple[type[nn.Module], ...], extra_norm: type[nn.Module] | None = None
+) -> bool:
+    """The ViT initialisation both TiTok models use: truncated-normal weights and zero biases for the `dense` layer
+    types, ones and zeros for LayerNorm (and `extra_norm`). Returns whether `module` was one of those."""
+    if isinstance(module, dense):
+        init.trunc_normal_(module.weight, std=std)
+        if getattr(module, "bias", None) is not None:
+            init.zeros_(module.bias)
+        return True
+    if isinstance(module, (nn.LayerNorm, extra_norm or nn.LayerNorm)):
+        init.ones_(module.weight)
+        init.zeros_(module.bias)
+        return True
+    return False
+
+
 class TiTokPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     config: TiTokConfig
     config_class = TiTokConfig
@@ -456,15 +473,9 @@ class TiTokPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            init.trunc_normal_(module.weight, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-        elif isinstance(module, VQCodebook):
+        if init_dense_and_norm(module, self.config.initializer_range, (nn.Linear, nn.Conv2d), nn.GroupNorm):
+            return
+        if isinstance(module, VQCodebook):
             init.uniform_(module.weight, -1.0 / module.num_embeddings, 1.0 / module.num_embeddings)
         elif isinstance(module, (TiTokEncoder, TiTokDecoder)):
             width = module.class_embedding.shape[-1]

@@ -22,7 +22,7 @@ from .configuration_titok_maskgit import TiTokMaskGITConfig
 from .fast_path import generator_fast_path
 from .input_checks import check_class_labels, check_token_ids
 from .loading import StrictLoadingMixin
-from .modeling_titok import LayerStackOutput, TiTokAttention, TiTokLayer, TiTokMLP, run_layers
+from .modeling_titok import LayerStackOutput, TiTokAttention, TiTokLayer, TiTokMLP, init_dense_and_norm, run_layers
 
 
 def mask_tokens(
@@ -194,14 +194,7 @@ class TiTokMaskGITPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            init.trunc_normal_(module.weight, std=std)
-            if getattr(module, "bias", None) is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-        elif isinstance(module, TiTokMaskGIT):
+        if not init_dense_and_norm(module, std, (nn.Linear, nn.Embedding)) and isinstance(module, TiTokMaskGIT):
             init.trunc_normal_(module.position_embedding, std=std)
 
 

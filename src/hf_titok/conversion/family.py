@@ -21,6 +21,7 @@ from .official import (
     _resolve,
     _tokenizer_rules,
     convert_model,
+    official_vit_sizes,
     titok_kwargs_from_official,
 )
 
@@ -37,17 +38,8 @@ def family_official_config(name: str) -> dict:
     maskgen = MASKGEN_PRESETS.get(name)
     tokenizer = TATITOK_PRESETS[maskgen.tokenizer if maskgen else name]
     ours = tokenizer.config_kwargs()
-    vq_model = dict(
-        vit_enc_model_size=tokenizer.encoder,
-        vit_dec_model_size=tokenizer.decoder,
-        vit_enc_patch_size=tokenizer.patch_size,
-        vit_dec_patch_size=tokenizer.patch_size,
-        num_latent_tokens=tokenizer.num_latent_tokens,
-        token_size=ours["token_size"],
-        quantize_mode=ours["quantize_mode"],
-        finetune_decoder=False,
-        is_legacy=False,
-    )
+    vq_model = official_vit_sizes(tokenizer)
+    vq_model.update(quantize_mode=ours["quantize_mode"], finetune_decoder=False, is_legacy=False)
     if ours["quantize_mode"] == "vq":
         vq_model.update(
             codebook_size=ours["codebook_size"], use_l2_norm=False, commitment_cost=0.25, clustering_vq=False

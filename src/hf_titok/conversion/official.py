@@ -213,6 +213,19 @@ def scheduler_from_official(official: Mapping) -> TiTokMaskGITScheduler:
 # --------------------------------------------------------------------------------------------------
 
 
+def official_vit_sizes(preset) -> dict:
+    """The `vq_model` keys every official TiTok and TA-TiTok config starts with: the ViT sizes, one patch size
+    for both, the token count and the token width."""
+    return dict(
+        vit_enc_model_size=preset.encoder,
+        vit_dec_model_size=preset.decoder,
+        vit_enc_patch_size=preset.patch_size,
+        vit_dec_patch_size=preset.patch_size,
+        num_latent_tokens=preset.num_latent_tokens,
+        token_size=preset.config_kwargs()["token_size"],
+    )
+
+
 def official_config(name: str) -> dict:
     """The official config dict of a release (as the infer yaml / Hub config.json hold it, unresolved), built
     from `hf_titok.releases`.
@@ -224,14 +237,7 @@ def official_config(name: str) -> dict:
         raise ValueError(f"no official config for {name!r}; available: {', '.join(TOKENIZER_PRESETS)}")
     preset = TOKENIZER_PRESETS[base]
     ours = preset.config_kwargs()
-    vq_model = dict(
-        vit_enc_model_size=preset.encoder,
-        vit_dec_model_size=preset.decoder,
-        vit_enc_patch_size=preset.patch_size,
-        vit_dec_patch_size=preset.patch_size,
-        num_latent_tokens=preset.num_latent_tokens,
-        token_size=ours["token_size"],
-    )
+    vq_model = official_vit_sizes(preset)
     if ours["quantize_mode"] == "vae":
         vq_model.update(quantize_mode="vae", finetune_decoder=False, is_legacy=False)
     else:
