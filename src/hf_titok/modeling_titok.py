@@ -443,16 +443,19 @@ class TiTokOutput(TiTokTokens):
 
 
 def init_dense_and_norm(
-    module: nn.Module, std: float, dense: tuple[type[nn.Module], ...], extra_norm: type[nn.Module] | None = None
+    module: nn.Module,
+    std: float,
+    dense: tuple[type[nn.Module], ...],
+    norms: tuple[type[nn.Module], ...] = (nn.LayerNorm,),
 ) -> bool:
     """The ViT initialisation both TiTok models use: truncated-normal weights and zero biases for the `dense` layer
-    types, ones and zeros for LayerNorm (and `extra_norm`). Returns whether `module` was one of those."""
+    types, ones and zeros for the `norms`. Returns whether `module` was one of those."""
     if isinstance(module, dense):
         init.trunc_normal_(module.weight, std=std)
         if getattr(module, "bias", None) is not None:
             init.zeros_(module.bias)
         return True
-    if isinstance(module, (nn.LayerNorm, extra_norm or nn.LayerNorm)):
+    if isinstance(module, norms):
         init.ones_(module.weight)
         init.zeros_(module.bias)
         return True
@@ -473,7 +476,9 @@ class TiTokPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        if init_dense_and_norm(module, self.config.initializer_range, (nn.Linear, nn.Conv2d), nn.GroupNorm):
+        if init_dense_and_norm(
+            module, self.config.initializer_range, (nn.Linear, nn.Conv2d), (nn.LayerNorm, nn.GroupNorm)
+        ):
             return
         if isinstance(module, VQCodebook):
             init.uniform_(module.weight, -1.0 / module.num_embeddings, 1.0 / module.num_embeddings)
