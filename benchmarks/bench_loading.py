@@ -2,7 +2,7 @@
 """Loading an official checkpoint directly (converted in memory) against loading its converted folder.
 
 A full-size random checkpoint in the official layout (the release's official key names and shapes, from
-`../shared/reference/official_keys`, random weights) is written as an official repo folder (config.json +
+`tests/official_keys`, random weights) is written as an official repo folder (config.json +
 model.safetensors) and converted once with `hf-titok convert`. Each load then runs in a fresh process (memory
 freed by earlier work would otherwise be reused unseen): time of `from_pretrained`, and the peak RSS it adds
 against the float32 size of the weights.
@@ -27,7 +27,7 @@ from hf_titok import MaskGITVQGAN, TiTokMaskGIT, TiTokTokenizer
 from hf_titok.conversion import convert, official_config
 from hf_titok.releases import get_release
 
-KEYS_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official_keys"
+KEYS_DIR = Path(__file__).resolve().parents[1] / "tests" / "official_keys"
 CLASSES = {"tokenizer": TiTokTokenizer, "generator": TiTokMaskGIT, "vqgan": MaskGITVQGAN}
 
 

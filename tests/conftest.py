@@ -15,35 +15,29 @@ import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 TESTS_DIR = Path(__file__).parent
-SHARED_REFERENCE = TESTS_DIR.parent.parent / "shared" / "reference"
+
+
+def _data_dir(env_var: str, folder: str, marker: str, what: str) -> Path:
+    """A fixture folder of the repository (`tests/<folder>`), or another set of the same format named by
+    $<env_var> (e.g. fixtures made by the official code with other sizes and seeds)."""
+    candidate = Path(os.environ.get(env_var) or TESTS_DIR / folder)
+    if not (candidate / marker).is_file():
+        raise RuntimeError(f"{what} not found: {candidate / marker} is missing (set {env_var} to another copy)")
+    return candidate
 
 
 def _fixtures_dir() -> Path:
-    """The official fixtures: $TITOK_FIXTURES_DIR, else ../shared/reference/fixtures beside the project,
-    else the copy in tests/fixtures."""
-    for candidate in (os.environ.get("TITOK_FIXTURES_DIR"), SHARED_REFERENCE / "fixtures", TESTS_DIR / "fixtures"):
-        if candidate and (Path(candidate) / "manifest.json").is_file():
-            return Path(candidate)
-    raise RuntimeError("official TiTok fixtures not found (set TITOK_FIXTURES_DIR)")
+    return _data_dir("TITOK_FIXTURES_DIR", "fixtures", "manifest.json", "official TiTok fixtures")
 
 
 def _official_keys_dir() -> Path:
-    for candidate in (
-        os.environ.get("TITOK_OFFICIAL_KEYS_DIR"),
-        SHARED_REFERENCE / "official_keys",
-        TESTS_DIR / "official_keys",
-    ):
-        if candidate and (Path(candidate) / "index.json").is_file():
-            return Path(candidate)
-    raise RuntimeError("official key listings not found (set TITOK_OFFICIAL_KEYS_DIR)")
+    return _data_dir("TITOK_OFFICIAL_KEYS_DIR", "official_keys", "index.json", "official key listings")
 
 
-def _family_fixtures_dir() -> Path | None:
-    """The TA-TiTok / MaskGen fixtures: $TITOK_FAMILY_FIXTURES_DIR, else ../shared/reference/fixtures_family."""
-    for candidate in (os.environ.get("TITOK_FAMILY_FIXTURES_DIR"), SHARED_REFERENCE / "fixtures_family"):
-        if candidate and (Path(candidate) / "manifest.json").is_file():
-            return Path(candidate)
-    raise RuntimeError("official TA-TiTok/MaskGen fixtures not found (set TITOK_FAMILY_FIXTURES_DIR)")
+def _family_fixtures_dir() -> Path:
+    return _data_dir(
+        "TITOK_FAMILY_FIXTURES_DIR", "fixtures_family", "manifest.json", "official TA-TiTok/MaskGen fixtures"
+    )
 
 
 FIXTURES = _fixtures_dir()
