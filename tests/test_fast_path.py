@@ -138,7 +138,9 @@ def test_fast_bfloat16_is_amx_or_measured(monkeypatch):
     finally:
         fast_bfloat16.cache_clear()
     monkeypatch.undo()
-    assert 0.01 < fast_path.bfloat16_speedup() < 100  # a real measurement: a ratio of two timings
+    # A real measurement: a ratio of two timings. On CPUs without bfloat16 instructions (AVX2 only) bfloat16
+    # matrix products run ~100-200x slower than float32 ones, so the ratio can lie well below 0.01.
+    assert 1e-4 < fast_path.bfloat16_speedup() < 100
 
 
 def resident_file_mb() -> float:
