@@ -257,6 +257,33 @@ def test_each_release_fact_is_written_once():
     assert torch.equal(to_uint8(to_float(levels), rounding="round"), levels)
 
 
+def test_the_guidance_schedule_names_are_declared_once():
+    """The release table's schedule fields are the declared schedule types, whose names the checks use."""
+    import typing
+
+    from hf_titok.releases import GENERATOR_PRESETS, MASKGEN_PRESETS, MaskGenPreset, SamplingPreset
+    from hf_titok.sampling_settings import (
+        GUIDANCE_SCHEDULES,
+        MASKGEN_KL_GUIDANCE_SCHEDULES,
+        MASKGEN_VQ_GUIDANCE_SCHEDULES,
+        SETTINGS,
+    )
+
+    def names(hint) -> set:
+        options = typing.get_args(hint)
+        return set(options) if all(isinstance(o, str) for o in options) else set().union(*map(names, options))
+
+    assert names(typing.get_type_hints(SamplingPreset)["guidance_schedule"]) == set(GUIDANCE_SCHEDULES)
+    maskgen_names = set(MASKGEN_VQ_GUIDANCE_SCHEDULES) | set(MASKGEN_KL_GUIDANCE_SCHEDULES)
+    assert names(typing.get_type_hints(MaskGenPreset)["guidance_schedule"]) == maskgen_names
+    assert SETTINGS["guidance_schedule"].choices == GUIDANCE_SCHEDULES
+    for preset in GENERATOR_PRESETS.values():
+        assert preset.sampling.guidance_schedule in GUIDANCE_SCHEDULES
+    for preset in MASKGEN_PRESETS.values():
+        kind = MASKGEN_VQ_GUIDANCE_SCHEDULES if preset.kind == "vq" else MASKGEN_KL_GUIDANCE_SCHEDULES
+        assert preset.guidance_schedule in kind
+
+
 def test_the_sampler_settings_are_declared_once(monkeypatch):
     """One declaration (hf_titok.sampling_settings): the release table's presets, the scheduler config, the
     pipeline's arguments, both commands' flags and the recipe schema follow it, and a call checks each once."""

@@ -22,7 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .sampling_settings import SAMPLING_SETTINGS
+from .sampling_settings import (
+    SAMPLING_SETTINGS,
+    GuidanceSchedule,
+    MaskGenKLGuidanceSchedule,
+    MaskGenVQGuidanceSchedule,
+)
 
 FUN_RESEARCH_REPO = "fun-research/TiTok"
 PAPER = "arxiv:2406.07550"
@@ -149,7 +154,7 @@ class SamplingPreset:
 
     num_inference_steps: int
     guidance_scale: float
-    guidance_schedule: Literal["constant", "linear", "power-cosine"]
+    guidance_schedule: GuidanceSchedule
     temperature: float
     guidance_scale_pow: float = 3.0
     softmax_temperature_annealing: bool = True
@@ -327,7 +332,7 @@ class MaskGenPreset:
     tokenizer: str
     num_inference_steps: int
     guidance_scale: float
-    guidance_schedule: str
+    guidance_schedule: MaskGenVQGuidanceSchedule | MaskGenKLGuidanceSchedule
     temperature: float
     head_width: int | None = None  # KL: the diffusion head MLP (8 blocks)
     num_diffusion_steps: int = 100  # KL: respaced reverse-diffusion steps

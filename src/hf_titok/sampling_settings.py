@@ -15,13 +15,17 @@ import argparse
 import dataclasses
 import math
 import numbers
+import typing
 from dataclasses import dataclass
 
 # The classifier-free guidance schedules of official TiTok, and of MaskGen-VQ and MaskGen-KL (their official
-# names; `hf_titok.scheduling_maskgen`).
-GUIDANCE_SCHEDULES = ("constant", "linear", "power-cosine")
-MASKGEN_VQ_GUIDANCE_SCHEDULES = ("cosine", "flippedcosine", "linear", "none")
-MASKGEN_KL_GUIDANCE_SCHEDULES = ("linear", "constant")
+# names; `hf_titok.scheduling_maskgen`), as types (the release table's fields) and as the tuples of their names.
+GuidanceSchedule = typing.Literal["constant", "linear", "power-cosine"]
+MaskGenVQGuidanceSchedule = typing.Literal["cosine", "flippedcosine", "linear", "none"]
+MaskGenKLGuidanceSchedule = typing.Literal["linear", "constant"]
+GUIDANCE_SCHEDULES = typing.get_args(GuidanceSchedule)
+MASKGEN_VQ_GUIDANCE_SCHEDULES = typing.get_args(MaskGenVQGuidanceSchedule)
+MASKGEN_KL_GUIDANCE_SCHEDULES = typing.get_args(MaskGenKLGuidanceSchedule)
 ALL_GUIDANCE_SCHEDULES = tuple(
     dict.fromkeys(GUIDANCE_SCHEDULES + MASKGEN_VQ_GUIDANCE_SCHEDULES + MASKGEN_KL_GUIDANCE_SCHEDULES)
 )
@@ -173,8 +177,11 @@ def given_settings(namespace) -> dict:
 __all__ = [
     "ALL_GUIDANCE_SCHEDULES",
     "GUIDANCE_SCHEDULES",
+    "GuidanceSchedule",
     "MASKGEN_KL_GUIDANCE_SCHEDULES",
     "MASKGEN_VQ_GUIDANCE_SCHEDULES",
+    "MaskGenKLGuidanceSchedule",
+    "MaskGenVQGuidanceSchedule",
     "MAX_GUIDANCE_SCALE",
     "MAX_GUIDANCE_SCALE_POW",
     "MAX_TEMPERATURE",
