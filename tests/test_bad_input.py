@@ -32,6 +32,7 @@ from hf_titok.conversion import ConversionError, convert, load_official_config, 
 from hf_titok.training import build_trainer, load_recipe_config
 
 from conftest import (
+    FAMILY_FIXTURES,
     FIXTURES,
     tiny_clip_text_encoder,
     tiny_maskgen_pipeline,
@@ -142,6 +143,43 @@ TEXT = torch.randn(1, 77, 32)
 CASES = [
     # ---- text-to-image: TA-TiTok, MaskGen pipeline ----------------------------------------------------------
     ("text-to-image", "no prompt", lambda r: r.maskgen_vq(), ValueError, "give a prompt"),
+    (
+        "text-to-image",
+        "prompt_embeds without decoder_prompt_embeds, with a text encoder",
+        lambda r: _before_sampling(r.maskgen_vq, prompt_embeds=TEXT, pooled_prompt_embeds=torch.randn(1, 32)),
+        ValueError,
+        "precomputed embeddings needs decoder_prompt_embeds",
+    ),
+    (
+        "text-to-image",
+        "a step callback that returns a number",
+        lambda r: r.maskgen_vq("a cat", callback_on_step_end=lambda pipe, i, t, kwargs: 42),
+        TypeError,
+        r"callback_on_step_end must return a dict of \(some of\) the tensors it was given \(\['latents'\]\)",
+    ),
+    (
+        "text-to-image",
+        "a step callback that returns a list as latents",
+        lambda r: r.maskgen_vq("a cat", callback_on_step_end=lambda pipe, i, t, kwargs: {"latents": [1, 2]}),
+        TypeError,
+        "returned 'latents' as list; it must be a tensor",
+    ),
+    (
+        "text-to-image",
+        "a step callback that returns latents of the wrong shape (KL)",
+        lambda r: r.maskgen_kl("a cat", callback_on_step_end=lambda pipe, i, t, kwargs: {"latents": torch.zeros(1, 3)}),
+        ValueError,
+        r"returned 'latents' as a \[1, 3\] torch.float32 tensor .*must keep the shape, dtype and device .*\[1, 8, 8\]",
+    ),
+    (
+        "text-to-image",
+        "a step callback that returns a tensor it was not given",
+        lambda r: r.maskgen_kl(
+            "a cat", callback_on_step_end=lambda pipe, i, t, kwargs: {**kwargs, "noise": torch.zeros(1)}
+        ),
+        ValueError,
+        r"returned \['noise'\], which it was not given",
+    ),
     ("text-to-image", "an empty prompt list", lambda r: r.maskgen_vq([]), ValueError, "non-empty list of strings"),
     ("text-to-image", "an empty prompt", lambda r: r.maskgen_vq(["a cat", " "]), ValueError, "prompt 1 is empty"),
     ("text-to-image", "a prompt that is not a string", lambda r: r.maskgen_vq(["a cat", 3]), TypeError, "prompt 1"),
@@ -163,7 +201,9 @@ CASES = [
         "text-to-image",
         "NaN prompt embeddings",
         lambda r: r.maskgen_vq(
-            prompt_embeds=torch.full((1, 77, 32), math.nan), pooled_prompt_embeds=torch.randn(1, 32)
+            prompt_embeds=torch.full((1, 77, 32), math.nan),
+            pooled_prompt_embeds=torch.randn(1, 32),
+            output_type="latent",
         ),
         ValueError,
         "prompt_embeds contain NaN",
@@ -171,7 +211,9 @@ CASES = [
     (
         "text-to-image",
         "prompt embeddings of the wrong width",
-        lambda r: r.maskgen_vq(prompt_embeds=torch.randn(1, 77, 16), pooled_prompt_embeds=torch.randn(1, 32)),
+        lambda r: r.maskgen_vq(
+            prompt_embeds=torch.randn(1, 77, 16), pooled_prompt_embeds=torch.randn(1, 32), output_type="latent"
+        ),
         ValueError,
         r"prompt_embeds must have shape \[B, 77, 32\]",
     ),
@@ -699,6 +741,48 @@ CASES = [
     # ---- loading and configs -------------------------------------------------------------------------------
     (
         "loading",
+        "our config.json beside official-format weights",
+        lambda r: TiTokTokenizer.from_pretrained(_ours_beside_official(r)),
+        ValueError,
+        "beside the weights of an official tokenizer checkpoint .*hf-titok convert --kind tokenizer",
+    ),
+    (
+        "loading",
+        "a folder of official TA-TiTok .bin files without release=",
+        lambda r: type(_tatitok()).from_pretrained(_family_bin_folder(r.root)),
+        ValueError,
+        "holds .bin files \\(tatitok_bl32_vq.bin\\) and no config.json: .*release='tatitok_bl32_vq'.*tatitok_sl128_vae",
+    ),
+    (
+        "loading",
+        "a missing absolute folder (TA-TiTok)",
+        lambda r: type(_tatitok()).from_pretrained(str(r.root / "no" / "such" / "folder")),
+        FileNotFoundError,
+        "no such folder: .*no/such/folder",
+    ),
+    (
+        "loading",
+        "a missing absolute folder (MaskGen pipeline)",
+        lambda r: type(r.maskgen_vq).from_pretrained(str(r.root / "no" / "such" / "pipeline")),
+        FileNotFoundError,
+        "no such folder: .*no/such/pipeline",
+    ),
+    (
+        "loading",
+        "a missing absolute folder (MaskGen transformer)",
+        lambda r: type(r.maskgen_kl.transformer).from_pretrained(str(r.root / "no" / "such" / "transformer")),
+        FileNotFoundError,
+        "no such folder: .*no/such/transformer",
+    ),
+    (
+        "training",
+        "a stage-1 recipe whose teacher folder does not exist yet",
+        lambda r: _build_stage1_with_teacher(r, r.root / "teacher-not-trained-yet"),
+        FileNotFoundError,
+        "teacher: no such folder: .*teacher-not-trained-yet",
+    ),
+    (
+        "loading",
         "a TA-TiTok checkpoint with a weight missing",
         lambda r: type(_tatitok()).from_pretrained(
             _saved_without(_tatitok(), r.root, "tatitok-missing", "decoder.text_projection.weight")
@@ -949,6 +1033,55 @@ CASES = [
 ]
 
 
+class _SamplingStarted(AssertionError):
+    """Raised by a patched transformer: the pipeline started sampling before the error it should have raised."""
+
+
+def _before_sampling(pipe, *args, **kwargs):
+    """Calls `pipe(*args, **kwargs)` with its transformer's forward replaced by one that raises `_SamplingStarted`:
+    the error a case expects must come before any sampling work."""
+
+    def sampling(*_, **__):
+        raise _SamplingStarted("the pipeline ran its transformer before refusing the input")
+
+    pipe.transformer.forward = sampling
+    try:
+        return pipe(*args, **kwargs)
+    finally:
+        del pipe.transformer.forward
+
+
+def _ours_beside_official(r) -> Path:
+    """A folder holding this package's tokenizer config.json beside an official-format model.safetensors."""
+    folder = r.root / "ours_beside_official"
+    if not folder.exists():
+        folder.mkdir()
+        shutil.copy(r.root / "vq" / "config.json", folder / "config.json")
+        shutil.copy(FIXTURES / "titok_vq_single.weights.safetensors", folder / "model.safetensors")
+    return folder
+
+
+def _family_bin_folder(root: Path) -> Path:
+    """A folder holding an official TA-TiTok state dict as the `.bin` file of its fun-research release."""
+    folder = root / "family_bins"
+    if not folder.exists():
+        folder.mkdir()
+        torch.save(load_file(FAMILY_FIXTURES / "tatitok_vq.weights.safetensors"), folder / "tatitok_bl32_vq.bin")
+    return folder
+
+
+def _build_stage1_with_teacher(r, teacher: Path):
+    config = load_recipe_config(
+        {
+            "recipe": "stage1",
+            "model": {"config": {"image_size": 32}},
+            "teacher": str(teacher),
+            "data": {"source": str(r.root / "images")},
+        }
+    )
+    return build_trainer(config, str(r.root / "stage1-run"))
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
@@ -1116,6 +1249,19 @@ CLI_CASES = [
         ],
         "dataset folder not found: ./no/such/folder",
     ),
+    (
+        "train --set with an empty value",
+        lambda r: [
+            "train",
+            "--config",
+            "fashion_mnist/stage1",
+            "--output-dir",
+            str(r.root / "never-trained"),
+            "--set",
+            "training.max_steps=",
+        ],
+        "training.max_steps cannot be null",
+    ),
 ]
 
 
@@ -1123,12 +1269,15 @@ CLI_CASES = [
 def test_command_line_bad_input_is_one_line_and_status_2(r, case, capsys, monkeypatch):
     what, arguments, words = case
     monkeypatch.chdir(r.root)
-    parse_error = what in ("zero steps", "NaN guidance")  # refused by the parser itself (sampler settings' bounds)
-    with pytest.raises(SystemExit) if parse_error else _no_exit():
+    # Refused by a parser itself, which exits: the sampler settings' bounds, and the commands with their own parser.
+    parse_error = what in ("zero steps", "NaN guidance") or arguments(r)[0] == "train"
+    with pytest.raises(SystemExit) if parse_error else _no_exit() as exited:
         status = cli(arguments(r))
     captured = capsys.readouterr()
     message = captured.err.strip()
-    if not parse_error:
+    if parse_error:
+        assert exited.value.code == 2, message
+    else:
         assert status == 2, message
     assert len(message.splitlines()) == 1 and "Traceback" not in message, message
     assert __import__("re").search(words, message), message
@@ -1199,6 +1348,18 @@ TRAINING_CASES = [
         "section 'data' must be a mapping",
     ),
     ("unknown recipe", {"recipe": "stage3"}, None, "recipe must be one of .* got 'stage3'"),
+    (
+        "--set an empty value (null) where the declaration allows none",
+        {"recipe": "stage1"},
+        ["training.max_steps="],
+        "training.max_steps cannot be null \\(an empty value\\): it must be an integer",
+    ),
+    (
+        "a null loss weight",
+        {"recipe": "stage2"},
+        ["loss.perceptual_weight="],
+        "loss.perceptual_weight cannot be null",
+    ),
     (
         "a sampling setting of the wrong type",
         {"recipe": "generator", "sampling": {"num_inference_steps": 2.5}},

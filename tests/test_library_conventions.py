@@ -9,7 +9,7 @@ from transformers import Trainer, TrainingArguments
 
 from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokMaskGIT, TiTokMaskGITScheduler, TiTokTokenizer
 
-from conftest import tiny_maskgit_config, tiny_pipeline, tiny_titok_config
+from conftest import tiny_maskgit_config, tiny_pipeline, tiny_tatitok_config, tiny_titok_config
 
 VQGAN = dict(
     image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=16, codebook_size=128
@@ -434,7 +434,11 @@ def test_image_processor_takes_the_standard_per_call_overrides():
         (dict(size=16, crop_size=24), ValueError, "size and crop_size must both be"),
         (dict(resample="bilinear"), ValueError, "resample must be a PIL resampling filter"),
         (dict(do_pad="yes"), TypeError, "do_pad must be True or False"),
-        (dict(image_mean=[0.5]), TypeError, "takes images, return_tensors and the overrides"),
+        (dict(image_mean=[0.5]), ValueError, r"image_mean=\[0.5\] is not possible: TiTok takes pixels in \[0, 1\]"),
+        (dict(image_std=2), ValueError, "image_std=2 is not possible: .*without mean/std normalisation"),
+        (dict(input_data_format="nhwc"), ValueError, "input_data_format must be 'channels_first', 'channels_last'"),
+        (dict(data_format="channels_last"), ValueError, r"pixel_values are \[B, 3, S, S\]"),
+        (dict(do_flip=True), TypeError, "takes images, return_tensors and the overrides"),
     ]:
         with pytest.raises(error, match=words):
             processor(Image.new("L", (32, 32)), **overrides)
@@ -467,3 +471,258 @@ def test_optional_components_saved_as_none_load_as_none(tmp_path):
     same = [p([1], generator=torch.Generator().manual_seed(0), output_type="pt").images for p in (default, loaded)]
     assert torch.equal(*same)
     assert len(loaded([1], image=torch.rand(1, 3, 32, 32), output_type="pil").images) == 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The suites' remaining failures (transformers 5.25 ModelTesterMixin / ImageProcessingTestMixin, diffusers main
+# PipelineTesterMixin / ModelTesterMixin / SchedulerCommonTest), TiTok's classes and the family's, each written
+# from the suite's own steps
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _every_transformers_model():
+    from hf_titok import TATiTokTokenizer
+
+    return {
+        "titok_two_stage": lambda: TiTokTokenizer(tiny_titok_config("two_stage")),
+        "titok_stage1": lambda: TiTokTokenizer(tiny_titok_config("stage1")),
+        "titok_single_vq": lambda: TiTokTokenizer(tiny_titok_config("single_vq")),
+        "titok_vae": lambda: TiTokTokenizer(tiny_titok_config("vae")),
+        "vqgan": lambda: MaskGITVQGAN(MaskGITVQGANConfig(**VQGAN)),
+        "maskgit_bert": lambda: TiTokMaskGIT(tiny_maskgit_config("bert")),
+        "maskgit_uvit": lambda: TiTokMaskGIT(tiny_maskgit_config("uvit")),
+        "tatitok_vq": lambda: TATiTokTokenizer(tiny_tatitok_config("vq")),
+        "tatitok_vae": lambda: TATiTokTokenizer(tiny_tatitok_config("vae")),
+    }
+
+
+@pytest.mark.parametrize("name", list(_every_transformers_model()))
+def test_model_weights_reload_no_missing_tied_weights(name, tmp_path):
+    """transformers' steps: save (with tie_word_embeddings=False), replace every weight on file by a placeholder,
+    reload with `output_loading_info=True`: the report lists exactly the model's parameters and persistent buffers
+    as missing (asking for the report means acting on it, so strict loading returns it instead of raising)."""
+    from safetensors.torch import save_file
+
+    model = _every_transformers_model()[name]()
+    model.config.tie_word_embeddings = False
+    model.save_pretrained(tmp_path)
+    save_file({"tensor": torch.tensor([1, 2])}, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    reloaded, info = type(model).from_pretrained(tmp_path, output_loading_info=True)
+    names = {name for name, _ in reloaded.named_parameters()} | {name for name, _ in reloaded.named_buffers()}
+    persistent = set(reloaded.state_dict())
+    missing = set(info["missing_keys"])
+    assert missing - names == set()  # nothing reported that the model does not have
+    assert (names & persistent) - missing == set()  # every real weight reported
+    assert info["unexpected_keys"] == {"tensor"} or set(info["unexpected_keys"]) == {"tensor"}
+    with pytest.raises(ValueError, match="missing weights: .*pass strict=False"):
+        type(model).from_pretrained(tmp_path)  # without the report: strict as ever
+
+
+@pytest.mark.parametrize("name", list(_every_transformers_model()))
+def test_retain_grad_hidden_states_attentions(name):
+    """transformers' steps, with the output flags given to `forward` (the config refuses `output_attentions` with
+    SDPA attention): `outputs[0]` (the first field set: the loss or the decoded output, never integer ids)
+    backpropagates into the first hidden state and, where the model has attention, the first attention map."""
+    import inspect
+
+    model = _every_transformers_model()[name]()
+    parameters = inspect.signature(model.forward).parameters
+    flags = {flag: True for flag in ("output_hidden_states", "output_attentions") if flag in parameters}
+    inputs = {"pixel_values": torch.rand(2, 3, 32, 32), **flags}
+    if name.startswith("maskgit"):
+        inputs = {"input_ids": torch.randint(0, 64, (2, 8)), "class_labels": torch.tensor([1, 2]), **flags}
+    if name.startswith("tatitok"):
+        inputs["text_embeddings"] = torch.randn(2, 77, 32)
+    outputs = model(**inputs)
+    output = outputs[0]
+    assert output.is_floating_point() and output.requires_grad
+    hidden_states = outputs.hidden_states[0]
+    hidden_states.retain_grad()
+    attentions = getattr(outputs, "attentions", None)
+    if attentions is not None:
+        attentions[0].retain_grad()
+    output.flatten()[0].backward(retain_graph=True)
+    assert hidden_states.grad is not None
+    if attentions is not None:
+        assert attentions[0].grad is not None
+
+
+def test_image_processor_takes_numpy_images_with_4_channels_as_the_suite_passes_them():
+    """ImageProcessingTestMixin.test_call_numpy_4_channels: `input_data_format` and the identity mean/std."""
+    import numpy as np
+
+    from hf_titok import TiTokImageProcessor
+
+    processor = TiTokImageProcessor.for_image_size(32)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (30 + 2 * i, 40, 4), dtype=np.uint8) for i in range(3)]
+    single = processor(images[0], return_tensors="pt", input_data_format="channels_last", image_mean=0, image_std=1)
+    batch = processor(images, return_tensors="pt", input_data_format="channels_last", image_mean=0.0, image_std=1.0)
+    assert single.pixel_values.shape == (1, 3, 32, 32) and batch.pixel_values.shape == (3, 3, 32, 32)
+    assert torch.equal(single.pixel_values[0], batch.pixel_values[0])
+    rgb = processor(images[0][..., :3]).pixel_values  # the alpha channel is dropped
+    assert torch.equal(single.pixel_values, rgb)
+    channels_first = [np.moveaxis(image, -1, 0) for image in images]
+    assert torch.equal(processor(channels_first, input_data_format="channels_first").pixel_values, batch.pixel_values)
+    # a 4x4 RGB image is ambiguous by shape: the explicit format decides
+    tiny = rng.integers(0, 256, (3, 4, 3), dtype=np.uint8)
+    as_last = processor(tiny, input_data_format="channels_last").pixel_values
+    as_first = processor(tiny, input_data_format="channels_first").pixel_values
+    assert as_last.shape == as_first.shape == (1, 3, 32, 32) and not torch.equal(as_last, as_first)
+
+
+def _tiny_pipelines():
+    from conftest import tiny_maskgen_pipeline
+
+    return {
+        "titok": lambda: tiny_pipeline(),
+        "maskgen_vq": lambda: tiny_maskgen_pipeline("vq"),
+        "maskgen_kl": lambda: tiny_maskgen_pipeline("kl"),
+    }
+
+
+def _embeds_call(pipe, **settings):
+    """A call of `pipe` with everything a pipeline without optional components can take (MaskGen: embeddings)."""
+    generator = torch.Generator().manual_seed(0)
+    if type(pipe).__name__ == "TiTokPipeline":
+        return pipe([1, 2], generator=generator, num_inference_steps=4, output_type="pt", **settings).images
+    torch.manual_seed(1)
+    text = dict(
+        prompt_embeds=torch.randn(2, 77, 32),
+        pooled_prompt_embeds=torch.randn(2, 32),
+        negative_prompt_embeds=torch.randn(1, 77, 32),
+        negative_pooled_prompt_embeds=torch.randn(1, 32),
+        decoder_prompt_embeds=torch.randn(2, 77, 32),
+    )
+    return pipe(**text, generator=generator, num_inference_steps=4, output_type="pt", **settings).images
+
+
+@pytest.mark.parametrize("name", list(_tiny_pipelines()))
+def test_save_load_optional_components(name, tmp_path, monkeypatch):
+    """diffusers' steps: every optional component set to None, saved (safe_serialization=False), loaded: each is
+    still None and the output the same. The loader passes None for a null entry itself, so the constructor's
+    defaults are not built whichever way diffusers' loader treats null entries (its main branch leaves them out)."""
+    from diffusers import DiffusionPipeline
+
+    pipe = _tiny_pipelines()[name]()
+    for component in pipe._optional_components:
+        setattr(pipe, component, None)
+    expected = _embeds_call(pipe)
+    pipe.save_pretrained(tmp_path, safe_serialization=False)
+    passed = {}
+    load = DiffusionPipeline.from_pretrained.__func__
+
+    def spy(cls, folder, **kwargs):
+        passed.update(kwargs)
+        return load(cls, folder, **kwargs)
+
+    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", classmethod(spy))
+    loaded = type(pipe).from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    for component in pipe._optional_components:
+        assert getattr(loaded, component) is None, f"{component} did not stay None"
+        assert component in passed and passed[component] is None
+    torch.testing.assert_close(_embeds_call(loaded), expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["vq", "kl"])
+def test_maskgen_serialization_with_variants(kind, tmp_path):
+    """diffusers' test_serialization_with_variants: every model component is saved as the variant (the MaskGen
+    transformers' save_pretrained names `variant`, which diffusers passes only to signatures that name it)."""
+    from conftest import tiny_maskgen_pipeline
+
+    pipe = tiny_maskgen_pipeline(kind)
+    pipe.save_pretrained(tmp_path, variant="fp16")
+    for component, filename in (
+        ("transformer", "diffusion_pytorch_model.fp16.safetensors"),
+        ("vqvae", "model.fp16.safetensors"),
+        ("text_encoder", "model.fp16.safetensors"),
+    ):
+        assert (tmp_path / component / filename).is_file(), component
+        assert not (tmp_path / component / filename.replace(".fp16", "")).exists(), component
+    loaded = type(pipe).from_pretrained(tmp_path, variant="fp16")
+    for ours, theirs in zip(pipe.transformer.state_dict().values(), loaded.transformer.state_dict().values()):
+        assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("kind", ["vq", "kl"])
+def test_maskgen_layerwise_casting_inference(kind):
+    """diffusers' test_layerwise_casting_inference: weights stored in float8, computed in bfloat16; inputs are cast
+    to the compute dtype, not to a weight's storage dtype. Close to the bfloat16 model's output."""
+    from conftest import tiny_maskgen_pipeline
+
+    transformer = tiny_maskgen_pipeline(kind).transformer.to(torch.bfloat16)
+    torch.manual_seed(0)
+    text, pooled, score = torch.randn(2, 77, 32), torch.randn(2, 32), torch.full((2,), 6.5)
+    if kind == "vq":
+        inputs = (torch.randint(0, 64, (2, 8)), text, pooled, score)
+    else:
+        inputs = (torch.randn(2, 8, 8), torch.rand(2, 8) < 0.5, text, pooled, score)
+    reference = transformer(*inputs)[0].float()
+    transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+    output = transformer(*inputs)[0]
+    assert output.dtype == torch.bfloat16 and torch.isfinite(output).all()
+    assert (output.float() - reference).abs().max() < 0.25 * reference.abs().max()
+    if kind == "kl":
+        condition = output[0, :4].float()
+        noise = transformer.diffusion_head(torch.randn(4, 8), torch.tensor([1, 2, 3, 4]), condition)
+        assert noise.dtype == torch.bfloat16 and noise.shape == (4, 16)
+
+
+@pytest.mark.parametrize("kind", ["vq", "kl"])
+def test_maskgen_encode_prompt_works_in_isolation(kind):
+    """diffusers' steps: a pipeline holding only the text encoder and tokenizer (vqvae=None, transformer=None,
+    ...) runs `encode_prompt` with the call's text arguments alone (every other parameter has a default); a
+    pipeline without text encoder samples the same images from the names `encode_prompt` returns."""
+    import ast
+    import inspect
+    import textwrap
+
+    from diffusers.utils.source_code_parsing_utils import ReturnNameVisitor
+
+    from hf_titok import MaskGenPipeline
+
+    from conftest import tiny_maskgen_pipeline
+
+    full = tiny_maskgen_pipeline(kind)
+    components = full.components
+    text_only = MaskGenPipeline(**{k: v if ("text" in k or "tokenizer" in k) else None for k, v in components.items()})
+    signature = inspect.signature(MaskGenPipeline.encode_prompt)
+    required = [p.name for p in signature.parameters.values() if p.default is inspect.Parameter.empty]
+    assert required == ["self"]
+    inputs = dict(prompt=["a jay", "a cabin"], negative_prompt="blurry", num_inference_steps=4, output_type="pt")
+    encode_inputs = {key: inputs.pop(key) for key in list(inputs) if key in signature.parameters}
+    with torch.no_grad():
+        encoded = text_only.encode_prompt(**encode_inputs)
+    visitor = ReturnNameVisitor()
+    visitor.visit(ast.parse(textwrap.dedent(inspect.getsource(MaskGenPipeline.encode_prompt))))
+    call_parameters = inspect.signature(MaskGenPipeline.__call__).parameters
+    assert all(name in call_parameters for name in visitor.return_names)
+    embeds = dict(zip(visitor.return_names, encoded))
+    without_text = MaskGenPipeline(
+        **{k: None if ("text" in k or "tokenizer" in k) else v for k, v in components.items()}
+    )
+    without_text.set_progress_bar_config(disable=True)
+    images = without_text(**inputs, **embeds, generator=torch.Generator().manual_seed(0)).images
+    expected = full(
+        ["a jay", "a cabin"],
+        negative_prompt="blurry",
+        num_inference_steps=4,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(0),
+    ).images
+    torch.testing.assert_close(images, expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="no transformer .*encode prompts only"):
+        text_only("a jay")
+
+
+def test_family_schedulers_declare_their_compatibles():
+    """SchedulerCommonTest.test_compatibles: a non-empty list of classes that each load the config."""
+    from hf_titok import MaskGenKLScheduler, MaskGenVQScheduler
+
+    for scheduler_class in (MaskGenVQScheduler, MaskGenKLScheduler, TiTokMaskGITScheduler):
+        scheduler = scheduler_class()
+        assert scheduler.compatibles and all(c is not None for c in scheduler.compatibles)
+        for compatible in scheduler.compatibles:
+            again = compatible.from_config(scheduler.config)
+            assert dict(again.config) == dict(scheduler.config)

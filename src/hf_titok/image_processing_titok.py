@@ -25,7 +25,7 @@ from transformers import (
     ImageProcessingMixin,  # noqa: F401 - see below
 )
 from transformers.image_processing_backends import PilBackend
-from transformers.image_utils import PILImageResampling
+from transformers.image_utils import ChannelDimension, PILImageResampling
 
 from .input_checks import RANGE_SLACK
 from .remote_code import add_auto_map, carries_code, write_code
@@ -38,14 +38,29 @@ from .remote_code import add_auto_map, carries_code, write_code
 MAX_IMAGE_PIXELS = 89_478_485
 
 # The per-call overrides `preprocess` takes, and the flags of transformers' processors that TiTok's input fixes.
-_OVERRIDES = ("size", "crop_size", "resample", "do_pad", "do_convert_rgb")
+_OVERRIDES = ("size", "crop_size", "resample", "do_pad", "do_convert_rgb", "input_data_format")
 _FIXED = {
     "do_resize": (True, "images are always brought to the model's size"),
     "do_center_crop": (True, "images are always cropped square to the model's size"),
     "do_rescale": (True, "TiTok takes pixels in [0, 1]"),
     "rescale_factor": (1 / 255, "TiTok takes pixels in [0, 1]"),
     "do_normalize": (False, "TiTok takes pixels in [0, 1], without mean/std normalisation"),
+    # The identity normalisation (mean 0, std 1; one value or one per channel) is what TiTok's input has.
+    "image_mean": (0.0, "TiTok takes pixels in [0, 1], without mean/std normalisation"),
+    "image_std": (1.0, "TiTok takes pixels in [0, 1], without mean/std normalisation"),
+    "data_format": ("channels_first", "pixel_values are [B, 3, S, S]"),
 }
+
+
+def _is_fixed_value(value, fixed) -> bool:
+    """Whether a per-call value equals a fixed one: numbers (or one per channel) numerically, the rest as is."""
+    if isinstance(fixed, float) and not isinstance(value, (bool, str)):
+        try:
+            values = np.asarray(value, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            return False
+        return values.size in (1, 3) and bool(np.allclose(values, fixed, rtol=0, atol=1e-12))
+    return value == fixed or (isinstance(value, ChannelDimension) and value.value == fixed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -105,8 +120,9 @@ def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
 # --------------------------------------------------------------------------------------------------
 
 
-def _as_array(image, index: int) -> np.ndarray | PIL.Image.Image:
-    """One input image as a PIL image, or a float32 / uint8 array `[H, W, C]` (C = 1 or 3), checked."""
+def _as_array(image, index: int, data_format: ChannelDimension | None = None) -> np.ndarray | PIL.Image.Image:
+    """One input image as a PIL image, or a float32 / uint8 array `[H, W, C]` (C = 1 or 3), checked. Arrays and
+    tensors are `[H, W]`, or `[H, W, C]` / `[C, H, W]` as `data_format` says (None: guessed from the shape)."""
     if isinstance(image, PIL.Image.Image):
         if image.width * image.height > MAX_IMAGE_PIXELS:
             raise ValueError(
@@ -127,7 +143,9 @@ def _as_array(image, index: int) -> np.ndarray | PIL.Image.Image:
         image = image[..., None]
     if image.ndim != 3:
         raise ValueError(f"image {index} must be [H, W], [H, W, C] or [C, H, W], got shape {image.shape}")
-    if image.shape[-1] not in (1, 3, 4) and image.shape[0] in (1, 3, 4):
+    if data_format == ChannelDimension.FIRST or (
+        data_format is None and image.shape[-1] not in (1, 3, 4) and image.shape[0] in (1, 3, 4)
+    ):
         image = np.moveaxis(image, 0, -1)  # channels first -> last
     if image.shape[-1] not in (1, 3, 4):
         raise ValueError(f"image {index} must have 1 (grey), 3 (RGB) or 4 (RGBA) channels, got shape {image.shape}")
@@ -255,9 +273,11 @@ class TiTokImageProcessor(PilBackend):
 
         Per-call overrides, as transformers' image processors take them, checked as the config's own values:
         `size` / `crop_size` (an int or the dicts of the config; square, the two equal), `resample`, `do_pad`,
-        `do_convert_rgb` (False: images must already be RGB). The steps TiTok's input needs are fixed:
-        `do_resize`, `do_center_crop`, `do_rescale` (with `rescale_factor` 1/255) are True and `do_normalize`
-        False; asking for another value is an error that says why."""
+        `do_convert_rgb` (False: images must already be RGB), `input_data_format` (`"channels_first"` or
+        `"channels_last"` for arrays and tensors; default: guessed from the shape). The steps TiTok's input needs
+        are fixed: `do_resize`, `do_center_crop`, `do_rescale` (with `rescale_factor` 1/255) are True,
+        `do_normalize` False (`image_mean` 0, `image_std` 1) and the output `data_format` channels first; asking
+        for another value is an error that says why."""
         settings = self._call_settings(overrides)
         if return_tensors not in ("pt", "np", None):
             raise ValueError(f"return_tensors must be 'pt' or 'np', got {return_tensors!r}")
@@ -269,7 +289,7 @@ class TiTokImageProcessor(PilBackend):
         for index, image in enumerate(batch):
             if not settings["do_convert_rgb"] and isinstance(image, PIL.Image.Image) and image.mode != "RGB":
                 raise ValueError(f"image {index} is a {image.mode} image: do_convert_rgb=False needs RGB images")
-            image = _as_array(image, index)
+            image = _as_array(image, index, settings["input_data_format"])
             if isinstance(image, np.ndarray) and image.dtype == np.uint8:
                 image = PIL.Image.fromarray(image)
             if isinstance(image, PIL.Image.Image):
@@ -291,7 +311,7 @@ class TiTokImageProcessor(PilBackend):
                 f"{sorted(_FIXED)} at their fixed values); got {unknown}"
             )
         for name, (fixed, why) in _FIXED.items():
-            if name in overrides and overrides[name] != fixed:
+            if name in overrides and not _is_fixed_value(overrides[name], fixed):
                 raise ValueError(f"{name}={overrides[name]!r} is not possible: {why} ({name}={fixed!r})")
         sizes = {}
         for name in ("size", "crop_size"):
@@ -334,7 +354,16 @@ class TiTokImageProcessor(PilBackend):
             flags[name] = overrides.get(name, getattr(self, name))
             if not isinstance(flags[name], bool):
                 raise TypeError(f"{name} must be True or False, got {flags[name]!r}")
-        return dict(image_size=sizes["size"], resample=resample, **flags)
+        data_format = overrides.get("input_data_format")
+        if data_format is not None:
+            try:
+                data_format = ChannelDimension(data_format)
+            except ValueError:
+                raise ValueError(
+                    f"input_data_format must be 'channels_first', 'channels_last' or None (guessed from the shape), "
+                    f"got {data_format!r}"
+                ) from None
+        return dict(image_size=sizes["size"], resample=resample, input_data_format=data_format, **flags)
 
     @staticmethod
     def postprocess(

@@ -9,6 +9,7 @@ hf_titok installed) no reader is registered, and such checkpoints are refused wi
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +20,8 @@ from safetensors import SafetensorError, safe_open
 from .remote_code import write_model_code
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+# diffusers' names for the same (the MaskGen transformers).
+DIFFUSERS_WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json")
 # Arguments of `from_pretrained` that only say where files come from.
 HUB_ARGUMENTS = ("cache_dir", "revision", "token", "local_files_only", "force_download", "proxies", "subfolder")
 
@@ -36,6 +39,12 @@ class CheckpointReader(Protocol):
 
     def official_kind(self, folder) -> str | None:
         """ "tokenizer", "generator" or "vqgan" for a folder in the reader's format, else None."""
+
+    def kind_of_weights(self, names) -> str | None:
+        """The official checkpoint kind whose key names `names` are (a state dict's keys), else None."""
+
+    def releases_with_bin_files(self, model_class: type) -> dict[str, str]:
+        """Release name -> `.bin` file name of the releases `model_class` loads from `.bin` files (with `release=`)."""
 
 
 _checkpoint_reader: CheckpointReader | None = None
@@ -79,12 +88,28 @@ def read_json_config(path: Path) -> Any:
         raise ValueError(f"{path} is not a valid JSON config: {error}") from None
 
 
+def is_local_path(source) -> bool:
+    """Whether `source` can only be a local path, never a Hub repo id ("name" or "namespace/name"): absolute,
+    starting with "." or "~", or with more than one "/"."""
+    text = os.fspath(source)
+    return os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1 or "\\" in text
+
+
+def refuse_missing_folder(source) -> None:
+    """A source that can only be a local path must exist. (Asked about such a path, the Hub client answers that
+    it is not a valid repo id, which hides the cause.)"""
+    if source is not None and is_local_path(source) and not Path(source).expanduser().exists():
+        raise FileNotFoundError(f"no such folder: {source} (a local path that does not exist)")
+
+
 def _local_file(source: str | Path, filename: str, subfolder: str = "", **hub_kwargs) -> Path | None:
     """The local copy of `filename` of a folder or of a Hub repo already in the cache, if there is one."""
     folder = Path(source) / subfolder
     if folder.is_dir():
         path = folder / filename
         return path if path.is_file() else None
+    if is_local_path(source):
+        return None
     cached = try_to_load_from_cache(
         str(source),
         f"{subfolder}/{filename}" if subfolder else filename,
@@ -94,27 +119,77 @@ def _local_file(source: str | Path, filename: str, subfolder: str = "", **hub_kw
     return Path(cached) if isinstance(cached, str) else None
 
 
+def _weight_files(source, subfolder: str = "", **hub_kwargs) -> tuple[list[Path], list[str]]:
+    """The local copies of `source`'s safetensors weight files (transformers' or diffusers' names, shards
+    through their index), and the problems met finding them."""
+    files, problems = [], []
+    for single, index_name in (WEIGHT_FILES, DIFFUSERS_WEIGHT_FILES):
+        index = _local_file(source, index_name, subfolder, **hub_kwargs)
+        names = [single]
+        if index is not None:
+            try:
+                names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            except (ValueError, KeyError) as error:
+                problems.append(f"{index}: not a valid weight index ({error})")
+                continue
+        files += [path for name in names if (path := _local_file(source, name, subfolder, **hub_kwargs))]
+    return files, problems
+
+
 def damaged_weight_files(source: str | Path, subfolder: str = "", **hub_kwargs) -> list[str]:
     """`"path: problem"` for every weight file of `source` that cannot be read (truncated, empty, not a
     safetensors file)."""
-    problems = []
-    index = _local_file(source, WEIGHT_FILES[1], subfolder, **hub_kwargs)
-    names = [WEIGHT_FILES[0]]
-    if index is not None:
-        try:
-            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (ValueError, KeyError) as error:
-            return [f"{index}: not a valid weight index ({error})"]
-    for name in names:
-        path = _local_file(source, name, subfolder, **hub_kwargs)
-        if path is None:
-            continue
+    files, problems = _weight_files(source, subfolder, **hub_kwargs)
+    for path in files:
         try:
             with safe_open(str(path), "pt") as weights:
                 weights.keys()
         except (SafetensorError, OSError) as error:
             problems.append(f"{path}: {error} ({path.stat().st_size} bytes)")
     return problems
+
+
+def refuse_bin_folder_without_release(cls, source) -> None:
+    """A local folder of official `.bin` files has no config: say that it loads with `release=` (and which
+    releases `cls` takes) instead of transformers' "no file named model.safetensors"."""
+    folder = Path(source) if source is not None else None
+    if _checkpoint_reader is None or folder is None or not folder.is_dir() or (folder / "config.json").is_file():
+        return
+    bins = sorted(path.name for path in folder.glob("*.bin"))
+    if bins and not any((folder / name).is_file() for name in (*WEIGHT_FILES, *DIFFUSERS_WEIGHT_FILES)):
+        releases = _checkpoint_reader.releases_with_bin_files(cls)
+        example = next((name for name, file in releases.items() if file in bins), next(iter(releases), "NAME"))
+        raise ValueError(
+            f"{source} holds .bin files ({', '.join(bins)}) and no config.json: an official .bin checkpoint loads "
+            f"with release= naming its release, e.g. {cls.__name__}.from_pretrained({str(source)!r}, "
+            f"release={example!r}) (releases {cls.__name__} loads from .bin files: {', '.join(releases) or 'none'})"
+        )
+
+
+def refuse_official_weights(cls, source, subfolder: str = "", **hub_kwargs) -> None:
+    """Raises when `source` holds this package's config.json beside the weights of an official checkpoint
+    (official key names), naming the two ways to load such weights; returns otherwise. Called once loading
+    has failed, so it costs nothing on the way that works."""
+    if _checkpoint_reader is None or source is None:
+        return
+    files, _ = _weight_files(source, subfolder, **hub_kwargs)
+    names = set()
+    for path in files:
+        try:
+            with safe_open(str(path), "pt") as weights:
+                names.update(weights.keys())
+        except (SafetensorError, OSError):
+            return  # damaged: said elsewhere
+    kind = _checkpoint_reader.kind_of_weights(names) if names else None
+    if kind is not None:
+        shown = ", ".join(str(path) for path in files)
+        raise ValueError(
+            f"{source} holds a config.json of this package ({cls.__name__}) beside the weights of an official "
+            f"{kind} checkpoint ({shown}: official key names), which it cannot load as they are. Load the official "
+            "checkpoint as it was released (its official config.json beside these weights: from_pretrained converts "
+            f"it in memory), or convert the weights: hf-titok convert --kind {kind} --config <its official config, "
+            f"yaml or json> --weights {files[0]} --output-dir <new folder>"
+        )
 
 
 def _device_and_dtype(args, kwargs) -> tuple[torch.device | None, torch.dtype | None]:
@@ -150,25 +225,34 @@ class OfficialFormatMixin:
     """For the package's diffusers models (MaskGen): `from_pretrained` of a folder or repo in the official format
     (or `release=` of a `.bin` repo) goes through the registered checkpoint reader - converted in memory with the
     converter's strict key checks - and everything else through diffusers' own loading, made strict: missing or
-    unexpected weights raise (diffusers only warns) unless `strict=False`. `dtype=` (or diffusers'
-    `torch_dtype=`) applies to both."""
+    unexpected weights raise (diffusers only warns) unless `strict=False`, or `output_loading_info=True` (the
+    caller asked for the report, and gets it to act on). `dtype=` (or diffusers' `torch_dtype=`) applies to
+    both."""
 
     @classmethod
     def from_pretrained(
         cls, pretrained_model_name_or_path, *args, release: str | None = None, strict: bool = True, **kwargs
     ):
         source = pretrained_model_name_or_path
+        refuse_missing_folder(source)
         hub_kwargs = hub_arguments(kwargs)
         config_file = fetch_config(source, **hub_kwargs)
         config = read_json_config(config_file) if config_file is not None else None
         ours = isinstance(config, dict) and "_class_name" in config
         dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)
         if ours or (release is None and config is None):
+            if not ours:
+                refuse_bin_folder_without_release(cls, source)
             wants_info = kwargs.pop("output_loading_info", False)
-            model, info = super().from_pretrained(
-                source, *args, output_loading_info=True, **kwargs, **({"torch_dtype": dtype} if dtype else {})
-            )
-            if strict:
+            try:
+                model, info = super().from_pretrained(
+                    source, *args, output_loading_info=True, **kwargs, **({"torch_dtype": dtype} if dtype else {})
+                )
+            except (OSError, RuntimeError, ValueError):
+                refuse_official_weights(cls, source, **hub_kwargs)
+                raise
+            if strict and not wants_info and (info.get("missing_keys") or info.get("unexpected_keys")):
+                refuse_official_weights(cls, source, **hub_kwargs)
                 refuse_missing_or_unexpected(cls, source, info)
             return (model, info) if wants_info else model
         if _checkpoint_reader is None:
@@ -190,7 +274,9 @@ class StrictLoadingMixin:
     """`from_pretrained` that refuses what transformers lets through with a warning or a bare error:
 
     - missing or unexpected weights (transformers re-initialises missing ones at random, which for a tokenizer
-      or generator silently produces garbage; pass `strict=False` to accept them anyway);
+      or generator silently produces garbage; pass `strict=False` to accept them anyway, or
+      `output_loading_info=True` to get the loading report with the model, as transformers returns it, and act
+      on it yourself);
     - a config of another model type (e.g. a generator's config loaded as a tokenizer);
     - a damaged weight file (truncated, empty, not safetensors): the error names the file;
     - weights that are NaN or infinite: the error names them.
@@ -290,6 +376,7 @@ class StrictLoadingMixin:
         if not isinstance(fast_path, bool):
             raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
         source = pretrained_model_name_or_path
+        refuse_missing_folder(source)
         hub_kwargs = {key: kwargs.get(key) for key in ("cache_dir", "revision") if kwargs.get(key) is not None}
         subfolder = kwargs.get("subfolder") or ""
         output_loading_info = kwargs.pop("output_loading_info", False)
@@ -313,9 +400,11 @@ class StrictLoadingMixin:
                     f"cannot load {cls.__name__} from {source}: damaged weight file {'; '.join(problems)}. "
                     "Download or save it again."
                 ) from error
+            refuse_official_weights(cls, source, subfolder, **hub_kwargs)
             raise
         source = pretrained_model_name_or_path
-        if strict:
+        if strict and not output_loading_info and (info.get("missing_keys") or info.get("unexpected_keys")):
+            refuse_official_weights(cls, source, subfolder, **hub_kwargs)
             refuse_missing_or_unexpected(cls, source, info)
         not_finite = [
             name
@@ -340,6 +429,8 @@ class StrictLoadingMixin:
         if ours and release is None:
             cls._check_model_type(config_file, config)
             return None
+        if config is None and release is None:
+            refuse_bin_folder_without_release(cls, source)
         if _checkpoint_reader is None:
             if release is not None or config is not None:
                 raise ValueError(

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention import JointTransformerBlock
-from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.modeling_utils import ModelMixin, get_parameter_dtype
 from diffusers.models.normalization import AdaLayerNormContinuous
 from diffusers.utils import BaseOutput
 from torch import nn
@@ -35,6 +35,12 @@ from .remote_code import SavesCodeMixin
 
 # Scores enter the sinusoids multiplied by this (a LAION aesthetic score of 6.5 is the angle 650).
 AESTHETIC_SCALE = 100.0
+
+
+def compute_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype `module` computes in, which its inputs are cast to. Under diffusers' layerwise casting a weight is
+    stored in another dtype (e.g. float8) and cast at each call, so a weight's own dtype is not it."""
+    return get_parameter_dtype(module)
 
 
 def sinusoidal_halves(values: torch.Tensor, dim: int, max_period: float, sin_first: bool = True) -> torch.Tensor:
@@ -97,11 +103,11 @@ class MaskGenTransformerMixin:
 
     def pooled_condition(self, pooled_prompt_embeds: torch.Tensor, aesthetic_embedding: torch.Tensor) -> torch.Tensor:
         """`[B, P]` CLIP text_embeds + `[B, M]` aesthetic embedding -> the blocks' `temb` `[B, D]`."""
-        dtype = self.pooled_embedder.weight.dtype
+        dtype = compute_dtype(self)
         return self.pooled_embedder(torch.cat([pooled_prompt_embeds.to(dtype), aesthetic_embedding.to(dtype)], -1))
 
     def _run_trunk(self, hidden_states, prompt_embeds, temb) -> torch.Tensor:
-        context = self.context_embedder(prompt_embeds.to(self.context_embedder.weight.dtype))
+        context = self.context_embedder(prompt_embeds.to(compute_dtype(self)))
         for block in self.transformer_blocks:
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 context, hidden_states = self._gradient_checkpointing_func(block, hidden_states, context, temb)
@@ -218,7 +224,7 @@ class TimestepEmbedding(nn.Module):
 
     def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
         features = sinusoidal_halves(timesteps, self.frequency_dim, 10000.0, sin_first=False)
-        return self.linear_2(F.silu(self.linear_1(features.to(self.linear_1.weight.dtype))))
+        return self.linear_2(F.silu(self.linear_1(features.to(compute_dtype(self)))))
 
 
 class DiffusionHeadBlock(nn.Module):
@@ -252,7 +258,7 @@ class MaskGenDiffusionHead(nn.Module):
         self.proj_out = nn.Linear(width, 2 * token_channels)
 
     def forward(self, noisy_tokens: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        dtype = self.input_projection.weight.dtype
+        dtype = compute_dtype(self)
         hidden_states = self.input_projection(noisy_tokens.to(dtype))
         embedding = self.time_embedding(timesteps) + self.condition_embedding(condition.to(dtype))
         for block in self.blocks:
@@ -337,7 +343,7 @@ class MaskGenKLTransformer(OfficialFormatMixin, SavesCodeMixin, ModelMixin, Conf
         penultimate states, `text_embeds` and aesthetic scores -> the diffusion condition `[B, N, hidden_size]`."""
         aesthetic = self.aesthetic_embedding(check_aesthetic_score(aesthetic_score, tokens.shape[0]))
         temb = self.pooled_condition(pooled_prompt_embeds, aesthetic.to(tokens.device))
-        hidden_states = self.token_norm(self.token_embedder(tokens.to(self.token_embedder.weight.dtype)))
+        hidden_states = self.token_norm(self.token_embedder(tokens.to(compute_dtype(self))))
         masked = mask.bool().unsqueeze(-1)
         hidden_states = torch.where(masked, self.mask_token.to(hidden_states.dtype), hidden_states)
         hidden_states = self._run_trunk(hidden_states + self.position_embedding, prompt_embeds, temb)

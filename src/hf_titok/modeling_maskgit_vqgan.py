@@ -101,7 +101,9 @@ class MaskGITVQGANEncoder(nn.Module):
             hidden_states = block(hidden_states)
         features.append(hidden_states)
         latents = self.conv_out(F.silu(self.norm_out(hidden_states))).contiguous()
-        return FeatureMaps(latents, tuple(f.contiguous() for f in features) if output_hidden_states else None)
+        # The feature maps are returned as computed (channels-last strides): a contiguous copy would sit outside the
+        # graph, so gradients could not be read from it (`retain_grad`).
+        return FeatureMaps(latents, tuple(features) if output_hidden_states else None)
 
 
 class MaskGITVQGANDecoder(nn.Module):
@@ -137,7 +139,7 @@ class MaskGITVQGANDecoder(nn.Module):
             hidden_states = level(hidden_states)
             features.append(hidden_states)
         image = self.conv_out(F.silu(self.norm_out(hidden_states))).contiguous()
-        return FeatureMaps(image, tuple(f.contiguous() for f in features) if output_hidden_states else None)
+        return FeatureMaps(image, tuple(features) if output_hidden_states else None)
 
 
 class VQCodebook(nn.Embedding):

@@ -395,9 +395,9 @@ class TiTokEncoderOutput(TiTokTokens):
 
 
 @dataclass
-class TiTokOutput(TiTokTokens):
+class TiTokReconstructionOutput(ModelOutput):
     """
-    Output of [`TiTokTokenizer.forward`]: the fields of [`TiTokTokens`] plus
+    What [`TiTokTokenizer.forward`] adds to the tokens: the objective and the decoded outputs.
 
     Args:
         loss (`torch.FloatTensor` of shape `()`):
@@ -411,15 +411,29 @@ class TiTokOutput(TiTokTokens):
         proxy_logits (`torch.FloatTensor` of shape `(batch_size, decoder_grid_size**2, num_proxy_codes)`):
             Two-stage models: the decoder's logits over the MaskGIT-VQGAN codebook per decoder patch
             (row-major), the stage-1 training target being the VQGAN's codes of the same image.
+    """
+
+    loss: torch.FloatTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
+    proxy_logits: torch.FloatTensor | None = None
+
+
+# The base classes' fields come in reverse order of the bases: those of [`TiTokReconstructionOutput`] first, so
+# that `output[0]` (and `to_tuple()[0]`) is the loss or the decoded output, which carries gradients, as in every
+# transformers model (and its common tests), not the integer VQ ids.
+@dataclass
+class TiTokOutput(TiTokTokens, TiTokReconstructionOutput):
+    """
+    Output of [`TiTokTokenizer.forward`]: the fields of [`TiTokReconstructionOutput`] (`loss`, `reconstruction`,
+    `proxy_logits`), then those of [`TiTokTokens`], plus
+
+    Args:
         encoder_hidden_states, decoder_hidden_states (`tuple(torch.FloatTensor)`, with `output_hidden_states`):
             Each ViT's input and the output of each of its layers.
         encoder_attentions, decoder_attentions (`tuple(torch.FloatTensor)`, with `output_attentions`):
             Each ViT's attention weights, one per layer.
     """
 
-    loss: torch.FloatTensor | None = None
-    reconstruction: torch.FloatTensor | None = None
-    proxy_logits: torch.FloatTensor | None = None
     encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
     decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None

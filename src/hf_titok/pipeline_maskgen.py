@@ -98,9 +98,9 @@ class MaskGenPipeline(PipelineBase):
         super().__init__()
         self._check_components(vqvae, transformer, scheduler, text_encoder)
         if scheduler is DEFAULT:
-            scheduler = self._default_scheduler(transformer)
+            scheduler = None if transformer is None else self._default_scheduler(transformer)
         if image_processor is DEFAULT:
-            image_processor = TiTokImageProcessor.for_image_size(vqvae.config.image_size)
+            image_processor = None if vqvae is None else TiTokImageProcessor.for_image_size(vqvae.config.image_size)
         self.register_modules(
             vqvae=vqvae,
             transformer=transformer,
@@ -135,45 +135,55 @@ class MaskGenPipeline(PipelineBase):
     @staticmethod
     def _check_components(vqvae, transformer, scheduler, text_encoder) -> None:
         """The components fit together: a text-aware tokenizer of the generator's kind and sizes, a scheduler of
-        that kind, a text encoder of the width both read."""
+        that kind, a text encoder of the width both read. `vqvae` and `transformer` may be None (as in diffusers'
+        pipelines: e.g. one that only encodes prompts); what is there is checked."""
         if isinstance(vqvae, TiTokTokenizer) and not vqvae.text_aware:
             raise TypeError(
                 "vqvae is a TiTok tokenizer, which is not text-aware: MaskGen decodes with TA-TiTok "
                 "(TATiTokTokenizer); class-conditional TiTok generators go with TiTokPipeline"
             )
-        if not isinstance(vqvae, TATiTokTokenizer):
-            raise TypeError(f"vqvae must be a TATiTokTokenizer, got {type(vqvae).__name__}")
-        if not isinstance(transformer, (MaskGenVQTransformer, MaskGenKLTransformer)):
+        if vqvae is not None and not isinstance(vqvae, TATiTokTokenizer):
+            raise TypeError(f"vqvae must be a TATiTokTokenizer (or None), got {type(vqvae).__name__}")
+        if transformer is not None and not isinstance(transformer, (MaskGenVQTransformer, MaskGenKLTransformer)):
             raise TypeError(
-                f"transformer must be a MaskGenVQTransformer or MaskGenKLTransformer, got {type(transformer).__name__}"
+                "transformer must be a MaskGenVQTransformer or MaskGenKLTransformer (or None), got "
+                f"{type(transformer).__name__}"
             )
-        tokens, generator = vqvae.config, transformer.config
         kl = isinstance(transformer, MaskGenKLTransformer)
-        if kl == vqvae.is_vq:
-            raise ValueError(
-                f"a MaskGen-{'KL' if kl else 'VQ'} generator needs a TA-TiTok {'VAE' if kl else 'VQ'} tokenizer; "
-                f"this one is {'VQ' if vqvae.is_vq else 'VAE'}"
-            )
-        expected = {"num_latent_tokens": tokens.num_latent_tokens}
-        expected.update({"token_channels": tokens.token_size} if kl else {"codebook_size": tokens.codebook_size})
-        for name, value in expected.items():
-            if generator[name] != value:
-                raise ValueError(f"the generator's {name}={generator[name]} does not match the tokenizer's ({value})")
-        wanted = MaskGenKLScheduler if kl else MaskGenVQScheduler
-        if scheduler is not DEFAULT and scheduler is not None and not isinstance(scheduler, wanted):
-            raise TypeError(f"a MaskGen-{'KL' if kl else 'VQ'} pipeline samples with {wanted.__name__}")
+        if vqvae is not None and transformer is not None:
+            tokens, generator = vqvae.config, transformer.config
+            if kl == vqvae.is_vq:
+                raise ValueError(
+                    f"a MaskGen-{'KL' if kl else 'VQ'} generator needs a TA-TiTok {'VAE' if kl else 'VQ'} tokenizer; "
+                    f"this one is {'VQ' if vqvae.is_vq else 'VAE'}"
+                )
+            expected = {"num_latent_tokens": tokens.num_latent_tokens}
+            expected.update({"token_channels": tokens.token_size} if kl else {"codebook_size": tokens.codebook_size})
+            for name, value in expected.items():
+                if generator[name] != value:
+                    raise ValueError(
+                        f"the generator's {name}={generator[name]} does not match the tokenizer's ({value})"
+                    )
+        if transformer is not None:
+            wanted = MaskGenKLScheduler if kl else MaskGenVQScheduler
+            if scheduler is not DEFAULT and scheduler is not None and not isinstance(scheduler, wanted):
+                raise TypeError(f"a MaskGen-{'KL' if kl else 'VQ'} pipeline samples with {wanted.__name__}")
         if text_encoder is not None:
             width = text_encoder.config.hidden_size
-            for owner, needed in (("tokenizer", tokens.text_hidden_size), ("generator", generator.text_hidden_size)):
-                if width != needed:
+            readers = [("tokenizer", vqvae), ("generator", transformer)]
+            for owner, model in readers:
+                if model is not None and width != model.config.text_hidden_size:
                     raise ValueError(
-                        f"the text encoder is {width} wide, but the {owner} reads {needed}-wide text states "
-                        "(MaskGen and TA-TiTok read CLIP ViT-L/14: 768)"
+                        f"the text encoder is {width} wide, but the {owner} reads {model.config.text_hidden_size}-wide "
+                        "text states (MaskGen and TA-TiTok read CLIP ViT-L/14: 768)"
                     )
-            if text_encoder.config.projection_dim != generator.pooled_projection_dim:
+            if (
+                transformer is not None
+                and text_encoder.config.projection_dim != transformer.config.pooled_projection_dim
+            ):
                 raise ValueError(
                     f"the text encoder projects to {text_encoder.config.projection_dim}, but the generator reads "
-                    f"{generator.pooled_projection_dim}-wide pooled embeddings"
+                    f"{transformer.config.pooled_projection_dim}-wide pooled embeddings"
                 )
 
     @property
@@ -198,31 +208,23 @@ class MaskGenPipeline(PipelineBase):
         strength=None,
     ) -> float | None:
         """Check the call's arguments; returns the strength of a variations call (None otherwise)."""
-        if text.prompt is not None and text.prompt_embeds is not None:
-            raise ValueError("give prompt or prompt_embeds, not both")
-        if text.prompt is None and text.prompt_embeds is None:
-            raise ValueError("give a prompt (or prompt_embeds with pooled_prompt_embeds)")
-        if text.prompt is not None:
-            check_prompts(text.prompt)
-            if self.text_encoder is None or self.tokenizer is None:
-                raise ValueError(
-                    "this pipeline has no text encoder/tokenizer: pass prompt_embeds, pooled_prompt_embeds (and "
-                    "decoder_prompt_embeds to decode), or load one (hf_titok.text_encoding.CLIP_TEXT_ENCODER)"
-                )
-        if text.negative_prompt is not None:
-            check_prompts(text.negative_prompt, "negative_prompt")
-            if text.negative_prompt_embeds is not None:
-                raise ValueError("give negative_prompt or negative_prompt_embeds, not both")
-        if text.prompt_embeds is not None and text.pooled_prompt_embeds is None:
-            raise ValueError("prompt_embeds needs pooled_prompt_embeds (CLIP's text_embeds), as in SD3's pipeline")
-        if (text.negative_prompt_embeds is None) != (text.negative_pooled_prompt_embeds is None):
-            raise ValueError("give negative_prompt_embeds and negative_pooled_prompt_embeds together")
+        if self.transformer is None:
+            raise ValueError(
+                "this pipeline has no transformer (built to encode prompts only, with encode_prompt): load a MaskGen "
+                "generator to sample"
+            )
+        if self.vqvae is None and (output_type != "latent" or image is not None):
+            raise ValueError(
+                "this pipeline has no vqvae (TA-TiTok): it cannot decode or encode images; output_type='latent' "
+                "returns the generated tokens"
+            )
+        self.check_text_inputs(text)
         if text.prompt_embeds is not None and output_type != "latent" and text.decoder_prompt_embeds is None:
-            if self.text_encoder is None:
-                raise ValueError(
-                    "decoding with precomputed embeddings needs decoder_prompt_embeds (CLIP's last_hidden_state, "
-                    "what TA-TiTok reads), or output_type='latent'"
-                )
+            # Without the prompt the text encoder cannot give TA-TiTok its text either.
+            raise ValueError(
+                "decoding with precomputed embeddings needs decoder_prompt_embeds (CLIP's last_hidden_state, "
+                "what TA-TiTok reads; or pass prompt= instead of prompt_embeds), or output_type='latent'"
+            )
         if (
             isinstance(num_images_per_prompt, bool)
             or not isinstance(num_images_per_prompt, numbers.Integral)
@@ -244,35 +246,103 @@ class MaskGenPipeline(PipelineBase):
                 )
         return self.check_strength(image, strength)
 
+    def check_text_inputs(self, text: TextInputs) -> None:
+        """The text arguments go together: a prompt or its embeddings (with the pooled ones), a negative prompt
+        or its embeddings (both of them), and a text encoder for whatever must be encoded."""
+        if text.prompt is not None and text.prompt_embeds is not None:
+            raise ValueError("give prompt or prompt_embeds, not both")
+        if text.prompt is None and text.prompt_embeds is None:
+            raise ValueError("give a prompt (or prompt_embeds with pooled_prompt_embeds)")
+        if text.prompt is not None:
+            check_prompts(text.prompt)
+            if self.text_encoder is None or self.tokenizer is None:
+                raise ValueError(
+                    "this pipeline has no text encoder/tokenizer: pass prompt_embeds, pooled_prompt_embeds (and "
+                    "decoder_prompt_embeds to decode), or load one (hf_titok.text_encoding.CLIP_TEXT_ENCODER)"
+                )
+        if text.negative_prompt is not None:
+            check_prompts(text.negative_prompt, "negative_prompt")
+            if text.negative_prompt_embeds is not None:
+                raise ValueError("give negative_prompt or negative_prompt_embeds, not both")
+        if text.prompt_embeds is not None and text.pooled_prompt_embeds is None:
+            raise ValueError("prompt_embeds needs pooled_prompt_embeds (CLIP's text_embeds), as in SD3's pipeline")
+        if (text.negative_prompt_embeds is None) != (text.negative_pooled_prompt_embeds is None):
+            raise ValueError("give negative_prompt_embeds and negative_pooled_prompt_embeds together")
+
     # ---- 2. text ----
 
-    def encode_prompt(self, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Prompts -> (MaskGen's prompt_embeds `[B, 77, W]`, pooled_prompt_embeds `[B, P]`, TA-TiTok's
-        decoder_prompt_embeds `[B, 77, W]`), one text-encoder pass (`hf_titok.text_encoding`)."""
-        max_length = self.vqvae.config.text_max_length
-        input_ids = tokenize_prompts(self.tokenizer, prompts, max_length).to(device)
+    @property
+    def text_max_length(self) -> int:
+        """The number of CLIP token positions the models read (77): the tokenizer's config, else the text
+        encoder's."""
+        if self.vqvae is not None:
+            return self.vqvae.config.text_max_length
+        return self.text_encoder.config.max_position_embeddings
+
+    def _encode_text(self, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prompts -> (MaskGen's penultimate states `[B, 77, W]`, pooled `text_embeds` `[B, P]`, TA-TiTok's
+        `last_hidden_state` `[B, 77, W]`), one text-encoder pass (`hf_titok.text_encoding`)."""
+        input_ids = tokenize_prompts(self.tokenizer, prompts, self.text_max_length).to(device)
         features = clip_text_features(self.text_encoder, input_ids)
         return features.condition, features.pooled, features.tokenizer_text
 
+    def _text_widths(self) -> tuple[int | None, int | None]:
+        """(width of the text states, width of the pooled embedding) the models read, else the text encoder's."""
+        if self.transformer is not None:
+            return self.transformer.config.text_hidden_size, self.transformer.config.pooled_projection_dim
+        if self.text_encoder is not None:
+            return self.text_encoder.config.hidden_size, self.text_encoder.config.projection_dim
+        return (self.vqvae.config.text_hidden_size if self.vqvae is not None else None), None
+
     def _checked_embeds(self, embeds, rows: int | None, what: str, pooled: bool = False) -> torch.Tensor:
-        config = self.transformer.config
+        """Given embeddings, checked against the widths `_text_widths` names."""
+        width, pooled_width = self._text_widths()
         if pooled:
-            if not torch.is_tensor(embeds) or embeds.ndim != 2 or embeds.shape[1] != config.pooled_projection_dim:
+            if not torch.is_tensor(embeds) or embeds.ndim != 2 or embeds.shape[1] != (pooled_width or embeds.shape[1]):
                 raise ValueError(
-                    f"{what} must be a [B, {config.pooled_projection_dim}] tensor (CLIP's text_embeds), got "
+                    f"{what} must be a [B, {pooled_width or 'P'}] tensor (CLIP's text_embeds), got "
                     f"{tuple(getattr(embeds, 'shape', ())) or type(embeds).__name__}"
                 )
             if not torch.isfinite(embeds).all():
                 raise ValueError(f"{what} contain NaN or infinite values")
             return embeds
-        length = self.vqvae.config.text_max_length
-        check_text_embeddings(embeds, rows or embeds.shape[0], length, config.text_hidden_size, what)
+        if width is None:
+            width = embeds.shape[-1] if torch.is_tensor(embeds) and embeds.ndim == 3 else 0
+        batch = rows or (embeds.shape[0] if torch.is_tensor(embeds) else 1)
+        check_text_embeddings(embeds, batch, self.text_max_length, width, what)
         return embeds
 
-    def _text(self, text: TextInputs, device):
-        """Every text input of the call, encoded or checked: (cond, pooled, uncond, uncond pooled, decoder text),
-        one row per prompt (the unconditional rows: one per prompt or one for all)."""
-        (
+    def encode_prompt(
+        self,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        device: torch.device | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        pooled_prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        negative_pooled_prompt_embeds: torch.Tensor | None = None,
+        decoder_prompt_embeds: torch.Tensor | None = None,
+        do_classifier_free_guidance: bool = True,
+    ):
+        r"""
+        The text of a call, one row per prompt, as SD3's `encode_prompt`: `__call__` runs it, and it runs alone on
+        a pipeline holding only the text encoder and tokenizer, whose outputs another pipeline then takes as
+        `prompt_embeds` & co.
+
+        Args:
+            prompt, negative_prompt: as in `__call__` (the unconditional branch defaults to the empty prompt).
+            device: where the embeddings go (default: the pipeline's execution device).
+            prompt_embeds, pooled_prompt_embeds, negative_prompt_embeds, negative_pooled_prompt_embeds,
+            decoder_prompt_embeds: precomputed embeddings, checked and passed through.
+            do_classifier_free_guidance: False leaves the unconditional embeddings as given (None if not given).
+
+        Returns:
+            `(prompt_embeds, pooled_prompt_embeds, negative_prompt_embeds, negative_pooled_prompt_embeds,
+            decoder_prompt_embeds)`: CLIP's penultimate states `[B, 77, W]` and `text_embeds` `[B, P]` of the
+            prompts and of the unconditional branch (one row per prompt), and TA-TiTok's text, CLIP's
+            `last_hidden_state` `[B, 77, W]` (None when neither it nor a prompt is given).
+        """
+        text = TextInputs(
             prompt,
             negative_prompt,
             prompt_embeds,
@@ -280,9 +350,11 @@ class MaskGenPipeline(PipelineBase):
             negative_prompt_embeds,
             negative_pooled_prompt_embeds,
             decoder_prompt_embeds,
-        ) = text
+        )
+        self.check_text_inputs(text)
+        device = device or self._execution_device
         if prompt is not None:
-            prompt_embeds, pooled_prompt_embeds, decoder_text = self.encode_prompt(check_prompts(prompt), device)
+            prompt_embeds, pooled_prompt_embeds, decoder_text = self._encode_text(check_prompts(prompt), device)
             decoder_prompt_embeds = decoder_text if decoder_prompt_embeds is None else decoder_prompt_embeds
         else:
             prompt_embeds = self._checked_embeds(prompt_embeds, None, "prompt_embeds")
@@ -290,28 +362,36 @@ class MaskGenPipeline(PipelineBase):
         rows = prompt_embeds.shape[0]
         if pooled_prompt_embeds.shape[0] != rows:
             raise ValueError(f"pooled_prompt_embeds has {pooled_prompt_embeds.shape[0]} rows for {rows} prompts")
-        if negative_prompt_embeds is None:
-            if self.text_encoder is None and negative_prompt is None:
+        if do_classifier_free_guidance and negative_prompt_embeds is None:
+            if self.text_encoder is None:
                 raise ValueError(
                     "guidance needs the unconditional text: pass negative_prompt_embeds and "
                     "negative_pooled_prompt_embeds (the encoding of the empty prompt), or a text encoder"
                 )
             negatives = check_prompts(negative_prompt, "negative_prompt") if negative_prompt is not None else [""]
-            negative_prompt_embeds, negative_pooled_prompt_embeds, _ = self.encode_prompt(negatives, device)
-        negative_prompt_embeds = self._checked_embeds(negative_prompt_embeds, rows, "negative_prompt_embeds")
-        negative_pooled_prompt_embeds = self._checked_embeds(
-            negative_pooled_prompt_embeds, None, "negative_pooled_prompt_embeds", True
-        )
+            negative_prompt_embeds, negative_pooled_prompt_embeds, _ = self._encode_text(negatives, device)
+        if negative_prompt_embeds is not None:
+            negative_prompt_embeds = self._checked_embeds(negative_prompt_embeds, rows, "negative_prompt_embeds")
+            negative_pooled_prompt_embeds = self._checked_embeds(
+                negative_pooled_prompt_embeds, None, "negative_pooled_prompt_embeds", True
+            )
+            if negative_pooled_prompt_embeds.shape[0] not in (1, rows):
+                raise ValueError(
+                    f"negative_pooled_prompt_embeds has {negative_pooled_prompt_embeds.shape[0]} rows for {rows} "
+                    "prompts: give one or one each"
+                )
+            negative_prompt_embeds = negative_prompt_embeds.expand(rows, -1, -1).to(device)
+            negative_pooled_prompt_embeds = negative_pooled_prompt_embeds.expand(rows, -1).to(device)
         if decoder_prompt_embeds is not None:
             decoder_prompt_embeds = self._checked_embeds(decoder_prompt_embeds, rows, "decoder_prompt_embeds")
-            decoder_prompt_embeds = decoder_prompt_embeds.expand(rows, -1, -1)
-        expand = lambda t: t.expand(rows, *t.shape[1:]) if t.shape[0] == 1 else t  # noqa: E731
+            decoder_prompt_embeds = decoder_prompt_embeds.expand(rows, -1, -1).to(device)
+        prompt_embeds, pooled_prompt_embeds = prompt_embeds.to(device), pooled_prompt_embeds.to(device)
         return (
-            prompt_embeds.to(device),
-            pooled_prompt_embeds.to(device),
-            expand(negative_prompt_embeds).to(device),
-            expand(negative_pooled_prompt_embeds).to(device),
-            None if decoder_prompt_embeds is None else decoder_prompt_embeds.to(device),
+            prompt_embeds,
+            pooled_prompt_embeds,
+            negative_prompt_embeds,
+            negative_pooled_prompt_embeds,
+            decoder_prompt_embeds,
         )
 
     # ---- 3. variations ----
@@ -398,12 +478,7 @@ class MaskGenPipeline(PipelineBase):
         return tokens
 
     def _after_step(self, callback, tensor_inputs, i, t, tensors):
-        if callback is None:
-            return tensors["latents"]
-        returned = callback(self, i, t, {name: tensors[name] for name in tensor_inputs})
-        if returned is not None and "latents" in returned:
-            return returned["latents"]
-        return tensors["latents"]
+        return self.run_step_callback(callback, tensor_inputs, i, t, tensors)["latents"]
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -500,7 +575,7 @@ class MaskGenPipeline(PipelineBase):
         config = self.transformer.config
 
         # 2. Encode the prompts (one row per prompt), then one row per image
-        cond, pooled, uncond, uncond_pooled, decoder_text = self._text(text, device)
+        cond, pooled, uncond, uncond_pooled, decoder_text = self.encode_prompt(**text._asdict(), device=device)
         num_prompts = cond.shape[0]
         score = torch.as_tensor(aesthetic_score, dtype=torch.float32).reshape(-1)
         if score.numel() not in (1, num_prompts):

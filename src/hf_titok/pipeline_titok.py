@@ -383,10 +383,14 @@ class TiTokPipeline(PipelineBase):
                 logits = self.transformer(token_ids, labels, check_values=False).logits
             token_ids = scheduler.step(logits, t, token_ids, generator=generator).prev_sample
             if callback_on_step_end is not None:
-                tensors = {"latents": token_ids, "logits": logits}
-                callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
-                returned = callback_on_step_end(self, i, t, callback_kwargs)
-                if returned is not None and "latents" in returned:
+                returned = self.run_step_callback(
+                    callback_on_step_end,
+                    callback_on_step_end_tensor_inputs,
+                    i,
+                    t,
+                    {"latents": token_ids, "logits": logits},
+                )
+                if returned["latents"] is not token_ids:
                     token_ids = returned["latents"]
                     check_token_ids(
                         token_ids,

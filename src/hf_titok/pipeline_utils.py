@@ -16,7 +16,7 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from huggingface_hub import hf_hub_download, snapshot_download
 
-from .loading import checkpoint_reader, hub_arguments
+from .loading import checkpoint_reader, hub_arguments, refuse_missing_folder
 from .remote_code import installed_entries, write_pipeline_code
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -113,6 +113,43 @@ class PipelineBase(DiffusionPipeline):
             )
         return names
 
+    def run_step_callback(self, callback, names: list[str], step: int, timestep, tensors: dict) -> dict:
+        """Calls the step callback (if any) with the tensors of `tensors` it asked for (`names`) and returns
+        `tensors` updated with what it returned: `None` or a dict holding some of the tensors it was given, each
+        a tensor of the same shape, dtype and device (checked here, so that a wrong return is named at the step
+        it happens instead of failing deep inside the next forward pass)."""
+        if callback is None:
+            return tensors
+        given = {name: tensors[name] for name in names}
+        returned = callback(self, step, timestep, given)
+        if returned is None:
+            return tensors
+        if not isinstance(returned, dict):
+            raise TypeError(
+                f"callback_on_step_end must return a dict of (some of) the tensors it was given ({names}) or None, "
+                f"got {type(returned).__name__}"
+            )
+        unknown = [name for name in returned if name not in given]
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end returned {unknown}, which it was not given: it may return the tensors named "
+                f"by callback_on_step_end_tensor_inputs ({names})"
+            )
+        for name, value in returned.items():
+            expected = given[name]
+            if not torch.is_tensor(value):
+                raise TypeError(
+                    f"callback_on_step_end returned {name!r} as {type(value).__name__}; it must be a tensor like the "
+                    f"one it was given ({list(expected.shape)}, {expected.dtype})"
+                )
+            if value.shape != expected.shape or value.dtype != expected.dtype or value.device != expected.device:
+                raise ValueError(
+                    f"callback_on_step_end returned {name!r} as a {list(value.shape)} {value.dtype} tensor on "
+                    f"{value.device}; it must keep the shape, dtype and device it was given ({list(expected.shape)}, "
+                    f"{expected.dtype}, {expected.device})"
+                )
+        return {**tensors, **returned}
+
     @property
     def _call(self) -> CallState:
         # Built on first use: pipelines are also built by diffusers without running __init__'s body in order.
@@ -205,6 +242,7 @@ class PipelineBase(DiffusionPipeline):
         saved pipeline, after checking that every component it needs is there (a missing one is named rather than
         failing deep inside the loader). `dtype=` and diffusers' `torch_dtype=` both work."""
         source = pretrained_model_name_or_path
+        refuse_missing_folder(source)
         reader = checkpoint_reader()
         if reader is not None and (release is not None or not has_model_index(source, **hub_arguments(kwargs))):
             model_kwargs = dict(kwargs)
@@ -225,9 +263,14 @@ class PipelineBase(DiffusionPipeline):
 
     @classmethod
     def _components_not_saved(cls, folder: Path, index: dict) -> dict:
-        """What the loader passes for the optional components a saved folder does not name: `DEFAULT`, so the
-        standard one is built."""
-        return {name: DEFAULT for name in cls._optional_components if name not in index}
+        """What the loader passes for the optional components a saved folder holds no files of: `DEFAULT` for one
+        it does not name, so the standard one is built, and `None` for one saved as `None` (`[null, null]`), so
+        it stays `None` whichever way diffusers' loader treats null entries."""
+        return {
+            name: DEFAULT if name not in index else None
+            for name in cls._optional_components
+            if name not in index or index[name] in ([None, None], None)
+        }
 
     @classmethod
     def _check_folder(cls, folder: Path) -> dict:

@@ -120,7 +120,20 @@ class SavesCodeMixin:
     code beside the config (`write_code`), so the folder loads as a custom component of a pipeline saved without
     hf_titok; a push to the Hub happens after the code is written."""
 
-    def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
+    def save_pretrained(
+        self,
+        save_directory,
+        *args,
+        push_to_hub: bool = False,
+        safe_serialization: bool | None = None,
+        variant: str | None = None,
+        max_shard_size: int | str | None = None,
+        **kwargs,
+    ):
+        # `safe_serialization`, `variant` and `max_shard_size` are named because diffusers' pipeline saving passes a
+        # component only the arguments its save_pretrained's signature names; given ones go on (schedulers have none).
+        named = dict(safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size)
+        kwargs.update({key: value for key, value in named.items() if value is not None})
         repo_id = kwargs.pop("repo_id", None)
         super().save_pretrained(save_directory, *args, **kwargs)
         if carries_code(type(self)):

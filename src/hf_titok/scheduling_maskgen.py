@@ -25,10 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+# diffusers' pipeline loader finds how to load a component by looking its base class up by name in the component's
+# own module, so the module must hold SchedulerMixin.
+from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401
 from diffusers.utils import BaseOutput
 
-from .remote_code import SavesCodeMixin
 from .sampling_settings import (
     MASKGEN_KL_GUIDANCE_SCHEDULES,
     MASKGEN_VQ_GUIDANCE_SCHEDULES,
@@ -37,7 +39,7 @@ from .sampling_settings import (
     MAX_TEMPERATURE,
     SamplerSetting,
 )
-from .scheduling_titok_maskgit import check_steps, unmask_step
+from .scheduling_titok_maskgit import SamplerMixin, check_steps, unmask_step
 from .torch_utils import GeneratorType, randn_tensor, random_orders
 
 VQ_GUIDANCE_SCHEDULES = MASKGEN_VQ_GUIDANCE_SCHEDULES
@@ -61,7 +63,7 @@ class MaskGenSchedulerOutput(BaseOutput):
     pred_original_sample: torch.Tensor
 
 
-class MaskGenVQScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
+class MaskGenVQScheduler(SamplerMixin, ConfigMixin):
     """MaskGen-VQ's sampler (see the module docstring). Defaults: the official README's call (16 steps, guidance 12
     with the cosine schedule, Gumbel temperature 2.0, noisy confidence ranking).
 
@@ -167,7 +169,7 @@ def _cosine_alpha_bar(step: float) -> float:
     return math.cos((step + 0.008) / 1.008 * math.pi / 2) ** 2
 
 
-class MaskGenKLScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
+class MaskGenKLScheduler(SamplerMixin, ConfigMixin):
     """MaskGen-KL's sampler: the random-order token schedule and the respaced diffusion process of its head (see
     the module docstring). Defaults: the released inference configs (32 steps, guidance 3.0 linear, temperature
     1.0, 100 diffusion steps).

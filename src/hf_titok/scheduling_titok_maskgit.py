@@ -121,7 +121,17 @@ def check_steps_fit(steps: int, num_tokens: int, name: str = "num_inference_step
         )
 
 
-class TiTokMaskGITScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
+class SamplerMixin(SavesCodeMixin, SchedulerMixin):
+    """What the package's samplers share: diffusers' scheduler behaviour, saving with the code, and their
+    `compatibles` (diffusers looks compatible schedulers up in its own package only; each sampler here is
+    compatible with itself, the one class that reads its config)."""
+
+    @classmethod
+    def _get_compatibles(cls) -> list[type]:
+        return [cls]
+
+
+class TiTokMaskGITScheduler(SamplerMixin, ConfigMixin):
     """Confidence-based iterative unmasking with the arccos schedule, Gumbel temperature annealing and the
     three classifier-free guidance schedules of official TiTok (see the module docstring).
 
@@ -298,10 +308,12 @@ class TiTokMaskGITScheduler(SavesCodeMixin, SchedulerMixin, ConfigMixin):
         if not torch.compiler.is_compiling() and not 0 <= int(timestep) < self.num_inference_steps:
             raise ValueError(f"timestep must lie in [0, {self.num_inference_steps - 1}], got {int(timestep)}")
 
-    @classmethod
-    def _get_compatibles(cls) -> list[type]:
-        """diffusers looks compatible schedulers up in its own package only; this sampler's are here."""
-        return [cls]
 
-
-__all__ = ["TiTokMaskGITScheduler", "TiTokMaskGITSchedulerOutput", "check_steps", "check_steps_fit", "unmask_step"]
+__all__ = [
+    "SamplerMixin",
+    "TiTokMaskGITScheduler",
+    "TiTokMaskGITSchedulerOutput",
+    "check_steps",
+    "check_steps_fit",
+    "unmask_step",
+]

@@ -350,6 +350,19 @@ class OfficialReader:
             tokenizer=tokenizer,
         )
 
+    def kind_of_weights(self, names) -> str | None:
+        try:
+            return detect_kind(set(names))
+        except ConversionError:
+            return None
+
+    def releases_with_bin_files(self, model_class: type) -> dict[str, str]:
+        kind = next((kind for cls, kind in KIND_OF_CLASS.items() if issubclass(model_class, cls)), None)
+        releases = {**RELEASES, **FAMILY_RELEASES}.values()
+        return {
+            release.name: release.bin_filename for release in releases if release.bin_filename and release.kind == kind
+        }
+
     def official_kind(self, folder) -> str | None:
         folder = Path(folder)
         config_file, weights_file = folder / "config.json", folder / "model.safetensors"

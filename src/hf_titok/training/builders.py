@@ -53,7 +53,7 @@ def init_stage2_tokenizer(section: dict) -> TiTokTokenizer:
     as the pixel codebook and pixel decoder; commitment cost 0."""
     if not section.get("init_from"):
         raise ValueError("stage 2 needs model.init_from: the stage-1 tokenizer to fine-tune")
-    stage1 = TiTokTokenizer.from_pretrained(section["init_from"])
+    stage1 = load_named("model.init_from", TiTokTokenizer.from_pretrained, section["init_from"])
     if stage1.config.decoder_head != "proxy_codes":
         raise ValueError("stage 2 fine-tunes a two-stage (proxy-code) tokenizer")
     if stage1.pixel_decoder is not None:
@@ -62,7 +62,9 @@ def init_stage2_tokenizer(section: dict) -> TiTokTokenizer:
         raise ValueError(
             "stage 2 needs model.pixel_decoder_from: the MaskGIT-VQGAN whose decoder renders the proxy codes"
         )
-    vqgan = load_vqgan_at(section["pixel_decoder_from"], stage1.config.image_size)
+    vqgan = load_named(
+        "model.pixel_decoder_from", load_vqgan_at, section["pixel_decoder_from"], stage1.config.image_size
+    )
     config = TiTokConfig(
         **{
             **stage1.config.to_diff_dict(),
@@ -84,7 +86,7 @@ def new_tokenizer(config: dict, **forced) -> TiTokTokenizer:
     """The tokenizer to train: `model.pretrained` (fine-tuning), else new from `model.preset` / `model.config`."""
     section = config["model"]
     if section.get("pretrained"):
-        return TiTokTokenizer.from_pretrained(section["pretrained"])
+        return load_named("model.pretrained", TiTokTokenizer.from_pretrained, section["pretrained"])
     return TiTokTokenizer(tokenizer_config(section, **forced))
 
 
@@ -102,8 +104,16 @@ def stage2_tokenizer(config: dict) -> TiTokTokenizer:
 def new_vqgan(config: dict) -> MaskGITVQGAN:
     section = config["model"]
     if section.get("pretrained"):
-        return MaskGITVQGAN.from_pretrained(section["pretrained"])
+        return load_named("model.pretrained", MaskGITVQGAN.from_pretrained, section["pretrained"])
     return MaskGITVQGAN(MaskGITVQGANConfig(**section.get("config", {})))
+
+
+def load_named(field: str, load: Callable, source: str, *args):
+    """`load(source, *args)`; a source that does not exist is named by the config field that gave it."""
+    try:
+        return load(source, *args)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{field}: {error} (train, convert or download it first)") from None
 
 
 def load_vqgan_at(source: str, image_size: int) -> MaskGITVQGAN:
@@ -158,7 +168,7 @@ def prepare_images(make_model: Callable[[dict], nn.Module], needs_teacher: bool 
         model = make_model(config)
         augmentation = augmentation_of(config, model.config.image_size)
         if needs_teacher:
-            teacher = load_vqgan_at(config["teacher"], model.config.image_size)
+            teacher = load_named("teacher", load_vqgan_at, config["teacher"], model.config.image_size)
         with args.main_process_first(desc="loading the dataset"):
             dataset, collator = image_data(config, augmentation, args.seed)
         return RecipeRun(
@@ -186,7 +196,7 @@ def prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
     """The frozen tokenizer, the ids (pre-tokenized, or images tokenized on the fly), and the generator over them."""
     tokenizer = processor = None
     if config.get("tokenizer"):
-        tokenizer, processor = load_tokenizer(config["tokenizer"])
+        tokenizer, processor = load_named("tokenizer", load_tokenizer, config["tokenizer"])
     data = config["data"]
     with args.main_process_first(desc="loading the dataset"):
         if data.get("pretokenized"):
@@ -208,7 +218,7 @@ def prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
             dataset, collator = image_data(config, augmentation, args.seed)
     section = config["model"]
     if section.get("pretrained"):
-        model = TiTokMaskGIT.from_pretrained(section["pretrained"])
+        model = load_named("model.pretrained", TiTokMaskGIT.from_pretrained, section["pretrained"])
     else:
         derived = dict(num_classes=dataset_num_classes(dataset, config))
         if tokenizer is not None:
@@ -266,6 +276,7 @@ __all__ = [
     "class_names",
     "first_images",
     "init_stage2_tokenizer",
+    "load_named",
     "load_vqgan_at",
     "new_tokenizer",
     "new_vqgan",

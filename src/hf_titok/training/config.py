@@ -177,8 +177,32 @@ def declared_types(declaration) -> dict[str, type | None]:
     return {name: _plain_type(hints.get(name)) for name in parameters}
 
 
-def type_problem(where: str, value, kind) -> str | None:
-    if value is None or kind is None:
+def nullable_fields(declaration) -> set[str]:
+    """The fields of a dataclass (or keywords of a class's constructor) that may be None: those whose type hint
+    admits None or whose default is None. A YAML null (`--set training.max_steps=`) anywhere else is refused."""
+    if dataclasses.is_dataclass(declaration):
+        hints = typing.get_type_hints(declaration)
+        defaults = {item.name: item.default for item in dataclasses.fields(declaration)}
+    else:
+        hints = typing.get_type_hints(declaration.__init__)
+        defaults = {name: item.default for name, item in inspect.signature(declaration).parameters.items()}
+    return {
+        name
+        for name, default in defaults.items()
+        if default is None
+        or name not in hints
+        or hints[name] is typing.Any
+        or type(None) in typing.get_args(hints[name])
+    }
+
+
+def type_problem(where: str, value, kind, nullable: bool = True) -> str | None:
+    if value is None:
+        if nullable:
+            return None
+        expected = _TYPE_NAMES.get(kind, "a value") if kind is not None else "a value"
+        return f"{where} cannot be null (an empty value): it must be {expected}; leave it out for the default"
+    if kind is None:
         return None
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -224,6 +248,12 @@ def check_config(config: dict, recipe) -> None:
         "training": declared_types(TiTokTrainingArguments),
         "loss": declared_types(type(recipe.loss)),
     }
+    # The sections declared here take null as "unset"; a declaration says for itself which fields may be None.
+    nullable = {
+        "discriminator": nullable_fields(NLayerDiscriminator),
+        "training": nullable_fields(TiTokTrainingArguments),
+        "loss": nullable_fields(type(recipe.loss)),
+    }
     for section, schema in schemas.items():
         values = config.get(section)
         if not isinstance(values, dict):
@@ -232,7 +262,8 @@ def check_config(config: dict, recipe) -> None:
             if key not in schema:
                 problems.append(f"unknown key {section}.{key}{close_match(key, schema)}")
             else:
-                problems.append(type_problem(f"{section}.{key}", value, schema[key]))
+                may_be_null = section not in nullable or key in nullable[section]
+                problems.append(type_problem(f"{section}.{key}", value, schema[key], may_be_null))
     sampling = config.get("sampling")
     for key, value in sampling.items() if isinstance(sampling, dict) else ():
         if key in SETTINGS and value is not None and not type_problem(key, value, SETTINGS[key].type):
@@ -264,6 +295,7 @@ __all__ = [
     "declared_types",
     "load_yaml",
     "merge",
+    "nullable_fields",
     "read_config",
     "shipped_configs",
 ]
