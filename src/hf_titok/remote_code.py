@@ -18,28 +18,64 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).parent
+PACKAGE = __name__.rpartition(".")[0]
 
-# `from .module import ...` anywhere in a file: the pattern transformers' and diffusers' loaders follow.
-_RELATIVE_IMPORT = re.compile(r"^\s*from\s+\.(\w+)\s+import", re.MULTILINE)
+# `from .module import ...` / `from ..folder.module import ...` anywhere in a file (function bodies included).
+_RELATIVE_IMPORT = re.compile(r"^(?P<indent>[ \t]*)from[ \t]+(?P<dots>\.+)(?P<path>[\w.]*)[ \t]+import\b", re.MULTILINE)
+
+
+def _module_file(module: str) -> Path:
+    """The file of a package module named relative to the package (`"models.titok.modeling_titok"`)."""
+    return PACKAGE_DIR.joinpath(*module.split(".")).with_suffix(".py")
+
+
+def _resolve(module: str, dots: str, path: str) -> str:
+    """The package module (relative name) that `from <dots><path> import` in `module` refers to."""
+    base = module.split(".")[: -len(dots)]
+    target = ".".join(base + ([path] if path else []))
+    if not path or not _module_file(target).is_file():
+        raise ValueError(
+            f"remote code: {module} imports {dots}{path}, which is not a module of the package (import modules, "
+            "not packages, in code that is copied into saved folders)"
+        )
+    return target
+
+
+def _imports(module: str) -> list[str]:
+    return [_resolve(module, m["dots"], m["path"]) for m in _RELATIVE_IMPORT.finditer(_module_file(module).read_text())]
 
 
 def module_closure(*modules: str) -> list[str]:
-    """`modules` and every sibling module they import, directly or not (file stems, sorted)."""
+    """`modules` (named relative to the package, e.g. `"models.titok.modeling_titok"`) and every package module
+    they import, directly or not (sorted)."""
     seen, todo = set(), list(modules)
     while todo:
         name = todo.pop()
         if name in seen:
             continue
-        path = PACKAGE_DIR / f"{name}.py"
-        if not path.is_file():
-            raise FileNotFoundError(f"the package module {name} imported for remote code is missing: {path}")
+        if not _module_file(name).is_file():
+            raise FileNotFoundError(f"the package module {name} imported for remote code is missing")
         seen.add(name)
-        todo.extend(_RELATIVE_IMPORT.findall(path.read_text()))
+        todo.extend(_imports(name))
     return sorted(seen)
+
+
+def copied_name(module: str) -> str:
+    """The file stem a package module has in a saved folder: the folders are flat (the loaders of transformers
+    and diffusers follow `from .module import` between files of one folder only), so each module is copied
+    under its own name and its imports are rewritten to point at the copies."""
+    return module.rpartition(".")[2]
+
+
+def flattened_source(module: str) -> str:
+    """A module's code with every relative import pointing at the flat copy of its target."""
+    return _RELATIVE_IMPORT.sub(
+        lambda m: f"{m['indent']}from .{copied_name(_resolve(module, m['dots'], m['path']))} import",
+        _module_file(module).read_text(),
+    )
 
 
 # The module diffusers loads a folder's code through: diffusers copies only the modules that the module it
@@ -47,28 +83,35 @@ def module_closure(*modules: str) -> list[str]:
 ENTRY_MODULE = "hf_titok_remote"
 
 
+def package_module(cls: type) -> str:
+    """The module defining `cls`, named relative to the package (`"models.titok.modeling_titok"`)."""
+    return cls.__module__.removeprefix(PACKAGE + ".")
+
+
 def module_of(cls: type) -> str:
-    """The package module (file stem) that defines `cls`."""
-    return cls.__module__.rpartition(".")[2]
+    """The file stem of the module defining `cls` in a saved folder (`"modeling_titok"`)."""
+    return copied_name(package_module(cls))
 
 
 def carries_code(cls: type) -> bool:
     """Whether `cls` is defined by this package's code (a subclass defined elsewhere has no code here to copy:
     its folders are saved without code, and load with its own package)."""
-    return (PACKAGE_DIR / f"{module_of(cls)}.py").is_file() and cls.__module__.rpartition(".")[
-        0
-    ] == __name__.rpartition(".")[0]
+    return cls.__module__.startswith(PACKAGE + ".") and _module_file(package_module(cls)).is_file()
 
 
 def write_code(folder: str | Path, *classes: type) -> list[str]:
-    """Copy the modules defining `classes` and their sibling imports into `folder`, with the folder's entry
-    module; returns the module names the folder holds."""
+    """Copy the modules defining `classes` and the package modules they import into `folder` (flat, imports
+    rewritten: `flattened_source`), with the folder's entry module; returns the module names the folder holds."""
     folder = Path(folder)
-    for name in module_closure(*(module_of(cls) for cls in classes)):
-        shutil.copyfile(PACKAGE_DIR / f"{name}.py", folder / f"{name}.py")
-    held = sorted(
-        path.stem for path in folder.glob("*.py") if path.stem != ENTRY_MODULE and (PACKAGE_DIR / path.name).is_file()
-    )
+    modules = module_closure(*(package_module(cls) for cls in classes))
+    names = {}
+    for module in modules:
+        other = names.setdefault(copied_name(module), module)
+        if other != module:
+            raise ValueError(f"remote code: {module} and {other} would be copied under one name")
+        (folder / f"{copied_name(module)}.py").write_text(flattened_source(module))
+    known = {copied_name(module) for module in _all_modules()}
+    held = sorted(path.stem for path in folder.glob("*.py") if path.stem != ENTRY_MODULE and path.stem in known)
     imports = "".join(f"from .{name} import *  # noqa: F401,F403\n" for name in held)
     (folder / f"{ENTRY_MODULE}.py").write_text(
         '"""hf_titok\'s code for loading this folder without the package (written by hf_titok.remote_code): diffusers\n'
@@ -76,6 +119,14 @@ def write_code(folder: str | Path, *classes: type) -> list[str]:
         + imports
     )
     return held
+
+
+def _all_modules() -> list[str]:
+    return [
+        ".".join(path.relative_to(PACKAGE_DIR).with_suffix("").parts)
+        for path in PACKAGE_DIR.rglob("*.py")
+        if path.name != "__init__.py"
+    ]
 
 
 def class_reference(cls: type) -> str:
@@ -159,12 +210,17 @@ def installed_entries(index: dict, package) -> dict:
 
 __all__ = [
     "ENTRY_MODULE",
+    "PACKAGE",
+    "copied_name",
+    "flattened_source",
+    "package_module",
     "SavesCodeMixin",
     "add_auto_map",
     "carries_code",
     "class_reference",
     "installed_entries",
     "module_closure",
+    "module_of",
     "write_code",
     "write_model_code",
     "write_pipeline_code",
