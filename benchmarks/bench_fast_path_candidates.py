@@ -28,7 +28,7 @@ from torch import nn
 
 from hf_titok import MaskGITVQGANConfig
 from hf_titok.fast_path import Bfloat16Island, DecoderPixels, fast_bfloat16, quantize_linear_layers
-from hf_titok.modeling_maskgit_vqgan import MaskGITVQGANDecoder
+from hf_titok.models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGANDecoder
 
 from common import machine_info, matmul_peak_gflops, timed
 

@@ -27,10 +27,10 @@ import torch
 
 from hf_titok.data.fashion_mnist import FASHION_MNIST_PIPELINE, to_rgb32
 from hf_titok.evaluation.metrics import psnr
-from hf_titok.image_processing_titok import TiTokImageProcessor, to_float
 from hf_titok.loaders import ModelNotFoundError, load_pipeline, load_tokenizer, official_kind, resolve_model_folder
-from hf_titok.pipeline_maskgen import AESTHETIC_SCORE_RANGE, DEFAULT_AESTHETIC_SCORE, MaskGenPipeline
-from hf_titok.sampling_settings import (
+from hf_titok.models.maskgen.pipeline_maskgen import AESTHETIC_SCORE_RANGE, DEFAULT_AESTHETIC_SCORE, MaskGenPipeline
+from hf_titok.models.titok.image_processing_titok import TiTokImageProcessor, to_float
+from hf_titok.utils.sampling_settings import (
     GUIDANCE_SCHEDULES,
     MASKGEN_KL_GUIDANCE_SCHEDULES,
     MASKGEN_VQ_GUIDANCE_SCHEDULES,
@@ -38,7 +38,7 @@ from hf_titok.sampling_settings import (
 from hf_titok.visualization import image_grid
 
 # Limits of what one request may ask for (a CPU Space serves everyone from 2 cores): tighter than the sampler's own
-# bounds (hf_titok.sampling_settings), which the pipeline checks as well.
+# bounds (hf_titok.utils.sampling_settings), which the pipeline checks as well.
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 6000 * 6000
 MAX_IMAGES = 16

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 import hf_titok
 from hf_titok import TiTokMaskGIT, TiTokMaskGITScheduler, TiTokPipeline
-from hf_titok.sampling_settings import SAMPLING_SETTINGS
+from hf_titok.utils.sampling_settings import SAMPLING_SETTINGS
 
 from conftest import FIXTURES, TESTS_DIR, tiny_pipeline
 
@@ -20,37 +20,13 @@ PACKAGE = Path(hf_titok.__file__).parent
 LEGACY_PIPELINE = TESTS_DIR / "fixtures" / "pipeline_saved_by_0.1"
 
 # The layers, bottom up: a module may import its own layer's modules (without cycles) and lower layers.
-# Conversion, evaluation and training are siblings: none imports another.
+# Conversion, evaluation and training are siblings: none imports another. A layer names top-level modules and
+# folders of the package; `models` holds one folder per family, `utils` what the families share.
 LAYERS = [
-    {"releases", "sampling_settings"},
-    {
-        "configuration_titok",
-        "configuration_titok_maskgit",
-        "configuration_maskgit_vqgan",
-        "modeling_titok",
-        "modeling_titok_maskgit",
-        "modeling_maskgit_vqgan",
-        "image_processing_titok",
-        "scheduling_titok_maskgit",
-        "pipeline_titok",
-        "pipeline_utils",
-        "pipeline_maskgen",
-        "configuration_tatitok",
-        "modeling_tatitok",
-        "modeling_maskgen",
-        "scheduling_maskgen",
-        "text_encoding",
-        "hub",
-        "loaders",
-        "loading",
-        "input_checks",
-        "torch_utils",
-        "visualization",
-        "perceptual",
-        "fast_path",
-        "remote_code",
-        "legacy",
-    },
+    {"utils"},
+    {"releases", "hub", "fast_path", "text_encoding", "visualization", "perceptual"},
+    {"models"},
+    {"loaders"},
     {"data"},
     {"conversion", "evaluation", "training"},
     {"cli", "demo"},
@@ -58,7 +34,7 @@ LAYERS = [
 
 
 def group(module: str) -> str:
-    """`hf_titok.training.recipes` -> `training`; `hf_titok.pipeline_titok` -> `pipeline_titok`."""
+    """`hf_titok.training.recipes` -> `training`; `hf_titok.models.titok.modeling_titok` -> `models`."""
     return module.split(".")[1]
 
 
@@ -112,7 +88,7 @@ def test_no_import_cycles_and_dependencies_run_one_way():
             if target == "hf_titok":
                 continue
             if layer(target) > layer(module) or (
-                layer(target) == layer(module) == 3 and group(target) != group(module)
+                layer(target) == layer(module) == 5 and group(target) != group(module)
             ):
                 violations.append(f"{module} -> {target}")
     assert violations == []
@@ -199,7 +175,8 @@ def test_a_pipeline_saved_before_the_redesign_loads_and_samples_the_same(tmp_pat
         sampling.temperature,
         sampling.softmax_temperature_annealing,
     ) == (3, 1.5, "constant", 1.0, False)
-    # The live configs have no legacy fields: the 0.1 keys were taken out as the files were read (hf_titok.legacy).
+    # The live configs have no legacy fields: the 0.1 keys were taken out as the files were read
+    # (hf_titok.utils.legacy).
     assert not set(SAMPLING_SETTINGS) & set(pipe.transformer.config.to_dict())
     assert "mask_token_id" not in pipe.scheduler.config
     expected = load_file(str(LEGACY_PIPELINE.parent / "pipeline_saved_by_0.1.expected.safetensors"))["ids"]
@@ -251,7 +228,7 @@ def test_each_release_fact_is_written_once():
         "channel_mult": list(MASKGIT_VQGAN["channel_mult"]),
     }
     # uint8 <-> float: one pair of functions, exact inverses on 8-bit levels.
-    from hf_titok.image_processing_titok import to_float, to_uint8
+    from hf_titok.models.titok.image_processing_titok import to_float, to_uint8
 
     levels = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
     assert torch.equal(to_uint8(to_float(levels), rounding="round"), levels)
@@ -262,7 +239,7 @@ def test_the_guidance_schedule_names_are_declared_once():
     import typing
 
     from hf_titok.releases import GENERATOR_PRESETS, MASKGEN_PRESETS, MaskGenPreset, SamplingPreset
-    from hf_titok.sampling_settings import (
+    from hf_titok.utils.sampling_settings import (
         GUIDANCE_SCHEDULES,
         MASKGEN_KL_GUIDANCE_SCHEDULES,
         MASKGEN_VQ_GUIDANCE_SCHEDULES,
@@ -285,7 +262,7 @@ def test_the_guidance_schedule_names_are_declared_once():
 
 
 def test_the_sampler_settings_are_declared_once(monkeypatch):
-    """One declaration (hf_titok.sampling_settings): the release table's presets, the scheduler config, the
+    """One declaration (hf_titok.utils.sampling_settings): the release table's presets, the scheduler config, the
     pipeline's arguments, both commands' flags and the recipe schema follow it, and a call checks each once."""
     import argparse
     import dataclasses
@@ -293,8 +270,8 @@ def test_the_sampler_settings_are_declared_once(monkeypatch):
 
     from hf_titok.cli import build_parser
     from hf_titok.releases import SamplingPreset
-    from hf_titok.sampling_settings import SAMPLER_SETTINGS, SAMPLING_SETTINGS, SamplerSetting
     from hf_titok.training.config import SECTION_SCHEMAS
+    from hf_titok.utils.sampling_settings import SAMPLER_SETTINGS, SAMPLING_SETTINGS, SamplerSetting
 
     assert tuple(field.name for field in dataclasses.fields(SamplingPreset)) == SAMPLING_SETTINGS
     assert set(SAMPLING_SETTINGS) <= set(TiTokMaskGITScheduler().config)

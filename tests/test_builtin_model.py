@@ -245,7 +245,7 @@ def test_the_saved_processor_reproduces_the_training_preprocessing(pipe):
     from importlib import resources
 
     from hf_titok.data.fashion_mnist import to_rgb32
-    from hf_titok.image_processing_titok import to_uint8
+    from hf_titok.models.titok.image_processing_titok import to_uint8
 
     with resources.files("hf_titok.data").joinpath("fashion_mnist_test_samples.npz").open("rb") as file:
         raw = np.load(file)["images"]  # uint8 [30, 28, 28], as in the Fashion-MNIST files

@@ -16,7 +16,7 @@ from hf_titok.cli import main
 from hf_titok.conversion import convert_generator, convert_tokenizer, official_config
 from hf_titok.data import imagenet_id2label
 from hf_titok.hub import pipeline_card, tokenizer_card
-from hf_titok.image_processing_titok import to_uint8
+from hf_titok.models.titok.image_processing_titok import to_uint8
 from hf_titok.releases import RELEASES
 
 from conftest import populate_hub_cache, tiny_pipeline, tiny_titok_config

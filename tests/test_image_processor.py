@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hf_titok import TiTokImageProcessor
-from hf_titok.image_processing_titok import to_uint8
+from hf_titok.models.titok.image_processing_titok import to_uint8
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import torch
 from accelerate import cpu_offload
 
 from hf_titok import TiTokPipeline, TiTokTokenizer
-from hf_titok.torch_utils import check_generator, rand_tensor
+from hf_titok.utils.torch_utils import check_generator, rand_tensor
 
 from conftest import tiny_pipeline
 

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, TiTokImageProcessor, TiTokPipeline, TiTokTokenizer
-from hf_titok.remote_code import ENTRY_MODULE, module_closure
+from hf_titok.utils.remote_code import ENTRY_MODULE, copied_name, module_closure
 
 from conftest import tiny_pipeline, tiny_titok_config
 
@@ -145,13 +145,14 @@ def test_with_the_package_installed_its_own_classes_load_the_folder(tmp_path):
         "AutoImageProcessor": "image_processing_titok.TiTokImageProcessor"
     }
     for folder, module in [
-        (tmp_path, "pipeline_titok"),
-        (tmp_path / "vqvae", "modeling_titok"),
-        (tmp_path / "transformer", "modeling_titok_maskgit"),
-        (tmp_path / "scheduler", "scheduling_titok_maskgit"),
-        (tmp_path / "image_processor", "image_processing_titok"),
+        (tmp_path, "models.titok_maskgit.pipeline_titok"),
+        (tmp_path / "vqvae", "models.titok.modeling_titok"),
+        (tmp_path / "transformer", "models.titok_maskgit.modeling_titok_maskgit"),
+        (tmp_path / "scheduler", "models.titok_maskgit.scheduling_titok_maskgit"),
+        (tmp_path / "image_processor", "models.titok.image_processing_titok"),
     ]:
-        assert {f"{name}.py" for name in module_closure(module)} <= {p.name for p in folder.glob("*.py")}, folder
+        copies = {f"{copied_name(name)}.py" for name in module_closure(module)}
+        assert copies <= {p.name for p in folder.glob("*.py")}, folder
     again = TiTokPipeline.from_pretrained(tmp_path)  # no trust_remote_code: the package's classes
     assert type(again.vqvae) is TiTokTokenizer and type(again.image_processor) is TiTokImageProcessor
     assert type(AutoModel.from_pretrained(tmp_path / "vqvae")) is TiTokTokenizer
@@ -166,21 +167,23 @@ def test_the_code_has_no_import_the_loaders_cannot_satisfy():
     and only torch, transformers, diffusers, huggingface_hub, safetensors, numpy and PIL."""
     from transformers.dynamic_module_utils import get_imports
 
-    from hf_titok.remote_code import PACKAGE_DIR
+    from hf_titok.utils.remote_code import PACKAGE_DIR
 
     allowed = {"torch", "transformers", "diffusers", "huggingface_hub", "safetensors", "numpy", "PIL"}
     modules = set()
     for root in (
-        "pipeline_titok",
-        "modeling_titok",
-        "modeling_titok_maskgit",
-        "modeling_maskgit_vqgan",
-        "image_processing_titok",
-        "scheduling_titok_maskgit",
+        "models.titok_maskgit.pipeline_titok",
+        "models.titok.modeling_titok",
+        "models.titok_maskgit.modeling_titok_maskgit",
+        "models.maskgit_vqgan.modeling_maskgit_vqgan",
+        "models.titok.image_processing_titok",
+        "models.titok_maskgit.scheduling_titok_maskgit",
+        "models.tatitok.modeling_tatitok",
+        "models.maskgen.pipeline_maskgen",
     ):
         modules |= set(module_closure(root))
     for name in modules:
-        imports = set(get_imports(PACKAGE_DIR / f"{name}.py"))
+        imports = set(get_imports(PACKAGE_DIR.joinpath(*name.split(".")).with_suffix(".py")))
         assert imports <= allowed | set(sys.stdlib_module_names), (
             name,
             imports - allowed - set(sys.stdlib_module_names),

@@ -13,22 +13,27 @@ The layers (each builds only on the ones before it; see the README's "Architectu
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
 from . import conversion  # noqa: F401 - registers the reader of official checkpoints (direct loading)
-from .configuration_maskgit_vqgan import MaskGITVQGANConfig
-from .configuration_tatitok import TATiTokConfig
-from .configuration_titok import TITOK_PRESETS, TiTokConfig
-from .configuration_titok_maskgit import TITOK_MASKGIT_PRESETS, TiTokMaskGITConfig
 from .data.class_labels import imagenet_id2label
 from .data.fashion_mnist import FASHION_MNIST_PIPELINE
-from .image_processing_titok import TiTokImageProcessor
-from .modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
-from .modeling_maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANEncoderOutput, MaskGITVQGANOutput
-from .modeling_tatitok import TATiTokTokenizer
-from .modeling_titok import TiTokEncoderOutput, TiTokOutput, TiTokTokenizer
-from .modeling_titok_maskgit import TiTokMaskGIT, TiTokMaskGITOutput, mask_tokens, masked_token_loss
-from .pipeline_maskgen import MaskGenPipeline
-from .pipeline_titok import TiTokPipeline
-from .scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
-from .scheduling_titok_maskgit import TiTokMaskGITScheduler, TiTokMaskGITSchedulerOutput
+from .models.maskgen.modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
+from .models.maskgen.pipeline_maskgen import MaskGenPipeline
+from .models.maskgen.scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
+from .models.maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
+from .models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANEncoderOutput, MaskGITVQGANOutput
+from .models.tatitok.configuration_tatitok import TATiTokConfig
+from .models.tatitok.modeling_tatitok import TATiTokTokenizer
+from .models.titok.configuration_titok import TITOK_PRESETS, TiTokConfig
+from .models.titok.image_processing_titok import TiTokImageProcessor
+from .models.titok.modeling_titok import TiTokEncoderOutput, TiTokOutput, TiTokTokenizer
+from .models.titok_maskgit.configuration_titok_maskgit import TITOK_MASKGIT_PRESETS, TiTokMaskGITConfig
+from .models.titok_maskgit.modeling_titok_maskgit import (
+    TiTokMaskGIT,
+    TiTokMaskGITOutput,
+    mask_tokens,
+    masked_token_loss,
+)
+from .models.titok_maskgit.pipeline_titok import TiTokPipeline
+from .models.titok_maskgit.scheduling_titok_maskgit import TiTokMaskGITScheduler, TiTokMaskGITSchedulerOutput
 
 __version__ = "0.2.0"
 

@@ -36,11 +36,11 @@ from .evaluation import (
 )
 from .hub import push_folder_to_hub
 from .loaders import load_pipeline, load_text_encoder, load_tokenizer, quiet_library_progress_bars
+from .models.maskgen.pipeline_maskgen import DEFAULT_AESTHETIC_SCORE, MaskGenPipeline
 from .perceptual import LPIPS
-from .pipeline_maskgen import DEFAULT_AESTHETIC_SCORE, MaskGenPipeline
 from .releases import FAMILY_RELEASES, RELEASES
-from .sampling_settings import add_sampler_arguments, given_settings
 from .text_encoding import CLIP_TEXT_ENCODER, check_prompts, clip_text_features, tokenize_prompts
+from .utils.sampling_settings import add_sampler_arguments, given_settings
 from .visualization import image_grid
 
 DESCRIPTION = "TiTok 1-D image tokenizers and MaskGIT generators (hf_titok)."

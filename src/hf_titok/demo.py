@@ -19,8 +19,8 @@ import torch
 
 from .data.fashion_mnist import FASHION_MNIST_PIPELINE, demo_test_images
 from .evaluation.metrics import psnr
-from .image_processing_titok import to_float, to_uint8
-from .pipeline_titok import TiTokPipeline
+from .models.titok.image_processing_titok import to_float, to_uint8
+from .models.titok_maskgit.pipeline_titok import TiTokPipeline
 from .visualization import image_grid
 
 

@@ -12,7 +12,6 @@ from types import SimpleNamespace
 
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
-from .modeling_titok import TiTokTokenizer
 from .releases import MASKGEN_PAPER, PAPER, OfficialRelease, get_release
 
 CITATION = """@inproceedings{yu2024an,
@@ -85,7 +84,7 @@ def _results_table(release: OfficialRelease | None) -> str:
     )
 
 
-def tokenizer_card(model: TiTokTokenizer, repo_id: str, release: OfficialRelease | None = None) -> ModelCard:
+def tokenizer_card(model, repo_id: str, release: OfficialRelease | None = None) -> ModelCard:
     """Model card of a TiTok tokenizer repo."""
     config = model.config
     kind = "VAE (continuous tokens)" if config.quantize_mode == "vae" else f"VQ, codebook {config.codebook_size}"

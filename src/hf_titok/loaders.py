@@ -16,14 +16,14 @@ import diffusers
 import transformers
 from huggingface_hub import snapshot_download
 
-from .image_processing_titok import TiTokImageProcessor
-from .loading import checkpoint_reader
-from .modeling_tatitok import TATiTokTokenizer
-from .modeling_titok import TiTokTokenizer
-from .pipeline_maskgen import MaskGenPipeline
-from .pipeline_titok import TiTokPipeline
+from .models.maskgen.pipeline_maskgen import MaskGenPipeline
+from .models.tatitok.modeling_tatitok import TATiTokTokenizer
+from .models.titok.image_processing_titok import TiTokImageProcessor
+from .models.titok.modeling_titok import TiTokTokenizer
+from .models.titok_maskgit.pipeline_titok import TiTokPipeline
 from .releases import get_release, release_for_repo
 from .text_encoding import CLIP_TEXT_ENCODER
+from .utils.loading import checkpoint_reader
 
 # The tokenizer class of each official kind and saved model type.
 TOKENIZER_CLASSES = {"tokenizer": TiTokTokenizer, "titok": TiTokTokenizer, "tatitok": TATiTokTokenizer}

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .sampling_settings import (
+from .utils.sampling_settings import (
     SAMPLING_SETTINGS,
     GuidanceSchedule,
     MaskGenKLGuidanceSchedule,
@@ -164,7 +164,7 @@ class SamplingPreset:
         return {name: getattr(self, name) for name in SAMPLING_SETTINGS}
 
 
-# SamplingPreset's fields are the sampler settings of `hf_titok.sampling_settings`, in its order (tested).
+# SamplingPreset's fields are the sampler settings of `hf_titok.utils.sampling_settings`, in its order (tested).
 
 
 @dataclass(frozen=True)

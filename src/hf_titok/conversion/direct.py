@@ -2,7 +2,7 @@
 `TiTokPipeline.from_pretrained("yucornetto/generator_titok_l32_imagenet")`.
 
 The models' `from_pretrained` hands a checkpoint that is not in this package's format to the reader registered
-here (`hf_titok.loading.register_checkpoint_reader`; the models sit below the converter and never import it).
+here (`hf_titok.utils.loading.register_checkpoint_reader`; the models sit below the converter and never import it).
 The reader converts in memory with the converter's strict key checks (`convert_checkpoint`, the same function
 `hf-titok convert` uses) and gives the config and state dict back to transformers' loading, so `dtype=`,
 `device_map=`, `fast_path=` and the strict checks apply as for a converted folder.
@@ -26,13 +26,12 @@ from safetensors import safe_open
 from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
 from ..data.class_labels import imagenet_id2label
-from ..loading import HUB_ARGUMENTS, fetch_config, read_json_config, register_checkpoint_reader
-from ..modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
-from ..modeling_maskgit_vqgan import MaskGITVQGAN
-from ..modeling_tatitok import TATiTokTokenizer
-from ..modeling_titok import TiTokTokenizer
-from ..modeling_titok_maskgit import TiTokMaskGIT
-from ..pipeline_maskgen import MaskGenPipeline
+from ..models.maskgen.modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
+from ..models.maskgen.pipeline_maskgen import MaskGenPipeline
+from ..models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN
+from ..models.tatitok.modeling_tatitok import TATiTokTokenizer
+from ..models.titok.modeling_titok import TiTokTokenizer
+from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT
 from ..releases import (
     FAMILY_BIN_REPO,
     FAMILY_RELEASES,
@@ -43,6 +42,7 @@ from ..releases import (
     release_for_repo,
 )
 from ..text_encoding import CLIP_TEXT_ENCODER
+from ..utils.loading import HUB_ARGUMENTS, fetch_config, read_json_config, register_checkpoint_reader
 from .family import family_official_config, maskgen_scheduler_from_official
 from .official import (
     ConversionError,
@@ -219,7 +219,7 @@ def _described(source, known: OfficialRelease | None) -> str:
 
 
 class OfficialReader:
-    """The checkpoint reader of the official TiTok releases (registered in `hf_titok.loading`)."""
+    """The checkpoint reader of the official TiTok releases (registered in `hf_titok.utils.loading`)."""
 
     def read_model(self, model_class: type, source, *, release: str | None, config: dict | None, **hub_kwargs):
         kind = next((kind for cls, kind in KIND_OF_CLASS.items() if issubclass(model_class, cls)), None)

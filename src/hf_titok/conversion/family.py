@@ -9,11 +9,11 @@ from collections.abc import Mapping
 import torch
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-from ..configuration_tatitok import TATiTokConfig
-from ..modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
-from ..modeling_tatitok import TATiTokTokenizer
+from ..models.maskgen.modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
+from ..models.maskgen.scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
+from ..models.tatitok.configuration_tatitok import TATiTokConfig
+from ..models.tatitok.modeling_tatitok import TATiTokTokenizer
 from ..releases import FAMILY_RELEASES, MASKGEN_PRESETS, TATITOK_PRESETS
-from ..scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
 from .official import (
     CHECKPOINT_KINDS,
     CheckpointKind,

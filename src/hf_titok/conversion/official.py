@@ -23,15 +23,15 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from ..configuration_maskgit_vqgan import MaskGITVQGANConfig
-from ..configuration_titok import TiTokConfig
-from ..configuration_titok_maskgit import TiTokMaskGITConfig
-from ..image_processing_titok import TiTokImageProcessor
-from ..modeling_maskgit_vqgan import MaskGITVQGAN
-from ..modeling_titok import TiTokTokenizer
-from ..modeling_titok_maskgit import TiTokMaskGIT
+from ..models.maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
+from ..models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN
+from ..models.titok.configuration_titok import TiTokConfig
+from ..models.titok.image_processing_titok import TiTokImageProcessor
+from ..models.titok.modeling_titok import TiTokTokenizer
+from ..models.titok_maskgit.configuration_titok_maskgit import TiTokMaskGITConfig
+from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT
+from ..models.titok_maskgit.scheduling_titok_maskgit import TiTokMaskGITScheduler
 from ..releases import GENERATOR_PRESETS, MASKGIT_VQGAN, TOKENIZER_PRESETS, VIT_SIZES
-from ..scheduling_titok_maskgit import TiTokMaskGITScheduler
 
 _INTERPOLATION = re.compile(r"\$\{([^}]+)\}")
 

@@ -11,9 +11,9 @@ from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
 from ..data.class_labels import imagenet_id2label
 from ..hub import maskgen_card, pipeline_card, push_folder_to_hub, tatitok_card, tokenizer_card
-from ..image_processing_titok import TiTokImageProcessor
-from ..pipeline_maskgen import MaskGenPipeline
-from ..pipeline_titok import TiTokPipeline
+from ..models.maskgen.pipeline_maskgen import MaskGenPipeline
+from ..models.titok.image_processing_titok import TiTokImageProcessor
+from ..models.titok_maskgit.pipeline_titok import TiTokPipeline
 from ..releases import FAMILY_BIN_REPO, FUN_RESEARCH_REPO, get_release, release_for_repo
 from ..text_encoding import CLIP_TEXT_ENCODER
 from .direct import OfficialCheckpoint

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import PIL.Image
 import torch
 
-from ..image_processing_titok import TiTokImageProcessor, fit_image, to_float, to_rgb
+from ..models.titok.image_processing_titok import TiTokImageProcessor, fit_image, to_float, to_rgb
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Augmentation:
     training) or a center crop (generator training and evaluation), then an optional random horizontal flip.
     With `pad_small_images`, an image no larger than `crop_size` is padded (centered, black) instead of resized.
 
-    The geometry is `hf_titok.image_processing_titok.fit_image`, which the image processor uses too:
+    The geometry is `hf_titok.models.titok.image_processing_titok.fit_image`, which the image processor uses too:
     `image_processor()` is the processor that reproduces this augmentation's center-crop, no-flip output."""
 
     crop_size: int = 256

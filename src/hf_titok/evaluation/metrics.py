@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
-from ..image_processing_titok import to_float, to_uint8
+from ..models.titok.image_processing_titok import to_float, to_uint8
 from .inception import MISSING_WEIGHTS_HELP, InceptionLogits
 
 # The same metrics as a 🤗 Evaluate module: `evaluate.load(EVALUATE_METRIC_PATH)`.

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.datasets import evaluation_images
-from ..image_processing_titok import to_uint8
+from ..models.titok.image_processing_titok import to_uint8
 from .metrics import ImageMetrics, reference_statistics, set_reference_statistics
 
 logger = logging.getLogger(__name__)

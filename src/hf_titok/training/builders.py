@@ -11,18 +11,18 @@ import datasets
 import torch
 from torch import nn
 
-from ..configuration_maskgit_vqgan import MaskGITVQGANConfig
-from ..configuration_titok import TiTokConfig
-from ..configuration_titok_maskgit import TiTokMaskGITConfig
 from ..data.class_labels import dataset_class_names, default_id2label
 from ..data.datasets import ImageTrainingDataset, collate_images, collate_tokens, load_image_dataset
 from ..data.images import Augmentation, decode_image, sample_rng
-from ..image_processing_titok import TiTokImageProcessor
 from ..loaders import load_tokenizer
-from ..modeling_maskgit_vqgan import MaskGITVQGAN
-from ..modeling_titok import TiTokTokenizer
-from ..modeling_titok_maskgit import TiTokMaskGIT
-from ..scheduling_titok_maskgit import TiTokMaskGITScheduler
+from ..models.maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
+from ..models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN
+from ..models.titok.configuration_titok import TiTokConfig
+from ..models.titok.image_processing_titok import TiTokImageProcessor
+from ..models.titok.modeling_titok import TiTokTokenizer
+from ..models.titok_maskgit.configuration_titok_maskgit import TiTokMaskGITConfig
+from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT
+from ..models.titok_maskgit.scheduling_titok_maskgit import TiTokMaskGITScheduler
 from .trainer import TiTokTrainingArguments
 
 

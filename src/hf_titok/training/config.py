@@ -3,7 +3,7 @@ checking every section and key against the types they are declared with.
 
 A section's schema is read from the declaration that also holds its defaults: the training arguments from
 `TiTokTrainingArguments`' fields, a recipe's `loss:` from its loss dataclass (`recipes.py`), `discriminator:`
-from `NLayerDiscriminator`'s constructor, `sampling:` from `hf_titok.sampling_settings`, `model.config` from
+from `NLayerDiscriminator`'s constructor, `sampling:` from `hf_titok.utils.sampling_settings`, `model.config` from
 the recipe's model config class. `data:` and `model:` are declared here (`SECTION_SCHEMAS`).
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from ..sampling_settings import SAMPLER_SETTINGS, SETTINGS
+from ..utils.sampling_settings import SAMPLER_SETTINGS, SETTINGS
 from .discriminator import NLayerDiscriminator
 from .trainer import TiTokTrainingArguments
 
@@ -267,7 +267,7 @@ def check_config(config: dict, recipe) -> None:
     sampling = config.get("sampling")
     for key, value in sampling.items() if isinstance(sampling, dict) else ():
         if key in SETTINGS and value is not None and not type_problem(key, value, SETTINGS[key].type):
-            try:  # the sampler's own bounds (hf_titok.sampling_settings)
+            try:  # the sampler's own bounds (hf_titok.utils.sampling_settings)
                 SETTINGS[key].check(value)
             except (TypeError, ValueError) as error:
                 problems.append(f"sampling.{error}")

@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 from ..data.class_labels import dataset_class_names
 from ..data.datasets import load_image_dataset
 from ..data.images import Augmentation
-from ..image_processing_titok import TiTokImageProcessor
 from ..loaders import load_tokenizer
-from ..modeling_titok import TiTokTokenizer
+from ..models.titok.image_processing_titok import TiTokImageProcessor
+from ..models.titok.modeling_titok import TiTokTokenizer
 
 logger = logging.getLogger(__name__)
 

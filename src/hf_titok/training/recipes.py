@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import torch
 from transformers import TrainerCallback, set_seed
 
-from ..configuration_maskgit_vqgan import MaskGITVQGANConfig
-from ..configuration_titok import TiTokConfig
-from ..configuration_titok_maskgit import TiTokMaskGITConfig
-from ..modeling_titok import TiTokTokenizer
-from ..pipeline_titok import TiTokPipeline
+from ..models.maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
+from ..models.titok.configuration_titok import TiTokConfig
+from ..models.titok.modeling_titok import TiTokTokenizer
+from ..models.titok_maskgit.configuration_titok_maskgit import TiTokMaskGITConfig
+from ..models.titok_maskgit.pipeline_titok import TiTokPipeline
 from ..visualization import image_grid
 from .builders import (
     RecipeRun,

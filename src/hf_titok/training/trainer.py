@@ -16,8 +16,8 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainingArguments
 
-from ..input_checks import trusted_values
-from ..loading import damaged_weight_files
+from ..utils.input_checks import trusted_values
+from ..utils.loading import damaged_weight_files
 from .wrappers import TrainingModule
 
 logger = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ..image_processing_titok import to_uint8
-from ..modeling_maskgit_vqgan import MaskGITVQGAN
-from ..modeling_titok import TiTokTokenizer
-from ..modeling_titok_maskgit import TiTokMaskGIT, mask_tokens
+from ..models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN
+from ..models.titok.image_processing_titok import to_uint8
+from ..models.titok.modeling_titok import TiTokTokenizer
+from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT, mask_tokens
 from .discriminator import LeCamRegularizer, hinge_discriminator_loss
 from .losses import PerceptualLoss
 

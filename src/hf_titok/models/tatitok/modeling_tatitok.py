@@ -9,8 +9,8 @@ from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel  # noqa: F401 - diffusers looks a component's base class up in its module
 
+from ..titok.modeling_titok import TiTokDecoder, TiTokTokenizer
 from .configuration_tatitok import TATiTokConfig
-from .modeling_titok import TiTokDecoder, TiTokTokenizer
 
 
 class TATiTokDecoder(TiTokDecoder):

@@ -18,11 +18,18 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
+from ...fast_path import generator_fast_path
+from ...utils.input_checks import check_class_labels, check_token_ids
+from ...utils.loading import StrictLoadingMixin
+from ..titok.modeling_titok import (
+    LayerStackOutput,
+    TiTokAttention,
+    TiTokLayer,
+    TiTokMLP,
+    init_dense_and_norm,
+    run_layers,
+)
 from .configuration_titok_maskgit import TiTokMaskGITConfig
-from .fast_path import generator_fast_path
-from .input_checks import check_class_labels, check_token_ids
-from .loading import StrictLoadingMixin
-from .modeling_titok import LayerStackOutput, TiTokAttention, TiTokLayer, TiTokMLP, init_dense_and_norm, run_layers
 
 
 def mask_tokens(

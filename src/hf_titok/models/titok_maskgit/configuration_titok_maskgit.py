@@ -5,9 +5,9 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-from .input_checks import check_config_values
-from .legacy import without_legacy_generator_keys
-from .releases import GENERATOR_PRESETS, generator_preset
+from ...releases import GENERATOR_PRESETS, generator_preset
+from ...utils.input_checks import check_config_values
+from ...utils.legacy import without_legacy_generator_keys
 
 # The released generators' config arguments, derived from the one table in `hf_titok.releases` (their sampling
 # settings are the scheduler's: `TiTokMaskGITScheduler.from_preset`).
@@ -70,7 +70,7 @@ class TiTokMaskGITConfig(PreTrainedConfig):
     @classmethod
     def get_config_dict(cls, *args, **kwargs):
         # Files written by hf_titok 0.1 hold the sampler settings, which belong to the pipeline's scheduler
-        # (hf_titok.legacy): they are taken out as the file is read.
+        # (hf_titok.utils.legacy): they are taken out as the file is read.
         config, unused = super().get_config_dict(*args, **kwargs)
         return without_legacy_generator_keys(config), unused
 

@@ -6,9 +6,9 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .configuration_maskgit_vqgan import MaskGITVQGANConfig
-from .input_checks import check_config_values
-from .releases import TOKENIZER_PRESETS, tokenizer_preset
+from ...releases import TOKENIZER_PRESETS, tokenizer_preset
+from ...utils.input_checks import check_config_values
+from ..maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
 
 # The released tokenizers' config arguments, derived from the one table in `hf_titok.releases`.
 TITOK_PRESETS: dict[str, dict] = {name: preset.config_kwargs() for name, preset in TOKENIZER_PRESETS.items()}

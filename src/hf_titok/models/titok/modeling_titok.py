@@ -27,18 +27,18 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
-from .configuration_titok import TiTokConfig
-from .fast_path import tokenizer_fast_path
-from .input_checks import check_latents, check_pixel_values, check_text_embeddings, check_token_ids
-from .loading import StrictLoadingMixin
-from .modeling_maskgit_vqgan import (
+from ...fast_path import tokenizer_fast_path
+from ...utils.input_checks import check_latents, check_pixel_values, check_text_embeddings, check_token_ids
+from ...utils.loading import StrictLoadingMixin
+from ...utils.torch_utils import GeneratorType, check_generator, randn_tensor
+from ..maskgit_vqgan.modeling_maskgit_vqgan import (
     MaskGITVectorQuantizer,
     MaskGITVQGANDecoder,
     VQCodebook,
     decoded,
     joined_outputs,
 )
-from .torch_utils import GeneratorType, check_generator, randn_tensor
+from .configuration_titok import TiTokConfig
 
 # --------------------------------------------------------------------------------------------------
 # Transformer building blocks (shared with the MaskGIT generator)

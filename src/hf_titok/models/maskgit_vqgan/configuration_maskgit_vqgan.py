@@ -3,8 +3,8 @@
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-from .input_checks import check_config_values
-from .releases import MASKGIT_VQGAN
+from ...releases import MASKGIT_VQGAN
+from ...utils.input_checks import check_config_values
 
 
 @strict

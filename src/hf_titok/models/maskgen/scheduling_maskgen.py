@@ -31,7 +31,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401
 from diffusers.utils import BaseOutput
 
-from .sampling_settings import (
+from ...utils.sampling_settings import (
     MASKGEN_KL_GUIDANCE_SCHEDULES,
     MASKGEN_VQ_GUIDANCE_SCHEDULES,
     MAX_GUIDANCE_SCALE,
@@ -39,8 +39,8 @@ from .sampling_settings import (
     MAX_TEMPERATURE,
     SamplerSetting,
 )
-from .scheduling_titok_maskgit import SamplerMixin, check_steps, unmask_step
-from .torch_utils import GeneratorType, randn_tensor, random_orders
+from ...utils.torch_utils import GeneratorType, randn_tensor, random_orders
+from ..titok_maskgit.scheduling_titok_maskgit import SamplerMixin, check_steps, unmask_step
 
 VQ_GUIDANCE_SCHEDULES = MASKGEN_VQ_GUIDANCE_SCHEDULES
 KL_GUIDANCE_SCHEDULES = MASKGEN_KL_GUIDANCE_SCHEDULES

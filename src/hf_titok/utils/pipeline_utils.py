@@ -16,8 +16,9 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from huggingface_hub import hf_hub_download, snapshot_download
 
+from .legacy import current_module_entries
 from .loading import checkpoint_reader, hub_arguments, refuse_missing_folder
-from .remote_code import installed_entries, write_pipeline_code
+from .remote_code import PACKAGE, installed_entries, write_pipeline_code
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -214,7 +215,7 @@ class PipelineBase(DiffusionPipeline):
                 cpu_offload(model, torch.device("cpu"), offload_buffers=len(model._parameters) > 0)
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        """diffusers' `save_pretrained`; the folder also carries the code (`hf_titok.remote_code`), so it loads
+        """diffusers' `save_pretrained`; the folder also carries the code (`hf_titok.utils.remote_code`), so it loads
         without hf_titok: `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`."""
         repo_id = kwargs.pop("repo_id", None)
         super().save_pretrained(save_directory, **kwargs)
@@ -225,15 +226,16 @@ class PipelineBase(DiffusionPipeline):
     @classmethod
     def load_config(cls, *args, **kwargs):
         """diffusers' `load_config`; a saved pipeline's `model_index.json` names the copies of the code it carries
-        (`hf_titok.remote_code`), which load only with `trust_remote_code=True`: the installed package loads its
-        own classes instead."""
+        (`hf_titok.utils.remote_code`), which load only with `trust_remote_code=True`: the installed package loads
+        its own classes instead (and those of folders saved by 0.1 and 0.2 from where they live now:
+        `hf_titok.utils.legacy`)."""
         loaded = super().load_config(*args, **kwargs)
-        package = sys.modules.get(cls.__module__.rpartition(".")[0])
+        package = sys.modules.get(PACKAGE)
         if package is None:
             return loaded
-        if isinstance(loaded, tuple):
-            return (installed_entries(loaded[0], package), *loaded[1:])
-        return installed_entries(loaded, package)
+        index, *rest = loaded if isinstance(loaded, tuple) else (loaded,)
+        index = installed_entries(current_module_entries(index), package)
+        return (index, *rest) if isinstance(loaded, tuple) else index
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, release: str | None = None, **kwargs):

@@ -12,16 +12,16 @@ from diffusers import ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 
-from .image_processing_titok import TiTokImageProcessor
-from .input_checks import check_text_embeddings, trusted_values
+from ...text_encoding import check_prompts, clip_text_features, tokenize_prompts
+from ...utils.input_checks import check_text_embeddings, trusted_values
+from ...utils.pipeline_utils import DEFAULT, PipelineBase
+from ...utils.torch_utils import GeneratorType, check_generator, randn_tensor, random_orders
+from ..tatitok.modeling_tatitok import TATiTokTokenizer
+from ..titok.image_processing_titok import TiTokImageProcessor
+from ..titok.modeling_titok import TiTokTokenizer
+from ..titok_maskgit.scheduling_titok_maskgit import check_steps
 from .modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
-from .modeling_tatitok import TATiTokTokenizer
-from .modeling_titok import TiTokTokenizer
-from .pipeline_utils import DEFAULT, PipelineBase
 from .scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
-from .scheduling_titok_maskgit import check_steps
-from .text_encoding import check_prompts, clip_text_features, tokenize_prompts
-from .torch_utils import GeneratorType, check_generator, randn_tensor, random_orders
 
 EXAMPLE_DOC_STRING = """
     Examples:

@@ -18,10 +18,10 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from ...fast_path import vqgan_fast_path
+from ...utils.input_checks import check_pixel_values, check_token_ids
+from ...utils.loading import StrictLoadingMixin
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
-from .fast_path import vqgan_fast_path
-from .input_checks import check_pixel_values, check_token_ids
-from .loading import StrictLoadingMixin
 
 
 class MaskGITResnetBlock(nn.Module):

@@ -5,9 +5,9 @@ from typing import Literal
 
 from huggingface_hub.dataclasses import strict
 
-from .configuration_titok import TiTokConfig
-from .input_checks import check_config_values
-from .releases import tatitok_preset
+from ...releases import tatitok_preset
+from ...utils.input_checks import check_config_values
+from ..titok.configuration_titok import TiTokConfig
 
 
 @strict

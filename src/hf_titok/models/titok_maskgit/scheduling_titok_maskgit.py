@@ -36,11 +36,11 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from .legacy import without_legacy_scheduler_keys
-from .releases import generator_preset
-from .remote_code import SavesCodeMixin
-from .sampling_settings import SAMPLING_SETTINGS, SamplerSetting, check_sampling_settings
-from .torch_utils import GeneratorType, rand_tensor
+from ...releases import generator_preset
+from ...utils.legacy import without_legacy_scheduler_keys
+from ...utils.remote_code import SavesCodeMixin
+from ...utils.sampling_settings import SAMPLING_SETTINGS, SamplerSetting, check_sampling_settings
+from ...utils.torch_utils import GeneratorType, rand_tensor
 
 # The defaults of a scheduler built without settings: TiTok-L-32's official gFID sampling (the release table's).
 _DEFAULTS = generator_preset("titok_l32").sampling
@@ -171,7 +171,7 @@ class TiTokMaskGITScheduler(SamplerMixin, ConfigMixin):
 
     @classmethod
     def extract_init_dict(cls, config_dict, **kwargs):
-        # Files written by hf_titok 0.1 hold keys this config no longer has (hf_titok.legacy).
+        # Files written by hf_titok 0.1 hold keys this config no longer has (hf_titok.utils.legacy).
         return super().extract_init_dict(without_legacy_scheduler_keys(config_dict), **kwargs)
 
     @classmethod

@@ -14,17 +14,17 @@ from diffusers import ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 
-from .hub import pipeline_card, push_folder_to_hub
-from .image_processing_titok import TiTokImageProcessor
-from .input_checks import check_token_ids
-from .legacy import legacy_pipeline_scheduler
-from .modeling_titok import TiTokTokenizer
+from ...hub import pipeline_card, push_folder_to_hub
+from ...releases import SAMPLING_SETTINGS
+from ...utils.input_checks import check_token_ids
+from ...utils.legacy import legacy_pipeline_scheduler
+from ...utils.pipeline_utils import DEFAULT, PipelineBase
+from ...utils.sampling_settings import check_sampling_settings
+from ...utils.torch_utils import GeneratorType, check_generator, random_orders
+from ..titok.image_processing_titok import TiTokImageProcessor
+from ..titok.modeling_titok import TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT
-from .pipeline_utils import DEFAULT, PipelineBase
-from .releases import SAMPLING_SETTINGS
-from .sampling_settings import check_sampling_settings
 from .scheduling_titok_maskgit import TiTokMaskGITScheduler, check_steps_fit
-from .torch_utils import GeneratorType, check_generator, random_orders
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -152,7 +152,7 @@ class TiTokPipeline(PipelineBase):
 
     @classmethod
     def _components_not_saved(cls, folder: Path, index: dict) -> dict:
-        """Folders saved by hf_titok 0.1 (`hf_titok.legacy`) have no image_processor entry (the default one is
+        """Folders saved by hf_titok 0.1 (`hf_titok.utils.legacy`) have no image_processor entry (the default one is
         built) and their sampler settings in the generator config (moved to the scheduler)."""
         components = super()._components_not_saved(folder, index)
         scheduler = legacy_pipeline_scheduler(folder, TiTokMaskGITScheduler)

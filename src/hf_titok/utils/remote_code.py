@@ -20,8 +20,11 @@ import json
 import re
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).parent
-PACKAGE = __name__.rpartition(".")[0]
+# The package root: this module sits in its `utils` folder. (A copy in a saved folder is flat: its root is the
+# folder itself.)
+_IN_UTILS = __name__.rpartition(".")[0].endswith(".utils")
+PACKAGE_DIR = Path(__file__).parent.parent if _IN_UTILS else Path(__file__).parent
+PACKAGE = __name__.rsplit(".", 2 if _IN_UTILS else 1)[0]
 
 # `from .module import ...` / `from ..folder.module import ...` anywhere in a file (function bodies included).
 _RELATIVE_IMPORT = re.compile(r"^(?P<indent>[ \t]*)from[ \t]+(?P<dots>\.+)(?P<path>[\w.]*)[ \t]+import\b", re.MULTILINE)
@@ -114,9 +117,9 @@ def write_code(folder: str | Path, *classes: type) -> list[str]:
     held = sorted(path.stem for path in folder.glob("*.py") if path.stem != ENTRY_MODULE and path.stem in known)
     imports = "".join(f"from .{name} import *  # noqa: F401,F403\n" for name in held)
     (folder / f"{ENTRY_MODULE}.py").write_text(
-        '"""hf_titok\'s code for loading this folder without the package (written by hf_titok.remote_code): diffusers\n'
-        'loads the classes named in model_index.json through this module, which imports every module here."""\n\n'
-        + imports
+        '"""hf_titok\'s code for loading this folder without the package (written by hf_titok.utils.remote_code):\n'
+        "diffusers loads the classes named in model_index.json through this module, which imports every module\n"
+        'here."""\n\n' + imports
     )
     return held
 
@@ -195,8 +198,8 @@ class SavesCodeMixin:
 
 def installed_entries(index: dict, package) -> dict:
     """`model_index.json` entries written by `write_pipeline_code` pointed back at `package`'s own classes
-    (`["hf_titok_remote", "TiTokTokenizer"]` -> `["hf_titok.modeling_titok", "TiTokTokenizer"]`), for loading with
-    the installed package rather than the copies (which need `trust_remote_code=True`)."""
+    (`["hf_titok_remote", "TiTokTokenizer"]` -> `["hf_titok.models.titok.modeling_titok", "TiTokTokenizer"]`), for
+    loading with the installed package rather than the copies (which need `trust_remote_code=True`)."""
     index = dict(index)
     for key, value in list(index.items()):
         if not (isinstance(value, list) and len(value) == 2 and value[0] == ENTRY_MODULE):

@@ -301,7 +301,7 @@ class StrictLoadingMixin:
         **kwargs,
     ):
         """transformers' `save_pretrained`, and the model's code with an `auto_map`, so the folder also loads
-        without hf_titok (`AutoModel.from_pretrained(folder, trust_remote_code=True)`; `hf_titok.remote_code`).
+        without hf_titok (`AutoModel.from_pretrained(folder, trust_remote_code=True)`; `hf_titok.utils.remote_code`).
         (`variant` and `max_shard_size` are named so that diffusers' pipeline saving passes them on.)"""
         kwargs.update(variant=variant, max_shard_size=max_shard_size)
         if self.fast_path:

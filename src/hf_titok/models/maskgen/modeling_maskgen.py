@@ -26,8 +26,8 @@ from diffusers.models.normalization import AdaLayerNormContinuous
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from .loading import OfficialFormatMixin
-from .remote_code import SavesCodeMixin
+from ...utils.loading import OfficialFormatMixin
+from ...utils.remote_code import SavesCodeMixin
 
 # --------------------------------------------------------------------------------------------------
 # Aesthetic-score and timestep embeddings (three different sinusoidal layouts, each as released)

@@ -27,8 +27,8 @@ from transformers import (
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import ChannelDimension, PILImageResampling
 
-from .input_checks import RANGE_SLACK
-from .remote_code import add_auto_map, carries_code, write_code
+from ...utils.input_checks import RANGE_SLACK
+from ...utils.remote_code import add_auto_map, carries_code, write_code
 
 # diffusers loads a pipeline component by looking up its library's base class (`ImageProcessingMixin` for an
 # image processor) in the module its model_index.json entry names: this one.

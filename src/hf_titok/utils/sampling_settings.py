@@ -19,7 +19,8 @@ import typing
 from dataclasses import dataclass
 
 # The classifier-free guidance schedules of official TiTok, and of MaskGen-VQ and MaskGen-KL (their official
-# names; `hf_titok.scheduling_maskgen`), as types (the release table's fields) and as the tuples of their names.
+# names; `hf_titok.models.maskgen.scheduling_maskgen`), as types (the release table's fields) and as the tuples of
+# their names.
 GuidanceSchedule = typing.Literal["constant", "linear", "power-cosine"]
 MaskGenVQGuidanceSchedule = typing.Literal["cosine", "flippedcosine", "linear", "none"]
 MaskGenKLGuidanceSchedule = typing.Literal["linear", "constant"]
