@@ -7,6 +7,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -232,6 +233,41 @@ def test_each_release_fact_is_written_once():
 
     levels = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
     assert torch.equal(to_uint8(to_float(levels), rounding="round"), levels)
+
+
+PIPELINES_SAVED_BY_0_2 = {
+    "titok": TESTS_DIR / "fixtures" / "pipeline_saved_by_0.2",
+    "maskgen_vq": TESTS_DIR / "fixtures" / "maskgen_vq_pipeline_saved_by_0.2",
+    "maskgen_kl": TESTS_DIR / "fixtures" / "maskgen_kl_pipeline_saved_by_0.2",
+}
+
+
+@pytest.mark.parametrize("name", list(PIPELINES_SAVED_BY_0_2))
+def test_pipelines_saved_by_0_2_load_and_sample_the_same(name, tmp_path):
+    """Folders saved by hf_titok 0.2 (before the models moved into one folder per family) name their classes
+    through the copies of the code they carry; the installed package loads its own classes for them and samples
+    what 0.2 sampled (recorded when the folders were saved), and saving again gives today's layout."""
+    from hf_titok import MaskGenPipeline
+
+    folder = PIPELINES_SAVED_BY_0_2[name]
+    expected = load_file(str(folder.parent / "pipelines_saved_by_0.2.expected.safetensors"))
+    pipeline_class = TiTokPipeline if name == "titok" else MaskGenPipeline
+    for source in (folder, tmp_path / "saved_again"):
+        pipe = pipeline_class.from_pretrained(source)
+        pipe.set_progress_bar_config(disable=True)
+        assert type(pipe.vqvae).__module__.startswith("hf_titok.models.")
+        if name == "titok":
+            ids = pipe([0, 1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images
+            pixels = pipe([1], generator=torch.Generator().manual_seed(1), output_type="pt").images
+            assert torch.equal(ids, expected["titok_ids"])
+        else:
+            tokens = pipe(["a red cube", "two cats"], generator=torch.Generator().manual_seed(0), output_type="latent")
+            pixels = pipe("a red cube", generator=torch.Generator().manual_seed(1), output_type="pt").images
+            assert torch.equal(tokens.images.float(), expected[f"{name}_tokens"])
+        torch.testing.assert_close(pixels, expected[f"{name}_pixels"], atol=1e-6, rtol=0)
+        if source == folder:
+            pipe.save_pretrained(tmp_path / "saved_again")
+            assert (tmp_path / "saved_again" / "vqvae" / "modeling_titok.py").is_file()
 
 
 def test_the_guidance_schedule_names_are_declared_once():
