@@ -21,7 +21,7 @@ from transformers.utils import ModelOutput
 from ...fast_path import generator_fast_path
 from ...utils.input_checks import check_class_labels, check_token_ids
 from ...utils.loading import StrictLoadingMixin
-from ..titok.modeling_titok import (
+from ...utils.vit import (
     LayerStackOutput,
     TiTokAttention,
     TiTokLayer,
