@@ -357,9 +357,9 @@ def populate_hub_cache(cache_dir, repo_id: str, folder) -> None:
 
 
 def _family_release(name: str) -> str:
-    from hf_titok.releases import FAMILY_RELEASES
+    from hf_titok.releases import RELEASES
 
-    return FAMILY_RELEASES[name].repo_id
+    return RELEASES[name].repo_id
 
 
 # Family release id -> the fixture in that layout (the `family_cache` fixture).

@@ -27,7 +27,7 @@ LAYERS = [
     {"utils"},
     {"releases", "hub", "fast_path", "text_encoding", "visualization", "perceptual"},
     {"models"},
-    {"loaders"},
+    {"families", "loaders"},
     {"data"},
     {"conversion", "evaluation", "training"},
     {"cli", "demo"},

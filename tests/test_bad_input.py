@@ -860,7 +860,7 @@ CASES = [
         "an official generator as a tokenizer",
         lambda r: TiTokTokenizer.from_pretrained(_official(r.root, "maskgit_vit")),
         ValueError,
-        "official TiTok generator checkpoint, not a TiTokTokenizer's: load it with TiTokMaskGIT or TiTokPipeline",
+        "official TiTok generator checkpoint, not a TiTokTokenizer's: load it with TiTokPipeline \\(or TiTokMaskGIT\\)",
     ),
     (
         "loading",

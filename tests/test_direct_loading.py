@@ -18,6 +18,8 @@ from hf_titok.cli import main
 from hf_titok.conversion import direct
 from hf_titok.conversion import official as official_module
 from hf_titok.loaders import load_pipeline, load_tokenizer
+from hf_titok.models.maskgit_vqgan import convert_maskgit_vqgan
+from hf_titok.models.titok import convert_titok
 from hf_titok.releases import FUN_RESEARCH_REPO, RELEASES
 
 from conftest import populate_hub_cache
@@ -205,8 +207,9 @@ def test_fun_research_bin_files_with_a_release(hub_cache, fixtures, tmp_path, mo
     torch.save(fixtures.vqgan_weights(), folder / "maskgit-vqgan-imagenet-f16-256.bin")
     populate_hub_cache(hub_cache, FUN_RESEARCH_REPO, folder)
     tiny = json.loads(fixtures.config_path("maskgit_vit").read_text())
-    monkeypatch.setattr(direct, "official_config", lambda name: tiny)
-    monkeypatch.setattr(official_module, "MASKGIT_VQGAN", tiny["_harness"]["pixel_decoder"])
+    monkeypatch.setattr(direct, "release_official_config", lambda name: tiny)
+    for converter in (convert_titok, convert_maskgit_vqgan):
+        monkeypatch.setattr(converter, "MASKGIT_VQGAN", tiny["_harness"]["pixel_decoder"])
 
     tokenizer = TiTokTokenizer.from_pretrained(FUN_RESEARCH_REPO, release="titok_l32")
     with torch.no_grad():
@@ -329,7 +332,8 @@ def test_bad_sources_get_errors_that_say_what_they_are(official_hub, fixtures, t
     # Another kind of official checkpoint, for each class.
     with pytest.raises(
         ValueError,
-        match="official TiTok generator checkpoint, not a TiTokTokenizer's: load it with TiTokMaskGIT or TiTokPipeline",
+        match="official TiTok generator checkpoint, not a TiTokTokenizer's: load it with TiTokPipeline "
+        "\\(or TiTokMaskGIT\\)",
     ):
         TiTokTokenizer.from_pretrained(L32_GENERATOR)
     with pytest.raises(ValueError, match="official TiTok tokenizer checkpoint, not a TiTokMaskGIT's"):

@@ -12,10 +12,10 @@ from transformers import CLIPTextModelWithProjection
 
 from hf_titok import MaskGenPipeline, TATiTokTokenizer
 from hf_titok.cli import main
-from hf_titok.releases import FAMILY_RELEASES
+from hf_titok.releases import RELEASES
 
-VQ_GENERATOR = FAMILY_RELEASES["maskgen_vq_l"].repo_id
-VQ_TOKENIZER = FAMILY_RELEASES["tatitok_bl128_vq"].repo_id
+VQ_GENERATOR = RELEASES["maskgen_vq_l"].repo_id
+VQ_TOKENIZER = RELEASES["tatitok_bl128_vq"].repo_id
 
 
 def image_files(folder, count=2):

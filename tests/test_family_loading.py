@@ -19,12 +19,12 @@ from hf_titok import (
     TiTokTokenizer,
 )
 from hf_titok.conversion import direct
-from hf_titok.releases import FAMILY_BIN_REPO, FAMILY_RELEASES
+from hf_titok.releases import FAMILY_BIN_REPO, RELEASES
 
 from conftest import populate_hub_cache
 
-VQ_GENERATOR = FAMILY_RELEASES["maskgen_vq_l"].repo_id
-KL_GENERATOR = FAMILY_RELEASES["maskgen_kl_l"].repo_id
+VQ_GENERATOR = RELEASES["maskgen_vq_l"].repo_id
+KL_GENERATOR = RELEASES["maskgen_kl_l"].repo_id
 
 
 def embeds(io, decoder_text) -> dict:
@@ -76,7 +76,7 @@ def test_maskgen_kl_pipeline_from_its_release_id_and_dtype(family_cache, family)
 
 
 def test_models_load_alone_from_their_release_ids(family_cache, family, tmp_path):
-    tokenizer = TATiTokTokenizer.from_pretrained(FAMILY_RELEASES["tatitok_bl32_vae"].repo_id)
+    tokenizer = TATiTokTokenizer.from_pretrained(RELEASES["tatitok_bl32_vae"].repo_id)
     for key, value in family.model("tatitok_vae").state_dict().items():
         assert torch.equal(tokenizer.state_dict()[key], value), key
     transformer = MaskGenKLTransformer.from_pretrained(KL_GENERATOR)
@@ -96,11 +96,11 @@ def test_fun_research_bin_files_with_release(family_cache, family, tmp_path, mon
     folder = tmp_path / "bins"
     folder.mkdir()
     for release, name in (("tatitok_bl128_vq", "tatitok_vq"), ("maskgen_vq_l", "maskgen_vq")):
-        torch.save(family.weights(name), folder / FAMILY_RELEASES[release].bin_filename)
+        torch.save(family.weights(name), folder / RELEASES[release].bin_filename)
     populate_hub_cache(family_cache, FAMILY_BIN_REPO, folder)
     configs = {"tatitok_bl128_vq": "tatitok_vq", "maskgen_vq_l": "maskgen_vq"}
     monkeypatch.setattr(
-        direct, "family_official_config", lambda name: load_official_config(family.config_path(configs[name]))
+        direct, "release_official_config", lambda name: load_official_config(family.config_path(configs[name]))
     )
     pipe = MaskGenPipeline.from_pretrained(FAMILY_BIN_REPO, release="maskgen_vq_l")
     for key, value in family.model("tatitok_vq").state_dict().items():
@@ -113,7 +113,7 @@ def test_wrong_class_and_wrong_pipeline_errors(family_cache):
     with pytest.raises(ValueError, match="load it with MaskGenPipeline"):
         TiTokPipeline.from_pretrained(VQ_GENERATOR)
     with pytest.raises(ValueError, match="load it with TATiTokTokenizer"):
-        TiTokTokenizer.from_pretrained(FAMILY_RELEASES["tatitok_bl32_vae"].repo_id)
+        TiTokTokenizer.from_pretrained(RELEASES["tatitok_bl32_vae"].repo_id)
     with pytest.raises(ValueError, match="load it with MaskGenPipeline"):
         TATiTokTokenizer.from_pretrained(VQ_GENERATOR)
 

@@ -1,13 +1,16 @@
-"""hf_titok: TiTok 1-D image tokenizers and MaskGIT generators for transformers and diffusers.
+"""hf_titok: TiTok 1-D image tokenizers and MaskGIT generators, and their family (TA-TiTok, MaskGen), for
+transformers and diffusers.
 
 The layers (each builds only on the ones before it; see the README's "Architecture"):
 
-1. `releases` - the one table of released and paper models;
-2. models - configs (`configuration_*`), models (`modeling_*`), `image_processing_titok`,
-   `scheduling_titok_maskgit`, `pipeline_titok`, with `hub` (cards, uploads), `loaders` and small utilities;
-3. `data` - images, augmentations, datasets, class names, Fashion-MNIST;
-4. `conversion`, `evaluation`, `training`;
-5. `cli`, `demo` (and the Spaces app in `spaces/`).
+1. `utils` - what the families share: loading, remote code, input checks, the sampler settings, the pipeline base,
+   the ViT blocks, the official checkpoint format;
+2. `releases` (the one table of released and paper models), `hub` (cards, uploads) and small utilities;
+3. `models` - one folder per family: configuration, modeling, scheduling, pipeline, image processing, convert;
+4. `families` (the registry of the families), `loaders`;
+5. `data` - images, augmentations, datasets, class names, Fashion-MNIST;
+6. `conversion`, `evaluation`, `training`;
+7. `cli`, `demo` (and the Spaces app in `spaces/`).
 """
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
@@ -15,6 +18,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel
 from . import conversion  # noqa: F401 - registers the reader of official checkpoints (direct loading)
 from .data.class_labels import imagenet_id2label
 from .data.fashion_mnist import FASHION_MNIST_PIPELINE
+from .families import FAMILIES, Family
 from .models.maskgen.modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
 from .models.maskgen.pipeline_maskgen import MaskGenPipeline
 from .models.maskgen.scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
@@ -37,20 +41,20 @@ from .models.titok_maskgit.scheduling_titok_maskgit import TiTokMaskGITScheduler
 
 __version__ = "0.2.0"
 
-AutoConfig.register(TiTokConfig.model_type, TiTokConfig, exist_ok=True)
-AutoConfig.register(MaskGITVQGANConfig.model_type, MaskGITVQGANConfig, exist_ok=True)
-AutoModel.register(TiTokConfig, TiTokTokenizer, exist_ok=True)
-AutoModel.register(MaskGITVQGANConfig, MaskGITVQGAN, exist_ok=True)
-AutoConfig.register(TiTokMaskGITConfig.model_type, TiTokMaskGITConfig, exist_ok=True)
-AutoModel.register(TiTokMaskGITConfig, TiTokMaskGIT, exist_ok=True)
-AutoConfig.register(TATiTokConfig.model_type, TATiTokConfig, exist_ok=True)
-AutoModel.register(TATiTokConfig, TATiTokTokenizer, exist_ok=True)
-AutoImageProcessor.register(TATiTokConfig, slow_image_processor_class=TiTokImageProcessor, exist_ok=True)
-AutoImageProcessor.register(TiTokConfig, slow_image_processor_class=TiTokImageProcessor, exist_ok=True)
-AutoImageProcessor.register(MaskGITVQGANConfig, slow_image_processor_class=TiTokImageProcessor, exist_ok=True)
+# transformers' Auto classes: each family's config and model, and the image processor of its images (registry).
+for _family in FAMILIES.values():
+    if _family.config_class is not None:
+        AutoConfig.register(_family.model_type, _family.config_class, exist_ok=True)
+        AutoModel.register(_family.config_class, _family.model_class, exist_ok=True)
+        if _family.role in ("tokenizer", "vqgan"):
+            AutoImageProcessor.register(
+                _family.config_class, slow_image_processor_class=TiTokImageProcessor, exist_ok=True
+            )
 
 __all__ = [
+    "FAMILIES",
     "FASHION_MNIST_PIPELINE",
+    "Family",
     "MaskGenKLScheduler",
     "MaskGenKLTransformer",
     "MaskGenPipeline",

@@ -21,7 +21,7 @@ from accelerate import PartialState
 from huggingface_hub.errors import StrictDataclassError
 from tqdm.auto import tqdm
 
-from .conversion import CHECKPOINT_KINDS, convert, convert_and_push, describe_folder
+from .conversion import convert, convert_and_push, describe_folder
 from .data.datasets import evaluation_images
 from .data.fashion_mnist import FASHION_MNIST_PIPELINE
 from .evaluation import (
@@ -34,11 +34,12 @@ from .evaluation import (
     sample_shards,
     save_reference_statistics,
 )
+from .families import checkpoint_kinds
 from .hub import push_folder_to_hub
 from .loaders import load_pipeline, load_text_encoder, load_tokenizer, quiet_library_progress_bars
 from .models.maskgen.pipeline_maskgen import DEFAULT_AESTHETIC_SCORE, MaskGenPipeline
 from .perceptual import LPIPS
-from .releases import FAMILY_RELEASES, RELEASES
+from .releases import RELEASES
 from .text_encoding import CLIP_TEXT_ENCODER, check_prompts, clip_text_features, tokenize_prompts
 from .utils.sampling_settings import add_sampler_arguments, given_settings
 from .visualization import image_grid
@@ -46,7 +47,7 @@ from .visualization import image_grid
 DESCRIPTION = "TiTok 1-D image tokenizers and MaskGIT generators (hf_titok)."
 MODEL_HELP = "{what} directory or Hub id (default: the built-in Fashion-MNIST model)"
 # `generate --prompt` without --model: the official MaskGen-VQ-L (converted in memory from the Hub).
-DEFAULT_TEXT_TO_IMAGE = FAMILY_RELEASES["maskgen_vq_l"].repo_id
+DEFAULT_TEXT_TO_IMAGE = RELEASES["maskgen_vq_l"].repo_id
 
 
 class CommandError(Exception):
@@ -490,7 +491,7 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("source (one of)")
     source.add_argument(
         "--release",
-        choices=sorted({**RELEASES, **FAMILY_RELEASES}),
+        choices=sorted(RELEASES),
         help="an official release (its yucornetto/* or turkeyju/* Hub repo by default)",
     )
     source.add_argument(
@@ -503,7 +504,7 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--kind",
-        choices=list(CHECKPOINT_KINDS),
+        choices=checkpoint_kinds(),
         help="what --weights holds (clip-text: an open_clip text tower, --config its open_clip model config)",
     )
     parser.add_argument("--config", help="official config (Hub config.json or infer yaml); optional for Hub sources")

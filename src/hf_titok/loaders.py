@@ -9,24 +9,17 @@ of them accepts the same names and fails the same clear way.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import diffusers
 import transformers
 from huggingface_hub import snapshot_download
 
-from .models.maskgen.pipeline_maskgen import MaskGenPipeline
-from .models.tatitok.modeling_tatitok import TATiTokTokenizer
+from .families import FAMILIES, Family, family_of_kind, family_of_saved_folder, get_family
 from .models.titok.image_processing_titok import TiTokImageProcessor
-from .models.titok.modeling_titok import TiTokTokenizer
-from .models.titok_maskgit.pipeline_titok import TiTokPipeline
 from .releases import get_release, release_for_repo
 from .text_encoding import CLIP_TEXT_ENCODER
 from .utils.loading import checkpoint_reader
-
-# The tokenizer class of each official kind and saved model type.
-TOKENIZER_CLASSES = {"tokenizer": TiTokTokenizer, "titok": TiTokTokenizer, "tatitok": TATiTokTokenizer}
 
 
 class ModelNotFoundError(ValueError):
@@ -69,36 +62,50 @@ def official_kind(model: str) -> str | None:
     return reader.official_kind(model) if reader is not None and Path(model).is_dir() else None
 
 
-def _official_tokenizer(model: str, kind: str) -> tuple[TiTokTokenizer, TiTokImageProcessor]:
-    if kind == "generator" or kind.startswith("maskgen"):
+def family_of(model: str) -> tuple[Family | None, str, bool]:
+    """What `model` names, through the registry (`hf_titok.families`): (its family, the source to load it from,
+    whether it is an official checkpoint). Release ids are answered without reaching the Hub; anything else is a
+    local folder or the snapshot of a Hub repo, official or saved by this package. The family is None for a
+    folder that holds no model of the package."""
+    kind = official_kind(model)
+    if kind is not None:
+        return family_of_kind(kind), model, True
+    folder = resolve_model_folder(model)
+    kind = official_kind(str(folder))
+    if kind is not None:
+        return family_of_kind(kind), str(folder), True
+    return family_of_saved_folder(folder), str(folder), False
+
+
+def _official_tokenizer(model: str, family: Family) -> tuple:
+    if family.role == "generator":
         release = release_for_repo(model)
         if release is None:
             raise ModelNotFoundError(
                 f"{model} is an official generator checkpoint: give its tokenizer's folder or repo"
             )
         model = get_release(release.tokenizer).repo_id
-        kind = get_release(release.tokenizer).kind
-    elif kind not in TOKENIZER_CLASSES:
-        raise ModelNotFoundError(f"{model} is an official {kind} checkpoint, not a TiTok tokenizer")
-    tokenizer = TOKENIZER_CLASSES[kind].from_pretrained(model).eval()
+        family = get_family(family.tokenizer_family)
+    elif family.role != "tokenizer":
+        raise ModelNotFoundError(f"{model} is an official {family.kind} checkpoint, not a tokenizer")
+    tokenizer = family.model_class.from_pretrained(model).eval()
     return tokenizer, TiTokImageProcessor.for_image_size(tokenizer.config.image_size)
 
 
-def _saved_tokenizer(folder: Path) -> TiTokTokenizer:
-    model_type = json.loads((folder / "config.json").read_text()).get("model_type")
-    return TOKENIZER_CLASSES.get(model_type, TiTokTokenizer).from_pretrained(folder).eval()
+def _saved_tokenizer(folder: Path):
+    family = family_of_saved_folder(folder)
+    if family is None or family.role != "tokenizer":
+        family = FAMILIES["titok"]  # its loading names what the folder holds instead
+    return family.model_class.from_pretrained(folder).eval()
 
 
-def load_tokenizer(model: str) -> tuple[TiTokTokenizer, TiTokImageProcessor]:
+def load_tokenizer(model: str) -> tuple:
     """(tokenizer, image processor) from a tokenizer folder or a pipeline folder (its `vqvae`); for an official
-    generator, its release's tokenizer. TA-TiTok folders give a `TATiTokTokenizer`."""
-    kind = official_kind(model)
-    if kind is not None:
-        return _official_tokenizer(model, kind)
-    folder = resolve_model_folder(model)
-    kind = official_kind(str(folder))
-    if kind is not None:
-        return _official_tokenizer(str(folder), kind)
+    generator, its release's tokenizer. The tokenizer class is the family's (`TATiTokTokenizer` for TA-TiTok)."""
+    family, source, official = family_of(model)
+    if official:
+        return _official_tokenizer(source, family)
+    folder = Path(source)
     if (folder / "model_index.json").is_file():
         tokenizer_folder = folder / "vqvae"
         if not (tokenizer_folder / "config.json").is_file():
@@ -111,25 +118,18 @@ def load_tokenizer(model: str) -> tuple[TiTokTokenizer, TiTokImageProcessor]:
     return tokenizer, load_image_processor(folder, tokenizer.config.image_size)
 
 
-def load_pipeline(model: str) -> TiTokPipeline | MaskGenPipeline:
-    """A `TiTokPipeline` or `MaskGenPipeline` (whichever `model` holds) from a pipeline folder or Hub repo, or an
-    official generator, its progress bar off (callers show their own)."""
-    kind = official_kind(model)
-    if kind is None:
-        folder = resolve_model_folder(model)
-        kind = official_kind(str(folder))
-        model = str(folder)
-        if kind is None and not (folder / "model_index.json").is_file():
-            raise ModelNotFoundError(
-                f"{model} is not a TiTokPipeline or MaskGenPipeline (no model_index.json); generation needs a generator"
-            )
-    if kind not in (None, "generator", "maskgen-vq", "maskgen-kl"):
-        raise ModelNotFoundError(f"{model} is an official {kind} checkpoint; generation needs a generator")
-    text_to_image = kind is not None and kind.startswith("maskgen")
-    if kind is None:
-        class_name = json.loads((Path(model) / "model_index.json").read_text()).get("_class_name")
-        text_to_image = (class_name[-1] if isinstance(class_name, list) else class_name) == "MaskGenPipeline"
-    pipe = (MaskGenPipeline if text_to_image else TiTokPipeline).from_pretrained(model)
+def load_pipeline(model: str):
+    """The pipeline `model` holds (a pipeline folder or Hub repo, or an official generator), of its family's
+    pipeline class (`TiTokPipeline`, `MaskGenPipeline`, ...), its progress bar off (callers show their own)."""
+    family, source, official = family_of(model)
+    if official and family.pipeline_class is None:
+        raise ModelNotFoundError(f"{model} is an official {family.kind} checkpoint; generation needs a generator")
+    if not official and not (Path(source) / "model_index.json").is_file():
+        names = " or ".join(dict.fromkeys(f.pipeline_class.__name__ for f in FAMILIES.values() if f.pipeline_class))
+        raise ModelNotFoundError(f"{source} is not a {names} (no model_index.json); generation needs a generator")
+    if family is None or family.pipeline_class is None:
+        raise ModelNotFoundError(f"{source} holds a pipeline of no model family of this package")
+    pipe = family.pipeline_class.from_pretrained(source)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -161,8 +161,8 @@ def quiet_library_progress_bars() -> None:
 
 
 __all__ = [
-    "TOKENIZER_CLASSES",
     "ModelNotFoundError",
+    "family_of",
     "load_image_processor",
     "load_pipeline",
     "load_text_encoder",

@@ -239,27 +239,25 @@ def generator_preset(name: str) -> GeneratorPreset:
 # --------------------------------------------------------------------------------------------------
 
 
+FAMILY_BIN_REPO = "fun-research/TA-TiTok"
+# The repos that hold the plain `.bin` state dicts of several releases (`release=` names one).
+BIN_REPOS = (FUN_RESEARCH_REPO, FAMILY_BIN_REPO)
+
+
 @dataclass(frozen=True)
 class OfficialRelease:
-    """One released checkpoint: a tokenizer or generator preset (of the same name, without `_generator`), or
-    the MaskGIT-VQGAN."""
+    """One released checkpoint: a tokenizer or generator preset (of the same name, without `_generator`), the
+    MaskGIT-VQGAN, or a TA-TiTok / MaskGen preset. `kind` is its official checkpoint kind, that of its family in
+    `hf_titok.families`."""
 
     name: str
     kind: Literal["tokenizer", "generator", "vqgan", "tatitok", "maskgen-vq", "maskgen-kl"]
     repo_id: str
     title: str
-    results: dict = field(default_factory=dict)  # what the official README reports (ImageNet 256x256)
-    bin_filename: str | None = None  # plain state dict in fun-research/TiTok
+    results: dict = field(default_factory=dict)  # what the official README reports
+    bin_filename: str | None = None  # its plain state dict in `bin_repo`
     tokenizer: str | None = None  # generators: the release name of their tokenizer
-
-    @property
-    def is_generator(self) -> bool:
-        return self.kind == "generator"
-
-    @property
-    def bin_repo(self) -> str:
-        """The repo holding this release's plain `.bin` state dict."""
-        return FAMILY_BIN_REPO if self.name in FAMILY_RELEASES else FUN_RESEARCH_REPO
+    bin_repo: str = FUN_RESEARCH_REPO  # the repo holding the `.bin` files of its family
 
     @property
     def preset(self) -> str:
@@ -285,38 +283,34 @@ def _generator(name, title, gfid, bin_filename):
     )
 
 
-RELEASES: dict[str, OfficialRelease] = {
-    release.name: release
-    for release in [
-        _tokenizer("titok_l32", "TiTok-L-32 (VQ, two-stage)", 2.21, "tokenizer_titok_l32.bin"),
-        _tokenizer("titok_b64", "TiTok-B-64 (VQ, two-stage)", 1.70, "tokenizer_titok_b64.bin"),
-        _tokenizer("titok_s128", "TiTok-S-128 (VQ, two-stage)", 1.71, "tokenizer_titok_s128.bin"),
-        _tokenizer("titok_bl64_vq8k", "TiTok-BL-64 VQ 8k (single-stage)", 2.06),
-        _tokenizer("titok_bl128_vq8k", "TiTok-BL-128 VQ 8k (single-stage)", 1.49),
-        _tokenizer("titok_sl256_vq8k", "TiTok-SL-256 VQ 8k (single-stage)", 1.03),
-        _tokenizer("titok_ll32_vae_c16", "TiTok-LL-32 VAE, 16 channels (single-stage)", 1.61),
-        _tokenizer("titok_bl64_vae_c16", "TiTok-BL-64 VAE, 16 channels (single-stage)", 1.25),
-        _tokenizer("titok_bl128_vae_c16", "TiTok-BL-128 VAE, 16 channels (single-stage)", 0.84),
-        _generator("titok_l32", "MaskGIT generator for TiTok-L-32", 2.77, "generator_titok_l32.bin"),
-        _generator("titok_b64", "MaskGIT generator for TiTok-B-64", 2.48, "generator_titok_b64.bin"),
-        _generator("titok_s128", "U-ViT MaskGIT generator for TiTok-S-128", 1.97, "generator_titok_s128.bin"),
-        OfficialRelease(
-            "maskgit_vqgan",
-            "vqgan",
-            FUN_RESEARCH_REPO,
-            "MaskGIT-VQGAN ImageNet f16 (TiTok's proxy-code teacher)",
-            {},
-            "maskgit-vqgan-imagenet-f16-256.bin",
-        ),
-    ]
-}
+_TITOK_RELEASES = [
+    _tokenizer("titok_l32", "TiTok-L-32 (VQ, two-stage)", 2.21, "tokenizer_titok_l32.bin"),
+    _tokenizer("titok_b64", "TiTok-B-64 (VQ, two-stage)", 1.70, "tokenizer_titok_b64.bin"),
+    _tokenizer("titok_s128", "TiTok-S-128 (VQ, two-stage)", 1.71, "tokenizer_titok_s128.bin"),
+    _tokenizer("titok_bl64_vq8k", "TiTok-BL-64 VQ 8k (single-stage)", 2.06),
+    _tokenizer("titok_bl128_vq8k", "TiTok-BL-128 VQ 8k (single-stage)", 1.49),
+    _tokenizer("titok_sl256_vq8k", "TiTok-SL-256 VQ 8k (single-stage)", 1.03),
+    _tokenizer("titok_ll32_vae_c16", "TiTok-LL-32 VAE, 16 channels (single-stage)", 1.61),
+    _tokenizer("titok_bl64_vae_c16", "TiTok-BL-64 VAE, 16 channels (single-stage)", 1.25),
+    _tokenizer("titok_bl128_vae_c16", "TiTok-BL-128 VAE, 16 channels (single-stage)", 0.84),
+    _generator("titok_l32", "MaskGIT generator for TiTok-L-32", 2.77, "generator_titok_l32.bin"),
+    _generator("titok_b64", "MaskGIT generator for TiTok-B-64", 2.48, "generator_titok_b64.bin"),
+    _generator("titok_s128", "U-ViT MaskGIT generator for TiTok-S-128", 1.97, "generator_titok_s128.bin"),
+    OfficialRelease(
+        "maskgit_vqgan",
+        "vqgan",
+        FUN_RESEARCH_REPO,
+        "MaskGIT-VQGAN ImageNet f16 (TiTok's proxy-code teacher)",
+        {},
+        "maskgit-vqgan-imagenet-f16-256.bin",
+    ),
+]
 
 
 # --------------------------------------------------------------------------------------------------
 # TA-TiTok and MaskGen (README_MaskGen.md of the official repository)
 # --------------------------------------------------------------------------------------------------
 
-FAMILY_BIN_REPO = "fun-research/TA-TiTok"
 MASKGEN_PAPER = "arxiv:2501.07730"
 
 
@@ -370,7 +364,13 @@ MASKGEN_PRESETS: dict[str, MaskGenPreset] = {
 
 def _tatitok(name, title, rfid, inception):
     return OfficialRelease(
-        name, "tatitok", f"turkeyju/tokenizer_{name}", title, {"rFID": rfid, "IS": inception}, f"{name}.bin"
+        name,
+        "tatitok",
+        f"turkeyju/tokenizer_{name}",
+        title,
+        {"rFID": rfid, "IS": inception},
+        f"{name}.bin",
+        bin_repo=FAMILY_BIN_REPO,
     )
 
 
@@ -384,25 +384,26 @@ def _maskgen(name, title, fid, geneval):
         {"MJHQ-30K FID": fid, "GenEval": geneval},
         f"{name}.bin",
         tokenizer=preset.tokenizer,
+        bin_repo=FAMILY_BIN_REPO,
     )
 
 
 # ImageNet 256x256 rFID / IS of the tokenizers; MJHQ-30K FID and GenEval (overall) of the generators.
-FAMILY_RELEASES: dict[str, OfficialRelease] = {
-    release.name: release
-    for release in [
-        _tatitok("tatitok_bl32_vq", "TA-TiTok-BL-32 VQ", 3.95, 219.6),
-        _tatitok("tatitok_bl64_vq", "TA-TiTok-BL-64 VQ", 2.43, 218.8),
-        _tatitok("tatitok_bl128_vq", "TA-TiTok-BL-128 VQ", 1.53, 222.8),
-        _tatitok("tatitok_bl32_vae", "TA-TiTok-BL-32 VAE", 1.53, 222.0),
-        _tatitok("tatitok_bl64_vae", "TA-TiTok-BL-64 VAE", 1.47, 220.7),
-        _tatitok("tatitok_sl128_vae", "TA-TiTok-SL-128 VAE", 0.90, 227.7),
-        _maskgen("maskgen_vq_l", "MaskGen-L (discrete tokens)", 7.74, 0.53),
-        _maskgen("maskgen_vq_xl", "MaskGen-XL (discrete tokens)", 7.51, 0.57),
-        _maskgen("maskgen_kl_l", "MaskGen-L (continuous tokens)", 7.24, 0.52),
-        _maskgen("maskgen_kl_xl", "MaskGen-XL (continuous tokens)", 6.53, 0.55),
-    ]
-}
+_FAMILY_RELEASES = [
+    _tatitok("tatitok_bl32_vq", "TA-TiTok-BL-32 VQ", 3.95, 219.6),
+    _tatitok("tatitok_bl64_vq", "TA-TiTok-BL-64 VQ", 2.43, 218.8),
+    _tatitok("tatitok_bl128_vq", "TA-TiTok-BL-128 VQ", 1.53, 222.8),
+    _tatitok("tatitok_bl32_vae", "TA-TiTok-BL-32 VAE", 1.53, 222.0),
+    _tatitok("tatitok_bl64_vae", "TA-TiTok-BL-64 VAE", 1.47, 220.7),
+    _tatitok("tatitok_sl128_vae", "TA-TiTok-SL-128 VAE", 0.90, 227.7),
+    _maskgen("maskgen_vq_l", "MaskGen-L (discrete tokens)", 7.74, 0.53),
+    _maskgen("maskgen_vq_xl", "MaskGen-XL (discrete tokens)", 7.51, 0.57),
+    _maskgen("maskgen_kl_l", "MaskGen-L (continuous tokens)", 7.24, 0.52),
+    _maskgen("maskgen_kl_xl", "MaskGen-XL (continuous tokens)", 6.53, 0.55),
+]
+
+# Every released checkpoint, by release name.
+RELEASES: dict[str, OfficialRelease] = {release.name: release for release in _TITOK_RELEASES + _FAMILY_RELEASES}
 
 
 def maskgen_preset(name: str) -> MaskGenPreset:
@@ -410,21 +411,21 @@ def maskgen_preset(name: str) -> MaskGenPreset:
 
 
 def release_for_repo(repo_id: str) -> OfficialRelease | None:
-    """The release published at `repo_id`, if it is one of the official single-release repos
-    (`fun-research/TiTok` holds several: name the release)."""
-    if repo_id in (FUN_RESEARCH_REPO, FAMILY_BIN_REPO):
+    """The release published at `repo_id`, if it is one of the official single-release repos (the `BIN_REPOS`
+    hold several: name the release)."""
+    if repo_id in BIN_REPOS:
         return None
-    return next((r for r in {**RELEASES, **FAMILY_RELEASES}.values() if r.repo_id == repo_id), None)
+    return next((r for r in RELEASES.values() if r.repo_id == repo_id), None)
 
 
 def get_release(name: str) -> OfficialRelease:
-    """A release of TiTok (`RELEASES`) or of its family (`FAMILY_RELEASES`) by name."""
-    return _choose({**RELEASES, **FAMILY_RELEASES}, name, "official release")
+    """A release by name (`RELEASES`)."""
+    return _choose(RELEASES, name, "official release")
 
 
 __all__ = [
+    "BIN_REPOS",
     "FAMILY_BIN_REPO",
-    "FAMILY_RELEASES",
     "FUN_RESEARCH_REPO",
     "MASKGEN_PAPER",
     "MASKGEN_PRESETS",

@@ -26,90 +26,41 @@ from safetensors import safe_open
 from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
 from ..data.class_labels import imagenet_id2label
-from ..models.maskgen.modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
-from ..models.maskgen.pipeline_maskgen import MaskGenPipeline
-from ..models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN
-from ..models.tatitok.modeling_tatitok import TATiTokTokenizer
-from ..models.titok.modeling_titok import TiTokTokenizer
-from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT
-from ..releases import (
-    FAMILY_BIN_REPO,
-    FAMILY_RELEASES,
-    FUN_RESEARCH_REPO,
-    RELEASES,
-    OfficialRelease,
-    get_release,
-    release_for_repo,
-)
+from ..families import Family, family_of_class, family_of_kind, family_of_weights, get_family
+from ..releases import BIN_REPOS, RELEASES, OfficialRelease, get_release, release_for_repo
 from ..text_encoding import CLIP_TEXT_ENCODER
 from ..utils.loading import HUB_ARGUMENTS, fetch_config, read_json_config, register_checkpoint_reader
-from .family import family_official_config, maskgen_scheduler_from_official
-from .official import (
-    ConversionError,
-    convert_checkpoint,
-    load_official_config,
-    load_official_weights,
-    official_config,
-    scheduler_from_official,
-)
+from ..utils.official_format import ConversionError, is_official_config, load_official_config, load_official_weights
+from .official import convert_checkpoint, release_official_config
 
 logger = logging.getLogger(__name__)
-
-# Subclasses first: a TATiTokTokenizer is a TiTokTokenizer.
-KIND_OF_CLASS = {
-    TATiTokTokenizer: "tatitok",
-    TiTokTokenizer: "tokenizer",
-    TiTokMaskGIT: "generator",
-    MaskGITVQGAN: "vqgan",
-    MaskGenVQTransformer: "maskgen-vq",
-    MaskGenKLTransformer: "maskgen-kl",
-}
-LOADER_OF_KIND = {
-    "tokenizer": "TiTokTokenizer",
-    "generator": "TiTokMaskGIT or TiTokPipeline",
-    "vqgan": "MaskGITVQGAN",
-    "tatitok": "TATiTokTokenizer",
-    "maskgen-vq": "MaskGenPipeline (or MaskGenVQTransformer)",
-    "maskgen-kl": "MaskGenPipeline (or MaskGenKLTransformer)",
-}
-BIN_REPOS = (FUN_RESEARCH_REPO, FAMILY_BIN_REPO)
 
 
 def accepted_sources() -> str:
     """What direct loading takes, for error messages."""
-    releases = {**RELEASES, **FAMILY_RELEASES}.values()
-    repos = ", ".join(sorted(r.repo_id for r in releases if r.repo_id not in BIN_REPOS))
-    bins = ", ".join(r.name for r in releases if r.bin_filename)
+    repos = ", ".join(sorted(r.repo_id for r in RELEASES.values() if r.repo_id not in BIN_REPOS))
+    bins = ", ".join(r.name for r in RELEASES.values() if r.bin_filename)
     return (
         f"a folder or Hub repo saved by hf_titok (config.json with a model_type), an official release repo ({repos}) "
-        f"or a folder in that format (official config.json + model.safetensors), or {FUN_RESEARCH_REPO} / "
-        f"{FAMILY_BIN_REPO} with release= one of {bins}"
+        f"or a folder in that format (official config.json + model.safetensors), or {' / '.join(BIN_REPOS)} with "
+        f"release= one of {bins}"
     )
+
+
+def detect_family(weight_names) -> Family:
+    """The family whose official state dicts have these key names (`hf_titok.families`)."""
+    family = family_of_weights(weight_names)
+    if family is None:
+        raise ConversionError(
+            "the weights are not an official TiTok tokenizer, generator, MaskGIT-VQGAN, TA-TiTok or MaskGen state dict"
+        )
+    return family
 
 
 def detect_kind(weight_names) -> str:
-    """`tokenizer`, `generator`, `vqgan`, `tatitok`, `maskgen-vq` or `maskgen-kl`, from the key names of an official
-    state dict."""
-    if "decoder.text_guidance_proj.weight" in weight_names:
-        return "tatitok"
-    if "diffloss.net.input_proj.weight" in weight_names:
-        return "maskgen-kl"
-    if "text_embed_proj.weight" in weight_names:
-        return "maskgen-vq"
-    if "latent_tokens" in weight_names:
-        return "tokenizer"
-    if "model.embeddings.word_embeddings.weight" in weight_names or "pos_embed" in weight_names:
-        return "generator"
-    if "encoder.conv_in.weight" in weight_names and "quantize.embedding.weight" in weight_names:
-        return "vqgan"
-    raise ConversionError(
-        "the weights are not an official TiTok tokenizer, generator, MaskGIT-VQGAN, TA-TiTok or MaskGen state dict"
-    )
-
-
-def is_official_config(config) -> bool:
-    """Whether a parsed `config.json` is an official TiTok config (the nested OmegaConf dict with `model.vq_model`)."""
-    return isinstance(config, dict) and isinstance(config.get("model"), dict) and "vq_model" in config["model"]
+    """The official checkpoint kind (`tokenizer`, `generator`, `vqgan`, `tatitok`, `maskgen-vq`, ...) of a state dict,
+    from its key names."""
+    return detect_family(weight_names).kind
 
 
 def _fetch(source, filename: str, what: str, **hub_kwargs) -> Path:
@@ -162,14 +113,11 @@ class OfficialCheckpoint:
             self.weights = _weights(_fetch(source, release.bin_filename, release.name, **hub_kwargs), source)
             if config_file is not None:
                 self.config = load_official_config(config_file)
-            elif release.name in FAMILY_RELEASES:  # the release table's config, as its infer yaml pairs it
-                self.config = family_official_config(release.name)
-            else:
-                self.config = None if release.kind == "vqgan" else official_config(release.preset)
+            else:  # the release table's config, as its infer yaml pairs it
+                self.config = release_official_config(release.name)
         else:
             if self.source in BIN_REPOS:
-                table = FAMILY_RELEASES if self.source == FAMILY_BIN_REPO else RELEASES
-                with_bin = ", ".join(r.name for r in table.values() if r.bin_filename)
+                with_bin = ", ".join(r.name for r in RELEASES.values() if r.bin_filename and r.bin_repo == self.source)
                 raise ValueError(
                     f"{self.source} holds the .bin files of several releases: pass --release / release= "
                     f"(one of {with_bin})"
@@ -186,7 +134,8 @@ class OfficialCheckpoint:
                 raise ConversionError(_not_official(source, config))
             self.config = load_official_config(config_file)  # with its ${...} interpolations resolved
             self.weights = _weights(_fetch(source, "model.safetensors", "official checkpoint", **hub_kwargs), source)
-        self.kind = detect_kind(self.weights)
+        self.family = detect_family(self.weights)
+        self.kind = self.family.kind
 
 
 def _is_bin_folder(source, release: OfficialRelease) -> bool:
@@ -219,78 +168,83 @@ def _described(source, known: OfficialRelease | None) -> str:
 
 
 class OfficialReader:
-    """The checkpoint reader of the official TiTok releases (registered in `hf_titok.utils.loading`)."""
+    """The checkpoint reader of the official releases (registered in `hf_titok.utils.loading`), for every family of
+    `hf_titok.families`."""
 
     def read_model(self, model_class: type, source, *, release: str | None, config: dict | None, **hub_kwargs):
-        kind = next((kind for cls, kind in KIND_OF_CLASS.items() if issubclass(model_class, cls)), None)
+        family = family_of_class(model_class)
         known = release_of(source, release)
-        if known is None and str(source) == FUN_RESEARCH_REPO and kind == "vqgan":
-            known = get_release("maskgit_vqgan")  # the only MaskGIT-VQGAN there
+        if known is None and str(source) in BIN_REPOS:
+            # A family with a single release in that repo needs no release= (the MaskGIT-VQGAN of fun-research/TiTok).
+            only = [r for r in family.releases if r.bin_filename and r.bin_repo == str(source)]
+            known = only[0] if len(only) == 1 else None
         if config is None and known is None and str(source) not in BIN_REPOS:
             return None  # nothing of ours or theirs: transformers' loading reports the missing files
-        if known is not None and known.kind != kind:
+        if known is not None and known.kind != family.kind:
             raise ValueError(_wrong_class(source, known.kind, model_class))
         started = time.perf_counter()
         checkpoint = OfficialCheckpoint(source, known, **hub_kwargs)
-        if checkpoint.kind != kind:
+        if checkpoint.family is not family:
             raise ValueError(_wrong_class(source, checkpoint.kind, model_class))
-        converted = convert_checkpoint(kind, checkpoint.config, checkpoint.weights)
+        converted = convert_checkpoint(family.kind, checkpoint.config, checkpoint.weights)
         logger.warning(
-            "%s is an official TiTok %s checkpoint: converted in memory (%.1f s); `hf-titok convert` saves a converted "
+            "%s is an official %s checkpoint: converted in memory (%.1f s); `hf-titok convert` saves a converted "
             "copy that loads without converting",
             _described(source, known),
-            checkpoint.kind,
+            family.title,
             time.perf_counter() - started,
         )
         return converted
 
     def read_pipeline(self, pipeline_class: type, source, *, release: str | None, vqvae=None, **kwargs):
         """A pipeline from an official generator: its tokenizer from the release table (or `vqvae=`, a model or a
-        folder or repo), its scheduler from the official sampling settings, the ImageNet class names (TiTok) or the
-        CLIP text encoder (MaskGen). None when `source` holds no config at all."""
-        if issubclass(pipeline_class, MaskGenPipeline):
-            return self._read_maskgen_pipeline(pipeline_class, source, release=release, vqvae=vqvae, **kwargs)
+        folder or repo), its scheduler from the official sampling settings, and what its family conditions on: the
+        ImageNet class names, or the CLIP text encoder. None when `source` holds no config at all."""
         known = release_of(source, release)
+        if known is not None and family_of_kind(known.kind).pipeline_class is not pipeline_class:
+            raise ValueError(_wrong_class(source, known.kind, pipeline_class))
+        if family_of_class(pipeline_class).takes_text:
+            return self._read_text_to_image_pipeline(pipeline_class, source, known, vqvae=vqvae, **kwargs)
+        return self._read_class_conditional_pipeline(pipeline_class, source, known, release, vqvae=vqvae, **kwargs)
+
+    def _read_class_conditional_pipeline(self, pipeline_class, source, known, release, *, vqvae=None, **kwargs):
         hub_kwargs = {key: kwargs.pop(key) for key in HUB_ARGUMENTS if key in kwargs}
         hub_kwargs = {key: value for key, value in hub_kwargs.items() if value is not None}
-        if known is not None and not known.is_generator:
-            raise ValueError(_wrong_class(source, known.kind, pipeline_class))
-        config_file = (
-            None if known is not None and str(source) == FUN_RESEARCH_REPO else fetch_config(source, **hub_kwargs)
-        )
+        from_bins = known is not None and str(source) in BIN_REPOS
+        config_file = None if from_bins else fetch_config(source, **hub_kwargs)
         config = read_json_config(config_file) if config_file is not None else None
-        if known is None and config is None and str(source) != FUN_RESEARCH_REPO:
+        if known is None and config is None and str(source) not in BIN_REPOS:
             return None
         if isinstance(config, dict) and "model_type" in config:
             raise FileNotFoundError(
-                f"{source} is not a TiTokPipeline folder: no model_index.json (it holds an hf_titok "
+                f"{source} is not a {pipeline_class.__name__} folder: no model_index.json (it holds an hf_titok "
                 f"{config['model_type']!r} model alone)"
             )
-        bin_release = known.name if known is not None and str(source) == FUN_RESEARCH_REPO else release
-        transformer = TiTokMaskGIT.from_pretrained(source, release=bin_release, **hub_kwargs, **kwargs)
-        official = load_official_config(config_file) if config_file is not None else official_config(known.preset)
+        family = family_of_class(pipeline_class)
+        tokenizer_class = get_family(family.tokenizer_family).model_class
+        transformer = family.model_class.from_pretrained(
+            source, release=known.name if from_bins else release, **hub_kwargs, **kwargs
+        )
+        official = load_official_config(config_file) if config_file is not None else release_official_config(known.name)
         if vqvae is None:
-            vqvae = self._tokenizer_of(source, known, hub_kwargs, kwargs)
-        elif not isinstance(vqvae, TiTokTokenizer):
-            vqvae = TiTokTokenizer.from_pretrained(vqvae, **_without_revision(hub_kwargs), **kwargs)
+            vqvae = self._tokenizer_of(source, known, tokenizer_class, hub_kwargs, kwargs)
+        elif not isinstance(vqvae, tokenizer_class):
+            vqvae = tokenizer_class.from_pretrained(vqvae, **_without_revision(hub_kwargs), **kwargs)
         num_classes = transformer.config.num_classes
         id2label = imagenet_id2label() if num_classes == 1000 else None  # every official generator is ImageNet's
         return pipeline_class(
-            vqvae=vqvae, transformer=transformer, scheduler=scheduler_from_official(official), id2label=id2label
+            vqvae=vqvae, transformer=transformer, scheduler=family.converter.scheduler(official), id2label=id2label
         )
 
-    def _read_maskgen_pipeline(
-        self, pipeline_class, source, *, release, vqvae=None, text_encoder=None, tokenizer=None, **kwargs
+    def _read_text_to_image_pipeline(
+        self, pipeline_class, source, known, *, vqvae=None, text_encoder=None, tokenizer=None, **kwargs
     ):
-        """A MaskGen pipeline from an official MaskGen checkpoint: its TA-TiTok from the release table (or `vqvae=`),
+        """A text-to-image pipeline from an official checkpoint: its tokenizer from the release table (or `vqvae=`),
         the CLIP text encoder and tokenizer (`text_encoder=`: a model, folder or repo; default the official
         `openai/clip-vit-large-patch14-336`), the sampler of its official config."""
-        known = release_of(source, release)
         hub_kwargs = {key: kwargs.pop(key) for key in HUB_ARGUMENTS if kwargs.get(key) is not None}
         for key in HUB_ARGUMENTS:
             kwargs.pop(key, None)
-        if known is not None and not known.kind.startswith("maskgen"):
-            raise ValueError(_wrong_class(source, known.kind, pipeline_class))
         from_bins = str(source) in BIN_REPOS
         config_file = None if known is not None and from_bins else fetch_config(source, **hub_kwargs)
         config = read_json_config(config_file) if config_file is not None else None
@@ -303,31 +257,33 @@ class OfficialReader:
         dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)
         started = time.perf_counter()
         checkpoint = OfficialCheckpoint(source, known, **hub_kwargs)
-        if not checkpoint.kind.startswith("maskgen"):
+        family = checkpoint.family
+        if family.pipeline_class is not pipeline_class:
             raise ValueError(_wrong_class(source, checkpoint.kind, pipeline_class))
-        arguments, state_dict = convert_checkpoint(checkpoint.kind, checkpoint.config, checkpoint.weights)
-        transformer_class = MaskGenVQTransformer if checkpoint.kind == "maskgen-vq" else MaskGenKLTransformer
+        arguments, state_dict = convert_checkpoint(family.kind, checkpoint.config, checkpoint.weights)
         with torch.device("meta"):
-            transformer = transformer_class(**arguments)
+            transformer = family.model_class(**arguments)
         transformer.load_state_dict(state_dict, strict=True, assign=True)
         del state_dict, checkpoint.weights
-        scheduler = maskgen_scheduler_from_official(checkpoint.config)
+        scheduler = family.converter.scheduler(checkpoint.config)
         model_kwargs = {"dtype": dtype} if dtype is not None else {}
+        tokenizer_class = get_family(family.tokenizer_family).model_class
         if vqvae is None:
             if known is None or known.tokenizer is None:
                 raise ValueError(
-                    f"{source} is an official MaskGen checkpoint that is not one of the releases, so its tokenizer is "
-                    "unknown: pass vqvae= (a TATiTokTokenizer, or the folder or repo of its TA-TiTok)"
+                    f"{source} is an official {family.title} checkpoint that is not one of the releases, so its "
+                    f"tokenizer is unknown: pass vqvae= (a {tokenizer_class.__name__}, or the folder or repo of its "
+                    "tokenizer)"
                 )
             tokenizer_release = get_release(known.tokenizer)
-            vqvae = TATiTokTokenizer.from_pretrained(
-                FAMILY_BIN_REPO if from_bins else tokenizer_release.repo_id,
+            vqvae = tokenizer_class.from_pretrained(
+                tokenizer_release.bin_repo if from_bins else tokenizer_release.repo_id,
                 release=tokenizer_release.name if from_bins else None,
                 **_without_revision(hub_kwargs),
                 **model_kwargs,
             )
-        elif not isinstance(vqvae, TATiTokTokenizer):
-            vqvae = TATiTokTokenizer.from_pretrained(vqvae, **_without_revision(hub_kwargs), **model_kwargs)
+        elif not isinstance(vqvae, tokenizer_class):
+            vqvae = tokenizer_class.from_pretrained(vqvae, **_without_revision(hub_kwargs), **model_kwargs)
         text_source = (
             CLIP_TEXT_ENCODER if text_encoder is None or isinstance(text_encoder, torch.nn.Module) else text_encoder
         )
@@ -339,7 +295,7 @@ class OfficialReader:
             "%s is an official %s checkpoint: converted in memory (%.1f s); `hf-titok convert` saves a converted "
             "pipeline that loads without converting",
             _described(source, known),
-            transformer_class.__name__,
+            family.title,
             time.perf_counter() - started,
         )
         return pipeline_class(
@@ -351,17 +307,13 @@ class OfficialReader:
         )
 
     def kind_of_weights(self, names) -> str | None:
-        try:
-            return detect_kind(set(names))
-        except ConversionError:
-            return None
+        family = family_of_weights(set(names))
+        return family.kind if family is not None else None
 
     def releases_with_bin_files(self, model_class: type) -> dict[str, str]:
-        kind = next((kind for cls, kind in KIND_OF_CLASS.items() if issubclass(model_class, cls)), None)
-        releases = {**RELEASES, **FAMILY_RELEASES}.values()
-        return {
-            release.name: release.bin_filename for release in releases if release.bin_filename and release.kind == kind
-        }
+        family = family_of_class(model_class)
+        releases = family.releases if family is not None else []
+        return {release.name: release.bin_filename for release in releases if release.bin_filename}
 
     def official_kind(self, folder) -> str | None:
         folder = Path(folder)
@@ -382,17 +334,18 @@ class OfficialReader:
         return detect_kind(names)
 
     @staticmethod
-    def _tokenizer_of(source, known: OfficialRelease | None, hub_kwargs: dict, kwargs: dict) -> TiTokTokenizer:
+    def _tokenizer_of(source, known: OfficialRelease | None, tokenizer_class, hub_kwargs: dict, kwargs: dict):
         if known is None or known.tokenizer is None:
             raise ValueError(
                 f"{source} is an official generator checkpoint that is not one of the releases, so its tokenizer is "
-                "unknown: pass vqvae= (a TiTokTokenizer, or the folder or repo of the tokenizer it was trained on)"
+                f"unknown: pass vqvae= (a {tokenizer_class.__name__}, or the folder or repo of the tokenizer it was "
+                "trained on)"
             )
         tokenizer = get_release(known.tokenizer)
-        from_bins = str(source) == FUN_RESEARCH_REPO
-        tokenizer_source = FUN_RESEARCH_REPO if from_bins else tokenizer.repo_id
+        from_bins = str(source) in BIN_REPOS
+        tokenizer_source = tokenizer.bin_repo if from_bins else tokenizer.repo_id
         try:
-            return TiTokTokenizer.from_pretrained(
+            return tokenizer_class.from_pretrained(
                 tokenizer_source,
                 release=tokenizer.name if from_bins else None,
                 **_without_revision(hub_kwargs),
@@ -401,7 +354,8 @@ class OfficialReader:
         except (OSError, ValueError) as error:
             raise type(error)(
                 f"cannot load the tokenizer of {_described(source, known)} ({tokenizer_source}, release "
-                f"{tokenizer.name}): {error}. Or pass vqvae= (a TiTokTokenizer, or a local copy of the tokenizer)"
+                f"{tokenizer.name}): {error}. Or pass vqvae= (a {tokenizer_class.__name__}, or a local copy of the "
+                "tokenizer)"
             ) from error
 
 
@@ -423,13 +377,13 @@ def _without_revision(hub_kwargs: dict) -> dict:
 
 
 def _wrong_class(source, kind: str, wanted: type) -> str:
-    family = "TiTok " if kind in ("tokenizer", "generator", "vqgan") else ""
+    family = family_of_kind(kind)
     return (
-        f"{source} is an official {family}{kind} checkpoint, not a {wanted.__name__}'s: load it with "
-        f"{LOADER_OF_KIND[kind]}.from_pretrained"
+        f"{source} is an official {family.title} checkpoint, not a {wanted.__name__}'s: load it with "
+        f"{family.loader}.from_pretrained"
     )
 
 
 register_checkpoint_reader(OfficialReader())
 
-__all__ = ["OfficialCheckpoint", "OfficialReader", "accepted_sources", "detect_kind", "release_of"]
+__all__ = ["OfficialCheckpoint", "OfficialReader", "accepted_sources", "detect_family", "detect_kind", "release_of"]

@@ -10,22 +10,14 @@ from pathlib import Path
 from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
 from ..data.class_labels import imagenet_id2label
-from ..hub import maskgen_card, pipeline_card, push_folder_to_hub, tatitok_card, tokenizer_card
-from ..models.maskgen.pipeline_maskgen import MaskGenPipeline
+from ..families import Family, get_family
+from ..hub import push_folder_to_hub
 from ..models.titok.image_processing_titok import TiTokImageProcessor
-from ..models.titok_maskgit.pipeline_titok import TiTokPipeline
-from ..releases import FAMILY_BIN_REPO, FUN_RESEARCH_REPO, get_release, release_for_repo
+from ..releases import BIN_REPOS, get_release, release_for_repo
 from ..text_encoding import CLIP_TEXT_ENCODER
+from ..utils.official_format import ConversionError
 from .direct import OfficialCheckpoint
-from .family import maskgen_scheduler_from_official
-from .official import (
-    ConversionError,
-    convert_generator,
-    convert_model,
-    convert_tokenizer,
-    convert_vqgan,
-    scheduler_from_official,
-)
+from .official import convert_model
 
 
 def convert_official_repo(
@@ -38,14 +30,15 @@ def convert_official_repo(
     text_encoder: str | None = None,
     **hub_kwargs,
 ) -> Path:
-    """Convert an official release into a ready repo folder at `output_dir` (with a model card).
+    """Convert an official release into a ready repo folder at `output_dir` (with a model card, where its family has
+    one).
 
-    A tokenizer becomes a `TiTokTokenizer` repo (+ image processor); a generator becomes a full
-    `TiTokPipeline` repo together with its tokenizer (`tokenizer_repo_id`, by default the release's own).
-    `repo_id` is a `yucornetto/*` repo, any repo in that format, or `fun-research/TiTok` with `release`;
-    with only `release`, its `yucornetto/*` repo is used. The family likewise: a `turkeyju/*` repo or
-    `fun-research/TA-TiTok` with `release`; a MaskGen generator becomes a `MaskGenPipeline` with its TA-TiTok and
-    the CLIP text encoder `text_encoder` (a Hub id or folder; default the official one).
+    A tokenizer (or the MaskGIT-VQGAN) becomes a model repo with its image processor; a generator becomes a full
+    pipeline repo of its family (`hf_titok.families`) together with its tokenizer (`tokenizer_repo_id`, by default
+    the release's own) and what it conditions on (the ImageNet class names, or the CLIP text encoder `text_encoder`:
+    a Hub id or folder, default the official one). `repo_id` is an official release repo (`yucornetto/*`,
+    `turkeyju/*`), any repo in that format, or one of the `.bin` repos (`fun-research/*`) with `release`; with only
+    `release`, its own repo is used.
     """
     known = get_release(release) if release else (release_for_repo(repo_id) if repo_id else None)
     if repo_id is None:
@@ -55,77 +48,51 @@ def convert_official_repo(
     output_dir = Path(output_dir)
     card_repo_id = card_repo_id or str(output_dir)
     checkpoint = OfficialCheckpoint(repo_id, known, config_path, **hub_kwargs)
-    config, weights, kind = checkpoint.config, checkpoint.weights, checkpoint.kind
+    config, weights, family = checkpoint.config, checkpoint.weights, checkpoint.family
     del checkpoint
-    if kind == "vqgan":
-        model = convert_vqgan(config, weights)
-        model.save_pretrained(output_dir)
-        TiTokImageProcessor.for_image_size(model.config.image_size).save_pretrained(output_dir)
-        return output_dir
-    if kind == "tatitok":
-        model = convert_model("tatitok", config, weights)
-        model.save_pretrained(output_dir)
-        TiTokImageProcessor.for_image_size(model.config.image_size).save_pretrained(output_dir)
-        tatitok_card(model, card_repo_id, known).save(output_dir / "README.md")
-        return output_dir
-    if kind.startswith("maskgen"):
-        transformer = convert_model(kind, config, weights)
-        del weights
-        vqvae = _family_tokenizer(repo_id, known, tokenizer_repo_id, config_path, hub_kwargs)
-        text_source = text_encoder or CLIP_TEXT_ENCODER
-        pipe = MaskGenPipeline(
-            vqvae,
-            transformer,
-            maskgen_scheduler_from_official(config),
-            text_encoder=CLIPTextModelWithProjection.from_pretrained(text_source).eval(),
-            tokenizer=CLIPTokenizer.from_pretrained(text_source),
-        )
-        pipe.save_pretrained(output_dir)
-        maskgen_card(pipe, card_repo_id, known).save(output_dir / "README.md")
-        return output_dir
-    if kind == "tokenizer":
-        model = convert_tokenizer(config, weights)
-        model.save_pretrained(output_dir)
-        TiTokImageProcessor.for_image_size(model.config.image_size).save_pretrained(output_dir)
-        tokenizer_card(model, card_repo_id, known).save(output_dir / "README.md")
-        return output_dir
-
-    transformer = convert_generator(config, weights)
-    scheduler = scheduler_from_official(config)
+    model = convert_model(family.kind, config, weights)
     del weights
-    if tokenizer_repo_id is None:
-        if known is None or known.tokenizer is None:
-            raise ConversionError(
-                f"{repo_id} is a generator: pass --tokenizer-repo with the tokenizer it was trained on"
-            )
-        tokenizer_release = get_release(known.tokenizer)
-        tokenizer_repo_id = FUN_RESEARCH_REPO if repo_id == FUN_RESEARCH_REPO else tokenizer_release.repo_id
-    else:
-        tokenizer_release = release_for_repo(tokenizer_repo_id)
-    tokenizer = OfficialCheckpoint(tokenizer_repo_id, tokenizer_release, config_path, **hub_kwargs)
-    vqvae = convert_tokenizer(tokenizer.config, tokenizer.weights)
-    del tokenizer
-    id2label = imagenet_id2label() if transformer.config.num_classes == 1000 else None  # every release is ImageNet's
-    pipe = TiTokPipeline(vqvae, transformer, scheduler, id2label=id2label)
+    if family.pipeline_class is None:
+        model.save_pretrained(output_dir)
+        if family.converter.image_processor:
+            TiTokImageProcessor.for_image_size(model.config.image_size).save_pretrained(output_dir)
+        if family.card is not None:
+            family.card(model, card_repo_id, known).save(output_dir / "README.md")
+        return output_dir
+    vqvae = _tokenizer_of(family, repo_id, known, tokenizer_repo_id, config_path, hub_kwargs)
+    conditioning = {}
+    if family.class_labels:  # every official class-conditional generator is ImageNet's
+        conditioning["id2label"] = imagenet_id2label() if model.config.num_classes == 1000 else None
+    if family.takes_text:
+        text_source = text_encoder or CLIP_TEXT_ENCODER
+        conditioning["text_encoder"] = CLIPTextModelWithProjection.from_pretrained(text_source).eval()
+        conditioning["tokenizer"] = CLIPTokenizer.from_pretrained(text_source)
+    pipe = family.pipeline_class(vqvae, model, family.converter.scheduler(config), **conditioning)
     pipe.save_pretrained(output_dir)
-    pipeline_card(pipe, card_repo_id, known).save(output_dir / "README.md")
+    family.card(pipe, card_repo_id, known).save(output_dir / "README.md")
     return output_dir
 
 
-def _family_tokenizer(repo_id, known, tokenizer_repo_id, config_path, hub_kwargs):
-    """The TA-TiTok of a MaskGen release: `tokenizer_repo_id`, else the release table's (its `.bin` when the
-    generator came from `fun-research/TA-TiTok`)."""
+def _tokenizer_of(family: Family, repo_id, known, tokenizer_repo_id, config_path, hub_kwargs):
+    """The tokenizer a generator release decodes with: `tokenizer_repo_id`, else the release table's (its `.bin`
+    when the generator came from a `.bin` repo), converted."""
+    tokenizer_family = get_family(family.tokenizer_family)
     if tokenizer_repo_id is None:
         if known is None or known.tokenizer is None:
-            raise ConversionError(f"{repo_id} is a MaskGen generator: pass --tokenizer-repo with its TA-TiTok")
+            raise ConversionError(
+                f"{repo_id} is a {family.title}: pass --tokenizer-repo with the {tokenizer_family.title} it was "
+                "trained on"
+            )
         tokenizer_release = get_release(known.tokenizer)
-        tokenizer_repo_id = FAMILY_BIN_REPO if repo_id == FAMILY_BIN_REPO else tokenizer_release.repo_id
+        tokenizer_repo_id = tokenizer_release.bin_repo if repo_id in BIN_REPOS else tokenizer_release.repo_id
     else:
         tokenizer_release = release_for_repo(tokenizer_repo_id)
-    checkpoint = OfficialCheckpoint(tokenizer_repo_id, tokenizer_release, None, **hub_kwargs)
-    if checkpoint.kind != "tatitok":
-        raise ConversionError(f"{tokenizer_repo_id} is an official {checkpoint.kind} checkpoint, not a TA-TiTok")
-    return convert_model("tatitok", checkpoint.config, checkpoint.weights)
+    checkpoint = OfficialCheckpoint(tokenizer_repo_id, tokenizer_release, config_path, **hub_kwargs)
+    if checkpoint.family is not tokenizer_family:
+        raise ConversionError(
+            f"{tokenizer_repo_id} is an official {checkpoint.family.title} checkpoint, not a {tokenizer_family.title}"
+        )
+    return convert_model(checkpoint.kind, checkpoint.config, checkpoint.weights)
 
 
 def convert_and_push(
