@@ -1,12 +1,16 @@
 """TiTok on Hugging Face Spaces: class-conditional generation, reconstruction from 1-D tokens, image variations
 (re-mask some of an image's tokens and let the generator re-sample them), and text-to-image with MaskGen.
 
-    python spaces/app.py [--model DIR_OR_HUB_ID] [--text-model DIR_OR_HUB_ID] [--host 127.0.0.1] [--port 7860]
+    python spaces/app.py [--model DIR_OR_HUB_ID] [--text-model DIR_OR_HUB_ID] [--text-encoder DIR_OR_HUB_ID]
+        [--host 127.0.0.1] [--port 7860]
 
 The model defaults to the Fashion-MNIST TiTok built into `hf_titok` (works offline); `--model` or the
-`TITOK_MODEL` environment variable selects any TiTokPipeline (or a tokenizer alone: reconstruction only),
-as a local directory or a Hub repo id. `--text-model` or `TITOK_TEXT_MODEL` adds a text-to-image tab served by a
-MaskGenPipeline (e.g. `turkeyju/generator_maskgen_vq_l`, converted on load).
+`TITOK_MODEL` environment variable selects a model of any family (`hf_titok.families`), as a local directory, a Hub
+repo id or an official release id: a class-conditional pipeline (generation, reconstruction, variations), a
+text-to-image pipeline (the text tab, and reconstruction with a caption), or a tokenizer alone (reconstruction; a
+text-aware one reads the caption with `--text-encoder`, default the official CLIP). `--text-model` or
+`TITOK_TEXT_MODEL` adds a text-to-image tab served by another pipeline (e.g. `turkeyju/generator_maskgen_vq_l`,
+converted on load). The sampler widgets are built from the samplers' own setting declarations.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -27,25 +30,21 @@ import torch
 
 from hf_titok.data.fashion_mnist import FASHION_MNIST_PIPELINE, to_rgb32
 from hf_titok.evaluation.metrics import psnr
-from hf_titok.loaders import ModelNotFoundError, load_pipeline, load_tokenizer, official_kind, resolve_model_folder
-from hf_titok.models.maskgen.pipeline_maskgen import AESTHETIC_SCORE_RANGE, DEFAULT_AESTHETIC_SCORE, MaskGenPipeline
+from hf_titok.families import Family, family_of_model
+from hf_titok.loaders import ModelNotFoundError, family_of, load_pipeline, load_text_encoder, load_tokenizer
+from hf_titok.models.maskgen.pipeline_maskgen import AESTHETIC_SCORE_RANGE, DEFAULT_AESTHETIC_SCORE
 from hf_titok.models.titok.image_processing_titok import TiTokImageProcessor, to_float
-from hf_titok.utils.sampling_settings import (
-    GUIDANCE_SCHEDULES,
-    MASKGEN_KL_GUIDANCE_SCHEDULES,
-    MASKGEN_VQ_GUIDANCE_SCHEDULES,
-)
+from hf_titok.text_encoding import clip_text_features, tokenize_prompts
+from hf_titok.utils.sampling_settings import SamplerSetting
 from hf_titok.visualization import image_grid
 
-# Limits of what one request may ask for (a CPU Space serves everyone from 2 cores): tighter than the sampler's own
-# bounds (hf_titok.utils.sampling_settings), which the pipeline checks as well.
+# Limits of what one request may ask for (a CPU Space serves everyone from 2 cores): the work a request asks for
+# is bounded here; the sampler settings otherwise take their declared bounds (hf_titok.utils.sampling_settings).
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 6000 * 6000
 MAX_IMAGES = 16
 MAX_STEPS = 64
 MAX_VARIATIONS = 8
-MAX_GUIDANCE = 20.0
-MAX_TEMPERATURE = 20.0
 MAX_SEED = 2**31 - 1
 MAX_PROMPT_CHARACTERS = 1000  # CLIP reads 77 tokens; longer text is cut (and the user told so)
 UNCONDITIONAL = -1  # the class picker's value for "no class"
@@ -54,20 +53,37 @@ DISPLAY_SIZE = 128  # small images are shown upscaled (nearest neighbour) so the
 
 @dataclass
 class SpaceModel:
-    """What the app serves: a tokenizer (always) and, for pipelines, the generator around it."""
+    """What the app serves: a tokenizer (always), the pipeline around it when the model is one, the family that
+    says what it can do (`hf_titok.families`), and the CLIP text encoder a text-aware tokenizer decodes with."""
 
     name: str
     tokenizer: torch.nn.Module
     processor: TiTokImageProcessor
     pipeline: object | None = None
+    family: Family | None = None
+    text_encoder: torch.nn.Module | None = None
+    text_tokenizer: object | None = None
 
     @property
     def is_vq(self) -> bool:
         return self.tokenizer.config.quantize_mode == "vq"
 
     @property
+    def reads_text(self) -> bool:
+        """Whether its tokenizer decodes with a caption (TA-TiTok)."""
+        return family_of_model(self.tokenizer).takes_text
+
+    @property
+    def class_conditional(self) -> bool:
+        return self.pipeline is not None and self.family.class_labels
+
+    @property
+    def text_to_image(self) -> bool:
+        return self.pipeline is not None and self.family.takes_text
+
+    @property
     def class_choices(self) -> list[tuple[str, int]]:
-        if self.pipeline is None:
+        if not self.class_conditional:
             return []
         names = [
             (f"{index}: {name}" if len(self.pipeline.id2label) > 20 else name, index)
@@ -76,19 +92,22 @@ class SpaceModel:
         return names + [("unconditional (no class)", UNCONDITIONAL)]
 
 
-def load_model(name: str) -> SpaceModel:
-    """A TiTokPipeline folder / Hub repo or an official generator id, or a tokenizer alone (reconstruction
-    only)."""
-    source, kind = name, official_kind(name)
-    if kind is None:
-        folder = resolve_model_folder(name)
-        kind = official_kind(str(folder)) or ("generator" if (folder / "model_index.json").is_file() else "tokenizer")
-        source = str(folder)
-    if kind == "generator":
+def load_model(name: str, text_encoder: str | None = None) -> SpaceModel:
+    """The model `name` holds, of any family (`hf_titok.loaders.family_of`): a pipeline (its tokenizer serves the
+    reconstructions), or a tokenizer alone; a text-aware tokenizer alone reads captions with `text_encoder` (a CLIP
+    folder or Hub id; default the official one)."""
+    family, source, _ = family_of(name)
+    if family is None:
+        raise ModelNotFoundError(f"{name} holds no model of hf_titok (no config.json or model_index.json it knows)")
+    if family.pipeline_class is not None:
         pipeline = load_pipeline(source)
-        return SpaceModel(name, pipeline.vqvae, pipeline.processor, pipeline)
+        text = (pipeline.text_encoder, pipeline.tokenizer) if family.takes_text else (None, None)
+        return SpaceModel(name, pipeline.vqvae, pipeline.processor, pipeline, family, *text)
     tokenizer, processor = load_tokenizer(source)
-    return SpaceModel(name, tokenizer, processor)
+    model = SpaceModel(name, tokenizer, processor, family=family_of_model(tokenizer))
+    if model.reads_text:
+        model.text_encoder, model.text_tokenizer = load_text_encoder(text_encoder)
+    return model
 
 
 # --------------------------------------------------------------------------------------------------
@@ -127,6 +146,39 @@ def choice_of(value, what: str, choices) -> str:
     if value not in choices:
         raise gr.Error(f"{what} must be one of {', '.join(map(str, choices))}, got {value}.")
     return value
+
+
+def sampler_setting(pipeline, name: str) -> SamplerSetting:
+    """The declaration of one setting of `pipeline`'s sampler (its bounds, choices and label)."""
+    return next(setting for setting in pipeline._sampler().settings if setting.name == name)
+
+
+def setting_value(pipeline, name: str, value, high: float | None = None):
+    """A widget's value for one of `pipeline`'s sampler settings, checked against the setting's declaration (and a
+    tighter `high` the Space sets on the work a request asks for), or a gr.Error saying what is allowed."""
+    setting = sampler_setting(pipeline, name)
+    if setting.type is str:
+        return choice_of(value, setting.label, setting.choices)
+    if setting.type is bool:
+        return bool(value)
+    top = setting.high if high is None else high
+    if setting.type is int:
+        return whole_number(value, setting.label, int(setting.low), int(top))
+    return number_in_range(value, setting.label, setting.low, top)
+
+
+def setting_widget(pipeline, name: str, high: float | None = None, **kwargs):
+    """The widget of one of `pipeline`'s sampler settings, built from its declaration and showing its default (the
+    pipeline's sampler config)."""
+    setting, value = sampler_setting(pipeline, name), pipeline.sampling_settings()[name]
+    top = setting.high if high is None else high
+    if setting.type is str:
+        return gr.Radio(list(setting.choices), value=value, label=setting.label, **kwargs)
+    if setting.type is bool:
+        return gr.Checkbox(value, label=setting.label, **kwargs)
+    if setting.type is int:
+        return gr.Number(value, label=f"{setting.label} ({setting.low:g}-{top:g})", precision=0, **kwargs)
+    return gr.Slider(setting.low, top, value=value, step=0.1, label=setting.label, **kwargs)
 
 
 def resolve_seed(seed, use_random: bool) -> int:
@@ -214,12 +266,15 @@ def generate(
 ):
     if model.pipeline is None:
         raise gr.Error("This model is a tokenizer without a generator: generation needs a TiTokPipeline.")
+    if not model.class_conditional:
+        raise gr.Error(f"This {model.family.title} generates from text: use the Text to image tab.")
     label = class_label(model, class_choice)
     num_images = whole_number(num_images, "Number of images", 1, MAX_IMAGES)
-    steps = whole_number(steps, "Steps", 1, MAX_STEPS)
-    guidance_scale = number_in_range(guidance_scale, "Guidance scale", 0.0, MAX_GUIDANCE)
-    guidance_schedule = choice_of(guidance_schedule, "Guidance schedule", GUIDANCE_SCHEDULES)
-    temperature = number_in_range(temperature, "Temperature", 0.0, MAX_TEMPERATURE)
+    pipe = model.pipeline
+    steps = setting_value(pipe, "num_inference_steps", steps, MAX_STEPS)
+    guidance_scale = setting_value(pipe, "guidance_scale", guidance_scale)
+    guidance_schedule = setting_value(pipe, "guidance_schedule", guidance_schedule)
+    temperature = setting_value(pipe, "temperature", temperature)
     seed = resolve_seed(seed, random_seed)
     images = model.pipeline(
         label,
@@ -239,20 +294,17 @@ def generate(
     return gallery, f"Seed used: {seed}", download
 
 
-def load_text_model(name: str) -> MaskGenPipeline:
-    """The MaskGen pipeline of the text-to-image tab (a folder, a Hub repo or an official `turkeyju/*` id)."""
+def load_text_model(name: str):
+    """The pipeline of the text-to-image tab: a text-to-image family's (a folder, a Hub repo or an official
+    `turkeyju/*` id)."""
     pipe = load_pipeline(name)
-    if not isinstance(pipe, MaskGenPipeline):
-        raise ModelNotFoundError(f"{name} is not a text-to-image (MaskGen) pipeline")
+    if not family_of_model(pipe).takes_text:
+        raise ModelNotFoundError(f"{name} is not a text-to-image pipeline (MaskGen): it takes no prompt")
     return pipe
 
 
-def text_schedules(pipe: MaskGenPipeline) -> tuple[str, ...]:
-    return MASKGEN_KL_GUIDANCE_SCHEDULES if pipe.is_kl else MASKGEN_VQ_GUIDANCE_SCHEDULES
-
-
 def text_to_image(
-    pipe: MaskGenPipeline,
+    pipe,
     prompt,
     negative_prompt,
     num_images,
@@ -271,10 +323,10 @@ def text_to_image(
         raise gr.Error(f"The prompt is {len(prompt)} characters long; CLIP reads about 77 words: shorten it.")
     negative_prompt = negative_prompt.strip() if isinstance(negative_prompt, str) and negative_prompt.strip() else None
     num_images = whole_number(num_images, "Number of images", 1, MAX_IMAGES)
-    steps = whole_number(steps, "Steps", 1, min(MAX_STEPS, pipe.transformer.config.num_latent_tokens))
-    guidance_scale = number_in_range(guidance_scale, "Guidance scale", 0.0, MAX_GUIDANCE)
-    guidance_schedule = choice_of(guidance_schedule, "Guidance schedule", text_schedules(pipe))
-    temperature = number_in_range(temperature, "Temperature", 0.0, MAX_TEMPERATURE)
+    steps = setting_value(pipe, "num_inference_steps", steps, min(MAX_STEPS, pipe.transformer.config.num_latent_tokens))
+    guidance_scale = setting_value(pipe, "guidance_scale", guidance_scale)
+    guidance_schedule = setting_value(pipe, "guidance_schedule", guidance_schedule)
+    temperature = setting_value(pipe, "temperature", temperature)
     aesthetic_score = number_in_range(aesthetic_score, "Aesthetic score", *AESTHETIC_SCORE_RANGE)
     seed = resolve_seed(seed, random_seed)
     ids = pipe.tokenizer(prompt)["input_ids"]
@@ -297,25 +349,24 @@ def text_to_image(
     return gallery, f"Seed used: {seed}", download
 
 
-def add_text_to_image_tab(pipe: MaskGenPipeline) -> None:
-    defaults = pipe.scheduler.config if pipe.scheduler is not None else pipe._default_scheduler(pipe.transformer).config
-    kind = "continuous tokens (MaskGen-KL)" if pipe.is_kl else "discrete tokens (MaskGen-VQ)"
+def add_text_to_image_tab(pipe) -> None:
+    num_tokens = pipe.transformer.config.num_latent_tokens
+    kind = "continuous" if pipe.vqvae.config.quantize_mode == "vae" else "discrete"
     with gr.Tab("Text to image", id="text-to-image"):
         gr.Markdown(
-            f"MaskGen over {pipe.transformer.config.num_latent_tokens} TA-TiTok {kind}, conditioned on CLIP text "
-            "and an aesthetic score. [Paper](https://arxiv.org/abs/2501.07730)"
+            f"{family_of_model(pipe).title} over {num_tokens} {kind} tokens of its "
+            f"{family_of_model(pipe.vqvae).title}, conditioned on CLIP text and an aesthetic score. "
+            "[Paper](https://arxiv.org/abs/2501.07730)"
         )
         with gr.Row():
             with gr.Column(scale=1):
                 prompt = gr.Textbox(label="Prompt", lines=2, elem_id="prompt")
                 negative_prompt = gr.Textbox(label="Negative prompt (optional)", elem_id="negative-prompt")
                 num_images = gr.Number(2, label=f"Number of images (1-{MAX_IMAGES})", precision=0, elem_id="t2i-num")
-                steps = gr.Number(defaults.num_inference_steps, label="Steps", precision=0, elem_id="t2i-steps")
-                guidance_scale = gr.Slider(0, MAX_GUIDANCE, value=defaults.guidance_scale, step=0.1, label="Guidance")
-                guidance_schedule = gr.Radio(
-                    list(text_schedules(pipe)), value=defaults.guidance_schedule, label="Guidance schedule"
-                )
-                temperature = gr.Slider(0, MAX_TEMPERATURE, value=defaults.temperature, step=0.1, label="Temperature")
+                steps = setting_widget(pipe, "num_inference_steps", min(MAX_STEPS, num_tokens), elem_id="t2i-steps")
+                guidance_scale = setting_widget(pipe, "guidance_scale")
+                guidance_schedule = setting_widget(pipe, "guidance_schedule")
+                temperature = setting_widget(pipe, "temperature")
                 aesthetic_score = gr.Number(
                     DEFAULT_AESTHETIC_SCORE,
                     label=f"Aesthetic score ({AESTHETIC_SCORE_RANGE[0]:g}-{AESTHETIC_SCORE_RANGE[1]:g})",
@@ -360,11 +411,22 @@ def preview(model: SpaceModel, path):
     return for_display(model.processor.postprocess(model_input(model, path), rounding="round")[0])
 
 
+def caption_text(model: SpaceModel, caption) -> torch.Tensor:
+    """The CLIP text a text-aware tokenizer decodes with, from the caption box."""
+    if not isinstance(caption, str) or not caption.strip():
+        raise gr.Error(f"This {model.family.title} decodes with text: write a caption of the image.")
+    if len(caption) > MAX_PROMPT_CHARACTERS:
+        raise gr.Error(f"The caption is {len(caption)} characters long; CLIP reads about 77 words: shorten it.")
+    ids = tokenize_prompts(model.text_tokenizer, [caption.strip()], model.tokenizer.config.text_max_length)
+    return clip_text_features(model.text_encoder, ids).tokenizer_text
+
+
 @torch.no_grad()
-def reconstruct(model: SpaceModel, path):
+def reconstruct(model: SpaceModel, path, caption=None):
     pixel_values = model_input(model, path)
+    text = caption_text(model, caption) if model.reads_text else None
     encoded = model.tokenizer.encode(pixel_values)
-    reconstruction = model.tokenizer.decode(encoded.tokens)
+    reconstruction = model.tokenizer.decode(encoded.tokens, **({"text_embeddings": text} if model.reads_text else {}))
     original = model.processor.postprocess(pixel_values, rounding="round")[0]
     reconstructed = model.processor.postprocess(reconstruction)[0]
     shown = [to_float(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]) for image in (reconstructed, original)]
@@ -432,10 +494,12 @@ def example_images() -> list[str]:
     return paths
 
 
-def build_demo(model: SpaceModel, text_model: MaskGenPipeline | None = None) -> gr.Blocks:
-    sampling = (
-        SimpleNamespace(**model.pipeline.sampling_settings()) if model.pipeline is not None else None
-    )  # the defaults
+def build_demo(model: SpaceModel, text_model=None) -> gr.Blocks:
+    """The app: class-conditional generation (a class-conditional model), reconstruction (every model; with a
+    caption for a text-aware tokenizer), variations (class-conditional VQ models), and text to image (`text_model`,
+    or the model itself when it generates from text)."""
+    if text_model is None and model.text_to_image:
+        text_model = model.pipeline
     num_tokens = model.tokenizer.config.num_latent_tokens
     with gr.Blocks(title=f"TiTok: an image is worth {num_tokens} tokens") as demo:
         gr.Markdown(
@@ -449,6 +513,8 @@ def build_demo(model: SpaceModel, text_model: MaskGenPipeline | None = None) -> 
                 gr.Markdown(
                     "This model is a tokenizer alone: generation needs a TiTokPipeline (tokenizer + generator)."
                 )
+            elif not model.class_conditional:
+                gr.Markdown(f"This {model.family.title} generates from text: see the Text to image tab.")
             else:
                 with gr.Row():
                     with gr.Column(scale=1):
@@ -462,20 +528,10 @@ def build_demo(model: SpaceModel, text_model: MaskGenPipeline | None = None) -> 
                         num_images = gr.Number(
                             4, label=f"Number of images (1-{MAX_IMAGES})", precision=0, elem_id="num-images"
                         )
-                        steps = gr.Number(
-                            sampling.num_inference_steps, label=f"Steps (1-{MAX_STEPS})", precision=0, elem_id="steps"
-                        )
-                        guidance_scale = gr.Slider(
-                            0, MAX_GUIDANCE, value=sampling.guidance_scale, step=0.1, label="Guidance scale"
-                        )
-                        guidance_schedule = gr.Radio(
-                            list(GUIDANCE_SCHEDULES),
-                            value=sampling.guidance_schedule,
-                            label="Guidance schedule",
-                        )
-                        temperature = gr.Slider(
-                            0, MAX_TEMPERATURE, value=sampling.temperature, step=0.1, label="Temperature"
-                        )
+                        steps = setting_widget(model.pipeline, "num_inference_steps", MAX_STEPS, elem_id="steps")
+                        guidance_scale = setting_widget(model.pipeline, "guidance_scale")
+                        guidance_schedule = setting_widget(model.pipeline, "guidance_schedule")
+                        temperature = setting_widget(model.pipeline, "temperature")
                         with gr.Row():
                             seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
                             random_seed = gr.Checkbox(False, label="Random seed", elem_id="random-seed")
@@ -525,6 +581,11 @@ def build_demo(model: SpaceModel, text_model: MaskGenPipeline | None = None) -> 
                         allow_preview=False,
                         elem_id="examples",
                     )
+                    caption = gr.Textbox(
+                        label="Caption (this tokenizer decodes with text)",
+                        visible=model.reads_text,
+                        elem_id="caption",
+                    )
                     reconstruct_button = gr.Button(
                         "Tokenize and reconstruct", variant="primary", elem_id="reconstruct-button"
                     )
@@ -554,12 +615,12 @@ def build_demo(model: SpaceModel, text_model: MaskGenPipeline | None = None) -> 
             example_gallery.select(pick_example, None, upload, api_name=False)
             upload.change(lambda path: preview(model, path), upload, model_input, api_name=False)
             reconstruct_button.click(
-                lambda path: reconstruct(model, path),
-                upload,
+                lambda path, text: reconstruct(model, path, text),
+                [upload, caption],
                 [model_input, reconstruction, summary, tokens],
                 api_name="reconstruct",
             )
-            if model.pipeline is not None and model.is_vq:
+            if model.class_conditional and model.is_vq:
                 with gr.Accordion("Variations: re-mask some tokens and let the generator re-sample them", open=True):
                     with gr.Row():
                         with gr.Column(scale=1):
@@ -612,19 +673,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--model",
         default=os.environ.get("TITOK_MODEL", FASHION_MNIST_PIPELINE),
-        help="TiTokPipeline or tokenizer: local directory or Hub repo id "
+        help="a pipeline or tokenizer of any family: local directory, Hub repo id or official release id "
         "(default: $TITOK_MODEL, else the built-in Fashion-MNIST pipeline)",
+    )
+    parser.add_argument(
+        "--text-encoder",
+        default=os.environ.get("TITOK_TEXT_ENCODER"),
+        help="the CLIP text encoder a text-aware tokenizer given alone decodes with (default: the official one)",
     )
     parser.add_argument(
         "--text-model",
         default=os.environ.get("TITOK_TEXT_MODEL"),
-        help="a MaskGenPipeline for the text-to-image tab (default: $TITOK_TEXT_MODEL; none: no such tab)",
+        help="a text-to-image pipeline for the text tab (default: $TITOK_TEXT_MODEL; a text-to-image --model serves "
+        "the tab itself)",
     )
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args(argv)
     try:
-        model = load_model(args.model)
+        model = load_model(args.model, args.text_encoder)
         text_model = load_text_model(args.text_model) if args.text_model else None
     except ModelNotFoundError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")

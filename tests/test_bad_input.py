@@ -270,8 +270,8 @@ CASES = [
         "text-to-image",
         "guidance_scale_pow for KL",
         lambda r: r.maskgen_kl("a cat", guidance_scale_pow=2.0),
-        ValueError,
-        "MaskGen-KL has none",
+        TypeError,
+        r"unknown sampling settings \['guidance_scale_pow'\]: MaskGenKLScheduler takes",
     ),
     (
         "text-to-image",

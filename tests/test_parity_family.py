@@ -297,8 +297,8 @@ def test_maskgen_kl_replayed_sampling(family, name):
     run, io, settings = kl_run(family, name)
     orders = io[f"gen_{name}_orders"]
     batch_size, num_tokens = orders.shape
-    scheduler = kl_scheduler(family, run["num_iter"])
-    scheduler.set_timesteps(num_tokens=num_tokens, **settings)
+    scheduler = kl_scheduler(family, run["num_iter"]).for_call(**settings)
+    scheduler.set_timesteps(num_tokens=num_tokens)
     # The recorded noise rows: step by step, within a step in row-major (image, position) order.
     recorded = io[f"gen_{name}_init_noise"]
     noise, row = torch.zeros(batch_size, num_tokens, recorded.shape[-1]), 0

@@ -110,7 +110,7 @@ def test_text_to_image_gives_images_and_the_seed(text_model):
         ("a cat", {"aesthetic_score": 11}, "Aesthetic score must be between 0 and 10, got 11"),
         ("a cat", {"guidance_schedule": "power-cosine"}, "Guidance schedule must be one of cosine"),
         ("a cat", {"steps": 9}, "Steps must be between 1 and 8, got 9"),
-        ("a cat", {"guidance_scale": -1}, "Guidance scale must be between 0 and 20"),
+        ("a cat", {"guidance_scale": -1}, "Guidance scale must be between 0 and 100"),
     ],
 )
 def test_text_to_image_explains_bad_input(text_model, prompt, change, message):
@@ -146,8 +146,8 @@ def test_generate_gives_the_requested_images_and_the_seed(model):
         ({"num_images": None}, "Number of images must be a whole number between 1 and 16, got None."),
         ({"steps": 100000}, "Steps must be between 1 and 64, got 100000."),
         ({"steps": 2.5}, "Steps must be a whole number between 1 and 64, got 2.5."),
-        ({"guidance_scale": -1}, "Guidance scale must be between 0 and 20, got -1."),
-        ({"temperature": math.nan}, "Temperature must be between 0 and 20, got nan."),
+        ({"guidance_scale": -1}, "Guidance scale must be between 0 and 100, got -1."),
+        ({"temperature": math.nan}, "Temperature must be between 0 and 100, got nan."),
         ({"seed": -3}, "Seed must be between 0 and 2147483647, got -3."),
         ({"class_choice": 99}, "Unknown class id 99."),
     ],
@@ -241,6 +241,62 @@ def test_a_tokenizer_alone_reconstructs_but_does_not_generate(tmp_path):
     app.build_demo(alone)  # the UI builds without the generator parts
     with pytest.raises(app.ModelNotFoundError, match="model directory not found"):
         app.load_model(str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("kind", ["vq", "kl"])
+def test_a_text_to_image_pipeline_as_the_model_serves_the_text_tab(kind, tmp_path):
+    """A saved MaskGen pipeline given as --model: the registry says it generates from text, so the app serves it
+    in the text tab (no class picker), and its TA-TiTok reconstructs with a caption."""
+    from conftest import tiny_maskgen_pipeline
+
+    tiny_maskgen_pipeline(kind).save_pretrained(tmp_path / kind)
+    model = app.load_model(str(tmp_path / kind))
+    assert model.text_to_image and not model.class_conditional and model.reads_text
+    assert model.family.name == f"maskgen_{kind}" and model.class_choices == []
+    with pytest.raises(gr.Error, match="generates from text: use the Text to image tab"):
+        app.generate(model, 0, 1, 2, 1.0, "linear", 1.0, 0, False, progress=no_progress)
+    settings = {**TEXT_DEFAULTS, "guidance_schedule": model.pipeline.sampling_settings()["guidance_schedule"]}
+    gallery, seed_used, _ = app.text_to_image(model.pipeline, "a red cube", **settings, progress=no_progress)
+    assert len(gallery) == 2 and seed_used == "Seed used: 5"
+    example = app.example_images()[0]
+    with pytest.raises(gr.Error, match="decodes with text: write a caption"):
+        app.reconstruct(model, example)
+    shown, reconstruction, summary, _ = app.reconstruct(model, example, "a shoe")
+    other = app.reconstruct(model, example, "a completely different caption")[1]
+    assert "PSNR" in summary and not np.array_equal(pixels(reconstruction), pixels(other))  # the text is read
+    demo = app.build_demo(model)  # the text tab comes from the model itself
+    assert any(getattr(block, "elem_id", None) == "t2i-button" for block in demo.blocks.values())
+
+
+def test_a_text_aware_tokenizer_alone_reconstructs_with_a_caption(tmp_path):
+    from hf_titok import TATiTokTokenizer
+
+    from conftest import tiny_clip_text_encoder, tiny_clip_tokenizer, tiny_tatitok_config
+
+    TATiTokTokenizer(tiny_tatitok_config("vq")).save_pretrained(tmp_path / "tatitok")
+    tiny_clip_text_encoder().save_pretrained(tmp_path / "clip")
+    tiny_clip_tokenizer().save_pretrained(tmp_path / "clip")
+    model = app.load_model(str(tmp_path / "tatitok"), text_encoder=str(tmp_path / "clip"))
+    assert model.pipeline is None and model.reads_text and model.family.name == "tatitok"
+    _, _, summary, table = app.reconstruct(model, app.example_images()[0], "a shoe")
+    assert "8 tokens" in summary and len(table["data"]) == 1
+    app.build_demo(model)
+
+
+def test_the_sampler_widgets_follow_the_declarations(model, text_model):
+    """Bounds, choices and defaults of the Space's sampler widgets are the samplers' declarations (the work a
+    request asks for - steps - is bounded tighter)."""
+    for pipe in (model.pipeline, text_model):
+        for setting in pipe._sampler().settings:
+            if setting.name not in ("num_inference_steps", "guidance_scale", "guidance_schedule", "temperature"):
+                continue
+            widget = app.setting_widget(pipe, setting.name, high=app.MAX_STEPS)
+            assert widget.value == pipe.sampling_settings()[setting.name]
+            if setting.choices is not None:
+                assert [choice[0] for choice in widget.choices] == list(setting.choices)
+            elif setting.type is float:
+                assert (widget.minimum, widget.maximum) == (setting.low, app.MAX_STEPS)
+                assert app.setting_widget(pipe, setting.name).maximum == setting.high
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from .evaluation import (
     sample_shards,
     save_reference_statistics,
 )
-from .families import checkpoint_kinds
+from .families import checkpoint_kinds, sampler_settings_of
 from .hub import push_folder_to_hub
 from .loaders import load_pipeline, load_text_encoder, load_tokenizer, quiet_library_progress_bars
 from .models.maskgen.pipeline_maskgen import DEFAULT_AESTHETIC_SCORE, MaskGenPipeline
@@ -558,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--num-per-label", type=int, default=4, help="images per label or prompt (default 4)")
     generate.add_argument("--seed", type=int, default=0)
-    add_sampler_arguments(generate, text_to_image=True)
+    add_sampler_arguments(generate, sampler_settings_of())
     generate.add_argument("--batch-size", type=int, default=8)
     generate.add_argument("--output", default="samples.png", help="grid PNG (default samples.png)")
     generate.add_argument("--out-dir", help="also write every image as its own PNG here")
@@ -665,7 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--classes", nargs="+", help="class ids or names (default: every class)")
     generation.add_argument("--reference", help="ADM reference batch .npz (mu/sigma or arr_0), or an image folder")
     generation.add_argument("--seed", type=int, default=0)
-    add_sampler_arguments(generation)
+    add_sampler_arguments(generation, sampler_settings_of(lambda family: family.class_labels))
     metric_arguments(generation)
     generation.set_defaults(func=cmd_evaluate_generation)
 

@@ -41,6 +41,7 @@ from .models.titok_maskgit.pipeline_titok import TiTokPipeline
 from .models.titok_maskgit.scheduling_titok_maskgit import TiTokMaskGITScheduler
 from .releases import RELEASES, OfficialRelease
 from .utils.official_format import Converter
+from .utils.sampling_settings import merged_settings
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,14 @@ def family_of_saved_folder(folder: str | Path) -> Family | None:
     return family_of_model_type(config.get("model_type"))
 
 
+def sampler_settings_of(where: Callable[[Family], bool] = lambda family: True) -> tuple:
+    """The sampler settings of the families `where` selects, merged (`merged_settings`): what a command serving
+    their pipelines takes (`hf-titok generate`: every generator; `evaluate generation`: class-conditional ones)."""
+    return merged_settings(
+        *(family.scheduler_class.settings for family in FAMILIES.values() if family.scheduler_class and where(family))
+    )
+
+
 def pipeline_classes() -> list[type]:
     """The pipeline classes of the families, each once."""
     return list(dict.fromkeys(f.pipeline_class for f in FAMILIES.values() if f.pipeline_class is not None))
@@ -282,4 +291,5 @@ __all__ = [
     "family_of_weights",
     "get_family",
     "pipeline_classes",
+    "sampler_settings_of",
 ]

@@ -45,16 +45,6 @@ def push_folder_to_hub(
 # --------------------------------------------------------------------------------------------------
 
 
-# What each kind of release reports, and where (the official repository's README files).
-_REPORTED = {
-    "tokenizer": ("rFID on ImageNet-1k val (50k), 256x256", "README"),
-    "generator": ("gFID on 50k samples, ImageNet 256x256", "README"),
-    "tatitok": ("ImageNet-1k val, 256x256 (reconstruction)", "README_MaskGen.md"),
-    "maskgen-vq": ("MJHQ-30K FID and GenEval overall score", "README_MaskGen.md"),
-    "maskgen-kl": ("MJHQ-30K FID and GenEval overall score", "README_MaskGen.md"),
-}
-
-
 def card_data(
     release: OfficialRelease | None, pipeline_tag: str, tags: list[str], dataset: str | None = "ILSVRC/imagenet-1k"
 ) -> ModelCardData:
@@ -77,9 +67,9 @@ def _results_table(release: OfficialRelease | None) -> str:
     if release is None or not release.results:
         return ""
     rows = "\n".join(f"| {metric} | {value} |" for metric, value in release.results.items())
-    what, readme = _REPORTED[release.kind]
     return (
-        f"\n## Results reported by the authors\n\n{what}, as reported in the official {readme} "
+        f"\n## Results reported by the authors\n\n{release.results_measure}, as reported in the official "
+        f"{release.results_readme} "
         f"(bytedance/1d-tokenizer):\n\n| metric | value |\n|---|---|\n{rows}\n"
     )
 

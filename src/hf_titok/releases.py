@@ -254,10 +254,12 @@ class OfficialRelease:
     kind: Literal["tokenizer", "generator", "vqgan", "tatitok", "maskgen-vq", "maskgen-kl"]
     repo_id: str
     title: str
-    results: dict = field(default_factory=dict)  # what the official README reports
+    results: dict = field(default_factory=dict)  # what the authors report, measured as `results_measure` says
     bin_filename: str | None = None  # its plain state dict in `bin_repo`
     tokenizer: str | None = None  # generators: the release name of their tokenizer
     bin_repo: str = FUN_RESEARCH_REPO  # the repo holding the `.bin` files of its family
+    results_measure: str = ""  # what the results are
+    results_readme: str = "README"  # the official repository's README file that reports them
 
     @property
     def preset(self) -> str:
@@ -266,7 +268,13 @@ class OfficialRelease:
 
 def _tokenizer(name, title, rfid, bin_filename=None):
     return OfficialRelease(
-        name, "tokenizer", f"yucornetto/tokenizer_{name}_imagenet", title, {"rFID": rfid}, bin_filename
+        name,
+        "tokenizer",
+        f"yucornetto/tokenizer_{name}_imagenet",
+        title,
+        {"rFID": rfid},
+        bin_filename,
+        results_measure="rFID on ImageNet-1k val (50k), 256x256",
     )
 
 
@@ -280,6 +288,7 @@ def _generator(name, title, gfid, bin_filename):
         {"gFID": gfid, "sampling steps": steps},
         bin_filename,
         tokenizer=name,
+        results_measure="gFID on 50k samples, ImageNet 256x256",
     )
 
 
@@ -371,6 +380,8 @@ def _tatitok(name, title, rfid, inception):
         {"rFID": rfid, "IS": inception},
         f"{name}.bin",
         bin_repo=FAMILY_BIN_REPO,
+        results_measure="ImageNet-1k val, 256x256 (reconstruction)",
+        results_readme="README_MaskGen.md",
     )
 
 
@@ -385,6 +396,8 @@ def _maskgen(name, title, fid, geneval):
         f"{name}.bin",
         tokenizer=preset.tokenizer,
         bin_repo=FAMILY_BIN_REPO,
+        results_measure="MJHQ-30K FID and GenEval overall score",
+        results_readme="README_MaskGen.md",
     )
 
 

@@ -114,6 +114,35 @@ class PipelineBase(DiffusionPipeline):
             )
         return names
 
+    # ---- the sampler (`hf_titok.utils.scheduling_utils`: one scheduler API for every pipeline) ----
+
+    def _default_scheduler(self):
+        """The scheduler a pipeline without one samples with (its family's released settings)."""
+        raise NotImplementedError
+
+    def _sampler(self):
+        """The scheduler whose config holds the call defaults: the pipeline's, or the default one if it has none."""
+        return self.scheduler if self.scheduler is not None else self._default_scheduler()
+
+    def sampling_settings(self, **overrides) -> dict:
+        """The sampler settings a call uses: each given (not `None`) value of `overrides`, else the scheduler
+        config's, checked and as plain Python values - e.g. to record exactly how a set of samples was made."""
+        return self._sampler().sampling_settings(**overrides)
+
+    def scheduler_for_call(self, **settings):
+        """This call's scheduler: a copy of the pipeline's with the call's settings (`None`: the config's), each
+        checked once. The pipeline's own scheduler never changes, so concurrent calls do not interfere."""
+        return self._sampler().for_call(**settings)
+
+    def follow_guidance_change(self, scheduler, **timestep_arguments):
+        """The run's scheduler with the guidance scale a step callback set (`pipe._guidance_scale`): rebuilt, and
+        its timesteps set again with `timestep_arguments`, if the scale changed; the same scheduler otherwise."""
+        if self._guidance_scale == scheduler.config.guidance_scale:
+            return scheduler
+        scheduler = scheduler.for_call(guidance_scale=self._guidance_scale)
+        scheduler.set_timesteps(**timestep_arguments)
+        return scheduler
+
     def run_step_callback(self, callback, names: list[str], step: int, timestep, tensors: dict) -> dict:
         """Calls the step callback (if any) with the tensors of `tensors` it asked for (`names`) and returns
         `tensors` updated with what it returned: `None` or a dict holding some of the tensors it was given, each

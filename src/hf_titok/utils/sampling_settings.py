@@ -1,10 +1,11 @@
 """The sampler's settings, declared once: the name, type, bounds, help and command-line flag of each.
 
-Everything that takes sampling settings is built from or checked against this table: the scheduler's config
-and its checks (`TiTokMaskGITScheduler`), the pipeline's per-call arguments (`TiTokPipeline.sampling_settings`),
-the command-line flags of `hf-titok generate` and `hf-titok evaluate generation` (`add_sampler_arguments`), the
-training recipes' `sampling:` schema, the Space's widgets, and the release table's `SamplingPreset` (whose
-fields are these names, in this order: tested).
+Everything that takes sampling settings is built from or checked against this table: each sampler declares its
+settings from it (`sampler_settings`: TiTok's MaskGIT sampler takes all six, MaskGen's a subset with their own
+guidance schedules) and checks its config and every call's values with it, the pipelines' per-call arguments
+(`sampling_settings()`), the command-line flags of `hf-titok generate` and `hf-titok evaluate generation`
+(`add_sampler_arguments`), the training recipes' `sampling:` schema, the Space's widgets, and the release table's
+`SamplingPreset` (whose fields are these names, in this order: tested).
 
 This module imports nothing of the package.
 """
@@ -27,9 +28,6 @@ MaskGenKLGuidanceSchedule = typing.Literal["linear", "constant"]
 GUIDANCE_SCHEDULES = typing.get_args(GuidanceSchedule)
 MASKGEN_VQ_GUIDANCE_SCHEDULES = typing.get_args(MaskGenVQGuidanceSchedule)
 MASKGEN_KL_GUIDANCE_SCHEDULES = typing.get_args(MaskGenKLGuidanceSchedule)
-ALL_GUIDANCE_SCHEDULES = tuple(
-    dict.fromkeys(GUIDANCE_SCHEDULES + MASKGEN_VQ_GUIDANCE_SCHEDULES + MASKGEN_KL_GUIDANCE_SCHEDULES)
-)
 
 # Sane bounds: the released models use guidance <= 7 and temperatures <= 11; far larger values only overflow the
 # float32 logits (1e30 x a logit is inf), so they are refused.
@@ -76,6 +74,12 @@ class SamplerSetting:
         if value < self.low or (value == self.low and not self.low_inclusive) or value > self.high:
             raise ValueError(f"{self.name} must lie in {self.bounds}, got {value:g}")
         return value
+
+    @property
+    def label(self) -> str:
+        """What a person sees the setting called (the command-line flag's words: `--guidance-scale` ->
+        "Guidance scale")."""
+        return self.flag.lstrip("-").replace("-", " ").capitalize()
 
     @property
     def bounds(self) -> str:
@@ -135,23 +139,42 @@ SETTINGS = {setting.name: setting for setting in SAMPLER_SETTINGS}
 SAMPLING_SETTINGS = tuple(SETTINGS)
 
 
-def check_sampling_settings(values: dict) -> dict:
-    """`values` (sampler settings by name, any subset) as plain Python values, or a `TypeError` for an unknown
-    name / a `TypeError`/`ValueError` naming the first bad value."""
-    unknown = sorted(set(values) - set(SETTINGS))
+def sampler_settings(*names: str, **choices: tuple[str, ...]) -> tuple[SamplerSetting, ...]:
+    """The settings a sampler declares: the named entries of this table, in order, with the choices `choices`
+    names for them (each sampler has its own guidance schedules)."""
+    return tuple(
+        dataclasses.replace(SETTINGS[name], choices=choices.get(name, SETTINGS[name].choices)) for name in names
+    )
+
+
+def merged_settings(*groups: tuple[SamplerSetting, ...]) -> tuple[SamplerSetting, ...]:
+    """Several samplers' settings as one: each name once (in first-seen order), a choice setting taking the choices
+    of all (for a command that serves several samplers; each sampler checks its own)."""
+    merged: dict[str, SamplerSetting] = {}
+    for setting in (setting for group in groups for setting in group):
+        if setting.name in merged and setting.choices is not None:
+            choices = tuple(dict.fromkeys(merged[setting.name].choices + setting.choices))
+            merged[setting.name] = dataclasses.replace(merged[setting.name], choices=choices)
+        merged.setdefault(setting.name, setting)
+    return tuple(merged.values())
+
+
+def check_sampling_settings(values: dict, settings: tuple[SamplerSetting, ...] = SAMPLER_SETTINGS) -> dict:
+    """`values` (settings by name, any subset of `settings`, default TiTok's) as plain Python values, or a
+    `TypeError` for an unknown name / a `TypeError`/`ValueError` naming the first bad value."""
+    table = {setting.name: setting for setting in settings}
+    unknown = sorted(set(values) - set(table))
     if unknown:
-        raise TypeError(f"unknown sampling settings {unknown}; the settings are {list(SAMPLING_SETTINGS)}")
-    return {name: SETTINGS[name].check(value) for name, value in values.items()}
+        raise TypeError(f"unknown sampling settings {unknown}; the settings are {list(table)}")
+    return {name: table[name].check(value) for name, value in values.items()}
 
 
-def add_sampler_arguments(parser, text_to_image: bool = False) -> None:
+def add_sampler_arguments(parser, settings: tuple[SamplerSetting, ...] = SAMPLER_SETTINGS) -> None:
     """One command-line flag per setting on an `argparse` parser, each defaulting to None (the model's value) and
-    checked as it is parsed (a bad value is an argparse error naming the flag): `args.<name>` holds it. With
-    `text_to_image` the command also serves MaskGen, so `--guidance-schedule` takes its schedule names too (the
-    pipeline then checks them against its kind)."""
-    for setting in SAMPLER_SETTINGS:
-        if text_to_image and setting.choices is not None:
-            setting = dataclasses.replace(setting, choices=ALL_GUIDANCE_SCHEDULES)
+    checked as it is parsed (a bad value is an argparse error naming the flag): `args.<name>` holds it. A command
+    that serves several samplers passes their `merged_settings` (the pipeline then checks a value against its own
+    sampler)."""
+    for setting in settings:
         help = f"{setting.help}; {setting.bounds} (default: the model's)"
         if setting.type is bool:
             parser.add_argument(setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, help=help)
@@ -172,11 +195,10 @@ def _parser_of(setting: SamplerSetting):
 
 def given_settings(namespace) -> dict:
     """The settings given on a command line parsed with `add_sampler_arguments` (those not None)."""
-    return {name: getattr(namespace, name) for name in SAMPLING_SETTINGS if getattr(namespace, name, None) is not None}
+    return {name: getattr(namespace, name) for name in SETTINGS if getattr(namespace, name, None) is not None}
 
 
 __all__ = [
-    "ALL_GUIDANCE_SCHEDULES",
     "GUIDANCE_SCHEDULES",
     "GuidanceSchedule",
     "MASKGEN_KL_GUIDANCE_SCHEDULES",
@@ -193,4 +215,6 @@ __all__ = [
     "add_sampler_arguments",
     "check_sampling_settings",
     "given_settings",
+    "merged_settings",
+    "sampler_settings",
 ]

@@ -15,11 +15,10 @@ from diffusers.utils import replace_example_docstring
 from ...text_encoding import check_prompts, clip_text_features, tokenize_prompts
 from ...utils.input_checks import check_text_embeddings, trusted_values
 from ...utils.pipeline_utils import DEFAULT, PipelineBase
-from ...utils.torch_utils import GeneratorType, check_generator, randn_tensor, random_orders
+from ...utils.torch_utils import GeneratorType, check_generator, random_orders
 from ..tatitok.modeling_tatitok import TATiTokTokenizer
 from ..titok.image_processing_titok import TiTokImageProcessor
 from ..titok.modeling_titok import TiTokTokenizer
-from ..titok_maskgit.scheduling_titok_maskgit import check_steps
 from .modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
 from .scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
 
@@ -35,6 +34,8 @@ EXAMPLE_DOC_STRING = """
         ```
 """
 
+# The call's arguments that are sampler settings (each sampler checks the ones it takes).
+SAMPLER_ARGUMENTS = ("num_inference_steps", "guidance_scale", "guidance_schedule", "guidance_scale_pow", "temperature")
 # LAION aesthetic scores (what the models were trained on) lie in [0, 10]; the releases sample at 6.5.
 AESTHETIC_SCORE_RANGE = (0.0, 10.0)
 DEFAULT_AESTHETIC_SCORE = 6.5
@@ -98,7 +99,8 @@ class MaskGenPipeline(PipelineBase):
         super().__init__()
         self._check_components(vqvae, transformer, scheduler, text_encoder)
         if scheduler is DEFAULT:
-            scheduler = None if transformer is None else self._default_scheduler(transformer)
+            kl = isinstance(transformer, MaskGenKLTransformer)
+            scheduler = None if transformer is None else (MaskGenKLScheduler() if kl else MaskGenVQScheduler())
         if image_processor is DEFAULT:
             image_processor = None if vqvae is None else TiTokImageProcessor.for_image_size(vqvae.config.image_size)
         self.register_modules(
@@ -128,9 +130,8 @@ class MaskGenPipeline(PipelineBase):
             for name, value in super()._components_not_saved(folder, index).items()
         }
 
-    @staticmethod
-    def _default_scheduler(transformer):
-        return MaskGenKLScheduler() if isinstance(transformer, MaskGenKLTransformer) else MaskGenVQScheduler()
+    def _default_scheduler(self):
+        return MaskGenKLScheduler() if self.is_kl else MaskGenVQScheduler()
 
     @staticmethod
     def _check_components(vqvae, transformer, scheduler, text_encoder) -> None:
@@ -416,12 +417,13 @@ class MaskGenPipeline(PipelineBase):
 
     # ---- 4. the two samplers ----
 
-    def _sample_ids(self, scheduler, steps, cond, uncond, aesthetic, ids, generator, callback, tensor_inputs):
+    def _sample_ids(self, scheduler, timesteps, cond, uncond, aesthetic, ids, generator, callback, tensor_inputs):
         """MaskGen-VQ: confidence-based unmasking; conditional and unconditional rows in one forward pass."""
-        for i, t in enumerate(self.progress_bar(steps)):
+        for i, t in enumerate(self.progress_bar(range(scheduler.num_inference_steps))):  # timesteps: 0..T-1
             if self.interrupt:
                 break
-            if scheduler.guidance_scale_at(t) != 0:
+            scheduler = self.follow_guidance_change(scheduler, **timesteps)
+            if scheduler.guidance_scale_at(t) is not None:
                 logits = self.transformer(
                     torch.cat([ids, ids]),
                     torch.cat([cond[0], uncond[0]]),
@@ -436,18 +438,17 @@ class MaskGenPipeline(PipelineBase):
         return ids
 
     def _sample_tokens(
-        self, scheduler, steps, cond, uncond, aesthetic, tokens, orders, noise, generator, callback, inputs
+        self, scheduler, timesteps, cond, uncond, aesthetic, tokens, orders, noise, generator, callback, inputs
     ):
-        """MaskGen-KL: per step, the transformer conditions every position, and the diffusion head samples the
-        positions the step unmasks (a fixed number per image, known in advance: no host reads)."""
-        batch_size, _, channels = tokens.shape
-        head = self.transformer.diffusion_head
-        for i, t in enumerate(self.progress_bar(steps)):
+        """MaskGen-KL: per step, the transformer conditions every position, and the scheduler's step samples the
+        positions the step unmasks with the diffusion head (a fixed number per image, known in advance: no host
+        reads)."""
+        for i, t in enumerate(self.progress_bar(range(scheduler.num_inference_steps))):  # timesteps: 0..T-1
             if self.interrupt:
                 break
+            scheduler = self.follow_guidance_change(scheduler, **timesteps)
             mask = scheduler.mask_at(orders, t)
-            scale = scheduler.guidance_scales[i]
-            if scale is not None:
+            if scheduler.guidance_scale_at(t) is not None:
                 condition = self.transformer(
                     torch.cat([tokens, tokens]),
                     torch.cat([mask, mask]),
@@ -457,23 +458,15 @@ class MaskGenPipeline(PipelineBase):
                 ).condition
             else:
                 condition = self.transformer(tokens, mask, cond[0], cond[1], aesthetic).condition
-            positions = scheduler.positions_at(orders, t)  # [B, k]
-            count = positions.shape[1]
-            rows = positions.repeat(2, 1) if scale is not None else positions
-            selected = condition.gather(1, rows.unsqueeze(-1).expand(-1, -1, condition.shape[-1]))
-            if noise is None:  # drawn step by step, as officially: a seeded run matches given the same orders
-                start = randn_tensor((batch_size, count, channels), generator=generator, device=tokens.device)
-            else:
-                start = noise.gather(1, positions.unsqueeze(-1).expand(-1, -1, channels))
-            start = start.reshape(-1, channels)
-            sampled = scheduler.sample_tokens(
-                head, selected.reshape(-1, condition.shape[-1]), scale, start, scheduler.temperature, generator
-            )
-            tokens = tokens.scatter(
-                1,
-                positions.unsqueeze(-1).expand(-1, -1, channels),
-                sampled.view(batch_size, count, channels).to(tokens.dtype),
-            )
+            tokens = scheduler.step(
+                condition,
+                t,
+                tokens,
+                generator=generator,
+                token_orders=orders,
+                diffusion_head=self.transformer.diffusion_head,
+                noise=noise,
+            ).prev_sample
             tokens = self._after_step(callback, inputs, i, t, {"latents": tokens, "logits": condition})
         return tokens
 
@@ -562,15 +555,7 @@ class MaskGenPipeline(PipelineBase):
         )
         text = TextInputs(*(arguments[name] for name in TextInputs._fields))
         strength = self.check_inputs(text, num_images_per_prompt, aesthetic_score, output_type, image, strength)
-        base = self.scheduler if self.scheduler is not None else self._default_scheduler(self.transformer)
-        scheduler = base.from_config(base.config)
-        settings = {
-            name: arguments[name]
-            for name in ("guidance_scale", "guidance_schedule", "guidance_scale_pow", "temperature")
-            if arguments[name] is not None
-        }
-        if self.is_kl and "guidance_scale_pow" in settings:
-            raise ValueError("guidance_scale_pow belongs to MaskGen-VQ's cosine schedules; MaskGen-KL has none")
+        scheduler = self.scheduler_for_call(**{name: arguments[name] for name in SAMPLER_ARGUMENTS})
         device = self._execution_device
         config = self.transformer.config
 
@@ -600,28 +585,19 @@ class MaskGenPipeline(PipelineBase):
         #    that many steps: each step samples at least one)
         num_tokens = config.num_latent_tokens
         num_masked = None if start is None else self.num_remasked(strength, num_tokens)
-        if num_masked is not None:
-            wanted = scheduler.config.num_inference_steps if num_inference_steps is None else num_inference_steps
-            num_inference_steps = min(check_steps(wanted), num_masked)
-        if self.is_kl:
-            scheduler.set_timesteps(
-                num_inference_steps, device=device, num_tokens=num_tokens, num_masked_tokens=num_masked, **settings
-            )
-        else:
-            scheduler.set_timesteps(num_inference_steps, device=device, num_masked_tokens=num_masked, **settings)
-            if scheduler.num_inference_steps > num_tokens:
-                raise ValueError(
-                    f"num_inference_steps={scheduler.num_inference_steps} is more than the {num_tokens} tokens "
-                    "to sample"
-                )
-        self._guidance_scale = (
-            scheduler.config.guidance_scale if "guidance_scale" not in settings else settings["guidance_scale"]
+        timesteps = dict(
+            # (the config's step count was checked when the sampler was built; variations pass a shortened count)
+            num_inference_steps=None if num_masked is None else min(scheduler.config.num_inference_steps, num_masked),
+            device=device,
+            num_tokens=num_tokens,
+            num_masked_tokens=num_masked,
         )
+        scheduler.set_timesteps(**timesteps)
+        self._guidance_scale = scheduler.config.guidance_scale
         self._call.num_timesteps, self._interrupt = len(scheduler.timesteps), False
 
         # 4. Start (all masked, or each image's tokens with a random `strength` fraction masked) and sample (nothing
         #    in either loop reads a tensor back to the host; the step indices live on the host)
-        steps = scheduler.timesteps.tolist()
         with trusted_values():
             if self.is_kl:
                 orders = self._token_orders(token_orders, scheduler, batch_size, generator, device)
@@ -632,7 +608,7 @@ class MaskGenPipeline(PipelineBase):
                     tokens = start.masked_fill(scheduler.mask_at(orders, 0).unsqueeze(-1), 0.0)
                 result = self._sample_tokens(
                     scheduler,
-                    steps,
+                    timesteps,
                     (cond, pooled),
                     (uncond, uncond_pooled),
                     score,
@@ -654,7 +630,7 @@ class MaskGenPipeline(PipelineBase):
                     ids = start.scatter(1, remasked, self.transformer.mask_token_id)
                 result = self._sample_ids(
                     scheduler,
-                    steps,
+                    timesteps,
                     (cond, pooled),
                     (uncond, uncond_pooled),
                     score,

@@ -31,27 +31,19 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401
 from diffusers.utils import BaseOutput
 
+from ...releases import maskgen_preset
 from ...utils.sampling_settings import (
     MASKGEN_KL_GUIDANCE_SCHEDULES,
     MASKGEN_VQ_GUIDANCE_SCHEDULES,
-    MAX_GUIDANCE_SCALE,
-    MAX_GUIDANCE_SCALE_POW,
-    MAX_TEMPERATURE,
-    SamplerSetting,
+    sampler_settings,
 )
+from ...utils.scheduling_utils import SamplerMixin, check_steps, check_steps_fit
 from ...utils.torch_utils import GeneratorType, randn_tensor, random_orders
-from ..titok_maskgit.scheduling_titok_maskgit import SamplerMixin, check_steps, unmask_step
+from ..titok_maskgit.scheduling_titok_maskgit import unmask_step
 
-VQ_GUIDANCE_SCHEDULES = MASKGEN_VQ_GUIDANCE_SCHEDULES
-KL_GUIDANCE_SCHEDULES = MASKGEN_KL_GUIDANCE_SCHEDULES
-
-_GUIDANCE = SamplerSetting("guidance_scale", float, "", "", low=0.0, high=MAX_GUIDANCE_SCALE)
-_POW = SamplerSetting("guidance_scale_pow", float, "", "", low=0.0, high=MAX_GUIDANCE_SCALE_POW, low_inclusive=False)
-_TEMPERATURE = SamplerSetting("temperature", float, "", "", low=0.0, high=MAX_TEMPERATURE)
-
-
-def _schedule(name: str, choices: tuple[str, ...]) -> str:
-    return SamplerSetting("guidance_schedule", str, "", "", choices=choices).check(name)
+# The defaults of a scheduler built without settings: the released MaskGen-L settings (the release table's).
+_VQ_DEFAULTS = maskgen_preset("maskgen_vq_l")
+_KL_DEFAULTS = maskgen_preset("maskgen_kl_l")
 
 
 @dataclass
@@ -64,11 +56,12 @@ class MaskGenSchedulerOutput(BaseOutput):
 
 
 class MaskGenVQScheduler(SamplerMixin, ConfigMixin):
-    """MaskGen-VQ's sampler (see the module docstring). Defaults: the official README's call (16 steps, guidance 12
-    with the cosine schedule, Gumbel temperature 2.0, noisy confidence ranking).
+    """MaskGen-VQ's sampler (see the module docstring). Defaults: the released MaskGen-VQ-L settings (the official
+    README's call: 16 steps, guidance 12 with the cosine schedule, Gumbel temperature 2.0), with noisy confidence
+    ranking.
 
     Args:
-        num_inference_steps (`int`, defaults to 16), guidance_scale (`float`, defaults to 12.0),
+        num_inference_steps (`int`, defaults to 16), guidance_scale (`float`, defaults to 12.0; 0: no guidance),
         guidance_schedule (`str`, defaults to `"cosine"`: one of `cosine`, `flippedcosine`, `linear`, `none`),
         guidance_scale_pow (`float`, defaults to 1.0), temperature (`float`, defaults to 2.0: the Gumbel noise
         temperature, annealed linearly to 0), prob_sorting (`bool`, defaults to `True`: rank candidates by their
@@ -76,68 +69,65 @@ class MaskGenVQScheduler(SamplerMixin, ConfigMixin):
     """
 
     order = 1
+    settings = sampler_settings(
+        "num_inference_steps",
+        "guidance_scale",
+        "guidance_schedule",
+        "guidance_scale_pow",
+        "temperature",
+        guidance_schedule=MASKGEN_VQ_GUIDANCE_SCHEDULES,
+    )
 
     @register_to_config
     def __init__(
         self,
-        num_inference_steps: int = 16,
-        guidance_scale: float = 12.0,
-        guidance_schedule: str = "cosine",
-        guidance_scale_pow: float = 1.0,
-        temperature: float = 2.0,
+        num_inference_steps: int = _VQ_DEFAULTS.num_inference_steps,
+        guidance_scale: float = _VQ_DEFAULTS.guidance_scale,
+        guidance_schedule: str = _VQ_DEFAULTS.guidance_schedule,
+        guidance_scale_pow: float = 1.0,  # the official generate()'s
+        temperature: float = _VQ_DEFAULTS.temperature,
         prob_sorting: bool = True,
     ):
-        self.check_settings(num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature)
+        arguments = locals()
+        self.check_settings({name: arguments[name] for name in self.setting_names()})
         self.num_inference_steps = None
         self.num_masked_tokens = None
         self.timesteps = None
         self.guidance_scales = None
 
-    @staticmethod
-    def check_settings(num_inference_steps, guidance_scale, guidance_schedule, guidance_scale_pow, temperature):
-        check_steps(num_inference_steps)
-        _GUIDANCE.check(guidance_scale)
-        _schedule(guidance_schedule, VQ_GUIDANCE_SCHEDULES)
-        _POW.check(guidance_scale_pow)
-        _TEMPERATURE.check(temperature)
-
     def set_timesteps(
-        self, num_inference_steps: int | None = None, device=None, num_masked_tokens: int | None = None, **settings
+        self,
+        num_inference_steps: int | None = None,
+        device=None,
+        num_tokens: int | None = None,
+        num_masked_tokens: int | None = None,
     ) -> None:
-        """Prepare a run of `num_inference_steps` (default: the config's); `settings` (`guidance_scale`,
-        `guidance_schedule`, `guidance_scale_pow`, `temperature`) override the config for this run.
-        `num_masked_tokens`: how many positions the run starts with masked when that is not all of them (image
-        variations); the unmasking schedule then runs over those."""
+        """Prepare a run of `num_inference_steps` (default: the config's) over `num_tokens` tokens (when given,
+        more steps than tokens are refused); `num_masked_tokens`: how many positions the run starts with masked
+        when that is not all of them (image variations): the unmasking schedule then runs over those."""
         steps = self.config.num_inference_steps if num_inference_steps is None else check_steps(num_inference_steps)
         self.num_masked_tokens = None
         if num_masked_tokens is not None:
             self.num_masked_tokens = check_steps(num_masked_tokens, "num_masked_tokens")
-            check_steps(steps, maximum=self.num_masked_tokens)
-        run = {key: settings.get(key) for key in ("guidance_scale", "guidance_schedule", "guidance_scale_pow")}
-        run = {key: self.config[key] if value is None else value for key, value in run.items()}
-        self.temperature = self.config.temperature if settings.get("temperature") is None else settings["temperature"]
-        self.check_settings(
-            steps, run["guidance_scale"], run["guidance_schedule"], run["guidance_scale_pow"], self.temperature
-        )
+        if num_masked_tokens or num_tokens:
+            check_steps_fit(steps, num_masked_tokens or num_tokens)
         self.num_inference_steps = steps
         self.timesteps = torch.arange(steps)
-        self.guidance_scales = [self._guidance_scale(step, **run) for step in range(steps)]
+        unguided = self.config.guidance_scale == 0
+        scales = [self._guidance_scale(step) for step in range(steps)]
+        self.guidance_scales = [None if unguided or scale == 0 else scale for scale in scales]
 
-    def _guidance_scale(self, step: int, guidance_scale, guidance_schedule, guidance_scale_pow) -> float:
+    def _guidance_scale(self, step: int) -> float:
+        config = self.config
         ratio = (step + 1) / self.num_inference_steps
-        if guidance_schedule == "cosine":
-            return 1 + (guidance_scale - 1) * (1 - math.cos(math.pi * ratio**guidance_scale_pow)) / 2
-        if guidance_schedule == "flippedcosine":
-            return 1 + (guidance_scale - 1) * math.cos(math.pi * ratio**guidance_scale_pow) / 2
-        if guidance_schedule == "linear":
-            return 1 + (guidance_scale - 1) * ratio
-        return guidance_scale
-
-    def guidance_scale_at(self, timestep) -> float:
-        """The guidance scale of step `timestep`; 0 means the step needs no unconditional pass."""
-        if self.num_inference_steps is None:
-            raise RuntimeError("call set_timesteps(...) before sampling")
-        return self.guidance_scales[int(timestep)]
+        scale, power = config.guidance_scale, config.guidance_scale_pow
+        if config.guidance_schedule == "cosine":
+            return 1 + (scale - 1) * (1 - math.cos(math.pi * ratio**power)) / 2
+        if config.guidance_schedule == "flippedcosine":
+            return 1 + (scale - 1) * math.cos(math.pi * ratio**power) / 2
+        if config.guidance_schedule == "linear":
+            return 1 + (scale - 1) * ratio
+        return scale
 
     def apply_guidance(self, cond_logits, uncond_logits, timestep) -> torch.Tensor:
         """MaskGen-VQ's guidance `cond + s (cond - uncond)`, in float32."""
@@ -155,7 +145,7 @@ class MaskGenVQScheduler(SamplerMixin, ConfigMixin):
             ratio,
             step == steps - 1,
             self.num_masked_tokens or sample.shape[1],
-            self.temperature * (1.0 - ratio),
+            self.config.temperature * (1.0 - ratio),
             True,
             generator,
             noisy_confidence=self.config.prob_sorting,
@@ -171,33 +161,38 @@ def _cosine_alpha_bar(step: float) -> float:
 
 class MaskGenKLScheduler(SamplerMixin, ConfigMixin):
     """MaskGen-KL's sampler: the random-order token schedule and the respaced diffusion process of its head (see
-    the module docstring). Defaults: the released inference configs (32 steps, guidance 3.0 linear, temperature
-    1.0, 100 diffusion steps).
+    the module docstring). Defaults: the released MaskGen-KL-L inference config (32 steps, guidance 3.0 linear,
+    temperature 1.0, 100 diffusion steps).
 
     Args:
         num_inference_steps (`int`, defaults to 32): token steps (`num_iter`).
-        guidance_scale (`float`, defaults to 3.0), guidance_schedule (`str`, defaults to `"linear"`; or
-        `"constant"`), temperature (`float`, defaults to 1.0: multiplies the diffusion noise),
+        guidance_scale (`float`, defaults to 3.0; 0 or 1: no guidance), guidance_schedule (`str`, defaults to
+        `"linear"`; or `"constant"`), temperature (`float`, defaults to 1.0: multiplies the diffusion noise),
         num_diffusion_steps (`int`, defaults to 100): respaced reverse-diffusion steps per token step,
         num_train_timesteps (`int`, defaults to 1000): the head's training schedule.
     """
 
     order = 1
+    settings = sampler_settings(
+        "num_inference_steps",
+        "guidance_scale",
+        "guidance_schedule",
+        "temperature",
+        guidance_schedule=MASKGEN_KL_GUIDANCE_SCHEDULES,
+    )
 
     @register_to_config
     def __init__(
         self,
-        num_inference_steps: int = 32,
-        guidance_scale: float = 3.0,
-        guidance_schedule: str = "linear",
-        temperature: float = 1.0,
-        num_diffusion_steps: int = 100,
+        num_inference_steps: int = _KL_DEFAULTS.num_inference_steps,
+        guidance_scale: float = _KL_DEFAULTS.guidance_scale,
+        guidance_schedule: str = _KL_DEFAULTS.guidance_schedule,
+        temperature: float = _KL_DEFAULTS.temperature,
+        num_diffusion_steps: int = _KL_DEFAULTS.num_diffusion_steps,
         num_train_timesteps: int = 1000,
     ):
-        check_steps(num_inference_steps)
-        _GUIDANCE.check(guidance_scale)
-        _schedule(guidance_schedule, KL_GUIDANCE_SCHEDULES)
-        _TEMPERATURE.check(temperature)
+        arguments = locals()
+        self.check_settings({name: arguments[name] for name in self.setting_names()})
         check_steps(num_train_timesteps, "num_train_timesteps")
         check_steps(num_diffusion_steps, "num_diffusion_steps", maximum=num_train_timesteps)
         self._set_diffusion(num_diffusion_steps, num_train_timesteps)
@@ -309,26 +304,23 @@ class MaskGenKLScheduler(SamplerMixin, ConfigMixin):
         self,
         num_inference_steps: int | None = None,
         device=None,
-        num_tokens: int = 32,
+        num_tokens: int | None = None,
         num_masked_tokens: int | None = None,
-        **settings,
     ):
         """Prepare a run over `num_tokens` tokens: `masked_after[s]` (positions still masked after step s),
-        `guidance_scales[s]` (None when the step needs no unconditional pass: guidance 1); `settings`
-        (`guidance_scale`, `guidance_schedule`, `temperature`) override the config for this run.
-        `num_masked_tokens`: how many positions (the first of each order) the run starts with masked when that
-        is not all of them (image variations); the token schedule and the linear guidance then count over those."""
+        `guidance_scales[s]` (None when the step needs no unconditional pass: guidance 0, or 1 where the official
+        formula gives the conditional prediction). `num_masked_tokens`: how many positions (the first of each
+        order) the run starts with masked when that is not all of them (image variations); the token schedule and
+        the linear guidance then count over those."""
+        if num_tokens is None:
+            raise ValueError("MaskGen-KL's token schedule needs num_tokens (the generator's num_latent_tokens)")
+        num_tokens = check_steps(num_tokens, "num_tokens")
         steps = self.config.num_inference_steps if num_inference_steps is None else check_steps(num_inference_steps)
         scheduled = num_tokens
         if num_masked_tokens is not None:
             scheduled = check_steps(num_masked_tokens, "num_masked_tokens", maximum=num_tokens)
-        check_steps(steps, maximum=scheduled)
-        scale = _GUIDANCE.check(
-            self.config.guidance_scale if settings.get("guidance_scale") is None else settings["guidance_scale"]
-        )
-        schedule = _schedule(settings.get("guidance_schedule") or self.config.guidance_schedule, KL_GUIDANCE_SCHEDULES)
-        temperature = settings.get("temperature")
-        self.temperature = _TEMPERATURE.check(self.config.temperature if temperature is None else temperature)
+        check_steps_fit(steps, scheduled)
+        scale, schedule = self.config.guidance_scale, self.config.guidance_schedule
         self.num_inference_steps, self.num_tokens = steps, num_tokens
         self.timesteps = torch.arange(steps)
         masked, self.masked_before, self.masked_after = scheduled, [], []
@@ -338,13 +330,57 @@ class MaskGenKLScheduler(SamplerMixin, ConfigMixin):
             self.masked_before.append(masked)
             self.masked_after.append(after)
             masked = after
-        self.guided = scale != 1.0
+        guided = scale not in (0.0, 1.0)
         self.guidance_scales = [
             (1 + (scale - 1) * (scheduled - max(after, 1)) / scheduled if schedule == "linear" else scale)
-            if self.guided
+            if guided
             else None
             for after in self.masked_after
         ]
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep,
+        sample: torch.Tensor,
+        generator: GeneratorType = None,
+        return_dict: bool = True,
+        *,
+        token_orders: torch.LongTensor,
+        diffusion_head,
+        noise: torch.Tensor | None = None,
+    ):
+        """One token step: the transformer's conditions `model_output` (`[B, N, D]`, or `[2B, N, D]` with the
+        unconditional rows after the conditional ones when the step is guided) and the current scaled tokens
+        `sample` `[B, N, C]` -> the tokens with this step's positions (`positions_at`) sampled by `diffusion_head`
+        through the reverse diffusion. Each position starts from `noise` `[B, N, C]` (a recorded run) or from
+        noise drawn from `generator` for this step, as officially."""
+        batch_size, _, channels = sample.shape
+        scale = self.guidance_scale_at(timestep)
+        positions = self.positions_at(token_orders, timestep)  # [B, k]
+        count = positions.shape[1]
+        rows = positions.repeat(2, 1) if scale is not None else positions
+        selected = model_output.gather(1, rows.unsqueeze(-1).expand(-1, -1, model_output.shape[-1]))
+        if noise is None:  # drawn step by step, as officially: a seeded run matches given the same orders
+            start = randn_tensor((batch_size, count, channels), generator=generator, device=sample.device)
+        else:
+            start = noise.gather(1, positions.unsqueeze(-1).expand(-1, -1, channels))
+        sampled = self.sample_tokens(
+            diffusion_head,
+            selected.reshape(-1, model_output.shape[-1]),
+            scale,
+            start.reshape(-1, channels),
+            self.config.temperature,
+            generator,
+        )
+        prev_sample = sample.scatter(
+            1,
+            positions.unsqueeze(-1).expand(-1, -1, channels),
+            sampled.view(batch_size, count, channels).to(sample.dtype),
+        )
+        if not return_dict:
+            return (prev_sample, sampled)
+        return MaskGenSchedulerOutput(prev_sample=prev_sample, pred_original_sample=prev_sample)
 
     def random_orders(self, batch_size: int, generator: GeneratorType = None, device=None) -> torch.LongTensor:
         """One random permutation of the positions per image, from `generator` (one per image, or shared)."""
@@ -363,10 +399,4 @@ class MaskGenKLScheduler(SamplerMixin, ConfigMixin):
         return orders[:, self.masked_after[step] : self.masked_before[step]].sort(dim=-1).values
 
 
-__all__ = [
-    "KL_GUIDANCE_SCHEDULES",
-    "MaskGenKLScheduler",
-    "MaskGenSchedulerOutput",
-    "MaskGenVQScheduler",
-    "VQ_GUIDANCE_SCHEDULES",
-]
+__all__ = ["MaskGenKLScheduler", "MaskGenSchedulerOutput", "MaskGenVQScheduler"]

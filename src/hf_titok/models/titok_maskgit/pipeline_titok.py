@@ -15,16 +15,14 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 
 from ...hub import pipeline_card, push_folder_to_hub
-from ...releases import SAMPLING_SETTINGS
 from ...utils.input_checks import check_token_ids
 from ...utils.legacy import legacy_pipeline_scheduler
 from ...utils.pipeline_utils import DEFAULT, PipelineBase
-from ...utils.sampling_settings import check_sampling_settings
 from ...utils.torch_utils import GeneratorType, check_generator, random_orders
 from ..titok.image_processing_titok import TiTokImageProcessor
 from ..titok.modeling_titok import TiTokTokenizer
 from .modeling_titok_maskgit import TiTokMaskGIT
-from .scheduling_titok_maskgit import TiTokMaskGITScheduler, check_steps_fit
+from .scheduling_titok_maskgit import TiTokMaskGITScheduler
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -219,16 +217,8 @@ class TiTokPipeline(PipelineBase):
         hint = f"; close matches: {', '.join(repr(c) for c in close)}" if close else ""
         raise ValueError(f"unknown class name {name!r}{hint}")
 
-    def sampling_settings(self, **overrides) -> dict:
-        """The sampler settings a call uses: each given (not `None`) value of `overrides`, else the scheduler
-        config's, checked and as plain Python values - e.g. to record exactly how a set of samples was made."""
-        config = self._sampler().config
-        given = {name: value for name, value in overrides.items() if value is not None or name not in SAMPLING_SETTINGS}
-        return check_sampling_settings({**{name: config[name] for name in SAMPLING_SETTINGS}, **given})
-
-    def _sampler(self) -> TiTokMaskGITScheduler:
-        """The scheduler whose config holds the call defaults: the pipeline's, or the default one if it has none."""
-        return self.scheduler if self.scheduler is not None else TiTokMaskGITScheduler()
+    def _default_scheduler(self) -> TiTokMaskGITScheduler:
+        return TiTokMaskGITScheduler()
 
     def check_inputs(
         self,
@@ -327,11 +317,7 @@ class TiTokPipeline(PipelineBase):
         """
         arguments = locals()  # the call's arguments, before any is reassigned below
         config = self.transformer.config
-        # This call's sampler: the pipeline's scheduler config with the call's settings, checked once (by the
-        # scheduler). The shared scheduler is never changed, so concurrent calls do not interfere.
-        base = self._sampler()
-        given = {name: arguments[name] for name in SAMPLING_SETTINGS if arguments[name] is not None}
-        scheduler = base.from_config(base.config, **given)
+        scheduler = self.scheduler_for_call(**{name: arguments[name] for name in TiTokMaskGITScheduler.setting_names()})
         num_inference_steps = scheduler.config.num_inference_steps
 
         # 1. Check inputs and resolve the labels (checked here once: the loop's model calls skip value checks).
@@ -348,7 +334,6 @@ class TiTokPipeline(PipelineBase):
             check_generator(generator, labels.shape[0])
             token_ids = torch.full((labels.shape[0], config.num_latent_tokens), config.mask_token_id, device=device)
             num_masked = None
-            check_steps_fit(num_inference_steps, config.num_latent_tokens)
         else:
             token_ids, labels, num_masked = self.prepare_image_tokens(
                 image, labels, strength, num_images_per_label, generator
@@ -356,10 +341,14 @@ class TiTokPipeline(PipelineBase):
             # Each step decodes at least one token: more steps than masked tokens would re-mask finished rows.
             num_inference_steps = min(num_inference_steps, num_masked)
         null_labels = torch.full_like(labels, config.num_classes)
-        # (the config's step count was checked when the sampler was built; variations pass their shortened count)
-        scheduler.set_timesteps(
-            None if num_masked is None else num_inference_steps, device=device, num_masked_tokens=num_masked
+        timestep_arguments = dict(
+            # (the config's step count was checked when the sampler was built; variations pass a shortened count)
+            num_inference_steps=None if num_masked is None else num_inference_steps,
+            device=device,
+            num_tokens=config.num_latent_tokens,
+            num_masked_tokens=num_masked,
         )
+        scheduler.set_timesteps(**timestep_arguments)
         self._guidance_scale, self._call.num_timesteps, self._interrupt = (
             scheduler.config.guidance_scale,
             len(scheduler.timesteps),
@@ -371,10 +360,8 @@ class TiTokPipeline(PipelineBase):
         for i, t in enumerate(self.progress_bar(scheduler.timesteps.tolist())):
             if self.interrupt:
                 break
-            if self._guidance_scale != scheduler.config.guidance_scale:  # changed by a step callback
-                scheduler = scheduler.from_config(scheduler.config, guidance_scale=self._guidance_scale)
-                scheduler.set_timesteps(num_inference_steps, device=device, num_masked_tokens=num_masked)
-            if scheduler.guidance_scale_at(t) != 0:
+            scheduler = self.follow_guidance_change(scheduler, **timestep_arguments)
+            if scheduler.guidance_scale_at(t) is not None:
                 logits = self.transformer(
                     torch.cat([token_ids, token_ids]), torch.cat([labels, null_labels]), check_values=False
                 ).logits

@@ -33,13 +33,16 @@ from dataclasses import dataclass
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+# diffusers' pipeline loader finds how to load a component by looking its base class up by name in the component's
+# own module, so the module must hold SchedulerMixin.
+from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401
 from diffusers.utils import BaseOutput
 
 from ...releases import generator_preset
 from ...utils.legacy import without_legacy_scheduler_keys
-from ...utils.remote_code import SavesCodeMixin
-from ...utils.sampling_settings import SAMPLING_SETTINGS, SamplerSetting, check_sampling_settings
+from ...utils.sampling_settings import SAMPLER_SETTINGS
+from ...utils.scheduling_utils import SamplerMixin, check_steps, check_steps_fit
 from ...utils.torch_utils import GeneratorType, rand_tensor
 
 # The defaults of a scheduler built without settings: TiTok-L-32's official gFID sampling (the release table's).
@@ -104,33 +107,6 @@ def unmask_step(
     return prev_sample, candidates
 
 
-def check_steps(value, name: str = "num_inference_steps", maximum: int | None = None) -> int:
-    """An integer number of steps >= 1 (and <= `maximum`), as a Python int; NumPy integers are fine."""
-    value = SamplerSetting(name, int, "", "", low=1).check(value)
-    if maximum is not None:
-        check_steps_fit(value, maximum, name)
-    return value
-
-
-def check_steps_fit(steps: int, num_tokens: int, name: str = "num_inference_steps") -> None:
-    """A (checked) step count against the tokens to sample: each step unmasks at least one token."""
-    if steps > num_tokens:
-        raise ValueError(
-            f"{name}={steps} exceeds the {num_tokens} tokens to sample: each step unmasks at least one token, so at "
-            f"most {num_tokens} steps are meaningful"
-        )
-
-
-class SamplerMixin(SavesCodeMixin, SchedulerMixin):
-    """What the package's samplers share: diffusers' scheduler behaviour, saving with the code, and their
-    `compatibles` (diffusers looks compatible schedulers up in its own package only; each sampler here is
-    compatible with itself, the one class that reads its config)."""
-
-    @classmethod
-    def _get_compatibles(cls) -> list[type]:
-        return [cls]
-
-
 class TiTokMaskGITScheduler(SamplerMixin, ConfigMixin):
     """Confidence-based iterative unmasking with the arccos schedule, Gumbel temperature annealing and the
     three classifier-free guidance schedules of official TiTok (see the module docstring).
@@ -150,6 +126,7 @@ class TiTokMaskGITScheduler(SamplerMixin, ConfigMixin):
     """
 
     order = 1
+    settings = SAMPLER_SETTINGS
 
     @register_to_config
     def __init__(
@@ -163,7 +140,7 @@ class TiTokMaskGITScheduler(SamplerMixin, ConfigMixin):
         match_official_rng: bool = True,
     ):
         arguments = locals()
-        check_sampling_settings({name: arguments[name] for name in SAMPLING_SETTINGS})
+        self.check_settings({name: arguments[name] for name in self.setting_names()})
         self.timesteps = None
         self.num_inference_steps = None
         self.num_masked_tokens = None
@@ -185,12 +162,13 @@ class TiTokMaskGITScheduler(SamplerMixin, ConfigMixin):
         self,
         num_inference_steps: int | None = None,
         device: str | torch.device | None = None,
+        num_tokens: int | None = None,
         num_masked_tokens: int | None = None,
     ) -> None:
         """Prepare a sampling run: `timesteps` are the step indices 0..T-1 (T = `num_inference_steps`, default
         the config's), kept on the CPU whatever `device` is (they only feed host-side arithmetic, so reading
-        them never syncs a GPU). `num_masked_tokens`: how many positions the first step starts with masked
-        (default: all of them)."""
+        them never syncs a GPU). `num_tokens`: the sequence length, when known (more steps than tokens to sample
+        are refused); `num_masked_tokens`: how many positions the first step starts with masked (default: all)."""
         # The config's value was checked when the scheduler was built; a value given here is checked now.
         if num_inference_steps is None:
             num_inference_steps = self.config.num_inference_steps
@@ -198,9 +176,15 @@ class TiTokMaskGITScheduler(SamplerMixin, ConfigMixin):
             num_inference_steps = check_steps(num_inference_steps)
         if num_masked_tokens is not None:
             num_masked_tokens = check_steps(num_masked_tokens, "num_masked_tokens")
+        if num_masked_tokens or num_tokens:
+            check_steps_fit(num_inference_steps, num_masked_tokens or num_tokens)
         self.num_inference_steps = num_inference_steps
         self.num_masked_tokens = num_masked_tokens
-        self.guidance_scales = [self._guidance_scale(step) for step in range(num_inference_steps)]
+        # The official sampler skips the unconditional pass where a step's scale is 0; a guidance_scale of 0 means
+        # no guidance at all (for every sampler of the package).
+        scales = [self._guidance_scale(step) for step in range(num_inference_steps)]
+        unguided = self.config.guidance_scale == 0
+        self.guidance_scales = [None if unguided or scale == 0 else scale for scale in scales]
         self.timesteps = torch.arange(num_inference_steps)
 
     def _guidance_scale(self, step: int) -> float:
@@ -217,11 +201,6 @@ class TiTokMaskGITScheduler(SamplerMixin, ConfigMixin):
     def _check_ready(self) -> None:
         if self.num_inference_steps is None:
             raise RuntimeError("call set_timesteps(...) before sampling")
-
-    def guidance_scale_at(self, timestep: int | torch.Tensor) -> float:
-        """The guidance scale of step `timestep`; 0 means the step needs no unconditional pass."""
-        self._check_ready()
-        return self.guidance_scales[int(timestep)]
 
     def apply_guidance(
         self, cond_logits: torch.Tensor, uncond_logits: torch.Tensor, timestep: int | torch.Tensor
@@ -260,7 +239,7 @@ class TiTokMaskGITScheduler(SamplerMixin, ConfigMixin):
         device = model_output.device
         if self.config.match_official_rng:
             # The official model draws rand(B) for class dropout in each of its (1 or 2) forward passes.
-            for _ in range(2 if self.guidance_scales[step] != 0 else 1):
+            for _ in range(2 if self.guidance_scales[step] is not None else 1):
                 rand_tensor((batch_size,), generator=generator, device=device)
 
         prev_sample, candidates = unmask_step(
@@ -310,10 +289,7 @@ class TiTokMaskGITScheduler(SamplerMixin, ConfigMixin):
 
 
 __all__ = [
-    "SamplerMixin",
     "TiTokMaskGITScheduler",
     "TiTokMaskGITSchedulerOutput",
-    "check_steps",
-    "check_steps_fit",
     "unmask_step",
 ]
