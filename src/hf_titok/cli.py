@@ -34,10 +34,10 @@ from .evaluation import (
     sample_shards,
     save_reference_statistics,
 )
-from .families import checkpoint_kinds, sampler_settings_of
+from .families import checkpoint_kinds, family_of_model, sampler_settings_of
 from .hub import push_folder_to_hub
 from .loaders import load_pipeline, load_text_encoder, load_tokenizer, quiet_library_progress_bars
-from .models.maskgen.pipeline_maskgen import DEFAULT_AESTHETIC_SCORE, MaskGenPipeline
+from .models.maskgen.pipeline_maskgen import DEFAULT_AESTHETIC_SCORE
 from .perceptual import LPIPS
 from .releases import RELEASES
 from .text_encoding import CLIP_TEXT_ENCODER, check_prompts, clip_text_features, tokenize_prompts
@@ -106,8 +106,8 @@ def cmd_generate(args) -> None:
     if args.prompt:
         return _generate_from_text(args)
     pipe = load_pipeline(args.model)
-    if isinstance(pipe, MaskGenPipeline):
-        raise CommandError(f"{args.model} is a text-to-image (MaskGen) pipeline: give --prompt")
+    if not family_of_model(pipe).class_labels:
+        raise CommandError(f"{args.model} is a text-to-image ({family_of_model(pipe).title}) pipeline: give --prompt")
     if args.labels:
         labels = [parse_label(label) for label in args.labels]
     elif pipe.transformer.config.num_classes <= 20:
@@ -154,8 +154,8 @@ def _generate_from_text(args) -> None:
         raise CommandError("--softmax-annealing is TiTok's; MaskGen always anneals its softmax temperature")
     prompts = check_prompts(args.prompt)  # before loading anything
     pipe = load_pipeline(model)
-    if not isinstance(pipe, MaskGenPipeline):
-        raise CommandError(f"{model} is a class-conditional TiTok pipeline: give --labels, or a MaskGen --model")
+    if not family_of_model(pipe).takes_text:
+        raise CommandError(f"{model} is a class-conditional pipeline: give --labels, or a text-to-image --model")
     generator = torch.Generator().manual_seed(args.seed)
     images = []
     with _progress(len(prompts) * args.num_per_label, "generating") as bar:
@@ -185,7 +185,7 @@ def _generate_from_text(args) -> None:
 def _text_for(tokenizer, args, count: int):
     """The text a TA-TiTok decodes `count` images with (`--prompt`: one for all, or one per image), as CLIP
     states; None for TiTok (which takes no text)."""
-    if not tokenizer.text_aware:
+    if not family_of_model(tokenizer).takes_text:
         if args.prompt:
             raise CommandError("--prompt is for TA-TiTok tokenizers; this TiTok tokenizer is not text-aware")
         return None
@@ -440,6 +440,11 @@ def cmd_evaluate_generation(args) -> None:
     # Without an accelerator PartialState would ignore the launcher's processes unless told to use the CPU.
     state = PartialState(cpu=torch.accelerator.current_accelerator() is None)
     pipe = load_pipeline(args.model)
+    if not family_of_model(pipe).class_labels:
+        raise CommandError(
+            f"{args.model} is a {family_of_model(pipe).title}: `evaluate generation` samples images per class of a "
+            "class-conditional generator (the gFID protocol)"
+        )
     num_classes = pipe.transformer.config.num_classes
     labels = [parse_label(label) for label in args.classes] if args.classes else list(range(num_classes))
     class_ids = [None if c == num_classes else c for c in pipe.get_label_ids(labels)]
