@@ -360,7 +360,7 @@ CASES = [
     (
         "text-to-image",
         "text to a TiTok decode",
-        lambda r: r.vq._decode(ids(1, 8), TEXT, None, False),
+        lambda r: r.vq._decode(ids(1, 8), {"text_embeddings": TEXT}, None, False),
         ValueError,
         "not text-aware",
     ),

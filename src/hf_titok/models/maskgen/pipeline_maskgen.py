@@ -138,7 +138,7 @@ class MaskGenPipeline(PipelineBase):
         """The components fit together: a text-aware tokenizer of the generator's kind and sizes, a scheduler of
         that kind, a text encoder of the width both read. `vqvae` and `transformer` may be None (as in diffusers'
         pipelines: e.g. one that only encodes prompts); what is there is checked."""
-        if isinstance(vqvae, TiTokTokenizer) and not vqvae.text_aware:
+        if isinstance(vqvae, TiTokTokenizer) and not vqvae.decoder_inputs:
             raise TypeError(
                 "vqvae is a TiTok tokenizer, which is not text-aware: MaskGen decodes with TA-TiTok "
                 "(TATiTokTokenizer); class-conditional TiTok generators go with TiTokPipeline"

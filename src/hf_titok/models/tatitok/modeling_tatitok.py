@@ -8,7 +8,9 @@ from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel  # noqa: F401 - diffusers looks a component's base class up in its module
+from transformers import initialization as init
 
+from ...utils.input_checks import check_text_embeddings
 from ..titok.modeling_titok import TiTokDecoder, TiTokTokenizer
 from .configuration_tatitok import TATiTokConfig
 
@@ -23,18 +25,11 @@ class TATiTokDecoder(TiTokDecoder):
         self.text_projection = nn.Linear(config.text_hidden_size, width)
         self.text_position_embedding = nn.Parameter(torch.empty(config.text_max_length, width))
 
-    def forward(
-        self,
-        latents: torch.Tensor,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-        text_embeddings: torch.Tensor | None = None,
-    ):
-        """TiTok's decoder over the latents and the text `[B, L, text_hidden_size]`, projected here (inside
-        `forward`, so offload hooks have the weights in place)."""
+    def condition_tokens(self, batch_size: int, text_embeddings: torch.Tensor) -> list[torch.Tensor]:
+        """The text `[B, L, text_hidden_size]`, projected here (inside the decoder's `forward`, so offload hooks
+        have the weights in place)."""
         text_embeddings = text_embeddings.to(self.text_projection.weight.dtype)
-        context = self.text_projection(text_embeddings) + self.text_position_embedding
-        return super().forward(latents, output_hidden_states, output_attentions, context)
+        return [self.text_projection(text_embeddings) + self.text_position_embedding]
 
 
 class TATiTokTokenizer(TiTokTokenizer):
@@ -62,7 +57,27 @@ class TATiTokTokenizer(TiTokTokenizer):
 
     config_class = TATiTokConfig
     decoder_class = TATiTokDecoder
-    text_aware = True
+    decoder_inputs = ("text_embeddings",)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, TATiTokDecoder):
+            init.normal_(module.text_position_embedding, std=module.class_embedding.shape[-1] ** -0.5)
+
+    def decoder_condition(self, batch_size: int, text_embeddings: torch.Tensor | None = None) -> dict:
+        """The text the decoder attends to, checked: CLIP's `last_hidden_state` `[B or 1, 77, W]` (one row per
+        image, or one for all: expanded)."""
+        if text_embeddings is None:
+            raise ValueError(
+                "TA-TiTok decodes with text: pass text_embeddings [B, "
+                f"{self.config.text_max_length}, {self.config.text_hidden_size}] (the CLIP text encoder's "
+                "last_hidden_state; hf_titok.text_encoding.clip_text_features)"
+            )
+        check_text_embeddings(
+            text_embeddings, batch_size, self.config.text_max_length, self.config.text_hidden_size, "text_embeddings"
+        )
+        return {"text_embeddings": text_embeddings.expand(batch_size, -1, -1)}
 
     @apply_forward_hook
     def decode(
@@ -74,7 +89,7 @@ class TATiTokTokenizer(TiTokTokenizer):
     ) -> torch.Tensor | DecoderOutput:
         """Token ids `[B, N]` (VQ) or latents `[B, N, C]` (VAE) and text embeddings `[B or 1, 77, W]` -> pixels
         `[B, 3, H, W]`. `batch_size` and `return_dict` as in [`TiTokTokenizer.decode`]."""
-        return self._decode(tokens, text_embeddings, batch_size, return_dict)
+        return self._decode(tokens, {"text_embeddings": text_embeddings}, batch_size, return_dict)
 
     @apply_forward_hook
     def decode_latents(
@@ -85,7 +100,11 @@ class TATiTokTokenizer(TiTokTokenizer):
         return_dict: bool = False,
     ) -> torch.Tensor | DecoderOutput:
         """Continuous latents `[B, N, C]` (quantized for VQ) and text embeddings -> pixels `[B, 3, H, W]`."""
-        return self._decode_latents(latents, text_embeddings, batch_size, return_dict)
+        return self._decode_latents(latents, {"text_embeddings": text_embeddings}, batch_size, return_dict)
+
+    def forward(self, pixel_values: torch.Tensor, *args, text_embeddings: torch.Tensor | None = None, **kwargs):
+        """[`TiTokTokenizer.forward`] with the text the decoder attends to (`text_embeddings`, required)."""
+        return super().forward(pixel_values, *args, text_embeddings=text_embeddings, **kwargs)
 
     def enable_fast_path(self, bfloat16: bool | None = None) -> TATiTokTokenizer:
         raise NotImplementedError(

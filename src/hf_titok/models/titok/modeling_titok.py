@@ -24,7 +24,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from ...fast_path import tokenizer_fast_path
-from ...utils.input_checks import check_latents, check_pixel_values, check_text_embeddings, check_token_ids
+from ...utils.input_checks import check_latents, check_pixel_values, check_token_ids
 from ...utils.loading import StrictLoadingMixin
 from ...utils.torch_utils import GeneratorType, check_generator, randn_tensor
 from ...utils.vit import LayerStackOutput, TiTokLayer, init_dense_and_norm, run_layers
@@ -177,15 +177,22 @@ class TiTokDecoder(nn.Module):
         self.post_layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.head = TiTokProxyCodeHead(config) if config.decoder_head == "proxy_codes" else TiTokPixelHead(config)
 
+    def condition_tokens(self, batch_size: int) -> list[torch.Tensor]:
+        """The tokens `[B, L, W]` the decoder attends to after the latent tokens, from its inputs beyond the tokens:
+        none for TiTok; a subclass whose decoder reads more (TA-TiTok: text) overrides this hook, taking those
+        inputs as keyword arguments."""
+        return []
+
     def forward(
         self,
         latents: torch.Tensor,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
-        context: torch.Tensor | None = None,
+        **condition,
     ) -> LayerStackOutput:
-        """Returns the head's output (proxy-code logits or pixels) as `last_hidden_state`. `context`: more
-        tokens `[B, L, W]` attended to after the latent tokens (TA-TiTok's projected text)."""
+        """Returns the head's output (proxy-code logits or pixels) as `last_hidden_state`. `condition`: the
+        decoder's inputs beyond the tokens (`condition_tokens`). Fewer than `num_latent_tokens` latents (a prefix)
+        take the first rows of the latent position table."""
         batch_size, num_tokens, _ = latents.shape
         # Quantized latents are float32 (see TiTokVectorQuantizer); compute in the model's dtype from here.
         latents = latents.to(self.position_embedding.dtype)
@@ -194,7 +201,7 @@ class TiTokDecoder(nn.Module):
             [self.class_embedding.expand(batch_size, 1, -1), self.mask_token.expand(batch_size, self.num_patches, -1)],
             dim=1,
         )
-        sequence = [queries + self.position_embedding, tokens] + ([context] if context is not None else [])
+        sequence = [queries + self.position_embedding, tokens, *self.condition_tokens(batch_size, **condition)]
         hidden_states = self.pre_layernorm(torch.cat(sequence, dim=1))
         stack = run_layers(self.layers, hidden_states, output_hidden_states, output_attentions)
         output = self.head(self.post_layernorm(stack.last_hidden_state[:, 1 : 1 + self.num_patches]))
@@ -355,7 +362,6 @@ class TiTokPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
             width = module.class_embedding.shape[-1]
             names = ["class_embedding", "position_embedding", "latent_position_embedding"]
             names += ["latent_tokens"] if isinstance(module, TiTokEncoder) else ["mask_token"]
-            names += ["text_position_embedding"] if hasattr(module, "text_position_embedding") else []
             for name in names:
                 init.normal_(getattr(module, name), std=width**-0.5)
 
@@ -386,7 +392,8 @@ class TiTokTokenizer(TiTokPreTrainedModel):
     """
 
     decoder_class = TiTokDecoder
-    text_aware = False  # TA-TiTok's decoder attends to text (TATiTokTokenizer)
+    # The decoder's inputs beyond the tokens, by keyword (`decoder_condition`): none; TA-TiTok's decoder reads text.
+    decoder_inputs: tuple[str, ...] = ()
 
     def __init__(self, config: TiTokConfig):
         super().__init__(config)
@@ -479,7 +486,7 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         activations - the pixel decoder's full-resolution feature maps above all - then never all exist at once);
         the result is the same up to float rounding (~1e-8: CPU matrix kernels block their work by batch size).
         `return_dict=True`: diffusers' `DecoderOutput(sample=pixels)` instead of the tensor."""
-        return self._decode(tokens, None, batch_size, return_dict)
+        return self._decode(tokens, {}, batch_size, return_dict)
 
     @apply_forward_hook
     def decode_latents(
@@ -487,9 +494,31 @@ class TiTokTokenizer(TiTokPreTrainedModel):
     ) -> torch.Tensor | DecoderOutput:
         """Continuous token latents `[B, N, token_size]` (quantized for VQ models) -> pixels `[B, 3, H, W]`;
         `batch_size` and `return_dict` as in `decode`."""
-        return self._decode_latents(latents, None, batch_size, return_dict)
+        return self._decode_latents(latents, {}, batch_size, return_dict)
 
-    def _decode(self, tokens, text_embeddings, batch_size, return_dict):
+    # ---- hooks: what a subclass changes (TA-TiTok: text; prefix decoding: the token count) ----
+
+    def decoder_condition(self, batch_size: int, **inputs) -> dict:
+        """The decoder's inputs beyond the tokens for a decode or forward call of `batch_size` images, checked:
+        none for TiTok. A subclass whose decoder reads more (`decoder_inputs`) overrides this hook."""
+        if inputs:
+            raise ValueError(
+                f"this {type(self).__name__} is not text-aware: it decodes from its tokens alone and takes no "
+                f"{', '.join(inputs)} (text is TA-TiTok's: TATiTokTokenizer)"
+            )
+        return {}
+
+    def check_tokens(self, token_ids: torch.Tensor) -> None:
+        """The ids a decode takes: `[B, num_latent_tokens]` in the codebook."""
+        check_token_ids(token_ids, self.config.num_latent_tokens, self.config.codebook_size)
+
+    def check_token_latents(self, latents: torch.Tensor) -> None:
+        """The continuous latents a decode takes: `[B, num_latent_tokens, token_size]`."""
+        check_latents(latents, self.config.num_latent_tokens, self.config.token_size)
+
+    # ---- decoding ----
+
+    def _decode(self, tokens, inputs: dict, batch_size, return_dict):
         if not self.is_vq:
             if isinstance(tokens, torch.Tensor) and not tokens.is_floating_point():
                 raise TypeError(
@@ -497,73 +526,41 @@ class TiTokTokenizer(TiTokPreTrainedModel):
                     f"{self.config.num_latent_tokens}, {self.config.token_size}]; got an integer tensor of dtype "
                     f"{tokens.dtype}"
                 )
-            return self._decode_latents(tokens, text_embeddings, batch_size, return_dict)
+            return self._decode_latents(tokens, inputs, batch_size, return_dict)
         if isinstance(tokens, torch.Tensor) and tokens.is_floating_point():
             raise TypeError(
                 "this is a VQ tokenizer: decode() takes integer token ids [B, "
                 f"{self.config.num_latent_tokens}]; got a float tensor (use decode_latents() for continuous "
                 "latents)"
             )
-        check_token_ids(tokens, self.config.num_latent_tokens, self.config.codebook_size)
-        text_embeddings = self._checked_text(text_embeddings, tokens.shape[0])
+        self.check_tokens(tokens)
+        condition = self.decoder_condition(tokens.shape[0], **inputs)
         pixels = self._in_chunks(
-            lambda chunk, text: self._pixels(self.quantizer.embed(chunk.long()), text),
-            batch_size,
-            tokens,
-            text_embeddings,
+            lambda chunk, part: self._pixels(self.quantizer.embed(chunk.long()), part), batch_size, tokens, condition
         )
         return decoded(pixels, return_dict)
 
-    def _decode_latents(self, latents, text_embeddings, batch_size, return_dict):
-        check_latents(latents, self.config.num_latent_tokens, self.config.token_size)
-        text_embeddings = self._checked_text(text_embeddings, latents.shape[0])
-        return decoded(self._in_chunks(self._pixels, batch_size, latents, text_embeddings), return_dict)
-
-    def _checked_text(self, text_embeddings: torch.Tensor | None, batch_size: int) -> torch.Tensor | None:
-        """Text-aware tokenizers (TA-TiTok) decode with text and TiTok without: the caller's text embeddings,
-        checked (one row per image, or one row for all)."""
-        if text_embeddings is None:
-            if self.text_aware:
-                raise ValueError(
-                    "TA-TiTok decodes with text: pass text_embeddings [B, "
-                    f"{self.config.text_max_length}, {self.config.text_hidden_size}] (the CLIP text encoder's "
-                    "last_hidden_state; hf_titok.text_encoding.clip_text_features)"
-                )
-            return None
-        if not self.text_aware:
-            raise ValueError(
-                "this TiTok tokenizer is not text-aware: text_embeddings are for TA-TiTok (TATiTokTokenizer)"
-            )
-        check_text_embeddings(
-            text_embeddings, batch_size, self.config.text_max_length, self.config.text_hidden_size, "text_embeddings"
-        )
-        return text_embeddings.expand(batch_size, -1, -1)
+    def _decode_latents(self, latents, inputs: dict, batch_size, return_dict):
+        self.check_token_latents(latents)
+        condition = self.decoder_condition(latents.shape[0], **inputs)
+        return decoded(self._in_chunks(self._pixels, batch_size, latents, condition), return_dict)
 
     @staticmethod
-    def _in_chunks(function, batch_size: int | None, inputs: torch.Tensor, text: torch.Tensor | None):
-        """`function(inputs, text)` on at most `batch_size` rows at a time (see `decode`)."""
+    def _in_chunks(function, batch_size: int | None, inputs: torch.Tensor, condition: dict):
+        """`function(inputs, condition)` on at most `batch_size` rows at a time (see `decode`)."""
         if batch_size is not None and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         ):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         if batch_size is None or inputs.shape[0] <= batch_size:
-            return function(inputs, text)
-        texts = text.split(batch_size) if text is not None else [None] * -(-inputs.shape[0] // batch_size)
-        return torch.cat([function(chunk, part) for chunk, part in zip(inputs.split(batch_size), texts)])
+            return function(inputs, condition)
+        chunks = inputs.split(batch_size)
+        split_condition = {name: value.split(batch_size) for name, value in condition.items()}
+        parts = [{name: pieces[i] for name, pieces in split_condition.items()} for i in range(len(chunks))]
+        return torch.cat([function(chunk, part) for chunk, part in zip(chunks, parts)])
 
-    def _run_decoder(
-        self,
-        latents: torch.Tensor,
-        text_embeddings: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> LayerStackOutput:
-        if text_embeddings is None:
-            return self.decoder(latents, output_hidden_states, output_attentions)
-        return self.decoder(latents, output_hidden_states, output_attentions, text_embeddings)
-
-    def _pixels(self, latents: torch.Tensor, text_embeddings: torch.Tensor | None = None) -> torch.Tensor:
-        decoded_output = self._run_decoder(latents, text_embeddings).last_hidden_state
+    def _pixels(self, latents: torch.Tensor, condition: dict) -> torch.Tensor:
+        decoded_output = self.decoder(latents, **condition).last_hidden_state
         return decoded_output if self.config.decoder_head == "pixels" else self._render_proxy_logits(decoded_output)
 
     def _render_proxy_logits(self, proxy_logits: torch.Tensor) -> torch.Tensor:
@@ -594,12 +591,13 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
-        text_embeddings: torch.Tensor | None = None,
+        **decoder_inputs,
     ) -> TiTokOutput | tuple:
         """Encode and decode with the training losses (see [`TiTokOutput.loss`]).
 
         Args:
-            text_embeddings: TA-TiTok only (and required there): the text the decoder attends to, `[B, 77, W]`.
+            decoder_inputs: the decoder's inputs beyond the tokens, for a subclass whose decoder reads more
+                (`decoder_inputs`; TA-TiTok: `text_embeddings`).
             labels: proxy-code models only: the MaskGIT-VQGAN codes of the images `[B, decoder_grid_size**2]`
                 (stage 1); `loss` is then their cross-entropy instead of the pixel error.
             sample_posterior: VAE models sample the posterior in training mode (`None`) and use the mean in
@@ -610,9 +608,9 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         output_hidden_states, output_attentions = self._output_flags(output_hidden_states, output_attentions)
         if sample_posterior is None:
             sample_posterior = self.training
-        text_embeddings = self._checked_text(text_embeddings, pixel_values.shape[0])
+        condition = self.decoder_condition(pixel_values.shape[0], **decoder_inputs)
         encoded = self.encode(pixel_values, sample_posterior, generator, output_hidden_states, output_attentions)
-        decoder = self._run_decoder(encoded.latents, text_embeddings, output_hidden_states, output_attentions)
+        decoder = self.decoder(encoded.latents, output_hidden_states, output_attentions, **condition)
         if config.decoder_head == "pixels":
             reconstruction, proxy_logits = decoder.last_hidden_state, None
         else:

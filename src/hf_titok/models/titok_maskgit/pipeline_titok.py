@@ -84,7 +84,7 @@ class TiTokPipeline(PipelineBase):
             if not isinstance(component, expected):
                 wanted = expected.__name__ if isinstance(expected, type) else expected[0].__name__
                 raise TypeError(f"{name} must be a {wanted}, got {type(component).__name__}")
-        if vqvae.text_aware:
+        if vqvae.decoder_inputs:
             raise TypeError(
                 "vqvae is a TA-TiTok tokenizer, which decodes with text: text-to-image generation with it is "
                 "MaskGenPipeline's; TiTokPipeline takes a TiTok tokenizer"
