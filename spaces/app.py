@@ -32,10 +32,9 @@ from hf_titok.data.fashion_mnist import FASHION_MNIST_PIPELINE, to_rgb32
 from hf_titok.evaluation.metrics import psnr
 from hf_titok.families import Family, family_of_model
 from hf_titok.loaders import ModelNotFoundError, family_of, load_pipeline, load_text_encoder, load_tokenizer
-from hf_titok.models.maskgen.pipeline_maskgen import AESTHETIC_SCORE_RANGE, DEFAULT_AESTHETIC_SCORE
 from hf_titok.models.titok.image_processing_titok import TiTokImageProcessor, to_float
 from hf_titok.text_encoding import clip_text_features, tokenize_prompts
-from hf_titok.utils.sampling_settings import SamplerSetting
+from hf_titok.utils.sampling_settings import AESTHETIC_SCORE_RANGE, DEFAULT_AESTHETIC_SCORE, SamplerSetting
 from hf_titok.visualization import image_grid
 
 # Limits of what one request may ask for (a CPU Space serves everyone from 2 cores): the work a request asks for
@@ -286,7 +285,7 @@ def generate(
         generator=torch.Generator().manual_seed(seed),
         callback_on_step_end=progress_callback(progress, steps, "sampling"),
     ).images
-    name = "unconditional" if label is None else model.pipeline.id2label[label].split(",")[0]
+    name = model.pipeline.label_name(label)
     gallery = [(for_display(image), f"{name} #{i + 1}") for i, image in enumerate(images)]
     download = save_grid(
         images, f"{name}, {steps} steps, guidance {guidance_scale:g} ({guidance_schedule}), seed {seed}"

@@ -836,6 +836,45 @@ CASES = [
     ),
     (
         "loading",
+        "truncated MaskGen weights",
+        lambda r: type(r.maskgen_vq.transformer).from_pretrained(
+            _saved_damaged(r.maskgen_vq.transformer, r.root, "maskgen-truncated", lambda b: b[: len(b) // 2])
+        ),
+        ValueError,
+        r"damaged weight file .*maskgen-truncated/diffusion_pytorch_model.safetensors",
+    ),
+    (
+        "loading",
+        "NaN MaskGen weights",
+        lambda r: type(r.maskgen_kl.transformer).from_pretrained(
+            _saved_with_nan(r.maskgen_kl.transformer, r.root, "maskgen-nan", "norm_out.linear.bias")
+        ),
+        ValueError,
+        "NaN or infinite weights: norm_out.linear.bias",
+    ),
+    (
+        "loading",
+        "a MaskGen-KL transformer as a MaskGen-VQ one",
+        lambda r: type(r.maskgen_vq.transformer).from_pretrained(_saved(r.maskgen_kl.transformer, r.root, "kl")),
+        ValueError,
+        "config of a 'MaskGenKLTransformer' model, not of a MaskGenVQTransformer",
+    ),
+    (
+        "loading",
+        "a tokenizer folder as a MaskGen transformer",
+        lambda r: type(r.maskgen_vq.transformer).from_pretrained(r.root / "vq"),
+        ValueError,
+        "config of a 'titok' model, not of a MaskGenVQTransformer",
+    ),
+    (
+        "loading",
+        "a MaskGen transformer folder as a tokenizer",
+        lambda r: TiTokTokenizer.from_pretrained(_saved(r.maskgen_vq.transformer, r.root, "vq-transformer")),
+        ValueError,
+        "config of a 'MaskGenVQTransformer' model, not of a TiTokTokenizer",
+    ),
+    (
+        "loading",
         "pipeline without a component",
         lambda r: TiTokPipeline.from_pretrained(r.root / "no_transformer"),
         FileNotFoundError,
@@ -1130,6 +1169,30 @@ def _saved_without(model, root: Path, name: str, weight: str) -> Path:
     weights.pop(weight)
     save_file(weights, weights_file, metadata={"format": "pt"})
     return folder
+
+
+def _saved(model, root: Path, name: str) -> Path:
+    """`model` saved to `root/name` (once per module: the folder is reused)."""
+    folder = root / name
+    if not folder.exists():
+        model.save_pretrained(folder)
+    return folder
+
+
+def _saved_damaged(model, root: Path, name: str, damage) -> Path:
+    """`model` saved to `root/name` with its weight file's bytes passed through `damage`."""
+    (weights_file,) = _saved(model, root, name).glob("*.safetensors")
+    weights_file.write_bytes(damage(weights_file.read_bytes()))
+    return root / name
+
+
+def _saved_with_nan(model, root: Path, name: str, weight: str) -> Path:
+    """`model` saved to `root/name` with one weight's first value NaN."""
+    (weights_file,) = _saved(model, root, name).glob("*.safetensors")
+    weights = load_file(weights_file)
+    weights[weight].view(-1)[0] = math.nan
+    save_file(weights, weights_file, metadata={"format": "pt"})
+    return root / name
 
 
 def _pickle_with_code(root: Path) -> Path:

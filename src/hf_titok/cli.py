@@ -37,11 +37,10 @@ from .evaluation import (
 from .families import checkpoint_kinds, family_of_model, sampler_settings_of
 from .hub import push_folder_to_hub
 from .loaders import load_pipeline, load_text_encoder, load_tokenizer, quiet_library_progress_bars
-from .models.maskgen.pipeline_maskgen import DEFAULT_AESTHETIC_SCORE
 from .perceptual import LPIPS
 from .releases import RELEASES
 from .text_encoding import CLIP_TEXT_ENCODER, check_prompts, clip_text_features, tokenize_prompts
-from .utils.sampling_settings import add_sampler_arguments, given_settings
+from .utils.sampling_settings import DEFAULT_AESTHETIC_SCORE, add_sampler_arguments, given_settings
 from .visualization import image_grid
 
 DESCRIPTION = "TiTok 1-D image tokenizers and MaskGIT generators (hf_titok)."
@@ -114,25 +113,17 @@ def cmd_generate(args) -> None:
         labels = sorted(pipe.id2label)
     else:
         raise CommandError(f"this model has {pipe.transformer.config.num_classes} classes: choose some with --labels")
-    class_ids = pipe.get_label_ids(labels)  # validates names and ids before any work
+    class_ids = pipe.resolve_labels(labels)  # validates names and ids before any work
     requests = [class_id for class_id in class_ids for _ in range(args.num_per_label)]
     generator = torch.Generator().manual_seed(args.seed)
     settings = given_settings(args)
     images = []
     with _progress(len(requests), "generating") as bar:
         for _, batch in _batches(requests, args.batch_size):
-            batch_labels = [None if c == pipe.transformer.config.num_classes else c for c in batch]
-            images += pipe(batch_labels, generator=generator, **settings).images
+            images += pipe(batch, generator=generator, **settings).images
             bar.update(len(batch))
-    names = [
-        ("unconditional" if c == pipe.transformer.config.num_classes else pipe.id2label[c].split(",")[0])
-        for c in class_ids
-    ]
     rows = [images[i * args.num_per_label : (i + 1) * args.num_per_label] for i in range(len(class_ids))]
-    grid = image_grid(
-        rows,
-        row_labels=[f"{c}: {n}" if c != pipe.transformer.config.num_classes else n for c, n in zip(class_ids, names)],
-    )
+    grid = image_grid(rows, row_labels=[pipe.label_name(c, with_id=True) for c in class_ids])
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     grid.save(args.output)
     print(f"wrote {args.output} ({len(images)} images, seed {args.seed})")
@@ -445,9 +436,8 @@ def cmd_evaluate_generation(args) -> None:
             f"{args.model} is a {family_of_model(pipe).title}: `evaluate generation` samples images per class of a "
             "class-conditional generator (the gFID protocol)"
         )
-    num_classes = pipe.transformer.config.num_classes
-    labels = [parse_label(label) for label in args.classes] if args.classes else list(range(num_classes))
-    class_ids = [None if c == num_classes else c for c in pipe.get_label_ids(labels)]
+    labels = [parse_label(label) for label in args.classes] if args.classes else sorted(pipe.id2label)
+    class_ids = pipe.resolve_labels(labels)
     settings = given_settings(args)
     pipe.to(state.device)
     sample_shards(

@@ -28,7 +28,7 @@ def write_samples(pipe: TiTokPipeline, path: Path, samples_per_class: int, seed:
     classes = sorted(pipe.id2label)
     images = pipe(classes, num_images_per_label=samples_per_class, generator=torch.Generator().manual_seed(seed)).images
     rows = [images[i * samples_per_class : (i + 1) * samples_per_class] for i in range(len(classes))]
-    labels = [pipe.id2label[c].split(",")[0] for c in classes]
+    labels = [pipe.label_name(c) for c in classes]
     sampling = SimpleNamespace(**pipe.sampling_settings())
     title = (
         f"TiTok samples, {pipe.transformer.config.num_latent_tokens} tokens, {sampling.num_inference_steps} steps, "

@@ -267,6 +267,84 @@ def check_fast_path_model(model: nn.Module) -> None:
         raise ValueError("the fast path is for inference: call model.eval() first (quantized layers do not train)")
 
 
+def _device_and_dtype(args, kwargs) -> tuple[torch.device | None, torch.dtype | None]:
+    """The device and dtype a `Module.to(...)` call asks for (either may be None)."""
+    device, dtype = kwargs.get("device"), kwargs.get("dtype")
+    for arg in args:
+        if isinstance(arg, torch.dtype):
+            dtype = arg
+        elif isinstance(arg, torch.Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, (str, int, torch.device)):
+            device = arg
+    return (torch.device(device) if device is not None else None), dtype
+
+
+class FastPathGuardMixin:
+    """For the models that have a fast path: `from_pretrained(..., fast_path=True)` switches it on after loading,
+    and a model on it (`fast_path` True) refuses, before anything changes, what its int8/bfloat16 modules and ONNX
+    Runtime session cannot do - they exist only for float32 inference on the CPU: saving (save the exact model),
+    moving to another device or dtype, training, gradients."""
+
+    # True once `enable_fast_path()` has run: int8/bfloat16 modules, inference only.
+    fast_path: bool = False
+
+    @classmethod
+    def from_pretrained(cls, *args, fast_path: bool = False, **kwargs):
+        """The loading of the classes below, then `enable_fast_path()` with `fast_path=True`."""
+        if not isinstance(fast_path, bool):
+            raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
+        loaded = super().from_pretrained(*args, **kwargs)
+        if fast_path:
+            (loaded[0] if isinstance(loaded, tuple) else loaded).eval().enable_fast_path()
+        return loaded
+
+    def _refuse_on_fast_path(self, what: str) -> None:
+        if self.fast_path:
+            raise ValueError(
+                f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules for float32 inference "
+                f"on the CPU): {what} is not possible. Load the exact model (from_pretrained without "
+                "fast_path=True) for that"
+            )
+
+    def save_pretrained(self, *args, **kwargs):
+        if self.fast_path:
+            raise ValueError(
+                f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules), which is not saved: save "
+                "the exact model and load it with from_pretrained(..., fast_path=True)"
+            )
+        return super().save_pretrained(*args, **kwargs)
+
+    def to(self, *args, **kwargs):
+        if self.fast_path:
+            device, dtype = _device_and_dtype(args, kwargs)
+            if (device is not None and device.type != "cpu") or dtype not in (None, torch.float32):
+                self._refuse_on_fast_path(f"moving it to {device or 'cpu'} / {dtype or torch.float32}")
+        return super().to(*args, **kwargs)
+
+    def cuda(self, *args, **kwargs):
+        self._refuse_on_fast_path("moving it to a GPU")
+        return super().cuda(*args, **kwargs)
+
+    def half(self, *args, **kwargs):
+        self._refuse_on_fast_path("casting it to float16")
+        return super().half(*args, **kwargs)
+
+    def bfloat16(self, *args, **kwargs):
+        self._refuse_on_fast_path("casting it to bfloat16")
+        return super().bfloat16(*args, **kwargs)
+
+    def train(self, mode: bool = True):
+        if mode:
+            self._refuse_on_fast_path("training")
+        return super().train(mode)
+
+    def requires_grad_(self, requires_grad: bool = True):
+        if requires_grad:
+            self._refuse_on_fast_path("gradients (requires_grad_(True))")
+        return super().requires_grad_(requires_grad)
+
+
 def tokenizer_fast_path(tokenizer, bfloat16: bool | None = None):
     """The fast path of a `TiTokTokenizer`, in place (see the module docstring)."""
     if already_fast(tokenizer):
@@ -304,6 +382,7 @@ def generator_fast_path(generator):
 
 __all__ = [
     "DecoderPixels",
+    "FastPathGuardMixin",
     "Bfloat16Island",
     "OnnxRuntimeConvolutions",
     "bfloat16_speedup",

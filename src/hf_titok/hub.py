@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from .releases import MASKGEN_PAPER, PAPER, OfficialRelease, get_release
+from .utils.sampling_settings import DEFAULT_AESTHETIC_SCORE
 
 CITATION = """@inproceedings{yu2024an,
   title     = {An Image is Worth 32 Tokens for Reconstruction and Generation},
@@ -171,7 +172,7 @@ import torch
 from hf_titok import TiTokPipeline
 
 pipe = TiTokPipeline.from_pretrained("{repo_id}")
-images = pipe(class_labels=[{", ".join(repr(name.split(",")[0].strip()) for name in list(pipeline.id2label.values())[:2])}], generator=torch.Generator().manual_seed(0)).images
+images = pipe(class_labels=[{", ".join(repr(pipeline.label_name(class_id)) for class_id in sorted(pipeline.id2label)[:2])}], generator=torch.Generator().manual_seed(0)).images
 images[0].save("sample.png")
 ```
 
@@ -306,7 +307,7 @@ From the shell: `hf-titok generate --model {repo_id} --prompt "A cozy cabin in a
 Without hf_titok installed: `DiffusionPipeline.from_pretrained("{repo_id}", trust_remote_code=True)`.
 
 Default sampling: {scheduler.num_inference_steps} steps, guidance {scheduler.guidance_scale} ({scheduler.guidance_schedule}),
-temperature {scheduler.temperature}, aesthetic score 6.5.
+temperature {scheduler.temperature}, aesthetic score {DEFAULT_AESTHETIC_SCORE}.
 
 | component | parameters |
 |---|---|

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .utils.sampling_settings import (
+    DEFAULT_AESTHETIC_SCORE,
     SAMPLING_SETTINGS,
     GuidanceSchedule,
     MaskGenKLGuidanceSchedule,
@@ -339,7 +340,7 @@ class MaskGenPreset:
     temperature: float
     head_width: int | None = None  # KL: the diffusion head MLP (8 blocks)
     num_diffusion_steps: int = 100  # KL: respaced reverse-diffusion steps
-    aesthetic_score: float = 6.5  # what the releases sample with
+    aesthetic_score: float = DEFAULT_AESTHETIC_SCORE
 
     def transformer_kwargs(self) -> dict:
         tokenizer = TATITOK_PRESETS[self.tokenizer].config_kwargs()

@@ -29,7 +29,13 @@ from ..data.class_labels import imagenet_id2label
 from ..families import Family, family_of_class, family_of_kind, family_of_weights, get_family
 from ..releases import BIN_REPOS, RELEASES, OfficialRelease, get_release, release_for_repo
 from ..text_encoding import CLIP_TEXT_ENCODER
-from ..utils.loading import HUB_ARGUMENTS, fetch_config, read_json_config, register_checkpoint_reader
+from ..utils.loading import (
+    HUB_ARGUMENTS,
+    build_with_weights,
+    fetch_config,
+    read_json_config,
+    register_checkpoint_reader,
+)
 from ..utils.official_format import ConversionError, is_official_config, load_official_config, load_official_weights
 from .official import convert_checkpoint, release_official_config
 
@@ -261,9 +267,7 @@ class OfficialReader:
         if family.pipeline_class is not pipeline_class:
             raise ValueError(_wrong_class(source, checkpoint.kind, pipeline_class))
         arguments, state_dict = convert_checkpoint(family.kind, checkpoint.config, checkpoint.weights)
-        with torch.device("meta"):
-            transformer = family.model_class(**arguments)
-        transformer.load_state_dict(state_dict, strict=True, assign=True)
+        transformer = build_with_weights(lambda: family.model_class(**arguments), state_dict)
         del state_dict, checkpoint.weights
         scheduler = family.converter.scheduler(checkpoint.config)
         model_kwargs = {"dtype": dtype} if dtype is not None else {}

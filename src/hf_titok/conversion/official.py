@@ -13,6 +13,7 @@ import torch
 from ..families import FAMILIES, Family, checkpoint_kinds, family_of_kind
 from ..models.titok.image_processing_titok import TiTokImageProcessor
 from ..releases import get_release
+from ..utils.loading import build_with_weights
 from ..utils.official_format import ConversionError, convert_state_dict, load_official_config, load_official_weights
 
 
@@ -40,9 +41,7 @@ def convert_checkpoint(kind: str, official_config: Mapping | None, official_weig
 def convert_model(kind: str, official_config: Mapping | None, official_weights: Mapping[str, torch.Tensor]):
     """An official config + state dict of `kind` -> our model, in eval mode."""
     model_class, config, state_dict = _prepared(kind, official_config, official_weights)
-    with torch.device("meta" if _family(kind).converter.build_on_meta else "cpu"):
-        model = model_class(config)
-    model.load_state_dict(state_dict, strict=True, assign=True)
+    model = build_with_weights(lambda: model_class(config), state_dict, on_meta=_family(kind).converter.build_on_meta)
     return model.eval()
 
 

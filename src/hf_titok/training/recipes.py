@@ -242,7 +242,7 @@ def _sample_grids(run: RecipeRun, samples_per_class: int = 4, max_classes: int =
             classes, num_images_per_label=samples_per_class, generator=torch.Generator().manual_seed(0)
         ).images
         rows = [images[i * samples_per_class : (i + 1) * samples_per_class] for i in range(len(classes))]
-        return image_grid(rows, row_labels=[id2label[c].split(",")[0] for c in classes], title=f"step {step}")
+        return image_grid(rows, row_labels=[pipe.label_name(c) for c in classes], title=f"step {step}")
 
     return ImageGridCallback(run.args.image_log_steps, render)
 

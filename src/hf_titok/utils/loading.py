@@ -17,8 +17,6 @@ import torch
 from huggingface_hub import hf_hub_download, try_to_load_from_cache
 from safetensors import SafetensorError, safe_open
 
-from .remote_code import write_model_code
-
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 # diffusers' names for the same (the MaskGen transformers).
 DIFFUSERS_WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json")
@@ -192,19 +190,6 @@ def refuse_official_weights(cls, source, subfolder: str = "", **hub_kwargs) -> N
         )
 
 
-def _device_and_dtype(args, kwargs) -> tuple[torch.device | None, torch.dtype | None]:
-    """The device and dtype a `Module.to(...)` call asks for (either may be None)."""
-    device, dtype = kwargs.get("device"), kwargs.get("dtype")
-    for arg in args:
-        if isinstance(arg, torch.dtype):
-            dtype = arg
-        elif isinstance(arg, torch.Tensor):
-            device, dtype = arg.device, arg.dtype
-        elif isinstance(arg, (str, int, torch.device)):
-            device = arg
-    return (torch.device(device) if device is not None else None), dtype
-
-
 def refuse_missing_or_unexpected(cls, source, info: dict) -> None:
     """Raises when a loading report (transformers' or diffusers' `output_loading_info`) lists missing or
     unexpected weights: both libraries re-initialise missing ones at random, and a half-loaded tokenizer or
@@ -221,13 +206,91 @@ def refuse_missing_or_unexpected(cls, source, info: dict) -> None:
         )
 
 
+def refuse_non_finite(source, model: torch.nn.Module) -> None:
+    """Raises when a loaded model holds NaN or infinite weights, naming them (a checkpoint saved after a diverged
+    step loads without complaint and samples garbage)."""
+    not_finite = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all())
+    ]
+    if not_finite:
+        shown = ", ".join(not_finite[:10]) + (f", ... ({len(not_finite)} in all)" if len(not_finite) > 10 else "")
+        raise ValueError(f"the checkpoint at {source} has NaN or infinite weights: {shown}")
+
+
+def explain_failed_load(cls, source, subfolder: str = "", **hub_kwargs) -> None:
+    """Once the library's loading has raised: raises the error that names the cause when it is a damaged weight
+    file or official weights beside this package's config; returns otherwise (the library's error stands)."""
+    if source is None:
+        return
+    problems = damaged_weight_files(source, subfolder, **hub_kwargs)
+    if problems:
+        raise ValueError(
+            f"cannot load {cls.__name__} from {source}: damaged weight file {'; '.join(problems)}. "
+            "Download or save it again."
+        )
+    refuse_official_weights(cls, source, subfolder, **hub_kwargs)
+
+
+def check_loaded(cls, source, model, info: dict, report_wanted: bool, strict: bool, subfolder="", **hub_kwargs):
+    """What the library's loading let through: missing or unexpected weights (unless `strict=False`, or the caller
+    asked for the loading report to act on it), and NaN or infinite weights."""
+    if strict and not report_wanted and (info.get("missing_keys") or info.get("unexpected_keys")):
+        refuse_official_weights(cls, source, subfolder, **hub_kwargs)
+        refuse_missing_or_unexpected(cls, source, info)
+    refuse_non_finite(source, model)
+
+
+def build_with_weights(build, state_dict, on_meta: bool = True) -> torch.nn.Module:
+    """The one way converted weights become a model: `build()` on the meta device (no memory, no random
+    initialisation), then the tensors assigned as they are, every key checked. `on_meta=False` builds for real,
+    for a model with computed non-persistent buffers (which a meta build would leave without values)."""
+    with torch.device("meta" if on_meta else "cpu"):
+        model = build()
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    return model
+
+
+def _refuse_other_model_type(cls, config_file: Path | None, config) -> None:
+    """The config of a folder `cls` loads names `cls`'s model type: transformers' `model_type` for the
+    package's transformers models, diffusers' `_class_name` (the class or one of its bases) for its diffusers
+    models. A config of the other library's format is refused the same way."""
+    if not isinstance(config, dict):
+        return
+    expected = getattr(getattr(cls, "config_class", None), "model_type", None)
+    if expected is not None:
+        found = config.get("model_type") or config.get("_class_name")
+        if found is not None and found != expected:
+            raise ValueError(
+                f"{config_file} is the config of a {found!r} model, not of a {cls.__name__} ({expected!r}); "
+                "load it with the class of its model type"
+            )
+        return
+    found = config.get("_class_name") or config.get("model_type")
+    classes = {base.__name__ for base in cls.__mro__}
+    package_classes = {sub.__name__ for sub in _all_subclasses(OfficialFormatMixin)}
+    if found is not None and found not in classes and (found in package_classes or "model_type" in config):
+        raise ValueError(
+            f"{config_file} is the config of a {found!r} model, not of a {cls.__name__}; load it with its own class"
+        )
+
+
+def _all_subclasses(cls: type) -> set[type]:
+    found = set()
+    for sub in cls.__subclasses__():
+        found |= {sub} | _all_subclasses(sub)
+    return found
+
+
 class OfficialFormatMixin:
     """For the package's diffusers models (MaskGen): `from_pretrained` of a folder or repo in the official format
     (or `release=` of a `.bin` repo) goes through the registered checkpoint reader - converted in memory with the
-    converter's strict key checks - and everything else through diffusers' own loading, made strict: missing or
-    unexpected weights raise (diffusers only warns) unless `strict=False`, or `output_loading_info=True` (the
-    caller asked for the report, and gets it to act on). `dtype=` (or diffusers' `torch_dtype=`) applies to
-    both."""
+    converter's strict key checks - and everything else through diffusers' own loading, with the checks of
+    `StrictLoadingMixin`: missing or unexpected weights raise (diffusers only warns) unless `strict=False`, or
+    `output_loading_info=True` (the caller asked for the report, and gets it to act on); a config of another model,
+    a damaged weight file and NaN or infinite weights raise, naming them. `dtype=` (or diffusers' `torch_dtype=`)
+    applies to both ways."""
 
     @classmethod
     def from_pretrained(
@@ -238,23 +301,27 @@ class OfficialFormatMixin:
         hub_kwargs = hub_arguments(kwargs)
         config_file = fetch_config(source, **hub_kwargs)
         config = read_json_config(config_file) if config_file is not None else None
+        _refuse_other_model_type(cls, config_file, config)
         ours = isinstance(config, dict) and "_class_name" in config
+        subfolder = hub_kwargs.get("subfolder") or ""
+        file_kwargs = {key: value for key, value in hub_kwargs.items() if key != "subfolder"}
         dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)
         if ours or (release is None and config is None):
             if not ours:
                 refuse_bin_folder_without_release(cls, source)
-            wants_info = kwargs.pop("output_loading_info", False)
+            report_wanted = kwargs.pop("output_loading_info", False)
             try:
                 model, info = super().from_pretrained(
                     source, *args, output_loading_info=True, **kwargs, **({"torch_dtype": dtype} if dtype else {})
                 )
-            except (OSError, RuntimeError, ValueError):
-                refuse_official_weights(cls, source, **hub_kwargs)
+            except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+                try:
+                    explain_failed_load(cls, source, subfolder, **file_kwargs)
+                except ValueError as explained:
+                    raise explained from error
                 raise
-            if strict and not wants_info and (info.get("missing_keys") or info.get("unexpected_keys")):
-                refuse_official_weights(cls, source, **hub_kwargs)
-                refuse_missing_or_unexpected(cls, source, info)
-            return (model, info) if wants_info else model
+            check_loaded(cls, source, model, info, report_wanted, strict, subfolder, **file_kwargs)
+            return (model, info) if report_wanted else model
         if _checkpoint_reader is None:
             raise ValueError(
                 f"{source} is not a checkpoint of this package's format (it may be an official release): converting "
@@ -264,9 +331,7 @@ class OfficialFormatMixin:
         if converted is None:
             return super().from_pretrained(source, *args, **kwargs)
         arguments, state_dict = converted
-        with torch.device("meta"):
-            model = cls(**arguments)
-        model.load_state_dict(state_dict, strict=True, assign=True)
+        model = build_with_weights(lambda: cls(**arguments), state_dict)
         return (model.to(dtype) if dtype is not None else model).eval()
 
 
@@ -288,98 +353,18 @@ class StrictLoadingMixin:
     doubled in memory on a GPU. `dtype=torch.float32` / `torch.bfloat16` / ... casts on load.
     """
 
-    # True once `enable_fast_path()` has run (hf_titok.fast_path): int8/bfloat16 modules, inference only.
-    fast_path: bool = False
-
-    def save_pretrained(
-        self,
-        save_directory,
-        *args,
-        is_main_process: bool = True,
-        variant: str | None = None,
-        max_shard_size: int | str = "50GB",
-        **kwargs,
-    ):
-        """transformers' `save_pretrained`, and the model's code with an `auto_map`, so the folder also loads
-        without hf_titok (`AutoModel.from_pretrained(folder, trust_remote_code=True)`; `hf_titok.utils.remote_code`).
-        (`variant` and `max_shard_size` are named so that diffusers' pipeline saving passes them on.)"""
-        kwargs.update(variant=variant, max_shard_size=max_shard_size)
-        if self.fast_path:
-            raise ValueError(
-                f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules), which is not saved: save "
-                "the exact model and load it with from_pretrained(..., fast_path=True)"
-            )
-        push_to_hub = kwargs.pop("push_to_hub", False)
-        repo_id = kwargs.pop("repo_id", None)
-        result = super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
-        if is_main_process:
-            write_model_code(save_directory, type(self), type(self.config))
-            if push_to_hub:  # pushed after the code is written (push_to_hub saves again, code included)
-                self.push_to_hub(repo_id or Path(save_directory).name)
-        return result
-
-    # What a model on the CPU fast path refuses, before anything changes: its int8/bfloat16 modules and ONNX
-    # Runtime session exist only for float32 inference on the CPU.
-    def _refuse_on_fast_path(self, what: str) -> None:
-        if self.fast_path:
-            raise ValueError(
-                f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules for float32 inference "
-                f"on the CPU): {what} is not possible. Load the exact model (from_pretrained without "
-                "fast_path=True) for that"
-            )
-
-    def to(self, *args, **kwargs):
-        if self.fast_path:
-            device, dtype = _device_and_dtype(args, kwargs)
-            if (device is not None and device.type != "cpu") or dtype not in (None, torch.float32):
-                self._refuse_on_fast_path(f"moving it to {device or 'cpu'} / {dtype or torch.float32}")
-        return super().to(*args, **kwargs)
-
-    def cuda(self, *args, **kwargs):
-        self._refuse_on_fast_path("moving it to a GPU")
-        return super().cuda(*args, **kwargs)
-
-    def half(self, *args, **kwargs):
-        self._refuse_on_fast_path("casting it to float16")
-        return super().half(*args, **kwargs)
-
-    def bfloat16(self, *args, **kwargs):
-        self._refuse_on_fast_path("casting it to bfloat16")
-        return super().bfloat16(*args, **kwargs)
-
-    def train(self, mode: bool = True):
-        if mode:
-            self._refuse_on_fast_path("training")
-        return super().train(mode)
-
-    def requires_grad_(self, requires_grad: bool = True):
-        if requires_grad:
-            self._refuse_on_fast_path("gradients (requires_grad_(True))")
-        return super().requires_grad_(requires_grad)
-
     @classmethod
-    def from_pretrained(
-        cls,
-        pretrained_model_name_or_path,
-        *model_args,
-        strict: bool = True,
-        fast_path: bool = False,
-        release: str | None = None,
-        **kwargs,
-    ):
-        """transformers' `from_pretrained`, strict (see the class docstring); `fast_path=True` then switches on the
-        CPU fast path (`enable_fast_path`, `hf_titok.fast_path`).
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True, release=None, **kwargs):
+        """transformers' `from_pretrained`, strict (see the class docstring).
 
         Official TiTok checkpoints load directly, converted in memory by the registered checkpoint reader: a
         `yucornetto/*` release id or a folder in that format, or `fun-research/TiTok` with `release=` (the
         release name, e.g. `"titok_l32"`)."""
-        if not isinstance(fast_path, bool):
-            raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
         source = pretrained_model_name_or_path
         refuse_missing_folder(source)
         hub_kwargs = {key: kwargs.get(key) for key in ("cache_dir", "revision") if kwargs.get(key) is not None}
         subfolder = kwargs.get("subfolder") or ""
-        output_loading_info = kwargs.pop("output_loading_info", False)
+        report_wanted = kwargs.pop("output_loading_info", False)
         if source is not None and kwargs.get("config") is None and kwargs.get("state_dict") is None:
             converted = cls._read_other_format(source, release, kwargs)
             if converted is not None:
@@ -394,29 +379,14 @@ class StrictLoadingMixin:
         try:
             model, info = super().from_pretrained(source, *model_args, output_loading_info=True, **kwargs)
         except (SafetensorError, OSError, RuntimeError) as error:
-            problems = damaged_weight_files(source, subfolder, **hub_kwargs) if source is not None else []
-            if problems:
-                raise ValueError(
-                    f"cannot load {cls.__name__} from {source}: damaged weight file {'; '.join(problems)}. "
-                    "Download or save it again."
-                ) from error
-            refuse_official_weights(cls, source, subfolder, **hub_kwargs)
+            try:
+                explain_failed_load(cls, source, subfolder, **hub_kwargs)
+            except ValueError as explained:
+                raise explained from error
             raise
         source = pretrained_model_name_or_path
-        if strict and not output_loading_info and (info.get("missing_keys") or info.get("unexpected_keys")):
-            refuse_official_weights(cls, source, subfolder, **hub_kwargs)
-            refuse_missing_or_unexpected(cls, source, info)
-        not_finite = [
-            name
-            for name, tensor in model.state_dict().items()
-            if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all())
-        ]
-        if not_finite:
-            shown = ", ".join(not_finite[:10]) + (f", ... ({len(not_finite)} in all)" if len(not_finite) > 10 else "")
-            raise ValueError(f"the checkpoint at {source} has NaN or infinite weights: {shown}")
-        if fast_path:
-            model.eval().enable_fast_path()
-        return (model, info) if output_loading_info else model
+        check_loaded(cls, source, model, info, report_wanted, strict, subfolder, **hub_kwargs)
+        return (model, info) if report_wanted else model
 
     @classmethod
     def _read_other_format(cls, source, release: str | None, kwargs: dict) -> tuple | None:
@@ -425,9 +395,9 @@ class StrictLoadingMixin:
         hub_kwargs = hub_arguments(kwargs)
         config_file = fetch_config(source, **hub_kwargs)
         config = read_json_config(config_file) if config_file is not None else None
+        _refuse_other_model_type(cls, config_file, config)
         ours = isinstance(config, dict) and "model_type" in config
         if ours and release is None:
-            cls._check_model_type(config_file, config)
             return None
         if config is None and release is None:
             refuse_bin_folder_without_release(cls, source)
@@ -440,13 +410,3 @@ class StrictLoadingMixin:
                 )
             return None
         return _checkpoint_reader.read_model(cls, source, release=release, config=config, **hub_kwargs)
-
-    @classmethod
-    def _check_model_type(cls, config_file: Path, config) -> None:
-        expected = cls.config_class.model_type
-        found = config.get("model_type") if isinstance(config, dict) else None
-        if found != expected:
-            raise ValueError(
-                f"{config_file} is the config of a {found!r} model, not of a {cls.__name__} ({expected!r}); "
-                "load it with the class of its model type"
-            )

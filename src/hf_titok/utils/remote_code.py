@@ -20,6 +20,8 @@ import json
 import re
 from pathlib import Path
 
+from transformers import PreTrainedModel
+
 # The package root: this module sits in its `utils` folder. (A copy in a saved folder is flat: its root is the
 # folder itself.)
 _IN_UTILS = __name__.rpartition(".")[0].endswith(".utils")
@@ -170,14 +172,17 @@ def write_pipeline_code(folder: str | Path, pipeline_class: type, components: di
 
 
 class SavesCodeMixin:
-    """For the package's diffusers classes (models and schedulers): diffusers' `save_pretrained`, then the class's
-    code beside the config (`write_code`), so the folder loads as a custom component of a pipeline saved without
-    hf_titok; a push to the Hub happens after the code is written."""
+    """For the package's classes (transformers models, diffusers models and schedulers): the library's
+    `save_pretrained`, then the class's code beside the config (`write_code`; for a transformers model also the
+    config's `auto_map`, `write_model_code`), so the folder loads without hf_titok (`AutoModel.from_pretrained(
+    folder, trust_remote_code=True)`, or as a custom component of a pipeline); a push to the Hub happens after the
+    code is written."""
 
     def save_pretrained(
         self,
         save_directory,
         *args,
+        is_main_process: bool = True,
         push_to_hub: bool = False,
         safe_serialization: bool | None = None,
         variant: str | None = None,
@@ -185,15 +190,23 @@ class SavesCodeMixin:
         **kwargs,
     ):
         # `safe_serialization`, `variant` and `max_shard_size` are named because diffusers' pipeline saving passes a
-        # component only the arguments its save_pretrained's signature names; given ones go on (schedulers have none).
+        # component only the arguments its save_pretrained's signature names (so this class comes first in the
+        # bases); given ones go on (schedulers take none; transformers 5 always writes safetensors and names no
+        # `safe_serialization`).
         named = dict(safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size)
+        if isinstance(self, PreTrainedModel):
+            named.pop("safe_serialization")
         kwargs.update({key: value for key, value in named.items() if value is not None})
         repo_id = kwargs.pop("repo_id", None)
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if carries_code(type(self)):
-            write_code(save_directory, type(self))
-        if push_to_hub:
-            self.push_to_hub(repo_id or Path(save_directory).name)
+        result = super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
+        if is_main_process:
+            if isinstance(self, PreTrainedModel):
+                write_model_code(save_directory, type(self), type(self.config))
+            elif carries_code(type(self)):
+                write_code(save_directory, type(self))
+            if push_to_hub:
+                self.push_to_hub(repo_id or Path(save_directory).name)
+        return result
 
 
 def installed_entries(index: dict, package) -> dict:

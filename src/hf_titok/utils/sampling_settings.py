@@ -35,6 +35,11 @@ MAX_GUIDANCE_SCALE = 100.0
 MAX_TEMPERATURE = 100.0
 MAX_GUIDANCE_SCALE_POW = 100.0
 
+# MaskGen's aesthetic-score condition: LAION aesthetic scores (what the models were trained on) lie in [0, 10];
+# the releases sample at 6.5 (the pipelines' default, the release table's and the model cards').
+AESTHETIC_SCORE_RANGE = (0.0, 10.0)
+DEFAULT_AESTHETIC_SCORE = 6.5
+
 
 @dataclass(frozen=True)
 class SamplerSetting:

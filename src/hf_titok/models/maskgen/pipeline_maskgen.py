@@ -15,6 +15,7 @@ from diffusers.utils import replace_example_docstring
 from ...text_encoding import check_prompts, clip_text_features, tokenize_prompts
 from ...utils.input_checks import check_text_embeddings, trusted_values
 from ...utils.pipeline_utils import DEFAULT, PipelineBase
+from ...utils.sampling_settings import AESTHETIC_SCORE_RANGE, DEFAULT_AESTHETIC_SCORE
 from ...utils.torch_utils import GeneratorType, check_generator, random_orders
 from ..tatitok.modeling_tatitok import TATiTokTokenizer
 from ..titok.image_processing_titok import TiTokImageProcessor
@@ -36,9 +37,6 @@ EXAMPLE_DOC_STRING = """
 
 # The call's arguments that are sampler settings (each sampler checks the ones it takes).
 SAMPLER_ARGUMENTS = ("num_inference_steps", "guidance_scale", "guidance_schedule", "guidance_scale_pow", "temperature")
-# LAION aesthetic scores (what the models were trained on) lie in [0, 10]; the releases sample at 6.5.
-AESTHETIC_SCORE_RANGE = (0.0, 10.0)
-DEFAULT_AESTHETIC_SCORE = 6.5
 MAX_IMAGES_PER_PROMPT = 1024
 
 
@@ -514,7 +512,7 @@ class MaskGenPipeline(PipelineBase):
                 `cosine`/`flippedcosine`/`linear`/`none` for VQ, `linear`/`constant` for KL; `guidance_scale_pow`
                 is VQ only); `None` takes the scheduler config's.
             aesthetic_score: the LAION aesthetic score the images are conditioned on, in [0, 10] (one, or one
-                per prompt); 6.5 as the releases sample.
+                per prompt); by default the score the releases sample with (`DEFAULT_AESTHETIC_SCORE`).
             generator: a `torch.Generator` (or one per image) for reproducible samples; `None`: torch's global
                 RNG. MaskGen-VQ draws exactly what the official sampler draws (a generator seeded like
                 `torch.manual_seed` reproduces it); MaskGen-KL draws its token orders from it too (the official

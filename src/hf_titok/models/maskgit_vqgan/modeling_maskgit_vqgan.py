@@ -18,9 +18,10 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ...fast_path import vqgan_fast_path
+from ...fast_path import FastPathGuardMixin, vqgan_fast_path
 from ...utils.input_checks import check_pixel_values, check_token_ids
 from ...utils.loading import StrictLoadingMixin
+from ...utils.remote_code import SavesCodeMixin
 from .configuration_maskgit_vqgan import MaskGITVQGANConfig
 
 
@@ -262,7 +263,7 @@ def joined_outputs(first: tuple | None, second: tuple | None) -> tuple | None:
     return (first or ()) + (second or ())
 
 
-class MaskGITVQGANPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
+class MaskGITVQGANPreTrainedModel(SavesCodeMixin, FastPathGuardMixin, StrictLoadingMixin, PreTrainedModel):
     config: MaskGITVQGANConfig
     config_class = MaskGITVQGANConfig
     base_model_prefix = "maskgit_vqgan"

@@ -23,9 +23,10 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from ...fast_path import tokenizer_fast_path
+from ...fast_path import FastPathGuardMixin, tokenizer_fast_path
 from ...utils.input_checks import check_latents, check_pixel_values, check_token_ids
 from ...utils.loading import StrictLoadingMixin
+from ...utils.remote_code import SavesCodeMixin
 from ...utils.torch_utils import GeneratorType, check_generator, randn_tensor
 from ...utils.vit import LayerStackOutput, TiTokLayer, init_dense_and_norm, run_layers
 from ..maskgit_vqgan.modeling_maskgit_vqgan import (
@@ -338,7 +339,7 @@ class TiTokOutput(TiTokTokens, TiTokReconstructionOutput):
 # --------------------------------------------------------------------------------------------------
 
 
-class TiTokPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
+class TiTokPreTrainedModel(SavesCodeMixin, FastPathGuardMixin, StrictLoadingMixin, PreTrainedModel):
     config: TiTokConfig
     config_class = TiTokConfig
     base_model_prefix = "titok"

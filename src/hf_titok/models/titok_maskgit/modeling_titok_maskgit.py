@@ -18,9 +18,10 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
-from ...fast_path import generator_fast_path
+from ...fast_path import FastPathGuardMixin, generator_fast_path
 from ...utils.input_checks import check_class_labels, check_token_ids
 from ...utils.loading import StrictLoadingMixin
+from ...utils.remote_code import SavesCodeMixin
 from ...utils.vit import (
     LayerStackOutput,
     TiTokAttention,
@@ -187,7 +188,7 @@ class TiTokMaskGITOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
-class TiTokMaskGITPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
+class TiTokMaskGITPreTrainedModel(SavesCodeMixin, FastPathGuardMixin, StrictLoadingMixin, PreTrainedModel):
     config: TiTokMaskGITConfig
     config_class = TiTokMaskGITConfig
     base_model_prefix = "maskgit"

@@ -180,15 +180,15 @@ class TiTokPipeline(PipelineBase):
             pipeline_card(self, repo_id).save(Path(folder) / "README.md")
             return push_folder_to_hub(folder, repo_id, private=private, token=token, commit_message=commit_message)
 
-    def get_label_ids(self, labels) -> list[int]:
+    def resolve_labels(self, labels) -> list[int | None]:
         """Class ids for labels given as ids, class names (any comma-separated synonym, case-insensitive) or
-        `None` (unconditional): one label, or any (nested) list, tuple, NumPy array or integer tensor of them.
-        Unknown names raise a `ValueError` listing close matches."""
+        `None` (unconditional, kept as `None`): one label, or any (nested) list, tuple, NumPy array or integer
+        tensor of them. Unknown names raise a `ValueError` listing close matches; nothing is sampled before."""
         num_classes = self.transformer.config.num_classes
         ids = []
         for label in _flatten_labels(labels):
             if label is None:
-                ids.append(num_classes)  # the null class: unconditional sample
+                ids.append(None)
             elif isinstance(label, str):
                 ids.append(self._label_id(label))
             elif isinstance(label, (int, np.integer)) and not isinstance(label, (bool, np.bool_)):
@@ -204,6 +204,21 @@ class TiTokPipeline(PipelineBase):
         if not ids:
             raise ValueError("class_labels is empty: give at least one class id or name")
         return ids
+
+    def get_label_ids(self, labels) -> list[int]:
+        """The generator's class ids for `labels` (as `resolve_labels`): unconditional is the null class, the id
+        `num_classes` past the last class, which the generator was trained to sample without a class."""
+        null_class = self.transformer.config.num_classes
+        return [null_class if class_id is None else class_id for class_id in self.resolve_labels(labels)]
+
+    def label_name(self, label, with_id: bool = False) -> str:
+        """A label's display name: its class's first name in `id2label` ("tiger" of "tiger, Panthera tigris"),
+        "unconditional" for `None`; `with_id=True` prefixes the class id ("292: tiger")."""
+        (class_id,) = self.resolve_labels([label])
+        if class_id is None:
+            return "unconditional"
+        name = self.id2label[class_id].split(",")[0].strip()
+        return f"{class_id}: {name}" if with_id else name
 
     def _label_id(self, name: str) -> int:
         key = name.strip().lower()
