@@ -227,15 +227,11 @@ class OfficialReader:
                 f"{config['model_type']!r} model alone)"
             )
         family = family_of_class(pipeline_class)
-        tokenizer_class = get_family(family.tokenizer_family).model_class
         transformer = family.model_class.from_pretrained(
             source, release=known.name if from_bins else release, **hub_kwargs, **kwargs
         )
         official = load_official_config(config_file) if config_file is not None else release_official_config(known.name)
-        if vqvae is None:
-            vqvae = self._tokenizer_of(source, known, tokenizer_class, hub_kwargs, kwargs)
-        elif not isinstance(vqvae, tokenizer_class):
-            vqvae = tokenizer_class.from_pretrained(vqvae, **_without_revision(hub_kwargs), **kwargs)
+        vqvae = self._tokenizer_of(source, known, family, vqvae, hub_kwargs, kwargs)
         num_classes = transformer.config.num_classes
         id2label = imagenet_id2label() if num_classes == 1000 else None  # every official generator is ImageNet's
         return pipeline_class(
@@ -271,23 +267,7 @@ class OfficialReader:
         del state_dict, checkpoint.weights
         scheduler = family.converter.scheduler(checkpoint.config)
         model_kwargs = {"dtype": dtype} if dtype is not None else {}
-        tokenizer_class = get_family(family.tokenizer_family).model_class
-        if vqvae is None:
-            if known is None or known.tokenizer is None:
-                raise ValueError(
-                    f"{source} is an official {family.title} checkpoint that is not one of the releases, so its "
-                    f"tokenizer is unknown: pass vqvae= (a {tokenizer_class.__name__}, or the folder or repo of its "
-                    "tokenizer)"
-                )
-            tokenizer_release = get_release(known.tokenizer)
-            vqvae = tokenizer_class.from_pretrained(
-                tokenizer_release.bin_repo if from_bins else tokenizer_release.repo_id,
-                release=tokenizer_release.name if from_bins else None,
-                **_without_revision(hub_kwargs),
-                **model_kwargs,
-            )
-        elif not isinstance(vqvae, tokenizer_class):
-            vqvae = tokenizer_class.from_pretrained(vqvae, **_without_revision(hub_kwargs), **model_kwargs)
+        vqvae = self._tokenizer_of(source, known, family, vqvae, hub_kwargs, model_kwargs)
         text_source = (
             CLIP_TEXT_ENCODER if text_encoder is None or isinstance(text_encoder, torch.nn.Module) else text_encoder
         )
@@ -338,12 +318,19 @@ class OfficialReader:
         return detect_kind(names)
 
     @staticmethod
-    def _tokenizer_of(source, known: OfficialRelease | None, tokenizer_class, hub_kwargs: dict, kwargs: dict):
+    def _tokenizer_of(source, known: OfficialRelease | None, family: Family, vqvae, hub_kwargs: dict, kwargs: dict):
+        """The tokenizer a generator's pipeline decodes with: `vqvae=` as given (a model, or a folder or repo of
+        one), else its release's tokenizer from the release table."""
+        tokenizer_class = get_family(family.tokenizer_family).model_class
+        if isinstance(vqvae, tokenizer_class):
+            return vqvae
+        if vqvae is not None:
+            return tokenizer_class.from_pretrained(vqvae, **_without_revision(hub_kwargs), **kwargs)
         if known is None or known.tokenizer is None:
             raise ValueError(
-                f"{source} is an official generator checkpoint that is not one of the releases, so its tokenizer is "
-                f"unknown: pass vqvae= (a {tokenizer_class.__name__}, or the folder or repo of the tokenizer it was "
-                "trained on)"
+                f"{source} is an official {family.title} checkpoint that is not one of the releases, so its "
+                f"tokenizer is unknown: pass vqvae= (a {tokenizer_class.__name__}, or the folder or repo of the "
+                "tokenizer it was trained on)"
             )
         tokenizer = get_release(known.tokenizer)
         from_bins = str(source) in BIN_REPOS

@@ -11,7 +11,6 @@ from transformers import PreTrainedModel  # noqa: F401 - diffusers looks a compo
 from transformers import initialization as init
 
 from ...utils.input_checks import check_text_embeddings
-from ...utils.torch_utils import GeneratorType
 from ..titok.modeling_titok import TiTokDecoder, TiTokTokenizer
 from .configuration_tatitok import TATiTokConfig
 
@@ -102,30 +101,6 @@ class TATiTokTokenizer(TiTokTokenizer):
     ) -> torch.Tensor | DecoderOutput:
         """Continuous latents `[B, N, C]` (quantized for VQ) and text embeddings -> pixels `[B, 3, H, W]`."""
         return self._decode_latents(latents, {"text_embeddings": text_embeddings}, batch_size, return_dict)
-
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        sample_posterior: bool | None = None,
-        generator: GeneratorType = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-        text_embeddings: torch.Tensor | None = None,
-    ):
-        """[`TiTokTokenizer.forward`] with the text the decoder attends to (`text_embeddings` `[B, L,
-        text_hidden_size]`, required)."""
-        return super().forward(
-            pixel_values,
-            labels,
-            sample_posterior,
-            generator,
-            output_hidden_states,
-            output_attentions,
-            return_dict,
-            text_embeddings=text_embeddings,
-        )
 
     def enable_fast_path(self, bfloat16: bool | None = None) -> TATiTokTokenizer:
         raise NotImplementedError(
