@@ -137,6 +137,17 @@ class TestClassLabels:
         assert self.pipe.get_label_ids(["Panthera Tigris", " GOLDFISH ", 0, np.int64(5), None]) == [292, 1, 0, 5, 1000]
         assert self.pipe.id2label[292] == "tiger, Panthera tigris" and len(imagenet_id2label()) == 1000
 
+    def test_unconditional_is_none_for_callers_and_the_null_class_for_the_generator(self):
+        assert self.pipe.resolve_labels(["Panthera Tigris", None, np.int64(5)]) == [292, None, 5]
+        assert self.pipe.get_label_ids([None]) == [self.pipe.transformer.config.num_classes]
+
+    def test_display_names(self):
+        assert self.pipe.label_name("Panthera tigris") == "tiger" and self.pipe.label_name(292) == "tiger"
+        assert self.pipe.label_name(1, with_id=True) == "1: goldfish"
+        assert self.pipe.label_name(None) == self.pipe.label_name(None, with_id=True) == "unconditional"
+        with pytest.raises(ValueError, match="class id 1000 is out of range"):
+            self.pipe.label_name(1000)  # the null class is `None` to callers, never its id
+
     def test_unknown_name_lists_close_matches(self):
         with pytest.raises(ValueError, match=r"unknown class name 'tigr'; close matches: 'tiger'"):
             self.pipe.get_label_ids("tigr")
