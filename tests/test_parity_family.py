@@ -349,3 +349,103 @@ def test_maskgen_kl_seeded_run_with_the_recorded_orders(family):
     assert_close_to_max(official_tokens(tokens), io["gen_seeded_tokens"])
     pixels = pipe.vqvae.decode(ours(io["gen_seeded_tokens"]), text_embeddings=text)
     torch.testing.assert_close(pixels, io["gen_seeded_pixels"], atol=PIXEL_ATOL, rtol=RTOL)
+
+
+# --------------------------------------------------------------------------------------------------
+# Training: the masking and losses of the official training forwards
+# --------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def test_maskgen_vq_training_masking_and_mlm_loss(family):
+    """MaskGen-VQ's training forward masks as TiTok's MaskGIT does (same draws, in the same order) and its MLM loss
+    (label smoothing 0.1, unmasked positions weighted 0.1) is the official one."""
+    from hf_titok.models.titok_maskgit.modeling_titok_maskgit import mask_tokens, masked_token_loss
+
+    io, model = family.io("maskgen_vq"), family.model("maskgen_vq")
+    torch.manual_seed(family.settings["train_seed"])
+    masked, mask = mask_tokens(io["train_targets"], model.mask_token_id)
+    assert torch.equal(masked, io["train_masked_ids"]) and torch.equal(mask, io["train_mask"])
+    logits = model(masked, io["condition"], io["condition_pooled"][:, 0], io["aesthetic_score"]).logits
+    torch.testing.assert_close(logits, io["train_logits"], atol=ATOL, rtol=RTOL)
+    loss, accuracy = masked_token_loss(logits, io["train_targets"], mask, label_smoothing=0.1, unmasked_weight=0.1)
+    torch.testing.assert_close(loss.reshape(1), io["mlm_loss"], atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(accuracy.reshape(1), io["mlm_correct_tokens"], atol=ATOL, rtol=RTOL)
+
+
+@torch.no_grad()
+def test_maskgen_kl_training_targets_and_masking(family):
+    """MaskGen-KL's training input: the TA-TiTok posterior moments `[B, 2C*N]` sampled and scaled (the same draw
+    after the same seed), the batch's one timestep masking the first ceil(N arccos(t) / (pi/2)) positions of each
+    order, and the rows the diffusion loss sees (tiled `diffusion_batch_mul` times)."""
+    from hf_titok.models.maskgen.modeling_maskgen import mask_in_random_order
+
+    io, model = family.io("maskgen_kl"), family.model("maskgen_kl")
+    batch, channels = io["train_tokens"].shape[0], model.config.token_channels
+    moments = io["train_tokens"].reshape(batch, 2 * channels, 1, -1)
+    mean, log_variance = ours(moments[:, :channels]), ours(moments[:, channels:].clamp(-30.0, 20.0))
+    torch.manual_seed(family.settings["forward_seed"])
+    noise = ours(torch.randn(official_tokens(mean).shape))
+    sample = (mean + torch.exp(0.5 * log_variance) * noise) * model.config.scale_factor
+    torch.testing.assert_close(sample, io["x_tokens"], atol=ATOL, rtol=RTOL)
+    assert torch.equal(torch.rand(1), io["mask_timestep"])  # the next torch draw (the orders are numpy's)
+    mask = mask_in_random_order(io["orders"], io["mask_timestep"])
+    assert torch.equal(mask, io["mask"]) and mask.sum(dim=1).min() >= 1
+    repeats = io["diff_target"].shape[0] // io["x_tokens"][..., 0].numel()
+    assert torch.equal(io["x_tokens"].reshape(-1, channels).repeat(repeats, 1), io["diff_target"])
+    assert torch.equal(io["mask"].reshape(-1).repeat(repeats), io["diff_mask"])
+
+
+@torch.no_grad()
+def test_maskgen_kl_diffusion_loss_terms(family):
+    """The diffusion loss of the head (the official `DiffLoss`, which the released training forward never reaches:
+    issue #117): x_t, the epsilon MSE, the variational bound in bits, their masked mean; and, drawn after the
+    official seed, `DiffLoss.forward` itself (randint timesteps, then the noise)."""
+    from hf_titok.models.maskgen.diffusion_maskgen import GaussianDiffusion, cosine_betas, masked_diffusion_loss
+
+    io, head = family.io("maskgen_kl"), family.model("maskgen_kl").diffusion_head
+    diffusion = GaussianDiffusion(cosine_betas(len(io["train_betas"])))
+    x_t = diffusion.add_noise(io["diff_target"], io["diff_noise"], io["diff_t"])
+    torch.testing.assert_close(x_t, io["diff_x_t"], atol=ATOL, rtol=RTOL)
+    losses = diffusion.training_losses(io["diff_model_output"], io["diff_target"], x_t, io["diff_t"], io["diff_noise"])
+    torch.testing.assert_close(losses["mse"], io["diff_mse"], atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(losses["vb"], io["diff_vb"], atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(losses["loss"], io["diff_loss_terms"], atol=ATOL, rtol=RTOL)
+    masked_mean = (losses["loss"] * io["diff_mask"]).sum() / io["diff_mask"].sum()
+    torch.testing.assert_close(masked_mean.reshape(1), io["diff_loss"], atol=ATOL, rtol=RTOL)
+    torch.manual_seed(family.settings["diffloss_seed"])
+    loss = masked_diffusion_loss(head, diffusion, io["diff_target"], io["diff_z"], io["diff_mask"], repeats=1)
+    torch.testing.assert_close(loss.reshape(1), io["diffloss_forward_loss"], atol=ATOL, rtol=RTOL)
+
+
+def test_the_diffusion_bound_trains_the_variance_and_the_mse_the_mean():
+    """Gradients: the MSE reaches the epsilon channels only, the bound the variance channels only (the mean
+    prediction is frozen in it, as in IDDPM's hybrid loss)."""
+    from hf_titok.models.maskgen.diffusion_maskgen import GaussianDiffusion, cosine_betas
+
+    diffusion = GaussianDiffusion(cosine_betas(1000))
+    generator = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(6, 4, generator=generator), torch.randn(6, 4, generator=generator)
+    timesteps = torch.tensor([0, 1, 10, 500, 998, 999])
+    x_t = diffusion.add_noise(x0, noise, timesteps)
+    output = torch.randn(6, 8, generator=generator).clamp(-1, 1).requires_grad_()
+    losses = diffusion.training_losses(output, x0, x_t, timesteps, noise)
+    (mse_grad,) = torch.autograd.grad(losses["mse"].sum(), output, retain_graph=True)
+    (vb_grad,) = torch.autograd.grad(losses["vb"].sum(), output)
+    assert mse_grad[:, 4:].abs().max() == 0 and mse_grad[:, :4].abs().min() > 0
+    assert vb_grad[:, :4].abs().max() == 0 and vb_grad[:, 4:].abs().sum() > 0
+    assert torch.isfinite(losses["loss"]).all() and (losses["vb"] >= 0).all()
+
+
+def test_random_order_masking_bounds():
+    """t = 0 masks every token, t = 1 exactly one (the ratio's floor), and the masked positions are the first of each
+    image's order."""
+    from hf_titok.models.maskgen.modeling_maskgen import mask_in_random_order
+
+    orders = torch.stack([torch.randperm(8, generator=torch.Generator().manual_seed(i)) for i in range(3)])
+    assert mask_in_random_order(orders, torch.tensor([0.0])).sum().item() == 24
+    one = mask_in_random_order(orders, torch.tensor([1.0]))
+    assert torch.equal(one.sum(dim=1), torch.ones(3)) and torch.equal(one.argmax(dim=1), orders[:, 0])
+    half = mask_in_random_order(orders, torch.tensor([0.5]))  # arccos(0.5) / (pi/2) = 2/3: ceil(8 * 2/3) = 6
+    assert torch.equal(half.sum(dim=1), torch.full((3,), 6.0))
+    assert all(set(orders[i, :6].tolist()) == set(half[i].nonzero().flatten().tolist()) for i in range(3))

@@ -75,6 +75,17 @@ def check_aesthetic_score(score: torch.Tensor, batch_size: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------
 
 
+def mask_in_random_order(orders: torch.LongTensor, timestep: torch.Tensor) -> torch.Tensor:
+    """MaskGen-KL's training masking (MAR's): with one `timestep` t ~ U(0, 1) `[1]` for the batch, the first
+    ceil(N arccos(t) / (pi / 2)) positions of each image's random order `[B, N]` are masked (the ratio clamped to
+    at least 1e-6: never none). Returns the mask `[B, N]` as floats (1 = masked), computed on the device."""
+    num_tokens = orders.shape[1]
+    num_masked = torch.ceil(num_tokens * (torch.acos(timestep.float()) / (math.pi / 2)).clamp(min=1e-6))
+    positions = torch.arange(num_tokens, device=orders.device).expand_as(orders)
+    ranks = torch.empty_like(orders).scatter_(1, orders, positions)  # where each position stands in its order
+    return (ranks < num_masked.reshape(-1, 1)).float()
+
+
 class MaskGenTransformerMixin:
     """The conditioning projections, the `JointTransformerBlock` stack and the final adaptive norm that both
     MaskGen models share (`_build_trunk`, `_run_trunk`)."""
@@ -353,6 +364,7 @@ class MaskGenKLTransformer(OfficialFormatMixin, SavesCodeMixin, ModelMixin, Conf
 
 __all__ = [
     "AESTHETIC_SCALE",
+    "mask_in_random_order",
     "MaskGenDiffusionHead",
     "MaskGenKLOutput",
     "MaskGenKLTransformer",

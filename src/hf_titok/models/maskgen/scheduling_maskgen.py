@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 
@@ -40,6 +39,7 @@ from ...utils.sampling_settings import (
 from ...utils.scheduling_utils import SamplerMixin, check_steps, check_steps_fit
 from ...utils.torch_utils import GeneratorType, randn_tensor, random_orders
 from ..titok_maskgit.scheduling_titok_maskgit import unmask_step
+from .diffusion_maskgen import GaussianDiffusion, cosine_betas, respaced_betas
 
 # The defaults of a scheduler built without settings: the released MaskGen-L settings (the release table's).
 _VQ_DEFAULTS = maskgen_preset("maskgen_vq_l")
@@ -155,10 +155,6 @@ class MaskGenVQScheduler(SamplerMixin, ConfigMixin):
         return MaskGenSchedulerOutput(prev_sample=prev_sample, pred_original_sample=candidates)
 
 
-def _cosine_alpha_bar(step: float) -> float:
-    return math.cos((step + 0.008) / 1.008 * math.pi / 2) ** 2
-
-
 class MaskGenKLScheduler(SamplerMixin, ConfigMixin):
     """MaskGen-KL's sampler: the random-order token schedule and the respaced diffusion process of its head (see
     the module docstring). Defaults: the released MaskGen-KL-L inference config (32 steps, guidance 3.0 linear,
@@ -199,64 +195,22 @@ class MaskGenKLScheduler(SamplerMixin, ConfigMixin):
         self.num_inference_steps = None
         self.timesteps = None
 
-    # ---- the diffusion process (float64 tables, each coefficient cast to float32 where used, as officially) ----
+    # ---- the diffusion process (`diffusion_maskgen`: float64 tables, coefficients cast to float32 where used) ----
 
     def _set_diffusion(self, num_diffusion_steps: int, num_train_timesteps: int) -> None:
-        train_betas = np.array(
-            [
-                min(
-                    1 - _cosine_alpha_bar((i + 1) / num_train_timesteps) / _cosine_alpha_bar(i / num_train_timesteps),
-                    0.999,
-                )
-                for i in range(num_train_timesteps)
-            ],
-            dtype=np.float64,
-        )
-        self.train_betas = train_betas
-        alphas_cumprod = np.cumprod(1.0 - train_betas)
-        # Section respacing (one section): round(x) for x = 0, d, 2d, ... accumulated by repeated addition,
-        # d = (T - 1) / (S - 1), as the official `space_timesteps` does.
-        stride = (num_train_timesteps - 1) / (num_diffusion_steps - 1) if num_diffusion_steps > 1 else 1
-        kept, position = set(), 0.0
-        for _ in range(num_diffusion_steps):
-            kept.add(round(position))
-            position += stride
-        kept = sorted(kept)
-        last, betas = 1.0, []
-        for index in kept:
-            betas.append(1 - alphas_cumprod[index] / last)
-            last = alphas_cumprod[index]
-        betas = np.array(betas, dtype=np.float64)
-        self.betas = betas
+        self.train_betas = cosine_betas(num_train_timesteps)
+        kept, self.betas = respaced_betas(self.train_betas, num_diffusion_steps)
         self.timestep_map = torch.tensor(kept, dtype=torch.long)
-        cumprod = np.cumprod(1.0 - betas)
-        cumprod_prev = np.append(1.0, cumprod[:-1])
-        posterior_variance = betas * (1.0 - cumprod_prev) / (1.0 - cumprod)
-        tables = {
-            "sqrt_recip_alphas_cumprod": np.sqrt(1.0 / cumprod),
-            "sqrt_recipm1_alphas_cumprod": np.sqrt(1.0 / cumprod - 1),
-            "posterior_mean_coef1": betas * np.sqrt(cumprod_prev) / (1.0 - cumprod),
-            "posterior_mean_coef2": (1.0 - cumprod_prev) * np.sqrt(1.0 - betas) / (1.0 - cumprod),
-            "posterior_log_variance_clipped": np.log(np.append(posterior_variance[1], posterior_variance[1:])),
-            "log_betas": np.log(betas),
-        }
-        # One float32 row per respaced step: [coef of x_t in x0, coef of eps in x0, mean coefs, log variances].
-        self.coefficients = torch.from_numpy(np.stack(list(tables.values()), axis=1)).float()
+        self.diffusion = GaussianDiffusion(self.betas)
 
     def diffusion_step(
         self, model_output: torch.Tensor, index: int, sample: torch.Tensor, noise: torch.Tensor | None, temperature
     ) -> torch.Tensor:
         """One reverse step of the respaced process at respaced index `index` (S-1 down to 0): the head's output
         `[M, 2C]` (eps | variance values) and x_t `[M, C]` -> x_{t-1}; `noise` `[M, C]` (unused at index 0)."""
-        channels = sample.shape[-1]
-        coef = self.coefficients[index].to(sample.device)
-        eps, variance_values = model_output[:, :channels].float(), model_output[:, channels:].float()
-        x0 = coef[0] * sample - coef[1] * eps
-        mean = coef[2] * x0 + coef[3] * sample
+        mean, log_variance = self.diffusion.predicted(model_output, sample, index)
         if index == 0:
             return mean
-        fraction = (variance_values + 1) / 2
-        log_variance = fraction * coef[5] + (1 - fraction) * coef[4]
         return mean + torch.exp(0.5 * log_variance) * noise * temperature
 
     def sample_tokens(
