@@ -6,7 +6,11 @@ counted.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import logging
+import numbers
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -14,6 +18,8 @@ import numpy as np
 import PIL.Image
 import torch
 
+from ..text_encoding import tokenize_prompts
+from ..utils.sampling_settings import AESTHETIC_SCORE_RANGE, DEFAULT_AESTHETIC_SCORE
 from .images import Augmentation, decode_image, sample_rng
 
 logger = logging.getLogger(__name__)
@@ -21,10 +27,137 @@ logger = logging.getLogger(__name__)
 IMAGENET_WDS = "timm/imagenet-1k-wds"
 
 
-class ImageTrainingDataset(torch.utils.data.Dataset):
-    """Map-style wrapper of a `datasets.Dataset` yielding `{"pixel_values", "labels"}` with the augmentation.
+# The prefixes the official data loader strips from a recaption (its first letter is then capitalised).
+RECAPTION_PREFIXES = (
+    "The image depicts",
+    "The image displays",
+    "The image showcases",
+    "The image features",
+    "The image shows",
+)
 
-    Undecodable images are replaced by the next decodable sample and counted in `skipped`."""
+
+@dataclass(frozen=True)
+class TextColumns:
+    """Where a captioned dataset keeps its text (`data.caption_column`, ...): the caption, optionally a LAION
+    aesthetic score per image (else every image gets `default_aesthetic_score`) and a recaption that replaces the
+    caption with probability `recaption_probability` (the official MaskGen data loader's rule)."""
+
+    caption: str | None = None  # None: the source's usual column ("txt" in webdataset shards, else "text")
+    aesthetic_score: str | None = None
+    recaption: str | None = None
+    recaption_probability: float = 0.95
+    default_aesthetic_score: float = DEFAULT_AESTHETIC_SCORE
+
+    def check_columns(self, columns) -> None:
+        """The named columns exist (`columns`: the dataset's, when known)."""
+        for what, column in (
+            ("caption", self.caption),
+            ("aesthetic score", self.aesthetic_score),
+            ("recaption", self.recaption),
+        ):
+            if column is not None and columns is not None and column not in columns:
+                raise ValueError(
+                    f"the dataset has no {what} column {column!r}; columns: {sorted(columns)} (set data."
+                    f"{what.replace(' ', '_')}_column){close_name(column, columns)}"
+                )
+
+
+class SkippedRow(Exception):
+    """A row that is not trained on: an unreadable image, an empty or non-string caption, a score out of range."""
+
+
+def close_name(name: str, names) -> str:
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def clean_recaption(text: str) -> str:
+    """A recaption as the official loader uses it: a known "The image ..." prefix stripped, first letter capitalised."""
+    text = text.strip()
+    for prefix in RECAPTION_PREFIXES:
+        if text.startswith(prefix):
+            text = text[len(prefix) :].strip()
+            break
+    return text[:1].upper() + text[1:]
+
+
+def caption_fields(row: dict, text: TextColumns, rng) -> dict:
+    """The text of one row: `caption` (the recaption instead, with its probability) and `aesthetic_score`; raises
+    `SkippedRow` naming what is wrong."""
+    caption = row.get(text.caption)
+    recaption = row.get(text.recaption) if text.recaption is not None else None
+    if isinstance(recaption, str) and recaption.strip() and rng.random() < text.recaption_probability:
+        caption = clean_recaption(recaption)
+    if not isinstance(caption, str):
+        raise SkippedRow(f"its caption is not text ({type(caption).__name__})")
+    if not caption.strip():
+        raise SkippedRow("its caption is empty")
+    score = text.default_aesthetic_score
+    if text.aesthetic_score is not None:
+        score = row.get(text.aesthetic_score)
+        low, high = AESTHETIC_SCORE_RANGE
+        if isinstance(score, bool) or not isinstance(score, numbers.Real) or not low <= score <= high:
+            raise SkippedRow(f"its aesthetic score {score!r} is not a number in [{low:g}, {high:g}]")
+    return {"caption": caption, "aesthetic_score": float(score)}
+
+
+class _RowReader:
+    """What both dataset classes do with a row: its text checked first (cheap), then its image decoded and
+    augmented with the row's own RNG (seed, epoch, key); a bad row raises `SkippedRow` and is counted by cause."""
+
+    def _setup(self, augmentation, image_column, label_column, text: TextColumns | None, seed: int):
+        self.augmentation, self.image_column, self.label_column, self.text = (
+            augmentation,
+            image_column,
+            label_column,
+            text,
+        )
+        self.seed, self.epoch = seed, 0
+        self._skipped_keys: dict[str, set] = {}
+
+    @property
+    def skipped_by_cause(self) -> dict[str, int]:
+        """How many distinct rows were skipped so far, by cause ("image": unreadable, "text": caption or score)."""
+        return {cause: len(keys) for cause, keys in self._skipped_keys.items()}
+
+    @property
+    def skipped(self) -> int:
+        """How many distinct rows were skipped so far (every cause)."""
+        return sum(self.skipped_by_cause.values())
+
+    def _skip(self, key, cause: str, reason) -> None:
+        keys = self._skipped_keys.setdefault(cause, set())
+        if key not in keys:  # a bad row met again (as the stand-in of another index, or next epoch) is said once
+            keys.add(key)
+            logger.warning("skipping row %s: %s", key, reason)
+
+    def _sample(self, row: dict, key) -> dict:
+        rng = sample_rng(self.seed, self.epoch, key)
+        fields = caption_fields(row, self.text, rng) if self.text is not None else {}
+        try:
+            image = decode_image(row[self.image_column])
+        except (OSError, ValueError, SyntaxError, PIL.UnidentifiedImageError) as error:
+            raise SkippedRow(f"unreadable image: {error}") from None
+        sample = {"pixel_values": self.augmentation(image, rng), **fields}
+        if self.text is None:
+            sample["labels"] = int(row[self.label_column]) if self.label_column and self.label_column in row else 0
+        return sample
+
+    def _read(self, row: dict, key) -> dict | None:
+        try:
+            return self._sample(row, key)
+        except SkippedRow as error:
+            self._skip(key, "image" if str(error).startswith("unreadable") else "text", error)
+            return None
+
+
+class ImageTrainingDataset(_RowReader, torch.utils.data.Dataset):
+    """Map-style wrapper of a `datasets.Dataset` yielding `{"pixel_values", "labels"}` with the augmentation, or,
+    with `text` (`TextColumns`), `{"pixel_values", "caption", "aesthetic_score"}`.
+
+    A bad row (unreadable image, bad caption or score) is replaced by the next good one and counted in
+    `skipped_by_cause`, with a warning."""
 
     def __init__(
         self,
@@ -34,18 +167,19 @@ class ImageTrainingDataset(torch.utils.data.Dataset):
         label_column: str | None = "label",
         seed: int = 0,
         max_skips: int = 64,
+        text: TextColumns | None = None,
     ):
         if image_column not in dataset.column_names:
             raise ValueError(f"the dataset has no image column {image_column!r}; columns: {dataset.column_names}")
+        if text is not None:
+            text.check_columns(dataset.column_names)
         if label_column is not None and label_column not in dataset.column_names:
             label_column = None
         # Decode ourselves so a corrupt file is a skipped sample, not a crash inside `datasets`.
         if isinstance(dataset.features.get(image_column), datasets.Image):
             dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
-        self.dataset, self.augmentation = dataset, augmentation
-        self.image_column, self.label_column = image_column, label_column
-        self.seed, self.epoch, self.max_skips = seed, 0, max_skips
-        self.skipped = 0
+        self.dataset, self.max_skips = dataset, max_skips
+        self._setup(augmentation, image_column, label_column, text, seed)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -56,24 +190,19 @@ class ImageTrainingDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         for attempt in range(self.max_skips):
             position = (index + attempt) % len(self.dataset)
-            row = self.dataset[position]
-            try:
-                image = decode_image(row[self.image_column])
-            except (OSError, ValueError, SyntaxError, PIL.UnidentifiedImageError) as error:
-                self.skipped += 1
-                logger.warning("skipping unreadable image at index %d: %s", position, error)
-                continue
-            pixel_values = self.augmentation(image, sample_rng(self.seed, self.epoch, position))
-            label = int(row[self.label_column]) if self.label_column is not None else 0
-            return {"pixel_values": pixel_values, "labels": label}
+            sample = self._read(self.dataset[position], position)
+            if sample is not None:
+                return sample
         raise RuntimeError(
-            f"{self.max_skips} consecutive unreadable images from index {index}: is the dataset corrupt?"
+            f"{self.max_skips} consecutive bad rows from index {index} ({self.skipped_by_cause}): is the dataset "
+            "corrupt, or are the columns wrong?"
         )
 
 
-class StreamingImageDataset(torch.utils.data.IterableDataset):
-    """Iterable wrapper of a streaming `datasets.IterableDataset` (e.g. ImageNet webdataset shards);
-    augmentation keyed by the sample's `__key__`, unreadable images skipped and counted."""
+class StreamingImageDataset(_RowReader, torch.utils.data.IterableDataset):
+    """Iterable wrapper of a streaming `datasets.IterableDataset` (e.g. ImageNet webdataset shards): rows as
+    `ImageTrainingDataset` gives them, augmentation keyed by the sample's `__key__`, bad rows skipped and
+    counted."""
 
     def __init__(
         self,
@@ -82,10 +211,10 @@ class StreamingImageDataset(torch.utils.data.IterableDataset):
         image_column: str = "jpg",
         label_column: str | None = "cls",
         seed: int = 0,
+        text: TextColumns | None = None,
     ):
-        self.dataset, self.augmentation = dataset, augmentation
-        self.image_column, self.label_column = image_column, label_column
-        self.seed, self.epoch, self.skipped = seed, 0, 0
+        self.dataset = dataset
+        self._setup(augmentation, image_column, label_column, text, seed)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -94,15 +223,11 @@ class StreamingImageDataset(torch.utils.data.IterableDataset):
 
     def __iter__(self):
         for position, row in enumerate(self.dataset):
-            try:
-                image = decode_image(row[self.image_column])
-            except (OSError, ValueError, SyntaxError, PIL.UnidentifiedImageError) as error:
-                self.skipped += 1
-                logger.warning("skipping unreadable image %s: %s", row.get("__key__", position), error)
-                continue
-            key = row.get("__key__", position)
-            label = int(row[self.label_column]) if self.label_column and self.label_column in row else 0
-            yield {"pixel_values": self.augmentation(image, sample_rng(self.seed, self.epoch, key)), "labels": label}
+            if position == 0 and self.text is not None:
+                self.text.check_columns(row.keys())  # a stream's columns are known once a row is read
+            sample = self._read(row, row.get("__key__", position))
+            if sample is not None:
+                yield sample
 
 
 def load_image_dataset(
@@ -113,8 +238,9 @@ def load_image_dataset(
     label_column: str | None = None,
     streaming: bool | None = None,
     seed: int = 0,
+    text: TextColumns | None = None,
 ):
-    """A training dataset of augmented images.
+    """A training dataset of augmented images (with `text`, of captioned images: `TextColumns`).
 
     `source` is a local folder (`imagefolder`: `ROOT/<split>/<class>/*` or `ROOT/<class>/*`, labels from
     the sub-folders), a local folder of webdataset `.tar` shards, a dataset written with `save_to_disk`,
@@ -133,6 +259,7 @@ def load_image_dataset(
                 "webdataset", data_files={split: [str(t) for t in tars]}, split=split, streaming=bool(streaming)
             )
             image_column, label_column = image_column or "jpg", label_column or "cls"
+            text = _with_caption_column(text, "txt")
         else:
             data_dir = path / split if (path / split).is_dir() else path
             dataset = datasets.load_dataset(
@@ -154,9 +281,14 @@ def load_image_dataset(
             ) from None
         image_column = image_column or ("jpg" if is_wds else "image")
         label_column = label_column or ("cls" if is_wds else "label")
+    text = _with_caption_column(text, "txt" if source == IMAGENET_WDS else "text")
     if isinstance(dataset, datasets.IterableDataset):
-        return StreamingImageDataset(dataset, augmentation, image_column, label_column, seed)
-    return ImageTrainingDataset(dataset, augmentation, image_column, label_column, seed)
+        return StreamingImageDataset(dataset, augmentation, image_column, label_column, seed, text=text)
+    return ImageTrainingDataset(dataset, augmentation, image_column, label_column, seed, text=text)
+
+
+def _with_caption_column(text: TextColumns | None, default: str) -> TextColumns | None:
+    return dataclasses.replace(text, caption=default) if text is not None and text.caption is None else text
 
 
 def evaluation_images(
@@ -186,6 +318,20 @@ def collate_images(rows: list[dict]) -> dict:
     }
 
 
+def caption_collator(text_tokenizer):
+    """The collator of captioned images: pixels, the captions' open_clip token ids `input_ids` `[B, 77]` (through
+    the CLIP tokenizer `text_tokenizer`: `hf_titok.text_encoding.tokenize_prompts`) and `aesthetic_score` `[B]`."""
+
+    def collate(rows: list[dict]) -> dict:
+        return {
+            "pixel_values": torch.stack([row["pixel_values"] for row in rows]),
+            "input_ids": tokenize_prompts(text_tokenizer, [row["caption"] for row in rows]),
+            "aesthetic_score": torch.tensor([row["aesthetic_score"] for row in rows], dtype=torch.float32),
+        }
+
+    return collate
+
+
 def collate_tokens(rows: list[dict]) -> dict:
     return {
         "token_ids": torch.tensor(np.asarray([row["token_ids"] for row in rows]), dtype=torch.long),
@@ -195,6 +341,12 @@ def collate_tokens(rows: list[dict]) -> dict:
 
 __all__ = [
     "IMAGENET_WDS",
+    "RECAPTION_PREFIXES",
+    "SkippedRow",
+    "TextColumns",
+    "caption_collator",
+    "caption_fields",
+    "clean_recaption",
     "ImageTrainingDataset",
     "StreamingImageDataset",
     "collate_images",

@@ -200,14 +200,19 @@ class CodebookRestartCallback(TrainerCallback, ExportableState):
 
 
 class SkippedImagesCallback(TrainerCallback):
-    """Adds the number of unreadable images skipped so far to the logs."""
+    """Adds the rows skipped so far to the logs: `skipped_images` (unreadable), and for captioned data
+    `skipped_captions` (an empty or non-string caption, an aesthetic score out of range)."""
 
     def __init__(self, dataset):
         self.dataset = dataset
 
     def on_step_end(self, args, state, control, **kwargs):
         if args.logging_steps and state.global_step % args.logging_steps == 0:
-            _wrapper(kwargs).extra_logs["skipped_images"] = getattr(self.dataset, "skipped", 0)
+            skipped = getattr(self.dataset, "skipped_by_cause", {})
+            logs = _wrapper(kwargs).extra_logs
+            logs["skipped_images"] = skipped.get("image", 0)
+            if getattr(self.dataset, "text", None) is not None:
+                logs["skipped_captions"] = skipped.get("text", 0)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if hasattr(self.dataset, "set_epoch"):
