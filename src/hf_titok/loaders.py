@@ -148,8 +148,9 @@ def load_text_encoder(model: str | None = None):
         tokenizer = transformers.CLIPTokenizer.from_pretrained(tokenizer_source)
     except OSError as error:
         raise ModelNotFoundError(
-            f"cannot load the CLIP text encoder {source}: {error}. TA-TiTok reads {CLIP_TEXT_ENCODER}; give "
-            "--text-encoder (a local copy of it, or a MaskGen pipeline folder)"
+            f"cannot load the CLIP text encoder {source}: {error}. TA-TiTok reads {CLIP_TEXT_ENCODER}; give a "
+            "local copy of it or a MaskGen pipeline folder (--text-encoder on the command line, text_encoder: in a "
+            "training config)"
         ) from None
     return encoder, tokenizer
 

@@ -132,17 +132,25 @@ class _RowReader:
             keys.add(key)
             logger.warning("skipping row %s: %s", key, reason)
 
-    def _sample(self, row: dict, key) -> dict:
+    def _sample(self, row: dict, key, augmentation: Augmentation | None = None) -> dict:
         rng = sample_rng(self.seed, self.epoch, key)
         fields = caption_fields(row, self.text, rng) if self.text is not None else {}
         try:
             image = decode_image(row[self.image_column])
         except (OSError, ValueError, SyntaxError, PIL.UnidentifiedImageError) as error:
             raise SkippedRow(f"unreadable image: {error}") from None
-        sample = {"pixel_values": self.augmentation(image, rng), **fields}
+        sample = {"pixel_values": (augmentation or self.augmentation)(image, rng), **fields}
         if self.text is None:
             sample["labels"] = int(row[self.label_column]) if self.label_column and self.label_column in row else 0
         return sample
+
+    def preview(self, row: dict, key, augmentation: Augmentation) -> dict | None:
+        """`row` as a sample made with another `augmentation` (e.g. the center crops of reconstruction grids), or
+        None for a bad row; nothing is counted or logged."""
+        try:
+            return self._sample(row, key, augmentation)
+        except SkippedRow:
+            return None
 
     def _read(self, row: dict, key) -> dict | None:
         try:

@@ -4,6 +4,7 @@ gathered in a `RecipeRun`."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,11 +13,19 @@ import torch
 from torch import nn
 
 from ..data.class_labels import dataset_class_names, default_id2label
-from ..data.datasets import ImageTrainingDataset, collate_images, collate_tokens, load_image_dataset
-from ..data.images import Augmentation, decode_image, sample_rng
-from ..loaders import load_tokenizer
+from ..data.datasets import (
+    ImageTrainingDataset,
+    TextColumns,
+    caption_collator,
+    collate_images,
+    collate_tokens,
+    load_image_dataset,
+)
+from ..data.images import Augmentation
+from ..loaders import ModelNotFoundError, load_text_encoder, load_tokenizer
 from ..models.maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
 from ..models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN
+from ..models.tatitok.modeling_tatitok import TATiTokTokenizer
 from ..models.titok.configuration_titok import TiTokConfig
 from ..models.titok.image_processing_titok import TiTokImageProcessor
 from ..models.titok.modeling_titok import TiTokTokenizer
@@ -39,13 +48,15 @@ class RecipeRun:
     image_processor: TiTokImageProcessor  # saved with the model: the preprocessing it was trained with
     tokenizer: TiTokTokenizer | None = None  # generator: the frozen tokenizer (ids on the fly, sample grids, export)
     teacher: MaskGITVQGAN | None = None  # stage 1: the proxy-code teacher
+    text_encoder: nn.Module | None = None  # text-aware recipes: the frozen CLIP text encoder ...
+    text_tokenizer: object | None = None  # ... and its tokenizer
 
 
-def tokenizer_config(section: dict, **forced) -> TiTokConfig:
+def tokenizer_config(section: dict, config_class: type[TiTokConfig] = TiTokConfig, **forced) -> TiTokConfig:
     overrides = {**section.get("config", {}), **forced}
     if section.get("preset"):
-        return TiTokConfig.from_preset(section["preset"], **overrides)
-    return TiTokConfig(**overrides)
+        return config_class.from_preset(section["preset"], **overrides)
+    return config_class(**overrides)
 
 
 def init_stage2_tokenizer(section: dict) -> TiTokTokenizer:
@@ -82,12 +93,17 @@ def init_stage2_tokenizer(section: dict) -> TiTokTokenizer:
     return model
 
 
-def new_tokenizer(config: dict, **forced) -> TiTokTokenizer:
-    """The tokenizer to train: `model.pretrained` (fine-tuning), else new from `model.preset` / `model.config`."""
+def new_tokenizer(config: dict, model_class: type[TiTokTokenizer] = TiTokTokenizer, **forced) -> TiTokTokenizer:
+    """The tokenizer to train (of `model_class`): `model.pretrained` (fine-tuning: a saved folder, or an official
+    release id, converted on load), else new from `model.preset` / `model.config`."""
     section = config["model"]
     if section.get("pretrained"):
-        return load_named("model.pretrained", TiTokTokenizer.from_pretrained, section["pretrained"])
-    return TiTokTokenizer(tokenizer_config(section, **forced))
+        return load_named("model.pretrained", model_class.from_pretrained, section["pretrained"])
+    return model_class(tokenizer_config(section, model_class.config_class, **forced))
+
+
+def new_tatitok(config: dict) -> TATiTokTokenizer:
+    return new_tokenizer(config, TATiTokTokenizer)
 
 
 def stage1_tokenizer(config: dict) -> TiTokTokenizer:
@@ -114,6 +130,8 @@ def load_named(field: str, load: Callable, source: str, *args):
         return load(source, *args)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{field}: {error} (train, convert or download it first)") from None
+    except ModelNotFoundError as error:
+        raise ModelNotFoundError(f"{field}: {error}") from None
 
 
 def load_vqgan_at(source: str, image_size: int) -> MaskGITVQGAN:
@@ -138,7 +156,21 @@ def augmentation_of(config: dict, image_size: int, random_crop: bool = True) -> 
     )
 
 
-def image_data(config: dict, augmentation: Augmentation, seed: int):
+def text_columns(config: dict) -> TextColumns:
+    """The `data:` keys that say where a captioned dataset keeps its text."""
+    data = config["data"]
+    named = dict(
+        caption=data.get("caption_column"),
+        aesthetic_score=data.get("aesthetic_score_column"),
+        recaption=data.get("recaption_column"),
+        recaption_probability=data.get("recaption_probability"),
+    )
+    return TextColumns(**{key: value for key, value in named.items() if value is not None})
+
+
+def image_data(config: dict, augmentation: Augmentation, seed: int, text_tokenizer=None):
+    """The run's images (random crops), with their captions when a `text_tokenizer` is given (text-aware
+    recipes: `caption_collator`)."""
     data = config["data"]
     if not data.get("source"):
         raise ValueError(
@@ -152,15 +184,30 @@ def image_data(config: dict, augmentation: Augmentation, seed: int):
         data.get("label_column"),
         data.get("streaming"),
         seed,
+        text=text_columns(config) if text_tokenizer is not None else None,
     )
-    return dataset, collate_images
+    return dataset, (caption_collator(text_tokenizer) if text_tokenizer is not None else collate_images)
 
 
-def prepare_images(make_model: Callable[[dict], nn.Module], needs_teacher: bool = False):
-    """Model + image data (random crops) for the tokenizer and VQGAN recipes; stage 1 also loads its teacher."""
+def text_encoder_of(config: dict, text_width: int, what: str):
+    """The frozen CLIP text encoder and tokenizer of `text_encoder:` (a CLIP folder or Hub id, or a MaskGen
+    pipeline folder; default the official one), checked against the width `what` reads."""
+    text_encoder, text_tokenizer = load_named("text_encoder", load_text_encoder, config.get("text_encoder"))
+    width = text_encoder.config.hidden_size
+    if width != text_width:
+        raise ValueError(
+            f"text_encoder: its hidden states are {width} wide, but {what} reads text {text_width} wide: give the "
+            "text encoder the model was (or will be) trained with"
+        )
+    return text_encoder.requires_grad_(False).eval(), text_tokenizer
+
+
+def prepare_images(make_model: Callable[[dict], nn.Module], needs_teacher: bool = False, captioned: bool = False):
+    """Model + image data (random crops) for the tokenizer and VQGAN recipes; stage 1 also loads its teacher, a
+    text-aware tokenizer (`captioned`) its frozen text encoder and the images' captions."""
 
     def prepare(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
-        teacher = None
+        teacher = text_encoder = text_tokenizer = None
         if needs_teacher and not config.get("teacher"):
             raise ValueError(
                 "stage 1 needs `teacher:` the MaskGIT-VQGAN (local dir or Hub id) whose codes are the targets"
@@ -169,8 +216,10 @@ def prepare_images(make_model: Callable[[dict], nn.Module], needs_teacher: bool 
         augmentation = augmentation_of(config, model.config.image_size)
         if needs_teacher:
             teacher = load_named("teacher", load_vqgan_at, config["teacher"], model.config.image_size)
+        if captioned:
+            text_encoder, text_tokenizer = text_encoder_of(config, model.config.text_hidden_size, "the tokenizer")
         with args.main_process_first(desc="loading the dataset"):
-            dataset, collator = image_data(config, augmentation, args.seed)
+            dataset, collator = image_data(config, augmentation, args.seed, text_tokenizer)
         return RecipeRun(
             config,
             args,
@@ -180,6 +229,8 @@ def prepare_images(make_model: Callable[[dict], nn.Module], needs_teacher: bool 
             model.config.image_size,
             augmentation.image_processor(),
             teacher=teacher,
+            text_encoder=text_encoder,
+            text_tokenizer=text_tokenizer,
         )
 
     return prepare
@@ -235,27 +286,26 @@ def prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
     return RecipeRun(config, args, model, dataset, collator, image_size, processor, tokenizer=tokenizer)
 
 
-def first_images(dataset, count: int, processor: TiTokImageProcessor) -> torch.Tensor:
-    """A fixed, unaugmented batch for the reconstruction grids."""
+def first_images(dataset, count: int, processor: TiTokImageProcessor) -> tuple[torch.Tensor, list[str]]:
+    """A fixed, unaugmented batch for the reconstruction grids: images spread over the dataset, and their captions
+    (empty for data without text). Bad rows are passed over here too."""
     center = Augmentation(processor.image_size, random_crop=False, random_flip=False, pad_small_images=processor.do_pad)
-    images = []
+    images, captions = [], []
     if isinstance(dataset, ImageTrainingDataset):
         spread = sorted({round(i * (len(dataset) - 1) / max(count - 1, 1)) for i in range(count)})
-        for index in spread + [i for i in range(len(dataset)) if i not in spread]:
-            try:
-                images.append(
-                    center(decode_image(dataset.dataset[index][dataset.image_column]), sample_rng(0, 0, index))
-                )
-            except Exception:  # skip unreadable files here too
-                continue
-            if len(images) == count:
-                break
+        order = itertools.chain(spread, (index for index in range(len(dataset)) if index not in spread))
+        rows = (dataset.preview(dataset.dataset[index], index, center) for index in order)
     else:
-        for row in dataset:
-            images.append(row["pixel_values"])
-            if len(images) == count:
-                break
-    return torch.stack(images)
+        rows = iter(dataset)
+    for row in rows:
+        if row is None:
+            continue
+        images.append(row["pixel_values"])
+        if "caption" in row:
+            captions.append(row["caption"])
+        if len(images) == count:
+            break
+    return torch.stack(images), captions
 
 
 def sampling_scheduler(run: RecipeRun) -> TiTokMaskGITScheduler:

@@ -134,6 +134,11 @@ SECTION_SCHEMAS = {
         "num_classes": int,
         "id2label": dict,
         "pad_small_images": bool,
+        # captioned data (text-aware recipes): `hf_titok.data.datasets.TextColumns`
+        "caption_column": str,
+        "aesthetic_score_column": str,
+        "recaption_column": str,
+        "recaption_probability": float,
     },
     "model": {
         "preset": str,
@@ -238,7 +243,7 @@ def check_config(config: dict, recipe) -> None:
         if key not in sections:
             problems.append(f"unknown section {key!r}{close_match(key, sections)}")
             continue
-        if key in ("teacher", "tokenizer"):
+        if key in ("teacher", "tokenizer", "text_encoder"):
             problems.append(type_problem(key, value, str))
         elif key != "recipe" and value is not None and not isinstance(value, dict):
             problems.append(f"section {key!r} must be a mapping of keys to values, got {value!r}")

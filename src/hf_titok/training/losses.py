@@ -6,6 +6,7 @@ config; with none, the term is disabled and the log says so once."""
 from __future__ import annotations
 
 import logging
+import re
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +18,9 @@ logger = logging.getLogger(__name__)
 
 
 class PerceptualLoss(nn.Module):
-    """The official perceptual term: `"convnext_s"`, `"lpips"` or `"lpips-convnext_s"` (their sum), from
-    local weight files. Missing files leave the term off (0) with one log line. The networks are frozen."""
+    """The official perceptual term: `"convnext_s"`, `"lpips"`, `"lpips-convnext_s"` (their sum) or
+    `"lpips-convnext_s-A-B"` (A x LPIPS + B x ConvNeXt: TA-TiTok's `lpips-convnext_s-1.0-0.1`), from local weight
+    files. Missing files leave the term off (0) with one log line. The networks are frozen."""
 
     def __init__(
         self,
@@ -28,8 +30,13 @@ class PerceptualLoss(nn.Module):
         lpips_head_weights: str | None = None,
     ):
         super().__init__()
-        if kind not in ("convnext_s", "lpips", "lpips-convnext_s", "none"):
-            raise ValueError(f"perceptual loss must be convnext_s, lpips, lpips-convnext_s or none, got {kind!r}")
+        weighted = re.fullmatch(r"lpips-convnext_s-(\d+(?:\.\d*)?)-(\d+(?:\.\d*)?)", kind)
+        if kind not in ("convnext_s", "lpips", "lpips-convnext_s", "none") and not weighted:
+            raise ValueError(
+                f"perceptual loss must be convnext_s, lpips, lpips-convnext_s, lpips-convnext_s-A-B (A, B: the "
+                f"weights of the two terms) or none, got {kind!r}"
+            )
+        self.lpips_weight, self.convnext_weight = (float(weighted[1]), float(weighted[2])) if weighted else (1.0, 1.0)
         self.convnext = self.lpips = None
         if "convnext" in kind:
             if convnext_weights:
@@ -68,9 +75,9 @@ class PerceptualLoss(nn.Module):
                 x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False, antialias=True)
                 return self.convnext((x - self.mean) / self.std)
 
-            loss = loss + F.mse_loss(logits(input), logits(target))
+            loss = loss + self.convnext_weight * F.mse_loss(logits(input), logits(target))
         if self.lpips is not None:
-            loss = loss + self.lpips(input, target).mean()
+            loss = loss + self.lpips_weight * self.lpips(input, target).mean()
         return loss
 
 

@@ -4,7 +4,8 @@
 - `stage1`: TiTok predicting the proxy codes of a frozen VQGAN;
 - `stage2`: decoder fine-tuning in pixel space, encoder and quantizer frozen;
 - `single_stage`: a VQ or VAE tokenizer on pixels from scratch;
-- `generator`: MaskGIT on token ids.
+- `generator`: MaskGIT on token ids;
+- `tatitok`: TA-TiTok, single stage on captioned images, its decoder reading a frozen CLIP text encoder.
 
 A recipe's defaults are declared here, typed: `training:` as `TiTokTrainingArguments` fields, `loss:` as a
 loss dataclass (whose fields are the section's schema). Defaults are the official hyper-parameters (section
@@ -25,15 +26,18 @@ import torch
 from transformers import TrainerCallback, set_seed
 
 from ..models.maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
+from ..models.tatitok.configuration_tatitok import TATiTokConfig
 from ..models.titok.configuration_titok import TiTokConfig
 from ..models.titok.modeling_titok import TiTokTokenizer
 from ..models.titok_maskgit.configuration_titok_maskgit import TiTokMaskGITConfig
 from ..models.titok_maskgit.pipeline_titok import TiTokPipeline
+from ..text_encoding import clip_text_features, tokenize_prompts
 from ..visualization import image_grid
 from .builders import (
     RecipeRun,
     class_names,
     first_images,
+    new_tatitok,
     new_tokenizer,
     new_vqgan,
     prepare_generator,
@@ -56,7 +60,14 @@ from .config import check_config, close_match, merge, read_config
 from .discriminator import NLayerDiscriminator
 from .losses import PerceptualLoss
 from .trainer import TiTokTrainer, TiTokTrainingArguments, check_output_dir
-from .wrappers import GeneratorTraining, PixelTokenizerTraining, Stage1Training, TrainingModule, VQGANTraining
+from .wrappers import (
+    GeneratorTraining,
+    PixelTokenizerTraining,
+    Stage1Training,
+    TextAwareTokenizerTraining,
+    TrainingModule,
+    VQGANTraining,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +127,7 @@ class Stage1Loss:
 class PixelLoss:
     """`loss:` of the pixel-space recipes: L2 + perceptual + quantizer + GAN (hinge, LeCam-regularised)."""
 
-    perceptual: str = "convnext_s"  # "convnext_s", "lpips" or "convnext_s+lpips"
+    perceptual: str = "convnext_s"  # "convnext_s", "lpips", "lpips-convnext_s" or "lpips-convnext_s-A-B"
     perceptual_weight: float = 0.1
     quantizer_weight: float = 1.0
     gan_weight: float = 0.01
@@ -176,6 +187,17 @@ def _pixel_wrapper(wrapper_class: type[VQGANTraining] | type[PixelTokenizerTrain
     return make
 
 
+def _text_aware_wrapper(run: RecipeRun, loss: PixelLoss) -> TrainingModule:
+    return TextAwareTokenizerTraining(
+        run.model,
+        _discriminator(run),
+        run.text_encoder,
+        perceptual=loss.perceptual_loss(),
+        **loss.weights(),
+        use_ema=run.args.use_ema,
+    )
+
+
 def _generator_wrapper(run: RecipeRun, loss: NoLoss) -> TrainingModule:
     return GeneratorTraining(run.model, run.tokenizer, use_ema=run.args.use_ema)
 
@@ -210,18 +232,25 @@ def _codebook_restarts(run: RecipeRun) -> TrainerCallback | None:
 def _reconstruction_grids(run: RecipeRun) -> TrainerCallback | None:
     if not run.args.image_log_steps:
         return None
-    images, teacher, processor = first_images(run.dataset, 8, run.image_processor), run.teacher, run.image_processor
+    images, captions = first_images(run.dataset, 8, run.image_processor)
+    teacher, processor = run.teacher, run.image_processor
+    text_ids = tokenize_prompts(run.text_tokenizer, captions) if run.text_tokenizer is not None else None
 
     def render(model, wrapper, step):
         device = next(model.parameters()).device
         x = images.to(device)
-        out = model(x)
+        decoder_inputs = {}
+        if text_ids is not None:  # a text-aware tokenizer decodes with each image's caption
+            text_encoder = run.text_encoder.to(device)
+            decoder_inputs["text_embeddings"] = clip_text_features(text_encoder, text_ids.to(device)).tokenizer_text
+        out = model(x, **decoder_inputs)
         if getattr(out, "reconstruction", None) is not None:
             reconstruction = out.reconstruction
         else:  # stage-1 layout: render the argmax proxy codes with the teacher's decoder
             reconstruction = teacher.to(device).decode(out.proxy_logits.argmax(-1))
         rows = [processor.postprocess(x, rounding="round"), processor.postprocess(reconstruction)]
-        return image_grid(rows, row_labels=["input", "reconstruction"], title=f"step {step}")
+        title = f"step {step}" + (f"; captions: {' | '.join(captions)}" if text_ids is not None else "")
+        return image_grid(rows, row_labels=["input", "reconstruction"], title=title)
 
     return ImageGridCallback(run.args.image_log_steps, render)
 
@@ -354,6 +383,20 @@ RECIPES: dict[str, Recipe] = {
             _pixel_wrapper(PixelTokenizerTraining),
             _PIXEL_CALLBACKS,
             extra_sections=("discriminator",),
+            trains_codebook=True,
+        ),
+        # TA-TiTok (official configs/training/TA-TiTok): single stage on captioned images; perceptual 1.1 x (LPIPS
+        # + 0.1 ConvNeXt-S), GAN weight 0.1 from step 200k, 650k steps; VQ codebooks restart (clustering_vq).
+        Recipe(
+            "tatitok",
+            "tokenizer",
+            dict(_PIXEL_TRAINING, max_steps=650_000, discriminator_start=200_000),
+            TokenizerPixelLoss(perceptual="lpips-convnext_s-1.0-0.1", perceptual_weight=1.1, gan_weight=0.1),
+            prepare_images(new_tatitok, captioned=True),
+            _text_aware_wrapper,
+            _PIXEL_CALLBACKS,
+            extra_sections=("discriminator", "text_encoder"),
+            model_config=TATiTokConfig,
             trains_codebook=True,
         ),
         Recipe(

@@ -19,6 +19,7 @@ from ..models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN
 from ..models.titok.image_processing_titok import to_uint8
 from ..models.titok.modeling_titok import TiTokTokenizer
 from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT, mask_tokens
+from ..text_encoding import clip_text_features
 from .discriminator import LeCamRegularizer, hinge_discriminator_loss
 from .losses import PerceptualLoss
 
@@ -256,7 +257,11 @@ class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
         self.register_buffer("logvar", torch.zeros(()))
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
-        out = self.model(pixel_values)
+        return self._tokenizer_step(pixel_values)
+
+    def _tokenizer_step(self, pixel_values: torch.Tensor, **decoder_inputs) -> dict:
+        """The step's loss on `pixel_values`, the tokenizer's decoder given `decoder_inputs` (TA-TiTok: text)."""
+        out = self.model(pixel_values, **decoder_inputs)
         self.last_token_ids, self.last_unquantized_latents = out.token_ids, out.unquantized_latents
         psnr = -10 * torch.log10(F.mse_loss(out.reconstruction.detach().clamp(0, 1), pixel_values))
         if self.model.is_vq:
@@ -273,6 +278,23 @@ class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
             {"psnr": psnr, "kl_loss": out.kl_loss},
             reconstruction_scale=torch.exp(self.logvar),
         )
+
+
+class TextAwareTokenizerTraining(PixelTokenizerTraining):
+    """The TA-TiTok recipe: `PixelTokenizerTraining` whose decoder reads each image's caption - the frozen CLIP
+    text encoder's `last_hidden_state` of the batch's open_clip ids (`input_ids`), computed without gradients."""
+
+    def __init__(self, model: TiTokTokenizer, discriminator: nn.Module, text_encoder: nn.Module, **kwargs):
+        super().__init__(model, discriminator, **kwargs)
+        self.set_helper("text_encoder", text_encoder)
+
+    def forward(
+        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, aesthetic_score: torch.Tensor | None = None
+    ) -> dict:
+        text_encoder = self.helper("text_encoder", pixel_values.device)
+        with torch.no_grad():
+            text = clip_text_features(text_encoder, input_ids).tokenizer_text
+        return self._tokenizer_step(pixel_values, text_embeddings=text)
 
 
 class GeneratorTraining(TrainingModule):
@@ -306,6 +328,7 @@ __all__ = [
     "GeneratorTraining",
     "PixelTokenizerTraining",
     "Stage1Training",
+    "TextAwareTokenizerTraining",
     "TrainingModule",
     "VQGANTraining",
 ]

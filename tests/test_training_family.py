@@ -1,0 +1,153 @@
+"""Training the text-aware family on tiny models and a tiny captioned image folder: the TA-TiTok recipe (VQ and
+VAE) learns, reads each image's caption through the frozen text encoder, exports a TA-TiTok with its image
+processor, and refuses a config it cannot train with an error naming the field."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from hf_titok import TATiTokTokenizer
+from hf_titok.training import load_recipe_config
+from hf_titok.training import train as train_recipe
+from hf_titok.training.recipes import build_trainer
+
+from conftest import tiny_clip_text_encoder, tiny_clip_tokenizer, tiny_tatitok_config
+
+COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+PHRASES = ["a {} square", "something {}", "a photo of {} paint"]
+DISCRIMINATOR = {"hidden_channels": 16, "channel_mult": [1, 2], "num_groups": 8, "pool_size": 4}
+
+
+def make_captioned_folder(root: Path, per_colour: int = 6) -> Path:
+    """Images of three colours, captioned by colour (`metadata.jsonl`, the `datasets` imagefolder convention)."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    rows = []
+    for colour, rgb in COLOURS.items():
+        for i in range(per_colour):
+            array = np.clip(np.array(rgb) + rng.normal(0, 20, (36, 40, 3)), 0, 255).astype(np.uint8)
+            array[: 12 + 3 * (i % 3)] //= 2
+            name = f"{colour}{i}.png"
+            PIL.Image.fromarray(array).save(root / name)
+            rows.append({"file_name": name, "text": PHRASES[i % len(PHRASES)].format(colour)})
+    (root / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return root
+
+
+def training(**overrides):
+    base = dict(
+        max_steps=24,
+        per_device_train_batch_size=6,
+        learning_rate=2e-3,
+        warmup_steps=2,
+        logging_steps=8,
+        save_steps=1000,
+        use_cpu=True,
+        disable_tqdm=True,
+        discriminator_start=1000,
+        end_learning_rate=1e-4,
+    )
+    return {**base, **overrides}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("training_family")
+    make_captioned_folder(root / "captioned")
+    tiny_clip_text_encoder(32).save_pretrained(root / "clip")
+    tiny_clip_tokenizer().save_pretrained(root / "clip")
+    tiny_clip_text_encoder(16).save_pretrained(root / "clip16")
+    tiny_clip_tokenizer().save_pretrained(root / "clip16")
+    return root
+
+
+def tatitok_config(workspace, kind: str = "vq", **sections) -> dict:
+    config = tiny_tatitok_config(kind).to_diff_dict()
+    config = {key: value for key, value in config.items() if key not in ("model_type", "transformers_version")}
+    return {
+        "recipe": "tatitok",
+        "model": {"config": config},
+        "text_encoder": str(workspace / "clip"),
+        "data": {"source": str(workspace / "captioned")},
+        "discriminator": DISCRIMINATOR,
+        "training": training(image_log_steps=24),
+        **sections,
+    }
+
+
+def history(trainer, key):
+    return [entry[key] for entry in trainer.state.log_history if key in entry]
+
+
+@pytest.mark.parametrize("kind", ["vq", "vae"])
+def test_tatitok_learns_and_exports(workspace, tmp_path, kind):
+    trainer = train_recipe(load_recipe_config(tatitok_config(workspace, kind)), output_dir=str(tmp_path))
+    losses = history(trainer, "reconstruction_loss")
+    assert len(losses) >= 2 and losses[-1] < losses[0], losses
+    assert history(trainer, "skipped_captions")[-1] == 0
+    exported = TATiTokTokenizer.from_pretrained(tmp_path / "final")
+    assert exported.is_vq == (kind == "vq") and (tmp_path / "final" / "preprocessor_config.json").is_file()
+    assert list((tmp_path / "images").glob("step_*.png"))  # reconstructions decoded with their captions
+
+
+def test_the_decoder_reads_each_images_caption(workspace, tmp_path):
+    """The wrapper feeds the text encoder's last_hidden_state of the batch's captions to the decoder: the same
+    images with other captions give another loss."""
+    trainer = build_trainer(load_recipe_config(tatitok_config(workspace)), str(tmp_path))
+    wrapper = trainer.model.eval()
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    encoder = wrapper.helper("text_encoder", torch.device("cpu"))
+    assert not any(p.requires_grad for p in encoder.parameters())
+    with torch.no_grad():
+        loss = wrapper(**batch)["loss"]
+        other = wrapper(batch["pixel_values"], batch["input_ids"].roll(1, dims=0))["loss"]
+    assert torch.isfinite(loss) and not torch.equal(loss, other)
+
+
+def test_fine_tuning_starts_from_a_saved_tatitok(workspace, tmp_path):
+    torch.manual_seed(3)
+    start = TATiTokTokenizer(tiny_tatitok_config("vq")).eval()
+    start.save_pretrained(tmp_path / "start")
+    config = tatitok_config(workspace, model={"pretrained": str(tmp_path / "start")})
+    trainer = build_trainer(load_recipe_config(config), str(tmp_path / "out"))
+    assert all(
+        torch.equal(a, b) for a, b in zip(trainer.model.model.state_dict().values(), start.state_dict().values())
+    )
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (
+            {"data": {"caption_column": "caption"}},
+            ValueError,
+            r"no caption column 'caption'; columns: \['image', 'text'\] \(set data.caption_column\)",
+        ),
+        (
+            {"text_encoder": "CLIP16"},
+            ValueError,
+            "text_encoder: its hidden states are 16 wide, but the tokenizer reads text 32 wide",
+        ),
+        ({"text_encoder": "/nonexistent/clip"}, ValueError, "text_encoder: cannot load the CLIP text encoder"),
+        ({"data": {"recaption_probability": "often"}}, ValueError, "data.recaption_probability must be a number"),
+        (
+            {"model": {"preset": "tatitok_bl32_vq", "config": {"text_hiden_size": 3}}},
+            ValueError,
+            "unknown key model.config.text_hiden_size of TATiTokConfig.*did you mean 'text_hidden_size'",
+        ),
+    ],
+)
+def test_bad_tatitok_configs_name_the_field(workspace, tmp_path, change, error, message):
+    config = tatitok_config(workspace)
+    for section, value in change.items():
+        if value == "CLIP16":
+            value = str(workspace / "clip16")
+        if isinstance(value, dict) and isinstance(config.get(section), dict):
+            value = {**config[section], **value}
+        config[section] = value
+    with pytest.raises(error, match=message):
+        build_trainer(load_recipe_config(config), str(tmp_path))
