@@ -151,3 +151,86 @@ def test_bad_tatitok_configs_name_the_field(workspace, tmp_path, change, error, 
         config[section] = value
     with pytest.raises(error, match=message):
         build_trainer(load_recipe_config(config), str(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# MaskGen
+# ---------------------------------------------------------------------------------------------------------
+
+MASKGEN = dict(hidden_size=32, num_layers=2, num_attention_heads=2, aesthetic_embed_dim=16)
+MASKGEN_KL = dict(MASKGEN, head_width=32, head_num_blocks=2)
+
+
+@pytest.fixture(scope="module")
+def tokenizers(workspace):
+    """Tiny TA-TiTok tokenizers (VQ and VAE) saved as folders, the frozen tokenizers of the MaskGen recipes."""
+    folders = {}
+    for kind in ("vq", "vae"):
+        torch.manual_seed(1)
+        folders[kind] = workspace / f"tatitok_{kind}"
+        TATiTokTokenizer(tiny_tatitok_config(kind)).eval().save_pretrained(folders[kind])
+    return folders
+
+
+def maskgen_config(workspace, tokenizers, kind: str = "vq", stage: int = 1, **sections) -> dict:
+    return {
+        "recipe": f"maskgen_{kind}_stage{stage}",
+        "tokenizer": str(tokenizers["vq" if kind == "vq" else "vae"]),
+        "text_encoder": str(workspace / "clip"),
+        "model": {"config": MASKGEN if kind == "vq" else MASKGEN_KL},
+        "data": {"source": str(workspace / "captioned")},
+        "sampling": {"num_inference_steps": 2, **({"num_diffusion_steps": 3} if kind == "kl" else {})},
+        "training": training(max_steps=24, image_log_steps=24, learning_rate=1e-3),
+        **sections,
+    }
+
+
+@pytest.mark.parametrize("kind", ["vq", "kl"])
+def test_maskgen_stage1_learns_and_exports_a_pipeline(workspace, tokenizers, tmp_path, kind):
+    from hf_titok import MaskGenPipeline
+
+    trainer = train_recipe(load_recipe_config(maskgen_config(workspace, tokenizers, kind)), output_dir=str(tmp_path))
+    losses = history(trainer, "mlm_loss" if kind == "vq" else "diffusion_loss")
+    assert len(losses) >= 2 and losses[-1] < losses[0], losses
+    pipe = MaskGenPipeline.from_pretrained(tmp_path / "final")
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe("a red square", generator=torch.Generator().manual_seed(0)).images[0]
+    assert image.size == (32, 32)
+    assert list((tmp_path / "images").glob("step_*.png"))  # prompt grids
+
+
+def test_maskgen_stage2_starts_from_stage1(workspace, tokenizers, tmp_path):
+    stage1 = train_recipe(
+        load_recipe_config(maskgen_config(workspace, tokenizers, training=training(max_steps=2))),
+        output_dir=str(tmp_path / "stage1"),
+    )
+    assert stage1.state.global_step == 2
+    config = maskgen_config(workspace, tokenizers, stage=2, model={"init_from": str(tmp_path / "stage1" / "final")})
+    trainer = build_trainer(load_recipe_config(config), str(tmp_path / "stage2"))
+    start = stage1.model.export_model().state_dict()
+    assert all(torch.equal(value, start[name]) for name, value in trainer.model.model.state_dict().items())
+    assert trainer.args.learning_rate == 1e-3 and trainer.args.max_steps == 24  # the config's, over the defaults
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"recipe": "maskgen_vq_stage2", "model": {"config": MASKGEN}}, "stage 2 needs model.init_from: the stage-1"),
+        ({"tokenizer": "VAE"}, "do not fit together: a MaskGen-VQ generator needs a TA-TiTok VQ tokenizer"),
+        ({"text_encoder": "CLIP16"}, "do not fit together: the text encoder is 16 wide, but the tokenizer reads 32"),
+        ({"model": {"config": {**MASKGEN, "codebook_size": 10}}}, "the generator's codebook_size=10 does not match"),
+        (
+            {"model": {"config": {**MASKGEN, "hiden_size": 8}}},
+            "unknown key model.config.hiden_size of Mask.*hidden_size",
+        ),
+        ({"loss": {"text_dropout": "often"}}, "loss.text_dropout must be a number"),
+    ],
+)
+def test_bad_maskgen_configs_name_the_field(workspace, tokenizers, tmp_path, change, message):
+    config = maskgen_config(workspace, tokenizers)
+    replacements = {"VAE": str(tokenizers["vae"]), "CLIP16": str(workspace / "clip16")}
+    config.update(
+        {key: replacements.get(value, value) if isinstance(value, str) else value for key, value in change.items()}
+    )
+    with pytest.raises(ValueError, match=message):
+        build_trainer(load_recipe_config(config), str(tmp_path))

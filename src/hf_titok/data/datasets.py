@@ -340,6 +340,29 @@ def caption_collator(text_tokenizer):
     return collate
 
 
+def pretokenized_caption_collator(text_tokenizer, default_aesthetic_score: float = DEFAULT_AESTHETIC_SCORE):
+    """The collator of pre-tokenized captioned data (`hf-titok pretokenize` of a text-aware tokenizer): the image
+    tokens - `token_ids` `[B, N]` (VQ) or `latent_moments` `[B, N, 2C]` (VAE: posterior mean and log-variance) -,
+    the captions' open_clip ids `input_ids` and `aesthetic_score` (the default where a row has none)."""
+
+    def collate(rows: list[dict]) -> dict:
+        batch = {
+            "input_ids": tokenize_prompts(text_tokenizer, [row["caption"] for row in rows]),
+            "aesthetic_score": torch.tensor(
+                [row.get("aesthetic_score", default_aesthetic_score) for row in rows], dtype=torch.float32
+            ),
+        }
+        if "token_ids" in rows[0]:
+            batch["token_ids"] = torch.tensor(np.asarray([row["token_ids"] for row in rows]), dtype=torch.long)
+        else:
+            batch["latent_moments"] = torch.tensor(
+                np.asarray([row["latent_moments"] for row in rows]), dtype=torch.float32
+            )
+        return batch
+
+    return collate
+
+
 def collate_tokens(rows: list[dict]) -> dict:
     return {
         "token_ids": torch.tensor(np.asarray([row["token_ids"] for row in rows]), dtype=torch.long),
@@ -355,6 +378,7 @@ __all__ = [
     "caption_collator",
     "caption_fields",
     "clean_recaption",
+    "pretokenized_caption_collator",
     "ImageTrainingDataset",
     "StreamingImageDataset",
     "collate_images",

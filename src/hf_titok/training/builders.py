@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import datasets
 import torch
@@ -20,9 +21,11 @@ from ..data.datasets import (
     collate_images,
     collate_tokens,
     load_image_dataset,
+    pretokenized_caption_collator,
 )
 from ..data.images import Augmentation
 from ..loaders import ModelNotFoundError, load_text_encoder, load_tokenizer
+from ..models.maskgen.pipeline_maskgen import MaskGenPipeline
 from ..models.maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
 from ..models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN
 from ..models.tatitok.modeling_tatitok import TATiTokTokenizer
@@ -32,6 +35,8 @@ from ..models.titok.modeling_titok import TiTokTokenizer
 from ..models.titok_maskgit.configuration_titok_maskgit import TiTokMaskGITConfig
 from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT
 from ..models.titok_maskgit.scheduling_titok_maskgit import TiTokMaskGITScheduler
+from ..releases import maskgen_preset
+from .config import declared_types
 from .trainer import TiTokTrainingArguments
 
 
@@ -284,6 +289,86 @@ def prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
     image_size = tokenizer.config.image_size if tokenizer is not None else 256
     processor = processor or TiTokImageProcessor.for_image_size(image_size)
     return RecipeRun(config, args, model, dataset, collator, image_size, processor, tokenizer=tokenizer)
+
+
+def new_maskgen(config: dict, model_class: type, derived: dict, stage: int):
+    """The MaskGen transformer to train: `model.pretrained` (fine-tuning: a saved folder or an official release),
+    at stage 2 the stage-1 weights of `model.init_from`, else new from `model.preset` (a MaskGen release's sizes)
+    and `model.config`, with the sizes the tokenizer and text encoder fix (`derived`) where not given."""
+    section = config["model"]
+    if section.get("pretrained"):
+        return load_named("model.pretrained", model_class.from_pretrained, section["pretrained"])
+    if stage == 2:
+        if not section.get("init_from"):
+            raise ValueError(
+                f"stage 2 needs model.init_from: the stage-1 {model_class.__name__} to continue from (the output of "
+                "the stage-1 recipe)"
+            )
+        source = Path(section["init_from"])
+        if (source / "model_index.json").is_file():  # stage 1's exported pipeline: its transformer
+            source = source / "transformer"
+        return load_named("model.init_from", model_class.from_pretrained, str(source))
+    preset = maskgen_preset(section["preset"]).transformer_kwargs() if section.get("preset") else {}
+    return model_class(**{**preset, **derived, **section.get("config", {})})
+
+
+def prepare_maskgen(model_class: type, stage: int):
+    """The frozen TA-TiTok tokenizer (`tokenizer:`) and CLIP text encoder (`text_encoder:`), captioned images
+    (center crops as the tokenizer's processor makes them, tokenized on the fly) or pre-tokenized data, and the
+    MaskGen transformer over them; the three are checked to fit as a `MaskGenPipeline` checks its components."""
+
+    def prepare(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
+        tokenizer = processor = None
+        if config.get("tokenizer"):
+            tokenizer, processor = load_named("tokenizer", load_tokenizer, config["tokenizer"])
+        text_encoder, text_tokenizer = load_named("text_encoder", load_text_encoder, config.get("text_encoder"))
+        derived = dict(
+            text_hidden_size=text_encoder.config.hidden_size, pooled_projection_dim=text_encoder.config.projection_dim
+        )
+        if tokenizer is not None:
+            derived["num_latent_tokens"] = tokenizer.config.num_latent_tokens
+            sizes = {"codebook_size": tokenizer.config.codebook_size, "token_channels": tokenizer.config.token_size}
+            derived.update({key: value for key, value in sizes.items() if key in declared_types(model_class)})
+        model = new_maskgen(config, model_class, derived, stage)
+        try:
+            MaskGenPipeline._check_components(tokenizer, model, None, text_encoder)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"tokenizer:, text_encoder: and model: do not fit together: {error}") from None
+        data = config["data"]
+        with args.main_process_first(desc="loading the dataset"):
+            if data.get("pretokenized"):
+                dataset = datasets.load_from_disk(data["pretokenized"])
+                if isinstance(dataset, datasets.DatasetDict):
+                    dataset = dataset[data.get("split", "train")]
+                collator = pretokenized_caption_collator(text_tokenizer)
+            elif tokenizer is None:
+                raise ValueError(
+                    "MaskGen training needs `tokenizer:` (tokens on the fly) or data.pretokenized (tokens on disk)"
+                )
+            else:
+                augmentation = Augmentation(
+                    processor.image_size,
+                    random_crop=False,
+                    random_flip=data.get("random_flip", True),
+                    pad_small_images=processor.do_pad,
+                )
+                dataset, collator = image_data(config, augmentation, args.seed, text_tokenizer)
+        image_size = tokenizer.config.image_size if tokenizer is not None else 256
+        processor = processor or TiTokImageProcessor.for_image_size(image_size)
+        return RecipeRun(
+            config,
+            args,
+            model.requires_grad_(True),
+            dataset,
+            collator,
+            image_size,
+            processor,
+            tokenizer=tokenizer,
+            text_encoder=text_encoder.requires_grad_(False).eval(),
+            text_tokenizer=text_tokenizer,
+        )
+
+    return prepare
 
 
 def first_images(dataset, count: int, processor: TiTokImageProcessor) -> tuple[torch.Tensor, list[str]]:

@@ -19,7 +19,7 @@ def train(config: dict, output_dir: str | None = None, resume: str | bool = "aut
 
 
 def main(argv: list[str] | None = None, entry_point: str | None = None, prog: str | None = None) -> None:
-    """Command line of training; `entry_point` ("tokenizer" or "generator") limits it to those recipes."""
+    """Command line of training; `entry_point` ("tokenizer", "generator" or "maskgen") limits it to those recipes."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Train a TiTok recipe with the HF Trainer (launch with accelerate for several GPUs or processes).",

@@ -253,6 +253,8 @@ def check_config(config: dict, recipe) -> None:
         "training": declared_types(TiTokTrainingArguments),
         "loss": declared_types(type(recipe.loss)),
     }
+    if recipe.sampler is not None:  # `sampling:` is the recipe's sampler's constructor (TiTok's settings by default)
+        schemas["sampling"] = declared_types(recipe.sampler)
     # The sections declared here take null as "unset"; a declaration says for itself which fields may be None.
     nullable = {
         "discriminator": nullable_fields(NLayerDiscriminator),
@@ -270,15 +272,20 @@ def check_config(config: dict, recipe) -> None:
                 may_be_null = section not in nullable or key in nullable[section]
                 problems.append(type_problem(f"{section}.{key}", value, schema[key], may_be_null))
     sampling = config.get("sampling")
+    settings = {setting.name: setting for setting in recipe.sampler.settings} if recipe.sampler else SETTINGS
     for key, value in sampling.items() if isinstance(sampling, dict) else ():
-        if key in SETTINGS and value is not None and not type_problem(key, value, SETTINGS[key].type):
-            try:  # the sampler's own bounds (hf_titok.utils.sampling_settings)
-                SETTINGS[key].check(value)
+        if key in settings and value is not None and not type_problem(key, value, settings[key].type):
+            try:  # the sampler's own bounds and choices (hf_titok.utils.sampling_settings)
+                settings[key].check(value)
             except (TypeError, ValueError) as error:
                 problems.append(f"sampling.{error}")
     model_config = (config.get("model") or {}).get("config")
     if isinstance(model_config, dict):
-        fields = {item.name for item in dataclasses.fields(recipe.model_config)}
+        declaration = recipe.model_config  # a config dataclass, or a diffusers model's constructor
+        if dataclasses.is_dataclass(declaration):
+            fields = {item.name for item in dataclasses.fields(declaration)}
+        else:
+            fields = set(inspect.signature(declaration).parameters)
         for key in model_config:
             if key in SETTINGS:
                 problems.append(f"model.config.{key} is a sampler setting: set it in the sampling: section")

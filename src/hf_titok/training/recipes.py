@@ -5,7 +5,9 @@
 - `stage2`: decoder fine-tuning in pixel space, encoder and quantizer frozen;
 - `single_stage`: a VQ or VAE tokenizer on pixels from scratch;
 - `generator`: MaskGIT on token ids;
-- `tatitok`: TA-TiTok, single stage on captioned images, its decoder reading a frozen CLIP text encoder.
+- `tatitok`: TA-TiTok, single stage on captioned images, its decoder reading a frozen CLIP text encoder;
+- `maskgen_vq_stage1`, `maskgen_vq_stage2`, `maskgen_kl_stage1`, `maskgen_kl_stage2`: MaskGen text-to-image
+  generators over a frozen TA-TiTok's tokens (stage 2 continues from stage 1's weights on other data).
 
 A recipe's defaults are declared here, typed: `training:` as `TiTokTrainingArguments` fields, `loss:` as a
 loss dataclass (whose fields are the section's schema). Defaults are the official hyper-parameters (section
@@ -25,6 +27,9 @@ from dataclasses import dataclass
 import torch
 from transformers import TrainerCallback, set_seed
 
+from ..models.maskgen.modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
+from ..models.maskgen.pipeline_maskgen import MaskGenPipeline
+from ..models.maskgen.scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
 from ..models.maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
 from ..models.tatitok.configuration_tatitok import TATiTokConfig
 from ..models.titok.configuration_titok import TiTokConfig
@@ -42,6 +47,7 @@ from .builders import (
     new_vqgan,
     prepare_generator,
     prepare_images,
+    prepare_maskgen,
     sampling_scheduler,
     stage1_tokenizer,
     stage2_tokenizer,
@@ -62,6 +68,8 @@ from .losses import PerceptualLoss
 from .trainer import TiTokTrainer, TiTokTrainingArguments, check_output_dir
 from .wrappers import (
     GeneratorTraining,
+    MaskGenKLTraining,
+    MaskGenVQTraining,
     PixelTokenizerTraining,
     Stage1Training,
     TextAwareTokenizerTraining,
@@ -98,6 +106,25 @@ _GENERATOR_TRAINING = dict(
     weight_decay=0.03,
     max_steps=500_000,
     per_device_train_batch_size=64,
+)
+# MaskGen (official configs/training/MaskGen): VQ cosine-decayed, KL constant after a 50k warm-up.
+_MASKGEN_VQ_TRAINING = dict(
+    _TOKENIZER_TRAINING,
+    learning_rate=4e-4,
+    adam_beta2=0.96,
+    weight_decay=0.03,
+    max_steps=500_000,
+    per_device_train_batch_size=128,
+)
+_MASKGEN_KL_TRAINING = dict(
+    _TOKENIZER_TRAINING,
+    learning_rate=1e-4,
+    end_learning_rate=1e-4,
+    warmup_steps=50_000,
+    adam_beta2=0.95,
+    weight_decay=0.02,
+    max_steps=1_000_000,
+    per_device_train_batch_size=32,
 )
 _ALWAYS = dict(
     remove_unused_columns=False,
@@ -159,6 +186,24 @@ class TokenizerPixelLoss(PixelLoss):
         return dict(super().weights(), kl_weight=self.kl_weight)
 
 
+@dataclass(frozen=True)
+class MaskGenVQLoss:
+    """`loss:` of MaskGen-VQ: the official MLM loss and classifier-free guidance's text dropout."""
+
+    label_smoothing: float = 0.1
+    unmasked_weight: float = 0.1
+    text_dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class MaskGenKLLoss:
+    """`loss:` of MaskGen-KL: the diffusion loss's row tiling and schedule, and the text dropout."""
+
+    diffusion_batch_mul: int = 4
+    num_train_timesteps: int = 1000
+    text_dropout: float = 0.1
+
+
 # --------------------------------------------------------------------------------------------------
 # Training wrappers: the recipe's loss around its model
 # --------------------------------------------------------------------------------------------------
@@ -194,6 +239,19 @@ def _text_aware_wrapper(run: RecipeRun, loss: PixelLoss) -> TrainingModule:
         run.text_encoder,
         perceptual=loss.perceptual_loss(),
         **loss.weights(),
+        use_ema=run.args.use_ema,
+    )
+
+
+def _maskgen_wrapper(run: RecipeRun, loss: MaskGenVQLoss | MaskGenKLLoss) -> TrainingModule:
+    wrapper_class = MaskGenKLTraining if isinstance(run.model, MaskGenKLTransformer) else MaskGenVQTraining
+    empty_prompt_ids = tokenize_prompts(run.text_tokenizer, [""])
+    return wrapper_class(
+        run.model,
+        run.tokenizer,
+        run.text_encoder,
+        empty_prompt_ids,
+        **dataclasses.asdict(loss),
         use_ema=run.args.use_ema,
     )
 
@@ -276,6 +334,54 @@ def _sample_grids(run: RecipeRun, samples_per_class: int = 4, max_classes: int =
     return ImageGridCallback(run.args.image_log_steps, render)
 
 
+def _maskgen_pipeline(run: RecipeRun):
+    """`model -> MaskGenPipeline` of the run's tokenizer, text encoder and the sampler of `sampling:`; None
+    without a tokenizer (pre-tokenized training: the generator is exported alone)."""
+    if run.tokenizer is None:
+        return None
+    scheduler = RECIPES[run.config["recipe"]].sampler(**run.config.get("sampling", {}))
+    tokenizer, text_encoder, text_tokenizer, processor = (
+        run.tokenizer,
+        run.text_encoder,
+        run.text_tokenizer,
+        run.image_processor,
+    )
+
+    def build(model):
+        return MaskGenPipeline(tokenizer, model, scheduler, text_encoder, text_tokenizer, processor)
+
+    return build
+
+
+def _prompt_grids(run: RecipeRun, samples_per_prompt: int = 4, max_prompts: int = 4) -> TrainerCallback | None:
+    """Samples of the first captions of the data, one row per prompt (the prompt as its label)."""
+    build = _maskgen_pipeline(run)
+    if not run.args.image_log_steps:
+        return None
+    if build is None:
+        logger.warning("no `tokenizer:` in the config: sample grids are off (pre-tokenized training)")
+        return None
+    prompts = list(dict.fromkeys(_first_captions(run.dataset, 4 * max_prompts)))[:max_prompts]
+
+    def render(model, wrapper, step):
+        pipe = build(model)
+        pipe.set_progress_bar_config(disable=True)
+        images = pipe(
+            prompts, num_images_per_prompt=samples_per_prompt, generator=torch.Generator().manual_seed(0)
+        ).images
+        rows = [images[i * samples_per_prompt : (i + 1) * samples_per_prompt] for i in range(len(prompts))]
+        return image_grid(rows, row_labels=prompts, title=f"step {step}")
+
+    return ImageGridCallback(run.args.image_log_steps, render)
+
+
+def _first_captions(dataset, count: int) -> list[str]:
+    if hasattr(dataset, "column_names") and "caption" in dataset.column_names:  # pre-tokenized
+        return list(dataset[: min(count, len(dataset))]["caption"])
+    rows = (dataset[i] for i in range(min(count, len(dataset)))) if hasattr(dataset, "__len__") else iter(dataset)
+    return [row["caption"] for _, row in zip(range(count), rows)]
+
+
 # ---- what the run exports at the end ----------------------------------------------------------------------
 
 
@@ -301,6 +407,12 @@ def _export_pipeline(run: RecipeRun) -> TrainerCallback:
     return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub, build=build)
 
 
+def _export_maskgen(run: RecipeRun) -> TrainerCallback:
+    """A full MaskGenPipeline when the tokenizer is known, else the generator alone."""
+    build = _maskgen_pipeline(run)
+    return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub, build=build)
+
+
 def _export_dir(args: TiTokTrainingArguments) -> str:
     return args.export_dir or os.path.join(args.output_dir, "final")
 
@@ -317,9 +429,9 @@ class Recipe:
     None) and what it exports. `entry_point` is the script that trains it."""
 
     name: str
-    entry_point: str  # "tokenizer" (training/train_tokenizer.py) or "generator" (training/train_generator.py)
+    entry_point: str  # "tokenizer", "generator" or "maskgen": training/train_<entry_point>.py
     training: dict
-    loss: NoLoss | Stage1Loss | PixelLoss  # the loss settings with this recipe's defaults
+    loss: NoLoss | Stage1Loss | PixelLoss | MaskGenVQLoss | MaskGenKLLoss  # the loss settings, this recipe's defaults
     prepare: Callable[[dict, TiTokTrainingArguments], RecipeRun]
     wrapper: Callable[[RecipeRun, object], TrainingModule]  # (run, the config's loss settings)
     callbacks: tuple[Callable[[RecipeRun], TrainerCallback | None], ...] = ()
@@ -327,6 +439,7 @@ class Recipe:
     extra_sections: tuple[str, ...] = ()  # config sections beyond training/data/model/loss
     model_config: type = TiTokConfig  # the config class of `model.config`
     trains_codebook: bool = False  # a VQ codebook trains: `codebook_restart_steps` applies
+    sampler: type | None = None  # the scheduler whose constructor is `sampling:` (default: TiTok's settings)
 
     def loss_settings(self, config: dict):
         """The config's `loss:` section as this recipe's loss dataclass."""
@@ -399,6 +512,27 @@ RECIPES: dict[str, Recipe] = {
             model_config=TATiTokConfig,
             trains_codebook=True,
         ),
+        *(
+            Recipe(
+                f"maskgen_{kind}_stage{stage}",
+                "maskgen",
+                dict(
+                    _MASKGEN_VQ_TRAINING if kind == "vq" else _MASKGEN_KL_TRAINING,
+                    **({"learning_rate": 1e-4, "max_steps": 250_000} if (kind, stage) == ("vq", 2) else {}),
+                    **({"max_steps": 500_000} if (kind, stage) == ("kl", 2) else {}),
+                ),
+                MaskGenVQLoss() if kind == "vq" else MaskGenKLLoss(),
+                prepare_maskgen(MaskGenVQTransformer if kind == "vq" else MaskGenKLTransformer, stage),
+                _maskgen_wrapper,
+                ((_codebook_usage,) if kind == "vq" else ()) + (_prompt_grids,),
+                export=_export_maskgen,
+                extra_sections=("tokenizer", "text_encoder", "sampling"),
+                model_config=MaskGenVQTransformer if kind == "vq" else MaskGenKLTransformer,
+                sampler=MaskGenVQScheduler if kind == "vq" else MaskGenKLScheduler,
+            )
+            for kind in ("vq", "kl")
+            for stage in (1, 2)
+        ),
         Recipe(
             "generator",
             "generator",
@@ -469,6 +603,8 @@ def build_trainer(config: dict, output_dir: str | None = None) -> TiTokTrainer:
 
 
 __all__ = [
+    "MaskGenKLLoss",
+    "MaskGenVQLoss",
     "NoLoss",
     "PixelLoss",
     "RECIPES",

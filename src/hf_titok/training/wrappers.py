@@ -15,11 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..models.maskgen.diffusion_maskgen import GaussianDiffusion, cosine_betas, masked_diffusion_loss
+from ..models.maskgen.modeling_maskgen import mask_in_random_order
 from ..models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN
 from ..models.titok.image_processing_titok import to_uint8
 from ..models.titok.modeling_titok import TiTokTokenizer
-from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT, mask_tokens
+from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT, mask_tokens, masked_token_loss
 from ..text_encoding import clip_text_features
+from ..utils.torch_utils import random_orders
 from .discriminator import LeCamRegularizer, hinge_discriminator_loss
 from .losses import PerceptualLoss
 
@@ -323,9 +326,120 @@ class GeneratorTraining(TrainingModule):
         return {"loss": out.loss}
 
 
+class MaskGenTraining(TrainingModule):
+    """What the MaskGen recipes share: each step's prompt features from the frozen CLIP text encoder (one pass
+    over the batch's open_clip ids and the empty prompt's, as officially), each prompt replaced by the empty one
+    with probability `text_dropout` (classifier-free guidance training; one uniform draw per image, before the
+    masking draws), and the image tokens: pre-tokenized in the batch, or from the frozen TA-TiTok tokenizer."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: TiTokTokenizer | None,
+        text_encoder: nn.Module,
+        empty_prompt_ids: torch.Tensor,
+        text_dropout: float = 0.1,
+        use_ema: bool = True,
+    ):
+        super().__init__(model, use_ema)
+        self.set_helper("tokenizer", tokenizer)
+        self.set_helper("text_encoder", text_encoder)
+        self.register_buffer("empty_prompt_ids", empty_prompt_ids.reshape(1, -1), persistent=False)
+        self.text_dropout = text_dropout
+
+    def prompt_features(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(`prompt_embeds` `[B, 77, W]`, `pooled_prompt_embeds` `[B, P]`) of the batch, with text dropout in
+        training."""
+        text_encoder = self.helper("text_encoder", input_ids.device)
+        with torch.no_grad():
+            features = clip_text_features(text_encoder, torch.cat([input_ids, self.empty_prompt_ids]))
+        condition, pooled = features.condition[:-1], features.pooled[:-1]
+        if self.training and self.text_dropout > 0:
+            drop = torch.rand(input_ids.shape[0], device=input_ids.device) < self.text_dropout
+            condition = torch.where(drop[:, None, None], features.condition[-1:], condition)
+            pooled = torch.where(drop[:, None], features.pooled[-1:], pooled)
+        return condition, pooled
+
+    def frozen_tokenizer(self, pixel_values: torch.Tensor | None) -> TiTokTokenizer:
+        """The frozen tokenizer that tokenizes `pixel_values` on the fly (a batch without pre-tokenized tokens)."""
+        tokenizer = self.helper("tokenizer", self.empty_prompt_ids.device)
+        if tokenizer is None or pixel_values is None:
+            raise ValueError(
+                "MaskGen training needs pre-tokenized tokens in the batch, or pixel_values and a frozen tokenizer"
+            )
+        return tokenizer
+
+
+class MaskGenVQTraining(MaskGenTraining):
+    """MaskGen-VQ: TA-TiTok ids masked as MaskGIT's (the arccos schedule), the label-smoothed cross-entropy with
+    unmasked positions down-weighted (the official MLMLoss)."""
+
+    def __init__(self, *args, label_smoothing: float = 0.1, unmasked_weight: float = 0.1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label_smoothing, self.unmasked_weight = label_smoothing, unmasked_weight
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        aesthetic_score: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        token_ids: torch.Tensor | None = None,
+    ) -> dict:
+        condition, pooled = self.prompt_features(input_ids)
+        if token_ids is None:
+            with torch.no_grad():
+                token_ids = self.frozen_tokenizer(pixel_values).encode(pixel_values).token_ids
+        self.last_token_ids = token_ids
+        masked, mask = mask_tokens(token_ids, self.model.mask_token_id)
+        logits = self.model(masked, condition, pooled, aesthetic_score).logits
+        loss, accuracy = masked_token_loss(logits, token_ids, mask, self.label_smoothing, self.unmasked_weight)
+        self.record(mlm_loss=loss, masked_token_accuracy=accuracy)
+        return {"loss": loss}
+
+
+class MaskGenKLTraining(MaskGenTraining):
+    """MaskGen-KL: TA-TiTok VAE tokens (a posterior sample, times the model's `scale_factor`), one random order per
+    image and one timestep per batch masking the first ceil(N arccos(t) / (pi/2)) of each order, and the diffusion
+    loss of the head on the masked tokens (`masked_diffusion_loss`: rows tiled `diffusion_batch_mul` times). This is
+    the official loss with its bug fixed: the released `forward_loss` hands DiffLoss a `text_condition` it does not
+    take (issue #117); the head is conditioned on the transformer's output alone, as in sampling."""
+
+    def __init__(self, *args, diffusion_batch_mul: int = 4, num_train_timesteps: int = 1000, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.diffusion = GaussianDiffusion(cosine_betas(num_train_timesteps))
+        self.diffusion_batch_mul = diffusion_batch_mul
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        aesthetic_score: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        latent_moments: torch.Tensor | None = None,
+    ) -> dict:
+        condition, pooled = self.prompt_features(input_ids)
+        if latent_moments is not None:  # pre-tokenized: [B, N, 2C] posterior mean and log-variance
+            mean, log_variance = latent_moments.float().chunk(2, dim=-1)
+            latents = mean + torch.exp(0.5 * log_variance.clamp(-30.0, 20.0)) * torch.randn_like(mean)
+        else:
+            with torch.no_grad():
+                latents = self.frozen_tokenizer(pixel_values).encode(pixel_values, sample_posterior=True).latents
+        tokens = latents * self.model.config.scale_factor
+        orders = random_orders(tokens.shape[0], tokens.shape[1], device=tokens.device)
+        mask = mask_in_random_order(orders, torch.rand(1, device=tokens.device))
+        z = self.model(tokens, mask, condition, pooled, aesthetic_score).condition
+        loss = masked_diffusion_loss(
+            self.model.diffusion_head, self.diffusion, tokens, z, mask, self.diffusion_batch_mul
+        )
+        self.record(diffusion_loss=loss)
+        return {"loss": loss}
+
+
 __all__ = [
     "GANLoss",
     "GeneratorTraining",
+    "MaskGenKLTraining",
+    "MaskGenTraining",
+    "MaskGenVQTraining",
     "PixelTokenizerTraining",
     "Stage1Training",
     "TextAwareTokenizerTraining",
