@@ -390,3 +390,42 @@ def family_cache(hub_cache, family, tmp_path):
     tiny_clip_tokenizer().save_pretrained(clip)
     populate_hub_cache(hub_cache, CLIP_TEXT_ENCODER, clip)
     return hub_cache
+
+
+# The ways a tensor is read back to the host.
+HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
+
+
+def host_reads_between_logging_steps(trainer, monkeypatch) -> list[str]:
+    """Train `trainer` and return every host read of a tensor (`HOST_READS`) made during a training step that is
+    not a logging step ("<read> at <file>:<line>"). torch's AdamW keeps its step counter as a CPU scalar and reads
+    it with `.item()`: no device is waited for, so the optimizer's own frames are left out."""
+    import traceback
+
+    from transformers import TrainerCallback
+
+    reads, window = [], {"open": False}
+
+    class Window(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            window["open"] = (state.global_step + 1) % args.logging_steps != 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            window["open"] = False
+
+    def spy(name, original):
+        def read(self, *args, **kwargs):
+            if window["open"]:
+                frame = traceback.extract_stack(limit=2)[0]
+                if "/torch/optim/" not in frame.filename:
+                    reads.append(f"{name} at {frame.filename}:{frame.lineno}")
+            return original(self, *args, **kwargs)
+
+        return read
+
+    trainer.add_callback(Window())
+    for name in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, spy(name, getattr(torch.Tensor, name)))
+    trainer.train()
+    monkeypatch.undo()
+    return reads

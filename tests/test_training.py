@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import traceback
 from io import BytesIO
 from pathlib import Path
 
@@ -30,6 +29,8 @@ from hf_titok.training.pretokenize import pretokenize
 from hf_titok.training.recipes import build_trainer
 from hf_titok.training.trainer import last_checkpoint
 from hf_titok.training.wrappers import TrainingModule
+
+from conftest import host_reads_between_logging_steps
 
 PROJECT = Path(__file__).resolve().parent.parent
 TOKENIZER = dict(
@@ -725,17 +726,12 @@ def test_hf_titok_train_runs_shipped_configs_by_name(capsys):
     assert exit_info.value.code == 0 and "hf-titok pretokenize" in capsys.readouterr().out
 
 
-HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
-
-
 @pytest.mark.parametrize("recipe", ["single_stage", "generator"])
 def test_no_host_sync_in_a_training_step_between_logging_steps(recipe, workspace, tmp_path, monkeypatch):
     """Every way a tensor is read back to the host (`.item()`, `.tolist()`, `.cpu()`, `.numpy()`, `bool()`,
     `float()`, `int()`) is counted during the training steps that are not logging steps: none. (torch's AdamW
     keeps its step counter as a CPU scalar and reads it with `.item()`: no device is waited for, so the
     optimizer's own frames are left out.)"""
-    from transformers import TrainerCallback
-
     if recipe == "single_stage":
         config = {"recipe": "single_stage", "model": {"config": SINGLE_VQ}, "discriminator": DISCRIMINATOR}
     else:
@@ -749,29 +745,6 @@ def test_no_host_sync_in_a_training_step_between_logging_steps(recipe, workspace
         }
     config.update(data={"source": str(workspace / "images")}, training=training(max_steps=6, logging_steps=3))
     trainer = build_trainer(load_recipe_config(config), str(tmp_path / "out"))
-    reads, window = [], {"open": False}
-
-    class Window(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kwargs):
-            window["open"] = (state.global_step + 1) % args.logging_steps != 0
-
-        def on_step_end(self, args, state, control, **kwargs):
-            window["open"] = False
-
-    def spy(name, original):
-        def read(self, *args, **kwargs):
-            if window["open"]:
-                frame = traceback.extract_stack(limit=2)[0]
-                if "/torch/optim/" not in frame.filename:
-                    reads.append(f"{name} at {frame.filename}:{frame.lineno}")
-            return original(self, *args, **kwargs)
-
-        return read
-
-    trainer.add_callback(Window())
-    for name in HOST_READS:
-        monkeypatch.setattr(torch.Tensor, name, spy(name, getattr(torch.Tensor, name)))
-    trainer.train()
-    monkeypatch.undo()
+    reads = host_reads_between_logging_steps(trainer, monkeypatch)
     assert trainer.state.global_step == 6 and any("loss" in entry for entry in trainer.state.log_history)
     assert reads == []
