@@ -298,3 +298,39 @@ def test_a_killed_maskgen_run_resumes_to_exactly_the_uninterrupted_weights(works
     for name in ("checkpoint-20/model.safetensors", "final/transformer/diffusion_pytorch_model.safetensors"):
         a, b = load_file(tmp_path / "straight" / name), load_file(interrupted / name)
         assert a.keys() == b.keys() and not [key for key in a if not torch.equal(a[key], b[key])], name
+
+
+@pytest.mark.parametrize("kind", ["vq", "kl"])
+def test_pretokenized_captioned_data_trains_maskgen_without_the_tokenizer_or_text_encoder(
+    workspace, tokenizers, tmp_path, kind
+):
+    """`pretokenize` with a TA-TiTok writes its ids (VQ) or posterior moments (VAE), each caption and score and the
+    CLIP features a MaskGen step reads; training on it runs neither the tokenizer nor the text encoder, and the
+    features equal the text encoder's."""
+    from hf_titok.text_encoding import clip_text_features, tokenize_prompts
+    from hf_titok.training.pretokenize import pretokenize
+
+    tokenizer = tokenizers["vq" if kind == "vq" else "vae"]
+    dataset = pretokenize(
+        str(tokenizer), str(workspace / "captioned"), tmp_path / "tokens", text_encoder=str(workspace / "clip")
+    )
+    assert len(dataset) == 18 and not any(dataset["flipped"])  # captioned data: no flips by default
+    assert {"caption", "aesthetic_score", "prompt_embeds", "pooled_prompt_embeds"} <= set(dataset.column_names)
+    assert ("token_ids" if kind == "vq" else "latent_moments") in dataset.column_names
+    row = dataset[0]
+    encoder, text_tokenizer = tiny_clip_text_encoder(32), tiny_clip_tokenizer()
+    features = clip_text_features(encoder, tokenize_prompts(text_tokenizer, [row["caption"]]))
+    torch.testing.assert_close(torch.tensor(row["prompt_embeds"]).float(), features.condition[0], atol=2e-2, rtol=1e-2)
+    if kind == "kl":
+        model = TATiTokTokenizer.from_pretrained(tokenizer)
+        assert np.asarray(row["latent_moments"]).shape == (8, 2 * model.config.token_size)
+    config = maskgen_config(workspace, tokenizers, kind, training=training(max_steps=24, image_log_steps=0))
+    config["data"] = {"pretokenized": str(tmp_path / "tokens")}
+    trainer = build_trainer(load_recipe_config(config), str(tmp_path / "out"))
+    trainer.model.set_helper("text_encoder", None)  # neither is needed: a call would fail
+    trainer.model.set_helper("tokenizer", None)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    assert "input_ids" not in batch and "pixel_values" not in batch
+    trainer.train()
+    losses = history(trainer, "mlm_loss" if kind == "vq" else "diffusion_loss")
+    assert losses[-1] < losses[0], losses

@@ -195,10 +195,13 @@ class ImageTrainingDataset(_RowReader, torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def sample_at(self, position: int) -> dict | None:
+        """Row `position` as a sample, or None for a bad row (counted and said, as every skip)."""
+        return self._read(self.dataset[position], position)
+
     def __getitem__(self, index: int) -> dict:
         for attempt in range(self.max_skips):
-            position = (index + attempt) % len(self.dataset)
-            sample = self._read(self.dataset[position], position)
+            sample = self.sample_at((index + attempt) % len(self.dataset))
             if sample is not None:
                 return sample
         raise RuntimeError(
@@ -343,15 +346,20 @@ def caption_collator(text_tokenizer):
 def pretokenized_caption_collator(text_tokenizer, default_aesthetic_score: float = DEFAULT_AESTHETIC_SCORE):
     """The collator of pre-tokenized captioned data (`hf-titok pretokenize` of a text-aware tokenizer): the image
     tokens - `token_ids` `[B, N]` (VQ) or `latent_moments` `[B, N, 2C]` (VAE: posterior mean and log-variance) -,
-    the captions' open_clip ids `input_ids` and `aesthetic_score` (the default where a row has none)."""
+    the captions' CLIP features (`prompt_embeds`, `pooled_prompt_embeds`) when pre-computed, else their open_clip
+    ids `input_ids`, and `aesthetic_score` (the default where a row has none)."""
 
     def collate(rows: list[dict]) -> dict:
         batch = {
-            "input_ids": tokenize_prompts(text_tokenizer, [row["caption"] for row in rows]),
             "aesthetic_score": torch.tensor(
                 [row.get("aesthetic_score", default_aesthetic_score) for row in rows], dtype=torch.float32
             ),
         }
+        if "prompt_embeds" in rows[0]:  # the CLIP features, pre-computed
+            for name in ("prompt_embeds", "pooled_prompt_embeds"):
+                batch[name] = torch.tensor(np.asarray([row[name] for row in rows]), dtype=torch.float32)
+        else:
+            batch["input_ids"] = tokenize_prompts(text_tokenizer, [row["caption"] for row in rows])
         if "token_ids" in rows[0]:
             batch["token_ids"] = torch.tensor(np.asarray([row["token_ids"] for row in rows]), dtype=torch.long)
         else:

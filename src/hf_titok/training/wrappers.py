@@ -327,10 +327,10 @@ class GeneratorTraining(TrainingModule):
 
 
 class MaskGenTraining(TrainingModule):
-    """What the MaskGen recipes share: each step's prompt features from the frozen CLIP text encoder (one pass
-    over the batch's open_clip ids and the empty prompt's, as officially), each prompt replaced by the empty one
-    with probability `text_dropout` (classifier-free guidance training; one uniform draw per image, before the
-    masking draws), and the image tokens: pre-tokenized in the batch, or from the frozen TA-TiTok tokenizer."""
+    """What the MaskGen recipes share: each step's prompt features - from the frozen CLIP text encoder over the
+    batch's open_clip ids, or pre-tokenized in the batch -, each prompt replaced by the empty prompt's features
+    (computed once) with probability `text_dropout` (classifier-free guidance training; one uniform draw per image,
+    before the masking draws), and the image tokens: pre-tokenized in the batch, or from the frozen TA-TiTok."""
 
     def __init__(
         self,
@@ -344,25 +344,37 @@ class MaskGenTraining(TrainingModule):
         super().__init__(model, use_ema)
         self.set_helper("tokenizer", tokenizer)
         self.set_helper("text_encoder", text_encoder)
-        self.register_buffer("empty_prompt_ids", empty_prompt_ids.reshape(1, -1), persistent=False)
+        with torch.no_grad():
+            empty = clip_text_features(text_encoder, empty_prompt_ids.reshape(1, -1).to(text_encoder.device))
+        self.register_buffer("empty_prompt_embeds", empty.condition.float(), persistent=False)
+        self.register_buffer("empty_pooled_prompt_embeds", empty.pooled.float(), persistent=False)
         self.text_dropout = text_dropout
 
-    def prompt_features(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(`prompt_embeds` `[B, 77, W]`, `pooled_prompt_embeds` `[B, P]`) of the batch, with text dropout in
-        training."""
-        text_encoder = self.helper("text_encoder", input_ids.device)
-        with torch.no_grad():
-            features = clip_text_features(text_encoder, torch.cat([input_ids, self.empty_prompt_ids]))
-        condition, pooled = features.condition[:-1], features.pooled[:-1]
+    def prompt_features(
+        self,
+        input_ids: torch.Tensor | None,
+        prompt_embeds: torch.Tensor | None = None,
+        pooled_prompt_embeds: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(`prompt_embeds` `[B, 77, W]`, `pooled_prompt_embeds` `[B, P]`) of the batch - pre-tokenized, or from
+        the text encoder -, with text dropout in training."""
+        if prompt_embeds is None:
+            if input_ids is None:
+                raise ValueError("MaskGen training needs the captions' input_ids or pre-tokenized prompt_embeds")
+            text_encoder = self.helper("text_encoder", input_ids.device)
+            with torch.no_grad():
+                features = clip_text_features(text_encoder, input_ids)
+            prompt_embeds, pooled_prompt_embeds = features.condition, features.pooled
+        condition, pooled = prompt_embeds.float(), pooled_prompt_embeds.float()
         if self.training and self.text_dropout > 0:
-            drop = torch.rand(input_ids.shape[0], device=input_ids.device) < self.text_dropout
-            condition = torch.where(drop[:, None, None], features.condition[-1:], condition)
-            pooled = torch.where(drop[:, None], features.pooled[-1:], pooled)
+            drop = torch.rand(condition.shape[0], device=condition.device) < self.text_dropout
+            condition = torch.where(drop[:, None, None], self.empty_prompt_embeds, condition)
+            pooled = torch.where(drop[:, None], self.empty_pooled_prompt_embeds, pooled)
         return condition, pooled
 
     def frozen_tokenizer(self, pixel_values: torch.Tensor | None) -> TiTokTokenizer:
         """The frozen tokenizer that tokenizes `pixel_values` on the fly (a batch without pre-tokenized tokens)."""
-        tokenizer = self.helper("tokenizer", self.empty_prompt_ids.device)
+        tokenizer = self.helper("tokenizer", self.empty_prompt_embeds.device)
         if tokenizer is None or pixel_values is None:
             raise ValueError(
                 "MaskGen training needs pre-tokenized tokens in the batch, or pixel_values and a frozen tokenizer"
@@ -380,12 +392,14 @@ class MaskGenVQTraining(MaskGenTraining):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
         aesthetic_score: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
         token_ids: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        pooled_prompt_embeds: torch.Tensor | None = None,
     ) -> dict:
-        condition, pooled = self.prompt_features(input_ids)
+        condition, pooled = self.prompt_features(input_ids, prompt_embeds, pooled_prompt_embeds)
         if token_ids is None:
             with torch.no_grad():
                 token_ids = self.frozen_tokenizer(pixel_values).encode(pixel_values).token_ids
@@ -411,12 +425,14 @@ class MaskGenKLTraining(MaskGenTraining):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
         aesthetic_score: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
         latent_moments: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        pooled_prompt_embeds: torch.Tensor | None = None,
     ) -> dict:
-        condition, pooled = self.prompt_features(input_ids)
+        condition, pooled = self.prompt_features(input_ids, prompt_embeds, pooled_prompt_embeds)
         if latent_moments is not None:  # pre-tokenized: [B, N, 2C] posterior mean and log-variance
             mean, log_variance = latent_moments.float().chunk(2, dim=-1)
             latents = mean + torch.exp(0.5 * log_variance.clamp(-30.0, 20.0)) * torch.randn_like(mean)
