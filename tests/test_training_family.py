@@ -65,6 +65,28 @@ def workspace(tmp_path_factory):
     return root
 
 
+def titok_folder(workspace) -> Path:
+    """A class-conditional TiTok tokenizer (not text-aware): a checkpoint of another kind for the text recipes."""
+    from hf_titok import TiTokConfig, TiTokTokenizer
+
+    folder = workspace / "titok"
+    if not folder.exists():
+        config = tiny_tatitok_config("vq").to_diff_dict()
+        fields = {key: value for key, value in config.items() if not key.startswith(("text_", "model_type", "transf"))}
+        TiTokTokenizer(TiTokConfig(**fields)).save_pretrained(folder)
+    return folder
+
+
+def resolved(value, workspace, tokenizers=None):
+    """`value` with the placeholder names of the bad-config tables replaced by the folders they stand for."""
+    if isinstance(value, dict):
+        return {key: resolved(item, workspace, tokenizers) for key, item in value.items()}
+    names = {"CLIP16": workspace / "clip16", "TITOK": titok_folder(workspace) if value == "TITOK" else None}
+    if tokenizers is not None:
+        names.update(VAE=tokenizers["vae"], VQ=tokenizers["vq"])
+    return str(names[value]) if isinstance(value, str) and names.get(value) is not None else value
+
+
 def tatitok_config(workspace, kind: str = "vq", **sections) -> dict:
     config = tiny_tatitok_config(kind).to_diff_dict()
     config = {key: value for key, value in config.items() if key not in ("model_type", "transformers_version")}
@@ -135,6 +157,11 @@ def test_fine_tuning_starts_from_a_saved_tatitok(workspace, tmp_path):
         ({"text_encoder": "/nonexistent/clip"}, ValueError, "text_encoder: cannot load the CLIP text encoder"),
         ({"data": {"recaption_probability": "often"}}, ValueError, "data.recaption_probability must be a number"),
         (
+            {"model": {"pretrained": "TITOK"}},
+            ValueError,
+            "model.pretrained: .* is the config of a 'titok' model, not of a TATiTokTokenizer",
+        ),
+        (
             {"model": {"preset": "tatitok_bl32_vq", "config": {"text_hiden_size": 3}}},
             ValueError,
             "unknown key model.config.text_hiden_size of TATiTokConfig.*did you mean 'text_hidden_size'",
@@ -143,12 +170,8 @@ def test_fine_tuning_starts_from_a_saved_tatitok(workspace, tmp_path):
 )
 def test_bad_tatitok_configs_name_the_field(workspace, tmp_path, change, error, message):
     config = tatitok_config(workspace)
-    for section, value in change.items():
-        if value == "CLIP16":
-            value = str(workspace / "clip16")
-        if isinstance(value, dict) and isinstance(config.get(section), dict):
-            value = {**config[section], **value}
-        config[section] = value
+    for section, value in resolved(change, workspace).items():
+        config[section] = {**config[section], **value} if isinstance(value, dict) else value
     with pytest.raises(error, match=message):
         build_trainer(load_recipe_config(config), str(tmp_path))
 
@@ -224,14 +247,13 @@ def test_maskgen_stage2_starts_from_stage1(workspace, tokenizers, tmp_path):
             "unknown key model.config.hiden_size of Mask.*hidden_size",
         ),
         ({"loss": {"text_dropout": "often"}}, "loss.text_dropout must be a number"),
+        ({"tokenizer": "TITOK"}, "do not fit together: vqvae is a TiTok tokenizer, which is not text-aware"),
+        ({"model": {"pretrained": "VQ"}}, "model.pretrained: .* config of a 'tatitok' model, not of a MaskGenVQ"),
     ],
 )
 def test_bad_maskgen_configs_name_the_field(workspace, tokenizers, tmp_path, change, message):
     config = maskgen_config(workspace, tokenizers)
-    replacements = {"VAE": str(tokenizers["vae"]), "CLIP16": str(workspace / "clip16")}
-    config.update(
-        {key: replacements.get(value, value) if isinstance(value, str) else value for key, value in change.items()}
-    )
+    config.update(resolved(change, workspace, tokenizers))
     with pytest.raises(ValueError, match=message):
         build_trainer(load_recipe_config(config), str(tmp_path))
 

@@ -137,6 +137,8 @@ def load_named(field: str, load: Callable, source: str, *args):
         raise FileNotFoundError(f"{field}: {error} (train, convert or download it first)") from None
     except ModelNotFoundError as error:
         raise ModelNotFoundError(f"{field}: {error}") from None
+    except ValueError as error:  # e.g. a checkpoint of another kind of model
+        raise ValueError(f"{field}: {error}") from None
 
 
 def load_vqgan_at(source: str, image_size: int) -> MaskGITVQGAN:
