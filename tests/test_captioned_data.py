@@ -153,3 +153,18 @@ def test_the_collator_gives_open_clip_ids_and_scores(tmp_path):
     assert batch["input_ids"][0, 0] == tokenizer.bos_token_id and (batch["input_ids"][:, -1] == 0).all()
     assert torch.equal(batch["aesthetic_score"], torch.tensor([6.0, 5.5]))
     assert batch["pixel_values"].shape == (2, 3, 16, 16)
+
+
+def test_fashion_mnist_captions_hold_out_the_test_phrasings():
+    """Every caption names its class; the test split's phrasings never occur in training, so prompt consistency
+    on them measures phrasings the model never saw."""
+    from hf_titok.data.fashion_mnist import CAPTION_TEMPLATES, FASHION_MNIST_NAMES, fashion_mnist_caption
+
+    assert not set(CAPTION_TEMPLATES["train"]) & set(CAPTION_TEMPLATES["test"])
+    train = {fashion_mnist_caption(label, index, "train") for label in range(10) for index in range(200)}
+    test = {fashion_mnist_caption(label, index, "test") for label in range(10) for index in range(200)}
+    assert not train & test
+    assert len(train) == 10 * 4 * len(CAPTION_TEMPLATES["train"])  # every name in every phrasing
+    for label, names in enumerate(FASHION_MNIST_NAMES):
+        caption = fashion_mnist_caption(label, 5, "test")
+        assert any(name in caption for name in names)

@@ -26,6 +26,40 @@ FASHION_MNIST_CLASSES = [
     "Bag",
     "Ankle boot",
 ]
+# Captions for the built-in text-to-image model: each class under several names, in phrasings of which the test
+# split's are never seen in training (so prompt consistency is measured on phrasings held out from training).
+FASHION_MNIST_NAMES = [
+    ["t-shirt", "top", "tee", "t-shirt or top"],
+    ["trousers", "pants", "pair of trousers", "slacks"],
+    ["pullover", "sweater", "jumper", "knitted pullover"],
+    ["dress", "summer dress", "frock", "long dress"],
+    ["coat", "jacket", "winter coat", "overcoat"],
+    ["sandal", "sandals", "open shoe", "summer sandal"],
+    ["shirt", "button-up shirt", "blouse", "collared shirt"],
+    ["sneaker", "trainer", "running shoe", "sports shoe"],
+    ["bag", "handbag", "purse", "tote bag"],
+    ["ankle boot", "boot", "short boot", "leather boot"],
+]
+CAPTION_TEMPLATES = {
+    "train": [
+        "a photo of a {}",
+        "a {}",
+        "{}",
+        "an image of a {}",
+        "a black and white photo of a {}",
+        "a grey picture of a {}",
+        "a small photo of the {}",
+        "a {} on a black background",
+        "product photo of a {}",
+        "a low resolution image of a {}",
+    ],
+    "test": [
+        "a picture showing a {}",
+        "this is a {}",
+        "a close-up of a {}",
+        "a catalogue photo of one {}",
+    ],
+}
 DEFAULT_ROOT = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 _FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -62,14 +96,33 @@ def to_rgb32(images: np.ndarray) -> np.ndarray:
     return np.repeat(padded[..., None], 3, axis=-1)
 
 
+def fashion_mnist_caption(label: int, index: int, split: str = "train") -> str:
+    """The caption of image `index` of `split`, of class `label`: one of the class's names in one of the split's
+    phrasings (`CAPTION_TEMPLATES`), chosen by the index (deterministic, every pairing used)."""
+    names, templates = FASHION_MNIST_NAMES[label], CAPTION_TEMPLATES[split]
+    name = names[index % len(names)]
+    return templates[(index // len(names)) % len(templates)].format(name)
+
+
 def fashion_mnist_dataset(split: str = "train", root: str | Path = DEFAULT_ROOT, limit: int | None = None):
-    """A `datasets.Dataset` with an `image` (32x32 RGB PNG) and a `label` (`ClassLabel` with the class names)."""
+    """A `datasets.Dataset` with an `image` (32x32 RGB PNG), a `label` (`ClassLabel` with the class names) and a
+    `text` caption (`fashion_mnist_caption`: the test split's phrasings are never the training split's)."""
     images, labels = load_fashion_mnist(split, root)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES)})
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES),
+            "text": datasets.Value("string"),
+        }
+    )
     return datasets.Dataset.from_dict(
-        {"image": [PIL.Image.fromarray(image) for image in to_rgb32(images)], "label": labels.tolist()},
+        {
+            "image": [PIL.Image.fromarray(image) for image in to_rgb32(images)],
+            "label": labels.tolist(),
+            "text": [fashion_mnist_caption(int(label), index, split) for index, label in enumerate(labels)],
+        },
         features=features,
     )
 
@@ -82,7 +135,10 @@ def demo_test_images() -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = [
+    "CAPTION_TEMPLATES",
     "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_NAMES",
+    "fashion_mnist_caption",
     "FASHION_MNIST_PIPELINE",
     "demo_test_images",
     "fashion_mnist_dataset",
