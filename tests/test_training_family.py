@@ -356,3 +356,52 @@ def test_pretokenized_captioned_data_trains_maskgen_without_the_tokenizer_or_tex
     trainer.train()
     losses = history(trainer, "mlm_loss" if kind == "vq" else "diffusion_loss")
     assert losses[-1] < losses[0], losses
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The text encoder of a model trained here
+# ---------------------------------------------------------------------------------------------------------
+
+CLIP = {
+    "text_config": dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, vocab_size=300
+    ),
+    "vision_config": dict(
+        image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2
+    ),
+    "projection_dim": 16,
+}
+
+
+def test_clip_learns_its_tokenizer_and_exports_a_text_encoder_the_text_recipes_read(workspace, tmp_path):
+    """The `clip` recipe learns a CLIP tokenizer from the captions, trains CLIPModel's contrastive loss (it falls),
+    and exports the text tower with its projection and the tokenizer, which `text_encoder:` of the TA-TiTok recipe
+    then loads (its width checked)."""
+    from transformers import AutoTokenizer, CLIPTextModelWithProjection
+
+    config = {
+        "recipe": "clip",
+        "model": {"config": CLIP},
+        "data": {"source": str(workspace / "captioned")},
+        "training": training(max_steps=24, learning_rate=2e-3),
+    }
+    trainer = train_recipe(load_recipe_config(config), output_dir=str(tmp_path / "clip"))
+    losses = history(trainer, "contrastive_loss")
+    assert len(losses) >= 2 and losses[-1] < losses[0], losses
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "clip" / "final")
+    encoder = CLIPTextModelWithProjection.from_pretrained(tmp_path / "clip" / "final")
+    assert len(tokenizer) <= 400 and encoder.config.vocab_size == len(tokenizer)
+    assert encoder.config.eos_token_id == tokenizer.eos_token_id and encoder.config.projection_dim == 16
+    assert tokenizer.convert_ids_to_tokens(tokenizer("a red square")["input_ids"])[1:-1] == [
+        "a</w>",
+        "red</w>",
+        "square</w>",
+    ]
+    text_aware = tatitok_config(workspace, text_encoder=str(tmp_path / "clip" / "final"))
+    text_aware["model"]["config"]["text_hidden_size"] = 32
+    assert (
+        build_trainer(load_recipe_config(text_aware), str(tmp_path / "tatitok"))
+        .model.helper("text_encoder", torch.device("cpu"))
+        .config.hidden_size
+        == 32
+    )

@@ -78,6 +78,15 @@ def clip_text_features(text_encoder, input_ids: torch.Tensor, device=None) -> CL
     return CLIPTextFeatures(output.last_hidden_state, output.hidden_states[-2], output.text_embeds)
 
 
+def train_clip_tokenizer(texts, vocab_size: int = 1000):
+    """A CLIP tokenizer (transformers' `CLIPTokenizer`: CLIP's normalisation, word split, byte-level BPE with `</w>`
+    word ends; `AutoTokenizer` loads it) whose merges are learnt from `texts`, for a small text encoder trained here
+    (the built-in text-to-image model): at most `vocab_size` entries, start and end tokens first."""
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer().train_new_from_iterator(texts, vocab_size=vocab_size)
+
+
 __all__ = [
     "CLIPTextFeatures",
     "CLIP_TEXT_ENCODER",
@@ -85,4 +94,5 @@ __all__ = [
     "check_prompts",
     "clip_text_features",
     "tokenize_prompts",
+    "train_clip_tokenizer",
 ]

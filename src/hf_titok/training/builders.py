@@ -11,6 +11,7 @@ from pathlib import Path
 
 import datasets
 import torch
+import transformers
 from torch import nn
 
 from ..data.class_labels import dataset_class_names, default_id2label
@@ -36,6 +37,7 @@ from ..models.titok_maskgit.configuration_titok_maskgit import TiTokMaskGITConfi
 from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT
 from ..models.titok_maskgit.scheduling_titok_maskgit import TiTokMaskGITScheduler
 from ..releases import maskgen_preset
+from ..text_encoding import OPEN_CLIP_PAD_ID, train_clip_tokenizer
 from .config import declared_types
 from .trainer import TiTokTrainingArguments
 
@@ -176,14 +178,20 @@ def text_columns(config: dict) -> TextColumns:
 
 
 def image_data(config: dict, augmentation: Augmentation, seed: int, text_tokenizer=None):
-    """The run's images (random crops), with their captions when a `text_tokenizer` is given (text-aware
-    recipes: `caption_collator`)."""
+    """The run's images (random crops) and their collator; with their captions when a `text_tokenizer` is given
+    (text-aware recipes: `caption_collator`)."""
+    dataset = image_dataset(config, augmentation, seed, captioned=text_tokenizer is not None)
+    return dataset, (caption_collator(text_tokenizer) if text_tokenizer is not None else collate_images)
+
+
+def image_dataset(config: dict, augmentation: Augmentation, seed: int, captioned: bool = False):
+    """The images of `data:` (with their captions: `text_columns`)."""
     data = config["data"]
     if not data.get("source"):
         raise ValueError(
             "the config needs data.source: a local image folder or a Hub dataset id (e.g. timm/imagenet-1k-wds)"
         )
-    dataset = load_image_dataset(
+    return load_image_dataset(
         data["source"],
         data.get("split", "train"),
         augmentation,
@@ -191,9 +199,8 @@ def image_data(config: dict, augmentation: Augmentation, seed: int, text_tokeniz
         data.get("label_column"),
         data.get("streaming"),
         seed,
-        text=text_columns(config) if text_tokenizer is not None else None,
+        text=text_columns(config) if captioned else None,
     )
-    return dataset, (caption_collator(text_tokenizer) if text_tokenizer is not None else collate_images)
 
 
 def text_encoder_of(config: dict, text_width: int, what: str):
@@ -291,6 +298,61 @@ def prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
     image_size = tokenizer.config.image_size if tokenizer is not None else 256
     processor = processor or TiTokImageProcessor.for_image_size(image_size)
     return RecipeRun(config, args, model, dataset, collator, image_size, processor, tokenizer=tokenizer)
+
+
+def prepare_clip(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
+    """A CLIP model (text and image towers, `model.config` as `CLIPConfig`'s fields) and its tokenizer -
+    `text_tokenizer:` (a folder or Hub id), else learnt from the training captions with at most the text tower's
+    `vocab_size` entries - over captioned images (random crops)."""
+    section = config["model"]
+    if section.get("pretrained"):
+        model = load_named("model.pretrained", transformers.CLIPModel.from_pretrained, section["pretrained"])
+        image_size = model.config.vision_config.image_size
+    else:
+        image_size = (section.get("config", {}).get("vision_config") or {}).get("image_size", 224)
+    augmentation = augmentation_of(config, image_size)
+    with args.main_process_first(desc="loading the dataset"):
+        dataset = image_dataset(config, augmentation, args.seed, captioned=True)
+    if config.get("text_tokenizer"):
+        load = transformers.AutoTokenizer.from_pretrained
+        text_tokenizer = load_named("text_tokenizer", load, config["text_tokenizer"])
+    elif isinstance(dataset, ImageTrainingDataset):
+        captions = dataset.dataset[dataset.text.caption]
+        vocab_size = (section.get("config", {}).get("text_config") or {}).get("vocab_size", 49408)
+        text_tokenizer = train_clip_tokenizer([c for c in captions if isinstance(c, str)], vocab_size)
+    else:
+        raise ValueError("a streamed dataset cannot teach a tokenizer: give text_tokenizer: (a CLIP tokenizer folder)")
+    if not section.get("pretrained"):
+        model_config = dict(section.get("config", {}))
+        model_config["text_config"] = {
+            **(model_config.get("text_config") or {}),
+            "vocab_size": len(text_tokenizer),
+            "bos_token_id": text_tokenizer.bos_token_id,
+            "eos_token_id": text_tokenizer.eos_token_id,
+            "pad_token_id": OPEN_CLIP_PAD_ID,
+        }
+        model = transformers.CLIPModel(transformers.CLIPConfig(**model_config))
+    return RecipeRun(
+        config,
+        args,
+        model,
+        dataset,
+        caption_collator(text_tokenizer),
+        image_size,
+        augmentation.image_processor(),
+        text_tokenizer=text_tokenizer,
+    )
+
+
+def clip_text_tower(model: transformers.CLIPModel) -> transformers.CLIPTextModelWithProjection:
+    """The text tower of a CLIP model and its projection, as the text encoder the text-aware models read."""
+    config = transformers.CLIPTextConfig(
+        **{**model.config.text_config.to_dict(), "projection_dim": model.config.projection_dim}
+    )
+    tower = transformers.CLIPTextModelWithProjection(config)
+    weights = {k: v for k, v in model.state_dict().items() if k.startswith(("text_model.", "text_projection."))}
+    tower.load_state_dict(weights)
+    return tower.eval()
 
 
 def new_maskgen(config: dict, model_class: type, derived: dict, stage: int):
@@ -410,6 +472,8 @@ def class_names(run: RecipeRun) -> dict[int, str]:
 
 __all__ = [
     "RecipeRun",
+    "clip_text_tower",
+    "prepare_clip",
     "class_names",
     "first_images",
     "init_stage2_tokenizer",

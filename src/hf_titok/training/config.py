@@ -243,7 +243,7 @@ def check_config(config: dict, recipe) -> None:
         if key not in sections:
             problems.append(f"unknown section {key!r}{close_match(key, sections)}")
             continue
-        if key in ("teacher", "tokenizer", "text_encoder"):
+        if key in ("teacher", "tokenizer", "text_encoder", "text_tokenizer"):
             problems.append(type_problem(key, value, str))
         elif key != "recipe" and value is not None and not isinstance(value, dict):
             problems.append(f"section {key!r} must be a mapping of keys to values, got {value!r}")

@@ -5,6 +5,8 @@
 - `stage2`: decoder fine-tuning in pixel space, encoder and quantizer frozen;
 - `single_stage`: a VQ or VAE tokenizer on pixels from scratch;
 - `generator`: MaskGIT on token ids;
+- `clip`: a CLIP model (text and image towers, contrastive loss) on captioned images, exported as the text encoder
+  (and tokenizer) of text-aware models trained here;
 - `tatitok`: TA-TiTok, single stage on captioned images, its decoder reading a frozen CLIP text encoder;
 - `maskgen_vq_stage1`, `maskgen_vq_stage2`, `maskgen_kl_stage1`, `maskgen_kl_stage2`: MaskGen text-to-image
   generators over a frozen TA-TiTok's tokens (stage 2 continues from stage 1's weights on other data).
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from transformers import TrainerCallback, set_seed
+from transformers import CLIPConfig, TrainerCallback, set_seed
 
 from ..models.maskgen.modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
 from ..models.maskgen.pipeline_maskgen import MaskGenPipeline
@@ -41,10 +43,12 @@ from ..visualization import image_grid
 from .builders import (
     RecipeRun,
     class_names,
+    clip_text_tower,
     first_images,
     new_tatitok,
     new_tokenizer,
     new_vqgan,
+    prepare_clip,
     prepare_generator,
     prepare_images,
     prepare_maskgen,
@@ -67,6 +71,7 @@ from .discriminator import NLayerDiscriminator
 from .losses import PerceptualLoss
 from .trainer import TiTokTrainer, TiTokTrainingArguments, check_output_dir
 from .wrappers import (
+    ContrastiveTextTraining,
     GeneratorTraining,
     MaskGenKLTraining,
     MaskGenVQTraining,
@@ -256,6 +261,10 @@ def _maskgen_wrapper(run: RecipeRun, loss: MaskGenVQLoss | MaskGenKLLoss) -> Tra
     )
 
 
+def _clip_wrapper(run: RecipeRun, loss: NoLoss) -> TrainingModule:
+    return ContrastiveTextTraining(run.model, use_ema=run.args.use_ema)
+
+
 def _generator_wrapper(run: RecipeRun, loss: NoLoss) -> TrainingModule:
     return GeneratorTraining(run.model, run.tokenizer, use_ema=run.args.use_ema)
 
@@ -413,6 +422,14 @@ def _export_maskgen(run: RecipeRun) -> TrainerCallback:
     return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub, build=build)
 
 
+def _export_text_encoder(run: RecipeRun) -> TrainerCallback:
+    """The text tower with its projection (`CLIPTextModelWithProjection`) and the tokenizer, in one folder: what
+    `text_encoder:` of the text-aware recipes and `MaskGenPipeline`'s components load."""
+    return ExportCallback(
+        _export_dir(run.args), run.args.export_push_to_hub, extras=(run.text_tokenizer,), build=clip_text_tower
+    )
+
+
 def _export_dir(args: TiTokTrainingArguments) -> str:
     return args.export_dir or os.path.join(args.output_dir, "final")
 
@@ -497,6 +514,18 @@ RECIPES: dict[str, Recipe] = {
             _PIXEL_CALLBACKS,
             extra_sections=("discriminator",),
             trains_codebook=True,
+        ),
+        # No official recipe: the text encoder of a text-aware model trained here (the releases read OpenAI's CLIP).
+        Recipe(
+            "clip",
+            "tokenizer",
+            dict(_TOKENIZER_TRAINING, learning_rate=5e-4, adam_beta2=0.98, weight_decay=0.2, warmup_steps=500),
+            NoLoss(),
+            prepare_clip,
+            _clip_wrapper,
+            export=_export_text_encoder,
+            extra_sections=("text_tokenizer",),
+            model_config=CLIPConfig,
         ),
         # TA-TiTok (official configs/training/TA-TiTok): single stage on captioned images; perceptual 1.1 x (LPIPS
         # + 0.1 ConvNeXt-S), GAN weight 0.1 from step 200k, 650k steps; VQ codebooks restart (clustering_vq).

@@ -450,7 +450,21 @@ class MaskGenKLTraining(MaskGenTraining):
         return {"loss": loss}
 
 
+class ContrastiveTextTraining(TrainingModule):
+    """The `clip` recipe: transformers' `CLIPModel` (a text and an image tower) trained with its own symmetric
+    contrastive loss on captioned images; its text tower becomes the text encoder of a text-aware model. The text
+    tower reads open_clip ids without an attention mask, as TA-TiTok and MaskGen will read it."""
+
+    def forward(
+        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, aesthetic_score: torch.Tensor | None = None
+    ) -> dict:
+        out = self.model(input_ids=input_ids, pixel_values=pixel_values, return_loss=True)
+        self.record(contrastive_loss=out.loss, logit_scale=self.model.logit_scale.detach().exp())
+        return {"loss": out.loss}
+
+
 __all__ = [
+    "ContrastiveTextTraining",
     "GANLoss",
     "GeneratorTraining",
     "MaskGenKLTraining",
