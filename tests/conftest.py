@@ -239,6 +239,34 @@ def tiny_pipeline(architecture: str = "bert", id2label=None, **overrides):
     return pipe
 
 
+TINY_RAR = dict(
+    codebook_size=128, num_latent_tokens=16, num_classes=10, hidden_size=32, num_hidden_layers=2, num_attention_heads=4
+)
+# A MaskGIT-VQGAN whose 4 x 4 codes (32 px, downsampling 8) are the tiny RAR's 16 tokens.
+TINY_VQGAN = dict(
+    image_size=32, hidden_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, z_channels=16, codebook_size=128
+)
+
+
+def tiny_rar_pipeline(vqvae=None, id2label=None, **scheduler_settings):
+    """A tiny random RAR pipeline over a tiny MaskGIT-VQGAN (or `vqvae`, e.g. a TiTok tokenizer of 16 tokens)."""
+    from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, RARConfig, RARPipeline, RARScheduler, RARTransformer
+
+    torch.manual_seed(0)
+    vqvae = MaskGITVQGAN(MaskGITVQGANConfig(**TINY_VQGAN)).eval() if vqvae is None else vqvae
+    transformer = RARTransformer(RARConfig(**{**TINY_RAR, "intermediate_size": 64})).eval()
+    # The official initialisation zeroes every adaLN modulation (a random model would ignore its class): draw them.
+    with torch.no_grad():
+        for name, parameter in transformer.named_parameters():
+            if "modulation" in name:
+                parameter.normal_(std=0.02)
+    pipe = RARPipeline(
+        vqvae=vqvae, transformer=transformer, scheduler=RARScheduler(**scheduler_settings), id2label=id2label
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def tiny_clip_tokenizer():
     """A CLIP tokenizer over single bytes (no merges): every character is a token; start/end are the last ids."""
     from transformers import CLIPTokenizer

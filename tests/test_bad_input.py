@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from hf_titok import (
     MaskGITVQGAN,
     MaskGITVQGANConfig,
+    RARPipeline,
     TiTokConfig,
     TiTokImageProcessor,
     TiTokMaskGITConfig,
@@ -37,6 +38,7 @@ from conftest import (
     tiny_clip_text_encoder,
     tiny_maskgen_pipeline,
     tiny_pipeline,
+    tiny_rar_pipeline,
     tiny_tatitok_config,
     tiny_titok_config,
 )
@@ -98,6 +100,7 @@ def r(tmp_path_factory):
         app=app,
         maskgen_vq=tiny_maskgen_pipeline("vq"),
         maskgen_kl=tiny_maskgen_pipeline("kl"),
+        rar=tiny_rar_pipeline(),
     )
 
 
@@ -141,6 +144,91 @@ TEXT = torch.randn(1, 77, 32)
 
 # (surface, what is wrong, call(r), expected error type(s), words that name the problem)
 CASES = [
+    # ---- RAR: pipeline, model, scheduler, loading ---------------------------------------------------------------
+    ("RAR", "a class id out of range", lambda r: r.rar([3, 10]), ValueError, "class id 10 is out of range"),
+    ("RAR", "temperature 0", lambda r: r.rar([0], temperature=0.0), ValueError, r"temperature must lie in \(0, 100\]"),
+    ("RAR", "a negative guidance scale", lambda r: r.rar([0], guidance_scale=-1.0), ValueError, "guidance_scale must"),
+    (
+        "RAR",
+        "a guidance power out of bounds",
+        lambda r: r.rar([0], guidance_scale_pow=1e3),
+        ValueError,
+        r"guidance_scale_pow must lie in \[0, 100\]",
+    ),
+    (
+        "RAR",
+        "a step count (RAR samples one token per step)",
+        lambda r: r.rar.scheduler.for_call(num_inference_steps=8),
+        TypeError,
+        r"unknown sampling settings \['num_inference_steps'\]",
+    ),
+    (
+        "RAR",
+        "use_cache not a bool",
+        lambda r: r.rar([0], use_cache="yes"),
+        TypeError,
+        "use_cache must be True or False",
+    ),
+    (
+        "RAR",
+        "an unknown cache implementation",
+        lambda r: r.rar([0], cache_implementation="paged"),
+        ValueError,
+        "cache_implementation must be one of",
+    ),
+    (
+        "RAR",
+        "a vqvae with fewer codes than the model predicts",
+        lambda r: RARPipeline(
+            vqvae=MaskGITVQGAN(MaskGITVQGANConfig(**{**VQGAN, "codebook_size": 64})), transformer=r.rar.transformer
+        ),
+        ValueError,
+        "vqvae cannot decode .* 64 codebook entries, fewer than the 128 ids",
+    ),
+    (
+        "RAR",
+        "a vqvae with another number of tokens",
+        lambda r: RARPipeline(
+            vqvae=MaskGITVQGAN(MaskGITVQGANConfig(**{**VQGAN, "image_size": 64})), transformer=r.rar.transformer
+        ),
+        ValueError,
+        "vqvae cannot decode .* 64 tokens per image and the generator makes 16",
+    ),
+    (
+        "RAR",
+        "a release that does not exist",
+        lambda r: RARPipeline.from_pretrained("yucornetto/RAR", release="rar_m"),
+        ValueError,
+        "unknown official release 'rar_m'",
+    ),
+    (
+        "RAR",
+        "a state dict that is not RAR's",
+        lambda r: convert(
+            "rar",
+            FIXTURES / "maskgit_vit.config.json",
+            FIXTURES / "maskgit_vit.weights.safetensors",
+            r.root / "rar_out",
+        ),
+        ConversionError,
+        "not an official RAR (config|checkpoint)",
+    ),
+    (
+        "RAR",
+        "orders that are not permutations",
+        lambda r: r.rar.transformer(
+            ids(1, 16, high=128), torch.tensor([0]), orders=torch.zeros(1, 16, dtype=torch.long)
+        ),
+        ValueError,
+        "each row of orders must be a permutation",
+    ),
+    (
+        "RAR",
+        "more ids than the model generates",
+        lambda r: r.rar.transformer(ids(1, 17, high=128), torch.tensor([0])),
+        ValueError,
+        r"n <= 16 \(the model's tokens per image\)",
+    ),
     # ---- text-to-image: TA-TiTok, MaskGen pipeline ----------------------------------------------------------
     ("text-to-image", "no prompt", lambda r: r.maskgen_vq(), ValueError, "give a prompt"),
     (

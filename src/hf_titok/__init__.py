@@ -1,4 +1,4 @@
-"""hf_titok: TiTok 1-D image tokenizers and MaskGIT generators, and their family (TA-TiTok, MaskGen), for
+"""hf_titok: TiTok 1-D image tokenizers and MaskGIT generators, and their family (TA-TiTok, MaskGen, RAR), for
 transformers and diffusers.
 
 The layers (each builds only on the ones before it; see the README's "Architecture"):
@@ -24,6 +24,10 @@ from .models.maskgen.pipeline_maskgen import MaskGenPipeline
 from .models.maskgen.scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
 from .models.maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
 from .models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANEncoderOutput, MaskGITVQGANOutput
+from .models.rar.configuration_rar import RARConfig
+from .models.rar.modeling_rar import RAROutput, RARTransformer
+from .models.rar.pipeline_rar import RARPipeline
+from .models.rar.scheduling_rar import RARScheduler
 from .models.tatitok.configuration_tatitok import TATiTokConfig
 from .models.tatitok.modeling_tatitok import TATiTokTokenizer
 from .models.titok.configuration_titok import TITOK_PRESETS, TiTokConfig
@@ -64,6 +68,11 @@ __all__ = [
     "MaskGITVQGANConfig",
     "MaskGITVQGANEncoderOutput",
     "MaskGITVQGANOutput",
+    "RARConfig",
+    "RAROutput",
+    "RARPipeline",
+    "RARScheduler",
+    "RARTransformer",
     "TITOK_MASKGIT_PRESETS",
     "TATiTokConfig",
     "TATiTokTokenizer",

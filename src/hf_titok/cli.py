@@ -104,9 +104,11 @@ def parse_label(text: str):
 def cmd_generate(args) -> None:
     if args.prompt:
         return _generate_from_text(args)
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, args.release)
     if not family_of_model(pipe).class_labels:
         raise CommandError(f"{args.model} is a text-to-image ({family_of_model(pipe).title}) pipeline: give --prompt")
+    settings = given_settings(args)
+    pipe.sampling_settings(**settings)  # checked before any work: each sampler takes its own settings
     if args.labels:
         labels = [parse_label(label) for label in args.labels]
     elif pipe.transformer.config.num_classes <= 20:
@@ -116,7 +118,6 @@ def cmd_generate(args) -> None:
     class_ids = pipe.resolve_labels(labels)  # validates names and ids before any work
     requests = [class_id for class_id in class_ids for _ in range(args.num_per_label)]
     generator = torch.Generator().manual_seed(args.seed)
-    settings = given_settings(args)
     images = []
     with _progress(len(requests), "generating") as bar:
         for _, batch in _batches(requests, args.batch_size):
@@ -430,7 +431,7 @@ def cmd_evaluate_generation(args) -> None:
     metrics, notes = _metrics_for(args, None, True) if args.reference else (None, {})
     # Without an accelerator PartialState would ignore the launcher's processes unless told to use the CPU.
     state = PartialState(cpu=torch.accelerator.current_accelerator() is None)
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, args.release)
     if not family_of_model(pipe).class_labels:
         raise CommandError(
             f"{args.model} is a {family_of_model(pipe).title}: `evaluate generation` samples images per class of a "
@@ -439,6 +440,7 @@ def cmd_evaluate_generation(args) -> None:
     labels = [parse_label(label) for label in args.classes] if args.classes else sorted(pipe.id2label)
     class_ids = pipe.resolve_labels(labels)
     settings = given_settings(args)
+    pipe.sampling_settings(**settings)  # checked before sampling: each sampler takes its own settings
     pipe.to(state.device)
     sample_shards(
         pipe,
@@ -536,8 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--model",
         default=FASHION_MNIST_PIPELINE,
-        help=MODEL_HELP.format(what="TiTokPipeline or MaskGenPipeline")
+        help=MODEL_HELP.format(what="TiTokPipeline, RARPipeline or MaskGenPipeline")
         + f"; with --prompt the default is {DEFAULT_TEXT_TO_IMAGE}",
+    )
+    generate.add_argument(
+        "--release", help="the release in a repo of several .bin files (e.g. --model yucornetto/RAR --release rar_b)"
     )
     generate.add_argument(
         "--labels", nargs="+", help="class ids or names ('none' = unconditional); default: every class (up to 20)"
@@ -650,7 +655,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample N per class into an ADM .npz (resumable; accelerate "
         "launch for many processes) and score gFID/IS against a reference",
     )
-    generation.add_argument("--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="TiTokPipeline"))
+    generation.add_argument(
+        "--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="TiTokPipeline or RARPipeline")
+    )
+    generation.add_argument("--release", help="the release in a repo of several .bin files (yucornetto/RAR)")
     generation.add_argument(
         "--output-dir",
         required=True,

@@ -18,7 +18,7 @@ from typing import Literal
 
 from transformers import CLIPTextModelWithProjection
 
-from .hub import maskgen_card, pipeline_card, tatitok_card, tokenizer_card
+from .hub import maskgen_card, pipeline_card, rar_card, tatitok_card, tokenizer_card
 from .models.clip_text.convert_clip_text import CONVERTER as CLIP_TEXT_CONVERTER
 from .models.maskgen.convert_maskgen import CONVERTER_KL as MASKGEN_KL_CONVERTER
 from .models.maskgen.convert_maskgen import CONVERTER_VQ as MASKGEN_VQ_CONVERTER
@@ -28,6 +28,11 @@ from .models.maskgen.scheduling_maskgen import MaskGenKLScheduler, MaskGenVQSche
 from .models.maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
 from .models.maskgit_vqgan.convert_maskgit_vqgan import CONVERTER as MASKGIT_VQGAN_CONVERTER
 from .models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN
+from .models.rar.configuration_rar import RARConfig
+from .models.rar.convert_rar import CONVERTER as RAR_CONVERTER
+from .models.rar.modeling_rar import RARTransformer
+from .models.rar.pipeline_rar import RARPipeline
+from .models.rar.scheduling_rar import RARScheduler
 from .models.tatitok.configuration_tatitok import TATiTokConfig
 from .models.tatitok.convert_tatitok import CONVERTER as TATITOK_CONVERTER
 from .models.tatitok.modeling_tatitok import TATiTokTokenizer
@@ -169,6 +174,20 @@ FAMILIES: dict[str, Family] = {
             tokenizer_family="tatitok",
             card=maskgen_card,
             takes_text=True,
+        ),
+        Family(
+            "rar",
+            "RAR generator",
+            "generator",
+            "rar",
+            RARTransformer,
+            RAR_CONVERTER,
+            config_class=RARConfig,
+            pipeline_class=RARPipeline,
+            scheduler_class=RARScheduler,
+            tokenizer_family="maskgit_vqgan",
+            card=rar_card,
+            class_labels=True,
         ),
         Family(
             "clip_text",

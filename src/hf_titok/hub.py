@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
-from .releases import MASKGEN_PAPER, PAPER, OfficialRelease, get_release
+from .releases import MASKGEN_PAPER, PAPER, RAR_PAPER, OfficialRelease, get_release
 from .utils.sampling_settings import DEFAULT_AESTHETIC_SCORE
 
 CITATION = """@inproceedings{yu2024an,
@@ -323,10 +323,78 @@ temperature {scheduler.temperature}, aesthetic score {DEFAULT_AESTHETIC_SCORE}.
     return ModelCard(content)
 
 
+RAR_CITATION = """@article{yu2024randomized,
+  title   = {Randomized Autoregressive Visual Generation},
+  author  = {Qihang Yu and Ju He and Xueqing Deng and Xiaohui Shen and Liang-Chieh Chen},
+  journal = {arXiv preprint arXiv:2411.00776},
+  year    = {2024}
+}"""
+
+
+def rar_card(pipeline, repo_id: str, release: OfficialRelease | None = None) -> ModelCard:
+    """Model card of a [`RARPipeline`] repo."""
+    transformer, vqvae = pipeline.transformer, pipeline.vqvae
+    config, sampling = transformer.config, SimpleNamespace(**pipeline.sampling_settings())
+    data = card_data(
+        release,
+        "unconditional-image-generation",
+        ["rar", "autoregressive", "class-conditional-image-generation", "image-generation", RAR_PAPER],
+    )
+    title = release.title if release else f"RAR pipeline ({config.num_latent_tokens} tokens)"
+    tokenizer = type(vqvae).__name__
+    content = f"""---
+{data.to_yaml()}
+---
+
+# {title}
+
+Class-conditional image generation with RAR ("Randomized Autoregressive Visual Generation", Yu et al., 2024) for
+the `hf_titok` package: a decoder-only transformer ({config.num_hidden_layers} layers, width {config.hidden_size})
+generates the {config.num_latent_tokens} tokens of an image one by one with a key/value cache, and the {tokenizer}
+decodes them to {vqvae.config.image_size}x{vqvae.config.image_size} pixels.
+{"Converted from the official release `" + release.repo_id + "` (`" + str(release.bin_filename) + "`) with `hf-titok convert`; seeded samples match the official `generate()` token for token." if release else ""}
+{_results_table(release)}
+## Usage
+
+```python
+import torch
+from hf_titok import RARPipeline
+
+pipe = RARPipeline.from_pretrained("{repo_id}")
+images = pipe(class_labels=[{", ".join(repr(pipeline.label_name(class_id)) for class_id in sorted(pipeline.id2label)[:2])}], generator=torch.Generator().manual_seed(0)).images
+images[0].save("sample.png")
+```
+
+From the shell: `hf-titok generate --model {repo_id} --labels 1 2 3 --output samples.png`.
+
+Without hf_titok installed: `DiffusionPipeline.from_pretrained("{repo_id}", trust_remote_code=True)`.
+
+Default sampling settings ({"the official gFID protocol" if release else "the scheduler config"}): guidance scale
+{sampling.guidance_scale} (power {sampling.guidance_scale_pow}), temperature {sampling.temperature},
+{config.num_latent_tokens} steps (one per token).
+
+| component | parameters |
+|---|---|
+| transformer | {sum(p.numel() for p in transformer.parameters()) / 1e6:.2f} M |
+| vqvae ({tokenizer}) | {sum(p.numel() for p in vqvae.parameters()) / 1e6:.2f} M |
+
+License: Apache-2.0 (official weights: trained on ImageNet-1k, for research purposes).
+
+## Citation
+
+```bibtex
+{RAR_CITATION}
+```
+"""
+    return ModelCard(content)
+
+
 __all__ = [
     "CITATION",
     "MASKGEN_CITATION",
+    "RAR_CITATION",
     "maskgen_card",
+    "rar_card",
     "pipeline_card",
     "push_folder_to_hub",
     "tatitok_card",

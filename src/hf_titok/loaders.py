@@ -94,7 +94,7 @@ def _official_tokenizer(model: str, family: Family) -> tuple:
 
 def _saved_tokenizer(folder: Path):
     family = family_of_saved_folder(folder)
-    if family is None or family.role != "tokenizer":
+    if family is None or family.role not in ("tokenizer", "vqgan"):  # (RAR pipelines decode with the VQGAN)
         family = FAMILIES["titok"]  # its loading names what the folder holds instead
     return family.model_class.from_pretrained(folder).eval()
 
@@ -118,9 +118,18 @@ def load_tokenizer(model: str) -> tuple:
     return tokenizer, load_image_processor(folder, tokenizer.config.image_size)
 
 
-def load_pipeline(model: str):
+def load_pipeline(model: str, release: str | None = None):
     """The pipeline `model` holds (a pipeline folder or Hub repo, or an official generator), of its family's
-    pipeline class (`TiTokPipeline`, `MaskGenPipeline`, ...), its progress bar off (callers show their own)."""
+    pipeline class (`TiTokPipeline`, `MaskGenPipeline`, ...), its progress bar off (callers show their own).
+    `release` names the release of a repo or folder holding the `.bin` files of several (`yucornetto/RAR`,
+    `fun-research/TiTok`)."""
+    if release is not None:
+        family = family_of_kind(get_release(release).kind)
+        if family.pipeline_class is None:
+            raise ModelNotFoundError(f"release {release} is a {family.title}; generation needs a generator")
+        pipe = family.pipeline_class.from_pretrained(model, release=release)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
     family, source, official = family_of(model)
     if official and family.pipeline_class is None:
         raise ModelNotFoundError(f"{model} is an official {family.kind} checkpoint; generation needs a generator")

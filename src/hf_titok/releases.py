@@ -242,7 +242,8 @@ def generator_preset(name: str) -> GeneratorPreset:
 
 FAMILY_BIN_REPO = "fun-research/TA-TiTok"
 # The repos that hold the plain `.bin` state dicts of several releases (`release=` names one).
-BIN_REPOS = (FUN_RESEARCH_REPO, FAMILY_BIN_REPO)
+RAR_REPO = "yucornetto/RAR"
+BIN_REPOS = (FUN_RESEARCH_REPO, FAMILY_BIN_REPO, RAR_REPO)
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,7 @@ class OfficialRelease:
     `hf_titok.families`."""
 
     name: str
-    kind: Literal["tokenizer", "generator", "vqgan", "tatitok", "maskgen-vq", "maskgen-kl"]
+    kind: Literal["tokenizer", "generator", "vqgan", "tatitok", "maskgen-vq", "maskgen-kl", "rar"]
     repo_id: str
     title: str
     results: dict = field(default_factory=dict)  # what the authors report, measured as `results_measure` says
@@ -416,8 +417,82 @@ _FAMILY_RELEASES = [
     _maskgen("maskgen_kl_xl", "MaskGen-XL (continuous tokens)", 6.53, 0.55),
 ]
 
+
+# --------------------------------------------------------------------------------------------------
+# RAR (README_RAR.md of the official repository)
+# --------------------------------------------------------------------------------------------------
+
+RAR_PAPER = "arxiv:2411.00776"
+
+
+@dataclass(frozen=True)
+class RARPreset:
+    """A released RAR generator: its transformer size (all: 16 heads, 256 tokens of the MaskGIT-VQGAN, 1024 codes,
+    1000 classes) and its official sampling settings (README_RAR.md's gFID commands)."""
+
+    hidden_size: int
+    num_hidden_layers: int
+    intermediate_size: int
+    temperature: float
+    guidance_scale: float
+    guidance_scale_pow: float
+    num_attention_heads: int = 16
+
+    def config_kwargs(self) -> dict:
+        return dict(
+            codebook_size=MASKGIT_VQGAN["codebook_size"],
+            num_latent_tokens=256,
+            num_classes=1000,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            intermediate_size=self.intermediate_size,
+        )
+
+    def scheduler_kwargs(self) -> dict:
+        return dict(
+            guidance_scale=self.guidance_scale, guidance_scale_pow=self.guidance_scale_pow, temperature=self.temperature
+        )
+
+
+RAR_PRESETS: dict[str, RARPreset] = {
+    "rar_b": RARPreset(768, 24, 3072, 1.0, 16.0, 2.75),
+    "rar_l": RARPreset(1024, 24, 4096, 1.02, 15.5, 2.5),
+    "rar_xl": RARPreset(1280, 32, 5120, 1.02, 6.9, 1.5),
+    "rar_xxl": RARPreset(1408, 40, 6144, 1.02, 8.0, 1.2),
+}
+
+
+def rar_preset(name: str) -> RARPreset:
+    return _choose(RAR_PRESETS, name, "RAR preset")
+
+
+def _rar(name, title, gfid, parameters):
+    return OfficialRelease(
+        name,
+        "rar",
+        RAR_REPO,
+        title,
+        {"gFID": gfid, "parameters": parameters},
+        f"{name}.bin",
+        tokenizer="maskgit_vqgan",
+        bin_repo=RAR_REPO,
+        results_measure="gFID on 50k samples, ImageNet 256x256 (ADM suite)",
+        results_readme="README_RAR.md",
+    )
+
+
+_RAR_RELEASES = [
+    _rar("rar_b", "RAR-B", 1.95, "261M"),
+    _rar("rar_l", "RAR-L", 1.70, "462M"),
+    _rar("rar_xl", "RAR-XL", 1.50, "955M"),
+    _rar("rar_xxl", "RAR-XXL", 1.48, "1.5B"),
+]
+
 # Every released checkpoint, by release name.
-RELEASES: dict[str, OfficialRelease] = {release.name: release for release in _TITOK_RELEASES + _FAMILY_RELEASES}
+RELEASES: dict[str, OfficialRelease] = {
+    release.name: release for release in _TITOK_RELEASES + _FAMILY_RELEASES + _RAR_RELEASES
+}
 
 
 def maskgen_preset(name: str) -> MaskGenPreset:
@@ -451,6 +526,10 @@ __all__ = [
     "OfficialRelease",
     "PAPER",
     "PAPER_RESULTS_512",
+    "RAR_PAPER",
+    "RAR_PRESETS",
+    "RAR_REPO",
+    "RARPreset",
     "RELEASES",
     "SAMPLING_SETTINGS",
     "SamplingPreset",
@@ -461,6 +540,7 @@ __all__ = [
     "VIT_SIZES",
     "generator_preset",
     "maskgen_preset",
+    "rar_preset",
     "get_release",
     "release_for_repo",
     "tatitok_preset",

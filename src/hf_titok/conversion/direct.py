@@ -58,7 +58,8 @@ def detect_family(weight_names) -> Family:
     family = family_of_weights(weight_names)
     if family is None:
         raise ConversionError(
-            "the weights are not an official TiTok tokenizer, generator, MaskGIT-VQGAN, TA-TiTok or MaskGen state dict"
+            "the weights are not an official TiTok tokenizer, generator, MaskGIT-VQGAN, TA-TiTok, MaskGen or RAR state "
+            "dict"
         )
     return family
 
@@ -320,9 +321,10 @@ class OfficialReader:
     @staticmethod
     def _tokenizer_of(source, known: OfficialRelease | None, family: Family, vqvae, hub_kwargs: dict, kwargs: dict):
         """The tokenizer a generator's pipeline decodes with: `vqvae=` as given (a model, or a folder or repo of
-        one), else its release's tokenizer from the release table."""
+        one), else its release's tokenizer from the release table. (A model is taken as it is: the pipeline checks
+        it - a RAR pipeline decodes with the MaskGIT-VQGAN of the releases or a TiTok tokenizer.)"""
         tokenizer_class = get_family(family.tokenizer_family).model_class
-        if isinstance(vqvae, tokenizer_class):
+        if isinstance(vqvae, torch.nn.Module):
             return vqvae
         if vqvae is not None:
             return tokenizer_class.from_pretrained(vqvae, **_without_revision(hub_kwargs), **kwargs)

@@ -33,7 +33,6 @@ from ..models.tatitok.modeling_tatitok import TATiTokTokenizer
 from ..models.titok.configuration_titok import TiTokConfig
 from ..models.titok.image_processing_titok import TiTokImageProcessor
 from ..models.titok.modeling_titok import TiTokTokenizer
-from ..models.titok_maskgit.configuration_titok_maskgit import TiTokMaskGITConfig
 from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT
 from ..models.titok_maskgit.scheduling_titok_maskgit import TiTokMaskGITScheduler
 from ..releases import maskgen_preset
@@ -257,47 +256,51 @@ def dataset_num_classes(dataset, config: dict) -> int | None:
     return len(names) if names else None
 
 
-def prepare_generator(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
-    """The frozen tokenizer, the ids (pre-tokenized, or images tokenized on the fly), and the generator over them."""
-    tokenizer = processor = None
-    if config.get("tokenizer"):
-        tokenizer, processor = load_named("tokenizer", load_tokenizer, config["tokenizer"])
-    data = config["data"]
-    with args.main_process_first(desc="loading the dataset"):
-        if data.get("pretokenized"):
-            dataset = datasets.load_from_disk(data["pretokenized"])
-            if isinstance(dataset, datasets.DatasetDict):
-                dataset = dataset[data.get("split", "train")]
-            collator = collate_tokens
-        elif tokenizer is None:
-            raise ValueError(
-                "generator training needs `tokenizer:` (ids on the fly) or data.pretokenized (ids on disk)"
-            )
-        else:  # center crops (and flips) of the images, tokenized on the fly, as the tokenizer's processor does them
-            augmentation = Augmentation(
-                processor.image_size,
-                random_crop=False,
-                random_flip=data.get("random_flip", True),
-                pad_small_images=processor.do_pad,
-            )
-            dataset, collator = image_data(config, augmentation, args.seed)
-    section = config["model"]
-    if section.get("pretrained"):
-        model = load_named("model.pretrained", TiTokMaskGIT.from_pretrained, section["pretrained"])
-    else:
-        derived = dict(num_classes=dataset_num_classes(dataset, config))
-        if tokenizer is not None:
-            derived.update(
-                codebook_size=tokenizer.config.codebook_size, num_latent_tokens=tokenizer.config.num_latent_tokens
-            )
-        overrides = {**{k: v for k, v in derived.items() if v is not None}, **section.get("config", {})}
-        preset = section.get("preset")
-        model = TiTokMaskGIT(
-            TiTokMaskGITConfig.from_preset(preset, **overrides) if preset else TiTokMaskGITConfig(**overrides)
-        )
-    image_size = tokenizer.config.image_size if tokenizer is not None else 256
-    processor = processor or TiTokImageProcessor.for_image_size(image_size)
-    return RecipeRun(config, args, model, dataset, collator, image_size, processor, tokenizer=tokenizer)
+def prepare_generator(model_class: type = TiTokMaskGIT) -> Callable[[dict, TiTokTrainingArguments], RecipeRun]:
+    """How a class-conditional generator recipe (MaskGIT: `TiTokMaskGIT`; RAR: `RARTransformer`) prepares a run: the
+    frozen tokenizer, the ids (pre-tokenized, or images tokenized on the fly), and the generator over them (its
+    class count, codebook and token count from the data and tokenizer unless `model.config` says otherwise)."""
+
+    def prepare(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
+        tokenizer = processor = None
+        if config.get("tokenizer"):
+            tokenizer, processor = load_named("tokenizer", load_tokenizer, config["tokenizer"])
+        data = config["data"]
+        with args.main_process_first(desc="loading the dataset"):
+            if data.get("pretokenized"):
+                dataset = datasets.load_from_disk(data["pretokenized"])
+                if isinstance(dataset, datasets.DatasetDict):
+                    dataset = dataset[data.get("split", "train")]
+                collator = collate_tokens
+            elif tokenizer is None:
+                raise ValueError(
+                    "generator training needs `tokenizer:` (ids on the fly) or data.pretokenized (ids on disk)"
+                )
+            else:  # center crops (and flips), tokenized on the fly, as the tokenizer's processor does them
+                augmentation = Augmentation(
+                    processor.image_size,
+                    random_crop=False,
+                    random_flip=data.get("random_flip", True),
+                    pad_small_images=processor.do_pad,
+                )
+                dataset, collator = image_data(config, augmentation, args.seed)
+        section, config_class = config["model"], model_class.config_class
+        if section.get("pretrained"):
+            model = load_named("model.pretrained", model_class.from_pretrained, section["pretrained"])
+        else:
+            derived = dict(num_classes=dataset_num_classes(dataset, config))
+            if tokenizer is not None:
+                derived.update(
+                    codebook_size=tokenizer.config.codebook_size, num_latent_tokens=tokenizer.config.num_latent_tokens
+                )
+            overrides = {**{k: v for k, v in derived.items() if v is not None}, **section.get("config", {})}
+            preset = section.get("preset")
+            model = model_class(config_class.from_preset(preset, **overrides) if preset else config_class(**overrides))
+        image_size = tokenizer.config.image_size if tokenizer is not None else 256
+        processor = processor or TiTokImageProcessor.for_image_size(image_size)
+        return RecipeRun(config, args, model, dataset, collator, image_size, processor, tokenizer=tokenizer)
+
+    return prepare
 
 
 def prepare_clip(config: dict, args: TiTokTrainingArguments) -> RecipeRun:
@@ -457,11 +460,11 @@ def first_images(dataset, count: int, processor: TiTokImageProcessor) -> tuple[t
     return torch.stack(images), captions
 
 
-def sampling_scheduler(run: RecipeRun) -> TiTokMaskGITScheduler:
+def sampling_scheduler(run: RecipeRun, scheduler_class: type = TiTokMaskGITScheduler):
     """The sampler of sample grids and of the exported pipeline: the config's `sampling:` section, over the
     official sampling settings of `model.preset` when there is one."""
     sampling, preset = run.config.get("sampling", {}), run.config["model"].get("preset")
-    return TiTokMaskGITScheduler.from_preset(preset, **sampling) if preset else TiTokMaskGITScheduler(**sampling)
+    return scheduler_class.from_preset(preset, **sampling) if preset else scheduler_class(**sampling)
 
 
 def class_names(run: RecipeRun) -> dict[int, str]:

@@ -67,6 +67,31 @@ class GANStartCallback(TrainerCallback):
             self.announced = True
 
 
+def random_order_ratio(step: int, start: int, end: int) -> float:
+    """RAR's share of random generation orders at `step`: 1 until `start`, then linearly to 0 at `end`, 0 after
+    (the official `get_rar_random_ratio`)."""
+    if step < start:
+        return 1.0
+    if step >= end:
+        return 0.0
+    return 1.0 - (step - start) / (end - start)
+
+
+class RandomOrderCallback(TrainerCallback):
+    """RAR's training stages: sets `wrapper.random_ratio` before every step from the global step
+    (`random_order_ratio`), so a resumed run continues on the same schedule; the ratio is logged."""
+
+    def __init__(self, start: int, end: int):
+        if not 0 <= start <= end:
+            raise ValueError(f"the random-order anneal needs 0 <= start <= end, got start={start}, end={end}")
+        self.start, self.end = start, end
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        wrapper = _wrapper(kwargs)
+        wrapper.random_ratio = random_order_ratio(state.global_step, self.start, self.end)
+        wrapper.extra_logs["random_order_ratio"] = wrapper.random_ratio
+
+
 class EMACallback(TrainerCallback):
     """Updates `wrapper.ema_model` after every optimizer step with the official decay
     min(max_decay, (1 + t) / (10 + t)). The EMA weights live in the wrapper, so checkpoints hold them."""
@@ -285,5 +310,7 @@ __all__ = [
     "FreezeCallback",
     "GANStartCallback",
     "ImageGridCallback",
+    "RandomOrderCallback",
     "SkippedImagesCallback",
+    "random_order_ratio",
 ]

@@ -5,6 +5,8 @@
 - `stage2`: decoder fine-tuning in pixel space, encoder and quantizer frozen;
 - `single_stage`: a VQ or VAE tokenizer on pixels from scratch;
 - `generator`: MaskGIT on token ids;
+- `rar`: RAR, autoregressive over token ids (the MaskGIT-VQGAN's codes, or a TiTok tokenizer's 1-D tokens), in
+  random orders annealed to raster;
 - `clip`: a CLIP model (text and image towers, contrastive loss) on captioned images, exported as the text encoder
   (and tokenizer) of text-aware models trained here;
 - `tatitok`: TA-TiTok, single stage on captioned images, its decoder reading a frozen CLIP text encoder;
@@ -33,11 +35,17 @@ from ..models.maskgen.modeling_maskgen import MaskGenKLTransformer, MaskGenVQTra
 from ..models.maskgen.pipeline_maskgen import MaskGenPipeline
 from ..models.maskgen.scheduling_maskgen import MaskGenKLScheduler, MaskGenVQScheduler
 from ..models.maskgit_vqgan.configuration_maskgit_vqgan import MaskGITVQGANConfig
+from ..models.rar.configuration_rar import RARConfig
+from ..models.rar.modeling_rar import RARTransformer
+from ..models.rar.pipeline_rar import RARPipeline
+from ..models.rar.scheduling_rar import RARScheduler
 from ..models.tatitok.configuration_tatitok import TATiTokConfig
 from ..models.titok.configuration_titok import TiTokConfig
 from ..models.titok.modeling_titok import TiTokTokenizer
 from ..models.titok_maskgit.configuration_titok_maskgit import TiTokMaskGITConfig
+from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT
 from ..models.titok_maskgit.pipeline_titok import TiTokPipeline
+from ..models.titok_maskgit.scheduling_titok_maskgit import TiTokMaskGITScheduler
 from ..text_encoding import clip_text_features, tokenize_prompts
 from ..visualization import image_grid
 from .builders import (
@@ -64,6 +72,7 @@ from .callbacks import (
     FreezeCallback,
     GANStartCallback,
     ImageGridCallback,
+    RandomOrderCallback,
     SkippedImagesCallback,
 )
 from .config import check_config, close_match, merge, read_config
@@ -76,6 +85,7 @@ from .wrappers import (
     MaskGenKLTraining,
     MaskGenVQTraining,
     PixelTokenizerTraining,
+    RARTraining,
     Stage1Training,
     TextAwareTokenizerTraining,
     TrainingModule,
@@ -130,6 +140,14 @@ _MASKGEN_KL_TRAINING = dict(
     weight_decay=0.02,
     max_steps=1_000_000,
     per_device_train_batch_size=32,
+)
+# RAR (official configs/training/generator/rar.yaml): cosine from 4e-4 after 62.5k warm-up steps, no EMA.
+_RAR_TRAINING = dict(
+    _GENERATOR_TRAINING,
+    learning_rate=4e-4,
+    warmup_steps=62_500,
+    max_steps=250_000,
+    use_ema=False,
 )
 _ALWAYS = dict(
     remove_unused_columns=False,
@@ -209,6 +227,15 @@ class MaskGenKLLoss:
     text_dropout: float = 0.1
 
 
+@dataclass(frozen=True)
+class RARLoss:
+    """`loss:` of RAR: next-token cross entropy in random orders for all rows until `random_order_start`, then a
+    share falling linearly to 0 at `random_order_end` (raster order from then on)."""
+
+    random_order_start: int = 125_000
+    random_order_end: int = 187_500
+
+
 # --------------------------------------------------------------------------------------------------
 # Training wrappers: the recipe's loss around its model
 # --------------------------------------------------------------------------------------------------
@@ -269,6 +296,10 @@ def _generator_wrapper(run: RecipeRun, loss: NoLoss) -> TrainingModule:
     return GeneratorTraining(run.model, run.tokenizer, use_ema=run.args.use_ema)
 
 
+def _rar_wrapper(run: RecipeRun, loss: RARLoss) -> TrainingModule:
+    return RARTraining(run.model, run.tokenizer, use_ema=run.args.use_ema)
+
+
 # --------------------------------------------------------------------------------------------------
 # Callbacks: each factory returns the callback the run needs, or None
 # --------------------------------------------------------------------------------------------------
@@ -280,6 +311,11 @@ def _gan_start(run: RecipeRun) -> TrainerCallback:
 
 def _freeze(run: RecipeRun) -> TrainerCallback:
     return FreezeCallback(run.config["model"].get("frozen", ["encoder", "quantizer"]))
+
+
+def _random_orders(run: RecipeRun) -> TrainerCallback:
+    loss = RECIPES[run.config["recipe"]].loss_settings(run.config)
+    return RandomOrderCallback(loss.random_order_start, loss.random_order_end)
 
 
 def _codebook_usage(run: RecipeRun) -> TrainerCallback | None:
@@ -328,10 +364,10 @@ def _sample_grids(run: RecipeRun, samples_per_class: int = 4, max_classes: int =
     if run.tokenizer is None:
         logger.warning("no `tokenizer:` in the config: sample grids are off (pre-tokenized training)")
         return None
-    tokenizer, scheduler, id2label = run.tokenizer, sampling_scheduler(run), class_names(run)
+    build = _class_pipeline(run)
 
     def render(model, wrapper, step):
-        pipe = TiTokPipeline(tokenizer, model, scheduler, id2label=id2label)
+        pipe = build(model)
         pipe.set_progress_bar_config(disable=True)
         classes = list(range(min(max_classes, model.config.num_classes)))
         images = pipe(
@@ -399,21 +435,29 @@ def _export_model_with_processor(run: RecipeRun) -> TrainerCallback:
     return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub, extras=(run.image_processor,))
 
 
-def _export_pipeline(run: RecipeRun) -> TrainerCallback:
-    """A full TiTokPipeline when the tokenizer is known, else the generator alone."""
-    if run.tokenizer is None:
-        return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub)
+def _class_pipeline(run: RecipeRun):
+    """`model -> pipeline` of a class-conditional generator run (a `TiTokPipeline` for MaskGIT, a `RARPipeline` for
+    RAR): the run's tokenizer, the sampler of `sampling:` and the class names."""
+    rar = isinstance(run.model, RARTransformer)
+    pipeline_class = RARPipeline if rar else TiTokPipeline
     tokenizer, scheduler, id2label, processor = (
         run.tokenizer,
-        sampling_scheduler(run),
+        sampling_scheduler(run, RARScheduler if rar else TiTokMaskGITScheduler),
         class_names(run),
         run.image_processor,
     )
 
     def build(model):
-        return TiTokPipeline(tokenizer, model, scheduler, processor, id2label=id2label)
+        return pipeline_class(tokenizer, model, scheduler, processor, id2label=id2label)
 
-    return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub, build=build)
+    return build
+
+
+def _export_pipeline(run: RecipeRun) -> TrainerCallback:
+    """A full pipeline when the tokenizer is known, else the generator alone."""
+    if run.tokenizer is None:
+        return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub)
+    return ExportCallback(_export_dir(run.args), run.args.export_push_to_hub, build=_class_pipeline(run))
 
 
 def _export_maskgen(run: RecipeRun) -> TrainerCallback:
@@ -448,7 +492,7 @@ class Recipe:
     name: str
     entry_point: str  # "tokenizer", "generator" or "maskgen": training/train_<entry_point>.py
     training: dict
-    loss: NoLoss | Stage1Loss | PixelLoss | MaskGenVQLoss | MaskGenKLLoss  # the loss settings, this recipe's defaults
+    loss: NoLoss | Stage1Loss | PixelLoss | MaskGenVQLoss | MaskGenKLLoss | RARLoss  # this recipe's loss defaults
     prepare: Callable[[dict, TiTokTrainingArguments], RecipeRun]
     wrapper: Callable[[RecipeRun, object], TrainingModule]  # (run, the config's loss settings)
     callbacks: tuple[Callable[[RecipeRun], TrainerCallback | None], ...] = ()
@@ -567,12 +611,25 @@ RECIPES: dict[str, Recipe] = {
             "generator",
             dict(_GENERATOR_TRAINING),
             NoLoss(),
-            prepare_generator,
+            prepare_generator(TiTokMaskGIT),
             _generator_wrapper,
             (_codebook_usage, _sample_grids),
             export=_export_pipeline,
             extra_sections=("tokenizer", "sampling"),
             model_config=TiTokMaskGITConfig,
+        ),
+        Recipe(
+            "rar",
+            "generator",
+            dict(_RAR_TRAINING),
+            RARLoss(),
+            prepare_generator(RARTransformer),
+            _rar_wrapper,
+            (_random_orders, _codebook_usage, _sample_grids),
+            export=_export_pipeline,
+            extra_sections=("tokenizer", "sampling"),
+            model_config=RARConfig,
+            sampler=RARScheduler,
         ),
     ]
 }
@@ -636,6 +693,7 @@ __all__ = [
     "MaskGenVQLoss",
     "NoLoss",
     "PixelLoss",
+    "RARLoss",
     "RECIPES",
     "Recipe",
     "Stage1Loss",

@@ -72,8 +72,12 @@ def cosine_with_warmup(step: int, total: int, warmup: int, end_ratio: float) -> 
     return end_ratio + (1.0 - end_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def is_decayed(name: str, parameter: torch.nn.Parameter) -> bool:
-    return parameter.ndim > 1 and not any(part in name for part in NO_DECAY_NAME_PARTS)
+def is_decayed(name: str, parameter: torch.nn.Parameter, model: torch.nn.Module | None = None) -> bool:
+    """Whether the official optimizer decays the parameter `name` of `model`: not 1-D, no excluded name part, and
+    not one of the model's own exclusions (`_no_weight_decay_names`: parameters whose official names had an
+    excluded part that ours do not)."""
+    parts = NO_DECAY_NAME_PARTS + tuple(getattr(model, "_no_weight_decay_names", ()))
+    return parameter.ndim > 1 and not any(part in name for part in parts)
 
 
 class TiTokTrainer(Trainer):
@@ -89,9 +93,10 @@ class TiTokTrainer(Trainer):
         wrapper: TrainingModule = self.model
         args = self.args
         trained = [(n, p) for n, p in wrapper.model.named_parameters() if p.requires_grad]
+        decayed = {n for n, p in trained if is_decayed(n, p, wrapper.model)}
         groups = [
-            {"params": [p for n, p in trained if is_decayed(n, p)], "weight_decay": args.weight_decay, "role": "model"},
-            {"params": [p for n, p in trained if not is_decayed(n, p)], "weight_decay": 0.0, "role": "model"},
+            {"params": [p for n, p in trained if n in decayed], "weight_decay": args.weight_decay, "role": "model"},
+            {"params": [p for n, p in trained if n not in decayed], "weight_decay": 0.0, "role": "model"},
         ]
         if wrapper.discriminator is not None:
             d_params = [(n, p) for n, p in wrapper.discriminator.named_parameters() if p.requires_grad]

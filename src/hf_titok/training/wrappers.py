@@ -18,9 +18,10 @@ from torch.func import functional_call
 from ..models.maskgen.diffusion_maskgen import GaussianDiffusion, cosine_betas, masked_diffusion_loss
 from ..models.maskgen.modeling_maskgen import mask_in_random_order
 from ..models.maskgit_vqgan.modeling_maskgit_vqgan import MaskGITVQGAN
+from ..models.rar.modeling_rar import RARTransformer, permute_tokens, training_orders
 from ..models.titok.image_processing_titok import to_uint8
 from ..models.titok.modeling_titok import TiTokTokenizer
-from ..models.titok_maskgit.modeling_titok_maskgit import TiTokMaskGIT, mask_tokens, masked_token_loss
+from ..models.titok_maskgit.modeling_titok_maskgit import mask_tokens, masked_token_loss
 from ..text_encoding import clip_text_features
 from ..utils.torch_utils import random_orders
 from .discriminator import LeCamRegularizer, hinge_discriminator_loss
@@ -300,19 +301,19 @@ class TextAwareTokenizerTraining(PixelTokenizerTraining):
         return self._tokenizer_step(pixel_values, text_embeddings=text)
 
 
-class GeneratorTraining(TrainingModule):
-    """Recipe 5: MaskGIT training on token ids (pre-tokenized, or from a frozen tokenizer on the fly):
-    arccos masking, class dropout, label-smoothed loss with unmasked positions down-weighted."""
+class ClassConditionalTraining(TrainingModule):
+    """What the class-conditional generator recipes share: the frozen tokenizer (checked against the generator)
+    and each step's ids - pre-tokenized in the batch, or from the tokenizer on the fly."""
 
-    def __init__(self, model: TiTokMaskGIT, tokenizer: TiTokTokenizer | None = None, use_ema: bool = True):
+    def __init__(self, model: nn.Module, tokenizer: nn.Module | None = None, use_ema: bool = True):
         super().__init__(model, use_ema)
         if tokenizer is not None:
             model.config.check_tokenizer(tokenizer.config)
         self.set_helper("tokenizer", tokenizer)
 
-    def forward(
-        self, labels: torch.Tensor, token_ids: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None
-    ) -> dict:
+    def token_ids(
+        self, labels: torch.Tensor, token_ids: torch.Tensor | None, pixel_values: torch.Tensor | None
+    ) -> torch.Tensor:
         if token_ids is None:
             tokenizer = self.helper("tokenizer", labels.device)
             if tokenizer is None or pixel_values is None:
@@ -320,9 +321,41 @@ class GeneratorTraining(TrainingModule):
             with torch.no_grad():
                 token_ids = tokenizer.encode(pixel_values).token_ids
         self.last_token_ids = token_ids
+        return token_ids
+
+
+class GeneratorTraining(ClassConditionalTraining):
+    """Recipe 5: MaskGIT training on token ids (pre-tokenized, or from a frozen tokenizer on the fly):
+    arccos masking, class dropout, label-smoothed loss with unmasked positions down-weighted."""
+
+    def forward(
+        self, labels: torch.Tensor, token_ids: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None
+    ) -> dict:
+        token_ids = self.token_ids(labels, token_ids, pixel_values)
         masked, _ = mask_tokens(token_ids, self.model.config.mask_token_id)
         out = self.model(masked, labels, labels=token_ids)
         self.record(mlm_loss=out.loss, masked_token_accuracy=out.masked_token_accuracy)
+        return {"loss": out.loss}
+
+
+class RARTraining(ClassConditionalTraining):
+    """RAR: next-token cross entropy with the tokens in a random order for a fraction `random_ratio` of the rows
+    (the rest in raster order) - the ratio the `RandomOrderCallback` sets at every step -, class dropout in the
+    model (`config.class_dropout_prob`). Orders and dropout are drawn on the device: no host read."""
+
+    def __init__(self, model: RARTransformer, tokenizer: nn.Module | None = None, use_ema: bool = False):
+        super().__init__(model, tokenizer, use_ema)
+        self.random_ratio = 1.0
+
+    def forward(
+        self, labels: torch.Tensor, token_ids: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None
+    ) -> dict:
+        token_ids = self.token_ids(labels, token_ids, pixel_values)
+        batch_size, num_tokens = token_ids.shape
+        orders = training_orders(batch_size, num_tokens, self.random_ratio, device=token_ids.device)
+        in_order = permute_tokens(token_ids, orders)
+        out = self.model(in_order, labels, orders=orders, labels=in_order, check_values=False)
+        self.record(ar_loss=out.loss, token_accuracy=out.token_accuracy)
         return {"loss": out.loss}
 
 
@@ -464,6 +497,7 @@ class ContrastiveTextTraining(TrainingModule):
 
 
 __all__ = [
+    "ClassConditionalTraining",
     "ContrastiveTextTraining",
     "GANLoss",
     "GeneratorTraining",
@@ -471,6 +505,7 @@ __all__ = [
     "MaskGenTraining",
     "MaskGenVQTraining",
     "PixelTokenizerTraining",
+    "RARTraining",
     "Stage1Training",
     "TextAwareTokenizerTraining",
     "TrainingModule",

@@ -1,16 +1,18 @@
-"""What hf_titok's diffusers pipelines share (`TiTokPipeline`, `MaskGenPipeline`): optional components left out
-(`DEFAULT`), per-thread call state behind the properties step callbacks read, sequential offload on the CPU,
-saving with the code, loading (an official checkpoint converted in memory, or a saved folder with the installed
-classes), and plain snapshot downloads."""
+"""What hf_titok's diffusers pipelines share (`TiTokPipeline`, `MaskGenPipeline`, `RARPipeline`): optional components
+left out (`DEFAULT`), class labels (the class-conditional ones), per-thread call state behind the properties step
+callbacks read, sequential offload on the CPU, saving with the code, loading (an official checkpoint converted in
+memory, or a saved folder with the installed classes), and plain snapshot downloads."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import numbers
 import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
@@ -42,6 +44,114 @@ class CallState(threading.local):
     guidance_scale: float | None = None
     num_timesteps: int | None = None
     interrupt: bool = False
+
+
+MAX_IMAGES_PER_LABEL = 1024  # per call; more belongs in several calls (e.g. hf_titok.evaluation.sample_shards)
+
+
+class ClassLabelsMixin:
+    """What the class-conditional pipelines share (`TiTokPipeline`, `RARPipeline`): class names (`id2label` in
+    `model_index.json`), labels given as ids, names or `None` (unconditional), and the per-label image count. The
+    generator is the `transformer` component, whose config has `num_classes` (the null class's id)."""
+
+    def register_id2label(self, id2label: dict | None) -> None:
+        """Check and store the class names (`None`: `class 0`, `class 1`, ...)."""
+        num_classes = self.transformer.config.num_classes
+        if id2label is None:
+            id2label = {index: f"class {index}" for index in range(num_classes)}
+        id2label = {int(key): str(value) for key, value in id2label.items()}  # JSON turns keys into strings
+        if sorted(id2label) != list(range(num_classes)):
+            raise ValueError(f"id2label must name every class 0..{num_classes - 1} exactly once")
+        self.register_to_config(id2label=id2label)
+        self.labels: dict[str, list[int]] = {}
+        for index, names in sorted(id2label.items()):
+            for name in names.split(","):
+                if name.strip():
+                    self.labels.setdefault(name.strip().lower(), []).append(index)
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(key): value for key, value in self.config.id2label.items()}
+
+    def resolve_labels(self, labels) -> list[int | None]:
+        """Class ids for labels given as ids, class names (any comma-separated synonym, case-insensitive) or
+        `None` (unconditional, kept as `None`): one label, or any (nested) list, tuple, NumPy array or integer
+        tensor of them. Unknown names raise a `ValueError` listing close matches; nothing is sampled before."""
+        num_classes = self.transformer.config.num_classes
+        ids = []
+        for label in _flatten_labels(labels):
+            if label is None:
+                ids.append(None)
+            elif isinstance(label, str):
+                ids.append(self._label_id(label))
+            elif isinstance(label, (int, np.integer)) and not isinstance(label, (bool, np.bool_)):
+                if not 0 <= label < num_classes:
+                    raise ValueError(
+                        f"class id {label} is out of range: this generator has classes 0..{num_classes - 1}"
+                    )
+                ids.append(int(label))
+            else:
+                raise TypeError(
+                    f"class labels must be ints, class names or None, got {type(label).__name__}: {label!r}"
+                )
+        if not ids:
+            raise ValueError("class_labels is empty: give at least one class id or name")
+        return ids
+
+    def get_label_ids(self, labels) -> list[int]:
+        """The generator's class ids for `labels` (as `resolve_labels`): unconditional is the null class, the id
+        `num_classes` past the last class, which the generator was trained to sample without a class."""
+        null_class = self.transformer.config.num_classes
+        return [null_class if class_id is None else class_id for class_id in self.resolve_labels(labels)]
+
+    def label_name(self, label, with_id: bool = False) -> str:
+        """A label's display name: its class's first name in `id2label` ("tiger" of "tiger, Panthera tigris"),
+        "unconditional" for `None`; `with_id=True` prefixes the class id ("292: tiger")."""
+        (class_id,) = self.resolve_labels([label])
+        if class_id is None:
+            return "unconditional"
+        name = self.id2label[class_id].split(",")[0].strip()
+        return f"{class_id}: {name}" if with_id else name
+
+    def _label_id(self, name: str) -> int:
+        key = name.strip().lower()
+        if key in self.labels:
+            matches = self.labels[key]
+            if len(matches) > 1:
+                options = "; ".join(f"{i}: {self.id2label[i]}" for i in matches)
+                raise ValueError(f"class name {name!r} is ambiguous ({options}); use the class id or another synonym")
+            return matches[0]
+        close = difflib.get_close_matches(key, self.labels, n=5, cutoff=0.6)
+        hint = f"; close matches: {', '.join(repr(c) for c in close)}" if close else ""
+        raise ValueError(f"unknown class name {name!r}{hint}")
+
+    @staticmethod
+    def check_images_per_label(num_images_per_label) -> None:
+        if (
+            isinstance(num_images_per_label, bool)
+            or not isinstance(num_images_per_label, numbers.Integral)
+            or num_images_per_label < 1
+        ):
+            raise ValueError(f"num_images_per_label must be an integer >= 1, got {num_images_per_label!r}")
+        if num_images_per_label > MAX_IMAGES_PER_LABEL:
+            raise ValueError(
+                f"num_images_per_label={num_images_per_label} is more than {MAX_IMAGES_PER_LABEL}: make several calls"
+            )
+
+
+def _flatten_labels(labels) -> list:
+    """One label, or nested lists/tuples/arrays/tensors of labels -> a flat list (0-d tensors become ints)."""
+    if labels is None or isinstance(labels, (str, int, np.integer)):
+        return [labels]
+    if isinstance(labels, torch.Tensor):
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise TypeError(f"class label tensors must hold integer class ids, got dtype {labels.dtype}")
+        return labels.flatten().tolist()
+    if isinstance(labels, np.ndarray):
+        return [label for item in labels.tolist() for label in _flatten_labels(item)]
+    if isinstance(labels, (list, tuple)):
+        return [label for item in labels for label in _flatten_labels(item)]
+    return [labels]
 
 
 class PipelineBase(DiffusionPipeline):

@@ -144,23 +144,37 @@ SETTINGS = {setting.name: setting for setting in SAMPLER_SETTINGS}
 SAMPLING_SETTINGS = tuple(SETTINGS)
 
 
-def sampler_settings(*names: str, **choices: tuple[str, ...]) -> tuple[SamplerSetting, ...]:
+def sampler_settings(
+    *names: str, changes: dict[str, dict] | None = None, **choices: tuple[str, ...]
+) -> tuple[SamplerSetting, ...]:
     """The settings a sampler declares: the named entries of this table, in order, with the choices `choices`
-    names for them (each sampler has its own guidance schedules)."""
+    names for them (each sampler has its own guidance schedules) and the fields `changes` gives for a setting
+    that means something else to this sampler (its help, its bounds)."""
+    changes = changes or {}
     return tuple(
-        dataclasses.replace(SETTINGS[name], choices=choices.get(name, SETTINGS[name].choices)) for name in names
+        dataclasses.replace(SETTINGS[name], choices=choices.get(name, SETTINGS[name].choices), **changes.get(name, {}))
+        for name in names
     )
 
 
 def merged_settings(*groups: tuple[SamplerSetting, ...]) -> tuple[SamplerSetting, ...]:
     """Several samplers' settings as one: each name once (in first-seen order), a choice setting taking the choices
-    of all (for a command that serves several samplers; each sampler checks its own)."""
+    of all and a number the union of their bounds (for a command that serves several samplers; each sampler checks
+    its own)."""
     merged: dict[str, SamplerSetting] = {}
     for setting in (setting for group in groups for setting in group):
-        if setting.name in merged and setting.choices is not None:
-            choices = tuple(dict.fromkeys(merged[setting.name].choices + setting.choices))
-            merged[setting.name] = dataclasses.replace(merged[setting.name], choices=choices)
-        merged.setdefault(setting.name, setting)
+        seen = merged.setdefault(setting.name, setting)
+        if seen is setting:
+            continue
+        if setting.choices is not None:
+            merged[setting.name] = dataclasses.replace(
+                seen, choices=tuple(dict.fromkeys(seen.choices + setting.choices))
+            )
+        elif setting.low is not None and seen.low is not None:
+            low = min(seen.low, setting.low)
+            inclusive = any(s.low_inclusive for s in (seen, setting) if s.low == low)
+            high = None if None in (seen.high, setting.high) else max(seen.high, setting.high)
+            merged[setting.name] = dataclasses.replace(seen, low=low, low_inclusive=inclusive, high=high)
     return tuple(merged.values())
 
 

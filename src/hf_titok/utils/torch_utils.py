@@ -45,13 +45,9 @@ def _draw_device(generator: torch.Generator, device: torch.device) -> torch.devi
     raise ValueError(f"cannot draw {device} random numbers with a {generator.device.type} generator")
 
 
-def rand_tensor(
-    shape: Sequence[int],
-    generator: GeneratorType = None,
-    device: str | torch.device | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """Uniform [0, 1) numbers of `shape` on `device`, drawn as described in the module docstring."""
+def _drawn(shape, generator: GeneratorType, device, dtype: torch.dtype, draw) -> torch.Tensor:
+    """`draw(shape, generator, device, dtype)` as described in the module docstring: on the generator's device
+    and moved, one row per generator for a list."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     shape = tuple(shape)
     if isinstance(generator, (list, tuple)) and len(generator) == 1:
@@ -59,14 +55,45 @@ def rand_tensor(
     if isinstance(generator, (list, tuple)):
         if len(generator) != shape[0]:
             raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}: give one per row")
-        rows = [
-            torch.rand((1,) + shape[1:], generator=g, device=_draw_device(g, device), dtype=dtype).to(device)
-            for g in generator
-        ]
+        rows = [draw((1,) + shape[1:], g, _draw_device(g, device), dtype).to(device) for g in generator]
         return torch.cat(rows)
     if generator is None:
-        return torch.rand(shape, device=device, dtype=dtype)
-    return torch.rand(shape, generator=generator, device=_draw_device(generator, device), dtype=dtype).to(device)
+        return draw(shape, None, device, dtype)
+    return draw(shape, generator, _draw_device(generator, device), dtype).to(device)
+
+
+def rand_tensor(
+    shape: Sequence[int],
+    generator: GeneratorType = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Uniform [0, 1) numbers of `shape` on `device`, drawn as described in the module docstring."""
+    return _drawn(
+        shape,
+        generator,
+        device,
+        dtype,
+        lambda shape, g, device, dtype: torch.rand(shape, generator=g, device=device, dtype=dtype),
+    )
+
+
+def exponential_tensor(
+    shape: Sequence[int],
+    generator: GeneratorType = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Exp(1) numbers of `shape` on `device`, drawn as described in the module docstring: what `torch.multinomial`
+    draws for one sample per row (it returns `argmax(probabilities / noise)`), so `(p / exponential_tensor(...))
+    .argmax(-1)` with a CPU generator equals `torch.multinomial(p, 1, generator=...)` on the CPU - on any device."""
+    return _drawn(
+        shape,
+        generator,
+        device,
+        dtype,
+        lambda shape, g, device, dtype: torch.empty(shape, device=device, dtype=dtype).exponential_(generator=g),
+    )
 
 
 def random_orders(
@@ -78,4 +105,4 @@ def random_orders(
     return rand_tensor((batch_size, num_positions), generator=generator, device=device).argsort(dim=1)
 
 
-__all__ = ["GeneratorType", "check_generator", "rand_tensor", "randn_tensor", "random_orders"]
+__all__ = ["GeneratorType", "check_generator", "exponential_tensor", "rand_tensor", "randn_tensor", "random_orders"]

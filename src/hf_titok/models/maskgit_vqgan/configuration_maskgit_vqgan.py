@@ -107,5 +107,10 @@ class MaskGITVQGANConfig(PreTrainedConfig):
         """Side of the code grid (16 for 256x256 images)."""
         return self.image_size // self.downsample_factor
 
+    @property
+    def num_latent_tokens(self) -> int:
+        """Codes per image, row-major over the grid: the tokens of a generator over them (RAR)."""
+        return self.grid_size**2
+
 
 __all__ = ["MaskGITVQGANConfig"]

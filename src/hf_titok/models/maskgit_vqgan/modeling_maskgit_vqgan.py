@@ -218,6 +218,12 @@ class MaskGITVQGANEncoderOutput(ModelOutput):
     quantizer_loss: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
+    @property
+    def token_ids(self) -> torch.LongTensor | None:
+        """The codes under the name every tokenizer's `encode` output gives its ids (a generator over the VQGAN's
+        codes - RAR - trains and pre-tokenizes as over a TiTok tokenizer's)."""
+        return self.codes
+
 
 @dataclass
 class MaskGITVQGANOutput(ModelOutput):
@@ -280,6 +286,10 @@ class MaskGITVQGAN(MaskGITVQGANPreTrainedModel):
     images, e.g. with [`TiTokImageProcessor.postprocess`]). Any dtype works; the codebook search runs in
     float32. `encode`/`decode` go through accelerate's hooks like `forward` (CPU offload, `device_map`).
     """
+
+    # As a tokenizer (`TiTokTokenizer`'s interface): discrete ids, decoded from the ids alone.
+    is_vq = True
+    decoder_inputs: tuple[str, ...] = ()
 
     def __init__(self, config: MaskGITVQGANConfig):
         super().__init__(config)

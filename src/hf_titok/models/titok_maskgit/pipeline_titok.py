@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
-import numbers
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
@@ -17,7 +14,7 @@ from diffusers.utils import replace_example_docstring
 from ...hub import pipeline_card, push_folder_to_hub
 from ...utils.input_checks import check_token_ids
 from ...utils.legacy import legacy_pipeline_scheduler
-from ...utils.pipeline_utils import DEFAULT, PipelineBase
+from ...utils.pipeline_utils import DEFAULT, ClassLabelsMixin, PipelineBase
 from ...utils.torch_utils import GeneratorType, check_generator, random_orders
 from ..titok.image_processing_titok import TiTokImageProcessor
 from ..titok.modeling_titok import TiTokTokenizer
@@ -36,10 +33,8 @@ EXAMPLE_DOC_STRING = """
         ```
 """
 
-MAX_IMAGES_PER_LABEL = 1024  # per call; more belongs in several calls (e.g. hf_titok.evaluation.sample_shards)
 
-
-class TiTokPipeline(PipelineBase):
+class TiTokPipeline(ClassLabelsMixin, PipelineBase):
     r"""
     Class-conditional generation with a TiTok MaskGIT generator and a TiTok tokenizer.
 
@@ -94,21 +89,10 @@ class TiTokPipeline(PipelineBase):
             scheduler = TiTokMaskGITScheduler()
         if image_processor is DEFAULT:
             image_processor = TiTokImageProcessor.for_image_size(vqvae.config.image_size)
-        num_classes = transformer.config.num_classes
-        if id2label is None:
-            id2label = {index: f"class {index}" for index in range(num_classes)}
-        id2label = {int(key): str(value) for key, value in id2label.items()}  # JSON turns keys into strings
-        if sorted(id2label) != list(range(num_classes)):
-            raise ValueError(f"id2label must name every class 0..{num_classes - 1} exactly once")
         self.register_modules(
             vqvae=vqvae, transformer=transformer, scheduler=scheduler, image_processor=image_processor
         )
-        self.register_to_config(id2label=id2label)
-        self.labels: dict[str, list[int]] = {}
-        for index, names in sorted(id2label.items()):
-            for name in names.split(","):
-                if name.strip():
-                    self.labels.setdefault(name.strip().lower(), []).append(index)
+        self.register_id2label(id2label)
 
     @property
     def processor(self) -> TiTokImageProcessor:
@@ -117,10 +101,6 @@ class TiTokPipeline(PipelineBase):
         if self.image_processor is not None:
             return self.image_processor
         return TiTokImageProcessor.for_image_size(self.vqvae.config.image_size)
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        return {int(key): value for key, value in self.config.id2label.items()}
 
     # The file each saved component's folder must hold.
     _COMPONENT_FILES = {
@@ -180,58 +160,6 @@ class TiTokPipeline(PipelineBase):
             pipeline_card(self, repo_id).save(Path(folder) / "README.md")
             return push_folder_to_hub(folder, repo_id, private=private, token=token, commit_message=commit_message)
 
-    def resolve_labels(self, labels) -> list[int | None]:
-        """Class ids for labels given as ids, class names (any comma-separated synonym, case-insensitive) or
-        `None` (unconditional, kept as `None`): one label, or any (nested) list, tuple, NumPy array or integer
-        tensor of them. Unknown names raise a `ValueError` listing close matches; nothing is sampled before."""
-        num_classes = self.transformer.config.num_classes
-        ids = []
-        for label in _flatten_labels(labels):
-            if label is None:
-                ids.append(None)
-            elif isinstance(label, str):
-                ids.append(self._label_id(label))
-            elif isinstance(label, (int, np.integer)) and not isinstance(label, (bool, np.bool_)):
-                if not 0 <= label < num_classes:
-                    raise ValueError(
-                        f"class id {label} is out of range: this generator has classes 0..{num_classes - 1}"
-                    )
-                ids.append(int(label))
-            else:
-                raise TypeError(
-                    f"class labels must be ints, class names or None, got {type(label).__name__}: {label!r}"
-                )
-        if not ids:
-            raise ValueError("class_labels is empty: give at least one class id or name")
-        return ids
-
-    def get_label_ids(self, labels) -> list[int]:
-        """The generator's class ids for `labels` (as `resolve_labels`): unconditional is the null class, the id
-        `num_classes` past the last class, which the generator was trained to sample without a class."""
-        null_class = self.transformer.config.num_classes
-        return [null_class if class_id is None else class_id for class_id in self.resolve_labels(labels)]
-
-    def label_name(self, label, with_id: bool = False) -> str:
-        """A label's display name: its class's first name in `id2label` ("tiger" of "tiger, Panthera tigris"),
-        "unconditional" for `None`; `with_id=True` prefixes the class id ("292: tiger")."""
-        (class_id,) = self.resolve_labels([label])
-        if class_id is None:
-            return "unconditional"
-        name = self.id2label[class_id].split(",")[0].strip()
-        return f"{class_id}: {name}" if with_id else name
-
-    def _label_id(self, name: str) -> int:
-        key = name.strip().lower()
-        if key in self.labels:
-            matches = self.labels[key]
-            if len(matches) > 1:
-                options = "; ".join(f"{i}: {self.id2label[i]}" for i in matches)
-                raise ValueError(f"class name {name!r} is ambiguous ({options}); use the class id or another synonym")
-            return matches[0]
-        close = difflib.get_close_matches(key, self.labels, n=5, cutoff=0.6)
-        hint = f"; close matches: {', '.join(repr(c) for c in close)}" if close else ""
-        raise ValueError(f"unknown class name {name!r}{hint}")
-
     def _default_scheduler(self) -> TiTokMaskGITScheduler:
         return TiTokMaskGITScheduler()
 
@@ -242,16 +170,7 @@ class TiTokPipeline(PipelineBase):
         strength=None,
     ) -> float | None:
         """Check the call's arguments; returns the strength of a variations call (None otherwise)."""
-        if (
-            isinstance(num_images_per_label, bool)
-            or not isinstance(num_images_per_label, numbers.Integral)
-            or num_images_per_label < 1
-        ):
-            raise ValueError(f"num_images_per_label must be an integer >= 1, got {num_images_per_label!r}")
-        if num_images_per_label > MAX_IMAGES_PER_LABEL:
-            raise ValueError(
-                f"num_images_per_label={num_images_per_label} is more than {MAX_IMAGES_PER_LABEL}: make several calls"
-            )
+        self.check_images_per_label(num_images_per_label)
         return self.check_strength(image, strength)
 
     def prepare_image_tokens(
@@ -415,21 +334,6 @@ class TiTokPipeline(PipelineBase):
         return self._output(
             token_ids, output_type, return_dict, lambda ids: self.vqvae.decode(ids, batch_size=decode_batch_size)
         )
-
-
-def _flatten_labels(labels) -> list:
-    """One label, or nested lists/tuples/arrays/tensors of labels -> a flat list (0-d tensors become ints)."""
-    if labels is None or isinstance(labels, (str, int, np.integer)):
-        return [labels]
-    if isinstance(labels, torch.Tensor):
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise TypeError(f"class label tensors must hold integer class ids, got dtype {labels.dtype}")
-        return labels.flatten().tolist()
-    if isinstance(labels, np.ndarray):
-        return [label for item in labels.tolist() for label in _flatten_labels(item)]
-    if isinstance(labels, (list, tuple)):
-        return [label for item in labels for label in _flatten_labels(item)]
-    return [labels]
 
 
 __all__ = ["TiTokPipeline"]
