@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""`make gpu-check`: the GPU tests, then the pipeline benchmark of the three released presets in bfloat16, eager
-and compiled, into one JSON file (samples/s beside the paper's A100 figures, peak GPU memory).
+"""`make gpu-check`: the GPU tests, then the pipeline benchmark of the three released TiTok presets and of RAR-B and
+RAR-L (random weights) in bfloat16, eager and compiled (RAR compiled: with the static cache), into one JSON file
+(samples/s beside the paper's A100 figures, peak GPU memory).
 
     python benchmarks/gpu_check.py [--output gpu_check.json] [--batch-size 32] [--budget-seconds 450]
 
@@ -22,6 +23,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("titok_l32", "titok_b64", "titok_s128")
+RAR_SIZES = ("rar_b", "rar_l")
+RAR_BATCH = 8
 
 
 def run(command: list[str], timeout: float) -> tuple[int | None, str]:
@@ -62,45 +65,46 @@ def main() -> int:
     result["tests"] = {"exit_code": code, **{word: int(count) for count, word in summary}}
     print(f"gpu tests: {result['tests']}", flush=True)
 
-    steps = [(preset, compiled) for compiled in (False, True) for preset in PRESETS]
-    for index, (preset, compiled) in enumerate(steps):
+    cuda_bf16 = ["--device", "cuda", "--dtype", "bfloat16"]
+    steps = [
+        (
+            {"preset": preset, "compile": compiled},
+            ["benchmarks/bench_pipeline.py", "--preset", preset, *cuda_bf16, "--batch-size", str(args.batch_size)]
+            + ["--repeats", "3"]
+            + (["--compile"] if compiled else []),
+        )
+        for compiled in (False, True)
+        for preset in PRESETS
+    ] + [
+        (
+            {"preset": size, "compile": compiled, "batch_size": RAR_BATCH},
+            ["benchmarks/bench_rar.py", "--size", size, *cuda_bf16, "--batch-size", str(RAR_BATCH), "--repeats", "2"]
+            + (["--compile", "--cache", "static"] if compiled else ["--cache", "dynamic"]),
+        )
+        for compiled in (False, True)
+        for size in RAR_SIZES
+    ]
+    keys = (
+        "images_samples_per_second",
+        "tokens_samples_per_second",
+        "images_images_per_second",
+        "tokens_images_per_second",
+        "images_fraction_of_peak",
+        "peak_gpu_memory_mb",
+        "paper_a100_images_samples_per_second",
+        "num_inference_steps",
+        "matmul_peak_gflops",
+    )
+    for index, (row, command) in enumerate(steps):
         remaining = deadline - time.monotonic()
-        row = {"preset": preset, "compile": compiled}
         if remaining < 20:
             row["skipped"] = "out of time budget"
         else:
-            command = [
-                sys.executable,
-                "benchmarks/bench_pipeline.py",
-                "--preset",
-                preset,
-                "--device",
-                "cuda",
-                "--dtype",
-                "bfloat16",
-                "--batch-size",
-                str(args.batch_size),
-                "--repeats",
-                "3",
-            ] + (["--compile"] if compiled else [])
-            code, output = run(command, remaining / (len(steps) - index) * 1.5)
+            code, output = run([sys.executable, *command], remaining / (len(steps) - index) * 1.5)
             lines = [line for line in output.splitlines() if line.startswith("{")]
             if code == 0 and lines:
                 measured = json.loads(lines[-1])
-                row.update(
-                    {
-                        key: measured.get(key)
-                        for key in (
-                            "images_samples_per_second",
-                            "tokens_samples_per_second",
-                            "images_fraction_of_peak",
-                            "peak_gpu_memory_mb",
-                            "paper_a100_images_samples_per_second",
-                            "num_inference_steps",
-                            "matmul_peak_gflops",
-                        )
-                    }
-                )
+                row.update({key: measured[key] for key in keys if key in measured})
             else:
                 row["error"] = output.strip().splitlines()[-1] if output.strip() else f"exit code {code}"
         result["pipelines"].append(row)

@@ -65,7 +65,7 @@ class SpaceModel:
 
     @property
     def is_vq(self) -> bool:
-        return self.tokenizer.config.quantize_mode == "vq"
+        return self.tokenizer.is_vq
 
     @property
     def reads_text(self) -> bool:
@@ -163,7 +163,10 @@ def setting_value(pipeline, name: str, value, high: float | None = None):
     top = setting.high if high is None else high
     if setting.type is int:
         return whole_number(value, setting.label, int(setting.low), int(top))
-    return number_in_range(value, setting.label, setting.low, top)
+    number = number_in_range(value, setting.label, setting.low, top)
+    if number == setting.low and not setting.low_inclusive:
+        raise gr.Error(f"{setting.label} must be above {setting.low:g}, got {value}.")
+    return number
 
 
 def setting_widget(pipeline, name: str, high: float | None = None, **kwargs):
@@ -251,6 +254,14 @@ def progress_callback(progress: gr.Progress, steps: int, what: str):
     return callback
 
 
+# The settings the Generate tab shows, where the pipeline's sampler has them (RAR: no steps or schedule, a power).
+GENERATE_SETTINGS = ("num_inference_steps", "guidance_scale", "guidance_schedule", "temperature", "guidance_scale_pow")
+
+
+def sampler_has(pipeline, name: str) -> bool:
+    return name in pipeline._sampler().setting_names()
+
+
 def generate(
     model: SpaceModel,
     class_choice,
@@ -261,8 +272,11 @@ def generate(
     temperature,
     seed,
     random_seed,
+    guidance_scale_pow=None,
     progress=gr.Progress(),
 ):
+    """Class-conditional samples. Each setting the pipeline's sampler takes is checked and passed (None, or a
+    setting it does not have - its widget is not shown -, keeps the sampler's default)."""
     if model.pipeline is None:
         raise gr.Error("This model is a tokenizer without a generator: generation needs a TiTokPipeline.")
     if not model.class_conditional:
@@ -270,26 +284,26 @@ def generate(
     label = class_label(model, class_choice)
     num_images = whole_number(num_images, "Number of images", 1, MAX_IMAGES)
     pipe = model.pipeline
-    steps = setting_value(pipe, "num_inference_steps", steps, MAX_STEPS)
-    guidance_scale = setting_value(pipe, "guidance_scale", guidance_scale)
-    guidance_schedule = setting_value(pipe, "guidance_schedule", guidance_schedule)
-    temperature = setting_value(pipe, "temperature", temperature)
+    given = dict(zip(GENERATE_SETTINGS, (steps, guidance_scale, guidance_schedule, temperature, guidance_scale_pow)))
+    settings = {
+        name: setting_value(pipe, name, value, MAX_STEPS if name == "num_inference_steps" else None)
+        for name, value in given.items()
+        if value is not None and sampler_has(pipe, name)
+    }
     seed = resolve_seed(seed, random_seed)
+    used = pipe.sampling_settings(**settings)
+    steps = used.get("num_inference_steps", pipe.transformer.config.num_latent_tokens)  # RAR: one per token
     images = model.pipeline(
         label,
         num_images_per_label=num_images,
-        num_inference_steps=steps,
-        guidance_scale=guidance_scale,
-        guidance_schedule=guidance_schedule,
-        temperature=temperature,
         generator=torch.Generator().manual_seed(seed),
         callback_on_step_end=progress_callback(progress, steps, "sampling"),
+        **settings,
     ).images
     name = model.pipeline.label_name(label)
     gallery = [(for_display(image), f"{name} #{i + 1}") for i, image in enumerate(images)]
-    download = save_grid(
-        images, f"{name}, {steps} steps, guidance {guidance_scale:g} ({guidance_schedule}), seed {seed}"
-    )
+    schedule = f" ({used['guidance_schedule']})" if "guidance_schedule" in used else ""
+    download = save_grid(images, f"{name}, {steps} steps, guidance {used['guidance_scale']:g}{schedule}, seed {seed}")
     return gallery, f"Seed used: {seed}", download
 
 
@@ -527,10 +541,18 @@ def build_demo(model: SpaceModel, text_model=None) -> gr.Blocks:
                         num_images = gr.Number(
                             4, label=f"Number of images (1-{MAX_IMAGES})", precision=0, elem_id="num-images"
                         )
-                        steps = setting_widget(model.pipeline, "num_inference_steps", MAX_STEPS, elem_id="steps")
-                        guidance_scale = setting_widget(model.pipeline, "guidance_scale")
-                        guidance_schedule = setting_widget(model.pipeline, "guidance_schedule")
-                        temperature = setting_widget(model.pipeline, "temperature")
+                        # One widget per setting the sampler has (in GENERATE_SETTINGS order); None for the others.
+                        widgets = {
+                            name: setting_widget(
+                                model.pipeline,
+                                name,
+                                MAX_STEPS if name == "num_inference_steps" else None,
+                                **({"elem_id": "steps"} if name == "num_inference_steps" else {}),
+                            )
+                            if sampler_has(model.pipeline, name)
+                            else gr.State(None)
+                            for name in GENERATE_SETTINGS
+                        }
                         with gr.Row():
                             seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
                             random_seed = gr.Checkbox(False, label="Random seed", elem_id="random-seed")
@@ -550,12 +572,10 @@ def build_demo(model: SpaceModel, text_model=None) -> gr.Blocks:
                     [
                         class_choice,
                         num_images,
-                        steps,
-                        guidance_scale,
-                        guidance_schedule,
-                        temperature,
+                        *(widgets[name] for name in GENERATE_SETTINGS[:4]),
                         seed,
                         random_seed,
+                        widgets["guidance_scale_pow"],
                     ],
                     [gallery, seed_used, download],
                     api_name="generate",

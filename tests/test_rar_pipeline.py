@@ -4,6 +4,7 @@ the static cache, saving with the code, the command line and the evaluation comm
 
 import json
 
+import numpy as np
 import PIL.Image
 import pytest
 import torch
@@ -187,3 +188,36 @@ def test_the_command_line_generates_and_evaluates(pipe, tmp_path, capsys):
         == 0
     )
     assert (tmp_path / "samples" / "samples.npz").is_file()
+
+
+def test_the_space_serves_a_rar_pipeline(pipe, tmp_path):
+    """Its Generate tab shows the settings RAR's sampler has (guidance, its power, temperature; no steps or
+    schedule) and samples with them; a temperature of 0 is refused before sampling."""
+    import gradio as gr
+    from test_bad_input import load_space_app
+
+    pipe.save_pretrained(tmp_path / "rar")
+    app = load_space_app()
+    model = app.load_model(str(tmp_path / "rar"))
+    assert model.class_conditional and model.family.name == "rar"
+    assert [name for name in app.GENERATE_SETTINGS if app.sampler_has(model.pipeline, name)] == [
+        "guidance_scale",
+        "temperature",
+        "guidance_scale_pow",
+    ]
+
+    def no_progress(*args, **kwargs):
+        pass
+
+    gallery, seed_text, download = app.generate(
+        model, 3, 2, None, 2.0, None, 1.0, 5, False, guidance_scale_pow=1.0, progress=no_progress
+    )
+    assert len(gallery) == 2 and "Seed used: 5" in seed_text and PIL.Image.open(download).size[0] > 64
+    expected = pipe(3, num_images_per_label=2, guidance_scale=2.0, guidance_scale_pow=1.0, generator=seeded(5)).images
+    shown = gallery[0][0]
+    assert np.array_equal(np.asarray(shown.resize(expected[0].size, PIL.Image.NEAREST)), np.asarray(expected[0]))
+    with pytest.raises(gr.Error, match="Temperature must be above 0"):
+        app.generate(model, 3, 1, None, 2.0, None, 0.0, 5, False, progress=no_progress)
+    app.build_demo(model)  # the UI builds with RAR's widgets
+    _, _, summary, table = app.reconstruct(model, app.example_images()[0])  # through the MaskGIT-VQGAN
+    assert "16 tokens from a codebook of 128" in summary and len(table["data"]) >= 1

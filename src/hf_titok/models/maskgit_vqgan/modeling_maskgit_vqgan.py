@@ -224,6 +224,11 @@ class MaskGITVQGANEncoderOutput(ModelOutput):
         codes - RAR - trains and pre-tokenizes as over a TiTok tokenizer's)."""
         return self.codes
 
+    @property
+    def tokens(self) -> torch.LongTensor | None:
+        """What `decode` takes, under `TiTokTokenizer.encode`'s name for it: the codes."""
+        return self.codes
+
 
 @dataclass
 class MaskGITVQGANOutput(ModelOutput):
