@@ -248,3 +248,30 @@ def test_saved_maskgen_pipelines_load_without_the_package(tmp_path):
         assert torch.equal(got[kind], ids.float())
         pixels = pipe("A red cube", generator=torch.Generator().manual_seed(1), output_type="pt").images
         assert torch.equal(got[kind + "_pixels"], pixels)
+
+
+def test_saved_rar_pipelines_load_without_the_package(tmp_path):
+    """A RAR pipeline (RARTransformer + MaskGIT-VQGAN), saved by the package, loads where hf_titok cannot be imported
+    (DiffusionPipeline / AutoModel with trust_remote_code) and samples the same ids and pixels."""
+    from conftest import tiny_rar_pipeline
+
+    pipe = tiny_rar_pipeline()
+    pipe.save_pretrained(tmp_path / "rar")
+    result = run_without_hf_titok(
+        f"""
+        pipe = DiffusionPipeline.from_pretrained("{tmp_path}/rar", trust_remote_code=True)
+        pipe.set_progress_bar_config(disable=True)
+        assert type(pipe).__name__ == "RARPipeline" and not type(pipe).__module__.startswith("hf_titok")
+        ids = pipe([1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images
+        pixels = pipe([3], generator=torch.Generator().manual_seed(1), output_type="pt").images
+        model = AutoModel.from_pretrained("{tmp_path}/rar/transformer", trust_remote_code=True)
+        assert type(model).__name__ == "RARTransformer"
+        save_file({{"ids": ids.float(), "pixels": pixels}}, "out.safetensors")
+    """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = load_file(str(tmp_path / "out.safetensors"))
+    ids = pipe([1, 2], generator=torch.Generator().manual_seed(0), output_type="latent").images
+    assert torch.equal(got["ids"], ids.float())
+    assert torch.equal(got["pixels"], pipe([3], generator=torch.Generator().manual_seed(1), output_type="pt").images)
