@@ -9,8 +9,9 @@ The model defaults to the Fashion-MNIST TiTok built into `hf_titok` (works offli
 repo id or an official release id: a class-conditional pipeline (generation, reconstruction, variations), a
 text-to-image pipeline (the text tab, and reconstruction with a caption), or a tokenizer alone (reconstruction; a
 text-aware one reads the caption with `--text-encoder`, default the official CLIP). `--text-model` or
-`TITOK_TEXT_MODEL` adds a text-to-image tab served by another pipeline (e.g. `turkeyju/generator_maskgen_vq_l`,
-converted on load). The sampler widgets are built from the samplers' own setting declarations.
+`TITOK_TEXT_MODEL` names the pipeline of the text-to-image tab (e.g. `turkeyju/generator_maskgen_vq_l`, converted on
+load); without one it is the built-in Fashion-MNIST MaskGen (offline). The sampler widgets are built from the
+samplers' own setting declarations.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from hf_titok.data.fashion_mnist import FASHION_MNIST_PIPELINE, to_rgb32
+from hf_titok.data.fashion_mnist import FASHION_MNIST_PIPELINE, FASHION_MNIST_TEXT_PIPELINE, to_rgb32
 from hf_titok.evaluation.metrics import psnr
 from hf_titok.families import Family, family_of_model
 from hf_titok.loaders import ModelNotFoundError, family_of, load_pipeline, load_text_encoder, load_tokenizer
@@ -703,15 +704,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--text-model",
         default=os.environ.get("TITOK_TEXT_MODEL"),
-        help="a text-to-image pipeline for the text tab (default: $TITOK_TEXT_MODEL; a text-to-image --model serves "
-        "the tab itself)",
+        help="a text-to-image pipeline for the text tab (default: $TITOK_TEXT_MODEL, else the built-in Fashion-MNIST "
+        "one; a text-to-image --model serves the tab itself)",
     )
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args(argv)
     try:
         model = load_model(args.model, args.text_encoder)
-        text_model = load_text_model(args.text_model) if args.text_model else None
+        text_model_name = args.text_model or (None if model.text_to_image else FASHION_MNIST_TEXT_PIPELINE)
+        text_model = load_text_model(text_model_name) if text_model_name else None
     except ModelNotFoundError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     # Gradio refuses bigger uploads outright; open_upload() applies the tighter, explained limit.

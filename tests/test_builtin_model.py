@@ -64,8 +64,8 @@ def test_test_images_reconstruct_above_the_psnr_floor(pipe):
     assert float(psnr(reconstruction, pixel_values).mean()) > 22.0
 
 
-def test_demo_writes_both_images(tmp_path):
-    """What `make demo` runs, with a small grid."""
+def test_demo_writes_its_three_images(tmp_path):
+    """What `make demo` runs, with a small grid: class-conditional samples, reconstructions and text to image."""
     makefile = (PROJECT / "Makefile").read_text()
     assert "-m hf_titok.demo" in makefile
     result = subprocess.run(
@@ -84,13 +84,13 @@ def test_demo_writes_both_images(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    samples, reconstructions = (
-        PIL.Image.open(tmp_path / "samples.png"),
-        PIL.Image.open(tmp_path / "reconstructions.png"),
+    samples, reconstructions, text_samples = (
+        PIL.Image.open(tmp_path / name) for name in ("samples.png", "reconstructions.png", "text_samples.png")
     )
     assert samples.size[1] > 10 * 64 and samples.size[0] > 2 * 64
     assert reconstructions.size[0] > 10 * 64
-    assert "tokens each, PSNR" in result.stdout
+    assert text_samples.size[1] > 10 * 64 and text_samples.size[0] > 2 * 64  # a row per prompt, labelled
+    assert "tokens each, PSNR" in result.stdout and "10 prompts x 2 samples" in result.stdout
 
 
 def test_cli_uses_the_builtin_model_by_default(pipe, tmp_path, capsys):

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .conversion import convert, convert_and_push, describe_folder
 from .data.datasets import evaluation_images
-from .data.fashion_mnist import FASHION_MNIST_PIPELINE
+from .data.fashion_mnist import FASHION_MNIST_PIPELINE, FASHION_MNIST_TEXT_PIPELINE
 from .evaluation import (
     ImageMetrics,
     InceptionFeatureExtractor,
@@ -46,7 +46,7 @@ from .visualization import image_grid
 DESCRIPTION = "TiTok 1-D image tokenizers and MaskGIT generators (hf_titok)."
 MODEL_HELP = "{what} directory or Hub id (default: the built-in Fashion-MNIST model)"
 # `generate --prompt` without --model: the official MaskGen-VQ-L (converted in memory from the Hub).
-DEFAULT_TEXT_TO_IMAGE = RELEASES["maskgen_vq_l"].repo_id
+DEFAULT_TEXT_TO_IMAGE = FASHION_MNIST_TEXT_PIPELINE  # the built-in one, offline
 
 
 class CommandError(Exception):
@@ -137,7 +137,7 @@ def cmd_generate(args) -> None:
 
 
 def _generate_from_text(args) -> None:
-    """`generate --prompt`: text to images with a MaskGen pipeline (default: the official MaskGen-VQ-L)."""
+    """`generate --prompt`: text to images with a MaskGen pipeline (default: the built-in Fashion-MNIST one)."""
     if args.labels:
         raise CommandError("give --prompt (text-to-image) or --labels (class-conditional), not both")
     model = DEFAULT_TEXT_TO_IMAGE if args.model == FASHION_MNIST_PIPELINE else args.model

@@ -1,9 +1,10 @@
-"""The one-command demo: samples and reconstructions from the built-in Fashion-MNIST TiTok, offline.
+"""The one-command demo: samples and reconstructions from the built-in Fashion-MNIST models, offline.
 
     python -m hf_titok.demo [--output-dir .] [--samples-per-class 8] [--seed 0]
 
-Writes `samples.png` (every class x several class-conditional samples, labelled) and `reconstructions.png`
-(Fashion-MNIST test images beside their reconstructions from their tokens).
+Writes `samples.png` (every class x several class-conditional samples, labelled), `reconstructions.png`
+(Fashion-MNIST test images beside their reconstructions from their tokens) and `text_samples.png` (text to image
+with the built-in MaskGen: one prompt per class, in a phrasing never seen in training, as the row label).
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .data.fashion_mnist import FASHION_MNIST_PIPELINE, demo_test_images
+from .data.fashion_mnist import (
+    CAPTION_TEMPLATES,
+    FASHION_MNIST_NAMES,
+    FASHION_MNIST_PIPELINE,
+    FASHION_MNIST_TEXT_PIPELINE,
+    demo_test_images,
+)
 from .evaluation.metrics import psnr
+from .models.maskgen.pipeline_maskgen import MaskGenPipeline
 from .models.titok.image_processing_titok import to_float, to_uint8
 from .models.titok_maskgit.pipeline_titok import TiTokPipeline
 from .visualization import image_grid
@@ -35,6 +43,28 @@ def write_samples(pipe: TiTokPipeline, path: Path, samples_per_class: int, seed:
         f"guidance {sampling.guidance_scale} ({sampling.guidance_schedule}), seed {seed}"
     )
     grid = image_grid(rows, row_labels=labels, title=title, cell_size=64)
+    grid.save(path)
+    return grid
+
+
+def demo_prompts() -> list[str]:
+    """One prompt per Fashion-MNIST class, each in a phrasing the text model never saw in training."""
+    templates = CAPTION_TEMPLATES["test"]
+    return [templates[label % len(templates)].format(names[0]) for label, names in enumerate(FASHION_MNIST_NAMES)]
+
+
+def write_text_samples(pipe: MaskGenPipeline, path: Path, samples_per_prompt: int, seed: int) -> PIL.Image.Image:
+    prompts = demo_prompts()
+    images = pipe(
+        prompts, num_images_per_prompt=samples_per_prompt, generator=torch.Generator().manual_seed(seed)
+    ).images
+    rows = [images[i * samples_per_prompt : (i + 1) * samples_per_prompt] for i in range(len(prompts))]
+    sampling = SimpleNamespace(**pipe.sampling_settings())
+    title = (
+        f"MaskGen text to image, {pipe.transformer.config.num_latent_tokens} tokens, {sampling.num_inference_steps} "
+        f"steps, guidance {sampling.guidance_scale}, seed {seed}"
+    )
+    grid = image_grid(rows, row_labels=prompts, title=title, cell_size=64)
     grid.save(path)
     return grid
 
@@ -69,6 +99,9 @@ def write_reconstructions(pipe: TiTokPipeline, path: Path, count: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=FASHION_MNIST_PIPELINE, help="a TiTokPipeline (default: the built-in one)")
+    parser.add_argument(
+        "--text-model", default=FASHION_MNIST_TEXT_PIPELINE, help="a MaskGenPipeline (default: the built-in one)"
+    )
     parser.add_argument("--output-dir", default=".")
     parser.add_argument("--samples-per-class", type=int, default=8)
     parser.add_argument("--reconstructions", type=int, default=20)
@@ -84,10 +117,16 @@ def main(argv: list[str] | None = None) -> None:
         f"wrote {out / 'samples.png'} ({len(pipe.id2label)} classes x {args.samples_per_class} samples, seed "
         f"{args.seed})"
     )
+    text_pipe = MaskGenPipeline.from_pretrained(args.text_model)
+    text_pipe.set_progress_bar_config(disable=True)
+    write_text_samples(text_pipe, out / "text_samples.png", args.samples_per_class, args.seed)
     print(
         f"wrote {out / 'reconstructions.png'} ({args.reconstructions} test images, "
-        f"{pipe.vqvae.config.num_latent_tokens} tokens each, PSNR {value:.2f} dB) in "
-        f"{time.perf_counter() - start:.1f} s"
+        f"{pipe.vqvae.config.num_latent_tokens} tokens each, PSNR {value:.2f} dB)"
+    )
+    print(
+        f"wrote {out / 'text_samples.png'} ({len(demo_prompts())} prompts x {args.samples_per_class} samples, seed "
+        f"{args.seed}) in {time.perf_counter() - start:.1f} s"
     )
 
 

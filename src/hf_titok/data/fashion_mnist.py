@@ -14,6 +14,8 @@ import PIL.Image
 
 # The built-in TiTok pipeline trained on Fashion-MNIST with this package (training/fashion_mnist/).
 FASHION_MNIST_PIPELINE = str(Path(__file__).resolve().parent.parent / "pretrained" / "fashion_mnist")
+# The built-in text-to-image pipeline (CLIP text encoder, TA-TiTok, MaskGen-VQ) trained on captioned Fashion-MNIST.
+FASHION_MNIST_TEXT_PIPELINE = str(Path(__file__).resolve().parent.parent / "pretrained" / "fashion_mnist_text")
 FASHION_MNIST_CLASSES = [
     "T-shirt/top",
     "Trouser",
@@ -140,6 +142,7 @@ __all__ = [
     "FASHION_MNIST_NAMES",
     "fashion_mnist_caption",
     "FASHION_MNIST_PIPELINE",
+    "FASHION_MNIST_TEXT_PIPELINE",
     "demo_test_images",
     "fashion_mnist_dataset",
     "load_fashion_mnist",

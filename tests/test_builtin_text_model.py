@@ -1,0 +1,69 @@
+"""The built-in Fashion-MNIST text-to-image pipeline: ships inside the package, loads offline with the classes users
+expect (AutoTokenizer for its tokenizer), is reproducible, its TA-TiTok reconstructs with captions, and the command
+line and the demo use it by default."""
+
+from pathlib import Path
+
+import PIL.Image
+import pytest
+import torch
+from transformers import AutoTokenizer, CLIPTextModelWithProjection
+
+import hf_titok
+from hf_titok import MaskGenPipeline, TATiTokTokenizer
+from hf_titok.cli import main as cli
+from hf_titok.data.fashion_mnist import demo_test_images, fashion_mnist_caption
+from hf_titok.evaluation.metrics import psnr
+from hf_titok.text_encoding import clip_text_features, tokenize_prompts
+
+# The shipped TA-TiTok measures 20.84 dB on the whole 10k test split (uint8 outputs, its card) and 20.97 dB on the
+# 30 test images below; the floor leaves room for float differences between CPUs.
+PSNR_FLOOR = 20.5
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipeline = MaskGenPipeline.from_pretrained(hf_titok.FASHION_MNIST_TEXT_PIPELINE)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def test_ships_inside_the_package_and_loads_offline(pipe):
+    folder = Path(hf_titok.FASHION_MNIST_TEXT_PIPELINE)
+    assert folder.is_relative_to(Path(hf_titok.__file__).parent)
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert size <= 20e6, f"{size / 1e6:.1f} MB"
+    assert all(f.suffix != ".bin" for f in folder.rglob("*")) and (folder / "README.md").is_file()
+    assert isinstance(pipe.vqvae, TATiTokTokenizer) and pipe.vqvae.config.image_size == 32
+    assert pipe.transformer.dtype == torch.float32  # stored in float16, loaded as float32
+    # The text encoder and its tokenizer load with transformers alone, as any CLIP text tower.
+    assert isinstance(CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder"), CLIPTextModelWithProjection)
+    tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+    assert tokenizer.convert_ids_to_tokens(tokenizer("a sneaker")["input_ids"])[1:-1] == ["a</w>", "sneaker</w>"]
+
+
+def test_a_prompt_gives_the_same_image_for_the_same_seed(pipe):
+    first = pipe("a photo of a sneaker", generator=torch.Generator().manual_seed(0), output_type="pt").images
+    again = pipe("a photo of a sneaker", generator=torch.Generator().manual_seed(0), output_type="pt").images
+    other = pipe("a photo of a dress", generator=torch.Generator().manual_seed(0), output_type="pt").images
+    assert first.shape == (1, 3, 32, 32) and torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_test_images_reconstruct_with_their_captions(pipe):
+    """The shipped TA-TiTok's PSNR on these 30 test images (decoded with their test captions) stays near what its
+    card reports for the whole test split."""
+    images, labels = demo_test_images()
+    pixel_values = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    captions = [fashion_mnist_caption(int(label), index, "test") for index, label in enumerate(labels)]
+    text = clip_text_features(pipe.text_encoder, tokenize_prompts(pipe.tokenizer, captions)).tokenizer_text
+    with torch.no_grad():
+        reconstruction = pipe.vqvae.decode(pipe.vqvae.encode(pixel_values).token_ids, text_embeddings=text)
+    assert float(psnr(reconstruction.clamp(0, 1), pixel_values).mean()) > PSNR_FLOOR
+
+
+def test_generate_with_a_prompt_uses_it_by_default(tmp_path, capsys):
+    assert (
+        cli(["generate", "--prompt", "a photo of a bag", "--num-per-label", "2", "--output", str(tmp_path / "g.png")])
+        == 0
+    )
+    assert "wrote" in capsys.readouterr().out and PIL.Image.open(tmp_path / "g.png").size[0] >= 2 * 32
