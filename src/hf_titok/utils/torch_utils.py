@@ -62,6 +62,12 @@ def _drawn(shape, generator: GeneratorType, device, dtype: torch.dtype, draw) ->
     return draw(shape, generator, _draw_device(generator, device), dtype).to(device)
 
 
+def _uniform(shape, generator, device, dtype) -> torch.Tensor:
+    if generator is None:  # no generator argument at all: compiled graphs with symbolic shapes need that overload
+        return torch.rand(shape, device=device, dtype=dtype)
+    return torch.rand(shape, generator=generator, device=device, dtype=dtype)
+
+
 def rand_tensor(
     shape: Sequence[int],
     generator: GeneratorType = None,
@@ -69,13 +75,7 @@ def rand_tensor(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Uniform [0, 1) numbers of `shape` on `device`, drawn as described in the module docstring."""
-    return _drawn(
-        shape,
-        generator,
-        device,
-        dtype,
-        lambda shape, g, device, dtype: torch.rand(shape, generator=g, device=device, dtype=dtype),
-    )
+    return _drawn(shape, generator, device, dtype, _uniform)
 
 
 def exponential_tensor(
