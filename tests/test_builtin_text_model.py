@@ -67,3 +67,16 @@ def test_generate_with_a_prompt_uses_it_by_default(tmp_path, capsys):
         == 0
     )
     assert "wrote" in capsys.readouterr().out and PIL.Image.open(tmp_path / "g.png").size[0] >= 2 * 32
+
+
+def test_the_wheel_ships_every_built_in_model():
+    """Each folder under `hf_titok/pretrained` is package data (a wheel without it fails the demo)."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).resolve().parent.parent / "setup.cfg")
+    patterns = setup["options.package_data"]["hf_titok"].split()
+    folders = [p.name for p in (Path(hf_titok.__file__).parent / "pretrained").iterdir() if p.is_dir()]
+    assert "fashion_mnist_text" in folders
+    for folder in folders:
+        assert {f"pretrained/{folder}/*", f"pretrained/{folder}/*/*"} <= set(patterns), folder
