@@ -457,3 +457,48 @@ def host_reads_between_logging_steps(trainer, monkeypatch) -> list[str]:
     trainer.train()
     monkeypatch.undo()
     return reads
+
+
+def assert_killed_run_resumes_exactly(
+    script: str, config: dict, tmp_path, compared: tuple[str, ...], kill_after: int = 10, max_steps: int = 20
+) -> None:
+    """Train `config` with the entry point `script` (training/<name>.py) straight through, and again with a SIGKILL
+    once checkpoint-`kill_after` exists, then resumed: the resumed run says where it resumed from and the files
+    `compared` (relative to the output folders) hold exactly the uninterrupted run's tensors."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+    from safetensors.torch import load_file
+
+    from hf_titok.training.trainer import last_checkpoint
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, str(TESTS_DIR.parent / "training" / script), "--config", str(path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    straight = subprocess.run(
+        command + ["--output-dir", str(tmp_path / "straight")], capture_output=True, text=True, env=env
+    )
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        command + ["--output-dir", str(interrupted)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    deadline = time.time() + 120
+    while not (interrupted / f"checkpoint-{kill_after}" / "trainer_state.json").is_file() and process.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    resumed_from = last_checkpoint(str(interrupted))
+    assert resumed_from is not None and int(resumed_from.rsplit("-", 1)[1]) < max_steps
+    resumed = subprocess.run(command + ["--output-dir", str(interrupted)], capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming from {resumed_from}" in resumed.stderr
+    for name in compared:
+        a, b = load_file(tmp_path / "straight" / name), load_file(interrupted / name)
+        assert a.keys() == b.keys() and not [key for key in a if not torch.equal(a[key], b[key])], name

@@ -15,7 +15,13 @@ from hf_titok.training import load_recipe_config
 from hf_titok.training import train as train_recipe
 from hf_titok.training.recipes import build_trainer
 
-from conftest import host_reads_between_logging_steps, tiny_clip_text_encoder, tiny_clip_tokenizer, tiny_tatitok_config
+from conftest import (
+    assert_killed_run_resumes_exactly,
+    host_reads_between_logging_steps,
+    tiny_clip_text_encoder,
+    tiny_clip_tokenizer,
+    tiny_tatitok_config,
+)
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
 PHRASES = ["a {} square", "something {}", "a photo of {} paint"]
@@ -271,55 +277,18 @@ def test_no_host_sync_in_a_maskgen_training_step(workspace, tokenizers, tmp_path
 def test_a_killed_maskgen_run_resumes_to_exactly_the_uninterrupted_weights(workspace, tokenizers, tmp_path):
     """MaskGen-KL (posterior samples, random orders, the batch's timestep, per-row diffusion timesteps and noise,
     text dropout, EMA): SIGKILL after a checkpoint, run again, and the final weights equal an uninterrupted run's."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import yaml
-    from safetensors.torch import load_file
-
-    from hf_titok.training.trainer import last_checkpoint
-
     config = maskgen_config(
         workspace,
         tokenizers,
         "kl",
         training=training(max_steps=20, save_steps=5, save_total_limit=None, per_device_train_batch_size=4),
     )
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    script = [
-        sys.executable,
-        str(Path(__file__).parent.parent / "training" / "train_maskgen.py"),
-        "--config",
-        str(path),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    straight = subprocess.run(
-        script + ["--output-dir", str(tmp_path / "straight")], capture_output=True, text=True, env=env
+    assert_killed_run_resumes_exactly(
+        "train_maskgen.py",
+        config,
+        tmp_path,
+        ("checkpoint-20/model.safetensors", "final/transformer/diffusion_pytorch_model.safetensors"),
     )
-    assert straight.returncode == 0, straight.stderr[-2000:]
-    interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen(
-        script + ["--output-dir", str(interrupted)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
-    deadline = time.time() + 120
-    while not (interrupted / "checkpoint-10" / "trainer_state.json").is_file() and process.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    resumed_from = last_checkpoint(str(interrupted))
-    assert resumed_from is not None and int(resumed_from.rsplit("-", 1)[1]) < 20
-    resumed = subprocess.run(script + ["--output-dir", str(interrupted)], capture_output=True, text=True, env=env)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"resuming from {resumed_from}" in resumed.stderr
-    for name in ("checkpoint-20/model.safetensors", "final/transformer/diffusion_pytorch_model.safetensors"):
-        a, b = load_file(tmp_path / "straight" / name), load_file(interrupted / name)
-        assert a.keys() == b.keys() and not [key for key in a if not torch.equal(a[key], b[key])], name
 
 
 @pytest.mark.parametrize("kind", ["vq", "kl"])

@@ -6,15 +6,10 @@ logging steps, and a killed run resumes to exactly the uninterrupted weights."""
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
 from hf_titok import MaskGITVQGAN, MaskGITVQGANConfig, RARConfig, RARPipeline, RARTransformer
@@ -23,9 +18,9 @@ from hf_titok.training import load_recipe_config
 from hf_titok.training.callbacks import random_order_ratio
 from hf_titok.training.pretokenize import pretokenize
 from hf_titok.training.recipes import build_trainer
-from hf_titok.training.trainer import cosine_with_warmup, is_decayed, last_checkpoint
+from hf_titok.training.trainer import cosine_with_warmup, is_decayed
 
-from conftest import TESTS_DIR, host_reads_between_logging_steps
+from conftest import TESTS_DIR, assert_killed_run_resumes_exactly, host_reads_between_logging_steps
 from test_training import VQGAN, assert_decreases, history, make_image_folder, train, training
 
 RAR_FIXTURES = Path(os.environ.get("TITOK_RAR_FIXTURES_DIR") or TESTS_DIR / "fixtures_rar")
@@ -142,30 +137,9 @@ def test_a_killed_rar_run_resumes_to_exactly_the_uninterrupted_weights(workspace
         workspace, training=training(max_steps=20, save_steps=5, save_total_limit=None, per_device_train_batch_size=4)
     )
     config["loss"] = {"random_order_start": 5, "random_order_end": 15}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    script = [sys.executable, str(TESTS_DIR.parent / "training" / "train_generator.py"), "--config", str(path)]
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    straight = subprocess.run(
-        script + ["--output-dir", str(tmp_path / "straight")], capture_output=True, text=True, env=env
+    assert_killed_run_resumes_exactly(
+        "train_generator.py",
+        config,
+        tmp_path,
+        ("checkpoint-20/model.safetensors", "final/transformer/model.safetensors"),
     )
-    assert straight.returncode == 0, straight.stderr[-2000:]
-    interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen(
-        script + ["--output-dir", str(interrupted)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
-    deadline = time.time() + 120
-    while not (interrupted / "checkpoint-10" / "trainer_state.json").is_file() and process.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    resumed_from = last_checkpoint(str(interrupted))
-    assert resumed_from is not None and int(resumed_from.rsplit("-", 1)[1]) < 20
-    resumed = subprocess.run(script + ["--output-dir", str(interrupted)], capture_output=True, text=True, env=env)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"resuming from {resumed_from}" in resumed.stderr
-    for name in ("checkpoint-20/model.safetensors", "final/transformer/model.safetensors"):
-        a, b = load_file(tmp_path / "straight" / name), load_file(interrupted / name)
-        assert a.keys() == b.keys() and not [key for key in a if not torch.equal(a[key], b[key])], name
