@@ -77,6 +77,13 @@ class TiTokConfig(PreTrainedConfig):
         pixel_decoder_config (`MaskGITVQGANConfig` or `dict`, *optional*):
             The MaskGIT-VQGAN whose codes the proxy-code head predicts; defaults to the released ImageNet f16
             VQGAN at `image_size`. Only for `decoder_head="proxy_codes"` (an error with a pixel head).
+        prefix_decoding (`bool`, *optional*, defaults to `False`):
+            Whether `decode` takes a prefix of an image's tokens - its first k of `num_latent_tokens`, 1 <= k <= N -
+            and decodes the image from them alone (the decoder gets the k tokens with the first k rows of its latent
+            position table; nothing is padded). Only for models trained for it, whose first tokens carry the most:
+            One-D-Piece (the official `strict_length_assertion: False`) and models trained here with Tail Token
+            Drop. A model trained on full sequences decodes noise from a prefix, so the released TiTok tokenizers
+            leave it off and refuse one.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the truncated-normal initialisation of linear layers and embeddings.
 
@@ -122,6 +129,7 @@ class TiTokConfig(PreTrainedConfig):
     legacy_encoder_layout: bool = True
     include_pixel_decoder: bool | None = None
     pixel_decoder_config: dict | PreTrainedConfig | None = None
+    prefix_decoding: bool = False
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):

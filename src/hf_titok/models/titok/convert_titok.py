@@ -63,6 +63,9 @@ def titok_kwargs_from_official(official: Mapping) -> dict:
         quantize_mode=quantize_mode,
         legacy_encoder_layout=is_legacy,
         decoder_head="proxy_codes" if is_legacy else "pixels",
+        # One-D-Piece (a TiTok fork): `strict_length_assertion: False` lets its decoder take any prefix of the
+        # tokens; absent (every TiTok release), the official decoder takes exactly num_latent_tokens.
+        prefix_decoding=not vq.get("strict_length_assertion", True),
     )
     if quantize_mode == "vq":
         kwargs.update(
@@ -72,8 +75,32 @@ def titok_kwargs_from_official(official: Mapping) -> dict:
         )
     if is_legacy:
         kwargs["include_pixel_decoder"] = finetune_decoder
-        kwargs["pixel_decoder_config"] = vqgan_kwargs(harness.get("pixel_decoder", MASKGIT_VQGAN), image_size)
+        spec = harness.get("pixel_decoder") or proxy_target_spec(
+            official, finetune_decoder, kwargs["decoder_patch_size"]
+        )
+        kwargs["pixel_decoder_config"] = vqgan_kwargs(spec, image_size)
     return kwargs
+
+
+def proxy_target_spec(official: Mapping, finetune_decoder: bool, decoder_patch_size: int) -> dict:
+    """The MaskGIT-VQGAN of a proxy-code tokenizer whose config names none: the released f16 one. A stage-1 layout
+    (`finetune_decoder: False`) holds no VQGAN; its config only records what the head predicts over - the
+    codebook (`losses.target_codebook_size`, One-D-Piece's key; 1024 otherwise) on the decoder's patch grid - so
+    its channels are the released VQGAN's, with as many levels as the decoder patch needs."""
+    if finetune_decoder:
+        return MASKGIT_VQGAN
+    levels = decoder_patch_size.bit_length() - 1
+    if 2**levels != decoder_patch_size or levels >= len(MASKGIT_VQGAN["channel_mult"]):
+        raise ConversionError(
+            f"a stage-1 config without a pixel decoder needs a power-of-two decoder patch of at most 16, got "
+            f"{decoder_patch_size}"
+        )
+    codebook_size = (official.get("losses") or {}).get("target_codebook_size", MASKGIT_VQGAN["codebook_size"])
+    return {
+        **MASKGIT_VQGAN,
+        "channel_mult": MASKGIT_VQGAN["channel_mult"][: levels + 1],
+        "codebook_size": codebook_size,
+    }
 
 
 def official_tokenizer_config(name: str) -> dict:

@@ -510,12 +510,50 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         return {}
 
     def check_tokens(self, token_ids: torch.Tensor) -> None:
-        """The ids a decode takes: `[B, num_latent_tokens]` in the codebook."""
-        check_token_ids(token_ids, self.config.num_latent_tokens, self.config.codebook_size)
+        """The ids a decode takes: `[B, num_latent_tokens]` in the codebook, or `[B, k]`, a prefix, for a model
+        with `prefix_decoding`."""
+        num_tokens = self.config.num_latent_tokens
+        if isinstance(token_ids, torch.Tensor) and token_ids.ndim == 2:
+            num_tokens = self.check_prefix_length(token_ids.shape[1], "token_ids", tuple(token_ids.shape), "[B, {}]")
+        check_token_ids(token_ids, num_tokens, self.config.codebook_size)
 
     def check_token_latents(self, latents: torch.Tensor) -> None:
-        """The continuous latents a decode takes: `[B, num_latent_tokens, token_size]`."""
-        check_latents(latents, self.config.num_latent_tokens, self.config.token_size)
+        """The continuous latents a decode takes: `[B, num_latent_tokens, token_size]`, or `[B, k, token_size]`
+        for a model with `prefix_decoding`."""
+        num_tokens = self.config.num_latent_tokens
+        if isinstance(latents, torch.Tensor) and latents.ndim == 3:
+            shape, token_size = tuple(latents.shape), self.config.token_size
+            num_tokens = self.check_prefix_length(latents.shape[1], "latents", shape, f"[B, {{}}, {token_size}]")
+        check_latents(latents, num_tokens, self.config.token_size)
+
+    def check_prefix_length(
+        self, num_tokens: int, what: str = "num_decoded_tokens", shape: tuple | None = None, layout: str = ""
+    ) -> int:
+        """`num_tokens`, the number of tokens per image a decode gets: all `num_latent_tokens`, or a prefix of
+        1 <= k <= N when the config allows prefixes (`prefix_decoding`); raises naming `what` otherwise (a tensor of
+        `shape`, whose expected shape is `layout` with the token count in its `{}`)."""
+        total = self.config.num_latent_tokens
+        if isinstance(num_tokens, bool) or not isinstance(num_tokens, int):
+            raise TypeError(f"{what} must be an integer number of tokens, got {num_tokens!r}")
+        if num_tokens == total:
+            return num_tokens
+        if shape is None:
+            expected, given = f"{what} must be", f"got {num_tokens}"
+        else:
+            expected, given = f"{what} must have shape", f"got {shape}"
+        if not self.config.prefix_decoding:
+            if not 1 <= num_tokens < total:
+                return total  # not a prefix: the shape check names it
+            full = layout.format(total) if shape is not None else total
+            raise ValueError(
+                f"{expected} {full}, {given}: this tokenizer was not trained to decode a prefix of its tokens "
+                "(config.prefix_decoding is False; One-D-Piece tokenizers and models trained with Tail Token Drop "
+                f"decode any first 1 <= k <= {total})"
+            )
+        if not 1 <= num_tokens <= total:
+            allowed = layout.format("k") + f" with 1 <= k <= {total}" if shape is not None else f"in [1, {total}]"
+            raise ValueError(f"{expected} {allowed} (a prefix of the {total} tokens), {given}")
+        return num_tokens
 
     # ---- decoding ----
 
@@ -592,11 +630,14 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        num_decoded_tokens: int | None = None,
         **decoder_inputs,
     ) -> TiTokOutput | tuple:
         """Encode and decode with the training losses (see [`TiTokOutput.loss`]).
 
         Args:
+            num_decoded_tokens: decode from the first k tokens only (a model with `prefix_decoding`): what Tail
+                Token Drop trains, one k per batch; the quantizer loss stays over all tokens. Default: all.
             decoder_inputs: the decoder's inputs beyond the tokens, for a subclass whose decoder reads more
                 (`decoder_inputs`; TA-TiTok: `text_embeddings`).
             labels: proxy-code models only: the MaskGIT-VQGAN codes of the images `[B, decoder_grid_size**2]`
@@ -610,8 +651,11 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         if sample_posterior is None:
             sample_posterior = self.training
         condition = self.decoder_condition(pixel_values.shape[0], **decoder_inputs)
+        if num_decoded_tokens is not None:
+            self.check_prefix_length(num_decoded_tokens)
         encoded = self.encode(pixel_values, sample_posterior, generator, output_hidden_states, output_attentions)
-        decoder = self.decoder(encoded.latents, output_hidden_states, output_attentions, **condition)
+        decoded_latents = encoded.latents if num_decoded_tokens is None else encoded.latents[:, :num_decoded_tokens]
+        decoder = self.decoder(decoded_latents, output_hidden_states, output_attentions, **condition)
         if config.decoder_head == "pixels":
             reconstruction, proxy_logits = decoder.last_hidden_state, None
         else:

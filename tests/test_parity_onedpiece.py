@@ -1,0 +1,179 @@
+"""One-D-Piece (a TiTok fork with prefix decoding) against the outputs of the official code
+(tests/fixtures_onedpiece, README inside): encoding, decoding from every prefix length of the set with the decoder's
+and the pixel decoder's intermediate tensors, the forward pass at a prefix, the Tail Token Drop training forwards
+(two-stage and stage-1 layouts, given the official draws' lengths) and their losses; and the refusals of a
+tokenizer not trained for prefixes."""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hf_titok import TiTokTokenizer
+from hf_titok.conversion import convert_model, load_official_config
+
+from conftest import TESTS_DIR
+
+FIXTURES = Path(os.environ.get("TITOK_ONEDPIECE_FIXTURES_DIR") or TESTS_DIR / "fixtures_onedpiece")
+MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
+LENGTHS = MANIFEST["config"]["lengths"]
+ATOL, PIXEL_ATOL = 1e-4, 1e-3
+
+
+def io(name: str) -> dict[str, torch.Tensor]:
+    return load_file(str(FIXTURES / f"{name}.io.safetensors"))
+
+
+def convert(config_name: str, drop_pixel_decoder: bool = False) -> TiTokTokenizer:
+    weights = load_file(str(FIXTURES / "onedpiece_vq.weights.safetensors"))
+    if drop_pixel_decoder:  # the stage-1 layout: the released weights without the MaskGIT-VQGAN part
+        weights = {key: value for key, value in weights.items() if not key.startswith("pixel_")}
+    return convert_model("tokenizer", load_official_config(FIXTURES / f"{config_name}.config.json"), weights)
+
+
+@pytest.fixture(scope="module")
+def model() -> TiTokTokenizer:
+    return convert("onedpiece_vq")
+
+
+@pytest.fixture(scope="module")
+def pixel_values() -> torch.Tensor:
+    return io("inputs")["pixel_values"]
+
+
+class Recorder:
+    """The outputs of the decoder's post-LayerNorm (its image-grid tokens) and the pixel decoder's input, the two
+    intermediates the fixtures store, in call order."""
+
+    def __init__(self, model: TiTokTokenizer):
+        self.post_layernorm, self.pixel_decoder_in = [], []
+        self.handles = [
+            model.decoder.post_layernorm.register_forward_hook(
+                lambda module, args, output: self.post_layernorm.append(output)
+            )
+        ]
+        if model.pixel_decoder is not None:
+            self.handles.append(
+                model.pixel_decoder.register_forward_pre_hook(
+                    lambda module, args: self.pixel_decoder_in.append(args[0])
+                )
+            )
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+
+
+def test_config_allows_prefixes_and_encodes_as_officially(model, pixel_values):
+    expected = io("onedpiece_vq")
+    assert model.config.prefix_decoding and model.config.num_latent_tokens == MANIFEST["num_latent_tokens"]
+    with torch.no_grad():
+        encoded = model.encode(pixel_values)
+    assert torch.equal(encoded.token_ids, expected["indices"][:, 0])
+    official_latents = expected["z_quantized"][:, :, 0].transpose(1, 2)  # [B, C, 1, N] -> [B, N, C]
+    torch.testing.assert_close(encoded.latents, official_latents, atol=ATOL, rtol=ATOL)
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_a_prefix_decodes_to_the_official_pixels(model, pixel_values, length):
+    expected = io("onedpiece_vq")
+    ids = expected["indices"][:, 0, :length]
+    with torch.no_grad(), Recorder(model) as recorded:
+        pixels = model.decode(ids)
+    torch.testing.assert_close(
+        recorded.post_layernorm[0], expected[f"dec_ln_post_out_len{length}"], atol=ATOL, rtol=ATOL
+    )
+    torch.testing.assert_close(
+        recorded.pixel_decoder_in[0], expected[f"pixel_decoder_in_len{length}"], atol=ATOL, rtol=ATOL
+    )
+    assert pixels.shape == (2, 3, 32, 32)
+    torch.testing.assert_close(pixels, expected[f"decoded_pixels_len{length}"], atol=PIXEL_ATOL, rtol=ATOL)
+
+
+def test_prefixes_of_the_latents_decode_as_prefixes_of_the_ids(model, pixel_values):
+    with torch.no_grad():
+        encoded = model.encode(pixel_values)
+        from_latents = model.decode_latents(encoded.latents[:, :3])
+        from_ids = model.decode(encoded.token_ids[:, :3])
+    torch.testing.assert_close(from_latents, from_ids, atol=1e-5, rtol=1e-5)
+
+
+def test_the_forward_pass_at_a_prefix(model, pixel_values):
+    expected = io("onedpiece_vq")
+    length = MANIFEST["config"]["forward_length"]
+    with torch.no_grad():
+        output = model(pixel_values, num_decoded_tokens=length)
+    torch.testing.assert_close(output.reconstruction, expected[f"forward_pixels_len{length}"], atol=PIXEL_ATOL, rtol=0)
+    assert torch.equal(output.token_ids, expected["indices"][:, 0])  # encoding keeps all N tokens
+
+
+def test_tail_token_drop_forwards_of_the_two_stage_layout(model, pixel_values):
+    """The official training forward draws one length per call; given the same lengths ours equals it (the recipe
+    draws them from the Trainer's seeded generator, `test_training_onedpiece`)."""
+    expected = io("onedpiece_vq_ttd")
+    assert expected["ttd_lengths"].tolist() == MANIFEST["ttd_rng_check"]["drawn"]
+    for step, length in enumerate(expected["ttd_lengths"].tolist()):
+        with torch.no_grad(), Recorder(model) as recorded:
+            output = model(pixel_values, num_decoded_tokens=length)
+        torch.testing.assert_close(
+            recorded.post_layernorm[0], expected[f"ttd_dec_ln_post_out_step{step}"], atol=ATOL, rtol=ATOL
+        )
+        torch.testing.assert_close(output.reconstruction, expected[f"ttd_pixels_step{step}"], atol=PIXEL_ATOL, rtol=0)
+
+
+def test_tail_token_drop_losses_of_the_stage1_layout(pixel_values):
+    """Stage 1: the proxy-code cross entropy of the prefix's decode plus the quantizer loss over all N tokens."""
+    model = convert("onedpiece_stage1", drop_pixel_decoder=True)
+    expected = io("onedpiece_stage1")
+    assert model.pixel_decoder is None and model.config.prefix_decoding
+    for step, length in enumerate(expected["ttd_lengths"].tolist()):
+        with torch.no_grad(), Recorder(model) as recorded:
+            output = model(pixel_values, labels=expected["target_codes"], num_decoded_tokens=length)
+        torch.testing.assert_close(
+            recorded.post_layernorm[0], expected[f"dec_ln_post_out_step{step}"], atol=ATOL, rtol=ATOL
+        )
+        torch.testing.assert_close(output.loss, expected[f"total_loss_step{step}"][0], atol=ATOL, rtol=ATOL)
+        torch.testing.assert_close(
+            output.loss - output.quantizer_loss, expected[f"reconstruction_loss_step{step}"][0], atol=ATOL, rtol=ATOL
+        )
+        torch.testing.assert_close(output.quantizer_loss, expected["quantizer_loss"][0], atol=ATOL, rtol=ATOL)
+        assert torch.equal(output.token_ids, expected["indices"][:, 0])
+
+
+def test_prefix_lengths_outside_one_to_n_are_refused(model):
+    ids = torch.zeros(1, 17, dtype=torch.long)
+    prefix = "must have shape [B, k] with 1 <= k <= 16 (a prefix of the 16 tokens)"
+    with pytest.raises(ValueError, match=re.escape(f"token_ids {prefix}, got (1, 17)")):
+        model.decode(ids)
+    with pytest.raises(ValueError, match=re.escape(f"token_ids {prefix}, got (1, 0)")):
+        model.decode(ids[:, :0])
+    with pytest.raises(
+        ValueError, match=re.escape("num_decoded_tokens must be in [1, 16] (a prefix of the 16 tokens)")
+    ):
+        model(torch.rand(1, 3, 32, 32), num_decoded_tokens=0)
+    with pytest.raises(TypeError, match="num_decoded_tokens must be an integer number of tokens, got 2.5"):
+        model(torch.rand(1, 3, 32, 32), num_decoded_tokens=2.5)
+
+
+def test_a_tokenizer_without_prefix_decoding_refuses_a_prefix(pixel_values):
+    """The official default (`strict_length_assertion` absent, as in every TiTok release) decodes exactly N."""
+    config = load_official_config(FIXTURES / "onedpiece_vq.config.json")
+    del config["model"]["vq_model"]["strict_length_assertion"]
+    strict = convert_model("tokenizer", config, load_file(str(FIXTURES / "onedpiece_vq.weights.safetensors")))
+    assert not strict.config.prefix_decoding
+    ids = strict.encode(pixel_values).token_ids
+    assert strict.decode(ids).shape == (2, 3, 32, 32)  # all N tokens: fine
+    refusal = "token_ids must have shape [B, 16], got (2, 8): this tokenizer was not trained to decode a prefix"
+    with pytest.raises(ValueError, match=re.escape(refusal)):
+        strict.decode(ids[:, :8])
+    with pytest.raises(ValueError, match=re.escape("latents must have shape [B, 16, 12], got (2, 8, 12): this")):
+        strict.decode_latents(strict.encode(pixel_values).latents[:, :8])
+    with pytest.raises(ValueError, match=re.escape("num_decoded_tokens must be 16, got 8: this tokenizer")):
+        strict(pixel_values, num_decoded_tokens=8)
