@@ -19,7 +19,12 @@ from hf_titok.releases import GENERATOR_PRESETS, TOKENIZER_PRESETS
 
 from conftest import OFFICIAL_KEYS
 
-INDEX = json.loads((OFFICIAL_KEYS / "index.json").read_text())["models"]
+# TiTok's releases (index.json) and One-D-Piece's (onedpiece_index.json: the TiTok fork's tokenizers, their stage-1
+# layouts and generators, in the same format).
+INDEX = {
+    **json.loads((OFFICIAL_KEYS / "index.json").read_text())["models"],
+    **json.loads((OFFICIAL_KEYS / "onedpiece_index.json").read_text())["models"],
+}
 TOKENIZER_LISTINGS = sorted(name for name, entry in INDEX.items() if entry["kind"].startswith("tokenizer"))
 GENERATOR_LISTINGS = sorted(name for name, entry in INDEX.items() if entry["kind"] == "generator")
 RELEASED_TOKENIZERS = sorted(name for name in TITOK_PRESETS if TOKENIZER_PRESETS[name].released)
@@ -35,7 +40,8 @@ def meta_state_dict(name: str) -> dict[str, torch.Tensor]:
 
 
 def test_listings_cover_every_release():
-    assert len(TOKENIZER_LISTINGS) == 12  # 9 releases + 3 stage-1 layouts
+    assert len(TOKENIZER_LISTINGS) == 18  # 9 TiTok + 3 One-D-Piece releases, 3 + 3 stage-1 layouts
+    assert len(GENERATOR_LISTINGS) == 6 and set(GENERATOR_LISTINGS) == {f"{n}_generator" for n in RELEASED_GENERATORS}
     assert {n for n in TOKENIZER_LISTINGS if not n.endswith("_stage1")} == set(RELEASED_TOKENIZERS)
 
 

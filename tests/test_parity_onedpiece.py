@@ -13,15 +13,23 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hf_titok import TiTokTokenizer
-from hf_titok.conversion import convert_model, load_official_config
+from hf_titok import TiTokPipeline, TiTokTokenizer
+from hf_titok.cli import main as cli
+from hf_titok.conversion import convert_model, direct, load_official_config
+from hf_titok.models.titok import convert_titok
+from hf_titok.releases import RELEASES
 
-from conftest import TESTS_DIR
+from conftest import TESTS_DIR, Fixtures, populate_hub_cache
 
 FIXTURES = Path(os.environ.get("TITOK_ONEDPIECE_FIXTURES_DIR") or TESTS_DIR / "fixtures_onedpiece")
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 LENGTHS = MANIFEST["config"]["lengths"]
 ATOL, PIXEL_ATOL = 1e-4, 1e-3
+
+
+@pytest.fixture(scope="module")
+def fixtures() -> Fixtures:
+    return Fixtures()
 
 
 def io(name: str) -> dict[str, torch.Tensor]:
@@ -177,3 +185,66 @@ def test_a_tokenizer_without_prefix_decoding_refuses_a_prefix(pixel_values):
         strict.decode_latents(strict.encode(pixel_values).latents[:, :8])
     with pytest.raises(ValueError, match=re.escape("num_decoded_tokens must be 16, got 8: this tokenizer")):
         strict(pixel_values, num_decoded_tokens=8)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The official ids: bare state dicts (pytorch_model.bin, read weights-only) whose config is the release table's
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_the_tokenizer_id_loads_from_its_bare_state_dict(hub_cache, tmp_path, monkeypatch, pixel_values):
+    """`from_pretrained("turing-motors/One-D-Piece-S-256")`: the repo holds `pytorch_model.bin` alone; here the
+    release table's config is the tiny fixture's."""
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    torch.save(load_file(str(FIXTURES / "onedpiece_vq.weights.safetensors")), folder / "pytorch_model.bin")
+    populate_hub_cache(hub_cache, RELEASES["onedpiece_s256"].repo_id, folder)
+    tiny = json.loads((FIXTURES / "onedpiece_vq.config.json").read_text())
+    monkeypatch.setattr(direct, "release_official_config", lambda name: tiny)
+    tokenizer = TiTokTokenizer.from_pretrained("turing-motors/One-D-Piece-S-256")
+    assert tokenizer.config.prefix_decoding
+    expected = io("onedpiece_vq")
+    with torch.no_grad():
+        pixels = tokenizer.decode(tokenizer.encode(pixel_values).token_ids[:, :3])
+    torch.testing.assert_close(pixels, expected["decoded_pixels_len3"], atol=PIXEL_ATOL, rtol=ATOL)
+    # The command line converts it into a ready folder with a card naming One-D-Piece, its licence and results.
+    output = tmp_path / "converted"
+    assert cli(["convert", "--repo-id", "turing-motors/One-D-Piece-S-256", "--output-dir", str(output)]) == 0
+    card = (output / "README.md").read_text()
+    assert "One-D-Piece-S-256" in card and "apache-2.0" in card and "arxiv:2501.10064" in card
+    assert "| rFID | 1.48 |" in card and "turingmotors/One-D-Piece" in card and "decodes any prefix" in card
+    converted = TiTokTokenizer.from_pretrained(output)
+    assert converted.config.prefix_decoding
+    with torch.no_grad():
+        torch.testing.assert_close(converted.decode(expected["indices"][:, 0, :3]), pixels)
+
+
+def test_the_generator_id_loads_with_its_tokenizer(hub_cache, fixtures, tmp_path, monkeypatch):
+    """`TiTokPipeline.from_pretrained("turing-motors/MaskGIT_One-D-Piece-S-256")` takes its tokenizer from the
+    tokenizer's repo and the yaml's sampling settings; the plumbing is shown with TiTok's tiny fixtures (the same
+    ImageBert, no One-D-Piece generator fixture exists) in the two repos' layout."""
+    for release, weights in (("onedpiece_s256", "titok_vq_legacy"), ("onedpiece_s256_generator", "maskgit_vit")):
+        folder = tmp_path / release
+        folder.mkdir()
+        torch.save(fixtures.weights(weights), folder / "pytorch_model.bin")
+        populate_hub_cache(hub_cache, RELEASES[release].repo_id, folder)
+    tiny = json.loads(fixtures.config_path("maskgit_vit").read_text())
+    tiny["model"]["vq_model"]["strict_length_assertion"] = False
+    tiny["model"]["generator"].update(num_steps=16, guidance_scale=12.5, guidance_decay="power-cosine")
+    monkeypatch.setattr(direct, "release_official_config", lambda name: tiny)
+    monkeypatch.setattr(convert_titok, "MASKGIT_VQGAN", tiny["_harness"]["pixel_decoder"])
+    pipe = TiTokPipeline.from_pretrained("turing-motors/MaskGIT_One-D-Piece-S-256")
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.vqvae.config.prefix_decoding
+    settings = pipe.sampling_settings()
+    assert (settings["num_inference_steps"], settings["guidance_scale"], settings["guidance_schedule"]) == (
+        16,
+        12.5,
+        "power-cosine",
+    )
+    io_maskgit = fixtures.io("maskgit_vit")
+    deterministic = dict(guidance_scale=0.0, guidance_schedule="constant", temperature=0.0, num_inference_steps=8)
+    ids = pipe(
+        io_maskgit["gen_labels"].tolist(), output_type="latent", softmax_temperature_annealing=False, **deterministic
+    )
+    assert torch.equal(ids.images, io_maskgit["gen_det_nocfg_ids"])

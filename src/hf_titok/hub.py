@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
-from .releases import MASKGEN_PAPER, PAPER, RAR_PAPER, OfficialRelease, get_release
+from .releases import MASKGEN_PAPER, ONEDPIECE_PAPER, PAPER, RAR_PAPER, OfficialRelease, get_release
 from .utils.sampling_settings import DEFAULT_AESTHETIC_SCORE
 
 CITATION = """@inproceedings{yu2024an,
@@ -71,7 +71,33 @@ def _results_table(release: OfficialRelease | None) -> str:
     return (
         f"\n## Results reported by the authors\n\n{release.results_measure}, as reported in the official "
         f"{release.results_readme} "
-        f"(bytedance/1d-tokenizer):\n\n| metric | value |\n|---|---|\n{rows}\n"
+        f"({release.official_repo}):\n\n| metric | value |\n|---|---|\n{rows}\n"
+    )
+
+
+ONEDPIECE_CITATION = """@article{miwa2025onedpiece,
+  title   = {One-D-Piece: Image Tokenizer Meets Quality-Controllable Compression},
+  author  = {Keita Miwa and Kento Sasaki and Hidehisa Arai and Tsubasa Takahashi and Yu Yamaguchi},
+  journal = {arXiv preprint arXiv:2501.10064},
+  year    = {2025}
+}"""
+
+
+def _titok_citations(release: OfficialRelease | None) -> str:
+    """TiTok's citation, after One-D-Piece's for its releases (a TiTok fork)."""
+    return (
+        f"{ONEDPIECE_CITATION}\n\n{CITATION}" if release is not None and release.paper == ONEDPIECE_PAPER else CITATION
+    )
+
+
+def _prefix_decoding_note(config) -> str:
+    if not config.prefix_decoding:
+        return ""
+    return (
+        f"\nIt decodes any prefix of its tokens (trained with Tail Token Drop, One-D-Piece's method): "
+        f"`tokenizer.decode(ids[:, :k])` for 1 <= k <= {config.num_latent_tokens} gives the image from its first k "
+        "tokens, coarse to fine - quality-controllable compression and progressive previews "
+        "(`hf-titok encode --num-tokens k`).\n"
     )
 
 
@@ -85,7 +111,10 @@ def tokenizer_card(model, repo_id: str, release: OfficialRelease | None = None) 
         else "single-stage: the decoder predicts pixels"
     )
     data = card_data(
-        release, "image-feature-extraction", ["titok", "image-tokenization", "image-tokenizer", "1d-tokenizer", PAPER]
+        release,
+        "image-feature-extraction",
+        ["titok", "image-tokenization", "image-tokenizer", "1d-tokenizer", PAPER]
+        + (["one-d-piece", ONEDPIECE_PAPER] if release is not None and release.paper == ONEDPIECE_PAPER else []),
     )
     title = release.title if release else f"TiTok tokenizer ({config.num_latent_tokens} tokens)"
     content = f"""---
@@ -97,7 +126,7 @@ def tokenizer_card(model, repo_id: str, release: OfficialRelease | None = None) 
 A TiTok 1-D image tokenizer ("An Image is Worth 32 Tokens for Reconstruction and Generation", Yu et al.,
 NeurIPS 2024) for the `hf_titok` package: a {config.image_size}x{config.image_size} image
 becomes **{config.num_latent_tokens} tokens** ({kind}); {head}.
-{"Converted from the official release `" + release.repo_id + "` with `hf-titok convert`; its outputs match the official implementation." if release else ""}
+{_prefix_decoding_note(config)}{"Converted from the official release `" + release.repo_id + "` with `hf-titok convert`; its outputs match the official implementation." if release else ""}
 {_results_table(release)}
 ## Usage
 
@@ -129,6 +158,7 @@ and `AutoImageProcessor.from_pretrained("{repo_id}", trust_remote_code=True)` fr
 | decoder | ViT {config.decoder_hidden_size} wide, {config.decoder_num_layers} layers, patch {config.decoder_patch_size} |
 | tokens | {config.num_latent_tokens} x {config.token_size} channels |
 | quantization | {kind} |
+| prefix decoding | {"yes: any first 1 <= k <= " + str(config.num_latent_tokens) + " tokens" if config.prefix_decoding else "no: all tokens"} |
 | parameters | {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M |
 
 License: Apache-2.0 (official weights: trained on ImageNet-1k, for research purposes).
@@ -136,7 +166,7 @@ License: Apache-2.0 (official weights: trained on ImageNet-1k, for research purp
 ## Citation
 
 ```bibtex
-{CITATION}
+{_titok_citations(release)}
 ```
 """
     return ModelCard(content)
@@ -195,7 +225,7 @@ License: Apache-2.0 (official weights: trained on ImageNet-1k, for research purp
 ## Citation
 
 ```bibtex
-{CITATION}
+{_titok_citations(release)}
 ```
 """
     return ModelCard(content)
@@ -391,6 +421,7 @@ License: Apache-2.0 (official weights: trained on ImageNet-1k, for research purp
 
 __all__ = [
     "CITATION",
+    "ONEDPIECE_CITATION",
     "MASKGEN_CITATION",
     "RAR_CITATION",
     "maskgen_card",

@@ -84,6 +84,7 @@ class TokenizerPreset:
     image_size: int = 256
     patch_size: int = 16
     released: bool = True  # False: a model of the paper whose weights were never published (no official keys)
+    prefix_decoding: bool = False  # trained to decode any prefix of its tokens (One-D-Piece's Tail Token Drop)
 
     def config_kwargs(self) -> dict:
         """The `TiTokConfig` arguments of this preset."""
@@ -94,6 +95,8 @@ class TokenizerPreset:
             num_latent_tokens=self.num_latent_tokens,
             **TOKENIZER_FAMILIES[self.family],
         )
+        if self.prefix_decoding:
+            kwargs["prefix_decoding"] = True
         for side, size in (("encoder", self.encoder), ("decoder", self.decoder)):
             kwargs.update({f"{side}_{key}": value for key, value in VIT_SIZES[size].items()})
         return kwargs
@@ -113,6 +116,11 @@ TOKENIZER_PRESETS: dict[str, TokenizerPreset] = {
     # predicts the proxy codes of the MaskGIT-VQGAN run at 512 (a 32x32 grid of codes).
     "titok_l64_512": TokenizerPreset("large", "large", 64, "two_stage", image_size=512, released=False),
     "titok_b128_512": TokenizerPreset("base", "base", 128, "two_stage", image_size=512, released=False),
+    # One-D-Piece (turingmotors/One-D-Piece, a TiTok fork; configs/one-d-piece_{s,b,l}256.yaml): two-stage TiTok
+    # tokenizers with 256 tokens, trained with Tail Token Drop so that any prefix of the tokens decodes.
+    "onedpiece_s256": TokenizerPreset("small", "small", 256, "two_stage", prefix_decoding=True),
+    "onedpiece_b256": TokenizerPreset("base", "base", 256, "two_stage", prefix_decoding=True),
+    "onedpiece_l256": TokenizerPreset("large", "large", 256, "two_stage", prefix_decoding=True),
 }
 
 # TA-TiTok (MaskGen's text-aware tokenizers, bytedance/1d-tokenizer README_MaskGen.md): single-stage TiTok
@@ -201,6 +209,12 @@ GENERATOR_PRESETS: dict[str, GeneratorPreset] = {
     "titok_b128_512": GeneratorPreset(
         "uvit", SamplingPreset(64, 6.9, "power-cosine", 2.8), "titok_b128_512", released=False
     ),
+    # One-D-Piece's MaskGIT generators (configs/training/generator/maskgit_one-d-piece_*256.yaml): the same 177M
+    # BERT for every tokenizer size, over all 256 tokens; the "best" settings the yaml files record (16 steps,
+    # power-cosine, guidance_scale_pow not set: 3.0; softmax annealing not recorded: the gFID protocol's, on).
+    "onedpiece_s256": GeneratorPreset("bert", SamplingPreset(16, 12.5, "power-cosine", 3.0), "onedpiece_s256"),
+    "onedpiece_b256": GeneratorPreset("bert", SamplingPreset(16, 8.5, "power-cosine", 2.5), "onedpiece_b256"),
+    "onedpiece_l256": GeneratorPreset("bert", SamplingPreset(16, 5.5, "power-cosine", 3.0), "onedpiece_l256"),
 }
 
 # What the paper reports for its 512x512 models (ImageNet 512x512, Table 2; gFID with the generator preset of the
@@ -262,6 +276,8 @@ class OfficialRelease:
     bin_repo: str = FUN_RESEARCH_REPO  # the repo holding the `.bin` files of its family
     results_measure: str = ""  # what the results are
     results_readme: str = "README"  # the official repository's README file that reports them
+    official_repo: str = "bytedance/1d-tokenizer"  # the GitHub repository of its code and results
+    paper: str = PAPER
 
     @property
     def preset(self) -> str:
@@ -489,9 +505,53 @@ _RAR_RELEASES = [
     _rar("rar_xxl", "RAR-XXL", 1.48, "1.5B"),
 ]
 
+# --------------------------------------------------------------------------------------------------
+# One-D-Piece (turingmotors/One-D-Piece, Apache-2.0): variable-length TiTok tokenizers and their MaskGIT generators
+# --------------------------------------------------------------------------------------------------
+
+ONEDPIECE_PAPER = "arxiv:2501.10064"
+ONEDPIECE_REPO = "turingmotors/One-D-Piece"
+# Each Hub repo holds one release as a bare state dict (the EMA weights the training code saves), no config.
+ONEDPIECE_BIN = "pytorch_model.bin"
+
+
+def _onedpiece(size: str, rfid: float, gfid: float) -> list[OfficialRelease]:
+    name, letter = f"onedpiece_{size.lower()}256", size.upper()
+    common = dict(bin_filename=ONEDPIECE_BIN, official_repo=ONEDPIECE_REPO, paper=ONEDPIECE_PAPER)
+    tokenizer_repo, generator_repo = (
+        f"turing-motors/One-D-Piece-{letter}-256",
+        f"turing-motors/MaskGIT_One-D-Piece-{letter}-256",
+    )
+    return [
+        OfficialRelease(
+            name,
+            "tokenizer",
+            tokenizer_repo,
+            f"One-D-Piece-{letter}-256 (VQ, two-stage, decodes any prefix of its 256 tokens)",
+            {"rFID": rfid},
+            bin_repo=tokenizer_repo,
+            results_measure="rFID on ImageNet-1k val, 256x256, all 256 tokens",
+            **common,
+        ),
+        OfficialRelease(
+            f"{name}_generator",
+            "generator",
+            generator_repo,
+            f"MaskGIT generator for One-D-Piece-{letter}-256",
+            {"gFID": gfid, "sampling steps": GENERATOR_PRESETS[name].sampling.num_inference_steps},
+            tokenizer=name,
+            bin_repo=generator_repo,
+            results_measure="gFID on ImageNet 256x256",
+            **common,
+        ),
+    ]
+
+
+_ONEDPIECE_RELEASES = _onedpiece("S", 1.48, 2.67) + _onedpiece("B", 1.11, 2.70) + _onedpiece("L", 1.08, 2.35)
+
 # Every released checkpoint, by release name.
 RELEASES: dict[str, OfficialRelease] = {
-    release.name: release for release in _TITOK_RELEASES + _FAMILY_RELEASES + _RAR_RELEASES
+    release.name: release for release in _TITOK_RELEASES + _FAMILY_RELEASES + _RAR_RELEASES + _ONEDPIECE_RELEASES
 }
 
 
@@ -523,6 +583,8 @@ __all__ = [
     "GENERATOR_PRESETS",
     "GeneratorPreset",
     "MASKGIT_VQGAN",
+    "ONEDPIECE_PAPER",
+    "ONEDPIECE_REPO",
     "OfficialRelease",
     "PAPER",
     "PAPER_RESULTS_512",

@@ -115,7 +115,7 @@ class OfficialCheckpoint:
         if (
             release is not None
             and release.bin_filename
-            and (self.source in BIN_REPOS or _is_bin_folder(source, release))
+            and (self.source in BIN_REPOS or self.source == release.bin_repo or _is_bin_folder(source, release))
         ):
             self.weights = _weights(_fetch(source, release.bin_filename, release.name, **hub_kwargs), source)
             if config_file is not None:

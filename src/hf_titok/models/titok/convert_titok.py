@@ -125,6 +125,8 @@ def official_tokenizer_config(name: str) -> dict:
             vq_model["finetune_decoder"] = not name.endswith("_stage1")  # is_legacy absent -> True, as released
         else:
             vq_model.update(finetune_decoder=False, is_legacy=False)
+    if preset.prefix_decoding:  # One-D-Piece's yaml files
+        vq_model["strict_length_assertion"] = False
     return {
         "experiment": {},
         "model": {"vq_model": vq_model},
