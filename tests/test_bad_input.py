@@ -58,6 +58,17 @@ def r(tmp_path_factory):
     vq = TiTokTokenizer(tiny_titok_config("single_vq")).eval()
     vae = TiTokTokenizer(tiny_titok_config("vae")).eval()
     vq.save_pretrained(root / "vq")
+    prefix = TiTokTokenizer(tiny_titok_config("single_vq", prefix_decoding=True)).eval()
+    prefix.save_pretrained(root / "prefix")
+    TiTokImageProcessor.for_image_size(32).save_pretrained(root / "prefix")
+    # A compressed token file (`hf-titok encode --output X.npz`) written by the prefix model.
+    np.savez_compressed(
+        root / "prefix_ids.npz",
+        token_ids=np.zeros((1, 4), np.uint8),
+        model=np.str_(str(root / "prefix")),
+        num_latent_tokens=8,
+        codebook_size=64,
+    )
     for name, damage in (
         ("truncated", lambda b: b[: len(b) // 2]),
         ("empty", lambda b: b""),
@@ -89,6 +100,7 @@ def r(tmp_path_factory):
         root=root,
         pipe=pipe,
         vq=vq,
+        prefix=prefix,
         vae=vae,
         vqgan=MaskGITVQGAN(MaskGITVQGANConfig(**VQGAN)).eval(),
         generator=pipe.transformer,
@@ -144,6 +156,41 @@ TEXT = torch.randn(1, 77, 32)
 
 # (surface, what is wrong, call(r), expected error type(s), words that name the problem)
 CASES = [
+    (
+        "TiTok",
+        "a prefix of 0 tokens",
+        lambda r: r.prefix.decode(ids(1, 0)),
+        ValueError,
+        r"token_ids must have shape \[B, k\] with 1 <= k <= 8 \(a prefix of the 8 tokens\), got \(1, 0\)",
+    ),
+    (
+        "TiTok",
+        "more tokens than the tokenizer has",
+        lambda r: r.prefix.decode(ids(1, 9)),
+        ValueError,
+        r"token_ids must have shape \[B, k\] with 1 <= k <= 8 .*got \(1, 9\)",
+    ),
+    (
+        "TiTok",
+        "a prefix to a tokenizer not trained for one",
+        lambda r: r.vq.decode(ids(1, 4)),
+        ValueError,
+        r"token_ids must have shape \[B, 8\], got \(1, 4\): this tokenizer was not trained to decode a prefix",
+    ),
+    (
+        "pipeline",
+        "num_decoded_tokens with a tokenizer not trained for prefixes",
+        lambda r: r.pipe([0], num_decoded_tokens=4),
+        ValueError,
+        "num_decoded_tokens must be 8, got 4: this tokenizer was not trained to decode a prefix",
+    ),
+    (
+        "pipeline",
+        "a fractional num_decoded_tokens",
+        lambda r: r.pipe([0], num_decoded_tokens=2.5),
+        TypeError,
+        "num_decoded_tokens must be an integer number of tokens, got 2.5",
+    ),
     # ---- RAR: pipeline, model, scheduler, loading ---------------------------------------------------------------
     ("RAR", "a class id out of range", lambda r: r.rar([3, 10]), ValueError, "class id 10 is out of range"),
     ("RAR", "temperature 0", lambda r: r.rar([0], temperature=0.0), ValueError, r"temperature must lie in \(0, 100\]"),
@@ -1305,6 +1352,26 @@ def test_bad_input_gets_a_clear_error(r, case):
 
 CLI_CASES = [
     (
+        "a non-integer --num-tokens",
+        lambda r: ["encode", str(r.image), "--model", str(r.root / "prefix"), "--output", "t.npz", "--num-tokens", "x"],
+        "argument --num-tokens: invalid int value: 'x'",
+    ),
+    (
+        "--num-tokens 0",
+        lambda r: ["encode", str(r.image), "--model", str(r.root / "prefix"), "--output", "t.npz", "--num-tokens", "0"],
+        r"--num-tokens must be in \[1, 8\] \(a prefix of the 8 tokens\), got 0",
+    ),
+    (
+        "--num-tokens for a tokenizer not trained for prefixes",
+        lambda r: ["encode", str(r.image), "--model", str(r.root / "vq"), "--output", "t.npz", "--num-tokens", "4"],
+        "--num-tokens must be 8, got 4: this tokenizer was not trained to decode a prefix",
+    ),
+    (
+        "a compressed token file of another model",
+        lambda r: ["decode", str(r.root / "prefix_ids.npz"), "--model", str(r.root / "vq")],
+        r"prefix_ids.npz holds the tokens of .*prefix, not of --model .*vq",
+    ),
+    (
         "decompression bomb",
         lambda r: ["reconstruct", str(r.bomb), "--model", str(r.root / "vq")],
         "refusing image .*bomb.png",
@@ -1421,7 +1488,7 @@ def test_command_line_bad_input_is_one_line_and_status_2(r, case, capsys, monkey
     what, arguments, words = case
     monkeypatch.chdir(r.root)
     # Refused by a parser itself, which exits: the sampler settings' bounds, and the commands with their own parser.
-    parse_error = what in ("zero steps", "NaN guidance") or arguments(r)[0] == "train"
+    parse_error = what in ("zero steps", "NaN guidance", "a non-integer --num-tokens") or arguments(r)[0] == "train"
     with pytest.raises(SystemExit) if parse_error else _no_exit() as exited:
         status = cli(arguments(r))
     captured = capsys.readouterr()

@@ -237,23 +237,55 @@ def cmd_reconstruct(args) -> None:
     print(f"wrote {index} side-by-side PNGs to {out}")
 
 
+def _id_dtype(codebook_size: int):
+    """The smallest unsigned integer type that holds every id of a codebook."""
+    return next(dtype for dtype in (np.uint8, np.uint16, np.uint32) if codebook_size <= np.iinfo(dtype).max + 1)
+
+
 def cmd_encode(args) -> None:
     output = Path(args.output)
-    if output.suffix not in (".npy", ".json"):
-        raise CommandError(f"--output must end in .npy or .json, got {output.name}")
+    if output.suffix not in (".npy", ".json", ".npz"):
+        raise CommandError(
+            f"--output must end in .npy, .json or .npz (compressed, with the model id), got {output.name}"
+        )
     images = read_images(args.images)
     tokenizer, processor = load_tokenizer(args.model)
+    if args.num_tokens is not None:
+        if not getattr(tokenizer, "is_vq", False) or not hasattr(tokenizer, "check_prefix_length"):
+            raise CommandError("--num-tokens keeps a prefix of a TiTok tokenizer's 1-D token ids; this is not one")
+        tokenizer.check_prefix_length(args.num_tokens, "--num-tokens")  # before encoding anything
     tokens = np.concatenate(
         [t.numpy() for _, t in _encode_batches(tokenizer, processor, images, args.batch_size, "encoding")]
     )
+    if args.num_tokens is not None:
+        tokens = tokens[:, : args.num_tokens]
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix == ".npy":
         np.save(output, tokens)
-    else:
+    elif output.suffix == ".json":
         output.write_text(
             json.dumps({"model": args.model, "images": args.images, tokenizer.token_name: tokens.tolist()})
         )
+    else:
+        if not tokenizer.is_vq:
+            raise CommandError(".npz files hold token ids; this is a VAE tokenizer: write .npy or .json")
+        codebook_size = tokenizer.config.codebook_size
+        with output.open("wb") as file:  # np.savez_compressed would add .npz to a name without it
+            np.savez_compressed(
+                file,
+                token_ids=tokens.astype(_id_dtype(codebook_size)),
+                model=np.str_(args.model),
+                num_latent_tokens=tokenizer.config.num_latent_tokens,
+                codebook_size=codebook_size,
+                images=np.array(args.images, dtype=np.str_),
+            )
     print(f"wrote {tokenizer.token_name} of shape {list(tokens.shape)} to {output}")
+    if tokenizer.is_vq:
+        bits = tokens.shape[1] * int(np.ceil(np.log2(tokenizer.config.codebook_size)))
+        print(
+            f"{tokens.shape[1]} of {tokenizer.config.num_latent_tokens} tokens per image: {bits} bits ({bits / 8:g} "
+            f"bytes) per image; the file holds {output.stat().st_size / len(tokens):.1f} bytes per image"
+        )
 
 
 def read_tokens(path: str, key: str) -> tuple[np.ndarray, list[str] | None]:
@@ -275,15 +307,41 @@ def read_tokens(path: str, key: str) -> tuple[np.ndarray, list[str] | None]:
         if not isinstance(data, dict) or key not in data:
             raise CommandError(f"{path} has no {key!r} entry (what this model's tokenizer decodes)")
         tokens, names = np.asarray(data[key]), data.get("images")
+    elif file.suffix == ".npz":
+        tokens, names = read_compressed_tokens(path)[:2]
     else:
-        raise CommandError(f"token files are .npy or .json, got {file.name}")
+        raise CommandError(f"token files are .npy, .json or .npz, got {file.name}")
     if tokens.ndim == 1:
         tokens = tokens[None]
     return tokens, names
 
 
+def read_compressed_tokens(path: str) -> tuple[np.ndarray, list[str], str, int]:
+    """(ids, image names, model id, codebook size) of an `hf-titok encode --output X.npz` file."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            fields = {name: data[name] for name in data.files}
+    except (ValueError, OSError) as error:
+        raise CommandError(f"cannot read {path} as a token file of `hf-titok encode`: {error}") from None
+    missing = [name for name in ("token_ids", "model", "codebook_size") if name not in fields]
+    if missing:
+        raise CommandError(f"{path} is not a token file of `hf-titok encode`: it has no {', '.join(missing)}")
+    names = [str(name) for name in fields["images"]] if "images" in fields else None
+    return fields["token_ids"].astype(np.int64), names, str(fields["model"]), int(fields["codebook_size"])
+
+
 def cmd_decode(args) -> None:
-    tokenizer, processor = load_tokenizer(args.model)
+    model = args.model
+    if Path(args.tokens).suffix == ".npz" and Path(args.tokens).is_file():
+        # The file names the model that wrote it: decode with that one, and refuse another.
+        recorded = read_compressed_tokens(args.tokens)[2]
+        if model is not None and model != recorded:
+            raise CommandError(
+                f"{args.tokens} holds the tokens of {recorded}, not of --model {model}: the ids of one tokenizer mean "
+                "nothing to another (leave --model out to use the file's)"
+            )
+        model = recorded
+    tokenizer, processor = load_tokenizer(model or FASHION_MNIST_PIPELINE)
     tokens, names = read_tokens(args.tokens, tokenizer.token_name)
     tensor = torch.from_numpy(np.ascontiguousarray(tokens))  # decode() checks that they are ids or latents
     text = _text_for(tokenizer, args, len(tensor))
@@ -298,7 +356,7 @@ def cmd_decode(args) -> None:
                 image.save(out / f"{stem}.png")
                 written += 1
             bar.update(len(batch))
-    print(f"wrote {written} PNGs to {out}")
+    print(f"wrote {written} PNGs from {tensor.shape[1]} tokens each to {out}")
 
 
 def cmd_convert(args) -> None:
@@ -567,9 +625,23 @@ def build_parser() -> argparse.ArgumentParser:
     def tokenizer_command(name, help, func, inputs, input_help, outputs, output_help, output_default=None):
         command = commands.add_parser(name, help=help)
         command.add_argument(inputs, nargs="+" if inputs == "images" else None, help=input_help)
-        command.add_argument(
-            "--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline")
-        )
+        if name == "decode":  # a compressed token file names its model
+            command.add_argument(
+                "--model",
+                help="tokenizer or pipeline directory or Hub id (default: the model an .npz token file names, else "
+                "the built-in Fashion-MNIST model)",
+            )
+        else:
+            command.add_argument(
+                "--model", default=FASHION_MNIST_PIPELINE, help=MODEL_HELP.format(what="tokenizer or pipeline")
+            )
+        if name == "encode":
+            command.add_argument(
+                "--num-tokens",
+                type=int,
+                help="keep the first K tokens of each image (a tokenizer trained for prefix decoding, such as "
+                "One-D-Piece's): a smaller file, a coarser image",
+            )
         command.add_argument(outputs, default=output_default, required=output_default is None, help=output_help)
         command.add_argument("--batch-size", type=int, default=8)
         if name != "encode":  # TA-TiTok decodes with text
@@ -594,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tokenizer_command(
         "encode",
-        "images -> token ids (.npy or .json)",
+        "images -> token ids (.npy, .json, or .npz: compressed, with the model id)",
         cmd_encode,
         "images",
         "image files",
@@ -603,7 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tokenizer_command(
         "decode",
-        "token ids (.npy or .json) -> PNGs",
+        "token ids (.npy, .json or .npz) -> PNGs",
         cmd_decode,
         "tokens",
         "a file written by `hf-titok encode` (or any [B, N] id array)",

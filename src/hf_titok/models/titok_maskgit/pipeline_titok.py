@@ -212,6 +212,7 @@ class TiTokPipeline(ClassLabelsMixin, PipelineBase):
         strength: float | None = None,
         output_type: str = "pil",
         decode_batch_size: int | None = None,
+        num_decoded_tokens: int | None = None,
         return_dict: bool = True,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
@@ -240,6 +241,9 @@ class TiTokPipeline(ClassLabelsMixin, PipelineBase):
                 in [0, 1]), `"pt"` (float32 `[B, 3, H, W]` in [0, 1]) - see [`TiTokImageProcessor.postprocess`] -
                 or `"latent"` (the token ids `[B, N]`).
             decode_batch_size: decode at most this many images at a time (bounds the memory of large batches).
+            num_decoded_tokens: decode each image from the first k of its generated tokens only (a tokenizer with
+                `prefix_decoding`, such as One-D-Piece's: a coarser image; all N are generated either way, and
+                `output_type="latent"` returns them all). Default: all.
             return_dict: return an [`ImagePipelineOutput`] rather than a tuple.
             callback_on_step_end: `fn(pipeline, step, timestep, callback_kwargs) -> dict` (or a diffusers
                 `PipelineCallback`), called after every step with the tensors named in
@@ -259,6 +263,8 @@ class TiTokPipeline(ClassLabelsMixin, PipelineBase):
             output_type, return_dict, callback_on_step_end, callback_on_step_end_tensor_inputs
         )
         strength = self.check_inputs(num_images_per_label, image, strength)
+        if num_decoded_tokens is not None:
+            self.vqvae.check_prefix_length(num_decoded_tokens)
         device = self._execution_device
         labels = torch.tensor(self.get_label_ids(class_labels), device=device)
 
@@ -332,7 +338,10 @@ class TiTokPipeline(ClassLabelsMixin, PipelineBase):
                     "to return; output_type='latent' returns the ids so far"
                 )
         return self._output(
-            token_ids, output_type, return_dict, lambda ids: self.vqvae.decode(ids, batch_size=decode_batch_size)
+            token_ids,
+            output_type,
+            return_dict,
+            lambda ids: self.vqvae.decode(ids[:, :num_decoded_tokens], batch_size=decode_batch_size),
         )
 
 
