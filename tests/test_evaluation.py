@@ -627,3 +627,40 @@ def test_trainer_evaluate_with_compute_metrics(tmp_path, saved_models):
     results = trainer.evaluate(eval_dataset=trainer.train_dataset)
     assert {"eval_loss", "eval_psnr", "eval_ssim", "eval_fid"} <= set(results) and 0 < results["eval_psnr"] < 60
     assert trainer.model.pop_logs() == {}  # evaluation forwards are not logged as training values
+
+
+def test_cli_evaluate_reconstruction_per_prefix_length(saved_models, inception_files, tmp_path, capsys):
+    """`--num-tokens 1,2,4,8` with a tokenizer trained for prefixes: one row per length (each image encoded once,
+    decoded from each prefix; a row equals the same evaluation of that prefix alone), a table and the plot."""
+    from hf_titok import TiTokImageProcessor
+
+    torch.manual_seed(0)
+    folder = tmp_path / "prefix_tokenizer"
+    tokenizer = TiTokTokenizer(tiny_titok_config("single_vq", prefix_decoding=True)).eval()
+    tokenizer.save_pretrained(folder)
+    TiTokImageProcessor.for_image_size(32).save_pretrained(folder)
+    report_path, plot = tmp_path / "report.json", tmp_path / "curve.png"
+    arguments = ["evaluate", "reconstruction", "--model", str(folder), "--data", str(saved_models / "images")]
+    arguments += ["--split", "train", "--inception", str(inception_files / "fid_helper_like.pt"), "--batch-size", "5"]
+    assert cli(arguments + ["--num-tokens", "8,1,2,4,2", "--plot", str(plot), "--output", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    rows = report["per_num_tokens"]
+    assert [row["num_tokens"] for row in rows] == [1, 2, 4, 8]  # sorted, each once
+    assert [row["bits_per_image"] for row in rows] == [6, 12, 24, 48]  # codebook 64: 6 bits per token
+    assert all(row["num_images"] == 12 and row["fid"] >= 0 and 0 < row["psnr"] < 100 for row in rows)
+    assert len({row["psnr"] for row in rows}) == 4  # each length decodes differently
+    out = capsys.readouterr().out
+    assert "| tokens | bits/image | psnr | ssim | fid |" in out and f"wrote the quality-vs-tokens plot to {plot}" in out
+    picture = PIL.Image.open(plot)
+    assert picture.width >= 3 * 500 and picture.height >= 300  # a panel per metric: PSNR, SSIM, rFID
+    # The full-length row is what the plain evaluation reports.
+    assert cli(arguments + ["--output", str(tmp_path / "full.json")]) == 0
+    full = json.loads((tmp_path / "full.json").read_text())
+    assert rows[-1]["psnr"] == pytest.approx(full["psnr"], abs=1e-9) and rows[-1]["fid"] == pytest.approx(full["fid"])
+    # A tokenizer not trained for prefixes refuses before reading any image; so does a non-integer count.
+    plain = arguments[:3] + [str(saved_models / "tokenizer")] + arguments[4:]
+    assert cli(plain + ["--num-tokens", "1,8"]) == 2
+    assert "--num-tokens must be 8, got 1: this tokenizer was not trained" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli(arguments + ["--num-tokens", "1,two"])
+    assert "invalid token counts '1,two'" in capsys.readouterr().err

@@ -41,7 +41,7 @@ from .perceptual import LPIPS
 from .releases import RELEASES
 from .text_encoding import CLIP_TEXT_ENCODER, check_prompts, clip_text_features, tokenize_prompts
 from .utils.sampling_settings import DEFAULT_AESTHETIC_SCORE, add_sampler_arguments, given_settings
-from .visualization import image_grid
+from .visualization import image_grid, line_plot, plot_panels
 
 DESCRIPTION = "TiTok 1-D image tokenizers and MaskGIT generators (hf_titok)."
 MODEL_HELP = "{what} directory or Hub id (default: the built-in Fashion-MNIST model)"
@@ -386,8 +386,9 @@ def cmd_convert(args) -> None:
         print(f"uploaded to https://huggingface.co/{args.push_to_hub}")
 
 
-def _metrics_for(args, codebook_size: int | None, want_fid: bool):
-    """ImageMetrics with the FID Inception network (and LPIPS when its weights are given)."""
+def _metrics_for(args, codebook_size: int | None, want_fid: bool, lengths: list[int] | None = None):
+    """ImageMetrics with the FID Inception network (and LPIPS when its weights are given); with `lengths`, one per
+    prefix length (sharing the networks)."""
     extractor = InceptionFeatureExtractor.from_file(args.inception) if want_fid else None
     lpips = None
     if getattr(args, "lpips_vgg", None) or getattr(args, "lpips_heads", None):
@@ -399,13 +400,17 @@ def _metrics_for(args, codebook_size: int | None, want_fid: bool):
         lpips.load_weights(args.lpips_vgg, args.lpips_heads)
         lpips.eval()
     inception_score = bool(extractor is not None and extractor.has_classifier and not args.no_inception_score)
-    metrics = ImageMetrics(
-        extractor,
-        compute_fid=want_fid,
-        compute_inception_score=inception_score,
-        lpips=lpips,
-        codebook_size=codebook_size,
-    )
+
+    def new_metrics() -> ImageMetrics:
+        return ImageMetrics(
+            extractor,
+            compute_fid=want_fid,
+            compute_inception_score=inception_score,
+            lpips=lpips,
+            codebook_size=codebook_size,
+        )
+
+    metrics = new_metrics() if lengths is None else {length: new_metrics() for length in lengths}
     notes = {}
     if extractor is not None and not extractor.has_classifier and not args.no_inception_score:
         notes["inception_score"] = (
@@ -424,6 +429,34 @@ def _write_report(report: dict, output: str | None) -> None:
     print(text)
 
 
+def parse_token_counts(text: str) -> list[int]:
+    """`--num-tokens 1,2,4,8` -> [1, 2, 4, 8] (sorted, each once)."""
+    try:
+        counts = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid token counts {text!r}: give integers separated by commas, e.g. 1,2,4,8"
+        ) from None
+    if not counts:
+        raise argparse.ArgumentTypeError("give at least one token count, e.g. 1,2,4,8")
+    return counts
+
+
+# What the quality-vs-tokens plot shows: a panel per metric of the report that is there, with its title.
+PREFIX_PLOT_METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "fid": "rFID"}
+
+
+def quality_vs_tokens_plot(rows: list[dict]):
+    """The curve One-D-Piece reports: one panel per metric of `rows` (each a prefix length's results)."""
+    counts = [row["num_tokens"] for row in rows]
+    panels = [
+        line_plot(counts, {title: [row[key] for row in rows]}, f"{title} vs. tokens kept", "tokens kept", title, True)
+        for key, title in PREFIX_PLOT_METRICS.items()
+        if all(key in row for row in rows)
+    ]
+    return plot_panels(panels)
+
+
 def cmd_evaluate_reconstruction(args) -> None:
     data = Path(args.data)
     if (data.exists() and not data.is_dir()) or (
@@ -434,23 +467,44 @@ def cmd_evaluate_reconstruction(args) -> None:
             "dataset id owner/name)"
         )
     tokenizer, processor = load_tokenizer(args.model)
-    metrics, notes = _metrics_for(args, tokenizer.config.codebook_size if tokenizer.is_vq else None, not args.no_fid)
+    lengths = args.num_tokens
+    if lengths is not None:  # every count checked before any image is read
+        if not getattr(tokenizer, "is_vq", False) or not hasattr(tokenizer, "check_prefix_length"):
+            raise CommandError("--num-tokens decodes prefixes of a TiTok tokenizer's token ids; this is not one")
+        for count in lengths:
+            tokenizer.check_prefix_length(count, "--num-tokens")
+    codebook_size = tokenizer.config.codebook_size if tokenizer.is_vq else None
+    metrics, notes = _metrics_for(args, codebook_size, not args.no_fid, lengths)
     size = tokenizer.config.image_size
     images = evaluation_images(args.data, args.split, size, args.max_images, pad_small_images=processor.do_pad)
     results = evaluate_reconstruction(tokenizer, images, metrics, args.batch_size, total=args.max_images)
-    _write_report(
-        {
-            "protocol": "reconstruction",
-            "model": args.model,
-            "data": args.data,
-            "split": args.split,
-            "image_size": size,
-            "num_tokens": tokenizer.config.num_latent_tokens,
-            **results,
-            "notes": notes,
-        },
-        args.output,
-    )
+    report = {
+        "protocol": "reconstruction",
+        "model": args.model,
+        "data": args.data,
+        "split": args.split,
+        "image_size": size,
+        "num_tokens": tokenizer.config.num_latent_tokens,
+    }
+    if lengths is None:
+        _write_report({**report, **results, "notes": notes}, args.output)
+        return
+    bits_per_token = int(np.ceil(np.log2(codebook_size)))
+    rows = [{"num_tokens": count, "bits_per_image": count * bits_per_token, **results[count]} for count in lengths]
+    plot = Path(args.plot)
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    quality_vs_tokens_plot(rows).save(plot)
+    _write_report({**report, "per_num_tokens": rows, "plot": str(plot), "notes": notes}, args.output)
+    shown = [key for key in ("psnr", "ssim", "lpips", "fid") if key in rows[0]]
+    print("| tokens | bits/image | " + " | ".join(shown) + " |")
+    print("|---" * (len(shown) + 2) + "|")
+    for row in rows:
+        print(
+            f"| {row['num_tokens']} | {row['bits_per_image']} | "
+            + " | ".join(f"{row[key]:.4g}" for key in shown)
+            + " |"
+        )
+    print(f"wrote the quality-vs-tokens plot to {plot}")
 
 
 def _check_reference(reference: str) -> None:
@@ -716,6 +770,16 @@ def build_parser() -> argparse.ArgumentParser:
     reconstruction.add_argument("--max-images", type=int, help="evaluate the first N images only")
     reconstruction.add_argument(
         "--no-fid", action="store_true", help="PSNR/SSIM/codebook only (no Inception network needed)"
+    )
+    reconstruction.add_argument(
+        "--num-tokens",
+        type=parse_token_counts,
+        metavar="K1,K2,...",
+        help="decode every image from each of these prefix lengths (a tokenizer trained for prefix decoding): the "
+        "report gets one row per length, and --plot the quality-vs-tokens curve",
+    )
+    reconstruction.add_argument(
+        "--plot", default="quality_vs_tokens.png", help="with --num-tokens: the curve's PNG (default %(default)s)"
     )
     reconstruction.add_argument("--lpips-vgg", help="LPIPS: torchvision VGG16 state dict (features.* keys)")
     reconstruction.add_argument("--lpips-heads", help="LPIPS: the lpips package's weights/v0.1/vgg.pth")

@@ -51,24 +51,31 @@ def _batched(rows, batch_size: int):
 
 @torch.no_grad()
 def evaluate_reconstruction(
-    tokenizer, images, metrics: ImageMetrics, batch_size: int = 32, total: int | None = None, progress: bool = True
-) -> dict[str, float]:
+    tokenizer,
+    images,
+    metrics: ImageMetrics | dict[int, ImageMetrics],
+    batch_size: int = 32,
+    total: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Reconstruct `images` (an iterable of `(pixel_values [3, S, S] in [0, 1], label)`) and return the
-    metrics' results plus `num_images`."""
+    metrics' results plus `num_images`. `metrics` may map prefix lengths k to their own metrics (a tokenizer with
+    `prefix_decoding`): each image is encoded once and decoded from its first k tokens for every k; the result then
+    maps each k to its results."""
+    by_length = metrics if isinstance(metrics, dict) else {None: metrics}
     count = 0
     with tqdm(total=total, desc="reconstructing", unit="img", disable=not progress) as bar:
         for batch in _batched(images, batch_size):
             pixel_values = torch.stack([pixels for pixels, _ in batch]).to(tokenizer.device)
             encoded = tokenizer.encode(pixel_values)
-            reconstruction = tokenizer.decode(encoded.tokens)
-            metrics.update(
-                real=to_uint8(pixel_values, "round").cpu(),
-                fake=to_uint8(reconstruction).cpu(),
-                token_ids=encoded.token_ids,
-            )
+            real = to_uint8(pixel_values, "round").cpu()
+            for length, length_metrics in by_length.items():
+                reconstruction = tokenizer.decode(encoded.tokens[:, :length])
+                length_metrics.update(real=real, fake=to_uint8(reconstruction).cpu(), token_ids=encoded.token_ids)
             count += len(batch)
             bar.update(len(batch))
-    return {**metrics.compute(), "num_images": count}
+    results = {length: {**m.compute(), "num_images": count} for length, m in by_length.items()}
+    return results if isinstance(metrics, dict) else results[None]
 
 
 # --------------------------------------------------------------------------------------------------
