@@ -435,26 +435,37 @@ def caption_text(model: SpaceModel, caption) -> torch.Tensor:
     return clip_text_features(model.text_encoder, ids).tokenizer_text
 
 
+def decodes_prefixes(model: SpaceModel) -> bool:
+    """Whether the model's tokenizer decodes any prefix of its tokens (One-D-Piece, Tail Token Drop training)."""
+    return bool(getattr(model.tokenizer.config, "prefix_decoding", False))
+
+
 @torch.no_grad()
-def reconstruct(model: SpaceModel, path, caption=None):
+def reconstruct(model: SpaceModel, path, caption=None, tokens_kept=None):
+    """The image through the tokenizer; `tokens_kept`: decode from that many first tokens (a tokenizer that
+    decodes prefixes; default all)."""
+    num_tokens = model.tokenizer.config.num_latent_tokens
+    kept = num_tokens
+    if tokens_kept is not None and decodes_prefixes(model):
+        kept = whole_number(tokens_kept, "Tokens kept", 1, num_tokens)
     pixel_values = model_input(model, path)
     text = caption_text(model, caption) if model.reads_text else None
     encoded = model.tokenizer.encode(pixel_values)
-    reconstruction = model.tokenizer.decode(encoded.tokens, **({"text_embeddings": text} if model.reads_text else {}))
+    reconstruction = model.tokenizer.decode(
+        encoded.tokens[:, :kept], **({"text_embeddings": text} if model.reads_text else {})
+    )
     original = model.processor.postprocess(pixel_values, rounding="round")[0]
     reconstructed = model.processor.postprocess(reconstruction)[0]
     shown = [to_float(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]) for image in (reconstructed, original)]
     value = float(psnr(*shown)[0])  # of the uint8 images shown
-    num_tokens = model.tokenizer.config.num_latent_tokens
     if model.is_vq:
-        ids = encoded.token_ids[0].tolist()
+        ids = encoded.token_ids[0, :kept].tolist()
         columns = 8 if num_tokens <= 64 else 16
         rows = [ids[i : i + columns] for i in range(0, len(ids), columns)]
         table = [[f"{i * columns}"] + [str(v) for v in row] + [""] * (columns - len(row)) for i, row in enumerate(rows)]
         headers = ["token"] + [f"+{j}" for j in range(columns)]
-        summary = (
-            f"**PSNR {value:.2f} dB** — {num_tokens} tokens from a codebook of {model.tokenizer.config.codebook_size}"
-        )
+        used = f"the first {kept} of {num_tokens} tokens" if kept < num_tokens else f"{num_tokens} tokens"
+        summary = f"**PSNR {value:.2f} dB** — {used} from a codebook of {model.tokenizer.config.codebook_size}"
     else:
         latents = encoded.latents[0]
         table = [[str(i)] + [f"{v:.2f}" for v in row.tolist()] for i, row in enumerate(latents)]
@@ -606,6 +617,15 @@ def build_demo(model: SpaceModel, text_model=None) -> gr.Blocks:
                         visible=model.reads_text,
                         elem_id="caption",
                     )
+                    tokens_kept = gr.Slider(
+                        1,
+                        num_tokens,
+                        value=num_tokens,
+                        step=1,
+                        label="Tokens kept (decode from the first k: this tokenizer decodes any prefix)",
+                        visible=decodes_prefixes(model),
+                        elem_id="tokens-kept",
+                    )
                     reconstruct_button = gr.Button(
                         "Tokenize and reconstruct", variant="primary", elem_id="reconstruct-button"
                     )
@@ -635,8 +655,8 @@ def build_demo(model: SpaceModel, text_model=None) -> gr.Blocks:
             example_gallery.select(pick_example, None, upload, api_name=False)
             upload.change(lambda path: preview(model, path), upload, model_input, api_name=False)
             reconstruct_button.click(
-                lambda path, text: reconstruct(model, path, text),
-                [upload, caption],
+                lambda path, text, kept: reconstruct(model, path, text, kept),
+                [upload, caption, tokens_kept],
                 [model_input, reconstruction, summary, tokens],
                 api_name="reconstruct",
             )

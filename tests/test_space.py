@@ -243,6 +243,32 @@ def test_a_tokenizer_alone_reconstructs_but_does_not_generate(tmp_path):
         app.load_model(str(tmp_path / "missing"))
 
 
+def test_a_tokenizer_that_decodes_prefixes_gets_the_tokens_kept_slider(model, tmp_path):
+    """Reconstruction from the first k tokens: the slider is there only for a tokenizer trained for prefixes."""
+    from hf_titok import TiTokImageProcessor
+
+    folder = tmp_path / "prefix"
+    TiTokTokenizer(tiny_titok_config("single_vq", prefix_decoding=True)).save_pretrained(folder)
+    TiTokImageProcessor.for_image_size(32).save_pretrained(folder)
+    prefix = app.load_model(str(folder))
+    assert app.decodes_prefixes(prefix) and not app.decodes_prefixes(model)
+    example = app.example_images()[0]
+    _, coarse, summary, table = app.reconstruct(prefix, example, None, 3)
+    assert "the first 3 of 8 tokens from a codebook of 64" in summary and len(table["data"][0]) - 1 == 8
+    assert [v for v in table["data"][0][1:] if v] == [
+        str(v) for v in prefix.tokenizer.encode(app.model_input(prefix, example)).token_ids[0, :3].tolist()
+    ]
+    full = app.reconstruct(prefix, example, None, 8)[1]
+    assert not np.array_equal(pixels(coarse), pixels(full))
+    with pytest.raises(gr.Error, match="Tokens kept must be between 1 and 8, got 0"):
+        app.reconstruct(prefix, example, None, 0)
+
+    def slider(demo):
+        return next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "tokens-kept")
+
+    assert slider(app.build_demo(prefix)).visible and not slider(app.build_demo(model)).visible
+
+
 @pytest.mark.parametrize("kind", ["vq", "kl"])
 def test_a_text_to_image_pipeline_as_the_model_serves_the_text_tab(kind, tmp_path):
     """A saved MaskGen pipeline given as --model: the registry says it generates from text, so the app serves it
