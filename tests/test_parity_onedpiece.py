@@ -8,6 +8,7 @@ import json
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from hf_titok.cli import main as cli
 from hf_titok.conversion import convert_model, direct, load_official_config
 from hf_titok.models.titok import convert_titok
 from hf_titok.releases import RELEASES
+from hf_titok.training.wrappers import Stage1Training, tail_token_drop_length
 
 from conftest import TESTS_DIR, Fixtures, populate_hub_cache
 
@@ -185,6 +187,45 @@ def test_a_tokenizer_without_prefix_decoding_refuses_a_prefix(pixel_values):
         strict.decode_latents(strict.encode(pixel_values).latents[:, :8])
     with pytest.raises(ValueError, match=re.escape("num_decoded_tokens must be 16, got 8: this tokenizer")):
         strict(pixel_values, num_decoded_tokens=8)
+
+
+# Tail Token Drop in training: the draws and the stage-1 wrapper's losses (the recipes: test_training.py)
+
+
+def test_the_drawn_lengths_are_the_official_draws():
+    model = SimpleNamespace(config=SimpleNamespace(num_latent_tokens=MANIFEST["num_latent_tokens"]))
+    for fixture, seed in (("onedpiece_vq_ttd", 2508), ("onedpiece_stage1", 2518)):
+        expected = io(fixture)["ttd_lengths"].tolist()
+        torch.manual_seed(seed)
+        assert [tail_token_drop_length(model, True) for _ in expected] == expected
+    assert tail_token_drop_length(model, False) is None
+
+
+class FixedTeacher(torch.nn.Module):
+    """A teacher whose codes are the fixture's targets (the official harness drew them)."""
+
+    def __init__(self, codes: torch.Tensor):
+        super().__init__()
+        self.codes = codes
+        self.config = SimpleNamespace(codebook_size=1024, grid_size=4)
+
+    def encode(self, pixel_values):
+        return SimpleNamespace(codes=self.codes)
+
+
+def test_stage1_tail_token_drop_forwards_equal_the_official_ones():
+    """The wrapper's training forwards after the official seed: the same drawn lengths, hence the official losses."""
+    weights = load_file(str(FIXTURES / "onedpiece_vq.weights.safetensors"))
+    weights = {key: value for key, value in weights.items() if not key.startswith("pixel_")}
+    model = convert_model("tokenizer", load_official_config(FIXTURES / "onedpiece_stage1.config.json"), weights)
+    expected = io("onedpiece_stage1")
+    wrapper = Stage1Training(model, FixedTeacher(expected["target_codes"]), use_ema=False, tail_token_drop=True)
+    wrapper.train()
+    pixel_values = io("inputs")["pixel_values"]
+    torch.manual_seed(2518)
+    for step in range(len(expected["ttd_lengths"])):
+        loss = wrapper(pixel_values)["loss"]
+        torch.testing.assert_close(loss.detach(), expected[f"total_loss_step{step}"][0], atol=1e-4, rtol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------------------

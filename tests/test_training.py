@@ -749,3 +749,68 @@ def test_no_host_sync_in_a_training_step_between_logging_steps(recipe, workspace
     reads = host_reads_between_logging_steps(trainer, monkeypatch)
     assert trainer.state.global_step == 6 and any("loss" in entry for entry in trainer.state.log_history)
     assert reads == []
+
+
+# ---- Tail Token Drop (One-D-Piece): an option of the TiTok recipes ----
+
+
+def tail_token_drop_config(workspace, recipe: str, **sections) -> dict:
+    return {
+        "recipe": recipe,
+        "data": {"source": str(workspace / "images")},
+        "loss": {"tail_token_drop": True},
+        "training": training(max_steps=20),
+        **sections,
+    }
+
+
+def test_stage1_and_stage2_train_with_tail_token_drop(workspace, tmp_path):
+    prefix = dict(TWO_STAGE, prefix_decoding=True)
+    stage1 = train(
+        tail_token_drop_config(workspace, "stage1", model={"config": prefix}, teacher=str(workspace / "teacher")),
+        tmp_path / "stage1",
+    )
+    losses = history(stage1, "proxy_code_loss")
+    assert len(losses) >= 2 and losses[-1] < losses[0]
+    exported = TiTokTokenizer.from_pretrained(tmp_path / "stage1" / "final")
+    assert exported.config.prefix_decoding
+    stage2 = train(
+        tail_token_drop_config(
+            workspace,
+            "stage2",
+            model={"init_from": str(tmp_path / "stage1" / "final"), "pixel_decoder_from": str(workspace / "teacher")},
+            discriminator=DISCRIMINATOR,
+            loss={"tail_token_drop": True, "perceptual_weight": 0.0},
+        ),
+        tmp_path / "stage2",
+    )
+    assert history(stage2, "psnr")
+    tokenizer = TiTokTokenizer.from_pretrained(tmp_path / "stage2" / "final")
+    with torch.no_grad():
+        ids = tokenizer.encode(torch.rand(2, 3, 32, 32)).token_ids
+        assert tokenizer.decode(ids[:, :2]).shape == (2, 3, 32, 32)  # the exported tokenizer decodes prefixes
+
+
+def test_tail_token_drop_needs_a_tokenizer_that_allows_prefixes(workspace, tmp_path):
+    config = tail_token_drop_config(
+        workspace, "stage1", model={"config": TWO_STAGE}, teacher=str(workspace / "teacher")
+    )
+    with pytest.raises(ValueError, match="loss.tail_token_drop trains the decoder on prefixes of the tokens"):
+        build_trainer(load_recipe_config(config), output_dir=str(tmp_path / "never"))
+    never = tmp_path / "never"
+    assert not never.exists() or not any(never.iterdir())  # refused before anything was written
+
+
+@pytest.mark.parametrize("size", ["s", "b", "l"])
+def test_the_onedpiece_recipes_train_prefixes_in_both_stages(size):
+    """The shipped One-D-Piece configs: the size's preset (256 tokens, prefix decoding), Tail Token Drop in stage 1
+    and stage 2, the official batch per optimiser step (1024 then 512 images on 8 GPUs) and schedule lengths."""
+    stage1, stage2 = (load_recipe_config(f"onedpiece_{size}256_stage{n}") for n in (1, 2))
+    preset = TiTokConfig.from_preset(stage1["model"]["preset"])
+    assert preset.num_latent_tokens == 256 and preset.prefix_decoding and preset.codebook_size == 4096
+    assert stage1["loss"]["tail_token_drop"] and stage2["loss"]["tail_token_drop"]
+    assert stage2["model"]["init_from"] == f"outputs/onedpiece_{size}256_stage1/final"
+    for config, images_per_step, steps in ((stage1, 1024, 1_000_000), (stage2, 512, 500_000)):
+        training_section = config["training"]
+        per_gpu = training_section["per_device_train_batch_size"] * training_section["gradient_accumulation_steps"]
+        assert 8 * per_gpu == images_per_step and training_section["max_steps"] == steps

@@ -168,9 +168,11 @@ class NoLoss:
 
 @dataclass(frozen=True)
 class Stage1Loss:
-    """`loss:` of stage 1: cross-entropy on the teacher's proxy codes plus the weighted quantizer loss."""
+    """`loss:` of stage 1: cross-entropy on the teacher's proxy codes plus the weighted quantizer loss;
+    `tail_token_drop`: One-D-Piece's Tail Token Drop (each step decodes a random prefix of the tokens)."""
 
     quantizer_weight: float = 1.0
+    tail_token_drop: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,12 +203,14 @@ class PixelLoss:
 
 @dataclass(frozen=True)
 class TokenizerPixelLoss(PixelLoss):
-    """`loss:` of TiTok in pixel space: `PixelLoss` plus the weight of the KL term of VAE tokenizers."""
+    """`loss:` of TiTok in pixel space: `PixelLoss` plus the weight of the KL term of VAE tokenizers, and One-D-Piece's
+    Tail Token Drop (`tail_token_drop`: each step decodes a random prefix of the tokens, one length per batch)."""
 
     kl_weight: float = 1e-6
+    tail_token_drop: bool = False
 
-    def weights(self) -> dict[str, float]:
-        return dict(super().weights(), kl_weight=self.kl_weight)
+    def weights(self) -> dict:
+        return dict(super().weights(), kl_weight=self.kl_weight, tail_token_drop=self.tail_token_drop)
 
 
 @dataclass(frozen=True)
@@ -250,7 +254,9 @@ def _discriminator(run: RecipeRun) -> NLayerDiscriminator:
 
 
 def _stage1_wrapper(run: RecipeRun, loss: Stage1Loss) -> TrainingModule:
-    return Stage1Training(run.model, run.teacher, loss.quantizer_weight, run.args.use_ema)
+    return Stage1Training(
+        run.model, run.teacher, loss.quantizer_weight, run.args.use_ema, tail_token_drop=loss.tail_token_drop
+    )
 
 
 def _pixel_wrapper(wrapper_class: type[VQGANTraining] | type[PixelTokenizerTraining]):

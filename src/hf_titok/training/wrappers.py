@@ -198,14 +198,39 @@ class VQGANTraining(PixelLossMixin, TrainingModule):
         )
 
 
+def tail_token_drop_length(model: TiTokTokenizer, enabled: bool) -> int | None:
+    """The number of tokens this step decodes: with One-D-Piece's Tail Token Drop, one prefix length k uniform on
+    {1, ..., N} for the whole batch, drawn as the official code draws it - `torch.randint(1, N + 1, (1,))` on torch's
+    global CPU generator, which the Trainer seeds and checkpoints (a resumed run draws the same lengths; a CPU
+    number, so no device read); None (all tokens) otherwise. The quantizer still sees every token."""
+    if not enabled:
+        return None
+    return int(torch.randint(1, model.config.num_latent_tokens + 1, (1,)))
+
+
+def check_tail_token_drop(model: TiTokTokenizer, enabled: bool) -> None:
+    if enabled and not model.config.prefix_decoding:
+        raise ValueError(
+            "loss.tail_token_drop trains the decoder on prefixes of the tokens: the tokenizer must allow them "
+            "(model.config.prefix_decoding: true; the onedpiece_* presets have it)"
+        )
+
+
 class Stage1Training(TrainingModule):
     """Recipe 2: TiTok (stage-1 layout) predicts the proxy codes of a frozen MaskGIT-VQGAN teacher:
     cross-entropy over the VQGAN codebook per decoder patch + `quantizer_weight` x quantizer loss."""
 
     def __init__(
-        self, model: TiTokTokenizer, teacher: MaskGITVQGAN, quantizer_weight: float = 1.0, use_ema: bool = True
+        self,
+        model: TiTokTokenizer,
+        teacher: MaskGITVQGAN,
+        quantizer_weight: float = 1.0,
+        use_ema: bool = True,
+        tail_token_drop: bool = False,
     ):
         super().__init__(model, use_ema)
+        check_tail_token_drop(model, tail_token_drop)
+        self.tail_token_drop = tail_token_drop
         if model.config.decoder_head != "proxy_codes":
             raise ValueError("stage-1 training needs a tokenizer with decoder_head='proxy_codes'")
         if (
@@ -223,7 +248,7 @@ class Stage1Training(TrainingModule):
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
         with torch.no_grad():
             codes = self.helper("teacher", pixel_values.device).encode(pixel_values).codes
-        out = self.model(pixel_values)
+        out = self.model(pixel_values, num_decoded_tokens=tail_token_drop_length(self.model, self.tail_token_drop))
         self.last_token_ids, self.last_unquantized_latents = out.token_ids, out.unquantized_latents
         cross_entropy = F.cross_entropy(out.proxy_logits.flatten(0, 1), codes.flatten())
         loss = cross_entropy + self.quantizer_weight * out.quantizer_loss
@@ -248,8 +273,11 @@ class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
         gan_weight: float = 0.01,
         lecam_weight: float = 0.001,
         use_ema: bool = True,
+        tail_token_drop: bool = False,
     ):
         super().__init__(model, use_ema)
+        check_tail_token_drop(model, tail_token_drop)
+        self.tail_token_drop = tail_token_drop
         if model.config.decoder_head == "proxy_codes" and model.pixel_decoder is None:
             raise ValueError(
                 "pixel-space training of a proxy-code tokenizer needs its pixel decoder (include_pixel_decoder=True)"
@@ -265,7 +293,8 @@ class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
 
     def _tokenizer_step(self, pixel_values: torch.Tensor, **decoder_inputs) -> dict:
         """The step's loss on `pixel_values`, the tokenizer's decoder given `decoder_inputs` (TA-TiTok: text)."""
-        out = self.model(pixel_values, **decoder_inputs)
+        num_decoded_tokens = tail_token_drop_length(self.model, self.tail_token_drop)
+        out = self.model(pixel_values, num_decoded_tokens=num_decoded_tokens, **decoder_inputs)
         self.last_token_ids, self.last_unquantized_latents = out.token_ids, out.unquantized_latents
         psnr = -10 * torch.log10(F.mse_loss(out.reconstruction.detach().clamp(0, 1), pixel_values))
         if self.model.is_vq:
