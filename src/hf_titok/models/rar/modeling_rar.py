@@ -346,9 +346,11 @@ class RARTransformer(RARPreTrainedModel):
         return padded.gather(1, steps.clamp(max=num_tokens).expand(batch_size, -1))
 
     def _target_embedding(self, next_positions: torch.Tensor) -> torch.Tensor:
-        """The target-aware embedding of the positions predicted next: zero after the last token."""
-        table = F.pad(self.target_position_embedding, (0, 0, 0, 1))
-        return table[next_positions]
+        """The target-aware embedding of the positions predicted next: zero after the last token (position N; a
+        mask rather than a padded copy of the table, which every forward would make)."""
+        last = self.config.num_latent_tokens - 1
+        rows = self.target_position_embedding[next_positions.clamp(max=last)]
+        return rows * (next_positions <= last).unsqueeze(-1).to(rows.dtype)
 
     def _check_inputs(self, input_ids, orders, labels, first_call: bool, check_values: bool) -> None:
         config = self.config

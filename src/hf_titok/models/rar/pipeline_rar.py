@@ -193,7 +193,7 @@ class RARPipeline(ClassLabelsMixin, PipelineBase):
         # 2. Prepare: the official generate() first spends B uniforms on its (zero-probability) label dropout;
         #    drawing them keeps a seeded run on the official stream.
         rand_tensor((batch_size,), generator, device)
-        null_labels = torch.full_like(labels, config.num_classes)
+        guided_labels = torch.cat([labels, torch.full_like(labels, config.num_classes)])  # conditional, then null
         timestep_arguments = dict(device=device, num_tokens=config.num_latent_tokens)
         scheduler.set_timesteps(**timestep_arguments)
         self._guidance_scale, self._call.num_timesteps, self._interrupt = (
@@ -219,7 +219,7 @@ class RARPipeline(ClassLabelsMixin, PipelineBase):
             new_ids = token_ids[:, cached_tokens:]
             logits = self.transformer(
                 torch.cat([new_ids, new_ids]) if guided else new_ids,
-                torch.cat([labels, null_labels]) if guided else labels,
+                guided_labels if guided else labels,
                 past_key_values=cache,
                 check_values=False,
             ).logits[:, -1]
