@@ -791,14 +791,14 @@ def test_stage1_and_stage2_train_with_tail_token_drop(workspace, tmp_path):
         assert tokenizer.decode(ids[:, :2]).shape == (2, 3, 32, 32)  # the exported tokenizer decodes prefixes
 
 
-def test_tail_token_drop_needs_a_tokenizer_that_allows_prefixes(workspace, tmp_path):
+def test_tail_token_drop_makes_a_prefix_decoding_tokenizer(workspace, tmp_path):
+    """Fine-tuning a tokenizer that had prefix decoding off (a TiTok release, say) with Tail Token Drop: the model it
+    makes decodes prefixes, and its exported config says so (the EMA copy's too)."""
     config = tail_token_drop_config(
         workspace, "stage1", model={"config": TWO_STAGE}, teacher=str(workspace / "teacher")
     )
-    with pytest.raises(ValueError, match="loss.tail_token_drop trains the decoder on prefixes of the tokens"):
-        build_trainer(load_recipe_config(config), output_dir=str(tmp_path / "never"))
-    never = tmp_path / "never"
-    assert not never.exists() or not any(never.iterdir())  # refused before anything was written
+    trainer = build_trainer(load_recipe_config(config), output_dir=str(tmp_path / "run"))
+    assert trainer.model.model.config.prefix_decoding and trainer.model.export_model().config.prefix_decoding
 
 
 @pytest.mark.parametrize("size", ["s", "b", "l"])

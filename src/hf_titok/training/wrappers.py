@@ -9,6 +9,7 @@ which the Trainer checkpoints, so resumed runs continue exactly.
 from __future__ import annotations
 
 import copy
+import logging
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,8 @@ from ..text_encoding import clip_text_features
 from ..utils.torch_utils import random_orders
 from .discriminator import LeCamRegularizer, hinge_discriminator_loss
 from .losses import PerceptualLoss
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingModule(nn.Module):
@@ -208,12 +211,12 @@ def tail_token_drop_length(model: TiTokTokenizer, enabled: bool) -> int | None:
     return int(torch.randint(1, model.config.num_latent_tokens + 1, (1,)))
 
 
-def check_tail_token_drop(model: TiTokTokenizer, enabled: bool) -> None:
+def enable_tail_token_drop(model: TiTokTokenizer, enabled: bool) -> None:
+    """Tail Token Drop trains the decoder on prefixes: the model it makes decodes them, so its config says so
+    (`prefix_decoding`; fine-tuning a tokenizer that had it off, such as a TiTok release, turns it on)."""
     if enabled and not model.config.prefix_decoding:
-        raise ValueError(
-            "loss.tail_token_drop trains the decoder on prefixes of the tokens: the tokenizer must allow them "
-            "(model.config.prefix_decoding: true; the onedpiece_* presets have it)"
-        )
+        logger.info("loss.tail_token_drop: the tokenizer is trained to decode prefixes (config.prefix_decoding=True)")
+        model.config.prefix_decoding = True
 
 
 class Stage1Training(TrainingModule):
@@ -228,8 +231,8 @@ class Stage1Training(TrainingModule):
         use_ema: bool = True,
         tail_token_drop: bool = False,
     ):
+        enable_tail_token_drop(model, tail_token_drop)  # before the EMA copy is made
         super().__init__(model, use_ema)
-        check_tail_token_drop(model, tail_token_drop)
         self.tail_token_drop = tail_token_drop
         if model.config.decoder_head != "proxy_codes":
             raise ValueError("stage-1 training needs a tokenizer with decoder_head='proxy_codes'")
@@ -275,8 +278,8 @@ class PixelTokenizerTraining(PixelLossMixin, TrainingModule):
         use_ema: bool = True,
         tail_token_drop: bool = False,
     ):
+        enable_tail_token_drop(model, tail_token_drop)  # before the EMA copy is made
         super().__init__(model, use_ema)
-        check_tail_token_drop(model, tail_token_drop)
         self.tail_token_drop = tail_token_drop
         if model.config.decoder_head == "proxy_codes" and model.pixel_decoder is None:
             raise ValueError(
