@@ -2,6 +2,9 @@
 expect (AutoTokenizer for its tokenizer), is reproducible, its TA-TiTok reconstructs with captions, and the command
 line and the demo use it by default."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import PIL.Image
@@ -15,6 +18,8 @@ from hf_titok.cli import main as cli
 from hf_titok.data.fashion_mnist import demo_test_images, fashion_mnist_caption
 from hf_titok.evaluation.metrics import psnr
 from hf_titok.text_encoding import clip_text_features, tokenize_prompts
+
+from conftest import tiny_maskgen_pipeline
 
 # The shipped TA-TiTok measures 20.84 dB on the whole 10k test split (uint8 outputs, its card) and 20.97 dB on the
 # 30 test images below; the floor leaves room for float differences between CPUs.
@@ -80,3 +85,27 @@ def test_the_wheel_ships_every_built_in_model():
     assert "fashion_mnist_text" in folders
     for folder in folders:
         assert {f"pretrained/{folder}/*", f"pretrained/{folder}/*/*"} <= set(patterns), folder
+
+
+def test_packaging_a_text_pipeline_sets_its_settings_and_strips_the_code(tmp_path):
+    """training/fashion_mnist/package_text_model.py: the given settings as defaults, the generator stored in float16
+    and loading as float32, no code copies (the installed package loads it), the card."""
+    tiny_maskgen_pipeline("vq").save_pretrained(tmp_path / "trained")
+    script = Path(__file__).resolve().parent.parent / "training" / "fashion_mnist" / "package_text_model.py"
+    command = [
+        sys.executable,
+        str(script),
+        "--pipeline",
+        str(tmp_path / "trained"),
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
+    result = subprocess.run(command + ["--steps", "4", "--guidance-scale", "2.0"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shipped = MaskGenPipeline.from_pretrained(tmp_path / "out")
+    settings = shipped.sampling_settings()
+    assert (settings["num_inference_steps"], settings["guidance_scale"]) == (4, 2.0)
+    assert shipped.transformer.dtype == torch.float32
+    assert not list((tmp_path / "out").rglob("*.py"))
+    assert json.loads((tmp_path / "out" / "model_index.json").read_text())["transformer"][0].startswith("hf_titok.")
+    assert "# The built-in Fashion-MNIST text-to-image model" in (tmp_path / "out" / "README.md").read_text()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Quality of a Fashion-MNIST TiTok pipeline (the built-in one by default).
+"""Quality of a Fashion-MNIST class-conditional pipeline (the built-in TiTok one by default; RAR too).
 
     python training/fashion_mnist/evaluate.py [--pipeline DIR] [--sweep] [--report report.json]
 
@@ -8,7 +8,9 @@
   `--per-class` generated images of each class; per-class and mean accuracy, beside the same classifier's
   accuracy on the real test images. Also the Frechet distance between classifier features of generated
   and real test images (lower = closer to the data distribution; a diversity check).
-- `--sweep` tries sampling settings and reports each (used to pick the shipped defaults).
+- `--sweep` tries sampling settings and reports each (used to pick the shipped defaults); the grid spans the
+  settings the pipeline's sampler takes (MaskGIT: steps, guidance, schedule, temperature; RAR: guidance, its power,
+  temperature), the other `--sweep-*` values are not used.
 - `--fast-path` scores the CPU fast path (`from_pretrained(..., fast_path=True)`) beside the exact one: encode id
   agreement and PSNR on the test split, and class consistency with the same seeds.
 """
@@ -27,9 +29,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from hf_titok import FASHION_MNIST_PIPELINE, TiTokPipeline
+from hf_titok import FASHION_MNIST_PIPELINE, RARPipeline, TiTokPipeline
 from hf_titok.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, to_rgb32
 from hf_titok.evaluation.metrics import codebook_statistics, psnr, ssim
+from hf_titok.loaders import load_pipeline
 
 
 class Classifier(nn.Module):
@@ -105,12 +108,12 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def encode_ids(pipe: TiTokPipeline, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def encode_ids(pipe: TiTokPipeline | RARPipeline, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     return torch.cat([pipe.vqvae.encode(batch).token_ids for batch in images.split(batch_size)])
 
 
 @torch.no_grad()
-def reconstruction_metrics(pipe: TiTokPipeline, images: torch.Tensor, batch_size: int = 500) -> dict:
+def reconstruction_metrics(pipe: TiTokPipeline | RARPipeline, images: torch.Tensor, batch_size: int = 500) -> dict:
     tokenizer = pipe.vqvae
     psnrs, ssims, ids = [], [], []
     for batch in tqdm(images.split(batch_size), desc="reconstructing the test split"):
@@ -132,7 +135,12 @@ def reconstruction_metrics(pipe: TiTokPipeline, images: torch.Tensor, batch_size
 
 @torch.no_grad()
 def generation_metrics(
-    pipe: TiTokPipeline, classifier: Classifier, real_features: torch.Tensor, per_class: int, seed: int = 0, **settings
+    pipe: TiTokPipeline | RARPipeline,
+    classifier: Classifier,
+    real_features: torch.Tensor,
+    per_class: int,
+    seed: int = 0,
+    **settings,
 ) -> dict:
     labels = torch.arange(10).repeat_interleave(per_class)
     images = pipe(
@@ -195,6 +203,9 @@ def main() -> None:
         "--sweep-schedule", nargs="+", default=["linear"], choices=["constant", "linear", "power-cosine"]
     )
     parser.add_argument(
+        "--sweep-guidance-pow", type=float, nargs="+", help="RAR's guidance power (default: the pipeline's, not swept)"
+    )
+    parser.add_argument(
         "--sweep-from",
         nargs="+",
         default=[],
@@ -206,8 +217,7 @@ def main() -> None:
     parser.add_argument("--fast-path", action="store_true", help="also score the CPU fast path against the exact one")
     args = parser.parse_args()
 
-    pipe = TiTokPipeline.from_pretrained(args.pipeline)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_pipeline(str(args.pipeline))  # TiTokPipeline or RARPipeline, as its model_index.json says
     classifier = train_classifier(Path(args.classifier))
     test_images, test_labels = load_fashion_mnist("test")
     test = to_tensor(to_rgb32(test_images))
@@ -226,7 +236,7 @@ def main() -> None:
     }
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     if args.fast_path:
-        fast = TiTokPipeline.from_pretrained(args.pipeline, fast_path=True)
+        fast = type(pipe).from_pretrained(args.pipeline, fast_path=True)
         fast.set_progress_bar_config(disable=True)
         fast_reconstruction = reconstruction_metrics(fast, test)
         fast_generation = generation_metrics(fast, classifier, real_features, args.per_class)
@@ -243,12 +253,15 @@ def main() -> None:
     if args.sweep:
         report["sweep"] = earlier_sweep_rows(parser, args, report)
         measured = [row["settings"] for row in report["sweep"]]
-        grid = [
-            dict(num_inference_steps=steps, guidance_scale=scale, temperature=temperature, guidance_schedule=schedule)
-            for steps, scale, temperature, schedule in itertools.product(
-                args.sweep_steps, args.sweep_guidance, args.sweep_temperature, args.sweep_schedule
-            )
-        ]
+        values = {
+            "num_inference_steps": args.sweep_steps,
+            "guidance_scale": args.sweep_guidance,
+            "guidance_schedule": args.sweep_schedule,
+            "guidance_scale_pow": args.sweep_guidance_pow,
+            "temperature": args.sweep_temperature,
+        }
+        names = [name for name in values if values[name] and name in pipe.scheduler.setting_names()]
+        grid = [dict(zip(names, row)) for row in itertools.product(*(values[name] for name in names))]
         todo = [settings for settings in grid if pipe.sampling_settings(**settings) not in measured]
         print(
             f"sweep: {len(grid)} settings, {len(grid) - len(todo)} of them already measured; "

@@ -1,28 +1,38 @@
 #!/usr/bin/env python
-"""Ship a trained Fashion-MNIST pipeline inside the package (src/hf_titok/pretrained/fashion_mnist).
+"""Ship a trained Fashion-MNIST class-conditional pipeline inside the package: the MaskGIT one
+(src/hf_titok/pretrained/fashion_mnist) or the RAR one (src/hf_titok/pretrained/fashion_mnist_rar).
 
     python training/fashion_mnist/package_model.py --pipeline outputs/fashion_mnist/generator/final \
         --settings outputs/fashion_mnist/sweep.json [--report outputs/fashion_mnist/report.json] [--fid-reports ...]
+    python training/fashion_mnist/package_model.py --pipeline outputs/fashion_mnist/rar/final \
+        --settings outputs/fashion_mnist/rar_sweep.json [--report ...] [--fid-reports ...]
 
 Sets the sampling defaults in the scheduler config - the best settings of an `evaluate.py --sweep` report
-(`--settings`), or given one by one (`--steps`, `--guidance-scale`, ...; these win over `--settings`) - and
-writes the model card, with the measured quality when reports are given.
+(`--settings`), or given one by one (`--steps`, `--guidance-scale`, ...; these win over `--settings`) - stores the
+generator in float16 (it loads as float32) and writes the model card, with the measured quality when reports are
+given. The output folder defaults to the built-in model of the pipeline's kind.
 """
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
-from hf_titok import FASHION_MNIST_PIPELINE, TiTokPipeline
+from builtin_folder import save_builtin  # this folder (the script's own)
+
+from hf_titok import FASHION_MNIST_PIPELINE, FASHION_MNIST_RAR_PIPELINE, RARPipeline
+from hf_titok.loaders import load_pipeline
+
+# The settings a sweep chooses (the sampler's others keep the trained pipeline's values unless given).
+SWEPT = ("num_inference_steps", "guidance_scale", "guidance_schedule", "temperature")
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--pipeline", required=True)
-parser.add_argument("--output-dir", default=FASHION_MNIST_PIPELINE)
+parser.add_argument("--output-dir", help="default: the built-in model of the pipeline's kind")
 parser.add_argument("--settings", help="an evaluate.py --sweep report: its best settings become the defaults")
 parser.add_argument("--steps", type=int)
 parser.add_argument("--guidance-scale", type=float)
 parser.add_argument("--guidance-schedule", choices=["constant", "linear", "power-cosine"])
+parser.add_argument("--guidance-scale-pow", type=float, help="RAR's guidance power")
 parser.add_argument("--temperature", type=float)
 parser.add_argument("--no-annealing", action="store_true")
 parser.add_argument("--report", help="evaluate.py report to put in the card")
@@ -38,6 +48,9 @@ parser.add_argument(
     help="store the generator in fp32 (default fp16, to keep the package small; it loads as fp32)",
 )
 args = parser.parse_args()
+pipe = load_pipeline(args.pipeline)  # TiTokPipeline or RARPipeline
+rar = isinstance(pipe, RARPipeline)
+output_dir = args.output_dir or (FASHION_MNIST_RAR_PIPELINE if rar else FASHION_MNIST_PIPELINE)
 
 settings = {}
 if args.settings:
@@ -49,16 +62,19 @@ given = {
     "num_inference_steps": args.steps,
     "guidance_scale": args.guidance_scale,
     "guidance_schedule": args.guidance_schedule,
+    "guidance_scale_pow": args.guidance_scale_pow,
     "temperature": args.temperature,
+    "softmax_temperature_annealing": False if args.no_annealing else None,
 }
+takes = pipe.scheduler.setting_names()
+not_taken = [key for key, value in given.items() if value is not None and key not in takes]
+if not_taken:
+    parser.error(f"{type(pipe.scheduler).__name__} has no setting {', '.join(not_taken)}: it takes {list(takes)}")
 settings.update({key: value for key, value in given.items() if value is not None})
-missing = [key for key in given if key not in settings]
-if args.no_annealing:  # otherwise the sweep's choice, or the trained pipeline's scheduler config
-    settings["softmax_temperature_annealing"] = False
+missing = [key for key in SWEPT if key in takes and key not in settings]
 if missing:
     parser.error(f"no value for {', '.join(missing)}: pass --settings SWEEP.json or the flags")
 
-pipe = TiTokPipeline.from_pretrained(args.pipeline)
 pipe.scheduler = pipe.scheduler.from_config(pipe.scheduler.config, **settings)  # checks the settings too
 shipped = pipe.sampling_settings()
 
@@ -128,15 +144,35 @@ for path in args.fid_reports:
         + line
         + "\n"
     )
-card = f"""---
-license: mit
-library_name: hf_titok
-pipeline_tag: unconditional-image-generation
-tags: [titok, maskgit, image-tokenization, class-conditional-image-generation, fashion-mnist, arxiv:2406.07550]
-datasets: [zalando-datasets/fashion_mnist]
----
+if rar:
+    about = f"""# RAR over TiTok's 1-D tokens on Fashion-MNIST (built into hf_titok)
 
-# TiTok on Fashion-MNIST (built into hf_titok)
+A class-conditional RAR ({sizes["transformer"]:.2f} M parameters, {pipe.transformer.config.num_hidden_layers} layers
+{pipe.transformer.config.hidden_size} wide), an autoregressive transformer that generates the **{vq.num_latent_tokens}
+1-D tokens** of the built-in TiTok tokenizer one by one (its `vqvae` is that tokenizer, {sizes["vqvae"]:.2f} M
+parameters, the same weights as in `hf_titok.FASHION_MNIST_PIPELINE`): RAR over TiTok tokens, which the official
+repository does not have. Trained on the 60,000 Fashion-MNIST training images (and their flips, pre-tokenized) with
+this package's `rar` recipe: next-token cross entropy in random orders for the first half of the run, annealed to
+raster order by three quarters (config `fashion_mnist/rar`). The exact commands are in
+`training/fashion_mnist/README.md`.
+
+```python
+import torch, hf_titok
+from hf_titok import RARPipeline
+
+pipe = RARPipeline.from_pretrained(hf_titok.FASHION_MNIST_RAR_PIPELINE)
+images = pipe(["Sneaker", "Dress"], num_images_per_label=4, generator=torch.Generator().manual_seed(0)).images
+```
+
+Weights: safetensors; the generator is stored in fp16, and its config records float32, so it loads as fp32 unless a
+`dtype` is given. Default sampling: guidance {sampling.guidance_scale} (power {sampling.guidance_scale_pow}),
+temperature {sampling.temperature}; one token per step with the KV cache.
+"""
+    tags = "[rar, titok, autoregressive, class-conditional-image-generation, fashion-mnist, arxiv:2411.00776]"
+    method = """Method: Yu et al., "Randomized Autoregressive Visual Generation", 2024, over the tokens of Yu et al.,
+"An Image is Worth 32 Tokens for Reconstruction and Generation", NeurIPS 2024."""
+else:
+    about = f"""# TiTok on Fashion-MNIST (built into hf_titok)
 
 A small TiTok tokenizer ({sizes["vqvae"]:.2f} M parameters: 32x32 images -> **{vq.num_latent_tokens} tokens** from a
 {vq.codebook_size}-entry codebook) and a class-conditional MaskGIT ({sizes["transformer"]:.2f} M parameters), trained on
@@ -154,22 +190,21 @@ images = pipe(["Sneaker", "Dress"], num_images_per_label=4, generator=torch.Gene
 
 Weights: safetensors; the generator is stored in fp16, and its config records float32, so it loads as fp32 unless a `dtype` is given. Default sampling: {sampling.num_inference_steps} steps, guidance {sampling.guidance_scale} ({sampling.guidance_schedule}), temperature
 {sampling.temperature}, softmax annealing {"on" if sampling.softmax_temperature_annealing else "off"}.
-{results}
-Data: Fashion-MNIST, (c) Zalando SE, MIT licence. Method: Yu et al., "An Image is Worth 32 Tokens for
-Reconstruction and Generation", NeurIPS 2024.
+"""
+    tags = "[titok, maskgit, image-tokenization, class-conditional-image-generation, fashion-mnist, arxiv:2406.07550]"
+    method = """Method: Yu et al., "An Image is Worth 32 Tokens for Reconstruction and Generation", NeurIPS 2024."""
+card = f"""---
+license: mit
+library_name: hf_titok
+pipeline_tag: unconditional-image-generation
+tags: {tags}
+datasets: [zalando-datasets/fashion_mnist]
+---
+
+{about}{results}
+Data: Fashion-MNIST, (c) Zalando SE, MIT licence. {method}
 """
 # Replace the output only now: every report has been checked, so a refused one leaves the old model in place.
-output = Path(args.output_dir)
-if output.exists():
-    shutil.rmtree(output)
-pipe.save_pretrained(output)
-if not args.fp32_generator:
-    # fp16 storage halves the package; the config still records float32, the dtype the model runs in, so
-    # `from_pretrained` without a dtype (transformers' "auto") loads it as float32.
-    transformer = pipe.transformer
-    transformer.save_pretrained(
-        output / "transformer", state_dict={k: v.half() for k, v in transformer.state_dict().items()}
-    )
-(output / "README.md").write_text(card)
-size = sum(f.stat().st_size for f in output.rglob("*") if f.is_file()) / 1e6
-print(f"wrote {output} ({size:.1f} MB)")
+size = save_builtin(pipe, output_dir, float16_weights=() if args.fp32_generator else ("transformer",))
+(Path(output_dir) / "README.md").write_text(card)
+print(f"wrote {output_dir} ({size:.1f} MB)")

@@ -11,14 +11,12 @@ the model card, with the measured quality when an `evaluate_text.py` report (of 
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import torch
+from builtin_folder import save_builtin  # this folder (the script's own)
 
-import hf_titok
 from hf_titok import FASHION_MNIST_TEXT_PIPELINE, MaskGenPipeline
-from hf_titok.utils.remote_code import installed_entries
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--pipeline", required=True)
@@ -73,21 +71,8 @@ TA-TiTok reconstruction of the 10,000 test images from {rec["num_tokens"]} token
 (uint8 outputs): **PSNR {rec["psnr_db"]:.2f} dB**, SSIM {rec["ssim"]:.4f}; codebook usage {rec["codebook_usage"]:.3f}.
 """
 
-output = Path(args.output_dir)
-if output.exists():
-    shutil.rmtree(output)
 pipe.transformer.to(torch.float16)  # half the size in the wheel; MaskGenPipeline.from_pretrained loads float32
-pipe.save_pretrained(output)
-# Inside the package the installed classes load it: no copies of the code (as the class-conditional built-in model),
-# the model index naming the package's modules.
-for code in output.rglob("*.py"):
-    code.unlink()
-index_file = output / "model_index.json"
-index_file.write_text(json.dumps(installed_entries(json.loads(index_file.read_text()), hf_titok), indent=2) + "\n")
-for config_file in output.glob("*/config.json"):
-    config = json.loads(config_file.read_text())
-    if config.pop("auto_map", None) is not None:
-        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+size = save_builtin(pipe, args.output_dir)
 sizes = {
     name: sum(p.numel() for p in getattr(pipe, name).parameters()) / 1e6
     for name in ("vqvae", "transformer", "text_encoder")
@@ -145,5 +130,5 @@ image = pipe("a photo of a sneaker", generator=torch.Generator().manual_seed(0))
 Captions name the class under one of four names (`hf_titok.data.fashion_mnist.FASHION_MNIST_NAMES`) in one of ten
 training phrasings; the test split uses four other phrasings. Default sampling: {shipped}.
 {results}"""
-(output / "README.md").write_text(card)
-print(f"wrote {output} ({sum(f.stat().st_size for f in output.rglob('*') if f.is_file()) / 1e6:.1f} MB)")
+(Path(args.output_dir) / "README.md").write_text(card)
+print(f"wrote {args.output_dir} ({size:.1f} MB)")
