@@ -16,6 +16,8 @@ import PIL.Image
 FASHION_MNIST_PIPELINE = str(Path(__file__).resolve().parent.parent / "pretrained" / "fashion_mnist")
 # The built-in text-to-image pipeline (CLIP text encoder, TA-TiTok, MaskGen-VQ) trained on captioned Fashion-MNIST.
 FASHION_MNIST_TEXT_PIPELINE = str(Path(__file__).resolve().parent.parent / "pretrained" / "fashion_mnist_text")
+# The built-in RAR pipeline: autoregressive over the 32 1-D tokens of the built-in TiTok tokenizer (its `vqvae`).
+FASHION_MNIST_RAR_PIPELINE = str(Path(__file__).resolve().parent.parent / "pretrained" / "fashion_mnist_rar")
 FASHION_MNIST_CLASSES = [
     "T-shirt/top",
     "Trouser",
@@ -143,6 +145,7 @@ __all__ = [
     "fashion_mnist_caption",
     "FASHION_MNIST_PIPELINE",
     "FASHION_MNIST_TEXT_PIPELINE",
+    "FASHION_MNIST_RAR_PIPELINE",
     "demo_test_images",
     "fashion_mnist_dataset",
     "load_fashion_mnist",
