@@ -185,8 +185,9 @@ def test_a_tokenizer_without_prefix_decoding_refuses_a_prefix(pixel_values):
         strict.decode(ids[:, :8])
     with pytest.raises(ValueError, match=re.escape("latents must have shape [B, 16, 12], got (2, 8, 12): this")):
         strict.decode_latents(strict.encode(pixel_values).latents[:, :8])
-    with pytest.raises(ValueError, match=re.escape("num_decoded_tokens must be 16, got 8: this tokenizer")):
-        strict(pixel_values, num_decoded_tokens=8)
+    for count in (8, 0, 17):  # any other count, a prefix or not, is refused (never decoded as a slice)
+        with pytest.raises(ValueError, match=re.escape(f"num_decoded_tokens must be 16, got {count}: this tokenizer")):
+            strict(pixel_values, num_decoded_tokens=count)
 
 
 # Tail Token Drop in training: the draws and the stage-1 wrapper's losses (the recipes: test_training.py)

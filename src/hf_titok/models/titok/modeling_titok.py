@@ -542,8 +542,8 @@ class TiTokTokenizer(TiTokPreTrainedModel):
         else:
             expected, given = f"{what} must have shape", f"got {shape}"
         if not self.config.prefix_decoding:
-            if not 1 <= num_tokens < total:
-                return total  # not a prefix: the shape check names it
+            if shape is not None and not 1 <= num_tokens < total:
+                return total  # a tensor that is no prefix of the tokens: the shape check names it
             full = layout.format(total) if shape is not None else total
             raise ValueError(
                 f"{expected} {full}, {given}: this tokenizer was not trained to decode a prefix of its tokens "
