@@ -21,7 +21,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
-## The main job: samples.png and reconstructions.png from the built-in Fashion-MNIST TiTok (offline).
+## The main job: samples.png, rar_samples.png, reconstructions.png and text_samples.png from the built-in Fashion-MNIST models (offline).
 demo: install
 	$(PY) -m hf_titok.demo --output-dir .
 

@@ -65,7 +65,8 @@ def test_test_images_reconstruct_above_the_psnr_floor(pipe):
 
 
 def test_demo_writes_its_three_images(tmp_path):
-    """What `make demo` runs, with a small grid: class-conditional samples, reconstructions and text to image."""
+    """What `make demo` runs, with a small grid: class-conditional samples (MaskGIT and RAR), reconstructions and text
+    to image."""
     makefile = (PROJECT / "Makefile").read_text()
     assert "-m hf_titok.demo" in makefile
     result = subprocess.run(
@@ -84,10 +85,12 @@ def test_demo_writes_its_three_images(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    samples, reconstructions, text_samples = (
-        PIL.Image.open(tmp_path / name) for name in ("samples.png", "reconstructions.png", "text_samples.png")
+    samples, rar_samples, reconstructions, text_samples = (
+        PIL.Image.open(tmp_path / name)
+        for name in ("samples.png", "rar_samples.png", "reconstructions.png", "text_samples.png")
     )
     assert samples.size[1] > 10 * 64 and samples.size[0] > 2 * 64
+    assert rar_samples.size == samples.size  # the same grid: a row per class
     assert reconstructions.size[0] > 10 * 64
     assert text_samples.size[1] > 10 * 64 and text_samples.size[0] > 2 * 64  # a row per prompt, labelled
     assert "tokens each, PSNR" in result.stdout and "10 prompts x 2 samples" in result.stdout

@@ -2,9 +2,11 @@
 
     python -m hf_titok.demo [--output-dir .] [--samples-per-class 8] [--seed 0]
 
-Writes `samples.png` (every class x several class-conditional samples, labelled), `reconstructions.png`
-(Fashion-MNIST test images beside their reconstructions from their tokens) and `text_samples.png` (text to image
-with the built-in MaskGen: one prompt per class, in a phrasing never seen in training, as the row label).
+Writes `samples.png` (every class x several class-conditional samples of the built-in MaskGIT, labelled),
+`rar_samples.png` (the same from the built-in RAR, autoregressive over the same tokenizer's 32 tokens),
+`reconstructions.png` (Fashion-MNIST test images beside their reconstructions from their tokens) and
+`text_samples.png` (text to image with the built-in MaskGen: one prompt per class, in a phrasing never seen in
+training, as the row label).
 """
 
 from __future__ import annotations
@@ -22,26 +24,36 @@ from .data.fashion_mnist import (
     CAPTION_TEMPLATES,
     FASHION_MNIST_NAMES,
     FASHION_MNIST_PIPELINE,
+    FASHION_MNIST_RAR_PIPELINE,
     FASHION_MNIST_TEXT_PIPELINE,
     demo_test_images,
 )
 from .evaluation.metrics import psnr
 from .models.maskgen.pipeline_maskgen import MaskGenPipeline
+from .models.rar.pipeline_rar import RARPipeline
 from .models.titok.image_processing_titok import to_float, to_uint8
 from .models.titok_maskgit.pipeline_titok import TiTokPipeline
 from .visualization import image_grid
 
 
-def write_samples(pipe: TiTokPipeline, path: Path, samples_per_class: int, seed: int) -> PIL.Image.Image:
+def write_samples(pipe: TiTokPipeline | RARPipeline, path: Path, samples_per_class: int, seed: int) -> PIL.Image.Image:
+    """Every class x `samples_per_class` samples, a row per class; the title says how they were sampled."""
     classes = sorted(pipe.id2label)
     images = pipe(classes, num_images_per_label=samples_per_class, generator=torch.Generator().manual_seed(seed)).images
     rows = [images[i * samples_per_class : (i + 1) * samples_per_class] for i in range(len(classes))]
     labels = [pipe.label_name(c) for c in classes]
     sampling = SimpleNamespace(**pipe.sampling_settings())
-    title = (
-        f"TiTok samples, {pipe.transformer.config.num_latent_tokens} tokens, {sampling.num_inference_steps} steps, "
-        f"guidance {sampling.guidance_scale} ({sampling.guidance_schedule}), seed {seed}"
-    )
+    num_tokens = pipe.transformer.config.num_latent_tokens
+    if isinstance(pipe, RARPipeline):
+        title = (
+            f"RAR samples, {num_tokens} TiTok tokens one by one, guidance {sampling.guidance_scale} (power "
+            f"{sampling.guidance_scale_pow}), temperature {sampling.temperature}, seed {seed}"
+        )
+    else:
+        title = (
+            f"TiTok samples, {num_tokens} tokens, {sampling.num_inference_steps} steps, "
+            f"guidance {sampling.guidance_scale} ({sampling.guidance_schedule}), seed {seed}"
+        )
     grid = image_grid(rows, row_labels=labels, title=title, cell_size=64)
     grid.save(path)
     return grid
@@ -100,6 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=FASHION_MNIST_PIPELINE, help="a TiTokPipeline (default: the built-in one)")
     parser.add_argument(
+        "--rar-model", default=FASHION_MNIST_RAR_PIPELINE, help="a RARPipeline (default: the built-in one)"
+    )
+    parser.add_argument(
         "--text-model", default=FASHION_MNIST_TEXT_PIPELINE, help="a MaskGenPipeline (default: the built-in one)"
     )
     parser.add_argument("--output-dir", default=".")
@@ -117,6 +132,10 @@ def main(argv: list[str] | None = None) -> None:
         f"wrote {out / 'samples.png'} ({len(pipe.id2label)} classes x {args.samples_per_class} samples, seed "
         f"{args.seed})"
     )
+    rar_pipe = RARPipeline.from_pretrained(args.rar_model)
+    rar_pipe.set_progress_bar_config(disable=True)
+    write_samples(rar_pipe, out / "rar_samples.png", args.samples_per_class, args.seed)
+    print(f"wrote {out / 'rar_samples.png'} (the same classes and count from the built-in RAR)")
     text_pipe = MaskGenPipeline.from_pretrained(args.text_model)
     text_pipe.set_progress_bar_config(disable=True)
     write_text_samples(text_pipe, out / "text_samples.png", args.samples_per_class, args.seed)
