@@ -1422,7 +1422,7 @@ CLI_CASES = [
     (
         "bad token file",
         lambda r: ["decode", str(_write(r.root / "ids.txt", "1 2")), "--model", str(r.root / "vq")],
-        "token files are .npy or .json",
+        "token files are .npy, .json or .npz",
     ),
     (
         "missing reference",

@@ -446,7 +446,7 @@ def test_cli_bad_input_is_one_clear_line(models, tmp_path, capsys):
         (["reconstruct", str(tmp_path / "nope.png"), "--model", pipeline], "image not found"),
         (
             ["encode", broken, "--model", pipeline, "--output", str(tmp_path / "x.txt")],
-            "--output must end in .npy or .json",
+            "--output must end in .npy, .json or .npz",
         ),
         (["decode", str(tmp_path / "missing.npy"), "--model", pipeline], "token file not found"),
         (

@@ -250,6 +250,8 @@ def cmd_encode(args) -> None:
         )
     images = read_images(args.images)
     tokenizer, processor = load_tokenizer(args.model)
+    if output.suffix == ".npz" and not getattr(tokenizer, "is_vq", False):
+        raise CommandError(".npz files hold token ids; this is a VAE tokenizer: write .npy or .json")
     if args.num_tokens is not None:
         if not getattr(tokenizer, "is_vq", False) or not hasattr(tokenizer, "check_prefix_length"):
             raise CommandError("--num-tokens keeps a prefix of a TiTok tokenizer's 1-D token ids; this is not one")
@@ -267,8 +269,6 @@ def cmd_encode(args) -> None:
             json.dumps({"model": args.model, "images": args.images, tokenizer.token_name: tokens.tolist()})
         )
     else:
-        if not tokenizer.is_vq:
-            raise CommandError(".npz files hold token ids; this is a VAE tokenizer: write .npy or .json")
         codebook_size = tokenizer.config.codebook_size
         with output.open("wb") as file:  # np.savez_compressed would add .npz to a name without it
             np.savez_compressed(
