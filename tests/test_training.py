@@ -561,6 +561,7 @@ def test_config_sections_are_typed_by_their_declarations():
         "lpips_vgg_weights": str,
         "lpips_head_weights": str,
         "kl_weight": float,
+        "tail_token_drop": bool,
     }
     assert DISCRIMINATOR_SCHEMA == {"hidden_channels": int, "channel_mult": list, "num_groups": int, "pool_size": int}
     config = load_recipe_config({"recipe": "single_stage", "loss": {"kl_weight": 2e-6, "convnext_weights": "w.pt"}})
