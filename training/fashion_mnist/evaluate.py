@@ -113,13 +113,19 @@ def encode_ids(pipe: TiTokPipeline | RARPipeline, images: torch.Tensor, batch_si
 
 
 @torch.no_grad()
-def reconstruction_metrics(pipe: TiTokPipeline | RARPipeline, images: torch.Tensor, batch_size: int = 500) -> dict:
+def reconstruction_metrics(
+    pipe: TiTokPipeline | RARPipeline, images: torch.Tensor, batch_size: int = 500, decoder_inputs=None
+) -> dict:
+    """PSNR / SSIM of the uint8 reconstructions of `images` and the codebook statistics of their ids.
+    `decoder_inputs(start, stop)`: the decoder's inputs beyond the tokens for images `start:stop` (TA-TiTok: text)."""
     tokenizer = pipe.vqvae
     psnrs, ssims, ids = [], [], []
-    for batch in tqdm(images.split(batch_size), desc="reconstructing the test split"):
+    for start in tqdm(range(0, len(images), batch_size), desc="reconstructing the test split"):
+        batch = images[start : start + batch_size]
+        extra = decoder_inputs(start, start + len(batch)) if decoder_inputs is not None else {}
         encoded = tokenizer.encode(batch)
         reconstruction = (
-            tokenizer.decode(encoded.token_ids).clamp(0, 1) * 255
+            tokenizer.decode(encoded.token_ids, **extra).clamp(0, 1) * 255
         ).round() / 255  # uint8, as evaluated officially
         psnrs.append(psnr(reconstruction, batch))
         ssims.append(ssim(reconstruction, batch))

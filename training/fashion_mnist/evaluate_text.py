@@ -35,7 +35,6 @@ from hf_titok.data.fashion_mnist import (
     load_fashion_mnist,
     to_rgb32,
 )
-from hf_titok.evaluation.metrics import codebook_statistics, psnr, ssim
 from hf_titok.text_encoding import clip_text_features, tokenize_prompts
 
 
@@ -93,27 +92,17 @@ def prompt_consistency(
 @torch.no_grad()
 def reconstruction_metrics(pipe: MaskGenPipeline, images: np.ndarray, labels: np.ndarray, batch_size: int = 500):
     """TA-TiTok on the test split through its processor, decoded with each image's test caption."""
-    tokenizer, processor = pipe.vqvae, pipe.image_processor
-    psnrs, ssims, ids = [], [], []
-    for start in tqdm(range(0, len(images), batch_size), desc="reconstructing the test split"):
-        batch = processor(list(images[start : start + batch_size]), return_tensors="pt")["pixel_values"]
-        captions = [
-            fashion_mnist_caption(int(label), start + i, "test")
-            for i, label in enumerate(labels[start : start + batch_size])
-        ]
-        text = clip_text_features(pipe.text_encoder, tokenize_prompts(pipe.tokenizer, captions)).tokenizer_text
-        encoded = tokenizer.encode(batch)
-        reconstruction = (tokenizer.decode(encoded.token_ids, text_embeddings=text).clamp(0, 1) * 255).round() / 255
-        psnrs.append(psnr(reconstruction, batch))
-        ssims.append(ssim(reconstruction, batch))
-        ids.append(encoded.token_ids)
-    stats = codebook_statistics(torch.cat(ids), tokenizer.config.codebook_size)
-    return {
-        "psnr_db": float(torch.cat(psnrs).mean()),
-        "ssim": float(torch.cat(ssims).mean()),
-        "num_tokens": tokenizer.config.num_latent_tokens,
-        **{k: round(v, 4) for k, v in stats.items()},
-    }
+    processor = pipe.image_processor
+    pixel_values = torch.cat(
+        [processor(list(chunk), return_tensors="pt")["pixel_values"] for chunk in np.array_split(images, 20)]
+    )
+
+    def captions_text(start: int, stop: int) -> dict:
+        captions = [fashion_mnist_caption(int(labels[i]), i, "test") for i in range(start, stop)]
+        ids = tokenize_prompts(pipe.tokenizer, captions)
+        return {"text_embeddings": clip_text_features(pipe.text_encoder, ids).tokenizer_text}
+
+    return _shared.reconstruction_metrics(pipe, pixel_values, batch_size, decoder_inputs=captions_text)
 
 
 @torch.no_grad()
