@@ -85,10 +85,17 @@ def test_demo_writes_its_three_images(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    samples, rar_samples, reconstructions, text_samples = (
+    samples, rar_samples, reconstructions, prefix_reconstructions, text_samples = (
         PIL.Image.open(tmp_path / name)
-        for name in ("samples.png", "rar_samples.png", "reconstructions.png", "text_samples.png")
+        for name in (
+            "samples.png",
+            "rar_samples.png",
+            "reconstructions.png",
+            "prefix_reconstructions.png",
+            "text_samples.png",
+        )
     )
+    assert prefix_reconstructions.size[0] > 7 * 64 and prefix_reconstructions.size[1] > 6 * 64  # input + 6 prefixes
     assert samples.size[1] > 10 * 64 and samples.size[0] > 2 * 64
     assert rar_samples.size == samples.size  # the same grid: a row per class
     assert reconstructions.size[0] > 10 * 64

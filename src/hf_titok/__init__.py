@@ -17,7 +17,12 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
 from . import conversion  # noqa: F401 - registers the reader of official checkpoints (direct loading)
 from .data.class_labels import imagenet_id2label
-from .data.fashion_mnist import FASHION_MNIST_PIPELINE, FASHION_MNIST_RAR_PIPELINE, FASHION_MNIST_TEXT_PIPELINE
+from .data.fashion_mnist import (
+    FASHION_MNIST_PIPELINE,
+    FASHION_MNIST_PREFIX_TOKENIZER,
+    FASHION_MNIST_RAR_PIPELINE,
+    FASHION_MNIST_TEXT_PIPELINE,
+)
 from .families import FAMILIES, Family
 from .models.maskgen.modeling_maskgen import MaskGenKLTransformer, MaskGenVQTransformer
 from .models.maskgen.pipeline_maskgen import MaskGenPipeline
@@ -60,6 +65,7 @@ __all__ = [
     "FASHION_MNIST_PIPELINE",
     "FASHION_MNIST_TEXT_PIPELINE",
     "FASHION_MNIST_RAR_PIPELINE",
+    "FASHION_MNIST_PREFIX_TOKENIZER",
     "Family",
     "MaskGenKLScheduler",
     "MaskGenKLTransformer",

@@ -4,9 +4,10 @@
 
 Writes `samples.png` (every class x several class-conditional samples of the built-in MaskGIT, labelled),
 `rar_samples.png` (the same from the built-in RAR, autoregressive over the same tokenizer's 32 tokens),
-`reconstructions.png` (Fashion-MNIST test images beside their reconstructions from their tokens) and
-`text_samples.png` (text to image with the built-in MaskGen: one prompt per class, in a phrasing never seen in
-training, as the row label).
+`reconstructions.png` (Fashion-MNIST test images beside their reconstructions from their tokens),
+`prefix_reconstructions.png` (test images decoded from growing prefixes of their tokens by the built-in tokenizer
+trained with Tail Token Drop) and `text_samples.png` (text to image with the built-in MaskGen: one prompt per class,
+in a phrasing never seen in training, as the row label).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .data.fashion_mnist import (
     CAPTION_TEMPLATES,
     FASHION_MNIST_NAMES,
     FASHION_MNIST_PIPELINE,
+    FASHION_MNIST_PREFIX_TOKENIZER,
     FASHION_MNIST_RAR_PIPELINE,
     FASHION_MNIST_TEXT_PIPELINE,
     demo_test_images,
@@ -31,7 +33,8 @@ from .data.fashion_mnist import (
 from .evaluation.metrics import psnr
 from .models.maskgen.pipeline_maskgen import MaskGenPipeline
 from .models.rar.pipeline_rar import RARPipeline
-from .models.titok.image_processing_titok import to_float, to_uint8
+from .models.titok.image_processing_titok import TiTokImageProcessor, to_float, to_uint8
+from .models.titok.modeling_titok import TiTokTokenizer
 from .models.titok_maskgit.pipeline_titok import TiTokPipeline
 from .visualization import image_grid
 
@@ -108,11 +111,42 @@ def write_reconstructions(pipe: TiTokPipeline, path: Path, count: int) -> float:
     return value
 
 
+PREFIX_LENGTHS = (1, 2, 4, 8, 16, 32)
+
+
+@torch.no_grad()
+def write_prefix_reconstructions(folder: str, path: Path, count: int) -> list[float]:
+    """One test image per row, decoded from its first 1, 2, 4, ... tokens by a tokenizer that decodes prefixes;
+    returns the mean PSNR (dB) of the shown images per prefix length."""
+    tokenizer = TiTokTokenizer.from_pretrained(folder).eval()
+    processor = TiTokImageProcessor.from_pretrained(folder)
+    images, labels = demo_test_images()
+    order = np.argsort(labels, kind="stable")[:: max(1, len(labels) // count)][:count]  # different classes
+    pixel_values = to_float(torch.from_numpy(images[order]).permute(0, 3, 1, 2))
+    ids = tokenizer.encode(pixel_values).token_ids
+    lengths = [k for k in PREFIX_LENGTHS if k <= ids.shape[1]]
+    decoded = [tokenizer.decode(ids[:, :k]) for k in lengths]
+    values = [float(psnr(to_float(to_uint8(pixels)), pixel_values).mean()) for pixels in decoded]
+    columns = [processor.postprocess(pixel_values, rounding="round")] + [processor.postprocess(d) for d in decoded]
+    rows = [[column[i] for column in columns] for i in range(len(order))]
+    header = ["input"] + [f"{k} tok" for k in lengths]
+    title = "Decoded from the first k tokens (Tail Token Drop); PSNR " + ", ".join(
+        f"{k}: {value:.1f}" for k, value in zip(lengths, values)
+    )
+    image_grid(rows, column_labels=header, title=title, cell_size=64).save(path)
+    return values
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=FASHION_MNIST_PIPELINE, help="a TiTokPipeline (default: the built-in one)")
     parser.add_argument(
         "--rar-model", default=FASHION_MNIST_RAR_PIPELINE, help="a RARPipeline (default: the built-in one)"
+    )
+    parser.add_argument(
+        "--prefix-tokenizer",
+        default=FASHION_MNIST_PREFIX_TOKENIZER,
+        help="a tokenizer that decodes prefixes (default: the built-in one)",
     )
     parser.add_argument(
         "--text-model", default=FASHION_MNIST_TEXT_PIPELINE, help="a MaskGenPipeline (default: the built-in one)"
@@ -136,6 +170,11 @@ def main(argv: list[str] | None = None) -> None:
     rar_pipe.set_progress_bar_config(disable=True)
     write_samples(rar_pipe, out / "rar_samples.png", args.samples_per_class, args.seed)
     print(f"wrote {out / 'rar_samples.png'} (the same classes and count from the built-in RAR)")
+    values = write_prefix_reconstructions(args.prefix_tokenizer, out / "prefix_reconstructions.png", 6)
+    print(
+        f"wrote {out / 'prefix_reconstructions.png'} (6 test images from their first "
+        f"{', '.join(str(k) for k in PREFIX_LENGTHS)} tokens; PSNR {values[0]:.1f} to {values[-1]:.1f} dB)"
+    )
     text_pipe = MaskGenPipeline.from_pretrained(args.text_model)
     text_pipe.set_progress_bar_config(disable=True)
     write_text_samples(text_pipe, out / "text_samples.png", args.samples_per_class, args.seed)

@@ -41,10 +41,22 @@ def prefix_curve(tokenizer: TiTokTokenizer, pixel_values: torch.Tensor, lengths:
     return [{"num_tokens": k, "psnr": sums[k]["psnr"] / count, "ssim": sums[k]["ssim"] / count} for k in lengths]
 
 
+def tokenizer_and_processor(folder: str) -> tuple[TiTokTokenizer, TiTokImageProcessor]:
+    """A tokenizer folder (with its processor's config) or a pipeline folder (`vqvae/`, `image_processor/`)."""
+    path = Path(folder)
+    if (path / "model_index.json").is_file():
+        return TiTokTokenizer.from_pretrained(path / "vqvae").eval(), TiTokImageProcessor.from_pretrained(
+            path / "image_processor"
+        )
+    return TiTokTokenizer.from_pretrained(path).eval(), TiTokImageProcessor.from_pretrained(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokenizer", required=True, help="the Tail Token Drop tokenizer folder")
-    parser.add_argument("--baseline", default=str(Path(FASHION_MNIST_PIPELINE) / "vqvae"))
+    parser.add_argument(
+        "--baseline", default=FASHION_MNIST_PIPELINE, help="a tokenizer folder or a pipeline (default: the built-in)"
+    )
     parser.add_argument("--lengths", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--report", default="outputs/fashion_mnist/prefix_report.json")
     parser.add_argument("--plot", default="outputs/fashion_mnist/prefix_curve.png")
@@ -52,11 +64,16 @@ def main() -> None:
 
     images, _ = load_fashion_mnist("test")
     raw = to_rgb32(images)
+    models = {  # both loaded before any image is reconstructed (a wrong folder fails in seconds, not minutes)
+        name: tokenizer_and_processor(folder)
+        for name, folder in (
+            ("Tail Token Drop", args.tokenizer),
+            ("built-in TiTok (full sequences only)", args.baseline),
+        )
+    }
     curves = {}
-    for name, folder in (("Tail Token Drop", args.tokenizer), ("built-in TiTok (full sequences only)", args.baseline)):
-        tokenizer = TiTokTokenizer.from_pretrained(folder).eval()
+    for name, (tokenizer, processor) in models.items():
         tokenizer.config.prefix_decoding = True  # the baseline refuses prefixes otherwise; measuring why
-        processor = TiTokImageProcessor.from_pretrained(folder)
         pixel_values = torch.cat(
             [processor(list(chunk), return_tensors="pt")["pixel_values"] for chunk in np.array_split(raw, 20)]
         )

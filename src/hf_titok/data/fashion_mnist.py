@@ -18,6 +18,8 @@ FASHION_MNIST_PIPELINE = str(Path(__file__).resolve().parent.parent / "pretraine
 FASHION_MNIST_TEXT_PIPELINE = str(Path(__file__).resolve().parent.parent / "pretrained" / "fashion_mnist_text")
 # The built-in RAR pipeline: autoregressive over the 32 1-D tokens of the built-in TiTok tokenizer (its `vqvae`).
 FASHION_MNIST_RAR_PIPELINE = str(Path(__file__).resolve().parent.parent / "pretrained" / "fashion_mnist_rar")
+# The built-in tokenizer's decoder fine-tuned with Tail Token Drop: decodes any prefix of the same 32 tokens.
+FASHION_MNIST_PREFIX_TOKENIZER = str(Path(__file__).resolve().parent.parent / "pretrained" / "fashion_mnist_prefix")
 FASHION_MNIST_CLASSES = [
     "T-shirt/top",
     "Trouser",
@@ -146,6 +148,7 @@ __all__ = [
     "FASHION_MNIST_PIPELINE",
     "FASHION_MNIST_TEXT_PIPELINE",
     "FASHION_MNIST_RAR_PIPELINE",
+    "FASHION_MNIST_PREFIX_TOKENIZER",
     "demo_test_images",
     "fashion_mnist_dataset",
     "load_fashion_mnist",
