@@ -7,6 +7,8 @@ process), because a shared machine's peak varies by 3x from day to day.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import os
 import platform
 import statistics
@@ -63,6 +65,53 @@ def matmul_peak_gflops(
         synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
+
+
+def int8_linear_peak_gops(size: int = 2048, repeats: int = 5) -> float:
+    """Best observed rate (GOP/s, multiply-adds counted as 2) of the fast path's int8 kernel: a `torch.ao`
+    dynamically quantized `size x size` linear layer on `size` rows, the CPU's int8 peak as the fast path reaches
+    it (activation quantization included)."""
+    from hf_titok.fast_path import quantize_linear_layers
+
+    layer = quantize_linear_layers(torch.nn.Sequential(torch.nn.Linear(size, size, bias=False)))
+    rows = torch.randn(size, size)
+    best = float("inf")
+    with torch.inference_mode():
+        layer(rows)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            layer(rows)
+            best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def reset_peak_rss() -> bool:
+    """Start a new high-water mark of this process's resident memory (Linux: `/proc/self/clear_refs`, value 5),
+    after handing freed memory back to the OS (`malloc_trim`: what an earlier model of the run left in the heap
+    would count otherwise); False where the OS cannot."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    """The resident-memory high-water mark since the last `reset_peak_rss()` (Linux `VmHWM`), in MB."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def timed(fn, repeats: int, device: torch.device = torch.device("cpu"), warmup: int = 1) -> float:

@@ -252,3 +252,29 @@ def test_readme_text_to_image_example_on_tiny_stand_ins(tmp_path, monkeypatch):
     done = run_readme_example(readme_example("text-to-image"), tmp_path, monkeypatch)
     assert isinstance(done["image"], PIL.Image.Image) and len(done["images"]) == 2
     assert done["variation"].size == done["images"][1].size
+
+
+@torch.no_grad()
+def test_the_diffusion_heads_batched_modulations_are_its_per_step_calls():
+    """The sampler computes the head's modulations of all its diffusion steps in batched calls and runs only the
+    token MLP per step: the same arithmetic as one head call per step (the official order), in any chunking."""
+    pipe = tiny_maskgen_pipeline("kl", num_diffusion_steps=6)
+    head, scheduler = pipe.transformer.diffusion_head, pipe.scheduler
+    condition = torch.randn(4, pipe.transformer.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    noisy = torch.randn(4, pipe.transformer.config.token_channels, generator=torch.Generator().manual_seed(1))
+    timesteps = scheduler.timestep_map.flip(0)
+    batched = head.step_modulations(timesteps, condition)
+    for step, timestep in enumerate(timesteps):
+        per_step = head(noisy, timestep.expand(4), condition)
+        assert torch.allclose(head.denoise(noisy, [m[step] for m in batched]), per_step, atol=1e-6, rtol=1e-5)
+
+    def sample(rows: int) -> torch.Tensor:
+        scheduler.MODULATION_ROWS = rows
+        try:
+            return scheduler.sample_tokens(head, condition, 2.0, noisy[:2], 1.0, torch.Generator().manual_seed(2))
+        finally:
+            del scheduler.MODULATION_ROWS
+
+    whole = sample(1024)
+    for rows in (1, 4, 9):  # one step per call, one, two steps
+        assert torch.allclose(sample(rows), whole, atol=1e-5, rtol=1e-5)

@@ -104,7 +104,7 @@ def parse_label(text: str):
 def cmd_generate(args) -> None:
     if args.prompt:
         return _generate_from_text(args)
-    pipe = load_pipeline(args.model, args.release)
+    pipe = load_pipeline(args.model, args.release, fast_path=args.fast_path)
     if not family_of_model(pipe).class_labels:
         raise CommandError(f"{args.model} is a text-to-image ({family_of_model(pipe).title}) pipeline: give --prompt")
     settings = given_settings(args)
@@ -145,7 +145,7 @@ def _generate_from_text(args) -> None:
     if "softmax_temperature_annealing" in settings:
         raise CommandError("--softmax-annealing is TiTok's; MaskGen always anneals its softmax temperature")
     prompts = check_prompts(args.prompt)  # before loading anything
-    pipe = load_pipeline(model)
+    pipe = load_pipeline(model, fast_path=args.fast_path)
     if not family_of_model(pipe).takes_text:
         raise CommandError(f"{model} is a class-conditional pipeline: give --labels, or a text-to-image --model")
     generator = torch.Generator().manual_seed(args.seed)
@@ -213,7 +213,7 @@ def _decode(tokenizer, tokens, text, start: int):
 
 def cmd_reconstruct(args) -> None:
     images = read_images(args.images)
-    tokenizer, processor = load_tokenizer(args.model)
+    tokenizer, processor = load_tokenizer(args.model, fast_path=args.fast_path)
     text = _text_for(tokenizer, args, len(images))
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,7 @@ def cmd_encode(args) -> None:
             f"--output must end in .npy, .json or .npz (compressed, with the model id), got {output.name}"
         )
     images = read_images(args.images)
-    tokenizer, processor = load_tokenizer(args.model)
+    tokenizer, processor = load_tokenizer(args.model, fast_path=args.fast_path)
     if output.suffix == ".npz" and not getattr(tokenizer, "is_vq", False):
         raise CommandError(".npz files hold token ids; this is a VAE tokenizer: write .npy or .json")
     if args.num_tokens is not None:
@@ -341,7 +341,7 @@ def cmd_decode(args) -> None:
                 "nothing to another (leave --model out to use the file's)"
             )
         model = recorded
-    tokenizer, processor = load_tokenizer(model or FASHION_MNIST_PIPELINE)
+    tokenizer, processor = load_tokenizer(model or FASHION_MNIST_PIPELINE, fast_path=args.fast_path)
     tokens, names = read_tokens(args.tokens, tokenizer.token_name)
     tensor = torch.from_numpy(np.ascontiguousarray(tokens))  # decode() checks that they are ids or latents
     text = _text_for(tokenizer, args, len(tensor))
@@ -638,6 +638,12 @@ TRAINING_COMMANDS = {
 }
 
 
+FAST_PATH_HELP = (
+    "the CPU fast path (int8 linear layers, bfloat16 where this CPU is fast at it: README 'Performance'): faster, "
+    "outputs close to but not equal to the exact path's"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hf-titok", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -672,6 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0)
     add_sampler_arguments(generate, sampler_settings_of())
     generate.add_argument("--batch-size", type=int, default=8)
+    generate.add_argument("--fast-path", action="store_true", help=FAST_PATH_HELP)
     generate.add_argument("--output", default="samples.png", help="grid PNG (default samples.png)")
     generate.add_argument("--out-dir", help="also write every image as its own PNG here")
     generate.set_defaults(func=cmd_generate)
@@ -698,6 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         command.add_argument(outputs, default=output_default, required=output_default is None, help=output_help)
         command.add_argument("--batch-size", type=int, default=8)
+        command.add_argument("--fast-path", action="store_true", help=FAST_PATH_HELP)
         if name != "encode":  # TA-TiTok decodes with text
             command.add_argument(
                 "--prompt", nargs="+", help="TA-TiTok: the caption(s) to decode with (one for all images, or one each)"

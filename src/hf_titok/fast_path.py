@@ -1,11 +1,14 @@
 """The CPU fast path: cheaper arithmetic where the measured quality allows it, exact float32 where it does not.
 
-Switched on with one argument, `from_pretrained(..., fast_path=True)` (tokenizers, generators, pipelines), or
-`model.enable_fast_path()`. Chosen by measurement (benchmarks/bench_stages.py, README "Performance"):
+Switched on with one argument, `from_pretrained(..., fast_path=True)` (tokenizers, generators, pipelines, for every
+family: TiTok and One-D-Piece, TA-TiTok, MaskGen VQ and KL, RAR, the CLIP text tower in MaskGen's pipeline), or
+`model.enable_fast_path()`. Chosen by measurement (benchmarks/bench_stages.py, bench_maskgen.py, bench_rar.py,
+README "Performance"):
 
 - int8 dynamic quantization (PyTorch's `torch.ao` dynamic quantization: int8 weights per tensor, activations
   quantized per batch, fbgemm/oneDNN int8 GEMMs, no compilation) of every linear layer of the tokenizer's
-  decoder ViT and of the generator.
+  decoder ViT (TA-TiTok's text-conditioned one too), of the generators (MaskGIT, RAR, MaskGen VQ and KL with
+  MaskGen-KL's diffusion head) and of the CLIP text tower.
 - bfloat16 for the encoder's MLPs and attention output projections and for the MaskGIT-VQGAN decoder's
   convolutions, on CPUs where bfloat16 matrix products are clearly faster than float32 (`fast_bfloat16()`:
   AMX tiles, or else measured once per process, since CPUs with the same instruction flags differ). Elsewhere
@@ -372,12 +375,33 @@ def vqgan_fast_path(vqgan, bfloat16: bool | None = None):
 
 
 def generator_fast_path(generator):
-    """The fast path of a `TiTokMaskGIT`: int8 linear layers (attention, MLPs, output head)."""
+    """The fast path of a generator (`TiTokMaskGIT`, `RARTransformer`, `MaskGenVQTransformer`,
+    `MaskGenKLTransformer` with its diffusion head): int8 linear layers (attention, MLPs, modulations, output
+    heads). Embeddings, norms, the attention products and the samplers stay float32."""
     if already_fast(generator):
         return generator
     quantize_linear_layers(generator)
     generator.fast_path = True
     return generator
+
+
+@functools.cache
+def _guarded_class(cls: type) -> type:
+    """`cls` with `FastPathGuardMixin`'s refusals first in its method order (for a model class of another library)."""
+    return type(cls.__name__, (FastPathGuardMixin, cls), {"__module__": cls.__module__, "__doc__": cls.__doc__})
+
+
+def text_encoder_fast_path(text_encoder):
+    """The fast path of a transformers text encoder (MaskGen's and TA-TiTok's CLIP text tower): int8 linear layers;
+    the token and position embeddings, norms and attention products stay float32. transformers' class gets the
+    fast path's refusals (saving, moving, training) through a subclass of the same name."""
+    if already_fast(text_encoder):
+        return text_encoder
+    quantize_linear_layers(text_encoder)
+    if not isinstance(text_encoder, FastPathGuardMixin):
+        text_encoder.__class__ = _guarded_class(type(text_encoder))
+    text_encoder.fast_path = True
+    return text_encoder
 
 
 __all__ = [
@@ -390,6 +414,7 @@ __all__ = [
     "generator_fast_path",
     "onnx_runtime_available",
     "quantize_linear_layers",
+    "text_encoder_fast_path",
     "tokenizer_fast_path",
     "vqgan_fast_path",
 ]

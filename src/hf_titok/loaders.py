@@ -99,9 +99,15 @@ def _saved_tokenizer(folder: Path):
     return family.model_class.from_pretrained(folder).eval()
 
 
-def load_tokenizer(model: str) -> tuple:
+def load_tokenizer(model: str, fast_path: bool = False) -> tuple:
     """(tokenizer, image processor) from a tokenizer folder or a pipeline folder (its `vqvae`); for an official
-    generator, its release's tokenizer. The tokenizer class is the family's (`TATiTokTokenizer` for TA-TiTok)."""
+    generator, its release's tokenizer. The tokenizer class is the family's (`TATiTokTokenizer` for TA-TiTok).
+    `fast_path=True`: on the CPU fast path (`enable_fast_path`)."""
+    tokenizer, processor = _load_tokenizer(model)
+    return (tokenizer.eval().enable_fast_path() if fast_path else tokenizer), processor
+
+
+def _load_tokenizer(model: str) -> tuple:
     family, source, official = family_of(model)
     if official:
         return _official_tokenizer(source, family)
@@ -118,16 +124,16 @@ def load_tokenizer(model: str) -> tuple:
     return tokenizer, load_image_processor(folder, tokenizer.config.image_size)
 
 
-def load_pipeline(model: str, release: str | None = None):
+def load_pipeline(model: str, release: str | None = None, fast_path: bool = False):
     """The pipeline `model` holds (a pipeline folder or Hub repo, or an official generator), of its family's
     pipeline class (`TiTokPipeline`, `MaskGenPipeline`, ...), its progress bar off (callers show their own).
     `release` names the release of a repo or folder holding the `.bin` files of several (`yucornetto/RAR`,
-    `fun-research/TiTok`)."""
+    `fun-research/TiTok`). `fast_path=True`: every model on the CPU fast path."""
     if release is not None:
         family = family_of_kind(get_release(release).kind)
         if family.pipeline_class is None:
             raise ModelNotFoundError(f"release {release} is a {family.title}; generation needs a generator")
-        pipe = family.pipeline_class.from_pretrained(model, release=release)
+        pipe = family.pipeline_class.from_pretrained(model, release=release, fast_path=fast_path)
         pipe.set_progress_bar_config(disable=True)
         return pipe
     family, source, official = family_of(model)
@@ -138,7 +144,7 @@ def load_pipeline(model: str, release: str | None = None):
         raise ModelNotFoundError(f"{source} is not a {names} (no model_index.json); generation needs a generator")
     if family is None or family.pipeline_class is None:
         raise ModelNotFoundError(f"{source} holds a pipeline of no model family of this package")
-    pipe = family.pipeline_class.from_pretrained(source)
+    pipe = family.pipeline_class.from_pretrained(source, fast_path=fast_path)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

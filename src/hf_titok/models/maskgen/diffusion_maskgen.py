@@ -118,14 +118,20 @@ class GaussianDiffusion:
         }
         # float32 `[T, tables]`: each float64 coefficient cast once, as the official code casts it where it is used.
         self.coefficients = torch.from_numpy(np.stack([tables[name] for name in self.TABLES], axis=1)).float()
+        self._coefficients_on: dict[torch.device, torch.Tensor] = {}
 
     def at(self, index: int, device=None) -> dict[str, torch.Tensor]:
-        """The coefficients of one step (0-d float32 tensors)."""
-        row = self.coefficients[index].to(device)
-        return dict(zip(self.TABLES, row))
+        """The coefficients of one step (0-d float32 tensors on `device`; the table is copied there once)."""
+        return dict(zip(self.TABLES, self._table_on(device)[index]))
+
+    def _table_on(self, device) -> torch.Tensor:
+        device = torch.device("cpu") if device is None else torch.device(device)
+        if device not in self._coefficients_on:
+            self._coefficients_on[device] = self.coefficients.to(device)
+        return self._coefficients_on[device]
 
     def _gather(self, timesteps: torch.Tensor) -> dict[str, torch.Tensor]:
-        rows = self.coefficients.to(timesteps.device)[timesteps].unsqueeze(-1)  # [M, tables, 1]
+        rows = self._table_on(timesteps.device)[timesteps].unsqueeze(-1)  # [M, tables, 1]
         return {name: rows[:, i] for i, name in enumerate(self.TABLES)}
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ from diffusers.models.normalization import AdaLayerNormContinuous
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from ...fast_path import FastPathGuardMixin, generator_fast_path
 from ...utils.loading import OfficialFormatMixin
 from ...utils.remote_code import SavesCodeMixin
 
@@ -39,7 +40,10 @@ AESTHETIC_SCALE = 100.0
 
 def compute_dtype(module: nn.Module) -> torch.dtype:
     """The dtype `module` computes in, which its inputs are cast to. Under diffusers' layerwise casting a weight is
-    stored in another dtype (e.g. float8) and cast at each call, so a weight's own dtype is not it."""
+    stored in another dtype (e.g. float8) and cast at each call, so a weight's own dtype is not it. A module whose
+    every weight is in an int8 layer of the CPU fast path (float32 in, float32 out) computes in float32."""
+    if next(module.parameters(), None) is None:
+        return torch.float32
     return get_parameter_dtype(module)
 
 
@@ -112,6 +116,11 @@ class MaskGenTransformerMixin:
         self.norm_out = AdaLayerNormContinuous(hidden_size, hidden_size, elementwise_affine=False, eps=1e-6)
         self.gradient_checkpointing = False
 
+    def enable_fast_path(self):
+        """Switch on the CPU fast path in place (`hf_titok.fast_path`): int8 linear layers (the blocks, the
+        projections, the output head; MaskGen-KL's diffusion head too). The samplers stay float32."""
+        return generator_fast_path(self)
+
     def pooled_condition(self, pooled_prompt_embeds: torch.Tensor, aesthetic_embedding: torch.Tensor) -> torch.Tensor:
         """`[B, P]` CLIP text_embeds + `[B, M]` aesthetic embedding -> the blocks' `temb` `[B, D]`."""
         dtype = compute_dtype(self)
@@ -153,7 +162,9 @@ class MaskGenKLOutput(BaseOutput):
     condition: torch.Tensor
 
 
-class MaskGenVQTransformer(OfficialFormatMixin, SavesCodeMixin, ModelMixin, ConfigMixin, MaskGenTransformerMixin):
+class MaskGenVQTransformer(
+    FastPathGuardMixin, OfficialFormatMixin, SavesCodeMixin, ModelMixin, ConfigMixin, MaskGenTransformerMixin
+):
     """MaskGen-VQ: a masked transformer over TA-TiTok VQ ids, conditioned on text and an aesthetic score.
 
     Args:
@@ -248,15 +259,22 @@ class DiffusionHeadBlock(nn.Module):
         self.linear_2 = nn.Linear(width, width)
         self.modulation = nn.Linear(width, 3 * width)
 
-    def forward(self, hidden_states: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        shift, scale, gate = self.modulation(F.silu(condition)).chunk(3, dim=-1)
+    def forward(self, hidden_states: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+        """`modulation`: this block's `[..., 3 * width]` (shift | scale | gate), from the head's `modulations`."""
+        shift, scale, gate = modulation.chunk(3, dim=-1)
         modulated = self.norm(hidden_states) * (1 + scale) + shift
         return hidden_states + gate * self.linear_2(F.silu(self.linear_1(modulated)))
 
 
 class MaskGenDiffusionHead(nn.Module):
     """The per-token denoiser of MaskGen-KL (official `SimpleMLPAdaLN`): noisy token `[M, C]`, timestep `[M]` and
-    condition `[M, D]` -> `[M, 2C]`: the noise prediction and the variance interpolation values in [-1, 1]."""
+    condition `[M, D]` -> `[M, 2C]`: the noise prediction and the variance interpolation values in [-1, 1].
+
+    Two parts: `modulations(timesteps, condition)` (the embedding of timestep + condition and every adaLN
+    modulation computed from it: 60% of the head's weights) and `denoise(noisy_tokens, modulations)` (the residual
+    MLP on the token). In sampling the timesteps of the reverse diffusion are known in advance and the condition
+    is fixed within a token step, so the sampler computes the modulations of all its diffusion steps in one batched
+    call (`step_modulations`) and runs only `denoise` per step: the same arithmetic as calling the head per step."""
 
     def __init__(self, token_channels: int, condition_size: int, width: int, num_blocks: int):
         super().__init__()
@@ -268,31 +286,56 @@ class MaskGenDiffusionHead(nn.Module):
         self.modulation_out = nn.Linear(width, 2 * width)
         self.proj_out = nn.Linear(width, 2 * token_channels)
 
-    def forward(self, noisy_tokens: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def _modulations_of(self, embedding: torch.Tensor) -> list[torch.Tensor]:
+        activated = F.silu(embedding)
+        return [block.modulation(activated) for block in self.blocks] + [self.modulation_out(activated)]
+
+    def modulations(self, timesteps: torch.Tensor, condition: torch.Tensor) -> list[torch.Tensor]:
+        """Per row: timestep `[M]` and condition `[M, D]` -> each block's modulation `[M, 3 * width]`, then the
+        output layer's `[M, 2 * width]`."""
         dtype = compute_dtype(self)
-        hidden_states = self.input_projection(noisy_tokens.to(dtype))
-        embedding = self.time_embedding(timesteps) + self.condition_embedding(condition.to(dtype))
-        for block in self.blocks:
-            hidden_states = block(hidden_states, embedding)
-        shift, scale = self.modulation_out(F.silu(embedding)).chunk(2, dim=-1)
+        return self._modulations_of(self.time_embedding(timesteps) + self.condition_embedding(condition.to(dtype)))
+
+    def step_modulations(self, timesteps: torch.Tensor, condition: torch.Tensor) -> list[torch.Tensor]:
+        """Every pair of a timestep `[S]` and a condition row `[M, D]` -> the modulations `[S, M, ...]`
+        (`modulations` of each step's rows, in one batched call: the weights are read once, not S times)."""
+        dtype = compute_dtype(self)
+        embedding = self.time_embedding(timesteps).unsqueeze(1) + self.condition_embedding(condition.to(dtype))
+        return self._modulations_of(embedding)
+
+    def denoise(self, noisy_tokens: torch.Tensor, modulations: list[torch.Tensor]) -> torch.Tensor:
+        """Noisy tokens `[M, C]` with their rows' `modulations` -> `[M, 2C]`."""
+        hidden_states = self.input_projection(noisy_tokens.to(compute_dtype(self)))
+        for block, modulation in zip(self.blocks, modulations):
+            hidden_states = block(hidden_states, modulation)
+        shift, scale = modulations[-1].chunk(2, dim=-1)
         return self.proj_out(self.norm_out(hidden_states) * (1 + scale) + shift)
 
-    def guided(
-        self, noisy_tokens: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor, guidance_scale
-    ) -> torch.Tensor:
+    def forward(self, noisy_tokens: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        return self.denoise(noisy_tokens, self.modulations(timesteps, condition))
+
+    def guided_denoise(self, noisy_tokens: torch.Tensor, modulations: list[torch.Tensor], guidance_scale):
         """Classifier-free guidance over a doubled batch `[conditional; unconditional]` (the first half's tokens
-        are used for both): eps = eps_u + s (eps_c - eps_u) in both halves; the variance values stay per half.
-        `guidance_scale`: a number or a 0-dim tensor (no host read)."""
+        are used for both; `modulations` of the doubled rows): eps = eps_u + s (eps_c - eps_u) in both halves; the
+        variance values stay per half. `guidance_scale`: a number or a 0-dim tensor (no host read)."""
         half = noisy_tokens[: noisy_tokens.shape[0] // 2]
-        output = self(torch.cat([half, half]), timesteps, condition)
+        output = self.denoise(torch.cat([half, half]), modulations)
         channels = noisy_tokens.shape[-1]
         eps, variance = output[:, :channels], output[:, channels:]
         eps_cond, eps_uncond = eps.chunk(2)
         eps_guided = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
         return torch.cat([torch.cat([eps_guided, eps_guided]), variance], dim=-1)
 
+    def guided(
+        self, noisy_tokens: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor, guidance_scale
+    ) -> torch.Tensor:
+        """`guided_denoise` with the modulations of per-row timesteps `[2M]` and conditions `[2M, D]`."""
+        return self.guided_denoise(noisy_tokens, self.modulations(timesteps, condition), guidance_scale)
 
-class MaskGenKLTransformer(OfficialFormatMixin, SavesCodeMixin, ModelMixin, ConfigMixin, MaskGenTransformerMixin):
+
+class MaskGenKLTransformer(
+    FastPathGuardMixin, OfficialFormatMixin, SavesCodeMixin, ModelMixin, ConfigMixin, MaskGenTransformerMixin
+):
     """MaskGen-KL: a masked transformer over TA-TiTok VAE tokens whose per-position outputs condition a diffusion
     head that samples each token (MAR-style).
 

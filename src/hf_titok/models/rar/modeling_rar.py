@@ -20,6 +20,7 @@ from transformers.cache_utils import Cache, DynamicCache, StaticCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
+from ...fast_path import FastPathGuardMixin, generator_fast_path
 from ...utils.input_checks import check_class_labels, values_checkable
 from ...utils.loading import StrictLoadingMixin
 from ...utils.remote_code import SavesCodeMixin
@@ -168,7 +169,7 @@ class RAROutput(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
-class RARPreTrainedModel(SavesCodeMixin, StrictLoadingMixin, PreTrainedModel):
+class RARPreTrainedModel(SavesCodeMixin, FastPathGuardMixin, StrictLoadingMixin, PreTrainedModel):
     config: RARConfig
     config_class = RARConfig
     base_model_prefix = "rar"
@@ -237,6 +238,11 @@ class RARTransformer(RARPreTrainedModel):
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
+
+    def enable_fast_path(self) -> "RARTransformer":
+        """Switch on the CPU fast path in place (`hf_titok.fast_path`): int8 linear layers (attention, MLPs, adaLN
+        modulations, output head); the KV cache, position tables and the sampler stay float32."""
+        return generator_fast_path(self)
 
     def static_cache(self, batch_size: int) -> StaticCache:
         """A cache of fixed size for a whole sequence of `batch_size` rows, which `torch.compile` can capture (its

@@ -28,7 +28,8 @@ class TATiTokDecoder(TiTokDecoder):
     def condition_tokens(self, batch_size: int, text_embeddings: torch.Tensor) -> list[torch.Tensor]:
         """The text `[B, L, text_hidden_size]`, projected here (inside the decoder's `forward`, so offload hooks
         have the weights in place)."""
-        text_embeddings = text_embeddings.to(self.text_projection.weight.dtype)
+        # The model's dtype from a table, not from the projection: on the CPU fast path that is an int8 layer.
+        text_embeddings = text_embeddings.to(self.text_position_embedding.dtype)
         return [self.text_projection(text_embeddings) + self.text_position_embedding]
 
 
@@ -101,12 +102,6 @@ class TATiTokTokenizer(TiTokTokenizer):
     ) -> torch.Tensor | DecoderOutput:
         """Continuous latents `[B, N, C]` (quantized for VQ) and text embeddings -> pixels `[B, 3, H, W]`."""
         return self._decode_latents(latents, {"text_embeddings": text_embeddings}, batch_size, return_dict)
-
-    def enable_fast_path(self, bfloat16: bool | None = None) -> TATiTokTokenizer:
-        raise NotImplementedError(
-            "the CPU fast path covers TiTok's tokenizers; TA-TiTok runs in float32, or in half precision with "
-            "dtype=torch.bfloat16"
-        )
 
 
 __all__ = ["TATiTokDecoder", "TATiTokTokenizer"]

@@ -123,10 +123,7 @@ class TiTokPipeline(ClassLabelsMixin, PipelineBase):
         (e.g. `"titok_l32_generator"`). Its tokenizer is the release's (or `vqvae=`: a `TiTokTokenizer`, a folder
         or a repo), its scheduler the official gFID sampling settings, its class names ImageNet's. `dtype=`
         (or diffusers' `torch_dtype=`), `device_map=` and the Hub arguments apply to both models."""
-        if not isinstance(fast_path, bool):
-            raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
-        pipe = super().from_pretrained(pretrained_model_name_or_path, release=release, **kwargs)
-        return pipe.enable_fast_path() if fast_path else pipe
+        return super().from_pretrained(pretrained_model_name_or_path, release=release, fast_path=fast_path, **kwargs)
 
     @classmethod
     def _components_not_saved(cls, folder: Path, index: dict) -> dict:
@@ -137,14 +134,6 @@ class TiTokPipeline(ClassLabelsMixin, PipelineBase):
         if scheduler is not None:
             components.setdefault("scheduler", scheduler)
         return components
-
-    def enable_fast_path(self, bfloat16: bool | None = None) -> "TiTokPipeline":
-        """The CPU fast path of both models, in place (`hf_titok.fast_path`; README "Performance"): int8 generator
-        and tokenizer decoder, bfloat16 encoder MLPs and pixel decoder on CPUs with fast bfloat16
-        (`fast_bfloat16()`), else the pixel decoder through ONNX Runtime when installed. Sampling stays float32."""
-        self.vqvae.eval().enable_fast_path(bfloat16)
-        self.transformer.eval().enable_fast_path()
-        return self
 
     def push_to_hub(
         self,
