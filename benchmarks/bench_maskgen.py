@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import torch
@@ -51,8 +50,10 @@ from common import (
     machine_info,
     matmul_peak_gflops,
     peak_rss_mb,
+    psnr_db,
     reset_peak_rss,
     setup,
+    stage_figures,
     timed,
 )
 
@@ -113,11 +114,6 @@ def count_flops(pipe: MaskGenPipeline, fn):
         for model, implementation in zip(models, saved):
             model.config._attn_implementation = implementation
     return counter.get_total_flops(), result
-
-
-def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.float().clamp(0, 1) - b.float().clamp(0, 1)) ** 2).mean())
-    return round(10 * math.log10(1 / mse), 2) if mse > 0 else float("inf")
 
 
 def quality(pipe: MaskGenPipeline, exact_tokens, fast_tokens, exact_pixels, decode) -> dict:
@@ -241,11 +237,7 @@ def main() -> None:
             "int8_peak_gops": round(int8_peak, 1) if int8_peak else None,
             "peak_of": "int8" if args.fast_path else args.dtype,
         }
-        for name in ("tokens", "decode", "images"):
-            result[f"{name}_seconds_per_batch"] = round(seconds[name], 3)
-            result[f"{name}_images_per_second"] = round(args.batch_size / seconds[name], 4)
-            result[f"{name}_gflops"] = round(flops[name] / seconds[name] / 1e9, 1)
-            result[f"{name}_fraction_of_peak"] = round(flops[name] / seconds[name] / 1e9 / used_peak, 3)
+        result.update(stage_figures(seconds, flops, args.batch_size, used_peak))
         result["peak_rss_mb"] = peak_rss_mb()
         result.update(breakdown)
         if device.type == "cuda":

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -36,8 +35,10 @@ from common import (
     machine_info,
     matmul_peak_gflops,
     peak_rss_mb,
+    psnr_db,
     reset_peak_rss,
     setup,
+    stage_figures,
     timed,
 )
 
@@ -52,11 +53,6 @@ def pipeline(size: str) -> RARPipeline:
     pipe = RARPipeline(MaskGITVQGAN(MaskGITVQGANConfig()).eval(), transformer, RARScheduler.from_preset(size))
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.float().clamp(0, 1) - b.float().clamp(0, 1)) ** 2).mean())
-    return round(10 * math.log10(1 / mse), 2) if mse > 0 else float("inf")
 
 
 def counted(fn):
@@ -122,11 +118,7 @@ def main() -> None:
             "int8_peak_gops": round(int8_peak, 1) if int8_peak else None,
             "peak_of": "int8" if args.fast_path else args.dtype,
         }
-        for name in ("tokens", "decode", "images"):
-            result[f"{name}_seconds_per_batch"] = round(seconds[name], 3)
-            result[f"{name}_images_per_second"] = round(args.batch_size / seconds[name], 4)
-            result[f"{name}_gflops"] = round(flops[name] / seconds[name] / 1e9, 1)
-            result[f"{name}_fraction_of_peak"] = round(flops[name] / seconds[name] / 1e9 / used_peak, 3)
+        result.update(stage_figures(seconds, flops, args.batch_size, used_peak))
         result["peak_rss_mb"] = peak_rss_mb()
         if device.type == "cuda":
             result["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)

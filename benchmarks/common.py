@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import math
 import os
 import platform
 import statistics
@@ -112,6 +113,23 @@ def peak_rss_mb() -> float | None:
     except OSError:
         pass
     return None
+
+
+def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (dB) between two image batches in [0, 1] (clamped), over the whole batch; inf when equal."""
+    mse = float(((a.float().clamp(0, 1) - b.float().clamp(0, 1)) ** 2).mean())
+    return round(10 * math.log10(1 / mse), 2) if mse > 0 else float("inf")
+
+
+def stage_figures(seconds: dict, flops: dict, batch_size: int, peak: float) -> dict:
+    """Per stage (the keys of `seconds`): seconds per batch, images/s, achieved GFLOP/s and its fraction of `peak`."""
+    figures = {}
+    for name, value in seconds.items():
+        figures[f"{name}_seconds_per_batch"] = round(value, 3)
+        figures[f"{name}_images_per_second"] = round(batch_size / value, 4)
+        figures[f"{name}_gflops"] = round(flops[name] / value / 1e9, 1)
+        figures[f"{name}_fraction_of_peak"] = round(flops[name] / value / 1e9 / peak, 3)
+    return figures
 
 
 def timed(fn, repeats: int, device: torch.device = torch.device("cpu"), warmup: int = 1) -> float:

@@ -310,12 +310,15 @@ class FastPathGuardMixin:
                 "fast_path=True) for that"
             )
 
-    def save_pretrained(self, *args, **kwargs):
+    def save_pretrained(self, *args, variant: str | None = None, **kwargs):
+        # `variant` is named: diffusers' pipeline saving passes it only to save methods whose signature names it.
         if self.fast_path:
             raise ValueError(
                 f"this {type(self).__name__} is on the CPU fast path (int8/bfloat16 modules), which is not saved: save "
                 "the exact model and load it with from_pretrained(..., fast_path=True)"
             )
+        if variant is not None:
+            kwargs["variant"] = variant
         return super().save_pretrained(*args, **kwargs)
 
     def to(self, *args, **kwargs):
@@ -346,6 +349,36 @@ class FastPathGuardMixin:
         if requires_grad:
             self._refuse_on_fast_path("gradients (requires_grad_(True))")
         return super().requires_grad_(requires_grad)
+
+
+class FastPathPipelineMixin:
+    """For the pipelines (`TiTokPipeline`, `RARPipeline`, `MaskGenPipeline`): `from_pretrained(..., fast_path=True)`
+    and `enable_fast_path()` switch every model of the pipeline onto the fast path."""
+
+    @classmethod
+    def from_pretrained(cls, *args, fast_path: bool = False, **kwargs):
+        """The pipeline's loading, then `enable_fast_path()` with `fast_path=True`."""
+        if not isinstance(fast_path, bool):
+            raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
+        pipe = super().from_pretrained(*args, **kwargs)
+        return pipe.enable_fast_path() if fast_path else pipe
+
+    def enable_fast_path(self, bfloat16: bool | None = None):
+        """The CPU fast path of every model of the pipeline, in place (README "Performance"): int8 linear layers
+        in the generator, the tokenizer's decoder and the text encoder; bfloat16 encoder MLPs and pixel-decoder
+        convolutions on CPUs where bfloat16 is fast (`fast_bfloat16()`, or `bfloat16=`), else the pixel decoder
+        through ONNX Runtime when installed. The samplers stay float32. Every model is checked (float32, on the
+        CPU) before any changes."""
+        text_encoder = getattr(self, "text_encoder", None)
+        models = [self.vqvae, self.transformer] + ([text_encoder] if text_encoder is not None else [])
+        for model in models:
+            if not getattr(model, "fast_path", False):
+                check_fast_path_model(model.eval())
+        self.vqvae.enable_fast_path(bfloat16)
+        self.transformer.enable_fast_path()
+        if text_encoder is not None:
+            text_encoder_fast_path(text_encoder)
+        return self
 
 
 def tokenizer_fast_path(tokenizer, bfloat16: bool | None = None):
@@ -407,6 +440,7 @@ def text_encoder_fast_path(text_encoder):
 __all__ = [
     "DecoderPixels",
     "FastPathGuardMixin",
+    "FastPathPipelineMixin",
     "Bfloat16Island",
     "OnnxRuntimeConvolutions",
     "bfloat16_speedup",

@@ -1,8 +1,7 @@
 """What hf_titok's diffusers pipelines share (`TiTokPipeline`, `MaskGenPipeline`, `RARPipeline`): optional components
 left out (`DEFAULT`), class labels (the class-conditional ones), per-thread call state behind the properties step
 callbacks read, sequential offload on the CPU, saving with the code, loading (an official checkpoint converted in
-memory, or a saved folder with the installed classes; `fast_path=True`), the CPU fast path of every model, and plain
-snapshot downloads."""
+memory, or a saved folder with the installed classes), and plain snapshot downloads."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from huggingface_hub import hf_hub_download, snapshot_download
 
-from ..fast_path import check_fast_path_model, text_encoder_fast_path
 from .legacy import current_module_entries
 from .loading import checkpoint_reader, hub_arguments, refuse_missing_folder
 from .remote_code import PACKAGE, installed_entries, write_pipeline_code
@@ -379,38 +377,11 @@ class PipelineBase(DiffusionPipeline):
         return (index, *rest) if isinstance(loaded, tuple) else index
 
     @classmethod
-    def from_pretrained(
-        cls, pretrained_model_name_or_path, release: str | None = None, fast_path: bool = False, **kwargs
-    ):
+    def from_pretrained(cls, pretrained_model_name_or_path, release: str | None = None, **kwargs):
         """An official checkpoint converted in memory (`hf_titok.conversion.direct`: a Hub id or folder in an
         official format, or a repo of plain `.bin` files with `release=`), else diffusers' `from_pretrained` of a
         saved pipeline, after checking that every component it needs is there (a missing one is named rather than
-        failing deep inside the loader). `dtype=` and diffusers' `torch_dtype=` both work. `fast_path=True` then
-        switches on the CPU fast path of every model (`enable_fast_path`)."""
-        if not isinstance(fast_path, bool):
-            raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
-        pipe = cls._load(pretrained_model_name_or_path, release, **kwargs)
-        return pipe.enable_fast_path() if fast_path else pipe
-
-    def enable_fast_path(self, bfloat16: bool | None = None):
-        """The CPU fast path of every model of the pipeline, in place (`hf_titok.fast_path`; README "Performance"):
-        int8 linear layers in the generator, the tokenizer's decoder and the text encoder; bfloat16 encoder MLPs
-        and pixel-decoder convolutions on CPUs where bfloat16 is fast (`fast_bfloat16()`, or `bfloat16=`), else the
-        pixel decoder through ONNX Runtime when installed. The samplers stay float32. Every model is checked
-        (float32, on the CPU) before any changes."""
-        text_encoder = getattr(self, "text_encoder", None)
-        models = [self.vqvae, self.transformer] + ([text_encoder] if text_encoder is not None else [])
-        for model in models:
-            if not getattr(model, "fast_path", False):
-                check_fast_path_model(model.eval())
-        self.vqvae.enable_fast_path(bfloat16)
-        self.transformer.enable_fast_path()
-        if text_encoder is not None:
-            text_encoder_fast_path(text_encoder)
-        return self
-
-    @classmethod
-    def _load(cls, pretrained_model_name_or_path, release: str | None = None, **kwargs):
+        failing deep inside the loader). `dtype=` and diffusers' `torch_dtype=` both work."""
         source = pretrained_model_name_or_path
         refuse_missing_folder(source)
         reader = checkpoint_reader()

@@ -12,6 +12,7 @@ from diffusers import ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 
+from ...fast_path import FastPathPipelineMixin
 from ...text_encoding import check_prompts, clip_text_features, tokenize_prompts
 from ...utils.input_checks import check_text_embeddings, trusted_values
 from ...utils.pipeline_utils import DEFAULT, PipelineBase
@@ -52,7 +53,7 @@ class TextInputs(NamedTuple):
     decoder_prompt_embeds: torch.Tensor | None
 
 
-class MaskGenPipeline(PipelineBase):
+class MaskGenPipeline(FastPathPipelineMixin, PipelineBase):
     r"""
     Text-to-image generation with a MaskGen generator and a TA-TiTok tokenizer.
 

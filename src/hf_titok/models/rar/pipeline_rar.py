@@ -12,6 +12,7 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 from transformers.cache_utils import DynamicCache
 
+from ...fast_path import FastPathPipelineMixin
 from ...utils.input_checks import check_token_ids
 from ...utils.pipeline_utils import DEFAULT, ClassLabelsMixin, PipelineBase
 from ...utils.torch_utils import GeneratorType, check_generator, rand_tensor
@@ -36,7 +37,7 @@ EXAMPLE_DOC_STRING = """
 CACHE_IMPLEMENTATIONS = ("dynamic", "static")
 
 
-class RARPipeline(ClassLabelsMixin, PipelineBase):
+class RARPipeline(FastPathPipelineMixin, ClassLabelsMixin, PipelineBase):
     r"""
     Class-conditional generation with RAR (Randomized Autoregressive visual generation, Yu et al., 2024).
 

@@ -11,6 +11,7 @@ from diffusers import ImagePipelineOutput
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 
+from ...fast_path import FastPathPipelineMixin
 from ...hub import pipeline_card, push_folder_to_hub
 from ...utils.input_checks import check_token_ids
 from ...utils.legacy import legacy_pipeline_scheduler
@@ -34,7 +35,7 @@ EXAMPLE_DOC_STRING = """
 """
 
 
-class TiTokPipeline(ClassLabelsMixin, PipelineBase):
+class TiTokPipeline(FastPathPipelineMixin, ClassLabelsMixin, PipelineBase):
     r"""
     Class-conditional generation with a TiTok MaskGIT generator and a TiTok tokenizer.
 
