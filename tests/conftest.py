@@ -161,6 +161,19 @@ def run_readme_example(code: str, folder: Path, monkeypatch) -> dict:
     return namespace
 
 
+def assert_builtin_folder(folder: str, max_megabytes: float) -> None:
+    """A built-in model's folder: inside the installed package, at most `max_megabytes`, safetensors weights and no
+    pickles or code copies (the installed package loads it), a model card."""
+    import hf_titok
+
+    folder = Path(folder)
+    assert folder.is_relative_to(Path(hf_titok.__file__).parent)
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert size <= max_megabytes * 1e6, f"{size / 1e6:.1f} MB"
+    assert all(f.suffix not in (".bin", ".py") for f in folder.rglob("*"))
+    assert (folder / "README.md").is_file()
+
+
 def tiny_titok_config(kind: str = "two_stage", **overrides):
     """Small random-weight TiTok configs of each kind: `two_stage` (proxy codes + pixel decoder),
     `stage1`, `single_vq` and `vae`."""

@@ -14,6 +14,8 @@ from hf_titok.data.fashion_mnist import demo_test_images
 from hf_titok.evaluation.metrics import psnr
 from hf_titok.models.titok.image_processing_titok import to_float, to_uint8
 
+from conftest import assert_builtin_folder
+
 
 @pytest.fixture(scope="module")
 def tokenizer() -> TiTokTokenizer:
@@ -28,9 +30,7 @@ def pixel_values() -> torch.Tensor:
 
 
 def test_ships_inside_the_package_with_the_builtin_tokenizers_ids(tokenizer, pixel_values):
-    folder = Path(hf_titok.FASHION_MNIST_PREFIX_TOKENIZER)
-    assert folder.is_relative_to(Path(hf_titok.__file__).parent) and (folder / "README.md").is_file()
-    assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) <= 12e6
+    assert_builtin_folder(hf_titok.FASHION_MNIST_PREFIX_TOKENIZER, max_megabytes=12)
     assert tokenizer.config.prefix_decoding and tokenizer.config.num_latent_tokens == 32
     builtin = TiTokPipeline.from_pretrained(hf_titok.FASHION_MNIST_PIPELINE).vqvae
     with torch.no_grad():

@@ -17,7 +17,7 @@ from hf_titok import RARPipeline, TiTokPipeline, TiTokTokenizer
 from hf_titok.cli import main as cli
 from hf_titok.data.fashion_mnist import FASHION_MNIST_CLASSES
 
-from conftest import tiny_rar_pipeline
+from conftest import assert_builtin_folder, tiny_rar_pipeline
 
 PACKAGE_SCRIPT = Path(__file__).resolve().parent.parent / "training" / "fashion_mnist" / "package_model.py"
 
@@ -30,11 +30,7 @@ def pipe():
 
 
 def test_ships_inside_the_package_over_the_builtin_titok_tokens(pipe):
-    folder = Path(hf_titok.FASHION_MNIST_RAR_PIPELINE)
-    assert folder.is_relative_to(Path(hf_titok.__file__).parent)
-    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    assert size <= 25e6, f"{size / 1e6:.1f} MB"
-    assert all(f.suffix not in (".bin", ".py") for f in folder.rglob("*")) and (folder / "README.md").is_file()
+    assert_builtin_folder(hf_titok.FASHION_MNIST_RAR_PIPELINE, max_megabytes=25)
     assert [pipe.id2label[i] for i in range(10)] == FASHION_MNIST_CLASSES
     assert pipe.transformer.dtype == torch.float32  # stored in float16, loaded as float32
     # Its tokenizer is the built-in TiTok's, weight for weight: the ids it generates are that tokenizer's.

@@ -19,7 +19,7 @@ from hf_titok.data.fashion_mnist import demo_test_images, fashion_mnist_caption
 from hf_titok.evaluation.metrics import psnr
 from hf_titok.text_encoding import clip_text_features, tokenize_prompts
 
-from conftest import tiny_maskgen_pipeline
+from conftest import assert_builtin_folder, tiny_maskgen_pipeline
 
 # The shipped TA-TiTok measures 20.84 dB on the whole 10k test split (uint8 outputs, its card) and 20.97 dB on the
 # 30 test images below; the floor leaves room for float differences between CPUs.
@@ -35,10 +35,7 @@ def pipe():
 
 def test_ships_inside_the_package_and_loads_offline(pipe):
     folder = Path(hf_titok.FASHION_MNIST_TEXT_PIPELINE)
-    assert folder.is_relative_to(Path(hf_titok.__file__).parent)
-    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    assert size <= 20e6, f"{size / 1e6:.1f} MB"
-    assert all(f.suffix != ".bin" for f in folder.rglob("*")) and (folder / "README.md").is_file()
+    assert_builtin_folder(folder, max_megabytes=20)
     assert isinstance(pipe.vqvae, TATiTokTokenizer) and pipe.vqvae.config.image_size == 32
     assert pipe.transformer.dtype == torch.float32  # stored in float16, loaded as float32
     # The text encoder and its tokenizer load with transformers alone, as any CLIP text tower.

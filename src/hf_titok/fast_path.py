@@ -270,6 +270,11 @@ def check_fast_path_model(model: nn.Module) -> None:
         raise ValueError("the fast path is for inference: call model.eval() first (quantized layers do not train)")
 
 
+def _check_fast_path_argument(fast_path) -> None:
+    if not isinstance(fast_path, bool):
+        raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
+
+
 def _device_and_dtype(args, kwargs) -> tuple[torch.device | None, torch.dtype | None]:
     """The device and dtype a `Module.to(...)` call asks for (either may be None)."""
     device, dtype = kwargs.get("device"), kwargs.get("dtype")
@@ -295,8 +300,7 @@ class FastPathGuardMixin:
     @classmethod
     def from_pretrained(cls, *args, fast_path: bool = False, **kwargs):
         """The loading of the classes below, then `enable_fast_path()` with `fast_path=True`."""
-        if not isinstance(fast_path, bool):
-            raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
+        _check_fast_path_argument(fast_path)
         loaded = super().from_pretrained(*args, **kwargs)
         if fast_path:
             (loaded[0] if isinstance(loaded, tuple) else loaded).eval().enable_fast_path()
@@ -358,8 +362,7 @@ class FastPathPipelineMixin:
     @classmethod
     def from_pretrained(cls, *args, fast_path: bool = False, **kwargs):
         """The pipeline's loading, then `enable_fast_path()` with `fast_path=True`."""
-        if not isinstance(fast_path, bool):
-            raise TypeError(f"fast_path must be True or False, got {fast_path!r}")
+        _check_fast_path_argument(fast_path)
         pipe = super().from_pretrained(*args, **kwargs)
         return pipe.enable_fast_path() if fast_path else pipe
 
